@@ -1,0 +1,158 @@
+"""Flask-Batch demo: the same API calls made one by one, then all in one batch.
+
+``make demo`` runs this. It serves the example people + todos API (``people_api.py``) on
+127.0.0.1 and makes the same calls twice: over a plain ``requests.Session``, one HTTP round
+trip per call, and inside ``flask_batch.client.Batching``, one round trip for them all. It
+prints every answer, the round trips counted at the server, and the wall time of each way,
+and checks that both ways got the same answers.
+
+A loopback round trip takes microseconds, which hides what batching is for, so the server
+waits ``--latency`` milliseconds (default 50, a mobile link) before handling each request
+that reaches it. Sub-requests inside a batch never reach the socket, so they do not wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import requests
+from people_api import create_app
+from werkzeug.serving import make_server
+
+from flask_batch.client import Batching
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+# What a client might do on opening its app: (method, path, JSON body), run in this order.
+CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("GET", "/people/", None),
+    ("PATCH", "/people/alice/", {"age": 31}),
+    ("POST", "/people/", {"name": "dave", "age": 22}),  # 201 Created
+    ("POST", "/people/dave/todos/", {"title": "water the plants"}),
+    ("GET", "/people/dave/todos/", None),
+    ("POST", "/people/", {"name": "alice", "age": 99}),  # 409: alice exists
+    ("DELETE", "/people/bob/", None),  # 204, and bob's todos go with him
+    ("GET", "/people/bob/", None),  # 404: just deleted
+    ("GET", "/people/zoe/todos/", None),  # 404: never existed
+    ("GET", "/people/alice/todos/", None),
+    ("GET", "/people/", None),
+]
+
+Client = Callable[[str], list[requests.Response]]
+
+
+def one_by_one(base: str) -> list[requests.Response]:
+    """Each call is its own HTTP request: one round trip each."""
+    with requests.Session() as s:
+        return [s.request(method, base + path, json=body) for method, path, body in CALLS]
+
+
+def batched(base: str) -> list[requests.Response]:
+    """The same code inside ``Batching``: calls are queued and sent as one request on exit."""
+    with Batching(f"{base}/batch") as s:
+        responses = [s.request(method, base + path, json=body) for method, path, body in CALLS]
+    return responses  # noqa: RET504 (sent and filled in by the block's exit, not before)
+
+
+class RoundTripCounter:
+    """WSGI middleware that sees every request that comes off the socket, and delays it.
+
+    It wraps the app given to ``make_server``, not ``app.wsgi_app``: Flask-Batch dispatches
+    sub-requests through ``app.wsgi_app`` in-process, so a counter there would count calls,
+    not round trips.
+    """
+
+    def __init__(self, app: WSGIApplication, latency: float) -> None:
+        self.app = app
+        self.latency = latency
+        self.count = 0
+        self._lock = threading.Lock()  # the server handles each connection in a thread
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        with self._lock:
+            self.count += 1
+        time.sleep(self.latency)
+        return self.app(environ, start_response)
+
+
+@dataclass
+class Run:
+    responses: list[requests.Response]
+    round_trips: int
+    seconds: float
+
+
+def run(client: Client, latency: float) -> Run:
+    """Run ``client`` against a freshly seeded API, so that every run starts from the same data."""
+    counter = RoundTripCounter(create_app(), latency)
+    server = make_server("127.0.0.1", 0, counter, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        start = time.perf_counter()
+        responses = client(f"http://127.0.0.1:{server.server_port}")
+        seconds = time.perf_counter() - start
+    finally:  # stop the server even if the client failed
+        server.shutdown()
+        thread.join()
+        server.server_close()
+    return Run(responses, counter.count, seconds)
+
+
+def short(text: str, width: int = 52) -> str:
+    """``text`` on one line, cut to ``width`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def show(title: str, result: Run) -> None:
+    print(f"\n{title}")
+    print(f"  {'#':>2}  {'method':<6}  {'path':<21}  status  body")
+    for i, ((method, path, _), r) in enumerate(zip(CALLS, result.responses, strict=True), 1):
+        print(f"  {i:>2}  {method:<6}  {path:<21}  {r.status_code:>6}  {short(r.text)}")
+    trips = plural(result.round_trips, "HTTP round trip")
+    print(f"  -> {trips}, {result.seconds * 1000:.0f} ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--latency", type=float, default=50.0, help="delay per round trip, ms (default 50)"
+    )
+    latency = parser.parse_args(argv).latency / 1000
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log between tables
+
+    print(f"{plural(len(CALLS), 'API call')}, each round trip delayed {latency * 1000:.0f} ms")
+    separate = run(one_by_one, latency)
+    show("Separate calls (requests.Session)", separate)
+    batch = run(batched, latency)
+    show("One batch (flask_batch.client.Batching)", batch)
+
+    # Status and body; headers may differ (Date, and Location names each run's port).
+    answers = [[(r.status_code, r.content) for r in x.responses] for x in (separate, batch)]
+    differ = [i for i, (a, b) in enumerate(zip(*answers, strict=True), 1) if a != b]
+    print("\nSummary")
+    for name, result in (("separate calls", separate), ("one batch", batch)):
+        trips = plural(result.round_trips, "round trip")
+        print(f"  {name + ':':<15} {trips:<14} {result.seconds * 1000:>5.0f} ms")
+    if differ:
+        print(f"  answers identical: NO, calls {', '.join(map(str, differ))} differ")
+        return 1
+    print(f"  answers identical: yes, all {len(CALLS)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Runs a batch: each sub-request through a dispatcher, the answers written as they come.
+
+The engine knows neither the wire format's details (a writer does) nor the framework (a
+dispatcher does), so every format and every framework shares one execution model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+
+from .wire.batch import ResponseWriter
+from .wire.errors import problem_response
+from .wire.model import SubRequest, SubResponse
+
+logger = logging.getLogger("flask_batch")
+
+Dispatch = Callable[[SubRequest], SubResponse]
+
+
+def stream_answers(
+    requests: Sequence[SubRequest], dispatch: Dispatch, writer: ResponseWriter
+) -> Iterator[bytes]:
+    """Dispatch the sub-requests in order and yield the answer body, one part at a time."""
+    for index, request in enumerate(requests, start=1):
+        response = dispatch(request)
+        try:
+            chunk = writer.part(response, request)
+        except ValueError as error:
+            # A response that cannot be framed (CR/LF in a header, say) must not reach the wire.
+            logger.error("part %d: cannot send the application's response: %s", index, error)
+            chunk = writer.part(
+                problem_response(
+                    500, "Invalid response", "the application's response could not be sent"
+                ),
+                request,
+            )
+        yield chunk
+    yield writer.close()

@@ -1,0 +1,88 @@
+"""The Flask extension: batch routes whose parts run through ``app.wsgi_app``."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from flask import Flask, Response, request
+
+from .wire.model import Limits
+from .wsgi import Environ, StartResponse, answer_batch
+
+#: The key of :class:`Batch` in ``app.extensions``.
+EXTENSION_KEY = "batch"
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def resolve_limits(config: dict[str, Any], options: dict[str, Any]) -> Limits:
+    """Limits from keyword options, else ``BATCH_*`` config keys, else the defaults."""
+    unknown = set(options) - set(Limits.option_names())
+    if unknown:
+        raise TypeError(
+            f"unknown Flask-Batch option(s) {sorted(unknown)}; "
+            f"the options are {list(Limits.option_names())}"
+        )
+    values = {}
+    for field in fields(Limits):
+        if field.name in options:
+            values[field.name] = options[field.name]
+        elif f"BATCH_{field.name.upper()}" in config:
+            values[field.name] = config[f"BATCH_{field.name.upper()}"]
+    return Limits(**values)
+
+
+def add_batch_route(app: Flask, route: str = "/batch", name: str = "batch", **options: Any) -> None:
+    """Register a batch endpoint at ``route`` (endpoint ``name``) on ``app``.
+
+    ``options`` are :class:`~flask_batch.wire.model.Limits` fields; they win over the app's
+    ``BATCH_*`` config keys, read now, which win over the defaults.
+    """
+    limits = resolve_limits(app.config, options)
+    if name in app.view_functions:
+        raise ValueError(f"the endpoint {name!r} already exists on {app.name!r}")
+
+    def dispatch(environ: Environ, start_response: StartResponse) -> Any:
+        # Looked up per call, so WSGI middleware installed later applies to the parts too.
+        return app.wsgi_app(environ, start_response)
+
+    def batch_view() -> Response:
+        answer = answer_batch(request.environ, dispatch, limits)
+        return Response(answer.body, status=answer.status, headers=answer.headers)
+
+    app.add_url_rule(route, endpoint=name, view_func=batch_view, methods=_METHODS)
+
+
+class Batch:
+    """The Flask-Batch extension, with the app-factory pattern::
+
+        batch = Batch(max_parts=500)
+        def create_app():
+            app = Flask(__name__)
+            batch.init_app(app)
+            return app
+
+    Further routes on the same app: :func:`add_batch_route`.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        route: str = "/batch",
+        name: str = "batch",
+        **options: Any,
+    ) -> None:
+        resolve_limits({}, options)  # refuse unknown or invalid options now, not at init_app
+        self.route = route
+        self.name = name
+        self.options = options
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register the batch route on ``app``; once per app."""
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(f"Flask-Batch is already registered on the app {app.name!r}")
+        add_batch_route(app, self.route, self.name, **self.options)
+        app.extensions[EXTENSION_KEY] = self

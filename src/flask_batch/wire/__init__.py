@@ -1,0 +1,1 @@
+"""The batch protocol without I/O: bytes in, values out (the sans-IO core)."""

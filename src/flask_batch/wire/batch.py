@@ -1,0 +1,152 @@
+"""The Google / OData batch dialect: HTTP messages carried in ``application/http`` parts.
+
+This module joins :mod:`.multipart` (the framing) and :mod:`.http1` (the messages) into
+requests and responses, for the server (read requests, write responses) and the client
+(write requests, read responses). Other batch formats will sit beside it, sharing the model.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+
+from .errors import MalformedBatch
+from .http1 import parse_request, parse_response, serialise_request, serialise_response
+from .model import Headers, Limits, Part, SubRequest, SubResponse
+from .multipart import (
+    MultipartReader,
+    boundary_of,
+    encode_close,
+    encode_part,
+    new_boundary,
+    parse_media_type,
+)
+
+_ACCEPTED_ENCODINGS = frozenset({"binary", "8bit", "7bit"})
+#: What a client accepts from its server: the server's own limits bound what it sends.
+UNLIMITED = Limits(sys.maxsize, sys.maxsize, sys.maxsize, sys.maxsize)
+
+
+class RequestReader:
+    """Reads a batch request body, fed in chunks, into :class:`SubRequest` values."""
+
+    def __init__(self, content_type: str | None, limits: Limits) -> None:
+        self._limits = limits
+        self._reader = MultipartReader(boundary_of(content_type), limits)
+        self._requests: list[SubRequest] = []
+
+    def feed(self, data: bytes) -> None:
+        self._add(self._reader.feed(data))
+
+    def close(self) -> list[SubRequest]:
+        """The body ended: every sub-request, in order, or the error that refuses the batch."""
+        self._add(self._reader.close())
+        return self._requests
+
+    def _add(self, parts: list[Part]) -> None:
+        for part in parts:
+            self._requests.append(self._to_request(part, len(self._requests) + 1))
+
+    def _to_request(self, part: Part, index: int) -> SubRequest:
+        _check_http_part(part, index)
+        method, target, headers, body = parse_request(part.content, self._limits, index)
+        return SubRequest(method, target, headers, body, part.header("Content-ID"))
+
+
+def read_requests(
+    content_type: str | None, chunks: Iterable[bytes], limits: Limits
+) -> list[SubRequest]:
+    """Read a whole batch request body given as an iterable of chunks."""
+    reader = RequestReader(content_type, limits)
+    for chunk in chunks:
+        reader.feed(chunk)
+    return reader.close()
+
+
+def _check_http_part(part: Part, index: int) -> None:
+    content_type = part.header("Content-Type")
+    if content_type is not None:
+        media_type, _ = parse_media_type(content_type)
+        if media_type == "multipart/mixed":
+            raise MalformedBatch(
+                "nested multipart/mixed parts (changesets) are not supported", part=index
+            )
+        if media_type != "application/http":
+            raise MalformedBatch(
+                f"a part must be Content-Type: application/http, not {media_type!r}", part=index
+            )
+    encoding = part.header("Content-Transfer-Encoding")
+    if encoding is not None and encoding.strip().lower() not in _ACCEPTED_ENCODINGS:
+        raise MalformedBatch(
+            f"Content-Transfer-Encoding {encoding!r} is not supported: send binary", part=index
+        )
+
+
+def response_content_id(request_id: str | None) -> str | None:
+    """Google's rule: ``<X>`` is answered ``<response-X>``; a bare id is echoed as it is."""
+    if request_id is None:
+        return None
+    if request_id.startswith("<") and request_id.endswith(">"):
+        return f"<response-{request_id[1:-1]}>"
+    return request_id
+
+
+def request_content_id(response_id: str | None) -> str | None:
+    """The request id a response id answers (the inverse of :func:`response_content_id`)."""
+    if (
+        response_id is not None
+        and response_id.startswith("<response-")
+        and response_id.endswith(">")
+    ):
+        return f"<{response_id[len('<response-') : -1]}>"
+    return response_id
+
+
+class ResponseWriter:
+    """Writes the answer of a batch, one part at a time, so it can be streamed."""
+
+    def __init__(self, boundary: str | None = None) -> None:
+        self.boundary = boundary or new_boundary()
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/mixed; boundary={self.boundary}"
+
+    def part(self, response: SubResponse, request: SubRequest) -> bytes:
+        """The part answering ``request``; raises ValueError if ``response`` cannot be sent."""
+        message = serialise_response(response, head=request.method == "HEAD")
+        return encode_part(
+            self.boundary, _part_headers(response_content_id(request.content_id)), message
+        )
+
+    def close(self) -> bytes:
+        return encode_close(self.boundary)
+
+
+def _part_headers(content_id: str | None) -> Headers:
+    if content_id is None:
+        return (("Content-Type", "application/http"),)
+    return (("Content-Type", "application/http"), ("Content-ID", content_id))
+
+
+def encode_requests(requests: Iterable[SubRequest], boundary: str) -> bytes:
+    """A batch request body (the client side)."""
+    parts = [
+        encode_part(
+            boundary,
+            _part_headers(request.content_id),
+            serialise_request(request.method, request.target, request.headers, request.body),
+        )
+        for request in requests
+    ]
+    return b"".join(parts) + encode_close(boundary)
+
+
+def read_responses(content_type: str | None, body: bytes) -> list[tuple[str | None, SubResponse]]:
+    """A batch response body as (Content-ID of the request it answers, response) pairs."""
+    reader = MultipartReader(boundary_of(content_type), UNLIMITED)
+    parts = reader.feed(body) + reader.close()
+    return [
+        (request_content_id(part.header("Content-ID")), parse_response(part.content, index))
+        for index, part in enumerate(parts, start=1)
+    ]

@@ -1,0 +1,109 @@
+"""One error tree for everything a client can get wrong, each error carrying its HTTP status.
+
+Adapters turn a :class:`BatchError` into an ``application/problem+json`` answer (RFC 9457)
+with :meth:`BatchError.problem`, so every refusal says what is wrong, and where.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from .model import SubResponse
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class BatchError(Exception):
+    """A batch refused as a whole; ``status`` is the HTTP status of the answer."""
+
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Malformed batch"
+    slug: ClassVar[str] = "malformed-batch"
+
+    #: Headers the answer must carry besides Content-Type (for example ``Allow``).
+    headers: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def __init__(self, detail: str, *, part: int | None = None) -> None:
+        super().__init__(detail if part is None else f"part {part}: {detail}")
+        self.detail = detail
+        #: 1-based index of the offending part, when the error is about one part.
+        self.part = part
+
+    def problem(self) -> dict[str, Any]:
+        """The RFC 9457 problem document for this error."""
+        document: dict[str, Any] = {
+            "type": f"tag:flask-batch,2026:{self.slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": str(self),
+        }
+        if self.part is not None:
+            document["part"] = self.part
+        return document
+
+
+class MalformedBatch(BatchError):
+    """The body is not a well-formed multipart/mixed batch of HTTP requests."""
+
+
+class LimitExceeded(BatchError):
+    """The batch exceeds one of the configured :class:`~flask_batch.wire.model.Limits`."""
+
+    status = 413
+    title = "Batch too large"
+    slug = "limit-exceeded"
+
+    def __init__(self, limit: str, value: int, detail: str, *, part: int | None = None) -> None:
+        super().__init__(detail, part=part)
+        self.limit = limit
+        self.value = value
+
+    def problem(self) -> dict[str, Any]:
+        return {**super().problem(), "limit": self.limit, "value": self.value}
+
+
+class UnsupportedMediaType(BatchError):
+    """The outer request is not ``multipart/mixed`` (or is compressed)."""
+
+    status = 415
+    title = "Unsupported batch media type"
+    slug = "unsupported-media-type"
+
+
+class MethodNotAllowed(BatchError):
+    """A batch endpoint only accepts POST."""
+
+    status = 405
+    title = "Method not allowed"
+    slug = "method-not-allowed"
+    headers = (("Allow", "OPTIONS, POST"),)
+
+
+class LengthRequired(BatchError):
+    """The body has neither a Content-Length nor a framing that ends it."""
+
+    status = 411
+    title = "Length required"
+    slug = "length-required"
+
+
+def problem_body(problem: dict[str, Any]) -> bytes:
+    """A problem document serialised as the body of an answer."""
+    return json.dumps(problem, ensure_ascii=False).encode("utf-8")
+
+
+def problem_response(status: int, title: str, detail: str) -> SubResponse:
+    """A sub-response refusing one part (the rest of the batch goes on)."""
+    problem = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    headers = (("Content-Type", PROBLEM_JSON),)
+    return SubResponse(status, reason_phrase(status), headers, problem_body(problem))
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase for ``status``, so every status line carries one."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"

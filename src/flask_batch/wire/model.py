@@ -1,0 +1,79 @@
+"""The values that flow between the reader, the dispatcher and the writer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+#: Header fields as (name, value) pairs, in order, repeats kept: the names as sent.
+Headers = tuple[tuple[str, str], ...]
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Everything a batch client controls is bounded; exceeding a bound answers ``413``."""
+
+    #: Sub-requests in one batch (Google's APIs allow 100 to 1,000).
+    max_parts: int = 100
+    #: Bytes of the whole multipart body.
+    max_body_size: int = 16 * MIB
+    #: Bytes of one part (its MIME headers plus the embedded HTTP message).
+    max_part_size: int = 8 * MIB
+    #: Bytes of one header block: a part's MIME headers, or its HTTP request line and headers.
+    max_header_size: int = 16 * KIB
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{field.name} must be a positive integer, not {value!r}")
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return tuple(field.name for field in fields(cls))
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One body part of a multipart message: its MIME headers and its raw content."""
+
+    headers: Headers
+    content: bytes
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        return first_header(self.headers, name)
+
+
+@dataclass(frozen=True, slots=True)
+class SubRequest:
+    """An HTTP request carried by one part, exactly as the client wrote it."""
+
+    method: str
+    #: The request-target as sent: origin-form, absolute-form, or relative to the batch URL.
+    target: str
+    headers: Headers
+    body: bytes
+    #: The part's ``Content-ID`` header as sent, or None.
+    content_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubResponse:
+    """The HTTP response to one sub-request."""
+
+    status: int
+    reason: str
+    headers: Headers
+    body: bytes
+
+
+def first_header(headers: Headers, name: str) -> str | None:
+    """The first value of ``name`` in ``headers`` (case-insensitive), or None."""
+    name = name.lower()
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None

@@ -1,0 +1,343 @@
+"""Streaming ``multipart/mixed`` reader and writer (RFC 2046, as real batch clients send it).
+
+The reader is push-based: :meth:`MultipartReader.feed` takes bytes as they arrive and returns
+the parts completed so far; :meth:`MultipartReader.close` says the body ended. It accepts CRLF
+and bare-LF line ends, preambles, epilogues, folded part headers and a missing final CRLF, and
+checks every limit while reading, so it never holds more than the limits allow. The result does
+not depend on how the bytes were chunked.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from enum import Enum, auto
+
+from .errors import LimitExceeded, MalformedBatch, UnsupportedMediaType
+from .model import Headers, Limits, Part
+
+CRLF = b"\r\n"
+_LWSP = b" \t"
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_MIME_FIELD = re.compile(rb"(" + _TOKEN + rb")[ \t]*:[ \t]*(.*?)[ \t]*")
+# RFC 2046 bchars; the boundary may contain spaces but not end with one.
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+_PARAM = re.compile(
+    r';\s*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)\s*', re.DOTALL
+)
+
+
+def parse_media_type(value: str) -> tuple[str, dict[str, str]]:
+    """Split a ``Content-Type`` value into its lower-cased media type and its parameters."""
+    media_type, _, rest = value.partition(";")
+    params: dict[str, str] = {}
+    rest = ";" + rest if rest else ""
+    position = 0
+    while position < len(rest):
+        match = _PARAM.match(rest, position)
+        if match is None:
+            raise MalformedBatch(f"unreadable parameters in Content-Type {value!r}")
+        raw = match.group(2)
+        if raw.startswith('"'):
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        params[match.group(1).lower()] = raw
+        position = match.end()
+    return media_type.strip().lower(), params
+
+
+def boundary_of(content_type: str | None) -> str:
+    """The boundary of a ``multipart/mixed`` Content-Type; refuses every other media type."""
+    if not content_type:
+        raise UnsupportedMediaType("a batch needs Content-Type: multipart/mixed; boundary=...")
+    media_type, params = parse_media_type(content_type)
+    if media_type != "multipart/mixed":
+        raise UnsupportedMediaType(
+            f"a batch must be multipart/mixed, not {media_type or content_type!r}"
+        )
+    boundary = params.get("boundary")
+    if boundary is None:
+        raise MalformedBatch("Content-Type multipart/mixed has no boundary parameter")
+    if not _BOUNDARY.fullmatch(boundary):
+        raise MalformedBatch(
+            f"invalid multipart boundary {boundary[:80]!r}: RFC 2046 allows 1 to 70 characters "
+            "from letters, digits and '()+_,-./:=? (spaces inside)"
+        )
+    return boundary
+
+
+def new_boundary() -> str:
+    """A boundary no part can contain by accident or by design: 128 random bits."""
+    return "batch_" + secrets.token_hex(16)
+
+
+class _State(Enum):
+    PREAMBLE = auto()
+    HEADERS = auto()
+    CONTENT = auto()
+    EPILOGUE = auto()
+
+
+class MultipartReader:
+    """Incremental reader of one ``multipart/mixed`` body."""
+
+    def __init__(self, boundary: str, limits: Limits) -> None:
+        self._dash_boundary = b"--" + boundary.encode("ascii")
+        # A delimiter inside the body starts on a new line; CR before the LF is stripped later.
+        self._delimiter = b"\n" + self._dash_boundary
+        self._limits = limits
+        self._buffer = bytearray()
+        self._state = _State.PREAMBLE
+        self._received = 0
+        self._parts = 0
+        self._headers: list[tuple[str, str]] = []
+        self._header_bytes = 0
+        self._part_start = 0  # buffer offset where the current part's headers began
+        self._content_start = 0
+        self._scan = 0  # buffer offset from which to look for the next delimiter
+        self._preamble_trimmed = False  # then offset 0 is no longer the start of the body
+
+    @property
+    def parts_read(self) -> int:
+        return self._parts
+
+    def feed(self, data: bytes) -> list[Part]:
+        """Take the next bytes of the body; return the parts they completed."""
+        self._received += len(data)
+        if self._received > self._limits.max_body_size:
+            raise LimitExceeded(
+                "max_body_size",
+                self._limits.max_body_size,
+                f"the batch body is larger than {self._limits.max_body_size} bytes",
+            )
+        if self._state is _State.EPILOGUE:
+            return []
+        self._buffer += data
+        return self._advance()
+
+    def close(self) -> list[Part]:
+        """The body ended: return the last parts, or refuse a body that stopped early."""
+        parts = self._advance(final=True)
+        if self._state is _State.EPILOGUE:
+            return parts
+        close = (self._dash_boundary + b"--").decode("ascii")
+        if self._state is _State.PREAMBLE:
+            if self._received == 0:
+                raise MalformedBatch("the batch body is empty")
+            raise MalformedBatch(f"the boundary delimiter {close[:-2]!r} never occurs in the body")
+        raise MalformedBatch(
+            f"the body ended inside the part, before the close delimiter {close!r}",
+            part=self._parts,
+        )
+
+    def _advance(self, *, final: bool = False) -> list[Part]:
+        parts: list[Part] = []
+        while True:
+            if self._state is _State.PREAMBLE:
+                progressed = self._skip_preamble(final)
+            elif self._state is _State.HEADERS:
+                progressed = self._read_headers()
+            elif self._state is _State.CONTENT:
+                part = self._read_content(final)
+                progressed = part is not None
+                if part is not None:
+                    parts.append(part)
+            else:
+                self._buffer.clear()
+                return parts
+            if not progressed:
+                return parts
+
+    def _delimiter_end(self, after: int, final: bool) -> int | bool | None:
+        """Classify the bytes after a dash-boundary found ending at ``after``.
+
+        Returns the offset just past the delimiter line for a part delimiter, True for the close
+        delimiter, False if this is not a delimiter after all, None if more bytes are needed.
+        """
+        buffer = self._buffer
+        end = len(buffer)
+        if not final and (end == after or (end - after == 1 and buffer[after] == 0x2D)):
+            return None  # nothing yet, or a lone "-" that may begin the close delimiter
+        if buffer[after : after + 2] == b"--":
+            return True
+        position = after
+        while position < end and buffer[position] in _LWSP:
+            position += 1
+        if position == end:
+            return None if not final else False
+        if buffer[position] == 0x0A:
+            return position + 1
+        if buffer[position] == 0x0D:
+            if position + 1 == end:
+                return None if not final else False
+            if buffer[position + 1] == 0x0A:
+                return position + 2
+        return False
+
+    def _start_part(self, offset: int) -> None:
+        self._parts += 1
+        if self._parts > self._limits.max_parts:
+            raise LimitExceeded(
+                "max_parts",
+                self._limits.max_parts,
+                f"the batch has more than {self._limits.max_parts} parts",
+                part=self._parts,
+            )
+        del self._buffer[:offset]
+        self._state = _State.HEADERS
+        self._headers = []
+        self._header_bytes = 0
+        self._part_start = 0
+
+    def _skip_preamble(self, final: bool) -> bool:
+        buffer = self._buffer
+        position = self._scan
+        while True:
+            found = buffer.find(self._dash_boundary, position)
+            if found < 0:
+                # Keep only what could still begin a delimiter line.
+                keep = len(self._dash_boundary) + 1
+                if len(buffer) > keep:
+                    del buffer[: len(buffer) - keep]
+                    self._preamble_trimmed = True
+                self._scan = 0
+                return False
+            if buffer[found - 1] != 0x0A if found else self._preamble_trimmed:
+                position = found + 1
+                continue
+            outcome = self._delimiter_end(found + len(self._dash_boundary), final)
+            if outcome is None:
+                self._scan = found
+                return False
+            if outcome is True:
+                raise MalformedBatch("the batch has no parts: it starts with the close delimiter")
+            if outcome is False:
+                position = found + 1
+                continue
+            assert isinstance(outcome, int)
+            self._start_part(outcome)
+            return True
+
+    def _read_headers(self) -> bool:
+        buffer = self._buffer
+        limit = self._limits.max_header_size
+        while True:
+            position = self._part_start + self._header_bytes
+            newline = buffer.find(b"\n", position)
+            if newline < 0:
+                if len(buffer) - self._part_start > limit:
+                    self._header_limit()
+                return False
+            self._header_bytes = newline + 1 - self._part_start
+            if self._header_bytes > limit:
+                self._header_limit()
+            line = bytes(buffer[position:newline])
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                self._content_start = newline + 1
+                self._scan = newline  # the blank line's LF may begin an empty part's delimiter
+                self._state = _State.CONTENT
+                return True
+            self._add_header_line(line)
+
+    def _header_limit(self) -> None:
+        raise LimitExceeded(
+            "max_header_size",
+            self._limits.max_header_size,
+            f"the part's headers are longer than {self._limits.max_header_size} bytes",
+            part=self._parts,
+        )
+
+    def _add_header_line(self, line: bytes) -> None:
+        if line[0] in _LWSP:
+            if not self._headers:
+                raise MalformedBatch(
+                    "the part's headers begin with a continuation line", part=self._parts
+                )
+            name, value = self._headers[-1]
+            self._headers[-1] = (name, f"{value} {line.strip(_LWSP).decode('latin-1')}")
+            return
+        match = _MIME_FIELD.fullmatch(line)
+        if match is None:
+            if line.startswith(self._dash_boundary):
+                raise MalformedBatch(
+                    "the part has no blank line after its headers", part=self._parts
+                )
+            raise MalformedBatch(f"invalid part header line {line[:80]!r}", part=self._parts)
+        self._headers.append((match.group(1).decode("ascii"), match.group(2).decode("latin-1")))
+
+    def _read_content(self, final: bool) -> Part | None:
+        buffer = self._buffer
+        delimiter = self._delimiter
+        position = self._scan
+        while True:
+            found = buffer.find(delimiter, position)
+            if found < 0:
+                self._scan = max(position, len(buffer) - len(delimiter) + 1)
+                # The last bytes may still turn out to be a CR and the delimiter.
+                self._check_part_size(len(buffer) - len(delimiter) - 1)
+                return None
+            outcome = self._delimiter_end(found + len(delimiter), final)
+            if outcome is None:
+                self._scan = found
+                self._check_part_size(found - 1)
+                return None
+            if outcome is False:
+                position = found + 1
+                continue
+            end = found
+            if end > self._content_start and buffer[end - 1] == 0x0D:
+                end -= 1
+            end = max(end, self._content_start)
+            self._check_part_size(end)
+            with memoryview(buffer) as view:
+                part = Part(tuple(self._headers), view[self._content_start : end].tobytes())
+            if outcome is True:
+                self._state = _State.EPILOGUE
+                self._buffer.clear()
+            else:
+                assert isinstance(outcome, int)
+                self._start_part(outcome)
+            return part
+
+    def _check_part_size(self, end: int) -> None:
+        if end - self._part_start > self._limits.max_part_size:
+            raise LimitExceeded(
+                "max_part_size",
+                self._limits.max_part_size,
+                f"the part is larger than {self._limits.max_part_size} bytes",
+                part=self._parts,
+            )
+
+
+def encode_part(boundary: str, headers: Headers, content: bytes) -> bytes:
+    """One part with its delimiter line, CRLF line ends and the CRLF that ends its content."""
+    lines = [b"--" + boundary.encode("ascii")]
+    lines.extend(encode_field(name, value) for name, value in headers)
+    return CRLF.join(lines) + CRLF + CRLF + content + CRLF
+
+
+def encode_close(boundary: str) -> bytes:
+    """The close delimiter that ends a multipart body."""
+    return b"--" + boundary.encode("ascii") + b"--" + CRLF
+
+
+_FIELD_NAME = re.compile(_TOKEN)
+_FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
+
+
+def encode_field(name: str, value: str) -> bytes:
+    """``name: value`` as bytes; refuses what could inject a header or a part."""
+    if not _FIELD_NAME.fullmatch(name.encode("latin-1", "replace")):
+        raise ValueError(f"invalid header name {name!r}")
+    return name.encode("ascii") + b": " + encode_text(value, f"header {name}")
+
+
+def encode_text(value: str, what: str) -> bytes:
+    """``value`` as Latin-1 bytes, refused if it holds CR, LF or NUL (response splitting)."""
+    if _FORBIDDEN_IN_VALUE.search(value):
+        raise ValueError(f"{what} has CR, LF or NUL in its value")
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} has a character outside Latin-1") from None

@@ -1,0 +1,319 @@
+"""WSGI adapter: read a batch from an environ, run each part through a WSGI application.
+
+Each part gets a fresh environ derived from the outer one (DESIGN.md section 3) and runs in an
+empty :class:`contextvars.Context`, so no context-local state (Flask's ``g``, request, session,
+current user) flows from the outer request into a part or from one part into the next.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
+
+from .engine import stream_answers
+from .wire.batch import RequestReader, ResponseWriter
+from .wire.errors import (
+    PROBLEM_JSON,
+    BatchError,
+    LengthRequired,
+    LimitExceeded,
+    MalformedBatch,
+    MethodNotAllowed,
+    UnsupportedMediaType,
+    problem_body,
+    problem_response,
+    reason_phrase,
+)
+from .wire.model import Limits, SubRequest, SubResponse
+
+logger = logging.getLogger("flask_batch")
+
+Environ = dict[str, Any]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+#: Set in every part's environ: a batch endpoint reached from a part refuses (no nesting).
+PART_KEY = "flask_batch.part"
+_CHUNK_SIZE = 64 * 1024
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+#: Outer keys every part shares; everything else (server objects, the outer request) stays out.
+_SHARED_KEYS = (
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SERVER_PROTOCOL",
+    "SCRIPT_NAME",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "REMOTE_USER",
+    "HTTPS",
+    "wsgi.version",
+    "wsgi.url_scheme",
+    "wsgi.errors",
+    "wsgi.multithread",
+    "wsgi.multiprocess",
+    "wsgi.run_once",
+)
+_NOT_INHERITED = frozenset(
+    {"HTTP_HOST", "HTTP_CONNECTION", "HTTP_KEEP_ALIVE", "HTTP_TRANSFER_ENCODING", "HTTP_TE"}
+    | {"HTTP_UPGRADE", "HTTP_EXPECT", "HTTP_TRAILER"}
+)
+_PART_HEADERS_IGNORED = frozenset(
+    {"HOST", "CONTENT_LENGTH", "CONNECTION", "KEEP_ALIVE", "TE", "UPGRADE", "EXPECT", "TRAILER"}
+)
+_ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a batch endpoint answers, for any WSGI front end to send."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: Iterable[bytes]
+
+
+def answer_batch(environ: Environ, app: WSGIApp, limits: Limits) -> Answer:
+    """Read the batch in ``environ``, and answer it by running each part through ``app``.
+
+    The whole batch is read and checked before any part runs: a malformed or oversized batch
+    changes nothing. The parts then run one after another as the answer is streamed.
+    """
+    try:
+        requests = read_batch(environ, limits)
+    except BatchError as error:
+        return error_answer(error)
+    writer = ResponseWriter()
+    dispatcher = Dispatcher(app, environ)
+    headers = [("Content-Type", writer.content_type), ("Cache-Control", "no-store")]
+    return Answer("200 OK", headers, stream_answers(requests, dispatcher, writer))
+
+
+def error_answer(error: BatchError) -> Answer:
+    """The problem+json answer that refuses a whole batch."""
+    status = f"{error.status} {reason_phrase(error.status)}"
+    headers = [("Content-Type", PROBLEM_JSON), *error.headers]
+    return Answer(status, headers, [problem_body(error.problem())])
+
+
+def read_batch(environ: Environ, limits: Limits) -> list[SubRequest]:
+    """The sub-requests of the batch in ``environ``; raises :class:`BatchError` to refuse it."""
+    if environ.get(PART_KEY):
+        raise MalformedBatch("a batch cannot contain another batch")
+    if environ.get("REQUEST_METHOD") != "POST":
+        raise MethodNotAllowed("a batch is sent with POST")
+    encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
+    if encoding != "identity":
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported for a batch")
+    reader = RequestReader(environ.get("CONTENT_TYPE"), limits)
+    for chunk in _input_chunks(environ, limits):
+        reader.feed(chunk)
+    return reader.close()
+
+
+def _input_chunks(environ: Environ, limits: Limits) -> Iterator[bytes]:
+    stream = environ["wsgi.input"]
+    length_text = environ.get("CONTENT_LENGTH") or ""
+    if not length_text:
+        if not environ.get("wsgi.input_terminated"):
+            raise LengthRequired("a batch needs a Content-Length (or chunked transfer encoding)")
+        while chunk := stream.read(_CHUNK_SIZE):
+            yield chunk
+        return
+    if not length_text.isdigit():
+        raise MalformedBatch(f"invalid Content-Length {length_text!r}")
+    remaining = length = int(length_text)
+    if length > limits.max_body_size:
+        raise LimitExceeded(
+            "max_body_size",
+            limits.max_body_size,
+            f"the batch body ({length} bytes) is larger than {limits.max_body_size} bytes",
+        )
+    while remaining:
+        chunk = stream.read(min(_CHUNK_SIZE, remaining))
+        if not chunk:
+            raise MalformedBatch(f"the body ended after {length - remaining} of {length} bytes")
+        remaining -= len(chunk)
+        yield chunk
+
+
+class Dispatcher:
+    """Runs sub-requests of one batch through a WSGI application."""
+
+    def __init__(self, app: WSGIApp, outer: Environ) -> None:
+        self._app = app
+        self._base = _base_environ(outer)
+        self._scheme = outer.get("wsgi.url_scheme", "http")
+        self._host = self._base["HTTP_HOST"]
+        self._origin = (self._scheme.lower(), _normal_host(self._host, self._scheme))
+        self._batch_path = outer.get("REQUEST_URI") or quote(
+            (outer.get("SCRIPT_NAME", "") + outer.get("PATH_INFO", "")).encode("latin-1")
+        )
+
+    def __call__(self, request: SubRequest) -> SubResponse:
+        try:
+            environ = self.environ(request)
+        except _Refused as refusal:
+            return problem_response(400, refusal.title, str(refusal))
+        return contextvars.Context().run(call_app, self._app, environ)
+
+    def environ(self, request: SubRequest) -> Environ:
+        """The WSGI environ of ``request``, as a server would have built it."""
+        raw_path, query = self._resolve(request.target)
+        path = unquote_to_bytes(raw_path).decode("latin-1")
+        script_name: str = self._base.get("SCRIPT_NAME", "")
+        if script_name:
+            if path != script_name and not path.startswith(script_name + "/"):
+                raise _Refused(
+                    "Outside the application",
+                    f"{raw_path} is outside this application's root {script_name}",
+                )
+            path = path[len(script_name) :]
+        environ = self._base.copy()
+        environ.update(
+            {
+                "REQUEST_METHOD": request.method,
+                "PATH_INFO": path,
+                "QUERY_STRING": query,
+                "REQUEST_URI": f"{raw_path}?{query}" if query else raw_path,
+                "wsgi.input": io.BytesIO(request.body),
+            }
+        )
+        environ["RAW_URI"] = environ["REQUEST_URI"]
+        _apply_part_headers(environ, request)
+        return environ
+
+    def _resolve(self, target: str) -> tuple[str, str]:
+        """The raw (still percent-encoded) path and query string a request-target names."""
+        if target.startswith("/"):
+            path, _, query = target.partition("?")
+            return path, query
+        if _ABSOLUTE_FORM.match(target):
+            url = urlsplit(target)
+            origin = (url.scheme.lower(), _normal_host(url.netloc, url.scheme))
+            if url.username is not None or origin != self._origin:
+                raise _Refused(
+                    "Cross-origin sub-request",
+                    f"{url.scheme}://{url.netloc} is not this batch's origin "
+                    f"{self._scheme}://{self._host}",
+                )
+            return url.path or "/", url.query
+        if target == "*":
+            raise _Refused(
+                "Unsupported request target", "the asterisk-form target is not supported"
+            )
+        # Relative to the batch URL, as OData clients send them.
+        url = urlsplit(urljoin(f"http://batch{self._batch_path}", target))
+        return url.path, url.query
+
+
+class _Refused(Exception):
+    """A sub-request this batch will not run; it is answered 400 and the batch goes on."""
+
+    def __init__(self, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.title = title
+
+
+def _normal_host(host: str, scheme: str) -> str:
+    host = host.lower()
+    default = _DEFAULT_PORTS.get(scheme.lower())
+    if default and host.endswith(f":{default}"):
+        host = host[: -len(default) - 1]
+    return host
+
+
+def _base_environ(outer: Environ) -> Environ:
+    """What every part of the batch shares: server facts and the inherited headers."""
+    base = {key: outer[key] for key in _SHARED_KEYS if key in outer}
+    hop_by_hop = {
+        "HTTP_" + name.strip().upper().replace("-", "_")
+        for name in outer.get("HTTP_CONNECTION", "").split(",")
+    }
+    for key, value in outer.items():
+        if (
+            key.startswith("HTTP_")
+            and not key.startswith(("HTTP_CONTENT_", "HTTP_PROXY_"))
+            and key not in _NOT_INHERITED
+            and key not in hop_by_hop
+        ):
+            base[key] = value
+    host = outer.get("HTTP_HOST")
+    if not host:
+        host = outer.get("SERVER_NAME", "localhost")
+        port = outer.get("SERVER_PORT", "")
+        if port and port != _DEFAULT_PORTS.get(outer.get("wsgi.url_scheme", "http")):
+            host = f"{host}:{port}"
+    base["HTTP_HOST"] = host
+    base["wsgi.input_terminated"] = True
+    base[PART_KEY] = True
+    return base
+
+
+def _apply_part_headers(environ: Environ, request: SubRequest) -> None:
+    """The part's own headers, each replacing the outer header of the same name."""
+    seen: set[str] = set()
+    for name, value in request.headers:
+        key = name.upper().replace("-", "_")
+        if "_" in name or key in _PART_HEADERS_IGNORED:
+            # An underscore would alias a dashed name (X_User vs X-User), as gunicorn notes.
+            continue
+        if key != "CONTENT_TYPE":
+            key = "HTTP_" + key
+        if key in seen:
+            separator = "; " if key == "HTTP_COOKIE" else ", "
+            environ[key] = f"{environ[key]}{separator}{value}"
+        else:
+            seen.add(key)
+            environ[key] = value
+    if request.body or any(name.lower() == "content-length" for name, _ in request.headers):
+        environ["CONTENT_LENGTH"] = str(len(request.body))
+
+
+def call_app(app: WSGIApp, environ: Environ) -> SubResponse:
+    """Run ``app`` on ``environ`` and collect its response; an exception becomes a 500."""
+    try:
+        return _collect(app, environ)
+    except Exception:
+        logger.exception(
+            "sub-request %s %s raised", environ["REQUEST_METHOD"], environ["REQUEST_URI"]
+        )
+        return problem_response(
+            500, "Internal Server Error", "the sub-request failed with an unhandled exception"
+        )
+
+
+def _collect(app: WSGIApp, environ: Environ) -> SubResponse:
+    started: list[Any] = []
+    chunks: list[bytes] = []
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        if exc_info is not None and started:
+            raise exc_info[1].with_traceback(exc_info[2])
+        started[:] = [status, headers]
+        return chunks.append
+
+    iterable = app(environ, start_response)
+    try:
+        for chunk in iterable:
+            if not isinstance(chunk, bytes):
+                raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
+            chunks.append(chunk)
+    finally:
+        close = getattr(iterable, "close", None)
+        if close is not None:
+            close()
+    if not started:
+        raise RuntimeError("the application did not call start_response")
+    status, headers = started
+    code, _, reason = status.partition(" ")
+    return SubResponse(int(code), reason, tuple(headers), b"".join(chunks))
