@@ -1,0 +1,290 @@
+"""A ``requests.Session`` that queues its requests and sends them as one batch.
+
+Every queued request gets a :class:`BatchResponse` at once: a real ``requests.Response``,
+filled in place when the batch is sent (when the ``with`` block exits, or on
+:meth:`Batching.send_batch`). Answers are matched to requests by Content-ID.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.cookies import MockRequest, MockResponse
+from requests.hooks import dispatch_hook
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
+from urllib3 import HTTPHeaderDict, HTTPResponse
+
+from ..wire.batch import encode_requests, read_responses
+from ..wire.errors import MalformedBatch
+from ..wire.http1 import HOP_BY_HOP
+from ..wire.model import SubRequest, SubResponse
+from ..wire.multipart import new_boundary, parse_media_type
+
+# What reading a response means; these raise BatchNotSent until the batch was answered.
+_GUARDED = frozenset(
+    {
+        "status_code",
+        "reason",
+        "headers",
+        "content",
+        "text",
+        "json",
+        "raise_for_status",
+        "ok",
+        "encoding",
+        "apparent_encoding",
+        "cookies",
+        "raw",
+        "elapsed",
+        "iter_content",
+        "iter_lines",
+        "links",
+        "is_redirect",
+        "is_permanent_redirect",
+        "next",
+        "history",
+    }
+)
+_NOT_SENT = (
+    "the batch has not been sent yet: leave the `with Batching(...)` block or call send_batch()"
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class BatchNotSent(RuntimeError):
+    """A batched response was read before its batch was answered."""
+
+
+class BatchFailed(requests.HTTPError):
+    """The batch itself failed; ``response`` is the outer response, ``requests`` those affected."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response: requests.Response | None,
+        requests: list[requests.PreparedRequest],
+    ) -> None:
+        super().__init__(message, response=response)
+        self.requests = requests
+
+
+class BatchResponse(requests.Response):
+    """A ``requests.Response`` whose content arrives with its batch."""
+
+    _pending: str | None = _NOT_SENT
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _GUARDED:
+            pending = object.__getattribute__(self, "_pending")
+            if pending is not None:
+                raise BatchNotSent(pending)
+        return super().__getattribute__(name)
+
+    def __repr__(self) -> str:
+        if self._pending is not None:
+            return "<BatchResponse [pending]>"
+        return f"<BatchResponse [{self.status_code}]>"
+
+
+class Batching(requests.Session):
+    """Queue requests, then send them to ``batch_url`` in one HTTP request.
+
+    ::
+
+        with Batching("http://localhost:5000/batch") as s:
+            alice = s.patch("http://localhost:5000/people/alice/", json={"age": 31})
+        alice.status_code, alice.json()   # filled in when the block exits
+
+    Only requests to the batch URL's own origin can be batched. ``timeout`` applies to the
+    batch request; sub-responses are not redirected (a 3xx is returned as it is).
+    """
+
+    def __init__(
+        self, batch_url: str, *, timeout: float | tuple[float, float] | None = None
+    ) -> None:
+        super().__init__()
+        self.batch_url = batch_url
+        self.timeout = timeout
+        self._origin = _origin(batch_url)
+        self._queue: list[tuple[requests.PreparedRequest, BatchResponse]] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Queue ``request``; its response is filled when the batch is sent."""
+        if request.url is None or _origin(request.url) != self._origin:
+            raise ValueError(
+                f"{request.url} cannot be batched: only requests to the batch endpoint's "
+                f"origin {self.batch_url} can"
+            )
+        response = BatchResponse()
+        response.request = request
+        response.url = request.url
+        self._queue.append((request, response))
+        return response
+
+    @property
+    def pending(self) -> int:
+        """How many requests wait for the next batch."""
+        return len(self._queue)
+
+    def send_batch(self) -> list[BatchResponse]:
+        """Send the queued requests as one batch; fill and return their responses in order."""
+        queue, self._queue = self._queue, []
+        if not queue:
+            return []
+        prefix = uuid.uuid4().hex
+        sub_requests = [
+            _sub_request(request, f"<{prefix}+{index}>") for index, (request, _) in enumerate(queue)
+        ]
+        boundary = new_boundary()
+        outer_request = self.prepare_request(
+            requests.Request(
+                "POST",
+                self.batch_url,
+                data=encode_requests(sub_requests, boundary),
+                headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
+            )
+        )
+        try:
+            outer = super().send(outer_request, timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as error:
+            self._fail(queue, f"the batch could not be sent: {error}")
+            raise
+        answers = self._read_answers(outer, queue)
+        unanswered = []
+        for (request, response), answer in zip(queue, _match(sub_requests, answers), strict=True):
+            if answer is None:
+                response._pending = "the batch answer has no part for this request"
+                unanswered.append(request)
+            else:
+                self._fill(response, request, answer, outer.elapsed)
+        if unanswered:
+            raise BatchFailed(
+                f"the batch answer has no part for {len(unanswered)} of {len(queue)} requests",
+                response=outer,
+                requests=unanswered,
+            )
+        return [response for _, response in queue]
+
+    def _read_answers(
+        self, outer: requests.Response, queue: list[tuple[requests.PreparedRequest, BatchResponse]]
+    ) -> list[tuple[str | None, SubResponse]]:
+        problem = None
+        if outer.status_code != 200:
+            problem = (
+                f"the batch failed with {outer.status_code} {outer.reason}: {outer.text[:500]}"
+            )
+        else:
+            media_type, _ = parse_media_type(outer.headers.get("Content-Type", ""))
+            if media_type != "multipart/mixed":
+                problem = f"the batch answer is {media_type or 'untyped'}, not multipart/mixed"
+        if problem is None:
+            try:
+                return read_responses(outer.headers.get("Content-Type"), outer.content)
+            except MalformedBatch as error:
+                problem = f"the batch answer is malformed: {error}"
+        self._fail(queue, problem)
+        raise BatchFailed(problem, response=outer, requests=[request for request, _ in queue])
+
+    def _fill(
+        self,
+        response: BatchResponse,
+        request: requests.PreparedRequest,
+        answer: SubResponse,
+        elapsed: timedelta,
+    ) -> None:
+        raw = HTTPResponse(
+            body=io.BytesIO(answer.body),
+            headers=HTTPHeaderDict(answer.headers),
+            status=answer.status,
+            reason=answer.reason,
+            preload_content=False,
+            decode_content=False,
+            request_method=request.method,
+            request_url=request.url,
+        )
+        # What requests.adapters.HTTPAdapter.build_response does, on the response handed out.
+        response._pending = None
+        response.status_code = answer.status
+        response.reason = answer.reason
+        response.headers = CaseInsensitiveDict(raw.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = raw
+        response.elapsed = elapsed
+        message = http.client.HTTPMessage()
+        for name, value in answer.headers:
+            message[name] = value
+        for jar in (response.cookies, self.cookies):
+            jar.extract_cookies(MockResponse(message), MockRequest(request))  # type: ignore[arg-type]
+        dispatch_hook("response", request.hooks, response)  # type: ignore[no-untyped-call]
+
+    @staticmethod
+    def _fail(queue: Iterable[tuple[requests.PreparedRequest, BatchResponse]], reason: str) -> None:
+        for _, response in queue:
+            response._pending = reason
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if exc_info[0] is None:
+                self.send_batch()
+            else:
+                self._fail(self._queue, "the batch was not sent: its `with` block raised")
+                self._queue = []
+        finally:
+            self.close()
+
+
+def _match(
+    sent: list[SubRequest], answers: list[tuple[str | None, SubResponse]]
+) -> list[SubResponse | None]:
+    """The answer to each sent request: by Content-ID, or by position if the server echoes none."""
+    by_id = {content_id: answer for content_id, answer in answers if content_id is not None}
+    if not by_id and len(answers) == len(sent):
+        return [answer for _, answer in answers]
+    return [by_id.get(request.content_id or "") for request in sent]
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+def _sub_request(request: requests.PreparedRequest, content_id: str) -> SubRequest:
+    headers = tuple(
+        (name, value)
+        for name, value in _items(request.headers)
+        if name.lower() not in HOP_BY_HOP and name.lower() != "content-length"
+    )
+    return SubRequest(
+        request.method or "GET", request.path_url, headers, _body_bytes(request.body), content_id
+    )
+
+
+def _items(headers: Mapping[str, str | bytes]) -> list[tuple[str, str]]:
+    return [
+        (name, value.decode("latin-1") if isinstance(value, bytes) else value)
+        for name, value in headers.items()
+    ]
+
+
+def _body_bytes(body: Any) -> bytes:
+    """A prepared body as bytes: requests leaves str, bytes, files and iterables as given."""
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if hasattr(body, "read"):
+        data = body.read()
+        return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    return b"".join(chunk.encode("utf-8") if isinstance(chunk, str) else chunk for chunk in body)
