@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 
 from .wire.model import Limits
-from .wsgi import Environ, StartResponse, answer_batch
+from .wsgi import answer_batch
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 #: The key of :class:`Batch` in ``app.extensions``.
 EXTENSION_KEY = "batch"
@@ -42,7 +46,7 @@ def add_batch_route(app: Flask, route: str = "/batch", name: str = "batch", **op
     if name in app.view_functions:
         raise ValueError(f"the endpoint {name!r} already exists on {app.name!r}")
 
-    def dispatch(environ: Environ, start_response: StartResponse) -> Any:
+    def dispatch(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         # Looked up per call, so WSGI middleware installed later applies to the parts too.
         return app.wsgi_app(environ, start_response)
 

@@ -13,8 +13,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
 from .engine import stream_answers
@@ -35,10 +34,9 @@ from .wire.model import Limits, SubRequest, SubResponse
 
 logger = logging.getLogger("flask_batch")
 
-Environ = dict[str, Any]
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
-StartResponse = Callable[..., Callable[[bytes], object]]
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
 #: Set in every part's environ: a batch endpoint reached from a part refuses (no nesting).
 PART_KEY = "flask_batch.part"
@@ -80,7 +78,7 @@ class Answer:
     body: Iterable[bytes]
 
 
-def answer_batch(environ: Environ, app: WSGIApp, limits: Limits) -> Answer:
+def answer_batch(environ: WSGIEnvironment, app: WSGIApplication, limits: Limits) -> Answer:
     """Read the batch in ``environ``, and answer it by running each part through ``app``.
 
     The whole batch is read and checked before any part runs: a malformed or oversized batch
@@ -103,7 +101,7 @@ def error_answer(error: BatchError) -> Answer:
     return Answer(status, headers, [problem_body(error.problem())])
 
 
-def read_batch(environ: Environ, limits: Limits) -> list[SubRequest]:
+def read_batch(environ: WSGIEnvironment, limits: Limits) -> list[SubRequest]:
     """The sub-requests of the batch in ``environ``; raises :class:`BatchError` to refuse it."""
     if environ.get(PART_KEY):
         raise MalformedBatch("a batch cannot contain another batch")
@@ -118,7 +116,7 @@ def read_batch(environ: Environ, limits: Limits) -> list[SubRequest]:
     return reader.close()
 
 
-def _input_chunks(environ: Environ, limits: Limits) -> Iterator[bytes]:
+def _input_chunks(environ: WSGIEnvironment, limits: Limits) -> Iterator[bytes]:
     stream = environ["wsgi.input"]
     length_text = environ.get("CONTENT_LENGTH") or ""
     if not length_text:
@@ -147,15 +145,15 @@ def _input_chunks(environ: Environ, limits: Limits) -> Iterator[bytes]:
 class Dispatcher:
     """Runs sub-requests of one batch through a WSGI application."""
 
-    def __init__(self, app: WSGIApp, outer: Environ) -> None:
+    def __init__(self, app: WSGIApplication, outer: WSGIEnvironment) -> None:
         self._app = app
         self._base = _base_environ(outer)
         self._scheme = outer.get("wsgi.url_scheme", "http")
         self._host = self._base["HTTP_HOST"]
         self._origin = (self._scheme.lower(), _normal_host(self._host, self._scheme))
-        self._batch_path = outer.get("REQUEST_URI") or quote(
-            (outer.get("SCRIPT_NAME", "") + outer.get("PATH_INFO", "")).encode("latin-1")
-        )
+        # Relative targets resolve against the batch URL (REQUEST_URI may lack SCRIPT_NAME).
+        batch_path = (outer.get("SCRIPT_NAME", "") + outer.get("PATH_INFO", "")).encode("latin-1")
+        self._batch_path = quote(batch_path, safe="/:@!$&'()*+,;=")
 
     def __call__(self, request: SubRequest) -> SubResponse:
         try:
@@ -164,7 +162,7 @@ class Dispatcher:
             return problem_response(400, refusal.title, str(refusal))
         return contextvars.Context().run(call_app, self._app, environ)
 
-    def environ(self, request: SubRequest) -> Environ:
+    def environ(self, request: SubRequest) -> WSGIEnvironment:
         """The WSGI environ of ``request``, as a server would have built it."""
         raw_path, query = self._resolve(request.target)
         path = unquote_to_bytes(raw_path).decode("latin-1")
@@ -230,7 +228,7 @@ def _normal_host(host: str, scheme: str) -> str:
     return host
 
 
-def _base_environ(outer: Environ) -> Environ:
+def _base_environ(outer: WSGIEnvironment) -> WSGIEnvironment:
     """What every part of the batch shares: server facts and the inherited headers."""
     base = {key: outer[key] for key in _SHARED_KEYS if key in outer}
     hop_by_hop = {
@@ -257,7 +255,7 @@ def _base_environ(outer: Environ) -> Environ:
     return base
 
 
-def _apply_part_headers(environ: Environ, request: SubRequest) -> None:
+def _apply_part_headers(environ: WSGIEnvironment, request: SubRequest) -> None:
     """The part's own headers, each replacing the outer header of the same name."""
     seen: set[str] = set()
     for name, value in request.headers:
@@ -277,7 +275,7 @@ def _apply_part_headers(environ: Environ, request: SubRequest) -> None:
         environ["CONTENT_LENGTH"] = str(len(request.body))
 
 
-def call_app(app: WSGIApp, environ: Environ) -> SubResponse:
+def call_app(app: WSGIApplication, environ: WSGIEnvironment) -> SubResponse:
     """Run ``app`` on ``environ`` and collect its response; an exception becomes a 500."""
     try:
         return _collect(app, environ)
@@ -290,14 +288,14 @@ def call_app(app: WSGIApp, environ: Environ) -> SubResponse:
         )
 
 
-def _collect(app: WSGIApp, environ: Environ) -> SubResponse:
+def _collect(app: WSGIApplication, environ: WSGIEnvironment) -> SubResponse:
     started: list[Any] = []
     chunks: list[bytes] = []
 
     def start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
     ) -> Callable[[bytes], object]:
-        if exc_info is not None and started:
+        if exc_info is not None and exc_info[1] is not None and started:
             raise exc_info[1].with_traceback(exc_info[2])
         started[:] = [status, headers]
         return chunks.append

@@ -1,0 +1,403 @@
+"""The Flask extension: registration, configuration, and the batch endpoint's answers."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from flask import Flask, Response, g, request, send_file, stream_with_context
+
+from flask_batch import Batch, Limits, add_batch_route
+from flask_batch.flask import EXTENSION_KEY
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+from .batching import BOUNDARY, batch, header, post, problem
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+from .batching import request as sub
+
+# Every byte value, and lines that look like the answer's delimiters (its boundary is random).
+BINARY = bytes(range(256)) + b"\r\n--batch_\r\n--batch_0f--\r\n\n--\r\n" * 2
+
+
+def make_app() -> Flask:
+    app = Flask(__name__)
+    calls: list[str] = []
+    app.config["calls"] = calls
+
+    @app.before_request
+    def before() -> None:
+        calls.append(f"before {request.method} {request.path}")
+
+    @app.after_request
+    def after(response: Response) -> Response:
+        response.headers["X-After"] = request.path
+        return response
+
+    @app.teardown_request
+    def teardown(error: BaseException | None) -> None:
+        calls.append(f"teardown {request.path}")
+
+    @app.get("/json")
+    def as_json() -> dict[str, object]:
+        return {"ok": True, "query": request.args.to_dict(), "raw": request.environ["REQUEST_URI"]}
+
+    @app.get("/html")
+    def html() -> str:
+        return "<p>Zoë ✓</p>"
+
+    @app.get("/binary")
+    def binary() -> Response:
+        return Response(BINARY, mimetype="application/octet-stream")
+
+    @app.route("/empty", methods=["GET", "DELETE"])
+    def empty() -> tuple[str, int]:
+        return "", 204
+
+    @app.get("/cached")
+    def cached() -> Response:
+        return Response(status=304, headers={"ETag": '"v1"'})
+
+    @app.get("/stream")
+    def stream() -> Response:
+        def chunks() -> Iterator[str]:
+            yield "a"
+            yield request.args.get("x", "")
+            yield "c"
+
+        return Response(stream_with_context(chunks()), mimetype="text/plain")
+
+    @app.get("/file")
+    def file() -> Response:
+        return send_file(io.BytesIO(BINARY), mimetype="application/octet-stream")
+
+    @app.get("/cookies")
+    def cookies() -> Response:
+        response = Response("set")
+        response.set_cookie("a", "1")
+        response.set_cookie("b", "2")
+        return response
+
+    @app.post("/echo")
+    def echo() -> Response:
+        return Response(request.get_data(), mimetype=request.mimetype)
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("boom")
+
+    @app.get("/g")
+    def show_g() -> dict[str, object]:
+        seen = getattr(g, "mark", None)
+        g.mark = request.args["mark"]
+        return {"seen": seen}
+
+    add_batch_route(app)
+    return app
+
+
+@pytest.fixture
+def app() -> Flask:
+    return make_app()
+
+
+def test_every_kind_of_response_survives(app: Flask) -> None:
+    answers = batch(
+        app.test_client(),
+        sub("GET", "/json?q=%C3%A9&a=1"),
+        sub("GET", "/html"),
+        sub("GET", "/binary"),
+        sub("DELETE", "/empty"),
+        sub("GET", "/cached"),
+        sub("HEAD", "/binary"),
+        sub("GET", "/stream?x=b"),
+        sub("GET", "/file"),
+        sub("GET", "/cookies"),
+        sub("POST", "/echo", BINARY, (("Content-Type", "application/octet-stream"),)),
+    )
+    js, html, binary, empty, cached, head, stream, file, cookies, echo = answers
+    assert js.status == 200
+    assert json.loads(js.body) == {
+        "ok": True,
+        "query": {"q": "é", "a": "1"},
+        "raw": "/json?q=%C3%A9&a=1",
+    }
+    assert html.body.decode() == "<p>Zoë ✓</p>"
+    assert header(html, "Content-Type") == "text/html; charset=utf-8"
+    assert binary.body == BINARY
+    assert header(binary, "Content-Length") == str(len(BINARY))
+    assert (empty.status, empty.body, header(empty, "Content-Length")) == (204, b"", "0")
+    assert (cached.status, cached.body, header(cached, "ETag")) == (304, b"", '"v1"')
+    assert (head.status, head.body, header(head, "Content-Length")) == (200, b"", str(len(BINARY)))
+    assert stream.body == b"abc"
+    assert file.body == BINARY
+    assert [v for k, v in cookies.headers if k == "Set-Cookie"] == ["a=1; Path=/", "b=2; Path=/"]
+    assert echo.body == BINARY
+    # after_request ran for every part.
+    assert header(stream, "X-After") == "/stream"
+
+
+def test_the_answer_is_a_well_formed_multipart_with_reasons(app: Flask) -> None:
+    answer = post(
+        app.test_client(),
+        (
+            f"--{BOUNDARY}\r\nContent-Type: application/http\r\nContent-ID: <a b>\r\n\r\n"
+            f"GET /json HTTP/1.1\r\n\r\n"
+            f"--{BOUNDARY}\r\nContent-Type: application/http\r\nContent-ID: 7\r\n\r\n"
+            f"GET /missing HTTP/1.1\r\n\r\n"
+            f"--{BOUNDARY}\r\nContent-Type: application/http\r\n\r\n"
+            f"GET /html HTTP/1.1\r\n\r\n"
+            f"--{BOUNDARY}--"
+        ).encode(),
+    )
+    assert answer.status_code == 200
+    content_type = answer.headers["Content-Type"]
+    boundary = content_type.split("boundary=")[1]
+    assert '"' not in content_type
+    body = answer.get_data()
+    assert body.startswith(f"--{boundary}\r\n".encode())  # no preamble
+    assert body.endswith(f"--{boundary}--\r\n".encode())
+    chunks = body.split(f"--{boundary}".encode())[1:-1]
+    assert b"Content-ID: <response-a b>\r\n" in chunks[0]
+    assert b"Content-ID: 7\r\n" in chunks[1]
+    assert b"Content-ID" not in chunks[2]
+    assert b"\r\n\r\nHTTP/1.1 200 OK\r\n" in chunks[0]
+    assert b"\r\n\r\nHTTP/1.1 404 NOT FOUND\r\n" in chunks[1]
+
+
+def test_hooks_run_for_each_part_in_order(app: Flask) -> None:
+    batch(app.test_client(), sub("GET", "/json"), sub("GET", "/html"))
+    assert app.config["calls"] == [
+        "before POST /batch",
+        "teardown /batch",
+        "before GET /json",
+        "teardown /json",
+        "before GET /html",
+        "teardown /html",
+    ]
+
+
+@pytest.mark.parametrize("propagate", [False, True])
+def test_an_exception_becomes_a_500_part_and_the_batch_goes_on(app: Flask, propagate: bool) -> None:
+    app.config["PROPAGATE_EXCEPTIONS"] = propagate
+    boom, after = batch(app.test_client(), sub("GET", "/boom"), sub("GET", "/json"))
+    assert boom.status == 500
+    assert after.status == 200
+
+
+def test_wsgi_middleware_applies_to_parts(app: Flask) -> None:
+    inner = app.wsgi_app
+
+    def middleware(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        def tagged(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
+        ) -> Callable[[bytes], object]:
+            return start_response(status, [*headers, ("X-Middleware", "yes")])
+
+        return inner(environ, tagged)
+
+    app.wsgi_app = middleware  # type: ignore[method-assign]
+    (answer,) = batch(app.test_client(), sub("GET", "/json"))
+    assert header(answer, "X-Middleware") == "yes"
+
+
+def test_header_injection_from_the_app_becomes_a_500_part(app: Flask) -> None:
+    inner = app.wsgi_app
+
+    def injecting(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/inject":
+            start_response("200 OK", [("X-Evil", "a\r\nSet-Cookie: admin=1")])
+            return [b"x"]
+        return inner(environ, start_response)
+
+    app.wsgi_app = injecting  # type: ignore[method-assign]
+    injected, fine = batch(app.test_client(), sub("GET", "/inject"), sub("GET", "/json"))
+    assert injected.status == 500
+    assert all(k != "Set-Cookie" for k, _ in injected.headers)
+    assert fine.status == 200
+
+
+@pytest.mark.parametrize("target", ["/batch", "/%62atch", "/batch2", "http://localhost/batch"])
+def test_nested_batches_are_refused_as_400_parts(app: Flask, target: str) -> None:
+    add_batch_route(app, "/batch2", "batch2")
+    inner = b"--x\r\nContent-Type: application/http\r\n\r\nGET /json HTTP/1.1\r\n\r\n--x--"
+    nested, after = batch(
+        app.test_client(),
+        sub("POST", target, inner, (("Content-Type", "multipart/mixed; boundary=x"),)),
+        sub("GET", "/json"),
+    )
+    assert nested.status == 400
+    assert b"cannot contain another batch" in nested.body
+    assert after.status == 200
+
+
+def test_g_does_not_leak_between_parts_or_from_the_outer_request(app: Flask) -> None:
+    @app.before_request
+    def outer_mark() -> None:
+        if request.path == "/batch":
+            g.mark = "outer"
+
+    first, second = batch(app.test_client(), sub("GET", "/g?mark=1"), sub("GET", "/g?mark=2"))
+    assert json.loads(first.body) == {"seen": None}
+    assert json.loads(second.body) == {"seen": None}
+
+
+# Registration and configuration
+
+
+def test_extension_registers_once_per_app() -> None:
+    app = Flask(__name__)
+    extension = Batch(app)
+    assert app.extensions[EXTENSION_KEY] is extension
+    with pytest.raises(RuntimeError, match="already registered"):
+        extension.init_app(app)
+    with pytest.raises(RuntimeError, match="already registered"):
+        Batch(app)
+
+
+def test_app_factory_and_several_apps_in_one_process() -> None:
+    extension = Batch(max_parts=2)
+    apps = [Flask("one"), Flask("two")]
+    apps[1].config["BATCH_MAX_PARTS"] = 5  # the keyword argument wins
+    for each in apps:
+        each.route("/ok")(lambda: "ok")
+        extension.init_app(each)
+    for each in apps:
+        answer = post(each.test_client(), _parts(3))
+        assert problem(answer)["limit"] == "max_parts"
+        assert problem(answer)["value"] == 2
+        assert each.extensions[EXTENSION_KEY] is extension
+
+
+def test_several_batch_routes_on_one_app() -> None:
+    app = Flask(__name__)
+    app.route("/ok")(lambda: "ok")
+    Batch(app)
+    add_batch_route(app, "/batch/storage/v1", "batch_storage", max_parts=1)
+    client = app.test_client()
+    assert post(client, _parts(2)).status_code == 200
+    assert post(client, _parts(2), route="/batch/storage/v1").status_code == 413
+    assert post(client, _parts(1), route="/batch/storage/v1").status_code == 200
+
+
+def test_options_win_over_config_which_wins_over_defaults() -> None:
+    app = Flask(__name__)
+    app.config.update(BATCH_MAX_PARTS=3, BATCH_MAX_HEADER_SIZE=999)
+    app.route("/ok")(lambda: "ok")
+    add_batch_route(app, max_header_size=1234)
+    add_batch_route(app, "/plain", "plain")
+    client = app.test_client()
+    assert post(client, _parts(3)).status_code == 200
+    assert problem(post(client, _parts(4)))["value"] == 3
+    assert problem(post(client, _parts(4), route="/plain"))["value"] == 3
+    big = _parts(1, header="X-Big: " + "a" * 1300)
+    assert problem(post(client, big))["value"] == 1234
+    assert problem(post(client, big, route="/plain"))["value"] == 999
+    bare = Flask(__name__)
+    bare.route("/ok")(lambda: "ok")
+    add_batch_route(bare)
+    assert post(bare.test_client(), _parts(Limits().max_parts)).status_code == 200
+    assert problem(post(bare.test_client(), _parts(Limits().max_parts + 1)))["value"] == 100
+
+
+def test_bad_options_are_refused_when_registering() -> None:
+    with pytest.raises(TypeError, match="max_partz"):
+        Batch(max_partz=3)
+    with pytest.raises(ValueError, match="max_parts must be a positive integer"):
+        add_batch_route(Flask(__name__), max_parts=0)
+    app = Flask(__name__)
+    app.config["BATCH_MAX_BODY_SIZE"] = "big"
+    with pytest.raises(ValueError, match="max_body_size"):
+        add_batch_route(app)
+    add_batch_route(app := Flask(__name__))
+    with pytest.raises(ValueError, match="already exists"):
+        add_batch_route(app)
+
+
+# Refusals of the whole batch
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "application/json",
+        None,
+    ],
+)
+def test_other_media_types_are_refused_with_415(app: Flask, content_type: str | None) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    answer = app.test_client().post("/batch", data=_parts(1), headers=headers)
+    assert answer.status_code == 415
+    assert "multipart/mixed" in problem(answer)["detail"]
+    assert app.config["calls"] == ["before POST /batch", "teardown /batch"]
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+def test_other_methods_are_refused_with_405(app: Flask, method: str) -> None:
+    answer = app.test_client().open("/batch", method=method)
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "OPTIONS, POST"
+    assert problem(answer)["title"] == "Method not allowed"
+
+
+def test_a_compressed_batch_is_refused_with_415(app: Flask) -> None:
+    answer = post(app.test_client(), _parts(1), headers={"Content-Encoding": "gzip"})
+    assert answer.status_code == 415
+    assert "gzip" in problem(answer)["detail"]
+
+
+def test_a_malformed_batch_runs_nothing_and_names_the_part(app: Flask) -> None:
+    body = _parts(2) + b""
+    body = body.replace(b"GET /ok HTTP/1.1", b"GET /ok HTTP/1.1\r\nBad Header", 1)
+    body = body.replace(b"GET /ok HTTP/1.1\r\n\r\n", b"GET /ok HTTP/9.9\r\n\r\n")
+    answer = post(app.test_client(), body)
+    assert answer.status_code == 400
+    document = problem(answer)
+    assert document["part"] == 1
+    assert "Bad Header" in document["detail"]
+    assert app.config["calls"] == ["before POST /batch", "teardown /batch"]
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
+    app = Flask(__name__)
+    add_batch_route(app, max_body_size=100)
+    answer = post(app.test_client(), _parts(3))
+    assert answer.status_code == 413
+    assert problem(answer)["limit"] == "max_body_size"
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400(app: Flask) -> None:
+    body = _parts(1)
+    answer = post(
+        app.test_client(), body, environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)}
+    )
+    assert answer.status_code == 400
+    assert "ended after" in problem(answer)["detail"]
+
+
+def test_a_body_without_length_needs_a_terminated_input(app: Flask) -> None:
+    overrides = {"CONTENT_LENGTH": "", "wsgi.input_terminated": False}
+    answer = post(app.test_client(), _parts(1), environ_overrides=overrides)
+    assert answer.status_code == 411
+    overrides["wsgi.input_terminated"] = True
+    assert post(app.test_client(), _parts(1), environ_overrides=overrides).status_code == 200
+
+
+def _parts(count: int, header: str = "X-A: 1") -> bytes:
+    part = (
+        f"--{BOUNDARY}\r\nContent-Type: application/http\r\n\r\n"
+        f"GET /ok HTTP/1.1\r\n{header}\r\n\r\n"
+    )
+    return (part * count + f"--{BOUNDARY}--\r\n").encode()
