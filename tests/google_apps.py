@@ -290,7 +290,9 @@ def _storage_seed() -> tuple[dict[str, JSONObject], dict[tuple[str, str], JSONOb
     """Buckets and objects named in the google-cloud-storage wire samples, and a few more."""
     buckets = {BUCKET: _bucket_resource(BUCKET, {"team": "storage"})}
     objects = {
-        (BUCKET, "dir/a.txt"): _object_resource(BUCKET, "dir/a.txt", b"a", {"metadata": {"owner": "ann"}}),
+        (BUCKET, "dir/a.txt"): _object_resource(
+            BUCKET, "dir/a.txt", b"a", {"metadata": {"owner": "ann"}}
+        ),
         (BUCKET, "c d+é.txt"): _object_resource(BUCKET, "c d+é.txt", b"cde"),
         (BUCKET, "u.txt"): _object_resource(BUCKET, "u.txt", b"uu", {"contentLanguage": "fr"}),
         (BUCKET, "b.txt"): _object_resource(BUCKET, "b.txt", b"bbb"),
