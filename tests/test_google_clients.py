@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import google_auth_httplib2  # no stubs, not in mypy overrides
+import google_auth_httplib2
 import httplib2
 import pytest
 from google.api_core.exceptions import NotFound
