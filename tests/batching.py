@@ -15,7 +15,7 @@ BOUNDARY = "test-boundary"
 MULTIPART = f"multipart/mixed; boundary={BOUNDARY}"
 
 
-def request(
+def sub(
     method: str,
     target: str,
     body: bytes = b"",
