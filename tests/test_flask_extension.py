@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-from .batching import request as sub
+from .batching import sub
 
 # Every byte value, and lines that look like the answer's delimiters (its boundary is random).
 BINARY = bytes(range(256)) + b"\r\n--batch_\r\n--batch_0f--\r\n\n--\r\n" * 2
