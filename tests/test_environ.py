@@ -193,6 +193,7 @@ def test_script_name_is_kept_and_stripped_from_the_path() -> None:
         ("http://example.com:9999/x", "Cross-origin sub-request"),
         ("http://user:pw@example.com:8080/x", "Cross-origin sub-request"),
         ("*", "Unsupported request target"),
+        ("http://[::1/x", "Invalid request target"),
     ],
 )
 def test_parts_that_leave_the_origin_are_refused_with_400(target: str, title: str) -> None:

@@ -187,11 +187,16 @@ def test_hooks_run_for_each_part_in_order(app: Flask) -> None:
 
 
 @pytest.mark.parametrize("propagate", [False, True])
-def test_an_exception_becomes_a_500_part_and_the_batch_goes_on(app: Flask, propagate: bool) -> None:
+def test_an_exception_becomes_a_500_part_and_the_batch_goes_on(
+    app: Flask, propagate: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     app.config["PROPAGATE_EXCEPTIONS"] = propagate
     boom, after = batch(app.test_client(), sub("GET", "/boom"), sub("GET", "/json"))
     assert boom.status == 500
+    assert b"RuntimeError" not in boom.body  # no internals in the answer
     assert after.status == 200
+    if propagate:  # otherwise Flask's own handler answered the 500
+        assert "part 1 (GET /boom) raised" in caplog.text
 
 
 def test_wsgi_middleware_applies_to_parts(app: Flask) -> None:

@@ -23,7 +23,15 @@ def stream_answers(
 ) -> Iterator[bytes]:
     """Dispatch the sub-requests in order and yield the answer body, one part at a time."""
     for index, request in enumerate(requests, start=1):
-        response = dispatch(request)
+        try:
+            response = dispatch(request)
+        except Exception:
+            # An exception escaping the application stays inside its own part (the answer is
+            # already streaming); the batch goes on.
+            logger.exception("part %d (%s %s) raised", index, request.method, request.target)
+            response = problem_response(
+                500, "Internal Server Error", "the sub-request failed with an unhandled exception"
+            )
         try:
             chunk = writer.part(response, request)
         except ValueError as error:

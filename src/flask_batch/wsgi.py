@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextvars
 import io
-import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -31,8 +30,6 @@ from .wire.errors import (
     reason_phrase,
 )
 from .wire.model import Limits, SubRequest, SubResponse
-
-logger = logging.getLogger("flask_batch")
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -194,7 +191,10 @@ class Dispatcher:
             path, _, query = target.partition("?")
             return path, query
         if _ABSOLUTE_FORM.match(target):
-            url = urlsplit(target)
+            try:
+                url = urlsplit(target)
+            except ValueError as error:  # a malformed authority, such as "http://[::1/x"
+                raise _Refused("Invalid request target", f"{target}: {error}") from None
             origin = (url.scheme.lower(), _normal_host(url.netloc, url.scheme))
             if url.username is not None or origin != self._origin:
                 raise _Refused(
@@ -276,19 +276,7 @@ def _apply_part_headers(environ: WSGIEnvironment, request: SubRequest) -> None:
 
 
 def call_app(app: WSGIApplication, environ: WSGIEnvironment) -> SubResponse:
-    """Run ``app`` on ``environ`` and collect its response; an exception becomes a 500."""
-    try:
-        return _collect(app, environ)
-    except Exception:
-        logger.exception(
-            "sub-request %s %s raised", environ["REQUEST_METHOD"], environ["REQUEST_URI"]
-        )
-        return problem_response(
-            500, "Internal Server Error", "the sub-request failed with an unhandled exception"
-        )
-
-
-def _collect(app: WSGIApplication, environ: WSGIEnvironment) -> SubResponse:
+    """Run ``app`` on ``environ`` and collect its whole response."""
     started: list[Any] = []
     chunks: list[bytes] = []
 
