@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
 from .engine import stream_answers
-from .wire.batch import RequestReader, ResponseWriter
+from .wire.batch import ResponseWriter, read_requests
 from .wire.errors import (
     PROBLEM_JSON,
     BatchError,
@@ -107,10 +107,7 @@ def read_batch(environ: WSGIEnvironment, limits: Limits) -> list[SubRequest]:
     encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
     if encoding != "identity":
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported for a batch")
-    reader = RequestReader(environ.get("CONTENT_TYPE"), limits)
-    for chunk in _input_chunks(environ, limits):
-        reader.feed(chunk)
-    return reader.close()
+    return read_requests(environ.get("CONTENT_TYPE"), _input_chunks(environ, limits), limits)
 
 
 def _input_chunks(environ: WSGIEnvironment, limits: Limits) -> Iterator[bytes]:

@@ -96,10 +96,6 @@ class MultipartReader:
         self._scan = 0  # buffer offset from which to look for the next delimiter
         self._preamble_trimmed = False  # then offset 0 is no longer the start of the body
 
-    @property
-    def parts_read(self) -> int:
-        return self._parts
-
     def feed(self, data: bytes) -> list[Part]:
         """Take the next bytes of the body; return the parts they completed."""
         self._received += len(data)
