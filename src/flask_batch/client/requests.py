@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.cookies import MockRequest, MockResponse
-from requests.hooks import dispatch_hook
+from requests.hooks import default_hooks, dispatch_hook
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 from urllib3 import HTTPHeaderDict, HTTPResponse
@@ -153,6 +153,7 @@ class Batching(requests.Session):
                 headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
             )
         )
+        outer_request.hooks = default_hooks()  # session hooks see each sub-response, not the batch
         try:
             outer = super().send(outer_request, timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as error:
@@ -166,6 +167,10 @@ class Batching(requests.Session):
                 unanswered.append(request)
             else:
                 self._fill(response, request, answer, outer.elapsed)
+        # Hooks run once every answer is in place, so a raising hook loses none of them.
+        for request, response in queue:
+            if response._pending is None:
+                dispatch_hook("response", request.hooks, response)  # type: ignore[no-untyped-call]
         if unanswered:
             raise BatchFailed(
                 f"the batch answer has no part for {len(unanswered)} of {len(queue)} requests",
@@ -224,7 +229,6 @@ class Batching(requests.Session):
             message[name] = value
         for jar in (response.cookies, self.cookies):
             jar.extract_cookies(MockResponse(message), MockRequest(request))  # type: ignore[arg-type]
-        dispatch_hook("response", request.hooks, response)  # type: ignore[no-untyped-call]
 
     @staticmethod
     def _fail(queue: Iterable[tuple[requests.PreparedRequest, BatchResponse]], reason: str) -> None:
