@@ -7,6 +7,7 @@ dispatcher does), so every format and every framework shares one execution model
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 from .wire.batch import ResponseWriter
@@ -17,14 +18,31 @@ logger = logging.getLogger("flask_batch")
 
 Dispatch = Callable[[SubRequest], SubResponse]
 
+DEADLINE_PASSED = problem_response(
+    503,
+    "Batch deadline passed",
+    "the batch's deadline passed before this part started; it was not run",
+    (("Retry-After", "1"),),
+)
+
 
 def stream_answers(
-    requests: Sequence[SubRequest], dispatch: Dispatch, writer: ResponseWriter
+    requests: Sequence[SubRequest],
+    dispatch: Dispatch,
+    writer: ResponseWriter,
+    deadline: float | None = None,
 ) -> Iterator[bytes]:
-    """Dispatch the sub-requests in order and yield the answer body, one part at a time."""
+    """Dispatch the sub-requests in order and yield the answer body, one part at a time.
+
+    ``deadline`` is a :func:`time.monotonic` instant: parts not started by then are answered
+    ``503`` with ``Retry-After``, so a slow batch still answers every part in time.
+    """
     for index, request in enumerate(requests, start=1):
         try:
-            response = dispatch(request)
+            if deadline is not None and time.monotonic() >= deadline:
+                response = DEADLINE_PASSED
+            else:
+                response = dispatch(request)
         except Exception:
             # An exception escaping the application stays inside its own part (the answer is
             # already streaming); the batch goes on.

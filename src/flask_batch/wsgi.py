@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import io
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
 from .engine import stream_answers
 from .wire.batch import ResponseWriter, read_requests
+from .wire.coding import BodyDecoder
 from .wire.errors import (
     PROBLEM_JSON,
     BatchError,
@@ -24,7 +26,6 @@ from .wire.errors import (
     LimitExceeded,
     MalformedBatch,
     MethodNotAllowed,
-    UnsupportedMediaType,
     problem_body,
     problem_response,
     reason_phrase,
@@ -60,8 +61,11 @@ _NOT_INHERITED = frozenset(
     {"HTTP_HOST", "HTTP_CONNECTION", "HTTP_KEEP_ALIVE", "HTTP_TRANSFER_ENCODING", "HTTP_TE"}
     | {"HTTP_UPGRADE", "HTTP_EXPECT", "HTTP_TRAILER"}
 )
+# Connection-level headers: a part's own are ignored. Host and the forwarding headers stay the
+# batch request's, so a part cannot pose as another origin behind ProxyFix and the like.
 _PART_HEADERS_IGNORED = frozenset(
     {"HOST", "CONTENT_LENGTH", "CONNECTION", "KEEP_ALIVE", "TE", "UPGRADE", "EXPECT", "TRAILER"}
+    | {"FORWARDED", "X_REAL_IP"}
 )
 _ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
@@ -81,6 +85,7 @@ def answer_batch(environ: WSGIEnvironment, app: WSGIApplication, limits: Limits)
     The whole batch is read and checked before any part runs: a malformed or oversized batch
     changes nothing. The parts then run one after another as the answer is streamed.
     """
+    deadline = None if limits.deadline is None else time.monotonic() + limits.deadline
     try:
         requests = read_batch(environ, limits)
     except BatchError as error:
@@ -88,7 +93,7 @@ def answer_batch(environ: WSGIEnvironment, app: WSGIApplication, limits: Limits)
     writer = ResponseWriter()
     dispatcher = Dispatcher(app, environ)
     headers = [("Content-Type", writer.content_type), ("Cache-Control", "no-store")]
-    return Answer("200 OK", headers, stream_answers(requests, dispatcher, writer))
+    return Answer("200 OK", headers, stream_answers(requests, dispatcher, writer, deadline))
 
 
 def error_answer(error: BatchError) -> Answer:
@@ -104,10 +109,17 @@ def read_batch(environ: WSGIEnvironment, limits: Limits) -> list[SubRequest]:
         raise MalformedBatch("a batch cannot contain another batch")
     if environ.get("REQUEST_METHOD") != "POST":
         raise MethodNotAllowed("a batch is sent with POST")
+    chunks = _input_chunks(environ, limits)
     encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
     if encoding != "identity":
-        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported for a batch")
-    return read_requests(environ.get("CONTENT_TYPE"), _input_chunks(environ, limits), limits)
+        chunks = _decoded(chunks, BodyDecoder(encoding, limits.max_body_size))
+    return read_requests(environ.get("CONTENT_TYPE"), chunks, limits)
+
+
+def _decoded(chunks: Iterator[bytes], decoder: BodyDecoder) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield decoder.feed(chunk)
+    decoder.close()
 
 
 def _input_chunks(environ: WSGIEnvironment, limits: Limits) -> Iterator[bytes]:
@@ -146,8 +158,11 @@ class Dispatcher:
         self._host = self._base["HTTP_HOST"]
         self._origin = (self._scheme.lower(), _normal_host(self._host, self._scheme))
         # Relative targets resolve against the batch URL (REQUEST_URI may lack SCRIPT_NAME).
-        batch_path = (outer.get("SCRIPT_NAME", "") + outer.get("PATH_INFO", "")).encode("latin-1")
-        self._batch_path = quote(batch_path, safe="/:@!$&'()*+,;=")
+        batch_path = outer.get("SCRIPT_NAME", "") + outer.get("PATH_INFO", "")
+        self._batch_path = quote(batch_path.encode("latin-1"), safe="/:@!$&'()*+,;=")
+        # Any spelling of this endpoint (/%62atch, /batch/) is refused; every other batch
+        # endpoint refuses by the PART_KEY marker.
+        self._batch_endpoint = batch_path.rstrip("/")
 
     def __call__(self, request: SubRequest) -> SubResponse:
         try:
@@ -160,6 +175,8 @@ class Dispatcher:
         """The WSGI environ of ``request``, as a server would have built it."""
         raw_path, query = self._resolve(request.target)
         path = unquote_to_bytes(raw_path).decode("latin-1")
+        if path.rstrip("/") == self._batch_endpoint:
+            raise _Refused("Nested batch", "a batch cannot contain another batch")
         script_name: str = self._base.get("SCRIPT_NAME", "")
         if script_name:
             if path != script_name and not path.startswith(script_name + "/"):
@@ -257,7 +274,7 @@ def _apply_part_headers(environ: WSGIEnvironment, request: SubRequest) -> None:
     seen: set[str] = set()
     for name, value in request.headers:
         key = name.upper().replace("-", "_")
-        if "_" in name or key in _PART_HEADERS_IGNORED:
+        if "_" in name or key in _PART_HEADERS_IGNORED or key.startswith("X_FORWARDED_"):
             # An underscore would alias a dashed name (X_User vs X-User), as gunicorn notes.
             continue
         if key != "CONTENT_TYPE":

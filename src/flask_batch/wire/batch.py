@@ -7,12 +7,11 @@ requests and responses, for the server (read requests, write responses) and the 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 
 from .errors import MalformedBatch
 from .http1 import parse_request, parse_response, serialise_request, serialise_response
-from .model import Headers, Limits, Part, SubRequest, SubResponse
+from .model import UNLIMITED, Headers, Limits, Part, SubRequest, SubResponse
 from .multipart import (
     MultipartReader,
     boundary_of,
@@ -23,8 +22,6 @@ from .multipart import (
 )
 
 _ACCEPTED_ENCODINGS = frozenset({"binary", "8bit", "7bit"})
-#: What a client accepts from its server: the server's own limits bound what it sends.
-UNLIMITED = Limits(sys.maxsize, sys.maxsize, sys.maxsize, sys.maxsize)
 
 
 class RequestReader:
@@ -65,8 +62,11 @@ def read_requests(
 
 def _check_http_part(part: Part, index: int) -> None:
     content_type = part.header("Content-Type")
-    if content_type is not None:
-        media_type, _ = parse_media_type(content_type)
+    if content_type is not None and content_type.lower() != "application/http":
+        try:
+            media_type, _ = parse_media_type(content_type)
+        except MalformedBatch as error:
+            raise MalformedBatch(error.detail, part=index) from None
         if media_type == "multipart/mixed":
             raise MalformedBatch(
                 "nested multipart/mixed parts (changesets) are not supported", part=index

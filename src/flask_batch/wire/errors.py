@@ -94,11 +94,17 @@ def problem_body(problem: dict[str, Any]) -> bytes:
     return json.dumps(problem, ensure_ascii=False).encode("utf-8")
 
 
-def problem_response(status: int, title: str, detail: str) -> SubResponse:
+def problem_response(
+    status: int, title: str, detail: str, headers: tuple[tuple[str, str], ...] = ()
+) -> SubResponse:
     """A sub-response refusing one part (the rest of the batch goes on)."""
     problem = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    headers = (("Content-Type", PROBLEM_JSON),)
-    return SubResponse(status, reason_phrase(status), headers, problem_body(problem))
+    return SubResponse(
+        status,
+        reason_phrase(status),
+        (("Content-Type", PROBLEM_JSON), *headers),
+        problem_body(problem),
+    )
 
 
 def reason_phrase(status: int) -> str:

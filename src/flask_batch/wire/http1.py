@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 
 from .errors import LimitExceeded, MalformedBatch, reason_phrase
-from .model import Headers, Limits, SubResponse
-from .multipart import CRLF, encode_field, encode_text
+from .fields import CRLF, TOKEN, encode_field, encode_text, head_end, parse_fields
+from .model import UNLIMITED, Headers, Limits, SubResponse
 
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+)(?: (HTTP/\d\.\d))?")
+_REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+)(?: (HTTP/\d\.\d))?")
 _STATUS_LINE = re.compile(rb"HTTP/\d\.\d ([0-9]{3})(?: (.*))?")
-_FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*([^\x00\r\n]*?)[ \t]*")
+_LEADING_LINE_ENDS = re.compile(rb"[\r\n]*")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
 _SUPPORTED_VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
 _WHITESPACE = b" \t\r\n"
 
@@ -26,97 +26,131 @@ HOP_BY_HOP = frozenset(
 )
 
 
-def _split_head(data: bytes, limit: int | None, part: int | None) -> tuple[list[bytes], int]:
-    """The lines up to the first empty line (line ends dropped), and where the body begins."""
-    lines: list[bytes] = []
-    position = 0
-    while True:
-        newline = data.find(b"\n", position)
-        if newline < 0:
-            if limit is not None and len(data) > limit:
-                _header_limit(limit, part)
-            # Headers that run to the part's end: the message simply has no body.
-            last = data[position:].rstrip(b"\r")
-            if last:
-                lines.append(last)
-            return lines, len(data)
-        if limit is not None and newline >= limit:
-            _header_limit(limit, part)
-        line = data[position:newline]
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        position = newline + 1
-        if not line and lines:
-            return lines, position
-        if line:
-            lines.append(line)
+def _split_head(data: bytes, limits: Limits | None, part: int | None) -> tuple[bytes, Headers, int]:
+    """The start line, the header fields, and where the body begins.
 
-
-def _header_limit(limit: int, part: int | None) -> None:
-    raise LimitExceeded(
-        "max_header_size",
-        limit,
-        f"the HTTP request line and headers are longer than {limit} bytes",
-        part=part,
-    )
-
-
-def _parse_fields(lines: list[bytes], part: int | None) -> Headers:
-    headers = []
-    for line in lines:
-        if line[0] in b" \t":
-            raise MalformedBatch(
-                f"obsolete line folding in the HTTP headers: {line[:60]!r}", part=part
-            )
-        match = _FIELD.fullmatch(line)
-        if match is None:
-            raise MalformedBatch(f"invalid HTTP header line {line[:80]!r}", part=part)
-        headers.append((match.group(1).decode("ascii"), match.group(2).decode("latin-1")))
-    return tuple(headers)
+    Empty lines before the start line are skipped (RFC 9112 section 2.2); headers that run to
+    the part's end without a blank line mean the message has no body.
+    """
+    start = _LEADING_LINE_ENDS.match(data).end()  # type: ignore[union-attr]
+    found = head_end(data, start)
+    block_end, body_start = (len(data), len(data)) if found is None else found
+    if limits is not None and body_start - start > limits.max_header_size:
+        raise LimitExceeded(
+            "max_header_size",
+            limits.max_header_size,
+            f"the HTTP request line and headers are longer than {limits.max_header_size} bytes",
+            part=part,
+        )
+    newline = data.find(b"\n", start, block_end)
+    if newline < 0:
+        return data[start:block_end].rstrip(b"\r"), (), body_start
+    block = data[newline + 1 : block_end]
+    if block and not block.endswith(b"\n"):
+        block += b"\n"
+    fields = parse_fields(block, limits or UNLIMITED, part)
+    return data[start:newline].rstrip(b"\r"), fields, body_start
 
 
 def parse_request(
     data: bytes, limits: Limits, part: int | None = None
 ) -> tuple[str, str, Headers, bytes]:
     """Parse one embedded request into (method, target, headers, body)."""
-    lines, body_start = _split_head(data, limits.max_header_size, part)
-    if not lines:
+    start_line, headers, body_start = _split_head(data, limits, part)
+    if not start_line:
         raise MalformedBatch("the part holds no HTTP request", part=part)
-    match = _REQUEST_LINE.fullmatch(lines[0])
+    match = _REQUEST_LINE.fullmatch(start_line)
     if match is None:
-        raise MalformedBatch(f"invalid HTTP request line {lines[0][:80]!r}", part=part)
+        raise MalformedBatch(f"invalid HTTP request line {start_line[:80]!r}", part=part)
     method, target, version = match.groups()
     if version is not None and version not in _SUPPORTED_VERSIONS:
         raise MalformedBatch(f"unsupported HTTP version {version.decode()}", part=part)
-    headers = _parse_fields(lines[1:], part)
-    body = _request_body(headers, data[body_start:], part)
+    body = _request_body(headers, data, body_start, part)
     return method.decode("ascii"), target.decode("ascii"), headers, body
 
 
-def _request_body(headers: Headers, rest: bytes, part: int | None) -> bytes:
-    lengths = {value for name, value in headers if name.lower() == "content-length"}
-    if any(name.lower() == "transfer-encoding" for name, _ in headers):
-        raise MalformedBatch(
-            "Transfer-Encoding is not supported inside a part: send Content-Length, "
-            "or no length at all and let the body run to the part's end",
-            part=part,
-        )
+def _request_body(headers: Headers, data: bytes, start: int, part: int | None) -> bytes:
+    lengths = set()
+    codings: list[str] = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "content-length":
+            lengths.add(value)
+        elif lowered == "transfer-encoding":
+            codings.extend(c.strip().lower() for c in value.split(","))
+    if codings:
+        if lengths:
+            # Both framings at once is how requests are smuggled (RFC 9112 section 6.3).
+            raise MalformedBatch("a part has both Transfer-Encoding and Content-Length", part=part)
+        if codings != ["chunked"]:
+            raise MalformedBatch(
+                f"Transfer-Encoding {', '.join(codings)!r} is not supported: only chunked",
+                part=part,
+            )
+        return _dechunk(data, start, part)
     if not lengths:
         # Without a length the body runs to the part's end; blank lines alone are no body.
-        return rest if rest.strip(b"\r\n") else b""
+        return data[start:] if data[start:].strip(b"\r\n") else b""
     if len(lengths) > 1:
         raise MalformedBatch(f"conflicting Content-Length values {sorted(lengths)}", part=part)
     (length_text,) = lengths
-    if not length_text.isdigit() or not length_text.isascii():
+    if not (length_text.isdigit() and length_text.isascii()):
         raise MalformedBatch(f"invalid Content-Length {length_text!r}", part=part)
     length = int(length_text)
-    if length > len(rest):
+    available = len(data) - start
+    if length > available:
         raise MalformedBatch(
-            f"Content-Length {length} is larger than the body ({len(rest)} bytes)", part=part
+            f"Content-Length {length} is larger than the body ({available} bytes)", part=part
         )
-    if rest[length:].strip(_WHITESPACE):
+    if data[start + length :].strip(_WHITESPACE):
         raise MalformedBatch(f"the body is longer than its Content-Length {length}", part=part)
-    return rest[:length]
+    return data[start : start + length]
+
+
+def _dechunk(data: bytes, position: int, part: int | None) -> bytes:
+    """The body of a chunked message (RFC 9112 section 7.1); extensions and trailers ignored."""
+    chunks = []
+    while True:
+        match = _CHUNK_SIZE.match(data, position)
+        if match is None:
+            raise MalformedBatch(
+                f"invalid chunk size line {data[position : position + 40]!r}", part=part
+            )
+        size = int(match.group(1), 16)
+        position = match.end()
+        if size == 0:
+            break
+        end = position + size
+        if end > len(data):
+            raise MalformedBatch("a chunk runs past the end of the part", part=part)
+        chunks.append(data[position:end])
+        if data.startswith(b"\r\n", end):
+            position = end + 2
+        elif data.startswith(b"\n", end):
+            position = end + 1
+        else:
+            raise MalformedBatch("a chunk is not followed by a line end", part=part)
+    _check_trailers(data, position, part)
+    return b"".join(chunks)
+
+
+def _check_trailers(data: bytes, position: int, part: int | None) -> None:
+    """After the last chunk: trailer fields (read and dropped), then nothing but line ends."""
+    if not data[position:].strip(_WHITESPACE):
+        return
+    found = head_end(data, position)
+    block_end, rest = (len(data), len(data)) if found is None else found
+    block = data[position:block_end]
+    if block and not block.endswith(b"\n"):
+        block += b"\n"
+    try:
+        parse_fields(block, UNLIMITED, part)
+    except MalformedBatch:
+        raise MalformedBatch(
+            f"bytes after the last chunk are not trailer fields: {block[:40]!r}", part=part
+        ) from None
+    if data[rest:].strip(_WHITESPACE):
+        raise MalformedBatch("bytes after the end of the chunked body", part=part)
 
 
 def serialise_response(response: SubResponse, *, head: bool = False) -> bytes:
@@ -159,17 +193,13 @@ def serialise_request(method: str, target: str, headers: Headers, body: bytes) -
 
 def parse_response(data: bytes, part: int | None = None) -> SubResponse:
     """Parse one embedded response; the body is bounded by Content-Length when it has one."""
-    lines, body_start = _split_head(data, None, part)
-    if not lines:
-        raise MalformedBatch("the part holds no HTTP response", part=part)
-    match = _STATUS_LINE.fullmatch(lines[0])
+    status_line, headers, body_start = _split_head(data, None, part)
+    match = _STATUS_LINE.fullmatch(status_line)
     if match is None:
-        raise MalformedBatch(f"invalid HTTP status line {lines[0][:80]!r}", part=part)
-    status = int(match.group(1))
-    reason = (match.group(2) or b"").decode("latin-1")
-    headers = _parse_fields(lines[1:], part)
+        raise MalformedBatch(f"invalid HTTP status line {status_line[:80]!r}", part=part)
     body = data[body_start:]
     length = next((v for k, v in headers if k.lower() == "content-length"), None)
     if length is not None and length.isdigit() and int(length) <= len(body):
         body = body[: int(length)]
-    return SubResponse(status, reason, headers, body)
+    reason = (match.group(2) or b"").decode("latin-1")
+    return SubResponse(int(match.group(1)), reason, headers, body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, fields
 
 #: Header fields as (name, value) pairs, in order, repeats kept: the names as sent.
@@ -17,22 +18,43 @@ class Limits:
 
     #: Sub-requests in one batch (Google's APIs allow 100 to 1,000).
     max_parts: int = 100
-    #: Bytes of the whole multipart body.
+    #: Bytes of the whole multipart body (after decompression, if it came compressed).
     max_body_size: int = 16 * MIB
     #: Bytes of one part (its MIME headers plus the embedded HTTP message).
     max_part_size: int = 8 * MIB
     #: Bytes of one header block: a part's MIME headers, or its HTTP request line and headers.
     max_header_size: int = 16 * KIB
+    #: Fields in one header block (a flood of tiny headers costs more than its bytes say).
+    max_headers: int = 100
+    #: Seconds the batch may run; parts not started by then are answered 503. None: no deadline.
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
-            if type(value) is not int or value < 1:
+            if field.name == "deadline":
+                if value is not None and (
+                    type(value) not in (int, float) or not 0 < value < float("inf")
+                ):
+                    raise ValueError(
+                        f"deadline must be a positive number of seconds or None, not {value!r}"
+                    )
+            elif type(value) is not int or value < 1:
                 raise ValueError(f"{field.name} must be a positive integer, not {value!r}")
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
         return tuple(field.name for field in fields(cls))
+
+
+#: What a client accepts from its server: the server's own limits bound what it sends.
+UNLIMITED = Limits(
+    max_parts=sys.maxsize,
+    max_body_size=sys.maxsize,
+    max_part_size=sys.maxsize,
+    max_header_size=sys.maxsize,
+    max_headers=sys.maxsize,
+)
 
 
 @dataclass(frozen=True, slots=True)

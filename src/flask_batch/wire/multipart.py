@@ -14,16 +14,16 @@ import secrets
 from enum import Enum, auto
 
 from .errors import LimitExceeded, MalformedBatch, UnsupportedMediaType
+from .fields import CRLF, encode_field, head_end, parse_fields, resume_offset
 from .model import Headers, Limits, Part
 
-CRLF = b"\r\n"
 _LWSP = b" \t"
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_MIME_FIELD = re.compile(rb"(" + _TOKEN + rb")[ \t]*:[ \t]*(.*?)[ \t]*")
 # RFC 2046 bchars; the boundary may contain spaces but not end with one.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+# A parameter after a semicolon; empty ones ("boundary=x;") are tolerated.
 _PARAM = re.compile(
-    r';\s*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)\s*', re.DOTALL
+    r';\s*(?:([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)\s*)?',
+    re.DOTALL,
 )
 
 
@@ -37,11 +37,13 @@ def parse_media_type(value: str) -> tuple[str, dict[str, str]]:
         match = _PARAM.match(rest, position)
         if match is None:
             raise MalformedBatch(f"unreadable parameters in Content-Type {value!r}")
+        position = match.end()
+        if match.group(1) is None:
+            continue
         raw = match.group(2)
         if raw.startswith('"'):
             raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
         params[match.group(1).lower()] = raw
-        position = match.end()
     return media_type.strip().lower(), params
 
 
@@ -89,9 +91,7 @@ class MultipartReader:
         self._state = _State.PREAMBLE
         self._received = 0
         self._parts = 0
-        self._headers: list[tuple[str, str]] = []
-        self._header_bytes = 0
-        self._part_start = 0  # buffer offset where the current part's headers began
+        self._headers: Headers = ()
         self._content_start = 0
         self._scan = 0  # buffer offset from which to look for the next delimiter
         self._preamble_trimmed = False  # then offset 0 is no longer the start of the body
@@ -180,9 +180,8 @@ class MultipartReader:
             )
         del self._buffer[:offset]
         self._state = _State.HEADERS
-        self._headers = []
-        self._header_bytes = 0
-        self._part_start = 0
+        self._headers = ()
+        self._scan = 0
 
     def _skip_preamble(self, final: bool) -> bool:
         buffer = self._buffer
@@ -216,25 +215,28 @@ class MultipartReader:
     def _read_headers(self) -> bool:
         buffer = self._buffer
         limit = self._limits.max_header_size
-        while True:
-            position = self._part_start + self._header_bytes
-            newline = buffer.find(b"\n", position)
-            if newline < 0:
-                if len(buffer) - self._part_start > limit:
-                    self._header_limit()
-                return False
-            self._header_bytes = newline + 1 - self._part_start
-            if self._header_bytes > limit:
+        found = head_end(buffer, 0, self._scan)
+        if found is None:
+            if len(buffer) >= limit:
                 self._header_limit()
-            line = bytes(buffer[position:newline])
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                self._content_start = newline + 1
-                self._scan = newline  # the blank line's LF may begin an empty part's delimiter
-                self._state = _State.CONTENT
-                return True
-            self._add_header_line(line)
+            self._scan = resume_offset(buffer)
+            return False
+        block_end, content_start = found
+        if content_start > limit:
+            self._header_limit()
+        block = bytes(buffer[:block_end])
+        try:
+            self._headers = parse_fields(block, self._limits, self._parts, mime=True)
+        except MalformedBatch:
+            if (b"\n" + self._dash_boundary) in b"\n" + block:
+                raise MalformedBatch(
+                    "the part has no blank line after its headers", part=self._parts
+                ) from None
+            raise
+        self._content_start = content_start
+        self._scan = content_start - 1  # the blank line's LF may begin an empty part's delimiter
+        self._state = _State.CONTENT
+        return True
 
     def _header_limit(self) -> None:
         raise LimitExceeded(
@@ -243,24 +245,6 @@ class MultipartReader:
             f"the part's headers are longer than {self._limits.max_header_size} bytes",
             part=self._parts,
         )
-
-    def _add_header_line(self, line: bytes) -> None:
-        if line[0] in _LWSP:
-            if not self._headers:
-                raise MalformedBatch(
-                    "the part's headers begin with a continuation line", part=self._parts
-                )
-            name, value = self._headers[-1]
-            self._headers[-1] = (name, f"{value} {line.strip(_LWSP).decode('latin-1')}")
-            return
-        match = _MIME_FIELD.fullmatch(line)
-        if match is None:
-            if line.startswith(self._dash_boundary):
-                raise MalformedBatch(
-                    "the part has no blank line after its headers", part=self._parts
-                )
-            raise MalformedBatch(f"invalid part header line {line[:80]!r}", part=self._parts)
-        self._headers.append((match.group(1).decode("ascii"), match.group(2).decode("latin-1")))
 
     def _read_content(self, final: bool) -> Part | None:
         buffer = self._buffer
@@ -287,7 +271,7 @@ class MultipartReader:
             end = max(end, self._content_start)
             self._check_part_size(end)
             with memoryview(buffer) as view:
-                part = Part(tuple(self._headers), view[self._content_start : end].tobytes())
+                part = Part(self._headers, view[self._content_start : end].tobytes())
             if outcome is True:
                 self._state = _State.EPILOGUE
                 self._buffer.clear()
@@ -297,7 +281,7 @@ class MultipartReader:
             return part
 
     def _check_part_size(self, end: int) -> None:
-        if end - self._part_start > self._limits.max_part_size:
+        if end > self._limits.max_part_size:  # the part's headers and content so far
             raise LimitExceeded(
                 "max_part_size",
                 self._limits.max_part_size,
@@ -316,24 +300,3 @@ def encode_part(boundary: str, headers: Headers, content: bytes) -> bytes:
 def encode_close(boundary: str) -> bytes:
     """The close delimiter that ends a multipart body."""
     return b"--" + boundary.encode("ascii") + b"--" + CRLF
-
-
-_FIELD_NAME = re.compile(_TOKEN)
-_FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
-
-
-def encode_field(name: str, value: str) -> bytes:
-    """``name: value`` as bytes; refuses what could inject a header or a part."""
-    if not _FIELD_NAME.fullmatch(name.encode("latin-1", "replace")):
-        raise ValueError(f"invalid header name {name!r}")
-    return name.encode("ascii") + b": " + encode_text(value, f"header {name}")
-
-
-def encode_text(value: str, what: str) -> bytes:
-    """``value`` as Latin-1 bytes, refused if it holds CR, LF or NUL (response splitting)."""
-    if _FORBIDDEN_IN_VALUE.search(value):
-        raise ValueError(f"{what} has CR, LF or NUL in its value")
-    try:
-        return value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ValueError(f"{what} has a character outside Latin-1") from None

@@ -1,0 +1,124 @@
+"""Header fields, shared by MIME part headers and the HTTP messages inside parts.
+
+Parsing takes a whole header block at once (two regular-expression passes in C for the common
+case); only a block that fails them is walked line by line, to say which line is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import LimitExceeded, MalformedBatch
+from .model import Headers, Limits
+
+CRLF = b"\r\n"
+TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+# Blocks are matched as Latin-1 text: one decode per block instead of two per field.
+_TOKEN_TEXT = TOKEN.decode("ascii")
+# Greedy values (a lazy one backtracks at every byte): trailing white space is cut afterwards.
+_LINE = "(" + _TOKEN_TEXT + r")[ \t]*:[ \t]*([^\x00\r\n]*)\r?\n"
+_STRICT_LINE = "(" + _TOKEN_TEXT + r"):[ \t]*([^\x00\r\n]*)\r?\n"
+_TRAILING_WHITESPACE = re.compile(r"[ \t]\r?\n")
+# MIME headers may have white space before the colon (RFC 5322 obs-syntax); HTTP may not.
+_MIME_BLOCK = re.compile("(?:" + _LINE + ")*")
+_MIME_FIELD = re.compile(_LINE)
+_HTTP_BLOCK = re.compile("(?:" + _STRICT_LINE + ")*")
+_HTTP_FIELD = re.compile(_STRICT_LINE)
+_FIELD_NAME = re.compile(TOKEN)
+_FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
+# The blank line that ends a header block: CRLF or bare LF, in any mix.
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
+def head_end(data: bytes | bytearray, start: int, resume: int = 0) -> tuple[int, int] | None:
+    """Where the header block starting at ``start`` ends: (end of its last line, body start).
+
+    The blank line may be CRLF or a bare LF; an empty block (a blank line at ``start``) ends
+    at once. None: no blank line yet; once more bytes arrived, search again with ``resume``
+    set to what :func:`resume_offset` said.
+    """
+    if data.startswith(b"\n", start):
+        return start, start + 1
+    if data.startswith(b"\r\n", start):
+        return start, start + 2
+    match = _BLANK_LINE.search(data, max(start, resume))
+    if match is None:
+        return None
+    blank = 2 if data[match.end() - 2] == 0x0D else 1
+    return match.end() - blank, match.end()
+
+
+def resume_offset(data: bytes | bytearray) -> int:
+    """Where :func:`head_end` may resume after finding nothing: a blank line spans 3 bytes."""
+    return max(0, len(data) - 2)
+
+
+def parse_fields(block: bytes, limits: Limits, part: int | None, *, mime: bool = False) -> Headers:
+    """The fields of a header block whose every line ends with a line end.
+
+    MIME headers may be folded (the email package folds long Content-IDs); HTTP headers may
+    not (RFC 9112 obs-fold is refused).
+    """
+    text = block.decode("latin-1")
+    pattern, field = (_MIME_BLOCK, _MIME_FIELD) if mime else (_HTTP_BLOCK, _HTTP_FIELD)
+    fields: list[tuple[str, str]] = field.findall(text)
+    if not pattern.fullmatch(text):
+        fields = _parse_slowly(text, field, part, mime=mime)
+    elif _TRAILING_WHITESPACE.search(text):
+        fields = [(name, value.rstrip(" \t")) for name, value in fields]
+    if len(fields) > limits.max_headers:
+        raise LimitExceeded(
+            "max_headers",
+            limits.max_headers,
+            f"the {'part' if mime else 'HTTP'} headers have more than {limits.max_headers} fields",
+            part=part,
+        )
+    return tuple(fields)
+
+
+def _parse_slowly(
+    text: str, field: re.Pattern[str], part: int | None, *, mime: bool
+) -> list[tuple[str, str]]:
+    """Line by line: unfold MIME continuation lines, or say which line is wrong."""
+    fields: list[tuple[str, str]] = []
+    what = "part" if mime else "HTTP"
+    # Split at LF alone: str.splitlines would also split at a bare CR (and at \x0b, \x85...),
+    # letting "X-A: a\rX-Injected: 1" pass as two fields.
+    for line in text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"):
+        if line[:1] in (" ", "\t"):
+            if not mime:
+                raise MalformedBatch(
+                    f"obsolete line folding in the HTTP headers: {_show(line)}", part=part
+                )
+            if not fields:
+                raise MalformedBatch("the part's headers begin with a continuation line", part=part)
+            name, value = fields[-1]
+            fields[-1] = (name, value + " " + line.strip(" \t\r\n"))
+            continue
+        match = field.fullmatch(line + "\n")
+        if match is None:
+            raise MalformedBatch(f"invalid {what} header line {_show(line)}", part=part)
+        fields.append((match.group(1), match.group(2).rstrip(" \t")))
+    return fields
+
+
+def _show(line: str) -> str:
+    """A line as the client sent it (bytes repr), shortened, for an error message."""
+    return repr(line.rstrip("\r\n")[:80].encode("latin-1"))
+
+
+def encode_field(name: str, value: str) -> bytes:
+    """``name: value`` as bytes; refuses what could inject a header or a part."""
+    if not _FIELD_NAME.fullmatch(name.encode("latin-1", "replace")):
+        raise ValueError(f"invalid header name {name!r}")
+    return name.encode("ascii") + b": " + encode_text(value, f"header {name}")
+
+
+def encode_text(value: str, what: str) -> bytes:
+    """``value`` as Latin-1 bytes, refused if it holds CR, LF or NUL (response splitting)."""
+    if _FORBIDDEN_IN_VALUE.search(value):
+        raise ValueError(f"{what} has CR, LF or NUL in its value")
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} has a character outside Latin-1") from None
