@@ -128,7 +128,7 @@ def _input_chunks(environ: WSGIEnvironment, limits: Limits) -> Iterator[bytes]:
     if not length_text:
         if not environ.get("wsgi.input_terminated"):
             raise LengthRequired("a batch needs a Content-Length (or chunked transfer encoding)")
-        while chunk := stream.read(_CHUNK_SIZE):
+        while chunk := _read(stream, _CHUNK_SIZE):
             yield chunk
         return
     if not length_text.isdigit():
@@ -141,11 +141,20 @@ def _input_chunks(environ: WSGIEnvironment, limits: Limits) -> Iterator[bytes]:
             f"the batch body ({length} bytes) is larger than {limits.max_body_size} bytes",
         )
     while remaining:
-        chunk = stream.read(min(_CHUNK_SIZE, remaining))
+        chunk = _read(stream, min(_CHUNK_SIZE, remaining))
         if not chunk:
             raise MalformedBatch(f"the body ended after {length - remaining} of {length} bytes")
         remaining -= len(chunk)
         yield chunk
+
+
+def _read(stream: Any, size: int) -> bytes:
+    """Read from ``wsgi.input``; a broken upload (bad chunked framing, a reset) is a 400."""
+    try:
+        chunk: bytes = stream.read(size)
+    except (OSError, ValueError) as error:
+        raise MalformedBatch(f"the body could not be read: {error}") from None
+    return chunk
 
 
 class Dispatcher:

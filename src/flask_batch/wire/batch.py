@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .errors import MalformedBatch
-from .http1 import parse_request, parse_response, serialise_request, serialise_response
+from .http1 import parse_request, parse_response, response_head, serialise_request
 from .model import UNLIMITED, Headers, Limits, Part, SubRequest, SubResponse
 from .multipart import (
     MultipartReader,
@@ -114,10 +114,9 @@ class ResponseWriter:
 
     def part(self, response: SubResponse, request: SubRequest) -> bytes:
         """The part answering ``request``; raises ValueError if ``response`` cannot be sent."""
-        message = serialise_response(response, head=request.method == "HEAD")
-        return encode_part(
-            self.boundary, _part_headers(response_content_id(request.content_id)), message
-        )
+        head, body = response_head(response, head=request.method == "HEAD")
+        content_id = response_content_id(request.content_id)
+        return encode_part(self.boundary, _part_headers(content_id), head, body)
 
     def close(self) -> bytes:
         return encode_close(self.boundary)

@@ -107,6 +107,30 @@ def _show(line: str) -> str:
     return repr(line.rstrip("\r\n")[:80].encode("latin-1"))
 
 
+_SAFE_BLOCK = re.compile(r"(?:[^\r\n\x00]*\r\n)*")
+_NAMES = re.compile(_TOKEN_TEXT + r"(?:\n" + _TOKEN_TEXT + ")*")
+
+
+def encode_fields(fields: Headers) -> bytes:
+    """``name: value`` CRLF for each field, checked in bulk; ValueError names a bad one."""
+    if not fields:
+        return b""
+    text = "".join([f"{name}: {value}\r\n" for name, value in fields])
+    # One line per field and valid names: no value or name smuggled in a line break or NUL.
+    if (
+        text.count("\n") == len(fields)
+        and _SAFE_BLOCK.fullmatch(text)
+        and _NAMES.fullmatch("\n".join([name for name, _ in fields]))
+    ):
+        try:
+            return text.encode("latin-1")
+        except UnicodeEncodeError:
+            pass
+    for name, value in fields:  # say which field is wrong
+        encode_field(name, value)
+    raise AssertionError("unreachable: some field failed the bulk check")  # pragma: no cover
+
+
 def encode_field(name: str, value: str) -> bytes:
     """``name: value`` as bytes; refuses what could inject a header or a part."""
     if not _FIELD_NAME.fullmatch(name.encode("latin-1", "replace")):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from .errors import LimitExceeded, MalformedBatch, reason_phrase
-from .fields import CRLF, TOKEN, encode_field, encode_text, head_end, parse_fields
+from .fields import CRLF, TOKEN, encode_fields, encode_text, head_end, parse_fields
 from .model import UNLIMITED, Headers, Limits, SubResponse
 
 _REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+)(?: (HTTP/\d\.\d))?")
@@ -154,41 +154,43 @@ def _check_trailers(data: bytes, position: int, part: int | None) -> None:
 
 
 def serialise_response(response: SubResponse, *, head: bool = False) -> bytes:
-    """A complete HTTP/1.1 response with an exact Content-Length.
+    """A complete HTTP/1.1 response with an exact Content-Length (see :func:`response_head`)."""
+    return b"".join(response_head(response, head=head))
+
+
+def response_head(response: SubResponse, *, head: bool = False) -> tuple[bytes, bytes]:
+    """The status line and headers (through the blank line), and the body to send after them.
 
     For a HEAD request and a 304 the body is empty and the Content-Length the application gave
-    (the size of the representation) is kept; otherwise it is the body's length.
+    (the size of the representation) is kept; otherwise it is the body's length. Hop-by-hop
+    headers are dropped. Raises ValueError for what cannot be framed safely.
     """
     if not 100 <= response.status <= 999:
         raise ValueError(f"invalid status code {response.status}")
-    reason = response.reason or reason_phrase(response.status)
-    lines = [f"HTTP/1.1 {response.status} ".encode("ascii") + encode_text(reason, "reason phrase")]
     keep_length = head or response.status == 304
     length: str | None = None
-    for name, value in response.headers:
-        lowered = name.lower()
-        if lowered in HOP_BY_HOP:
-            continue
+    fields = []
+    for field in response.headers:
+        lowered = field[0].lower()
         if lowered == "content-length":
-            length = value
-            continue
-        lines.append(encode_field(name, value))
+            length = field[1]
+        elif lowered not in HOP_BY_HOP:
+            fields.append(field)
     if not (keep_length and length is not None and length.isdigit()):
         length = str(len(response.body))
-    lines.append(b"Content-Length: " + length.encode("ascii"))
-    body = b"" if keep_length else response.body
-    return CRLF.join(lines) + CRLF + CRLF + body
+    fields.append(("Content-Length", length))
+    reason = encode_text(response.reason or reason_phrase(response.status), "reason phrase")
+    status_line = b"HTTP/1.1 %d %s\r\n" % (response.status, reason)
+    return status_line + encode_fields(tuple(fields)) + CRLF, b"" if keep_length else response.body
 
 
 def serialise_request(method: str, target: str, headers: Headers, body: bytes) -> bytes:
     """A complete HTTP/1.1 request for a part; adds Content-Length when there is a body."""
-    lines = [f"{method} {target} HTTP/1.1".encode("ascii")]
-    lines.extend(
-        encode_field(name, value) for name, value in headers if name.lower() != "content-length"
-    )
+    fields = [field for field in headers if field[0].lower() != "content-length"]
     if body:
-        lines.append(b"Content-Length: " + str(len(body)).encode("ascii"))
-    return CRLF.join(lines) + CRLF + CRLF + body
+        fields.append(("Content-Length", str(len(body))))
+    request_line = f"{method} {target} HTTP/1.1\r\n".encode("ascii")
+    return b"".join((request_line, encode_fields(tuple(fields)), CRLF, body))
 
 
 def parse_response(data: bytes, part: int | None = None) -> SubResponse:

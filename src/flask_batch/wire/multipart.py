@@ -14,7 +14,7 @@ import secrets
 from enum import Enum, auto
 
 from .errors import LimitExceeded, MalformedBatch, UnsupportedMediaType
-from .fields import CRLF, encode_field, head_end, parse_fields, resume_offset
+from .fields import CRLF, encode_fields, head_end, parse_fields, resume_offset
 from .model import Headers, Limits, Part
 
 _LWSP = b" \t"
@@ -290,11 +290,13 @@ class MultipartReader:
             )
 
 
-def encode_part(boundary: str, headers: Headers, content: bytes) -> bytes:
-    """One part with its delimiter line, CRLF line ends and the CRLF that ends its content."""
-    lines = [b"--" + boundary.encode("ascii")]
-    lines.extend(encode_field(name, value) for name, value in headers)
-    return CRLF.join(lines) + CRLF + CRLF + content + CRLF
+def encode_part(boundary: str, headers: Headers, *content: bytes) -> bytes:
+    """One part: delimiter line, headers, blank line, the content pieces joined, CRLF.
+
+    Content comes in pieces so that a message's head and body are copied once, here.
+    """
+    delimiter = b"--" + boundary.encode("ascii") + CRLF
+    return b"".join((delimiter, encode_fields(headers), CRLF, *content, CRLF))
 
 
 def encode_close(boundary: str) -> bytes:
