@@ -337,7 +337,7 @@ def test_bad_options_are_refused_when_registering() -> None:
         "text/plain",
         "multipart/form-data; boundary=x",
         "application/x-www-form-urlencoded",
-        "application/json",
+        "application/xml",
         None,
     ],
 )

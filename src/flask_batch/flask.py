@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import fields
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 
+from .engine import Execution
 from .wire.model import Limits
-from .wsgi import answer_batch
+from .wsgi import BatchEndpoint
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -19,30 +19,33 @@ EXTENSION_KEY = "batch"
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
-def resolve_limits(config: dict[str, Any], options: dict[str, Any]) -> Limits:
-    """Limits from keyword options, else ``BATCH_*`` config keys, else the defaults."""
-    unknown = set(options) - set(Limits.option_names())
+def resolve_options(config: Mapping[str, Any], options: dict[str, Any]) -> tuple[Limits, Execution]:
+    """Limits and execution settings from keyword options, else ``BATCH_*`` config keys, else
+    the defaults."""
+    names = (*Limits.option_names(), *Execution.option_names())
+    unknown = set(options) - set(names)
     if unknown:
         raise TypeError(
-            f"unknown Flask-Batch option(s) {sorted(unknown)}; "
-            f"the options are {list(Limits.option_names())}"
+            f"unknown Flask-Batch option(s) {sorted(unknown)}; the options are {list(names)}"
         )
     values = {}
-    for field in fields(Limits):
-        if field.name in options:
-            values[field.name] = options[field.name]
-        elif f"BATCH_{field.name.upper()}" in config:
-            values[field.name] = config[f"BATCH_{field.name.upper()}"]
-    return Limits(**values)
+    for name in names:
+        if name in options:
+            values[name] = options[name]
+        elif f"BATCH_{name.upper()}" in config:
+            values[name] = config[f"BATCH_{name.upper()}"]
+    limits = Limits(**{k: v for k, v in values.items() if k in Limits.option_names()})
+    execution = Execution(**{k: v for k, v in values.items() if k in Execution.option_names()})
+    return limits, execution
 
 
 def add_batch_route(app: Flask, route: str = "/batch", name: str = "batch", **options: Any) -> None:
     """Register a batch endpoint at ``route`` (endpoint ``name``) on ``app``.
 
-    ``options`` are :class:`~flask_batch.wire.model.Limits` fields; they win over the app's
-    ``BATCH_*`` config keys, read now, which win over the defaults.
+    ``options`` are :class:`~flask_batch.Limits` and :class:`~flask_batch.Execution` fields;
+    they win over the app's ``BATCH_*`` config keys, read now, which win over the defaults.
     """
-    limits = resolve_limits(app.config, options)
+    limits, execution = resolve_options(app.config, options)
     if name in app.view_functions:
         raise ValueError(f"the endpoint {name!r} already exists on {app.name!r}")
 
@@ -50,8 +53,10 @@ def add_batch_route(app: Flask, route: str = "/batch", name: str = "batch", **op
         # Looked up per call, so WSGI middleware installed later applies to the parts too.
         return app.wsgi_app(environ, start_response)
 
+    endpoint = BatchEndpoint(dispatch, limits, execution)
+
     def batch_view() -> Response:
-        answer = answer_batch(request.environ, dispatch, limits)
+        answer = endpoint.answer(request.environ)
         return Response(answer.body, status=answer.status, headers=answer.headers)
 
     app.add_url_rule(route, endpoint=name, view_func=batch_view, methods=_METHODS)
@@ -77,7 +82,7 @@ class Batch:
         name: str = "batch",
         **options: Any,
     ) -> None:
-        resolve_limits({}, options)  # refuse unknown or invalid options now, not at init_app
+        resolve_options({}, options)  # refuse unknown or invalid options now, not at init_app
         self.route = route
         self.name = name
         self.options = options

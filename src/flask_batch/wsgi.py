@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextvars
 import io
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
-from .engine import stream_answers
-from .wire.batch import ResponseWriter, read_requests
+from .engine import Execution, Policy, stream_answers
 from .wire.coding import BodyDecoder
 from .wire.errors import (
     PROBLEM_JSON,
@@ -30,7 +31,10 @@ from .wire.errors import (
     problem_response,
     reason_phrase,
 )
+from .wire.formats import Writer, negotiate
 from .wire.model import Limits, SubRequest, SubResponse
+from .wire.plan import dependency_indices
+from .wire.prefer import parse_preferences
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -79,21 +83,62 @@ class Answer:
     body: Iterable[bytes]
 
 
-def answer_batch(environ: WSGIEnvironment, app: WSGIApplication, limits: Limits) -> Answer:
-    """Read the batch in ``environ``, and answer it by running each part through ``app``.
+class BatchEndpoint:
+    """A batch endpoint over one WSGI application: its limits, how parts run, its thread pool.
 
-    The whole batch is read and checked before any part runs: a malformed or oversized batch
-    changes nothing. The parts then run one after another as the answer is streamed.
+    The pool (``execution.max_workers`` threads) is created at the first parallel batch and
+    shared by every batch of the endpoint; one batch uses at most
+    ``execution.max_workers_per_request`` of its threads at once.
     """
-    deadline = None if limits.deadline is None else time.monotonic() + limits.deadline
-    try:
-        requests = read_batch(environ, limits)
-    except BatchError as error:
-        return error_answer(error)
-    writer = ResponseWriter()
-    dispatcher = Dispatcher(app, environ)
-    headers = [("Content-Type", writer.content_type), ("Cache-Control", "no-store")]
-    return Answer("200 OK", headers, stream_answers(requests, dispatcher, writer, deadline))
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        limits: Limits | None = None,
+        execution: Execution | None = None,
+    ) -> None:
+        self.app = app
+        self.limits = limits or Limits()
+        self.execution = execution or Execution()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def answer(self, environ: WSGIEnvironment) -> Answer:
+        """Read the batch in ``environ`` and answer it, running each part through the app.
+
+        The whole batch is read and checked before any part runs: a malformed or oversized
+        batch changes nothing. The parts then run as the answer is streamed.
+        """
+        started = time.monotonic()
+        try:
+            requests, writer = read_batch(environ, self.limits)
+            dependencies = dependency_indices(requests)
+        except BatchError as error:
+            return error_answer(error)
+        preferences = parse_preferences(environ.get("HTTP_PREFER"))
+        workers = min(self.execution.workers_per_request, len(requests))
+        policy = Policy(
+            deadline=None if self.limits.deadline is None else started + self.limits.deadline,
+            workers=workers,
+            continue_on_error=preferences.continue_on_error,
+        )
+        headers = [("Content-Type", writer.content_type), ("Cache-Control", "no-store")]
+        if preferences.applied is not None:
+            headers.append(("Preference-Applied", preferences.applied))
+        dispatcher = Dispatcher(self.app, environ, concurrent=workers > 1)
+        pool = self.pool() if workers > 1 else None
+        body = stream_answers(
+            requests, dependencies, dispatcher, writer, policy=policy, executor=pool
+        )
+        return Answer("200 OK", headers, body)
+
+    def pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.execution.max_workers, thread_name_prefix="flask-batch"
+                )
+            return self._pool
 
 
 def error_answer(error: BatchError) -> Answer:
@@ -103,17 +148,23 @@ def error_answer(error: BatchError) -> Answer:
     return Answer(status, headers, [problem_body(error.problem())])
 
 
-def read_batch(environ: WSGIEnvironment, limits: Limits) -> list[SubRequest]:
-    """The sub-requests of the batch in ``environ``; raises :class:`BatchError` to refuse it."""
+def read_batch(environ: WSGIEnvironment, limits: Limits) -> tuple[list[SubRequest], Writer]:
+    """The sub-requests of the batch in ``environ`` and the writer of its answer.
+
+    Raises :class:`BatchError` to refuse the batch.
+    """
     if environ.get(PART_KEY):
         raise MalformedBatch("a batch cannot contain another batch")
     if environ.get("REQUEST_METHOD") != "POST":
         raise MethodNotAllowed("a batch is sent with POST")
+    reader, writer = negotiate(environ.get("CONTENT_TYPE"), limits)
     chunks = _input_chunks(environ, limits)
     encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
     if encoding != "identity":
         chunks = _decoded(chunks, BodyDecoder(encoding, limits.max_body_size))
-    return read_requests(environ.get("CONTENT_TYPE"), chunks, limits)
+    for chunk in chunks:
+        reader.feed(chunk)
+    return reader.close(), writer
 
 
 def _decoded(chunks: Iterator[bytes], decoder: BodyDecoder) -> Iterator[bytes]:
@@ -160,9 +211,13 @@ def _read(stream: Any, size: int) -> bytes:
 class Dispatcher:
     """Runs sub-requests of one batch through a WSGI application."""
 
-    def __init__(self, app: WSGIApplication, outer: WSGIEnvironment) -> None:
+    def __init__(
+        self, app: WSGIApplication, outer: WSGIEnvironment, *, concurrent: bool = False
+    ) -> None:
         self._app = app
         self._base = _base_environ(outer)
+        if concurrent:
+            self._base["wsgi.multithread"] = True  # parts of this batch run in threads
         self._scheme = outer.get("wsgi.url_scheme", "http")
         self._host = self._base["HTTP_HOST"]
         self._origin = (self._scheme.lower(), _normal_host(self._host, self._scheme))

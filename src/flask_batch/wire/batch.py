@@ -47,7 +47,17 @@ class RequestReader:
     def _to_request(self, part: Part, index: int) -> SubRequest:
         _check_http_part(part, index)
         method, target, headers, body = parse_request(part.content, self._limits, index)
-        return SubRequest(method, target, headers, body, part.header("Content-ID"))
+        depends_on = part.header("Depends-On")
+        return SubRequest(
+            method,
+            target,
+            headers,
+            body,
+            part.header("Content-ID"),
+            tuple(name.strip() for name in depends_on.split(",") if name.strip())
+            if depends_on
+            else (),
+        )
 
 
 def read_requests(
@@ -111,6 +121,9 @@ class ResponseWriter:
     @property
     def content_type(self) -> str:
         return f"multipart/mixed; boundary={self.boundary}"
+
+    def start(self) -> bytes:
+        return b""  # no preamble
 
     def part(self, response: SubResponse, request: SubRequest) -> bytes:
         """The part answering ``request``; raises ValueError if ``response`` cannot be sent."""

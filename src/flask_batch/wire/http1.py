@@ -161,9 +161,20 @@ def serialise_response(response: SubResponse, *, head: bool = False) -> bytes:
 def response_head(response: SubResponse, *, head: bool = False) -> tuple[bytes, bytes]:
     """The status line and headers (through the blank line), and the body to send after them.
 
-    For a HEAD request and a 304 the body is empty and the Content-Length the application gave
-    (the size of the representation) is kept; otherwise it is the body's length. Hop-by-hop
-    headers are dropped. Raises ValueError for what cannot be framed safely.
+    Raises ValueError for what cannot be framed safely (see :func:`response_fields`).
+    """
+    fields, body = response_fields(response, head=head)
+    reason = encode_text(response.reason or reason_phrase(response.status), "reason phrase")
+    status_line = b"HTTP/1.1 %d %s\r\n" % (response.status, reason)
+    return status_line + encode_fields(fields) + CRLF, body
+
+
+def response_fields(response: SubResponse, *, head: bool = False) -> tuple[Headers, bytes]:
+    """The header fields and body to send for ``response``, in any batch format.
+
+    Hop-by-hop headers are dropped and Content-Length is exact. For a HEAD request and a 304
+    the body is empty and the Content-Length the application gave (the size of the
+    representation) is kept.
     """
     if not 100 <= response.status <= 999:
         raise ValueError(f"invalid status code {response.status}")
@@ -179,9 +190,7 @@ def response_head(response: SubResponse, *, head: bool = False) -> tuple[bytes, 
     if not (keep_length and length is not None and length.isdigit()):
         length = str(len(response.body))
     fields.append(("Content-Length", length))
-    reason = encode_text(response.reason or reason_phrase(response.status), "reason phrase")
-    status_line = b"HTTP/1.1 %d %s\r\n" % (response.status, reason)
-    return status_line + encode_fields(tuple(fields)) + CRLF, b"" if keep_length else response.body
+    return tuple(fields), b"" if keep_length else response.body
 
 
 def serialise_request(method: str, target: str, headers: Headers, body: bytes) -> bytes:

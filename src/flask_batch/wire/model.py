@@ -78,8 +78,12 @@ class SubRequest:
     target: str
     headers: Headers
     body: bytes
-    #: The part's ``Content-ID`` header as sent, or None.
+    #: The part's id as sent (multipart ``Content-ID``, JSON ``id``), or None.
     content_id: str | None = None
+    #: Ids of earlier requests that must succeed (2xx) before this one runs.
+    depends_on: tuple[str, ...] = ()
+    #: Why this request is answered 400 without running (the rest of the batch goes on).
+    refusal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,47 @@
+"""Which batch format a request speaks: its reader, and the writer of its answer."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .batch import RequestReader, ResponseWriter
+from .errors import UnsupportedMediaType
+from .jsonbatch import MEDIA_TYPE as JSON
+from .jsonbatch import JsonRequestReader, JsonResponseWriter
+from .model import Limits, SubRequest, SubResponse
+from .multipart import parse_media_type
+
+MULTIPART = "multipart/mixed"
+
+
+class Reader(Protocol):
+    def feed(self, data: bytes) -> None: ...
+
+    def close(self) -> list[SubRequest]: ...
+
+
+class Writer(Protocol):
+    @property
+    def content_type(self) -> str: ...
+
+    def start(self) -> bytes: ...
+
+    def part(self, response: SubResponse, request: SubRequest) -> bytes: ...
+
+    def close(self) -> bytes: ...
+
+
+def negotiate(content_type: str | None, limits: Limits) -> tuple[Reader, Writer]:
+    """The reader for a batch body of ``content_type``, and the writer of its answer.
+
+    Only the two batch media types are accepted: neither can be sent by a cross-site HTML form
+    without a CORS preflight (``multipart/form-data``, ``text/plain`` and urlencoded can).
+    """
+    media_type = parse_media_type(content_type)[0] if content_type else ""
+    if media_type == MULTIPART:
+        return RequestReader(content_type, limits), ResponseWriter()
+    if media_type == JSON:
+        return JsonRequestReader(limits), JsonResponseWriter()
+    raise UnsupportedMediaType(
+        f"a batch must be {MULTIPART} or {JSON}, not {media_type or 'untyped'!r}"
+    )

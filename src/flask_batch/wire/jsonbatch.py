@@ -1,0 +1,224 @@
+"""The JSON batch format of OData 4.01 and Microsoft Graph.
+
+Request: ``{"requests": [{"id", "method", "url", "headers", "body", "dependsOn"}]}``.
+Answer: ``{"responses": [{"id", "status", "headers", "body"}]}``, in request order. A body
+travels as the JSON value itself under a JSON media type, as a string under ``text/*``, and
+base64url-encoded otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+from urllib.parse import quote
+
+from .errors import LimitExceeded, MalformedBatch
+from .fields import encode_fields
+from .http1 import response_fields
+from .model import Headers, Limits, SubRequest, SubResponse
+from .multipart import parse_media_type
+
+MEDIA_TYPE = "application/json"
+# Every visible ASCII character stays as sent; anything else in a url is percent-encoded.
+_URL_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
+
+
+def is_json(media_type: str) -> bool:
+    return media_type == MEDIA_TYPE or media_type.endswith("+json")
+
+
+class JsonRequestReader:
+    """Collects a JSON batch body (bounded by ``max_body_size``) and reads its requests."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def feed(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._limits.max_body_size:
+            raise LimitExceeded(
+                "max_body_size",
+                self._limits.max_body_size,
+                f"the batch body is larger than {self._limits.max_body_size} bytes",
+            )
+        self._chunks.append(data)
+
+    def close(self) -> list[SubRequest]:
+        try:
+            document = json.loads(b"".join(self._chunks))
+        except (ValueError, RecursionError) as error:
+            raise MalformedBatch(f"the body is not valid JSON: {error}") from None
+        if not isinstance(document, dict) or not isinstance(document.get("requests"), list):
+            raise MalformedBatch('a JSON batch is an object with a "requests" array')
+        items = document["requests"]
+        if len(items) > self._limits.max_parts:
+            raise LimitExceeded(
+                "max_parts",
+                self._limits.max_parts,
+                f"the batch has more than {self._limits.max_parts} requests",
+                part=self._limits.max_parts + 1,
+            )
+        requests = [self._request(item, index) for index, item in enumerate(items, start=1)]
+        seen: set[str] = set()
+        for index, request in enumerate(requests, start=1):
+            assert request.content_id is not None
+            if request.content_id in seen:
+                raise MalformedBatch(f"the id {request.content_id!r} is used twice", part=index)
+            seen.add(request.content_id)
+        return requests
+
+    def _request(self, item: Any, index: int) -> SubRequest:
+        if not isinstance(item, dict):
+            raise MalformedBatch("a request must be a JSON object", part=index)
+        request_id = _string(item, "id", index)
+        method = _string(item, "method", index).upper()
+        if not method.isascii() or not method.isalpha():
+            raise MalformedBatch(f"invalid method {method!r}", part=index)
+        target = quote(_string(item, "url", index), safe=_URL_SAFE)
+        headers = self._headers(item.get("headers", {}), index)
+        depends_on = self._depends_on(item, index)
+        refusal = None
+        body = b""
+        if item.get("body") is not None:
+            content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+            if content_type is None:
+                refusal = "a request with a body needs a Content-Type header"
+            else:
+                try:
+                    body = encode_body(item["body"], content_type)
+                except ValueError as error:
+                    refusal = str(error)
+        if len(body) > self._limits.max_part_size:
+            raise LimitExceeded(
+                "max_part_size",
+                self._limits.max_part_size,
+                f"the request's body is larger than {self._limits.max_part_size} bytes",
+                part=index,
+            )
+        return SubRequest(method, target, headers, body, request_id, depends_on, refusal)
+
+    def _headers(self, headers: Any, index: int) -> Headers:
+        if not isinstance(headers, dict) or not all(
+            isinstance(value, str) for value in headers.values()
+        ):
+            raise MalformedBatch('"headers" must be an object of strings', part=index)
+        fields = tuple(headers.items())
+        if len(fields) > self._limits.max_headers:
+            raise LimitExceeded(
+                "max_headers",
+                self._limits.max_headers,
+                f"the request has more than {self._limits.max_headers} headers",
+                part=index,
+            )
+        try:
+            size = len(encode_fields(fields))
+        except ValueError as error:
+            raise MalformedBatch(str(error), part=index) from None
+        if size > self._limits.max_header_size:
+            raise LimitExceeded(
+                "max_header_size",
+                self._limits.max_header_size,
+                f"the request's headers are longer than {self._limits.max_header_size} bytes",
+                part=index,
+            )
+        return fields
+
+    def _depends_on(self, item: dict[str, Any], index: int) -> tuple[str, ...]:
+        if "dependsOn" in item and "depends_on" in item:
+            raise MalformedBatch('give either "dependsOn" or "depends_on", not both', part=index)
+        names = item.get("dependsOn", item.get("depends_on", []))
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise MalformedBatch('"dependsOn" must be an array of request ids', part=index)
+        return tuple(names)
+
+
+def _string(item: dict[str, Any], key: str, index: int) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise MalformedBatch(f'a request needs "{key}" as a non-empty string', part=index)
+    return value
+
+
+def encode_body(value: Any, content_type: str) -> bytes:
+    """The bytes a JSON batch body stands for, by its media type; ValueError if it cannot."""
+    media_type, params = parse_media_type(content_type)
+    if is_json(media_type):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    if not isinstance(value, str):
+        raise ValueError(f"a {media_type} body must be a string (base64url unless text/*)")
+    if media_type.startswith("text/"):
+        charset = params.get("charset", "utf-8")
+        try:
+            return value.encode(charset)
+        except (LookupError, UnicodeEncodeError) as error:
+            raise ValueError(f"the body cannot be encoded as {charset}: {error}") from None
+    try:
+        # base64url as the format says; standard base64 and missing padding are accepted too.
+        text = value.replace("-", "+").replace("_", "/")
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the body is not valid base64url") from None
+
+
+def decode_body(body: bytes, content_type: str | None) -> tuple[Any, bool]:
+    """The JSON value that carries ``body``, and whether it had to be base64url."""
+    try:
+        media_type, params = parse_media_type(content_type) if content_type else ("", {})
+        if is_json(media_type):
+            return json.loads(body), False
+        if media_type.startswith("text/"):
+            return body.decode(params.get("charset", "utf-8")), False
+    except (ValueError, LookupError, MalformedBatch):
+        pass  # not what its type says: sent losslessly as base64url, marked as such
+    return base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii"), True
+
+
+class JsonResponseWriter:
+    """Writes ``{"responses": [...]}`` one response at a time, so it can be streamed."""
+
+    content_type = MEDIA_TYPE
+
+    def __init__(self) -> None:
+        self._written = 0
+
+    def start(self) -> bytes:
+        return b'{"responses":['
+
+    def part(self, response: SubResponse, request: SubRequest) -> bytes:
+        """One response object; raises ValueError if ``response`` cannot be sent."""
+        fields, body = response_fields(response, head=request.method == "HEAD")
+        encode_fields(fields)  # the same checks as on the wire: no CR, LF or NUL
+        headers: dict[str, str | list[str]] = {}
+        for name, value in fields:
+            previous = headers.get(name)
+            # A repeated header (several Set-Cookie) becomes a list: nothing is lost.
+            headers[name] = value if previous is None else [*_as_list(previous), value]
+        item: dict[str, Any] = {"id": request.content_id, "status": response.status}
+        item["headers"] = headers
+        if body:
+            content_type = next((v for k, v in fields if k.lower() == "content-type"), None)
+            item["body"], encoded = decode_body(body, content_type)
+            if encoded and content_type is not None and _declares_text(content_type):
+                item["bodyEncoding"] = "base64url"
+        separator = b"," if self._written else b""
+        self._written += 1
+        return separator + json.dumps(item, ensure_ascii=False).encode("utf-8")
+
+    def close(self) -> bytes:
+        return b"]}"
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+def _declares_text(content_type: str) -> bool:
+    try:
+        media_type, _ = parse_media_type(content_type)
+    except MalformedBatch:
+        return False
+    return is_json(media_type) or media_type.startswith("text/")
