@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench load fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,18 @@ $(VENV)/.client: $(BIN)/python pyproject.toml
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(VENV)/.bench: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $@
+
+$(VENV)/.load: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[load]'
+	touch $@
+
+$(VENV)/.fuzz: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[fuzz]'
 	touch $@
 
 demo: $(VENV)/.client
@@ -32,6 +44,26 @@ unit: $(VENV)/.dev
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# Concurrent batches against gunicorn (sync, then gthread workers) on 127.0.0.1, >= 60 s each;
+# writes bench/results/load.md.
+load: $(VENV)/.load
+	$(BIN)/python bench/load.py
+
+# Latency proxy, end to end at 0 and 50 ms, server-side cost and memory, the alpha release;
+# writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes; see bench/README.md).
+bench: $(VENV)/.bench
+	$(BIN)/python -m bench
+
+# Coverage-guided fuzzing of the wire core with atheris for FUZZ_SECONDS (FUZZ_TARGET: all,
+# reader, message, roundtrip or decoder); new inputs and crashes go to fuzz/.work/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGET ?= all
+fuzz: $(VENV)/.fuzz
+	mkdir -p fuzz/.work/corpus
+	$(BIN)/python -m fuzz.fuzz_batch --target $(FUZZ_TARGET) -max_total_time=$(FUZZ_SECONDS) \
+		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=fuzz/.work/ \
+		fuzz/.work/corpus fuzz/corpus/seeds
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -135,10 +135,13 @@ class ResponseWriter:
         return encode_close(self.boundary)
 
 
-def _part_headers(content_id: str | None) -> Headers:
-    if content_id is None:
-        return (("Content-Type", "application/http"),)
-    return (("Content-Type", "application/http"), ("Content-ID", content_id))
+def _part_headers(content_id: str | None, depends_on: tuple[str, ...] = ()) -> Headers:
+    headers: Headers = (("Content-Type", "application/http"),)
+    if content_id is not None:
+        headers += (("Content-ID", content_id),)
+    if depends_on:
+        headers += (("Depends-On", ", ".join(depends_on)),)
+    return headers
 
 
 def encode_requests(requests: Iterable[SubRequest], boundary: str) -> bytes:
@@ -146,7 +149,7 @@ def encode_requests(requests: Iterable[SubRequest], boundary: str) -> bytes:
     parts = [
         encode_part(
             boundary,
-            _part_headers(request.content_id),
+            _part_headers(request.content_id, request.depends_on),
             serialise_request(request.method, request.target, request.headers, request.body),
         )
         for request in requests

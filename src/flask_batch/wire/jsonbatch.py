@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
-from .errors import LimitExceeded, MalformedBatch
+from .errors import LimitExceeded, MalformedBatch, reason_phrase
 from .fields import encode_fields
 from .http1 import response_fields
 from .model import Headers, Limits, SubRequest, SubResponse
@@ -210,6 +211,69 @@ class JsonResponseWriter:
 
     def close(self) -> bytes:
         return b"]}"
+
+
+def encode_json_requests(requests: Iterable[SubRequest]) -> bytes:
+    """A JSON batch request body (the client side); ValueError for a body it cannot carry."""
+    items = []
+    for request in requests:
+        item: dict[str, Any] = {
+            "id": request.content_id,
+            "method": request.method,
+            "url": request.target,
+            "headers": dict(request.headers),
+        }
+        if request.depends_on:
+            item["dependsOn"] = list(request.depends_on)
+        if request.body:
+            content_type = next(
+                (v for k, v in request.headers if k.lower() == "content-type"), None
+            )
+            if content_type is None:
+                raise ValueError("in the JSON batch format a request body needs a Content-Type")
+            item["body"], encoded = decode_body(request.body, content_type)
+            if encoded and _declares_text(content_type):
+                raise ValueError(
+                    f"the body is not valid {content_type}: the JSON batch format cannot carry it"
+                )
+        items.append(item)
+    return json.dumps({"requests": items}, ensure_ascii=False).encode("utf-8")
+
+
+def read_json_responses(body: bytes) -> list[tuple[str | None, SubResponse]]:
+    """A JSON batch answer as (id of the request it answers, response) pairs."""
+    try:
+        document = json.loads(body)
+        items = document["responses"]
+        return [_response(item) for item in items]
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise MalformedBatch(f"the JSON batch answer is malformed: {error!r}") from None
+
+
+def _response(item: dict[str, Any]) -> tuple[str | None, SubResponse]:
+    status = item["status"]
+    if type(status) is not int:
+        raise TypeError(f"status {status!r} is not an integer")
+    fields = [
+        (name, value)
+        for name, values in item.get("headers", {}).items()
+        for value in (values if isinstance(values, list) else [values])
+    ]
+    content_type = next((v for k, v in fields if k.lower() == "content-type"), None)
+    body = b""
+    if "body" in item:
+        if item.get("bodyEncoding") == "base64url" or content_type is None:
+            body = encode_body(item["body"], "application/octet-stream")
+        else:
+            body = encode_body(item["body"], content_type)
+        # A JSON body was re-serialised on the way: its length is the one that arrived.
+        fields = [f for f in fields if f[0].lower() != "content-length"]
+        fields.append(("Content-Length", str(len(body))))
+    request_id = item.get("id")
+    return (
+        None if request_id is None else str(request_id),
+        SubResponse(status, reason_phrase(status), tuple(fields), body),
+    )
 
 
 def _as_list(value: str | list[str]) -> list[str]:

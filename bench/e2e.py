@@ -1,0 +1,344 @@
+"""End to end: N calls through a simulated network, one way per scenario, side by side.
+
+Every scenario makes the same N calls of the workload (``bench.workload``) against the same
+application, served by a real server in its own process, through the latency proxy (in its
+own process too) at each round trip time. A run is timed from "the client object exists"
+to "every answer has been read and checked"; the client object itself is built before.
+
+- cold: no connection is open when the clock starts (the proxy charges one round trip for
+  each new connection's TCP handshake, see ``bench.latency_proxy``): a client starting up.
+- warm: the connections are open (and used once) before the clock starts: a client in the
+  middle of a session. Measured at N = 100, the cell the targets are about.
+
+Run ``python -m bench.e2e`` (``--quick`` for a smoke run); results go to
+``bench/results/e2e.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import requests
+
+from bench.serve import GUNICORN_ARGS
+from bench.workload import Call, calls
+from flask_batch.client import Batching
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+#: The server's ``max_parts`` (Flask-Batch's default): longer workloads are split.
+MAX_PARTS = 100
+THREADS = 8
+TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    label: str
+    server: str  # "gunicorn" or "hypercorn"
+    run: Callable[[str, list[Call], bool], float]  # (base URL, calls, warm) -> seconds
+
+
+@dataclass
+class Cell:
+    rtt_ms: float
+    n: int
+    scenario: str
+    variant: str  # "cold" or "warm"
+    seconds: list[float] = field(default_factory=list)
+
+
+class WrongAnswer(AssertionError):
+    pass
+
+
+def check(call: Call, status: int, body: Any) -> None:
+    """Every answer is the right one: 200 and the item asked for (a batch must not lie)."""
+    if status != 200 or not isinstance(body, dict) or body.get("id") != call.item:
+        raise WrongAnswer(f"{call.method} {call.path}: {status} {body!r}"[:300])
+
+
+# -- the scenarios ----------------------------------------------------------------------------
+
+
+def sequential(base: str, work: list[Call], warm: bool) -> float:
+    """One ``requests.Session``, one keep-alive connection, one call after the other."""
+    with requests.Session() as session:
+        if warm:
+            session.get(base + "/items/0", timeout=TIMEOUT).raise_for_status()
+        start = time.perf_counter()
+        for call in work:
+            r = session.request(call.method, base + call.path, json=call.body, timeout=TIMEOUT)
+            check(call, r.status_code, r.json())
+        return time.perf_counter() - start
+
+
+def threaded(base: str, work: list[Call], warm: bool) -> float:
+    """8 threads, each with its own ``requests.Session`` (8 connections), sharing the calls."""
+    sessions = [requests.Session() for _ in range(THREADS)]
+    pending = iter(work)
+    lock = threading.Lock()
+    start_line = threading.Barrier(THREADS + 1)
+    errors: list[BaseException] = []
+
+    def worker(session: requests.Session) -> None:
+        try:
+            if warm:
+                session.get(base + "/items/0", timeout=TIMEOUT).raise_for_status()
+        finally:
+            start_line.wait()
+        try:
+            while True:
+                with lock:
+                    call = next(pending, None)
+                if call is None:
+                    return
+                r = session.request(call.method, base + call.path, json=call.body, timeout=TIMEOUT)
+                check(call, r.status_code, r.json())
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in sessions]
+    try:
+        for thread in threads:
+            thread.start()
+        start_line.wait()
+        start = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - start
+    finally:
+        for session in sessions:
+            session.close()
+    if errors:
+        raise errors[0]
+    return seconds
+
+
+def http2(base: str, work: list[Call], warm: bool) -> float:
+    """httpx over HTTP/2 (h2c, prior knowledge): one connection, every call in flight at once."""
+
+    async def run() -> float:
+        async with httpx.AsyncClient(http1=False, http2=True, timeout=TIMEOUT) as client:
+            if warm:
+                (await client.get(base + "/items/0")).raise_for_status()
+            start = time.perf_counter()
+            answers = await asyncio.gather(
+                *(client.request(c.method, base + c.path, json=c.body) for c in work)
+            )
+            for call, r in zip(work, answers, strict=True):
+                if r.http_version != "HTTP/2":
+                    raise WrongAnswer(f"answered over {r.http_version}, not HTTP/2")
+                check(call, r.status_code, r.json())
+            seconds: float = time.perf_counter() - start
+            return seconds
+
+    return asyncio.run(run())
+
+
+def batched(base: str, work: list[Call], warm: bool) -> float:
+    """``flask_batch.client.Batching``: batches of at most ``MAX_PARTS`` calls, one by one."""
+    with Batching(base + "/batch", timeout=TIMEOUT) as session:
+        if warm:
+            session.get(base + "/items/0")
+            session.send_batch()
+        start = time.perf_counter()
+        for first in range(0, len(work), MAX_PARTS):
+            chunk = work[first : first + MAX_PARTS]
+            for call in chunk:
+                session.request(call.method, base + call.path, json=call.body)
+            for call, r in zip(chunk, session.send_batch(), strict=True):
+                check(call, r.status_code, r.json())
+        return time.perf_counter() - start
+
+
+SCENARIOS = [
+    Scenario("sequential", "sequential (requests.Session, keep-alive)", "gunicorn", sequential),
+    Scenario("threads8", "8 threads (8 connections)", "gunicorn", threaded),
+    Scenario("http2", "HTTP/2 multiplexing (httpx, Hypercorn)", "hypercorn", http2),
+    Scenario("batch", "Flask-Batch (Batching, gunicorn)", "gunicorn", batched),
+    Scenario("batch_hypercorn", "Flask-Batch (Batching, Hypercorn HTTP/1.1)", "hypercorn", batched),
+]
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _env() -> dict[str, str]:
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
+
+
+@contextmanager
+def _process(args: list[str], **kwargs: Any) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(args, cwd=ROOT, env=_env(), text=True, **kwargs)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@contextmanager
+def server(kind: str) -> Iterator[int]:
+    """Start ``kind`` (gunicorn or hypercorn) on a free port; yield the port once it answers."""
+    port = free_port()
+    if kind == "gunicorn":
+        args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN_ARGS]
+    else:
+        args = [sys.executable, "-m", "bench.serve", kind, "--port", str(port)]
+    with _process(args) as process:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{kind} exited with {process.returncode}")
+            try:
+                requests.get(f"http://127.0.0.1:{port}/items/0", timeout=2).raise_for_status()
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield port
+
+
+@contextmanager
+def proxy(port: int, rtt_ms: float) -> Iterator[int]:
+    """The latency proxy in front of ``port``, in its own process; yields its port."""
+    args = [sys.executable, "-m", "bench.latency_proxy", str(port), "--rtt", str(rtt_ms)]
+    with _process(args, stdout=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "listening on 127.0.0.1:PORT -> ..."
+        if not line.startswith("listening on"):
+            raise RuntimeError(f"the latency proxy did not start: {line!r}")
+        yield int(line.split()[2].rsplit(":", 1)[1])
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    rtts_ms: Sequence[float] = (0.0, 50.0)
+    ns: Sequence[int] = (1, 10, 100, 1000)
+    warm_ns: Sequence[int] = (100,)
+    #: Each cell is run at least ``min_reps`` times, and more (up to ``max_reps``) while its
+    #: runs fit in ``cell_budget`` seconds: the slowest cells (sequential, N = 1,000, 50 ms:
+    #: about 50 s a run) are run once.
+    min_reps: int = 1
+    max_reps: int = 7
+    cell_budget: float = 20.0
+
+
+QUICK = Plan(rtts_ms=(0.0, 20.0), ns=(1, 10, 100), max_reps=2, cell_budget=2.0)
+
+
+def reps_for(first: float, plan: Plan) -> int:
+    return max(plan.min_reps, min(plan.max_reps, int(plan.cell_budget / max(first, 1e-6))))
+
+
+def run_cells(
+    bases: dict[str, str],
+    plan: Plan,
+    *,
+    rtt_ms: float,
+    n: int,
+    variant: str,
+    log: Callable[[str], None],
+) -> list[Cell]:
+    """All scenarios at one (rtt, N): round 1 runs each once, later rounds only the unfinished."""
+    work = calls(n)
+    cells = {s.key: Cell(rtt_ms, n, s.key, variant) for s in SCENARIOS}
+    wanted: dict[str, int] = {}
+    for round_ in range(plan.max_reps):
+        for scenario in SCENARIOS:
+            cell = cells[scenario.key]
+            if round_ and len(cell.seconds) >= wanted[scenario.key]:
+                continue
+            cell.seconds.append(scenario.run(bases[scenario.server], work, variant == "warm"))
+            if not round_:
+                wanted[scenario.key] = reps_for(cell.seconds[0], plan)
+    for cell in cells.values():
+        times = sorted(cell.seconds)
+        log(
+            f"  {variant:4} rtt={rtt_ms:g}ms N={n:<5} {cell.scenario:16} "
+            f"median {times[len(times) // 2] * 1000:9.1f} ms  ({len(times)} runs)"
+        )
+    return list(cells.values())
+
+
+def run(plan: Plan, log: Callable[[str], None] = print) -> list[Cell]:
+    results: list[Cell] = []
+    with ExitStack() as stack:
+        ports = {kind: stack.enter_context(server(kind)) for kind in ("gunicorn", "hypercorn")}
+        log(f"servers: {ports}")
+        # Warm up both servers and every client code path (imports, first connections).
+        direct = {kind: f"http://127.0.0.1:{port}" for kind, port in ports.items()}
+        for scenario in SCENARIOS:
+            scenario.run(direct[scenario.server], calls(20), False)
+        for rtt_ms in plan.rtts_ms:
+            with ExitStack() as proxies:
+                bases = {
+                    kind: f"http://127.0.0.1:{proxies.enter_context(proxy(port, rtt_ms))}"
+                    for kind, port in ports.items()
+                }
+                for n in plan.ns:
+                    results += run_cells(bases, plan, rtt_ms=rtt_ms, n=n, variant="cold", log=log)
+                for n in plan.warm_ns:
+                    results += run_cells(bases, plan, rtt_ms=rtt_ms, n=n, variant="warm", log=log)
+    return results
+
+
+def save(results: list[Cell], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "scenarios": {s.key: {"label": s.label, "server": s.server} for s in SCENARIOS},
+        "max_parts": MAX_PARTS,
+        "cells": [asdict(cell) for cell in results],
+    }
+    path.write_text(json.dumps(document, indent=1) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small N, 2 runs")
+    parser.add_argument("--out", type=Path, default=RESULTS / "e2e.json")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    results = run(QUICK if args.quick else Plan())
+    save(results, args.out)
+    print(f"end to end: {time.perf_counter() - started:.0f} s, written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Where the batch endpoint's time goes: cProfile and pyinstrument over a 1,000-part batch.
+
+cProfile counts every call, so it attributes time per function exactly but inflates code
+that makes many small calls (all Python code here, roughly alike): read its numbers as
+shares, and the timed medians of ``bench.server_cost`` as the real cost. The same calls
+dispatched directly (``bench.server_cost``'s floor) are profiled too, so that the work Flask
+itself does more (or less) for a batch part than for a direct request shows up.
+
+Run ``python -m bench.profile``; it writes ``bench/results/profile.json`` (per module and
+per function, µs per part) and ``bench/results/profile-pyinstrument.txt`` (the call tree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import cProfile
+import json
+import pstats
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pyinstrument import Profiler
+
+from bench.server_cost import (
+    batch_environ,
+    bench_app,
+    call_environ,
+    drain,
+    run_batch,
+    run_direct,
+)
+from bench.timing import median, start_response, timed
+from bench.workload import batch_body, calls
+
+# The package's internals, for timing each step alone: they may change, so a failed import
+# only disables that table.
+try:
+    from flask_batch.wire.batch import ResponseWriter, read_requests
+    from flask_batch.wire.model import Limits
+    from flask_batch.wsgi import Dispatcher, call_app
+
+    INTERNALS_ERROR = ""
+except ImportError as error:
+    INTERNALS_ERROR = str(error)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+N = 1000
+RUNS = 5
+PACKAGE_MARK = "/flask_batch/"
+
+
+def _module(filename: str) -> str | None:
+    """``flask_batch/wire/http1.py`` for a file of this package, else None."""
+    if PACKAGE_MARK not in filename or "site-packages" in filename:
+        return None
+    return "flask_batch/" + filename.rsplit(PACKAGE_MARK, 1)[1]
+
+
+def _profile(run: Callable[[], object], runs: int) -> pstats.Stats:
+    profiler = cProfile.Profile()
+    for _ in range(runs):
+        profiler.runcall(run)
+    return pstats.Stats(profiler)
+
+
+Key = tuple[str, int, str]
+
+
+def _entries(stats: pstats.Stats) -> dict[Key, tuple[int, float, float]]:
+    """(calls, self seconds, cumulative seconds) per function.
+
+    Built-in functions (``str.encode``, ``re.Pattern.search``, ...) have no file of their own:
+    their time is added to the self time of the Python functions that called them, so that
+    a parser's regular expressions count as the parser's time.
+    """
+    raw: dict[Key, tuple[int, int, float, float, dict[Key, tuple[Any, ...]]]]
+    raw = stats.stats  # type: ignore[attr-defined]
+    entries = {key: [value[1], value[2], value[3]] for key, value in raw.items()}
+    for key, (_, _, _, _, callers) in raw.items():
+        if key[0] != "~":
+            continue
+        for caller, (_, _, tottime, _) in callers.items():
+            if caller in entries and caller[0] != "~":
+                entries[caller][1] += tottime
+                entries[key][1] -= tottime
+    return {key: (int(c), float(t), float(ct)) for key, (c, t, ct) in entries.items()}
+
+
+def analyse(n: int = N, runs: int = RUNS) -> dict[str, Any]:
+    app = bench_app()
+    work = calls(n)
+    body = batch_body(work)
+    run_batch(app, batch_environ(body))  # warm up
+
+    environs = [batch_environ(body) for _ in range(runs)]
+    batch_stats = _profile(lambda: run_batch(app, environs.pop()), runs)
+    direct_sets = [[call_environ(c) for c in work] for _ in range(runs)]
+    direct_stats = _profile(lambda: run_direct(app, direct_sets.pop()), runs)
+
+    per_part = 1e6 / (n * runs)
+    modules: dict[str, float] = defaultdict(float)
+    functions: list[dict[str, Any]] = []
+    other_batch = 0.0
+    for (filename, line, name), (calls_, tottime, cumtime) in _entries(batch_stats).items():
+        module = _module(filename)
+        if module is None:
+            other_batch += tottime
+            continue
+        modules[module] += tottime
+        functions.append(
+            {
+                "function": f"{module}:{line}({name})",
+                "calls_per_part": calls_ / (n * runs),
+                "self_us": tottime * per_part,
+                "cumulative_us": cumtime * per_part,
+            }
+        )
+    functions.sort(key=lambda f: -float(f["self_us"]))
+    other_direct = sum(tottime for _, tottime, _ in _entries(direct_stats).values())
+    return {
+        "n": n,
+        "runs": runs,
+        "modules": sorted(
+            ({"module": m, "self_us": t * per_part} for m, t in modules.items()),
+            key=lambda m: -float(m["self_us"]),
+        ),
+        "functions": functions[:20],
+        "package_us": sum(modules.values()) * per_part,
+        "framework_and_app_in_batch_us": other_batch * per_part,
+        "framework_and_app_direct_us": other_direct * per_part,
+    }
+
+
+def components(n: int = N, rounds: int = 9) -> dict[str, float] | str:
+    """Each step of the batch endpoint timed alone (µs per part, medians), with no profiler.
+
+    Uses the package's internal functions, which may change: if they did, says so instead.
+    """
+    if INTERNALS_ERROR:
+        return f"not measured: the package's internals changed ({INTERNALS_ERROR})"
+    try:
+        app = bench_app()
+        work = calls(n)
+        body = batch_body(work)
+        content_type = batch_environ(b"")["CONTENT_TYPE"]
+        limits = Limits(max_parts=20_000, max_body_size=128 * 2**20)
+        requests = read_requests(content_type, [body], limits)
+        dispatcher = Dispatcher(app.wsgi_app, batch_environ(body))
+        responses = [call_app(app.wsgi_app, call_environ(call)) for call in work]
+        writer = ResponseWriter()
+
+        steps: dict[str, tuple[Callable[[], object], Callable[[Any], object]]] = {
+            "floor: app.wsgi_app on prebuilt environs": (
+                lambda: [call_environ(call) for call in work],
+                lambda environs: [drain(app.wsgi_app(e, start_response)) for e in environs],
+            ),
+            "parse: read_requests (multipart + HTTP/1.1)": (
+                lambda: None,
+                lambda _: read_requests(content_type, [body], limits),
+            ),
+            "environ: Dispatcher.environ": (
+                lambda: None,
+                lambda _: [dispatcher.environ(request) for request in requests],
+            ),
+            "run: Context().run(call_app, app.wsgi_app)": (
+                lambda: [call_environ(call) for call in work],
+                lambda environs: [
+                    contextvars.Context().run(call_app, app.wsgi_app, e) for e in environs
+                ],
+            ),
+            "serialise: ResponseWriter.part": (
+                lambda: None,
+                lambda _: [writer.part(r, q) for r, q in zip(responses, requests, strict=True)],
+            ),
+            "whole batch: POST /batch through app.wsgi_app": (
+                lambda: batch_environ(body),
+                lambda environ: run_batch(app, environ),
+            ),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in steps}
+        for _ in range(rounds):
+            for name, (setup, step) in steps.items():
+                argument = setup()
+                seconds, _ = timed(lambda: step(argument))  # noqa: B023 (called at once)
+                samples[name].append(seconds / n * 1e6)
+        return {name: median(values) for name, values in samples.items()}
+    except (AttributeError, TypeError) as error:
+        return f"not measured: the package's internals changed ({error})"
+
+
+def call_tree(n: int = N, runs: int = 3) -> str:
+    app = bench_app()
+    body = batch_body(calls(n))
+    run_batch(app, batch_environ(body))
+    profiler = Profiler(interval=0.0001)
+    profiler.start()
+    for _ in range(runs):
+        run_batch(app, batch_environ(body))
+    profiler.stop()
+    text: str = profiler.output_text(unicode=False, color=False, show_all=False)
+    return text
+
+
+def run(log: Callable[[str], None] = print) -> dict[str, Any]:
+    result = analyse()
+    log(
+        f"  profile (cProfile, N={result['n']}): flask_batch {result['package_us']:.1f} us/part; "
+        f"Flask+app {result['framework_and_app_in_batch_us']:.1f} us/part in a batch, "
+        f"{result['framework_and_app_direct_us']:.1f} us/request direct"
+    )
+    for module in result["modules"][:6]:
+        log(f"    {module['module']:32} {module['self_us']:6.1f} us/part")
+    result["components"] = components()
+    if isinstance(result["components"], dict):
+        for name, us in result["components"].items():
+            log(f"    {name:48} {us:6.1f} us/part")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser.add_argument("--out", type=Path, default=RESULTS / "profile.json")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    result = run()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    (args.out.parent / "profile-pyinstrument.txt").write_text(call_tree())
+    print(f"profile: {time.perf_counter() - started:.0f} s, written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,565 @@
+"""Writes ``docs/benchmarks.md`` and ``docs/benchmarks.png`` from ``bench/results/*.json``.
+
+``python -m bench.report`` redraws both from the last results without measuring anything.
+If ``bench/results/load.md`` exists (``make load`` writes it), it is included verbatim under
+"Load".
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from bench.timing import median
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+CHART = ROOT / "docs" / "benchmarks.png"
+MIB = 1024 * 1024
+
+SCENARIO_ORDER = ["sequential", "threads8", "http2", "batch", "batch_hypercorn"]
+SHORT = {
+    "sequential": "sequential",
+    "threads8": "8 threads",
+    "http2": "HTTP/2",
+    "batch": "batch",
+    "batch_hypercorn": "batch (Hypercorn)",
+}
+
+
+def load(name: str) -> Any:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# -- formatting -------------------------------------------------------------------------------
+
+
+def ms(seconds: float) -> str:
+    value = seconds * 1000
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def us(value: float) -> str:
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.1f}"
+
+
+def spread(values: Sequence[float], scale: float = 1.0, unit: str = "") -> str:
+    """``median (min-max)``, or just the value for one run."""
+    fmt = ms if unit == "ms" else (lambda v: us(v * scale))
+    if len(values) == 1:
+        return f"{fmt(values[0])} (1 run)"
+    return f"{fmt(median(values))} ({fmt(min(values))}-{fmt(max(values))})"
+
+
+def size(n: int) -> str:
+    if n >= MIB:
+        return f"{n / MIB:.2f} MiB"
+    return f"{n / 1024:,.1f} KiB" if n >= 1024 else f"{n} bytes"
+
+
+def ratio(value: float) -> str:
+    return f"{value:.2f}x" if value < 10 else f"{value:.0f}x"
+
+
+def status(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    text: str
+    measured: str
+    ok: bool | None  # None: not measured
+
+
+def e2e_cell(e2e: Any, rtt: float, n: int, scenario: str, variant: str = "cold") -> list[float]:
+    for cell in e2e["cells"]:
+        if (cell["rtt_ms"], cell["n"], cell["scenario"], cell["variant"]) == (
+            rtt,
+            n,
+            scenario,
+            variant,
+        ):
+            return list(cell["seconds"])
+    return []
+
+
+def cost_of(server: Any, n: int) -> dict[str, Any] | None:
+    for cost in server["costs"]:
+        if cost["n"] == n:
+            return dict(cost)
+    return None
+
+
+def memory_of(server: Any, case: str, mode: str) -> dict[str, Any] | None:
+    for result in server["memory"]:
+        if (result["case"], result["mode"]) == (case, mode):
+            return dict(result)
+    return None
+
+
+def targets(e2e: Any, server: Any) -> list[Target]:
+    out: list[Target] = []
+    if server:
+        for n in (100, 1000):
+            cost = cost_of(server, n)
+            if cost:
+                r = median(cost["ratio"])
+                out.append(
+                    Target(
+                        f"per-part overhead b/a <= 1.2 at N = {n:,}",
+                        f"{r:.2f} (per round: {min(cost['ratio']):.2f}-{max(cost['ratio']):.2f})",
+                        r <= 1.2,
+                    )
+                )
+        small, large = cost_of(server, 100), cost_of(server, 10_000)
+        if small and large:
+            growth = (median(large["batch"]) / 10_000) / (median(small["batch"]) / 100)
+            out.append(
+                Target(
+                    "time per part at N = 10,000 within 1.2x of N = 100",
+                    f"{growth:.2f}x ({us(median(large['batch']) / 10_000 * 1e6)} vs "
+                    f"{us(median(small['batch']) / 100 * 1e6)} µs/part)",
+                    growth <= 1.2,
+                )
+            )
+    if e2e:
+        for variant in ("cold", "warm"):
+            seq = e2e_cell(e2e, 50.0, 100, "sequential", variant)
+            batch = e2e_cell(e2e, 50.0, 100, "batch", variant)
+            h2 = e2e_cell(e2e, 50.0, 100, "http2", variant)
+            if seq and batch:
+                speedup = median(seq) / median(batch)
+                out.append(
+                    Target(
+                        f"50 ms RTT, N = 100, {variant}: batch >= 40x faster than sequential",
+                        f"{speedup:.1f}x ({ms(median(seq))} ms vs {ms(median(batch))} ms)",
+                        speedup >= 40,
+                    )
+                )
+            if h2 and batch:
+                out.append(
+                    Target(
+                        f"50 ms RTT, N = 100, {variant}: batch no slower than HTTP/2",
+                        f"batch {ms(median(batch))} ms, HTTP/2 {ms(median(h2))} ms "
+                        f"({median(h2) / median(batch):.2f}x)",
+                        median(batch) <= median(h2),
+                    )
+                )
+    if server:
+        for mode in ("tracemalloc", "rss"):
+            result = memory_of(server, "blob50mb", mode)
+            if result:
+                factor = result["extra_peak_bytes"] / result["body_bytes"]
+                out.append(
+                    Target(
+                        f"50 MB part: peak extra memory < 2x the body ({mode})",
+                        f"{factor:.3f}x ({result['extra_peak_bytes'] / MIB:.1f} MiB for "
+                        f"{result['body_bytes'] / MIB:.1f} MiB)",
+                        factor < 2,
+                    )
+                )
+    return out
+
+
+def section_targets(e2e: Any, server: Any) -> list[str]:
+    lines = ["## Targets (issue 3)", "", "| target | measured | |", "|---|---|---|"]
+    for target in targets(e2e, server):
+        verdict = "not measured" if target.ok is None else status(target.ok)
+        lines.append(f"| {target.text} | {target.measured} | {verdict} |")
+    return [*lines, ""]
+
+
+def section_machine(machine: Any, steps: Any) -> list[str]:
+    if not machine:
+        return []
+    v = machine["versions"]
+    memory = f"{machine['memory_gib']:.0f} GiB" if machine.get("memory_gib") else "unknown"
+    load = ", ".join(f"{x:.2f}" for x in machine["load_average"])
+    if machine.get("load_average_end"):
+        end = ", ".join(f"{x:.2f}" for x in machine["load_average_end"])
+        load += f" at the start, {end} at the end"
+    lines = [
+        "## Machine and versions",
+        "",
+        f"- {machine['cores']} cores, {machine['cpu']}, {memory} of memory, {machine['os']}; "
+        f"load average (1, 5, 15 min) {load} (the machine is shared: other work "
+        "runs beside the benchmark, which is why every comparison is made side by side "
+        "within one run, and why medians are reported)",
+        f"- Python {v['python']}, Flask {v['flask']}, Werkzeug {v['werkzeug']}, "
+        f"flask-batch {v['flask-batch']} (commit {machine['commit']})",
+        f"- clients: requests {v['requests']} (urllib3 {v['urllib3']}), httpx {v['httpx']} "
+        f"(h2 {v['h2']}); servers: gunicorn {v['gunicorn']}, Hypercorn {v['hypercorn']}",
+        f"- run on {machine['date']}",
+    ]
+    if steps:
+        parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in steps.items())
+        lines.append(f"- `make bench` took {sum(steps.values()) / 60:.1f} minutes: {parts}")
+    return [*lines, ""]
+
+
+def section_e2e(e2e: Any) -> list[str]:
+    if not e2e:
+        return ["## End to end", "", "Not run.", ""]
+    scenarios = e2e["scenarios"]
+    keys = [k for k in SCENARIO_ORDER if k in scenarios]
+    rtts = sorted({c["rtt_ms"] for c in e2e["cells"]})
+    ns = sorted({c["n"] for c in e2e["cells"] if c["variant"] == "cold"})
+    lines = [
+        "## End to end: wall time for N calls",
+        "",
+        "The same N calls (even: `GET /items/<k>`; odd: `PATCH /items/<k>` with a small JSON "
+        "body; every answer checked), from a cold client (no connection open yet), through "
+        "the latency proxy (`bench/latency_proxy.py`, its own process) at each round trip "
+        "time. The proxy charges one round trip for each new connection's TCP handshake; TLS "
+        "is not modelled. Scenarios:",
+        "",
+    ]
+    for key in keys:
+        lines.append(f"- **{SHORT[key]}**: {scenarios[key]['label']}")
+    lines += [
+        "",
+        "Servers, each in its own process: **gunicorn** (`gthread` worker, 1 process, 8 "
+        "threads): the most common production server for Flask, and its `gthread` worker "
+        "keeps connections alive (the default `sync` worker closes each after one response); "
+        "**Hypercorn** for HTTP/2 over cleartext (h2c with prior knowledge, which httpx "
+        "speaks with `http1=False, http2=True`; at most 100 concurrent streams, its "
+        "default). The batch also runs against Hypercorn (over HTTP/1.1) as a control, so "
+        "that batch vs HTTP/2 is also compared on one server. The batch endpoint keeps "
+        f"Flask-Batch's default of at most {e2e['max_parts']} parts, so N = 1,000 is sent "
+        f"as {1000 // e2e['max_parts']} batches, one after another.",
+        "",
+        "Medians in milliseconds (min-max over the runs; runs per cell in the last column). "
+        "Each cell ran up to 7 times, fewer when its runs would have taken more than about "
+        "20 s: the slowest cells (sequential at 50 ms, N = 1,000: about 50 s a run) ran once. "
+        "The ratios are each scenario's median over the batch's.",
+        "",
+    ]
+    for rtt in rtts:
+        lines += [
+            f"### {rtt:g} ms round trip",
+            "",
+            "| N | " + " | ".join(SHORT[k] for k in keys) + " | runs |",
+            "|---:|" + "---:|" * len(keys) + "---|",
+        ]
+        ratio_rows = []
+        for n in ns:
+            cells = [e2e_cell(e2e, rtt, n, k) for k in keys]
+            runs = "/".join(str(len(c)) for c in cells)
+            lines.append(
+                f"| {n:,} | "
+                + " | ".join(spread(c, unit="ms") if c else "-" for c in cells)
+                + f" | {runs} |"
+            )
+            batch = e2e_cell(e2e, rtt, n, "batch")
+            if batch:
+                ratio_rows.append(
+                    f"| {n:,} | "
+                    + " | ".join(ratio(median(c) / median(batch)) if c else "-" for c in cells)
+                    + " |"
+                )
+        lines += [
+            "",
+            "Time relative to the batch (higher: the batch is that many times faster):",
+            "",
+            "| N | " + " | ".join(SHORT[k] for k in keys) + " |",
+            "|---:|" + "---:|" * len(keys),
+            *ratio_rows,
+            "",
+        ]
+    warm_ns = sorted({c["n"] for c in e2e["cells"] if c["variant"] == "warm"})
+    if warm_ns:
+        lines += [
+            "### Warm connections",
+            "",
+            "The same, with every connection already open (and used once) when the clock "
+            "starts: a client in the middle of a session rather than one starting up. The "
+            "handshake round trip is gone from every scenario.",
+            "",
+            "| RTT | N | " + " | ".join(SHORT[k] for k in keys) + " | batch speed-up |",
+            "|---:|---:|" + "---:|" * len(keys) + "---|",
+        ]
+        for rtt in rtts:
+            for n in warm_ns:
+                cells = [e2e_cell(e2e, rtt, n, k, "warm") for k in keys]
+                batch = e2e_cell(e2e, rtt, n, "batch", "warm")
+                seq = e2e_cell(e2e, rtt, n, "sequential", "warm")
+                speedup = f"{median(seq) / median(batch):.1f}x vs sequential" if seq else "-"
+                lines.append(
+                    f"| {rtt:g} ms | {n:,} | "
+                    + " | ".join(spread(c, unit="ms") if c else "-" for c in cells)
+                    + f" | {speedup} |"
+                )
+        lines.append("")
+    lines += [f"![wall time vs N per scenario]({CHART.name})", ""]
+    return lines
+
+
+def section_server(server: Any) -> list[str]:
+    if not server:
+        return ["## Server side", "", "Not run.", ""]
+    lines = [
+        "## Server side, in-process",
+        "",
+        "No sockets: the cost of answering N calls inside one process, for the same calls "
+        "three ways. (a) **direct**: each call's environ built beforehand (Werkzeug's "
+        "`EnvironBuilder`), the clock running while it goes through `app.wsgi_app` and its "
+        "body is read: Flask's own cost, the floor. (b) **batch**: one `POST /batch` "
+        "environ with all N calls in one multipart body (parse, build each part's environ, "
+        "run it through `app.wsgi_app`, serialise, stream the answer). (c) **test client**: "
+        "`app.test_client()` making the N calls one by one. Rounds alternate a, b and c; "
+        "b/a is taken within each round, then its median. Garbage collection stays on, as "
+        "in a server.",
+        "",
+        "| N | rounds | (a) direct, µs/request | (b) batch, µs/part | (c) test client, "
+        "µs/request | b/a | b - a, µs/part | c/a |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    base = cost_of(server, 100)
+    for cost in server["costs"]:
+        n = cost["n"]
+        a, b, c = (median(cost[k]) / n * 1e6 for k in ("direct", "batch", "test_client"))
+        r = cost["ratio"]
+        lines.append(
+            f"| {n:,} | {len(r)} | {spread(cost['direct'], 1e6 / n)} | "
+            f"{spread(cost['batch'], 1e6 / n)} | {spread(cost['test_client'], 1e6 / n)} | "
+            f"{median(r):.2f} ({min(r):.2f}-{max(r):.2f}) | {b - a:.1f} | {c / a:.2f} |"
+        )
+    if base:
+        per_part_100 = median(base["batch"]) / 100
+        lines += [
+            "",
+            "Scaling: time per part relative to N = 100 (flat means linear total time): "
+            + ", ".join(
+                f"N = {cost['n']:,}: {median(cost['batch']) / cost['n'] / per_part_100:.2f}x"
+                for cost in server["costs"]
+            )
+            + ".",
+        ]
+    lines += [
+        "",
+        "### Memory",
+        "",
+        "Peak memory while one batch is answered, beyond what was in use when it started "
+        "(the body itself is already in memory, as a server's input buffer would hold it, "
+        "and is not counted). Each case runs in a fresh interpreter; `tracemalloc` counts "
+        "Python's allocations, RSS the process's resident memory (peak `VmHWM` reset just "
+        "before). The 50 MB part is a `PUT` whose view hashes the body as it streams in, "
+        "so the view itself keeps no copy.",
+        "",
+        "| batch | body | answer | extra peak (tracemalloc) | extra peak (RSS) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    names = {"parts1000": "1,000 small parts", "blob50mb": "one 50 MB binary part"}
+    for case, name in names.items():
+        traced, rss = memory_of(server, case, "tracemalloc"), memory_of(server, case, "rss")
+        if not traced or not rss:
+            continue
+        body = traced["body_bytes"]
+
+        def cell(result: dict[str, Any], body: int = body) -> str:
+            extra = result["extra_peak_bytes"]
+            return f"{extra / MIB:.2f} MiB ({extra / body:.3f}x the body)"
+
+        lines.append(
+            f"| {name} | {body / MIB:.2f} MiB | {size(traced['answer_bytes'])} | "
+            f"{cell(traced)} | {cell(rss)} |"
+        )
+    return [*lines, ""]
+
+
+def section_alpha(alpha: Any, server: Any) -> list[str]:
+    lines = [
+        "## The alpha release (flask-batch 0.0.2)",
+        "",
+        "The baseline users come from, installed from the package index into its own "
+        "virtual environment (`bench/.alpha-venv`: it needs Flask 1.1.4, Werkzeug 1.0.1, "
+        "Jinja2 < 3, itsdangerous < 2, MarkupSafe 2.0.1 and werkzeug-raw), on the same "
+        "application and the same batch bodies, in-process. Its floor is Flask 1.1.4's "
+        "direct dispatch. Its answer is rebuilt from scratch after every part, so its "
+        "time per part grows with N: N = 1,000 ran once, N = 10,000 (about 50 minutes by "
+        "extrapolation) not at all.",
+        "",
+    ]
+    if not alpha or "error" in alpha:
+        why = alpha["error"] if alpha else "not run"
+        return [*lines, f"Not measured: {why}", ""]
+    v = alpha["versions"]
+    lines += [
+        f"Versions: Python {v['python']}, Flask {v['flask']}, Werkzeug {v['werkzeug']}, "
+        f"flask-batch {v['flask-batch']}, werkzeug-raw {v['werkzeug-raw']}.",
+        "",
+        "| N | runs | alpha batch, µs/part | alpha's floor (Flask 1.1), µs/request | "
+        "alpha b/a | this package, µs/part | this package is faster by |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in alpha["results"]:
+        n = cell["n"]
+        if cell["error"] or not cell["batch"]:
+            lines.append(f"| {n:,} | - | failed: {cell['error']} | | | | |")
+            continue
+        ours = cost_of(server, n) if server else None
+        alpha_b = median(cell["batch"])
+        alpha_a = median(cell["direct"])
+        ours_text, faster = "-", "-"
+        if ours:
+            ours_b = median(ours["batch"])
+            ours_text = us(ours_b / n * 1e6)
+            faster = ratio(alpha_b / ours_b)
+        lines.append(
+            f"| {n:,} | {len(cell['batch'])} | {us(alpha_b / n * 1e6)} | "
+            f"{us(alpha_a / n * 1e6)} | {alpha_b / alpha_a:.1f} | {ours_text} | {faster} |"
+        )
+    return [*lines, ""]
+
+
+def section_profile(profile: Any) -> list[str]:
+    if not profile:
+        return []
+    n = profile["n"]
+    lines = [
+        "## Where the batch endpoint's time goes",
+        "",
+        f"Each step of answering a {n:,}-part batch, timed alone (medians, µs per part, no "
+        "profiler; `bench/profile.py`). The steps add up to less than the whole: the rest "
+        "is streaming the answer through Flask's response, and garbage collection of the "
+        "batch's live objects.",
+        "",
+    ]
+    components = profile.get("components")
+    if isinstance(components, dict):
+        lines += ["| step | µs/part |", "|---|---:|"]
+        lines += [f"| {name} | {value:.1f} |" for name, value in components.items()]
+    else:
+        lines.append(str(components))
+    lines += [
+        "",
+        "cProfile over the same batch (it inflates every Python call, so read these as "
+        "shares; built-in calls are counted in their caller): time spent in this package's "
+        f"own code, {profile['package_us']:.1f} µs/part, against "
+        f"{profile['framework_and_app_in_batch_us']:.1f} µs/part in Flask, Werkzeug and the "
+        f"views ({profile['framework_and_app_direct_us']:.1f} µs/request when the same calls "
+        "are dispatched directly).",
+        "",
+        "| module | self, µs/part |",
+        "|---|---:|",
+    ]
+    lines += [f"| `{m['module']}` | {m['self_us']:.1f} |" for m in profile["modules"]]
+    lines += ["", "| function | calls/part | self, µs/part | cumulative, µs/part |"]
+    lines += ["|---|---:|---:|---:|"]
+    lines += [
+        f"| `{f['function']}` | {f['calls_per_part']:.1f} | {f['self_us']:.1f} | "
+        f"{f['cumulative_us']:.1f} |"
+        for f in profile["functions"][:12]
+    ]
+    lines += [
+        "",
+        "The sampled call tree (pyinstrument) is in `bench/results/profile-pyinstrument.txt`.",
+        "",
+    ]
+    return lines
+
+
+def section_load() -> list[str]:
+    path = RESULTS / "load.md"
+    if not path.exists():
+        return []
+    return ["## Load", "", path.read_text().rstrip(), ""]
+
+
+def write_markdown() -> None:
+    machine, steps = load("machine.json"), load("steps.json")
+    e2e, server = load("e2e.json"), load("server.json")
+    alpha, profile = load("alpha.json"), load("profile.json")
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench`, see `bench/README.md`): do not edit "
+        "by hand. Two questions: how much wall time a batch saves a client on a real "
+        "network, and what a batch costs the server beyond the application's own work. "
+        "Every number is a median over several runs (min-max in brackets), and every "
+        "comparison is between runs made side by side in the same `make bench`.",
+        "",
+    ]
+    lines += section_targets(e2e, server)
+    lines += section_machine(machine, steps)
+    lines += section_e2e(e2e)
+    lines += section_server(server)
+    lines += section_alpha(alpha, server)
+    lines += section_profile(profile)
+    lines += section_load()
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def draw_chart() -> bool:
+    e2e = load("e2e.json")
+    if not e2e:
+        return False
+    rtts = sorted({c["rtt_ms"] for c in e2e["cells"]})
+    ns = sorted({c["n"] for c in e2e["cells"]})
+    figure = Figure(figsize=(6 * len(rtts), 4.6))
+    axes_list = list(figure.subplots(1, len(rtts), sharey=True, squeeze=False)[0])
+    styles = {
+        "sequential": ("o-", "tab:red"),
+        "threads8": ("s-", "tab:orange"),
+        "http2": ("^-", "tab:purple"),
+        "batch": ("D-", "tab:green"),
+        "batch_hypercorn": ("d--", "tab:olive"),
+    }
+    for ax, rtt in zip(axes_list, rtts, strict=True):
+        for key in SCENARIO_ORDER:
+            points = []
+            for n in ns:
+                values = e2e_cell(e2e, rtt, n, key)
+                if values:
+                    points.append((n, median(values), min(values), max(values)))
+            if not points:
+                continue
+            xs = [p[0] for p in points]
+            ys = [p[1] * 1000 for p in points]
+            low = [(p[1] - p[2]) * 1000 for p in points]
+            high = [(p[3] - p[1]) * 1000 for p in points]
+            marker, color = styles[key]
+            ax.errorbar(
+                xs, ys, yerr=[low, high], fmt=marker, color=color, label=SHORT[key], capsize=3
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(ns, [f"{n:,}" for n in ns])
+        ax.set_title(f"{rtt:g} ms round trip (cold client)")
+        ax.set_xlabel("N calls")
+        ax.grid(True, which="both", alpha=0.3)
+    axes_list[0].set_ylabel("wall time, ms (median, min-max)")
+    axes_list[-1].legend(loc="upper left")
+    figure.suptitle("Flask-Batch: N calls through a simulated network (lower is better)")
+    figure.tight_layout()
+    CHART.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(CHART, dpi=110)
+    return True
+
+
+def main() -> int:
+    write_markdown()
+    drew = draw_chart()
+    print(f"report: {DOC.relative_to(ROOT)}" + (f", {CHART.relative_to(ROOT)}" if drew else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""Server-side cost of a batch, in-process (no sockets), side by side with its floor.
+
+For the same N calls of the workload (``bench.workload``):
+
+(a) ``direct``: each call's environ is built beforehand, and the clock runs while each is
+    dispatched into ``app.wsgi_app`` and its body read. That is Flask's own cost: the floor.
+(b) ``batch``: one ``POST /batch`` environ carrying the N calls as one multipart body; the
+    clock runs while ``app.wsgi_app`` answers it and the streamed answer is read (parse,
+    dispatch each part through ``app.wsgi_app``, serialise).
+(c) ``test_client``: ``app.test_client()`` makes the N calls one by one (each builds its
+    environ with Werkzeug's ``EnvironBuilder``): what a naive in-process batch would cost.
+
+Rounds interleave (a), (b) and (c), and the ratio b/a is taken within each round, so slow
+moments of a shared machine hit all three alike. Memory is measured in fresh subprocesses:
+``python -m bench.server_cost memory {parts1000,blob50mb} {tracemalloc,rss}``.
+
+Run ``python -m bench.server_cost``; results go to ``bench/results/server.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+from werkzeug.test import EnvironBuilder
+
+from bench.timing import median, start_response, timed
+from bench.workload import (
+    Call,
+    batch_body,
+    blob_batch_body,
+    calls,
+    create_app,
+    json_body,
+    multipart_content_type,
+)
+from flask_batch import add_batch_route
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import WSGIEnvironment
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+MIB = 1024 * 1024
+BLOB_SIZE = 50 * MIB
+#: Rounds per N: enough for a stable median, about 25 s in all on a 2-core machine.
+ROUNDS = {10: 150, 100: 40, 1000: 10, 10_000: 4}
+
+
+def bench_app() -> Flask:
+    """The workload app, its batch endpoint configured to accept every benchmark's batch."""
+    return create_app(
+        lambda app: add_batch_route(
+            app,
+            max_parts=20_000,
+            max_body_size=128 * MIB,
+            max_part_size=64 * MIB,
+        )
+    )
+
+
+def call_environ(call: Call) -> WSGIEnvironment:
+    body = json_body(call)
+    builder = EnvironBuilder(
+        path=call.path,
+        method=call.method,
+        data=body or None,
+        content_type="application/json" if body else None,
+        headers=[("Accept", "application/json")],
+    )
+    try:
+        environ: WSGIEnvironment = builder.get_environ()
+    finally:
+        builder.close()
+    return environ
+
+
+def batch_environ(body: bytes) -> WSGIEnvironment:
+    return {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/batch",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "localhost",
+        "CONTENT_TYPE": multipart_content_type(),
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+
+
+def drain(chunks: Iterable[bytes]) -> int:
+    """Read a WSGI response as a server would (chunk by chunk, then close); its size."""
+    size = 0
+    try:
+        for chunk in chunks:
+            size += len(chunk)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return size
+
+
+def run_direct(app: Flask, environs: list[WSGIEnvironment]) -> int:
+    return sum(drain(app.wsgi_app(environ, start_response)) for environ in environs)
+
+
+def run_batch(app: Flask, environ: WSGIEnvironment) -> int:
+    return drain(app.wsgi_app(environ, start_response))
+
+
+def run_test_client(app: Flask, work: list[Call]) -> int:
+    client = app.test_client()
+    size = 0
+    for call in work:
+        response = client.open(
+            call.path, method=call.method, json=call.body, headers={"Accept": "application/json"}
+        )
+        size += len(response.get_data())
+        response.close()
+    return size
+
+
+def check_batch_answer(app: Flask, work: list[Call]) -> None:
+    """The batch answers every call with a 200, in order (so the timings time real work)."""
+    statuses: list[str] = []
+
+    def record(
+        status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        statuses.append(status)
+        return start_response(status, headers, exc_info)
+
+    environ = batch_environ(batch_body(work))
+    answer = b"".join(app.wsgi_app(environ, record))
+    ok = answer.count(b"\r\nHTTP/1.1 200 OK\r\n")
+    if statuses != ["200 OK"] or ok != len(work):
+        raise AssertionError(f"batch answered {statuses}, {ok} of {len(work)} parts 200 OK")
+
+
+@dataclass
+class Cost:
+    n: int
+    direct: list[float] = field(default_factory=list)
+    batch: list[float] = field(default_factory=list)
+    test_client: list[float] = field(default_factory=list)
+    ratio: list[float] = field(default_factory=list)  # batch / direct, per round
+
+
+def measure(n: int, rounds: int, app: Flask) -> Cost:
+    work = calls(n)
+    body = batch_body(work)
+    check_batch_answer(app, work)
+    cost = Cost(n)
+    for round_ in range(rounds + 1):  # round 0 warms up and is dropped
+        environs = [call_environ(call) for call in work]
+        a, _ = timed(partial(run_direct, app, environs))
+        b, _ = timed(partial(run_batch, app, batch_environ(body)))
+        c, _ = timed(partial(run_test_client, app, work))
+        if round_:
+            cost.direct.append(a)
+            cost.batch.append(b)
+            cost.test_client.append(c)
+            cost.ratio.append(b / a)
+    return cost
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+
+def _status_kib(field_name: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    raise LookupError(field_name)
+
+
+def memory_case(case: str, mode: str) -> dict[str, Any]:
+    """Peak memory while one batch is answered, beyond what was in use before it started.
+
+    The body is in memory before the measurement (in ``wsgi.input``, as a server's socket
+    buffer would hold it), so what is reported is what answering the batch adds.
+    """
+    app = bench_app()
+    check_batch_answer(app, calls(10))  # first-request imports and caches happen now
+    body = blob_batch_body(BLOB_SIZE) if case == "blob50mb" else batch_body(calls(1000))
+    environ = batch_environ(body)
+    result: dict[str, Any] = {"case": case, "mode": mode, "body_bytes": len(body)}
+    if mode == "tracemalloc":
+        tracemalloc.start()
+        before, _ = tracemalloc.get_traced_memory()
+        start = time.perf_counter()
+        answer_size = run_batch(app, environ)
+        seconds = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        result["extra_peak_bytes"] = peak - before
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM) to now
+        before_kib = _status_kib("VmRSS")
+        start = time.perf_counter()
+        answer_size = run_batch(app, environ)
+        seconds = time.perf_counter() - start
+        result["extra_peak_bytes"] = (_status_kib("VmHWM") - before_kib) * 1024
+        result["rss_before_bytes"] = before_kib * 1024
+    result["answer_bytes"] = answer_size
+    result["seconds"] = seconds
+    return result
+
+
+def memory(log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Each case in a fresh interpreter, so that one case's peak cannot hide in another's."""
+    results = []
+    for case in ("parts1000", "blob50mb"):
+        for mode in ("tracemalloc", "rss"):
+            done = subprocess.run(
+                [sys.executable, "-m", "bench.server_cost", "memory", case, mode],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+            log(
+                f"  memory {case:9} {mode:11} body {result['body_bytes'] / MIB:7.2f} MiB, "
+                f"extra peak {result['extra_peak_bytes'] / MIB:7.2f} MiB "
+                f"({result['extra_peak_bytes'] / result['body_bytes']:.2f}x the body)"
+            )
+            results.append(result)
+    return results
+
+
+def run(ns: Iterable[int], log: Callable[[str], None] = print) -> dict[str, Any]:
+    app = bench_app()
+    costs = []
+    for n in ns:
+        cost = measure(n, ROUNDS.get(n, 5), app)
+        log(
+            f"  N={n:<6} direct {median(cost.direct) / n * 1e6:7.1f} us/req  "
+            f"batch {median(cost.batch) / n * 1e6:7.1f} us/part  "
+            f"test_client {median(cost.test_client) / n * 1e6:7.1f} us/req  "
+            f"b/a {median(cost.ratio):.3f}"
+        )
+        costs.append(asdict(cost))
+    return {"costs": costs, "memory": memory(log)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.server_cost", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    mem = sub.add_parser("memory", help="one memory case, in this process (prints JSON)")
+    mem.add_argument("case", choices=["parts1000", "blob50mb"])
+    mem.add_argument("mode", choices=["tracemalloc", "rss"])
+    parser.add_argument("--n", type=int, nargs="*", default=[10, 100, 1000, 10_000])
+    parser.add_argument("--out", type=Path, default=RESULTS / "server.json")
+    args = parser.parse_args(argv)
+    if args.command == "memory":
+        print(json.dumps(memory_case(args.case, args.mode)))
+        return 0
+    started = time.perf_counter()
+    results = run(args.n)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"server side: {time.perf_counter() - started:.0f} s, written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Write the seed corpus, ``fuzz/corpus/seeds/``: the recorded client batches and crafted inputs.
+
+    python -m fuzz.make_seeds
+
+Every seed is in the fuzzer's input layout (``fuzz/targets.py``): the target byte and its
+parameters, then the payload. The four recorded batches of ``tests/data/wire-samples`` go in
+without their outer HTTP head (its Content-Type becomes the reader's Content-Type line).
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+from fuzz.targets import (
+    GZIP,
+    RAW_DEFLATE,
+    ZLIB,
+    decoder_input,
+    exchange,
+    message_input,
+    reader_input,
+    roundtrip_input,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "tests" / "data" / "wire-samples"
+SEEDS = ROOT / "fuzz" / "corpus" / "seeds"
+
+SMALL = bytes([3, 40, 40, 20, 8])  # limits: 4 parts, 2592 body, 1296 part, 168 header, 9 fields
+MIXED = b"multipart/mixed; boundary=b"
+
+
+def recorded() -> dict[str, tuple[bytes, bytes]]:
+    """Each recorded batch as (Content-Type, body), named after its client and number."""
+    batches = {}
+    for path in sorted(SAMPLES.glob("*/*.raw")):
+        head, _, body = path.read_bytes().partition(b"\r\n\r\n")
+        fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:] if b":" in line)
+        content_type = next(v for k, v in fields.items() if k.lower() == b"content-type")
+        batches[f"{path.parent.name}-{path.name[:3]}"] = (content_type.strip(), body)
+    return batches
+
+
+def crafted_batches() -> dict[str, bytes]:
+    crlf = (
+        b"--b\r\nContent-Type: application/http\r\nContent-ID: <1>\r\n\r\n"
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n\r\n"
+        b"--b\r\nContent-Type: application/http\r\n\r\n"
+        b"POST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello\r\n--b--\r\n"
+    )
+    return {
+        "crlf": reader_input(MIXED, crlf),
+        "crlf-chunked": reader_input(MIXED, crlf, chunks=bytes([1, 5, 0, 17, 3, 60])),
+        "crlf-small-limits": reader_input(MIXED, crlf, limits=bytes([1, 1, 2, 4, 1])),
+        "lf-preamble-epilogue": reader_input(
+            b'multipart/mixed; boundary="a b"',
+            b"preamble\n--a b\nContent-Type: application/http\n\nDELETE /x\n"
+            b"--a b  \n\nGET /y HTTP/1.0\n\n--a b--\nepilogue",
+            chunks=bytes([9, 2]),
+        ),
+        "chunked-part": reader_input(
+            MIXED,
+            b"--b\r\n\r\nPOST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5;x=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n\r\n--b--",
+        ),
+        "folded-content-id": reader_input(
+            MIXED, b"--b\r\nContent-ID:\r\n <folded\r\n\tid>\r\n\r\nGET /\r\n--b--\r\n"
+        ),
+        "truncated": reader_input(MIXED, b"--b\r\n\r\nGET / HTTP/1.1\r\n\r\n--"),
+        "no-blank-line": reader_input(MIXED, b"--b\r\nContent-Type: application/http\r\n--b--"),
+        "empty-parts": reader_input(MIXED, b"--b\r\n\r\n" * 6 + b"--b--", limits=SMALL),
+        "nested": reader_input(
+            MIXED,
+            b"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c--\r\n--b--\r\n",
+        ),
+    }
+
+
+def messages() -> dict[str, bytes]:
+    return {
+        "get": message_input(b"GET /a?b=c HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n", part=1),
+        "post": message_input(b"\r\nPOST /p HTTP/1.1\nContent-Length: 3\n\nabc\r\n\r\n"),
+        "chunked": message_input(
+            b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT: v\r\n\r\n",
+            part=7,
+        ),
+        "obs-fold": message_input(b"GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", headers=1),
+        "version": message_input(b"GET / HTTP/2.0\r\n\r\n", header_size=2),
+        "response": message_input(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+        ),
+        "response-204": message_input(b'HTTP/1.1 204\r\nETag: "x"\r\n\r\n'),
+    }
+
+
+def roundtrips() -> dict[str, bytes]:
+    get = exchange(b"GET", b"/a?b=c", headers=[(b"Accept", b"*/*")], content_id=b"<1>")
+    post = exchange(
+        b"POST",
+        b"http://h/p",
+        headers=[(b"Content-Type", b"text/plain"), (b"Content-Length", b"9")],
+        body=b"line\r\n--b",
+        status=201,
+        reason=b"",
+        response_headers=[(b"Location", b"/p/1"), (b"Connection", b"close")],
+        response_body=b"{}",
+    )
+    head = exchange(
+        b"HEAD",
+        b"/h",
+        content_id=b"x",
+        status=304,
+        response_headers=[(b"Content-Length", b"42")],
+        response_body=b"dropped",
+    )
+    return {
+        "get": roundtrip_input(b"b", [get]),
+        "three": roundtrip_input(b"batch_0123", [get, post, head], chunk=6),
+    }
+
+
+def decoder_seeds(body: bytes) -> dict[str, bytes]:
+    return {
+        "gzip": decoder_input(body, mode=GZIP, chunks=bytes([10, 1, 200])),
+        "deflate": decoder_input(body, coding=2, mode=ZLIB, chunks=bytes([2, 30])),
+        "raw-deflate": decoder_input(body, coding=3, mode=RAW_DEFLATE, limit=4),
+        "gzip-bytes": decoder_input(gzip.compress(b"--b\r\n\r\nGET /\r\n--b--"), coding=1),
+        "zlib-bytes": decoder_input(zlib.compress(b"abc" * 50), coding=2, limit=1),
+    }
+
+
+def main() -> None:
+    SEEDS.mkdir(parents=True, exist_ok=True)
+    seeds = {}
+    for name, (content_type, body) in recorded().items():
+        seeds[f"reader-{name}"] = reader_input(content_type, body)
+        seeds[f"reader-{name}-chunked"] = reader_input(
+            content_type, body, chunks=bytes([1, 70, 0, 130, 2, 255])
+        )
+        seeds[f"reader-{name}-small-limits"] = reader_input(content_type, body, limits=SMALL)
+    seeds.update({f"reader-{name}": data for name, data in crafted_batches().items()})
+    seeds.update({f"message-{name}": data for name, data in messages().items()})
+    seeds.update({f"roundtrip-{name}": data for name, data in roundtrips().items()})
+    _, sample = recorded()["google-cloud-storage-002"]
+    seeds.update({f"decoder-{name}": data for name, data in decoder_seeds(sample).items()})
+    for name, data in seeds.items():
+        (SEEDS / name).write_bytes(data)
+    print(f"{len(seeds)} seeds in {SEEDS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
