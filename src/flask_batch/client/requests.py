@@ -11,8 +11,9 @@ import http.client
 import io
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
@@ -25,6 +26,8 @@ from urllib3 import HTTPHeaderDict, HTTPResponse
 from ..wire.batch import encode_requests, read_responses
 from ..wire.errors import MalformedBatch
 from ..wire.http1 import HOP_BY_HOP
+from ..wire.jsonbatch import MEDIA_TYPE as JSON
+from ..wire.jsonbatch import encode_json_requests, read_json_responses
 from ..wire.model import SubRequest, SubResponse
 from ..wire.multipart import new_boundary, parse_media_type
 
@@ -109,13 +112,40 @@ class Batching(requests.Session):
     """
 
     def __init__(
-        self, batch_url: str, *, timeout: float | tuple[float, float] | None = None
+        self,
+        batch_url: str,
+        *,
+        format: Literal["multipart", "json"] = "multipart",
+        timeout: float | tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
+        if format not in ("multipart", "json"):
+            raise ValueError(f"format must be 'multipart' or 'json', not {format!r}")
         self.batch_url = batch_url
+        self.format = format
         self.timeout = timeout
         self._origin = _origin(batch_url)
-        self._queue: list[tuple[requests.PreparedRequest, BatchResponse]] = []
+        self._queue: list[_Queued] = []
+        self._next_depends_on: tuple[requests.Response, ...] = ()
+
+    def request(
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        *args: Any,
+        depends_on: Iterable[requests.Response] = (),
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Queue a request, as ``requests.Session.request`` does, with one more argument.
+
+        ``depends_on``: responses queued earlier in this batch; the server runs this request
+        only if each of them succeeds (2xx), and answers it 424 otherwise.
+        """
+        self._next_depends_on = tuple(depends_on)
+        try:
+            return super().request(method, url, *args, **kwargs)
+        finally:
+            self._next_depends_on = ()
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """Queue ``request``; its response is filled when the batch is sent."""
@@ -124,10 +154,19 @@ class Batching(requests.Session):
                 f"{request.url} cannot be batched: only requests to the batch endpoint's "
                 f"origin {self.batch_url} can"
             )
+        queued = {id(item.response): index for index, item in enumerate(self._queue)}
+        depends_on = []
+        for dependency in self._next_depends_on:
+            if id(dependency) not in queued:
+                raise ValueError("depends_on must name responses queued earlier in this batch")
+            depends_on.append(queued[id(dependency)])
+        sub_request = _sub_request(request)
+        if self.format == "json":
+            encode_json_requests([sub_request])  # refuse now what the format cannot carry
         response = BatchResponse()
         response.request = request
         response.url = request.url
-        self._queue.append((request, response))
+        self._queue.append(_Queued(request, response, sub_request, tuple(depends_on)))
         return response
 
     @property
@@ -140,17 +179,24 @@ class Batching(requests.Session):
         queue, self._queue = self._queue, []
         if not queue:
             return []
-        prefix = uuid.uuid4().hex
+        ids = _ids(len(queue), self.format)
         sub_requests = [
-            _sub_request(request, f"<{prefix}+{index}>") for index, (request, _) in enumerate(queue)
+            replace(
+                item.sub_request,
+                content_id=ids[index],
+                depends_on=tuple(ids[position] for position in item.depends_on),
+            )
+            for index, item in enumerate(queue)
         ]
-        boundary = new_boundary()
+        if self.format == "json":
+            body, content_type = encode_json_requests(sub_requests), JSON
+        else:
+            boundary = new_boundary()
+            body = encode_requests(sub_requests, boundary)
+            content_type = f"multipart/mixed; boundary={boundary}"
         outer_request = self.prepare_request(
             requests.Request(
-                "POST",
-                self.batch_url,
-                data=encode_requests(sub_requests, boundary),
-                headers={"Content-Type": f"multipart/mixed; boundary={boundary}"},
+                "POST", self.batch_url, data=body, headers={"Content-Type": content_type}
             )
         )
         outer_request.hooks = default_hooks()  # session hooks see each sub-response, not the batch
@@ -161,43 +207,49 @@ class Batching(requests.Session):
             raise
         answers = self._read_answers(outer, queue)
         unanswered = []
-        for (request, response), answer in zip(queue, _match(sub_requests, answers), strict=True):
+        for item, answer in zip(queue, _match(sub_requests, answers), strict=True):
             if answer is None:
-                response._pending = "the batch answer has no part for this request"
-                unanswered.append(request)
+                item.response._pending = "the batch answer has no part for this request"
+                unanswered.append(item.request)
             else:
-                self._fill(response, request, answer, outer.elapsed)
+                self._fill(item.response, item.request, answer, outer.elapsed)
         # Hooks run once every answer is in place, so a raising hook loses none of them.
-        for request, response in queue:
-            if response._pending is None:
-                dispatch_hook("response", request.hooks, response)  # type: ignore[no-untyped-call]
+        for item in queue:
+            if item.response._pending is None:
+                dispatch_hook("response", item.request.hooks, item.response)  # type: ignore[no-untyped-call]
         if unanswered:
             raise BatchFailed(
                 f"the batch answer has no part for {len(unanswered)} of {len(queue)} requests",
                 response=outer,
                 requests=unanswered,
             )
-        return [response for _, response in queue]
+        return [item.response for item in queue]
 
     def _read_answers(
-        self, outer: requests.Response, queue: list[tuple[requests.PreparedRequest, BatchResponse]]
+        self, outer: requests.Response, queue: list[_Queued]
     ) -> list[tuple[str | None, SubResponse]]:
         problem = None
+        expected = JSON if self.format == "json" else "multipart/mixed"
         if outer.status_code != 200:
             problem = (
                 f"the batch failed with {outer.status_code} {outer.reason}: {outer.text[:500]}"
             )
         else:
-            media_type, _ = parse_media_type(outer.headers.get("Content-Type", ""))
-            if media_type != "multipart/mixed":
-                problem = f"the batch answer is {media_type or 'untyped'}, not multipart/mixed"
+            try:
+                media_type, _ = parse_media_type(outer.headers.get("Content-Type", ""))
+            except MalformedBatch:
+                media_type = "unreadable"
+            if media_type != expected:
+                problem = f"the batch answer is {media_type or 'untyped'}, not {expected}"
         if problem is None:
             try:
+                if self.format == "json":
+                    return read_json_responses(outer.content)
                 return read_responses(outer.headers.get("Content-Type"), outer.content)
             except MalformedBatch as error:
                 problem = f"the batch answer is malformed: {error}"
         self._fail(queue, problem)
-        raise BatchFailed(problem, response=outer, requests=[request for request, _ in queue])
+        raise BatchFailed(problem, response=outer, requests=[item.request for item in queue])
 
     def _fill(
         self,
@@ -231,9 +283,9 @@ class Batching(requests.Session):
             jar.extract_cookies(MockResponse(message), MockRequest(request))  # type: ignore[arg-type]
 
     @staticmethod
-    def _fail(queue: Iterable[tuple[requests.PreparedRequest, BatchResponse]], reason: str) -> None:
-        for _, response in queue:
-            response._pending = reason
+    def _fail(queue: Iterable[_Queued], reason: str) -> None:
+        for item in queue:
+            item.response._pending = reason
 
     def __exit__(self, *exc_info: object) -> None:
         try:
@@ -262,15 +314,32 @@ def _origin(url: str) -> tuple[str, str, int]:
     return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
 
 
-def _sub_request(request: requests.PreparedRequest, content_id: str) -> SubRequest:
+def _sub_request(request: requests.PreparedRequest) -> SubRequest:
     headers = tuple(
         (name, value)
         for name, value in _items(request.headers)
         if name.lower() not in HOP_BY_HOP and name.lower() != "content-length"
     )
-    return SubRequest(
-        request.method or "GET", request.path_url, headers, _body_bytes(request.body), content_id
-    )
+    return SubRequest(request.method or "GET", request.path_url, headers, _body_bytes(request.body))
+
+
+def _ids(count: int, format: str) -> list[str]:
+    """Ids for one batch: Content-IDs unique beyond it (multipart), short ones in JSON."""
+    if format == "json":
+        return [str(index) for index in range(1, count + 1)]
+    prefix = uuid.uuid4().hex
+    return [f"<{prefix}+{index}>" for index in range(count)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """A request waiting for its batch, the response it was given, what it depends on."""
+
+    request: requests.PreparedRequest
+    response: BatchResponse
+    sub_request: SubRequest
+    #: Positions in the queue of the requests it depends on.
+    depends_on: tuple[int, ...]
 
 
 def _items(headers: Mapping[str, str | bytes]) -> list[tuple[str, str]]:
