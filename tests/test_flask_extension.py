@@ -349,12 +349,36 @@ def test_other_media_types_are_refused_with_415(app: Flask, content_type: str | 
     assert app.config["calls"] == ["before POST /batch", "teardown /batch"]
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
 def test_other_methods_are_refused_with_405(app: Flask, method: str) -> None:
     answer = app.test_client().open("/batch", method=method)
     assert answer.status_code == 405
-    assert answer.headers["Allow"] == "OPTIONS, POST"
+    assert answer.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
     assert problem(answer)["title"] == "Method not allowed"
+
+
+@pytest.mark.parametrize("method", ["GET", "OPTIONS"])
+def test_get_and_options_describe_the_endpoint(method: str) -> None:
+    app = Flask(__name__)
+    add_batch_route(app, max_parts=7, max_workers=3, max_workers_per_request=2, deadline=2.5)
+    answer = app.test_client().open("/batch", method=method)
+    assert answer.status_code == 200
+    assert answer.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    assert answer.json == {
+        "formats": ["multipart/mixed", "application/json"],
+        "max_parts": 7,
+        "max_body_size": Limits().max_body_size,
+        "max_part_size": Limits().max_part_size,
+        "max_header_size": Limits().max_header_size,
+        "max_headers": Limits().max_headers,
+        "deadline": 2.5,
+        "max_workers": 3,
+        "max_workers_per_request": 2,
+        "dependencies": True,
+        "preferences": ["continue-on-error", "odata.continue-on-error"],
+    }
+    head = app.test_client().head("/batch")
+    assert (head.status_code, head.data) == (200, b"")
 
 
 def test_an_unknown_content_coding_is_refused_with_415(app: Flask) -> None:

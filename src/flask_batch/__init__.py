@@ -8,6 +8,7 @@ Server::
 Client: :class:`flask_batch.client.Batching` (needs the ``client`` extra).
 """
 
+from .engine import Execution
 from .flask import Batch, add_batch_route
 from .wire.errors import (
     BatchError,
@@ -22,6 +23,7 @@ from .wire.model import Limits, SubRequest, SubResponse
 __all__ = [
     "Batch",
     "BatchError",
+    "Execution",
     "LengthRequired",
     "LimitExceeded",
     "Limits",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 
-from .engine import Execution
-from .wire.model import Limits
+from .options import resolve_options
 from .wsgi import BatchEndpoint
 
 if TYPE_CHECKING:
@@ -16,34 +15,15 @@ if TYPE_CHECKING:
 
 #: The key of :class:`Batch` in ``app.extensions``.
 EXTENSION_KEY = "batch"
-_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-
-
-def resolve_options(config: Mapping[str, Any], options: dict[str, Any]) -> tuple[Limits, Execution]:
-    """Limits and execution settings from keyword options, else ``BATCH_*`` config keys, else
-    the defaults."""
-    names = (*Limits.option_names(), *Execution.option_names())
-    unknown = set(options) - set(names)
-    if unknown:
-        raise TypeError(
-            f"unknown Flask-Batch option(s) {sorted(unknown)}; the options are {list(names)}"
-        )
-    values = {}
-    for name in names:
-        if name in options:
-            values[name] = options[name]
-        elif f"BATCH_{name.upper()}" in config:
-            values[name] = config[f"BATCH_{name.upper()}"]
-    limits = Limits(**{k: v for k, v in values.items() if k in Limits.option_names()})
-    execution = Execution(**{k: v for k, v in values.items() if k in Execution.option_names()})
-    return limits, execution
+# Every method reaches the endpoint: POST batches, GET/HEAD/OPTIONS describe it, others 405.
+_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def add_batch_route(app: Flask, route: str = "/batch", name: str = "batch", **options: Any) -> None:
     """Register a batch endpoint at ``route`` (endpoint ``name``) on ``app``.
 
-    ``options`` are :class:`~flask_batch.Limits` and :class:`~flask_batch.Execution` fields;
-    they win over the app's ``BATCH_*`` config keys, read now, which win over the defaults.
+    ``options`` (see :func:`~flask_batch.options.resolve_options`) win over the app's
+    ``BATCH_*`` config keys, read now, which win over the defaults.
     """
     limits, execution = resolve_options(app.config, options)
     if name in app.view_functions:

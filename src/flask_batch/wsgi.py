@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import io
+import json
 import re
 import threading
 import time
@@ -19,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
 from .engine import Execution, Policy, stream_answers
+from .options import resolve_options
 from .wire.coding import BodyDecoder
 from .wire.errors import (
+    ALLOW,
     PROBLEM_JSON,
     BatchError,
     LengthRequired,
@@ -31,14 +34,14 @@ from .wire.errors import (
     problem_response,
     reason_phrase,
 )
-from .wire.formats import Writer, negotiate
+from .wire.formats import JSON, MULTIPART, Writer, negotiate
 from .wire.model import Limits, SubRequest, SubResponse
 from .wire.plan import dependency_indices
 from .wire.prefer import parse_preferences
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
-    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 #: Set in every part's environ: a batch endpoint reached from a part refuses (no nesting).
 PART_KEY = "flask_batch.part"
@@ -110,6 +113,10 @@ class BatchEndpoint:
         batch changes nothing. The parts then run as the answer is streamed.
         """
         started = time.monotonic()
+        if environ.get("REQUEST_METHOD") in ("GET", "HEAD", "OPTIONS") and not environ.get(
+            PART_KEY
+        ):
+            return self.describe()
         try:
             requests, writer = read_batch(environ, self.limits)
             dependencies = dependency_indices(requests)
@@ -131,6 +138,19 @@ class BatchEndpoint:
             requests, dependencies, dispatcher, writer, policy=policy, executor=pool
         )
         return Answer("200 OK", headers, body)
+
+    def describe(self) -> Answer:
+        """What this endpoint accepts (GET, HEAD and OPTIONS), so clients can size batches."""
+        document = {
+            "formats": [MULTIPART, JSON],
+            **{name: getattr(self.limits, name) for name in Limits.option_names()},
+            "max_workers": self.execution.max_workers,
+            "max_workers_per_request": self.execution.workers_per_request,
+            "dependencies": True,
+            "preferences": ["continue-on-error", "odata.continue-on-error"],
+        }
+        headers = [("Content-Type", "application/json"), ("Allow", ALLOW)]
+        return Answer("200 OK", headers, [json.dumps(document).encode("ascii")])
 
     def pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -156,7 +176,7 @@ def read_batch(environ: WSGIEnvironment, limits: Limits) -> tuple[list[SubReques
     if environ.get(PART_KEY):
         raise MalformedBatch("a batch cannot contain another batch")
     if environ.get("REQUEST_METHOD") != "POST":
-        raise MethodNotAllowed("a batch is sent with POST")
+        raise MethodNotAllowed("a batch is sent with POST (GET describes the endpoint)")
     reader, writer = negotiate(environ.get("CONTENT_TYPE"), limits)
     chunks = _input_chunks(environ, limits)
     encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
@@ -381,3 +401,24 @@ def call_app(app: WSGIApplication, environ: WSGIEnvironment) -> SubResponse:
     status, headers = started
     code, _, reason = status.partition(" ")
     return SubResponse(int(code), reason, tuple(headers), b"".join(chunks))
+
+
+class BatchMiddleware:
+    """Serve batches at ``path`` in front of any WSGI application (Django, Falcon, Pyramid...).
+
+    A request to ``path`` is a batch whose parts run through ``app``; every other request
+    passes through untouched. ``options`` are those of
+    :func:`~flask_batch.options.resolve_options`.
+    """
+
+    def __init__(self, app: WSGIApplication, path: str = "/batch", **options: Any) -> None:
+        self.app = app
+        self.path = path
+        self.endpoint = BatchEndpoint(app, *resolve_options({}, options))
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != self.path:
+            return self.app(environ, start_response)
+        answer = self.endpoint.answer(environ)
+        start_response(answer.status, answer.headers)
+        return answer.body

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 from .model import SubResponse
 
 PROBLEM_JSON = "application/problem+json"
+#: The methods of a batch endpoint: POST sends a batch, the others describe the endpoint.
+ALLOW = "GET, HEAD, OPTIONS, POST"
 
 
 class BatchError(Exception):
@@ -78,7 +80,7 @@ class MethodNotAllowed(BatchError):
     status = 405
     title = "Method not allowed"
     slug = "method-not-allowed"
-    headers = (("Allow", "OPTIONS, POST"),)
+    headers = (("Allow", ALLOW),)
 
 
 class LengthRequired(BatchError):

@@ -6,12 +6,12 @@ from typing import Protocol
 
 from .batch import RequestReader, ResponseWriter
 from .errors import UnsupportedMediaType
-from .jsonbatch import MEDIA_TYPE as JSON
-from .jsonbatch import JsonRequestReader, JsonResponseWriter
+from .jsonbatch import MEDIA_TYPE, JsonRequestReader, JsonResponseWriter
 from .model import Limits, SubRequest, SubResponse
 from .multipart import parse_media_type
 
 MULTIPART = "multipart/mixed"
+JSON = MEDIA_TYPE
 
 
 class Reader(Protocol):
