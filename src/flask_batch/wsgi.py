@@ -206,10 +206,10 @@ def _input_chunks(environ: WSGIEnvironment, limits: Limits) -> Iterator[bytes]:
         raise MalformedBatch(f"invalid Content-Length {length_text!r}")
     remaining = length = int(length_text)
     if length > limits.max_body_size:
-        raise LimitExceeded(
+        raise LimitExceeded.of(
+            limits,
             "max_body_size",
-            limits.max_body_size,
-            f"the batch body ({length} bytes) is larger than {limits.max_body_size} bytes",
+            f"the batch body ({length} bytes) is larger than {{value}} bytes",
         )
     while remaining:
         chunk = _read(stream, min(_CHUNK_SIZE, remaining))

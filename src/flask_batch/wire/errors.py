@@ -10,7 +10,7 @@ import json
 from http import HTTPStatus
 from typing import Any, ClassVar
 
-from .model import SubResponse
+from .model import Limits, SubResponse
 
 PROBLEM_JSON = "application/problem+json"
 #: The methods of a batch endpoint: POST sends a batch, the others describe the endpoint.
@@ -61,6 +61,14 @@ class LimitExceeded(BatchError):
         super().__init__(detail, part=part)
         self.limit = limit
         self.value = value
+
+    @classmethod
+    def of(
+        cls, limits: Limits, limit: str, detail: str, *, part: int | None = None
+    ) -> LimitExceeded:
+        """The error for ``limits.<limit>``; ``{value}`` in ``detail`` becomes its value."""
+        value = getattr(limits, limit)
+        return cls(limit, value, detail.format(value=value), part=part)
 
     def problem(self) -> dict[str, Any]:
         return {**super().problem(), "limit": self.limit, "value": self.value}

@@ -67,10 +67,10 @@ def parse_fields(block: bytes, limits: Limits, part: int | None, *, mime: bool =
     elif _TRAILING_WHITESPACE.search(text):
         fields = [(name, value.rstrip(" \t")) for name, value in fields]
     if len(fields) > limits.max_headers:
-        raise LimitExceeded(
+        raise LimitExceeded.of(
+            limits,
             "max_headers",
-            limits.max_headers,
-            f"the {'part' if mime else 'HTTP'} headers have more than {limits.max_headers} fields",
+            f"the {'part' if mime else 'HTTP'} headers have more than {{value}} fields",
             part=part,
         )
     return tuple(fields)

@@ -36,10 +36,10 @@ def _split_head(data: bytes, limits: Limits | None, part: int | None) -> tuple[b
     found = head_end(data, start)
     block_end, body_start = (len(data), len(data)) if found is None else found
     if limits is not None and body_start - start > limits.max_header_size:
-        raise LimitExceeded(
+        raise LimitExceeded.of(
+            limits,
             "max_header_size",
-            limits.max_header_size,
-            f"the HTTP request line and headers are longer than {limits.max_header_size} bytes",
+            "the HTTP request line and headers are longer than {value} bytes",
             part=part,
         )
     newline = data.find(b"\n", start, block_end)

@@ -41,10 +41,8 @@ class JsonRequestReader:
     def feed(self, data: bytes) -> None:
         self._size += len(data)
         if self._size > self._limits.max_body_size:
-            raise LimitExceeded(
-                "max_body_size",
-                self._limits.max_body_size,
-                f"the batch body is larger than {self._limits.max_body_size} bytes",
+            raise LimitExceeded.of(
+                self._limits, "max_body_size", "the batch body is larger than {value} bytes"
             )
         self._chunks.append(data)
 
@@ -57,10 +55,10 @@ class JsonRequestReader:
             raise MalformedBatch('a JSON batch is an object with a "requests" array')
         items = document["requests"]
         if len(items) > self._limits.max_parts:
-            raise LimitExceeded(
+            raise LimitExceeded.of(
+                self._limits,
                 "max_parts",
-                self._limits.max_parts,
-                f"the batch has more than {self._limits.max_parts} requests",
+                "the batch has more than {value} requests",
                 part=self._limits.max_parts + 1,
             )
         requests = [self._request(item, index) for index, item in enumerate(items, start=1)]
@@ -94,10 +92,10 @@ class JsonRequestReader:
                 except ValueError as error:
                     refusal = str(error)
         if len(body) > self._limits.max_part_size:
-            raise LimitExceeded(
+            raise LimitExceeded.of(
+                self._limits,
                 "max_part_size",
-                self._limits.max_part_size,
-                f"the request's body is larger than {self._limits.max_part_size} bytes",
+                "the request's body is larger than {value} bytes",
                 part=index,
             )
         return SubRequest(method, target, headers, body, request_id, depends_on, refusal)
@@ -109,21 +107,18 @@ class JsonRequestReader:
             raise MalformedBatch('"headers" must be an object of strings', part=index)
         fields = tuple(headers.items())
         if len(fields) > self._limits.max_headers:
-            raise LimitExceeded(
-                "max_headers",
-                self._limits.max_headers,
-                f"the request has more than {self._limits.max_headers} headers",
-                part=index,
+            raise LimitExceeded.of(
+                self._limits, "max_headers", "the request has more than {value} headers", part=index
             )
         try:
             size = len(encode_fields(fields))
         except ValueError as error:
             raise MalformedBatch(str(error), part=index) from None
         if size > self._limits.max_header_size:
-            raise LimitExceeded(
+            raise LimitExceeded.of(
+                self._limits,
                 "max_header_size",
-                self._limits.max_header_size,
-                f"the request's headers are longer than {self._limits.max_header_size} bytes",
+                "the request's headers are longer than {value} bytes",
                 part=index,
             )
         return fields

@@ -100,10 +100,8 @@ class MultipartReader:
         """Take the next bytes of the body; return the parts they completed."""
         self._received += len(data)
         if self._received > self._limits.max_body_size:
-            raise LimitExceeded(
-                "max_body_size",
-                self._limits.max_body_size,
-                f"the batch body is larger than {self._limits.max_body_size} bytes",
+            raise LimitExceeded.of(
+                self._limits, "max_body_size", "the batch body is larger than {value} bytes"
             )
         if self._state is _State.EPILOGUE:
             return []
@@ -172,11 +170,8 @@ class MultipartReader:
     def _start_part(self, offset: int) -> None:
         self._parts += 1
         if self._parts > self._limits.max_parts:
-            raise LimitExceeded(
-                "max_parts",
-                self._limits.max_parts,
-                f"the batch has more than {self._limits.max_parts} parts",
-                part=self._parts,
+            raise LimitExceeded.of(
+                self._limits, "max_parts", "the batch has more than {value} parts", part=self._parts
             )
         del self._buffer[:offset]
         self._state = _State.HEADERS
@@ -239,10 +234,10 @@ class MultipartReader:
         return True
 
     def _header_limit(self) -> None:
-        raise LimitExceeded(
+        raise LimitExceeded.of(
+            self._limits,
             "max_header_size",
-            self._limits.max_header_size,
-            f"the part's headers are longer than {self._limits.max_header_size} bytes",
+            "the part's headers are longer than {value} bytes",
             part=self._parts,
         )
 
@@ -282,10 +277,10 @@ class MultipartReader:
 
     def _check_part_size(self, end: int) -> None:
         if end > self._limits.max_part_size:  # the part's headers and content so far
-            raise LimitExceeded(
+            raise LimitExceeded.of(
+                self._limits,
                 "max_part_size",
-                self._limits.max_part_size,
-                f"the part is larger than {self._limits.max_part_size} bytes",
+                "the part is larger than {value} bytes",
                 part=self._parts,
             )
 
