@@ -126,29 +126,60 @@ class Batching(requests.Session):
         self.timeout = timeout
         self._origin = _origin(batch_url)
         self._queue: list[_Queued] = []
-        self._next_depends_on: tuple[requests.Response, ...] = ()
 
-    def request(
+    def request(  # noqa: PLR0917 (requests.Session.request's positional signature)
         self,
         method: str | bytes,
         url: str | bytes,
-        *args: Any,
+        params: Any = None,
+        data: Any = None,
+        headers: Any = None,
+        cookies: Any = None,
+        files: Any = None,
+        auth: Any = None,
+        timeout: Any = None,
+        allow_redirects: bool = True,
+        proxies: Any = None,
+        hooks: Any = None,
+        stream: bool | None = None,
+        verify: Any = None,
+        cert: Any = None,
+        json: Any = None,
+        *,
         depends_on: Iterable[requests.Response] = (),
-        **kwargs: Any,
     ) -> requests.Response:
-        """Queue a request, as ``requests.Session.request`` does, with one more argument.
+        """Queue a request, as ``requests.Session.request`` would send it.
 
         ``depends_on``: responses queued earlier in this batch; the server runs this request
-        only if each of them succeeds (2xx), and answers it 424 otherwise.
+        only if each of them succeeds (2xx), and answers it 424 otherwise. The transport
+        arguments (timeout, proxies, verify, cert, stream, allow_redirects) belong to the
+        batch request, which takes them from the session and the environment once per batch.
         """
-        self._next_depends_on = tuple(depends_on)
-        try:
-            return super().request(method, url, *args, **kwargs)
-        finally:
-            self._next_depends_on = ()
+        if isinstance(method, bytes):
+            method = method.decode("ascii")
+        prepared = self.prepare_request(
+            requests.Request(
+                method=method.upper(),
+                url=url,
+                headers=headers,
+                files=files,
+                data=data or {},
+                json=json,
+                params=params or {},
+                auth=auth,
+                cookies=cookies,
+                hooks=hooks,
+            )
+        )
+        return self._enqueue(prepared, tuple(depends_on))
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """Queue ``request``; its response is filled when the batch is sent."""
+        return self._enqueue(request, ())
+
+    def _enqueue(
+        self, request: requests.PreparedRequest, dependencies: tuple[requests.Response, ...]
+    ) -> BatchResponse:
         if request.url is None or _origin(request.url) != self._origin:
             raise ValueError(
                 f"{request.url} cannot be batched: only requests to the batch endpoint's "
@@ -156,7 +187,7 @@ class Batching(requests.Session):
             )
         queued = {id(item.response): index for index, item in enumerate(self._queue)}
         depends_on = []
-        for dependency in self._next_depends_on:
+        for dependency in dependencies:
             if id(dependency) not in queued:
                 raise ValueError("depends_on must name responses queued earlier in this batch")
             depends_on.append(queued[id(dependency)])
@@ -201,7 +232,11 @@ class Batching(requests.Session):
         )
         outer_request.hooks = default_hooks()  # session hooks see each sub-response, not the batch
         try:
-            outer = super().send(outer_request, timeout=self.timeout, allow_redirects=False)
+            # Proxies and CA bundle from the environment, as Session.request would: once.
+            settings = self.merge_environment_settings(outer_request.url, {}, None, None, None)
+            outer = super().send(
+                outer_request, timeout=self.timeout, allow_redirects=False, **settings
+            )
         except requests.RequestException as error:
             self._fail(queue, f"the batch could not be sent: {error}")
             raise
