@@ -28,7 +28,7 @@ from ..wire.errors import MalformedBatch
 from ..wire.http1 import HOP_BY_HOP
 from ..wire.jsonbatch import MEDIA_TYPE as JSON
 from ..wire.jsonbatch import encode_json_requests, read_json_responses
-from ..wire.model import SubRequest, SubResponse
+from ..wire.model import Headers, SubRequest, SubResponse
 from ..wire.multipart import new_boundary, parse_media_type
 
 # What reading a response means; these raise BatchNotSent until the batch was answered.
@@ -126,6 +126,7 @@ class Batching(requests.Session):
         self.timeout = timeout
         self._origin = _origin(batch_url)
         self._queue: list[_Queued] = []
+        self._positions: dict[int, int] = {}  # id() of a queued response -> its position
 
     def request(  # noqa: PLR0917 (requests.Session.request's positional signature)
         self,
@@ -185,18 +186,19 @@ class Batching(requests.Session):
                 f"{request.url} cannot be batched: only requests to the batch endpoint's "
                 f"origin {self.batch_url} can"
             )
-        queued = {id(item.response): index for index, item in enumerate(self._queue)}
         depends_on = []
         for dependency in dependencies:
-            if id(dependency) not in queued:
+            position = self._positions.get(id(dependency))
+            if position is None or self._queue[position].response is not dependency:
                 raise ValueError("depends_on must name responses queued earlier in this batch")
-            depends_on.append(queued[id(dependency)])
+            depends_on.append(position)
         sub_request = _sub_request(request)
         if self.format == "json":
             encode_json_requests([sub_request])  # refuse now what the format cannot carry
         response = BatchResponse()
         response.request = request
         response.url = request.url
+        self._positions[id(response)] = len(self._queue)
         self._queue.append(_Queued(request, response, sub_request, tuple(depends_on)))
         return response
 
@@ -208,6 +210,7 @@ class Batching(requests.Session):
     def send_batch(self) -> list[BatchResponse]:
         """Send the queued requests as one batch; fill and return their responses in order."""
         queue, self._queue = self._queue, []
+        self._positions = {}
         if not queue:
             return []
         ids = _ids(len(queue), self.format)
@@ -295,7 +298,7 @@ class Batching(requests.Session):
     ) -> None:
         raw = HTTPResponse(
             body=io.BytesIO(answer.body),
-            headers=HTTPHeaderDict(answer.headers),
+            headers=_header_dict(answer.headers),
             status=answer.status,
             reason=answer.reason,
             preload_content=False,
@@ -341,6 +344,13 @@ def _match(
     if not by_id and len(answers) == len(sent):
         return [answer for _, answer in answers]
     return [by_id.get(request.content_id or "") for request in sent]
+
+
+def _header_dict(fields: Headers) -> HTTPHeaderDict:
+    headers = HTTPHeaderDict()
+    for name, value in fields:
+        headers.add(name, value)
+    return headers
 
 
 def _origin(url: str) -> tuple[str, str, int]:

@@ -48,7 +48,7 @@ class JsonRequestReader:
 
     def close(self) -> list[SubRequest]:
         try:
-            document = json.loads(b"".join(self._chunks))
+            document = _loads(b"".join(self._chunks))
         except (ValueError, RecursionError) as error:
             raise MalformedBatch(f"the body is not valid JSON: {error}") from None
         if not isinstance(document, dict) or not isinstance(document.get("requests"), list):
@@ -82,8 +82,9 @@ class JsonRequestReader:
         depends_on = self._depends_on(item, index)
         refusal = None
         body = b""
-        if item.get("body") is not None:
-            content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+        # "body": null is the JSON value null under a JSON type, and no body otherwise.
+        if "body" in item and (item["body"] is not None or is_json(_media(content_type)[0])):
             if content_type is None:
                 refusal = "a request with a body needs a Content-Type header"
             else:
@@ -139,13 +140,44 @@ def _string(item: dict[str, Any], key: str, index: int) -> str:
     return value
 
 
-def encode_body(value: Any, content_type: str) -> bytes:
-    """The bytes a JSON batch body stands for, by its media type; ValueError if it cannot."""
-    media_type, params = parse_media_type(content_type)
+def _media(content_type: str | None, *, strict: bool = False) -> tuple[str, dict[str, str]]:
+    """Media type and parameters; an absent (or, unless ``strict``, unreadable) one is ""."""
+    if not content_type:
+        return "", {}
+    try:
+        return parse_media_type(content_type)
+    except MalformedBatch as error:
+        if strict:
+            raise ValueError(error.detail) from None
+        return "", {}
+
+
+def _loads(data: bytes | str) -> Any:
+    """Strict JSON (RFC 8259): NaN and Infinity are not JSON, whatever Python accepts."""
+    return json.loads(data, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _is_binary(content_type: str | None) -> bool:
+    """Whether a body of this type travels as base64url by rule (so needs no marker)."""
+    media_type, _ = _media(content_type)
+    return bool(media_type) and not is_json(media_type) and not media_type.startswith("text/")
+
+
+def encode_body(value: Any, content_type: str | None, *, strict: bool = True) -> bytes:
+    """The bytes a JSON batch body stands for, by its media type; ValueError if it cannot.
+
+    Untyped bodies are base64url, like any type that is neither JSON nor text; an unreadable
+    Content-Type is refused, or (not ``strict``, reading a server's answer) untyped.
+    """
+    media_type, params = _media(content_type, strict=strict)
     if is_json(media_type):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     if not isinstance(value, str):
-        raise ValueError(f"a {media_type} body must be a string (base64url unless text/*)")
+        raise ValueError(f"a {media_type or 'untyped'} body must be a string (base64url)")
     if media_type.startswith("text/"):
         charset = params.get("charset", "utf-8")
         try:
@@ -162,13 +194,13 @@ def encode_body(value: Any, content_type: str) -> bytes:
 
 def decode_body(body: bytes, content_type: str | None) -> tuple[Any, bool]:
     """The JSON value that carries ``body``, and whether it had to be base64url."""
+    media_type, params = _media(content_type)
     try:
-        media_type, params = parse_media_type(content_type) if content_type else ("", {})
         if is_json(media_type):
-            return json.loads(body), False
+            return _loads(body), False
         if media_type.startswith("text/"):
             return body.decode(params.get("charset", "utf-8")), False
-    except (ValueError, LookupError, MalformedBatch):
+    except (ValueError, LookupError, RecursionError):
         pass  # not what its type says: sent losslessly as base64url, marked as such
     return base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii"), True
 
@@ -198,8 +230,8 @@ class JsonResponseWriter:
         if body:
             content_type = next((v for k, v in fields if k.lower() == "content-type"), None)
             item["body"], encoded = decode_body(body, content_type)
-            if encoded and content_type is not None and _declares_text(content_type):
-                item["bodyEncoding"] = "base64url"
+            if encoded and not _is_binary(content_type):
+                item["bodyEncoding"] = "base64url"  # not what its type says: say how it came
         separator = b"," if self._written else b""
         self._written += 1
         return separator + json.dumps(item, ensure_ascii=False).encode("utf-8")
@@ -227,7 +259,7 @@ def encode_json_requests(requests: Iterable[SubRequest]) -> bytes:
             if content_type is None:
                 raise ValueError("in the JSON batch format a request body needs a Content-Type")
             item["body"], encoded = decode_body(request.body, content_type)
-            if encoded and _declares_text(content_type):
+            if encoded and not _is_binary(content_type):
                 raise ValueError(
                     f"the body is not valid {content_type}: the JSON batch format cannot carry it"
                 )
@@ -238,7 +270,7 @@ def encode_json_requests(requests: Iterable[SubRequest]) -> bytes:
 def read_json_responses(body: bytes) -> list[tuple[str | None, SubResponse]]:
     """A JSON batch answer as (id of the request it answers, response) pairs."""
     try:
-        document = json.loads(body)
+        document = _loads(body)
         items = document["responses"]
         return [_response(item) for item in items]
     except (ValueError, KeyError, TypeError, AttributeError) as error:
@@ -257,10 +289,8 @@ def _response(item: dict[str, Any]) -> tuple[str | None, SubResponse]:
     content_type = next((v for k, v in fields if k.lower() == "content-type"), None)
     body = b""
     if "body" in item:
-        if item.get("bodyEncoding") == "base64url" or content_type is None:
-            body = encode_body(item["body"], "application/octet-stream")
-        else:
-            body = encode_body(item["body"], content_type)
+        marked = item.get("bodyEncoding") == "base64url"
+        body = encode_body(item["body"], None if marked else content_type, strict=False)
         # A JSON body was re-serialised on the way: its length is the one that arrived.
         fields = [f for f in fields if f[0].lower() != "content-length"]
         fields.append(("Content-Length", str(len(body))))
@@ -273,11 +303,3 @@ def _response(item: dict[str, Any]) -> tuple[str | None, SubResponse]:
 
 def _as_list(value: str | list[str]) -> list[str]:
     return value if isinstance(value, list) else [value]
-
-
-def _declares_text(content_type: str) -> bool:
-    try:
-        media_type, _ = parse_media_type(content_type)
-    except MalformedBatch:
-        return False
-    return is_json(media_type) or media_type.startswith("text/")

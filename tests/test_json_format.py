@@ -1,0 +1,947 @@
+"""The JSON batch format (OData 4.01 / Microsoft Graph shape), through Flask's test client.
+
+Why: JSON-first clients send ``{"requests": [...]}`` and expect ``{"responses": [...]}`` in
+request order, with each body carried as its media type says (a JSON value, a string, or
+base64url). These tests check the shape, the ids, how ``url`` is resolved, bodies of every
+kind in both directions, the validation errors that refuse a whole batch (naming the request)
+and the limits. Every answer is parsed as strict JSON (no ``NaN``), as a browser would.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+from typing import Any
+
+import pytest
+from flask import Flask, Response, abort, request
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from flask_batch import add_batch_route
+
+from .batching import problem
+
+ALL_BYTES = bytes(range(256))
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+# --------------------------------------------------------------------------------------
+# Helpers (also used by the other test files of the JSON format)
+# --------------------------------------------------------------------------------------
+
+
+def strict_loads(data: bytes) -> Any:
+    """Parse JSON as a strict parser (a browser's JSON.parse) would: no NaN or Infinity."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(data, parse_constant=refuse)
+
+
+def url64(data: bytes) -> str:
+    """base64url without padding: how the JSON format writes bytes."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def from_url64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def item(request_id: str, method: str, url: str, body: Any = None, **extra: Any) -> dict[str, Any]:
+    """One request of a JSON batch; ``body`` is left out when None."""
+    entry: dict[str, Any] = {"id": request_id, "method": method, "url": url, **extra}
+    if body is not None:
+        entry["body"] = body
+    return entry
+
+
+def send(
+    client: FlaskClient,
+    document: Any,
+    route: str = "/api/batch",
+    headers: dict[str, str] | None = None,
+) -> TestResponse:
+    data = document if isinstance(document, bytes) else json.dumps(document).encode("utf-8")
+    return client.post(
+        route, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+
+
+def responses_of(answer: TestResponse) -> list[dict[str, Any]]:
+    """The responses of a 200 JSON batch answer, checked to be strict JSON of the right shape."""
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.mimetype == "application/json"
+    document = strict_loads(answer.get_data())
+    assert isinstance(document, dict)
+    assert list(document) == ["responses"]
+    items = document["responses"]
+    assert isinstance(items, list)
+    for entry in items:
+        assert isinstance(entry, dict)
+        assert set(entry) <= {"id", "status", "headers", "body", "bodyEncoding"}, entry
+        assert type(entry["status"]) is int
+        assert isinstance(entry["headers"], dict)
+    return items
+
+
+def run(
+    client: FlaskClient,
+    *requests: dict[str, Any],
+    route: str = "/api/batch",
+    headers: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Send a JSON batch; its responses, checked to answer every request, in order."""
+    items = responses_of(send(client, {"requests": list(requests)}, route, headers))
+    assert [entry["id"] for entry in items] == [entry["id"] for entry in requests]
+    return items
+
+
+def json_header(entry: dict[str, Any], name: str) -> str | list[str] | None:
+    values = [value for key, value in entry["headers"].items() if key.lower() == name.lower()]
+    assert len(values) <= 1, entry["headers"]
+    result: str | list[str] | None = values[0] if values else None
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# The app
+# --------------------------------------------------------------------------------------
+
+
+def make_app(**options: Any) -> Flask:
+    """Views under /api, the batch endpoint at /api/batch; calls recorded in CALLS."""
+    app = Flask(__name__)
+    calls: list[str] = []
+    app.config["CALLS"] = calls
+
+    @app.before_request
+    def record() -> None:
+        if request.path != "/api/batch":
+            calls.append(request.path)
+
+    @app.get("/api/people/<name>")
+    def person(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "path": request.path,
+            "query": request.query_string.decode("latin-1"),
+            "args": request.args.to_dict(),
+        }
+
+    @app.route("/api/echo", methods=ALL_METHODS)
+    def echo() -> dict[str, Any]:
+        return {
+            "method": request.method,
+            "content_type": request.headers.get("Content-Type"),
+            "content_length": request.headers.get("Content-Length"),
+            "body": base64.b64encode(request.get_data()).decode("ascii"),
+            "headers": {name.lower(): value for name, value in request.headers.items()},
+            "form": request.form.to_dict(),
+        }
+
+    @app.post("/api/reply")
+    def reply() -> Response:
+        """The request body back as the response body, with the type X-Reply-Type names."""
+        return Response(request.get_data(), headers={"Content-Type": request.headers["X-Reply"]})
+
+    @app.get("/api/cookies")
+    def cookies() -> Response:
+        response = Response("{}", content_type="application/json")
+        response.set_cookie("first", "1")
+        response.set_cookie("second", "2", httponly=True)
+        return response
+
+    @app.delete("/api/nothing")
+    def nothing() -> Response:
+        return Response(status=204)
+
+    @app.get("/api/status/<int:code>")
+    def status(code: int) -> Response:
+        abort(code)
+
+    @app.get("/api/boom")
+    def boom() -> Response:
+        raise RuntimeError("the view failed on purpose")
+
+    add_batch_route(app, "/api/batch", **options)
+    return app
+
+
+@pytest.fixture
+def app() -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def calls(app: Flask) -> list[str]:
+    recorded: list[str] = app.config["CALLS"]
+    return recorded
+
+
+def echoed(entry: dict[str, Any]) -> bytes:
+    """The request body the echo view received."""
+    assert entry["status"] == 200, entry
+    return base64.b64decode(entry["body"]["body"])
+
+
+# --------------------------------------------------------------------------------------
+# Shape, ids, order
+# --------------------------------------------------------------------------------------
+
+
+def test_request_and_response_shape(client: FlaskClient) -> None:
+    answer = send(
+        client,
+        {
+            "requests": [
+                item("alice", "GET", "/api/people/alice", headers={"Accept": "application/json"}),
+                item("404", "GET", "/api/status/404"),
+                item(
+                    "e", "POST", "/api/echo", {"k": 1}, headers={"Content-Type": "application/json"}
+                ),
+            ]
+        },
+    )
+    assert answer.headers["Content-Type"] == "application/json"
+    alice, missing, posted = responses_of(answer)
+    assert alice["id"] == "alice"
+    assert alice["status"] == 200
+    assert json_header(alice, "Content-Type") == "application/json"
+    assert alice["body"]["name"] == "alice"
+    assert (missing["id"], missing["status"]) == ("404", 404)
+    assert posted["id"] == "e"
+    assert json.loads(echoed(posted)) == {"k": 1}
+    # Per-part failures never change the batch's own status.
+    assert answer.status_code == 200
+
+
+def test_responses_come_in_request_order_with_their_ids_echoed(client: FlaskClient) -> None:
+    ids = ["z", "10", "2", "a-b c", "Ünïcode", "1"]
+    answers = run(client, *(item(i, "GET", f"/api/people/p{n}") for n, i in enumerate(ids)))
+    assert [a["id"] for a in answers] == ids
+    assert [a["body"]["name"] for a in answers] == [f"p{n}" for n in range(len(ids))]
+
+
+def test_an_empty_batch_answers_an_empty_list(client: FlaskClient) -> None:
+    assert responses_of(send(client, {"requests": []})) == []
+
+
+def test_charset_parameter_on_the_batch_is_accepted(client: FlaskClient) -> None:
+    answer = send(
+        client,
+        {"requests": [item("1", "GET", "/api/people/x")]},
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert [a["status"] for a in responses_of(answer)] == [200]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "text/plain; charset=utf-8",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+    ],
+)
+def test_a_json_body_with_another_content_type_is_415(
+    app: Flask, client: FlaskClient, content_type: str
+) -> None:
+    document = {"requests": [item("1", "GET", "/api/people/x")]}
+    answer = send(client, document, headers={"Content-Type": content_type})
+    assert answer.status_code == 415
+    problem(answer)
+    assert calls(app) == []
+
+
+def test_a_gzip_compressed_json_batch_is_read(client: FlaskClient) -> None:
+    document = {"requests": [item(str(i), "GET", f"/api/people/p{i}") for i in range(3)]}
+    answer = client.post(
+        "/api/batch",
+        data=gzip.compress(json.dumps(document).encode()),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert [a["body"]["name"] for a in responses_of(answer)] == ["p0", "p1", "p2"]
+
+
+def test_method_is_case_insensitive(client: FlaskClient) -> None:
+    answers = run(
+        client,
+        item("1", "get", "/api/echo"),
+        item("2", "pOsT", "/api/echo", "x", headers={"Content-Type": "text/plain"}),
+        item("3", "Delete", "/api/echo"),
+    )
+    assert [a["body"]["method"] for a in answers] == ["GET", "POST", "DELETE"]
+
+
+def test_request_headers_reach_the_part_and_outer_headers_are_inherited(
+    client: FlaskClient,
+) -> None:
+    (own, inherited) = run(
+        client,
+        item("1", "GET", "/api/echo", headers={"X-Token": "part", "accept": "text/csv"}),
+        item("2", "GET", "/api/echo"),
+        headers={"X-Token": "outer"},
+    )
+    assert own["body"]["headers"]["x-token"] == "part"
+    assert own["body"]["headers"]["accept"] == "text/csv"
+    assert inherited["body"]["headers"]["x-token"] == "outer"
+
+
+# --------------------------------------------------------------------------------------
+# url: absolute path, relative to the batch URL, absolute URL of the batch's origin
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "path", "query"),
+    [
+        ("/api/people/bob", "/api/people/bob", ""),
+        ("/api/people/bob?x=1&y=2", "/api/people/bob", "x=1&y=2"),
+        ("people/bob", "/api/people/bob", ""),  # relative to /api/batch
+        ("./people/bob?x=1", "/api/people/bob", "x=1"),
+        ("../api/people/bob", "/api/people/bob", ""),
+        ("http://localhost/api/people/bob", "/api/people/bob", ""),
+        ("http://LOCALHOST:80/api/people/bob?q=%20", "/api/people/bob", "q=%20"),
+        ("people/zo%C3%AB", "/api/people/zoë", ""),
+        ("people/zoë", "/api/people/zoë", ""),  # not percent-encoded by the client
+        ("people/a b?q=x y", "/api/people/a b", "q=x%20y"),
+    ],
+)
+def test_url_forms(client: FlaskClient, url: str, path: str, query: str) -> None:
+    (answer,) = run(client, item("1", "GET", url))
+    assert answer["status"] == 200, answer
+    assert answer["body"]["path"] == path
+    assert answer["body"]["query"] == query
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://localhost/api/people/bob",
+        "http://evil.example/api/people/bob",
+        "http://localhost:5000/api/people/bob",
+        "http://user@localhost/api/people/bob",
+    ],
+)
+def test_another_origin_is_a_400_part_and_the_batch_goes_on(
+    app: Flask, client: FlaskClient, url: str
+) -> None:
+    refused, fine = run(client, item("x", "GET", url), item("y", "GET", "/api/people/ok"))
+    assert refused["status"] == 400
+    assert json_header(refused, "Content-Type") == "application/problem+json"
+    assert "origin" in refused["body"]["detail"]
+    assert fine["status"] == 200
+    assert calls(app) == ["/api/people/ok"]
+
+
+def test_a_part_addressing_the_batch_endpoint_is_a_400_part(client: FlaskClient) -> None:
+    (nested,) = run(
+        client,
+        item("n", "POST", "batch", {"requests": []}, headers={"Content-Type": "application/json"}),
+    )
+    assert nested["status"] == 400
+
+
+# --------------------------------------------------------------------------------------
+# Request bodies
+# --------------------------------------------------------------------------------------
+
+STANDARD_B64 = base64.b64encode(ALL_BYTES).decode("ascii")
+URLSAFE_B64 = base64.urlsafe_b64encode(ALL_BYTES).decode("ascii")
+# The test data really exercises both alphabets and the padding.
+assert "+" in STANDARD_B64
+assert "/" in STANDARD_B64
+assert "-" in URLSAFE_B64
+assert "_" in URLSAFE_B64
+assert URLSAFE_B64.endswith("==")
+
+JSON_VALUES: list[Any] = [
+    {"name": "alice", "age": 31},
+    {"nested": {"list": [1, 2.5, None, True, False, "x", {"deep": [[]]}]}, "empty": {}},
+    [1, "two", None, [3]],
+    [],
+    "just a string",
+    42,
+    -3.25,
+    True,
+    {"text": "Zoë — 5 € ✓ 世界 😀", "é": "key too"},
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES)
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/problem+json",
+        "application/vnd.api+json",
+        "Application/Merge-Patch+JSON",
+    ],
+)
+def test_a_json_request_body_carries_the_value(
+    client: FlaskClient, content_type: str, value: Any
+) -> None:
+    (answer,) = run(
+        client, item("1", "PUT", "/api/echo", value, headers={"Content-Type": content_type})
+    )
+    received = echoed(answer)
+    assert json.loads(received) == value
+    assert answer["body"]["content_type"] == content_type
+    assert answer["body"]["content_length"] == str(len(received))
+
+
+@pytest.mark.parametrize(
+    ("content_type", "text", "expected"),
+    [
+        ("text/plain", "héllo € 世界\r\nline 2\n", "héllo € 世界\r\nline 2\n".encode()),
+        ("text/plain; charset=utf-8", "😀", "😀".encode()),
+        ("text/plain; charset=iso-8859-1", "café", b"caf\xe9"),
+        ("text/plain; charset=ISO-8859-1", "ÿ", b"\xff"),
+        ("text/csv; charset=utf-16-le", "a,b", "a,b".encode("utf-16-le")),
+        ("text/html", "<p>x</p>", b"<p>x</p>"),
+        ("text/plain", "", b""),
+    ],
+)
+def test_a_text_request_body_carries_a_string(
+    client: FlaskClient, content_type: str, text: str, expected: bytes
+) -> None:
+    (answer,) = run(
+        client, item("1", "POST", "/api/echo", text, headers={"Content-Type": content_type})
+    )
+    assert echoed(answer) == expected
+
+
+@pytest.mark.parametrize(
+    ("content_type", "encoded"),
+    [
+        ("application/octet-stream", url64(ALL_BYTES)),  # base64url, no padding
+        ("application/octet-stream", URLSAFE_B64),  # base64url, padded
+        ("application/octet-stream", STANDARD_B64),  # the standard alphabet, padded
+        ("image/png", STANDARD_B64.rstrip("=")),  # the standard alphabet, no padding
+    ],
+)
+def test_a_binary_request_body_is_base64url_and_every_byte_arrives(
+    client: FlaskClient, content_type: str, encoded: str
+) -> None:
+    (answer,) = run(
+        client, item("1", "POST", "/api/echo", encoded, headers={"content-type": content_type})
+    )
+    assert echoed(answer) == ALL_BYTES
+    assert answer["body"]["content_type"] == content_type
+
+
+def test_a_form_body_is_base64url(client: FlaskClient) -> None:
+    (answer,) = run(
+        client,
+        item(
+            "1",
+            "POST",
+            "/api/echo",
+            url64(b"a=1&b=caf%C3%A9"),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+    )
+    assert answer["body"]["form"] == {"a": "1", "b": "café"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({}, {"a": 1}),  # a body without any Content-Type
+        ({"X-Other": "1"}, "text"),
+        ({"Content-Type": "application/octet-stream"}, "***not base64***"),
+        ({"Content-Type": "application/octet-stream"}, "Q"),  # a lone character
+        ({"Content-Type": "application/octet-stream"}, "QQ==QQ"),  # padding inside
+        ({"Content-Type": "application/octet-stream"}, "QUJD RA"),  # a space
+        ({"Content-Type": "image/png"}, {"not": "a string"}),
+        ({"Content-Type": "image/png"}, 12),
+        ({"Content-Type": "text/plain"}, 12),
+        ({"Content-Type": "text/plain"}, ["a"]),
+        ({"Content-Type": "text/plain; charset=iso-8859-1"}, "5 €"),  # not encodable
+        ({"Content-Type": "text/plain; charset=no-such-charset"}, "x"),
+    ],
+)
+def test_a_body_that_cannot_be_read_is_a_400_for_that_part_only(
+    app: Flask, client: FlaskClient, headers: dict[str, str], body: Any
+) -> None:
+    before, refused, after = run(
+        client,
+        item("before", "GET", "/api/people/before"),
+        item("bad", "POST", "/api/echo", body, headers=headers),
+        item("after", "GET", "/api/people/after"),
+    )
+    assert refused["status"] == 400, refused
+    assert json_header(refused, "Content-Type") == "application/problem+json"
+    assert refused["body"]["status"] == 400
+    assert (before["status"], after["status"]) == (200, 200)
+    assert calls(app) == ["/api/people/before", "/api/people/after"]
+
+
+def test_an_unreadable_request_content_type_names_the_request(
+    app: Flask, client: FlaskClient
+) -> None:
+    """A body under a Content-Type whose parameters cannot be read is this request's error:
+    a 400 part, or a 400 batch that says which request."""
+    answer = send(
+        client,
+        {
+            "requests": [
+                item("ok", "GET", "/api/people/ok"),
+                item("bad", "POST", "/api/echo", "hi", headers={"Content-Type": "text/plain; =x"}),
+            ]
+        },
+    )
+    if answer.status_code == 400:
+        assert problem(answer).get("part") == 2, problem(answer)
+    else:
+        ok, bad = responses_of(answer)
+        assert (ok["status"], bad["status"]) == (200, 400)
+
+
+# --------------------------------------------------------------------------------------
+# Response bodies
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "raw", "expected"),
+    [
+        (
+            "application/json",
+            b'{"a": [1, 2.5, null, true], "b": {"c": "d"}}',
+            {"a": [1, 2.5, None, True], "b": {"c": "d"}},
+        ),
+        ("application/json", b"[1, 2, 3]\n", [1, 2, 3]),
+        ("application/json", b'"a string"', "a string"),
+        ("application/json", b"42", 42),
+        ("application/json", b"-1.5e3", -1500.0),
+        ("application/json", b"false", False),
+        ("application/json; charset=utf-8", '{"name": "Zoë € 😀"}'.encode(), {"name": "Zoë € 😀"}),
+        ("application/json", b'{"escaped": "\\u00e9\\ud83d\\ude00"}', {"escaped": "é😀"}),
+        (
+            "application/problem+json",
+            b'{"title": "Conflict", "status": 409}',
+            {"title": "Conflict", "status": 409},
+        ),
+        ("application/vnd.example.v2+json", b'{"v": 2}', {"v": 2}),
+        ("text/plain; charset=utf-8", "Grüße 世界\r\n".encode(), "Grüße 世界\r\n"),
+        ("text/plain; charset=iso-8859-1", b"caf\xe9", "café"),
+        ("text/html", b"<b>x</b>", "<b>x</b>"),
+        ("text/csv; charset=utf-16", "a,b".encode("utf-16"), "a,b"),
+    ],
+)
+def test_a_json_or_text_response_body_carries_the_value(
+    client: FlaskClient, content_type: str, raw: bytes, expected: Any
+) -> None:
+    (answer,) = run(
+        client,
+        item(
+            "1",
+            "POST",
+            "/api/reply",
+            url64(raw),
+            headers={"Content-Type": "application/octet-stream", "X-Reply": content_type},
+        ),
+    )
+    assert answer["status"] == 200
+    assert answer["body"] == expected
+    assert type(answer["body"]) is type(expected)
+    assert "bodyEncoding" not in answer
+    assert json_header(answer, "Content-Type") == content_type
+    assert json_header(answer, "Content-Length") == str(len(raw))
+
+
+def test_a_json_null_response_body_is_null(client: FlaskClient) -> None:
+    (answer,) = run(
+        client,
+        item(
+            "1",
+            "POST",
+            "/api/reply",
+            "null",
+            headers={"Content-Type": "text/plain", "X-Reply": "application/json"},
+        ),
+    )
+    assert "body" in answer
+    assert answer["body"] is None
+    assert json_header(answer, "Content-Length") == "4"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "raw", "declared_text"),
+    [
+        ("application/octet-stream", ALL_BYTES, False),
+        ("image/png", b"\x89PNG\r\n\x1a\n\x00\x00", False),
+        ("application/pdf", b"%PDF-1.7 \xe2\xe3", False),
+        ("application/json", b"{not json", True),
+        ("application/json", b'{"a": 1} trailing', True),
+        ("application/json", b"\xff\xfe\xfd", True),
+        ("application/vnd.x+json", b"<xml/>", True),
+        ("text/plain; charset=utf-8", b"\xff\xfe\xfd not utf-8", True),
+        ("text/plain; charset=no-such-charset", b"abc", True),
+    ],
+)
+def test_other_response_bodies_are_base64url_without_padding(
+    client: FlaskClient, content_type: str, raw: bytes, declared_text: bool
+) -> None:
+    (answer,) = run(
+        client,
+        item(
+            "1",
+            "POST",
+            "/api/reply",
+            url64(raw),
+            headers={"Content-Type": "application/octet-stream", "X-Reply": content_type},
+        ),
+    )
+    body = answer["body"]
+    assert isinstance(body, str)
+    assert _BASE64URL.fullmatch(body), body  # the url-safe alphabet, no padding
+    assert from_url64(body) == raw
+    if declared_text:
+        # The type says JSON or text but the bytes are not: the answer says it is base64url.
+        assert answer["bodyEncoding"] == "base64url"
+    assert json_header(answer, "Content-Type") == content_type
+
+
+def test_every_byte_value_round_trips_both_ways(client: FlaskClient) -> None:
+    data = ALL_BYTES + bytes(range(255, -1, -1)) + b"\r\n--x--\r\n"
+    for length in range(len(data) - 3, len(data) + 1):  # each padding length
+        (answer,) = run(
+            client,
+            item(
+                "1",
+                "POST",
+                "/api/reply",
+                url64(data[:length]),
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "X-Reply": "application/octet-stream",
+                },
+            ),
+        )
+        assert answer["body"] == url64(data[:length])
+
+
+def test_nan_from_the_app_does_not_make_the_answer_invalid_json(client: FlaskClient) -> None:
+    """Python's json accepts NaN and Infinity; JSON (and JSON.parse) does not."""
+    bad, fine = run(
+        client,
+        item(
+            "nan",
+            "POST",
+            "/api/reply",
+            '{"x": NaN, "y": Infinity}',
+            headers={"Content-Type": "text/plain", "X-Reply": "application/json"},
+        ),
+        item("fine", "GET", "/api/people/fine"),
+    )
+    assert bad["status"] == 200
+    assert bad["bodyEncoding"] == "base64url"
+    assert from_url64(bad["body"]) == b'{"x": NaN, "y": Infinity}'
+    assert fine["status"] == 200
+
+
+def test_deeply_nested_json_from_the_app_does_not_break_the_batch(client: FlaskClient) -> None:
+    deep = "[" * 50_000 + "]" * 50_000
+    answer = send(
+        client,
+        {
+            "requests": [
+                item(
+                    "deep",
+                    "POST",
+                    "/api/reply",
+                    deep,
+                    headers={"Content-Type": "text/plain", "X-Reply": "application/json"},
+                ),
+                item("next", "GET", "/api/people/next"),
+            ]
+        },
+    )
+    deep_answer, next_answer = responses_of(answer)
+    assert deep_answer["status"] == 200
+    if "bodyEncoding" in deep_answer:
+        assert from_url64(deep_answer["body"]).decode() == deep
+    else:
+        assert json.dumps(deep_answer["body"], separators=(",", ":")) == deep
+    assert next_answer["status"] == 200
+
+
+def test_repeated_response_headers_become_a_list(client: FlaskClient) -> None:
+    (answer,) = run(client, item("c", "GET", "/api/cookies"))
+    cookies = json_header(answer, "Set-Cookie")
+    assert isinstance(cookies, list)
+    assert len(cookies) == 2
+    assert cookies[0].startswith("first=1")
+    assert cookies[1].startswith("second=2")
+    assert "HttpOnly" in cookies[1]
+    assert isinstance(json_header(answer, "Content-Type"), str)  # a single header stays a string
+
+
+def test_head_and_204_have_no_body(client: FlaskClient) -> None:
+    get, head, deleted = run(
+        client,
+        item("get", "GET", "/api/people/someone"),
+        item("head", "HEAD", "/api/people/someone"),
+        item("del", "DELETE", "/api/nothing"),
+    )
+    assert get["status"] == head["status"] == 200
+    assert "body" not in head
+    # HEAD keeps the Content-Length of the representation, as the multipart format does.
+    length = json_header(get, "Content-Length")
+    assert isinstance(length, str)
+    assert int(length) > 0
+    assert json_header(head, "Content-Length") == length
+    assert deleted["status"] == 204
+    assert "body" not in deleted
+
+
+def test_an_exception_in_a_part_is_a_500_part_and_the_batch_goes_on(
+    app: Flask, client: FlaskClient
+) -> None:
+    boom, after = run(client, item("b", "GET", "/api/boom"), item("a", "GET", "/api/people/a"))
+    assert boom["status"] == 500
+    assert after["status"] == 200
+    assert calls(app) == ["/api/boom", "/api/people/a"]
+
+
+# --------------------------------------------------------------------------------------
+# Validation: the whole batch is refused with a 400 naming the request, before anything runs
+# --------------------------------------------------------------------------------------
+
+OK = item("ok", "GET", "/api/people/ok")
+
+
+@pytest.mark.parametrize(
+    ("document", "part", "mentions"),
+    [
+        pytest.param([OK], None, [], id="not-an-object"),
+        pytest.param("requests", None, [], id="a-string"),
+        pytest.param({}, None, ["requests"], id="no-requests"),
+        pytest.param({"requests": {"ok": OK}}, None, ["requests"], id="requests-not-a-list"),
+        pytest.param({"requests": [OK, 1]}, 2, [], id="request-not-an-object"),
+        pytest.param({"requests": [OK, [OK]]}, 2, [], id="request-is-a-list"),
+        pytest.param(
+            {"requests": [OK, {"method": "GET", "url": "/x"}]}, 2, ["id"], id="missing-id"
+        ),
+        pytest.param(
+            {"requests": [OK, {"id": "", "method": "GET", "url": "/x"}]}, 2, ["id"], id="empty-id"
+        ),
+        pytest.param(
+            {"requests": [OK, {"id": 7, "method": "GET", "url": "/x"}]}, 2, ["id"], id="numeric-id"
+        ),
+        pytest.param(
+            {"requests": [{"id": "1", "url": "/x"}, OK]}, 1, ["method"], id="missing-method"
+        ),
+        pytest.param(
+            {"requests": [OK, {"id": "1", "method": "", "url": "/x"}]},
+            2,
+            ["method"],
+            id="empty-method",
+        ),
+        pytest.param(
+            {"requests": [OK, {"id": "1", "method": "GE T", "url": "/x"}]},
+            2,
+            ["method"],
+            id="invalid-method",
+        ),
+        pytest.param(
+            {"requests": [OK, {"id": "1", "method": "GET"}]}, 2, ["url"], id="missing-url"
+        ),
+        pytest.param(
+            {"requests": [OK, {"id": "1", "method": "GET", "url": ""}]}, 2, ["url"], id="empty-url"
+        ),
+        pytest.param(
+            {"requests": [OK, {"id": "1", "method": "GET", "url": None}]}, 2, ["url"], id="null-url"
+        ),
+        pytest.param(
+            {"requests": [OK, item("1", "GET", "/x", headers=["a"])]},
+            2,
+            ["headers"],
+            id="headers-not-an-object",
+        ),
+        pytest.param(
+            {"requests": [OK, item("1", "GET", "/x", headers={"X-N": 1})]},
+            2,
+            ["headers"],
+            id="numeric-header-value",
+        ),
+        pytest.param(
+            {"requests": [OK, item("1", "GET", "/x", headers={"X-N": ["a", "b"]})]},
+            2,
+            ["headers"],
+            id="list-header-value",
+        ),
+        pytest.param(
+            {"requests": [OK, item("1", "GET", "/x", headers={"X-N": "a\r\nX-B: b"})]},
+            2,
+            [],
+            id="crlf-in-header-value",
+        ),
+        pytest.param(
+            {"requests": [OK, item("1", "GET", "/x", headers={"Bad Name": "a"})]},
+            2,
+            [],
+            id="invalid-header-name",
+        ),
+        pytest.param(
+            {"requests": [item("dup", "GET", "/x"), OK, item("dup", "GET", "/y")]},
+            3,
+            ["dup"],
+            id="duplicate-ids",
+        ),
+        pytest.param(
+            {"requests": [OK, item("b", "GET", "/x", dependsOn=["nowhere"])]},
+            2,
+            ["nowhere"],
+            id="unknown-dependency",
+        ),
+        pytest.param(
+            {"requests": [item("a", "GET", "/x", dependsOn=["later"]), item("later", "GET", "/y")]},
+            1,
+            ["later"],
+            id="dependency-on-a-later-request",
+        ),
+        pytest.param(
+            {
+                "requests": [
+                    item("a", "GET", "/x", depends_on=["b"]),
+                    item("b", "GET", "/y", depends_on=["a"]),
+                ]
+            },
+            1,
+            ["b"],
+            id="cycle",
+        ),
+        pytest.param(
+            {"requests": [OK, item("self", "GET", "/x", dependsOn=["self"])]},
+            2,
+            ["self"],
+            id="self-dependency",
+        ),
+        pytest.param(
+            {"requests": [OK, item("b", "GET", "/x", dependsOn=["ok"], depends_on=["ok"])]},
+            2,
+            ["dependsOn", "depends_on"],
+            id="both-synonyms",
+        ),
+        pytest.param(
+            {"requests": [OK, item("b", "GET", "/x", dependsOn="ok")]},
+            2,
+            [],
+            id="dependsOn-not-a-list",
+        ),
+        pytest.param(
+            {"requests": [OK, item("b", "GET", "/x", dependsOn=[1])]},
+            2,
+            [],
+            id="dependsOn-not-strings",
+        ),
+    ],
+)
+def test_an_invalid_batch_is_refused_naming_the_request(
+    app: Flask, client: FlaskClient, document: Any, part: int | None, mentions: list[str]
+) -> None:
+    answer = send(client, document)
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    refusal = problem(answer)
+    assert refusal.get("part") == part, refusal
+    for word in mentions:
+        assert word in refusal["detail"], refusal
+    assert calls(app) == []  # nothing ran
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b" ", b"{", b'{"requests": [}', b"\xff\xfe", b'{"requests": []} extra', b"[" * 100_000],
+)
+def test_invalid_json_is_a_400(app: Flask, client: FlaskClient, body: bytes) -> None:
+    answer = send(client, body)
+    assert answer.status_code == 400
+    assert "JSON" in problem(answer)["detail"]
+    assert calls(app) == []
+
+
+# --------------------------------------------------------------------------------------
+# Limits: 413 naming the limit and its value, before anything runs
+# --------------------------------------------------------------------------------------
+
+
+def limit_of(answer: TestResponse) -> tuple[str, int]:
+    assert answer.status_code == 413, answer.get_data(as_text=True)
+    refusal = problem(answer)
+    return refusal["limit"], refusal["value"]
+
+
+def test_max_parts_exact_and_one_more() -> None:
+    app = make_app(max_parts=3)
+    client = app.test_client()
+    exact = [item(str(i), "GET", f"/api/people/{i}") for i in range(3)]
+    assert [a["status"] for a in run(client, *exact)] == [200] * 3
+    calls(app).clear()
+    over = send(client, {"requests": [*exact, item("3", "GET", "/api/people/3")]})
+    assert limit_of(over) == ("max_parts", 3)
+    assert calls(app) == []
+
+
+def test_max_body_size_exact_and_one_more() -> None:
+    app = make_app(max_body_size=300)
+    client = app.test_client()
+    base = {"requests": [item("1", "GET", "/api/people/x")], "padding": ""}
+    padding = 300 - len(json.dumps(base).encode())
+    exact = json.dumps({**base, "padding": "x" * padding}).encode()
+    assert len(exact) == 300
+    assert [a["status"] for a in responses_of(send(client, exact))] == [200]
+    calls(app).clear()
+    over = json.dumps({**base, "padding": "x" * (padding + 1)}).encode()
+    assert limit_of(send(client, over)) == ("max_body_size", 300)
+    assert calls(app) == []
+
+
+def test_max_headers() -> None:
+    app = make_app(max_headers=3)
+    client = app.test_client()
+    three = {f"X-H{i}": "v" for i in range(3)}
+    assert [a["status"] for a in run(client, item("1", "GET", "/api/echo", headers=three))] == [200]
+    calls(app).clear()
+    four = {f"X-H{i}": "v" for i in range(4)}
+    answer = send(client, {"requests": [OK, item("1", "GET", "/api/echo", headers=four)]})
+    assert limit_of(answer) == ("max_headers", 3)
+    assert calls(app) == []
+
+
+def test_max_header_size() -> None:
+    app = make_app(max_header_size=256)
+    client = app.test_client()
+    small = {"X-Small": "v" * 100}
+    assert [a["status"] for a in run(client, item("1", "GET", "/api/echo", headers=small))] == [200]
+    calls(app).clear()
+    large = {"X-Large": "v" * 300}
+    answer = send(client, {"requests": [OK, item("1", "GET", "/api/echo", headers=large)]})
+    assert limit_of(answer) == ("max_header_size", 256)
+    assert calls(app) == []
+
+
+def test_max_part_size() -> None:
+    app = make_app(max_part_size=1024)
+    client = app.test_client()
+    text = {"Content-Type": "text/plain"}
+    fits = item("1", "POST", "/api/echo", "x" * 100, headers=text)
+    assert [a["status"] for a in run(client, fits)] == [200]
+    calls(app).clear()
+    binary = {"Content-Type": "application/octet-stream"}
+    too_big = item("2", "POST", "/api/echo", url64(b"\0" * 2000), headers=binary)
+    assert limit_of(send(client, {"requests": [OK, too_big]})) == ("max_part_size", 1024)
+    assert calls(app) == []
