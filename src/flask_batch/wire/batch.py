@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .errors import MalformedBatch
+from .fields import CRLF, encode_text
 from .http1 import parse_request, parse_response, response_head, serialise_request
 from .model import UNLIMITED, Headers, Limits, Part, SubRequest, SubResponse
 from .multipart import (
@@ -45,15 +46,18 @@ class RequestReader:
             self._requests.append(self._to_request(part, len(self._requests) + 1))
 
     def _to_request(self, part: Part, index: int) -> SubRequest:
-        _check_http_part(part, index)
+        fields: dict[str, str] = {}
+        for name, value in part.headers:
+            fields.setdefault(name.lower(), value)  # the first of a repeated header counts
+        _check_http_part(fields, index)
         method, target, headers, body = parse_request(part.content, self._limits, index)
-        depends_on = part.header("Depends-On")
+        depends_on = fields.get("depends-on")
         return SubRequest(
             method,
             target,
             headers,
             body,
-            part.header("Content-ID"),
+            fields.get("content-id"),
             tuple(name.strip() for name in depends_on.split(",") if name.strip())
             if depends_on
             else (),
@@ -70,8 +74,9 @@ def read_requests(
     return reader.close()
 
 
-def _check_http_part(part: Part, index: int) -> None:
-    content_type = part.header("Content-Type")
+def _check_http_part(fields: dict[str, str], index: int) -> None:
+    """Refuse a part that does not carry an HTTP message as Google and OData send it."""
+    content_type = fields.get("content-type")
     if content_type is not None and content_type.lower() != "application/http":
         try:
             media_type, _ = parse_media_type(content_type)
@@ -85,7 +90,7 @@ def _check_http_part(part: Part, index: int) -> None:
             raise MalformedBatch(
                 f"a part must be Content-Type: application/http, not {media_type!r}", part=index
             )
-    encoding = part.header("Content-Transfer-Encoding")
+    encoding = fields.get("content-transfer-encoding")
     if encoding is not None and encoding.strip().lower() not in _ACCEPTED_ENCODINGS:
         raise MalformedBatch(
             f"Content-Transfer-Encoding {encoding!r} is not supported: send binary", part=index
@@ -117,6 +122,8 @@ class ResponseWriter:
 
     def __init__(self, boundary: str | None = None) -> None:
         self.boundary = boundary or new_boundary()
+        # Every part opens alike: delimiter and Content-Type, written once.
+        self._opening = b"--%s\r\nContent-Type: application/http\r\n" % self.boundary.encode()
 
     @property
     def content_type(self) -> str:
@@ -129,7 +136,10 @@ class ResponseWriter:
         """The part answering ``request``; raises ValueError if ``response`` cannot be sent."""
         head, body = response_head(response, head=request.method == "HEAD")
         content_id = response_content_id(request.content_id)
-        return encode_part(self.boundary, _part_headers(content_id), head, body)
+        opening = self._opening
+        if content_id is not None:
+            opening += b"Content-ID: " + encode_text(content_id, "Content-ID") + CRLF
+        return b"".join((opening, CRLF, head, body, CRLF))
 
     def close(self) -> bytes:
         return encode_close(self.boundary)

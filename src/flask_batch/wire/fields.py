@@ -107,7 +107,6 @@ def _show(line: str) -> str:
     return repr(line.rstrip("\r\n")[:80].encode("latin-1"))
 
 
-_SAFE_BLOCK = re.compile(r"(?:[^\r\n\x00]*\r\n)*")
 _NAMES = re.compile(_TOKEN_TEXT + r"(?:\n" + _TOKEN_TEXT + ")*")
 
 
@@ -116,10 +115,11 @@ def encode_fields(fields: Headers) -> bytes:
     if not fields:
         return b""
     text = "".join([f"{name}: {value}\r\n" for name, value in fields])
-    # One line per field and valid names: no value or name smuggled in a line break or NUL.
+    # Exactly the line ends written here and valid names: nothing smuggled in a CR, LF or NUL.
     if (
         text.count("\n") == len(fields)
-        and _SAFE_BLOCK.fullmatch(text)
+        and text.count("\r") == len(fields)
+        and "\x00" not in text
         and _NAMES.fullmatch("\n".join([name for name, _ in fields]))
     ):
         try:

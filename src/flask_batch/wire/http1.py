@@ -32,7 +32,9 @@ def _split_head(data: bytes, limits: Limits | None, part: int | None) -> tuple[b
     Empty lines before the start line are skipped (RFC 9112 section 2.2); headers that run to
     the part's end without a blank line mean the message has no body.
     """
-    start = _LEADING_LINE_ENDS.match(data).end()  # type: ignore[union-attr]
+    start = 0
+    if data.startswith((b"\r", b"\n")):
+        start = _LEADING_LINE_ENDS.match(data).end()  # type: ignore[union-attr]
     found = head_end(data, start)
     block_end, body_start = (len(data), len(data)) if found is None else found
     if limits is not None and body_start - start > limits.max_header_size:
