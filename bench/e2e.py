@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -232,15 +233,55 @@ def server(kind: str) -> Iterator[int]:
 
 
 @contextmanager
-def proxy(port: int, rtt_ms: float) -> Iterator[int]:
+def proxy(port: int, rtt_ms: float, *options: str) -> Iterator[int]:
     """The latency proxy in front of ``port``, in its own process; yields its port."""
     args = [sys.executable, "-m", "bench.latency_proxy", str(port), "--rtt", str(rtt_ms)]
+    args += options
     with _process(args, stdout=subprocess.PIPE) as process:
         assert process.stdout is not None
         line = process.stdout.readline()  # "listening on 127.0.0.1:PORT -> ..."
         if not line.startswith("listening on"):
             raise RuntimeError(f"the latency proxy did not start: {line!r}")
         yield int(line.split()[2].rsplit(":", 1)[1])
+
+
+def calibrate(rtt_ms: float, trips: int = 40) -> list[float]:
+    """Round trips (ms) of 200 bytes through the proxy process to an echo server.
+
+    What the proxy actually adds, on this machine, at this moment: its delays are met late
+    by the event loop's timer granularity and by scheduling on a busy machine.
+    """
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            while data := self.request.recv(65536):
+                self.request.sendall(data)
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    times: list[float] = []
+    with Server(("127.0.0.1", 0), Echo) as echo:
+        thread = threading.Thread(target=echo.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        try:
+            with (
+                proxy(echo.server_address[1], rtt_ms, "--no-handshake") as port,
+                socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock,
+            ):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for _ in range(trips):
+                    start = time.perf_counter()
+                    sock.sendall(b"x" * 200)
+                    received = 0
+                    while received < 200:
+                        received += len(sock.recv(65536))
+                    times.append((time.perf_counter() - start) * 1000)
+        finally:
+            echo.shutdown()
+            thread.join()
+    return times
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -256,7 +297,7 @@ class Plan:
     #: about 50 s a run) are run once.
     min_reps: int = 1
     max_reps: int = 7
-    cell_budget: float = 20.0
+    cell_budget: float = 30.0
 
 
 QUICK = Plan(rtts_ms=(0.0, 20.0), ns=(1, 10, 100), max_reps=2, cell_budget=2.0)
@@ -296,8 +337,16 @@ def run_cells(
     return list(cells.values())
 
 
-def run(plan: Plan, log: Callable[[str], None] = print) -> list[Cell]:
+@dataclass
+class Results:
+    cells: list[Cell]
+    #: RTT (ms, as text) -> measured round trips through the proxy alone, ms.
+    calibration: dict[str, list[float]]
+
+
+def run(plan: Plan, log: Callable[[str], None] = print) -> Results:
     results: list[Cell] = []
+    calibration: dict[str, list[float]] = {}
     with ExitStack() as stack:
         ports = {kind: stack.enter_context(server(kind)) for kind in ("gunicorn", "hypercorn")}
         log(f"servers: {ports}")
@@ -306,6 +355,8 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> list[Cell]:
         for scenario in SCENARIOS:
             scenario.run(direct[scenario.server], calls(20), False)
         for rtt_ms in plan.rtts_ms:
+            calibration[f"{rtt_ms:g}"] = trips = sorted(calibrate(rtt_ms))
+            log(f"  proxy at {rtt_ms:g} ms: a round trip takes {trips[len(trips) // 2]:.2f} ms")
             with ExitStack() as proxies:
                 bases = {
                     kind: f"http://127.0.0.1:{proxies.enter_context(proxy(port, rtt_ms))}"
@@ -315,15 +366,16 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> list[Cell]:
                     results += run_cells(bases, plan, rtt_ms=rtt_ms, n=n, variant="cold", log=log)
                 for n in plan.warm_ns:
                     results += run_cells(bases, plan, rtt_ms=rtt_ms, n=n, variant="warm", log=log)
-    return results
+    return Results(results, calibration)
 
 
-def save(results: list[Cell], path: Path) -> None:
+def save(results: Results, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "scenarios": {s.key: {"label": s.label, "server": s.server} for s in SCENARIOS},
         "max_parts": MAX_PARTS,
-        "cells": [asdict(cell) for cell in results],
+        "proxy_round_trip_ms": results.calibration,
+        "cells": [asdict(cell) for cell in results.cells],
     }
     path.write_text(json.dumps(document, indent=1) + "\n")
 

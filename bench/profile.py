@@ -16,15 +16,21 @@ import argparse
 import contextvars
 import cProfile
 import json
+import os
 import pstats
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import requests
+from flask import Flask
 from pyinstrument import Profiler
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
 
 from bench.server_cost import (
     batch_environ,
@@ -36,6 +42,7 @@ from bench.server_cost import (
 )
 from bench.timing import median, start_response, timed
 from bench.workload import batch_body, calls
+from flask_batch.client import Batching
 
 # The package's internals, for timing each step alone: they may change, so a failed import
 # only disables that table.
@@ -194,6 +201,85 @@ def components(n: int = N, rounds: int = 9) -> dict[str, float] | str:
         return f"not measured: the package's internals changed ({error})"
 
 
+class InProcess(BaseAdapter):
+    """A ``requests`` transport that hands each request to a WSGI app in-process.
+
+    It times itself, so that the client's own work is what remains of the wall time.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__()
+        self.client = app.test_client()
+        self.seconds = 0.0
+
+    def send(  # noqa: PLR0917 (requests' BaseAdapter.send signature)
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        start = time.perf_counter()
+        answer = self.client.open(
+            request.path_url,
+            method=request.method or "GET",
+            data=request.body,
+            headers=list(request.headers.items()),
+        )
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response.reason = answer.status.partition(" ")[2]
+        response.headers = CaseInsensitiveDict(dict(answer.headers))
+        response._content = answer.get_data()
+        response.url = request.url or ""
+        response.request = request
+        response.elapsed = timedelta(0)
+        self.seconds += time.perf_counter() - start
+        return response
+
+    def close(self) -> None:
+        return None
+
+
+def client_cost(n: int = 100, rounds: int = 15) -> dict[str, Any]:
+    """The ``Batching`` client's own work per call, with the server in-process (µs per call).
+
+    ``queue``: ``session.request(...)`` for each call (requests prepares each one);
+    ``send``: ``send_batch()`` less the time the server took (encode the body, read the
+    answer, fill each response). Also with ``trust_env = False``, which skips requests'
+    look-up of proxy settings in the environment for every queued request.
+    """
+    app = bench_app()
+    work = calls(n)
+    base = "http://localhost"
+    result: dict[str, Any] = {"n": n, "environment_variables": len(os.environ)}
+    for trust_env in (True, False):
+        queue: list[float] = []
+        send: list[float] = []
+        for round_ in range(rounds + 1):
+            adapter = InProcess(app)
+            session = Batching(base + "/batch")
+            session.trust_env = trust_env
+            session.mount("http://", adapter)
+            start = time.perf_counter()
+            for call in work:
+                session.request(call.method, base + call.path, json=call.body)
+            queued = time.perf_counter()
+            responses = session.send_batch()
+            done = time.perf_counter()
+            if any(r.status_code != 200 for r in responses):
+                raise AssertionError("the in-process batch failed")
+            session.close()
+            if round_:  # round 0 warms up
+                queue.append((queued - start) / n * 1e6)
+                send.append((done - queued - adapter.seconds) / n * 1e6)
+        key = "default" if trust_env else "trust_env_false"
+        result[key] = {"queue_us": median(queue), "send_us": median(send)}
+    return result
+
+
 def call_tree(n: int = N, runs: int = 3) -> str:
     app = bench_app()
     body = batch_body(calls(n))
@@ -216,6 +302,13 @@ def run(log: Callable[[str], None] = print) -> dict[str, Any]:
     )
     for module in result["modules"][:6]:
         log(f"    {module['module']:32} {module['self_us']:6.1f} us/part")
+    result["client"] = client_cost()
+    default, no_env = result["client"]["default"], result["client"]["trust_env_false"]
+    log(
+        f"    client (Batching), per call: queue {default['queue_us']:.0f} us, "
+        f"send {default['send_us']:.0f} us; with trust_env=False: "
+        f"{no_env['queue_us']:.0f} + {no_env['send_us']:.0f} us"
+    )
     result["components"] = components()
     if isinstance(result["components"], dict):
         for name, us in result["components"].items():

@@ -187,6 +187,35 @@ def measure(n: int, rounds: int, app: Flask) -> Cost:
     return cost
 
 
+def scaling(app: Flask, rounds: int = 5, largest: int = 10_000) -> dict[str, Any]:
+    """Time per part at each N, measured next to each other: the scaling target's numbers.
+
+    Each round answers one ``largest``-part batch and, right beside it, several batches of
+    10, 100 and 1,000 parts (their median): slow moments of the machine hit every N alike.
+    Per round, each N's time per part is divided by N = 100's.
+    """
+    sizes = {10: 30, 100: 10, 1000: 3, largest: 1}  # N -> batches per round
+    bodies = {n: batch_body(calls(n)) for n in sizes}
+    per_part: dict[int, list[float]] = {n: [] for n in sizes}
+    relative: dict[int, list[float]] = {n: [] for n in sizes}
+    for round_ in range(rounds + 1):  # round 0 warms up and is dropped
+        this_round = {}
+        for n, repeat in sizes.items():
+            seconds = [
+                timed(partial(run_batch, app, batch_environ(bodies[n])))[0] for _ in range(repeat)
+            ]
+            this_round[n] = median(seconds) / n * 1e6
+        if round_:
+            for n in sizes:
+                per_part[n].append(this_round[n])
+                relative[n].append(this_round[n] / this_round[100])
+    return {
+        "rounds": rounds,
+        "per_part_us": {str(n): values for n, values in per_part.items()},
+        "relative_to_100": {str(n): values for n, values in relative.items()},
+    }
+
+
 # -- memory -----------------------------------------------------------------------------------
 
 
@@ -264,7 +293,14 @@ def run(ns: Iterable[int], log: Callable[[str], None] = print) -> dict[str, Any]
             f"b/a {median(cost.ratio):.3f}"
         )
         costs.append(asdict(cost))
-    return {"costs": costs, "memory": memory(log)}
+    scale = scaling(app)
+    log(
+        "  scaling, time per part relative to N=100, side by side: "
+        + ", ".join(
+            f"N={n}: {median(values):.2f}x" for n, values in scale["relative_to_100"].items()
+        )
+    )
+    return {"costs": costs, "scaling": scale, "memory": memory(log)}
 
 
 def main(argv: list[str] | None = None) -> int:

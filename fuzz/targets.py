@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from flask_batch.wire import fields
 from flask_batch.wire.batch import (
     RequestReader,
     ResponseWriter,
@@ -35,10 +36,12 @@ READER, MESSAGE, ROUNDTRIP, DECODER = range(4)
 #: Target names for ``fuzz_batch.py --target``; "all" lets byte 0 choose.
 TARGETS = {"reader": READER, "message": MESSAGE, "roundtrip": ROUNDTRIP, "decoder": DECODER}
 DEFAULT = 255  # a limit byte of 255 means the limit's default (large enough for real batches)
+BYTEWISE = 300  # bodies up to this size are also read one byte at a time
 
 _TOKEN = re.compile(TOKEN.decode("ascii"))
 _VISIBLE = re.compile(r"[\x21-\x7e]+")
 _NOT_IN_VALUE = re.compile(r"[\r\n\x00]")
+_LATIN1_DIGIT_LENGTH = re.compile(rb"(?i)content-length[ \t]*:[^\n]*[\xb2\xb3\xb9]")
 
 
 class Finding(AssertionError):
@@ -47,7 +50,7 @@ class Finding(AssertionError):
 
 #: Findings reported and not yet fixed (fuzz/README.md), which ``fuzz_batch.py --tolerate``
 #: lets a long run go past. Each is recognised narrowly, so that any other break of the same
-#: invariant still stops the run; without --tolerate (``make fuzz``) every one stops it.
+#: invariant still stops the run; without --tolerate (``make fuzz``'s default) each stops it.
 KNOWN = {
     "part-order": "RequestReader: with several parts in one chunk, a later part's multipart "
     "error is reported before an earlier part's HTTP error",
@@ -55,8 +58,34 @@ KNOWN = {
     "empty, 1 byte, or starts like a zlib header",
     "unquoted-boundary": "ResponseWriter.content_type does not quote a boundary that is not a "
     "token (spaces, '/', '?', ...)",
+    "header-backtracking": "fields: a header block that fails the block pattern backtracks "
+    "exponentially in its number of 'name: value' lines (patched here with an equivalent, "
+    "unambiguous pattern)",
+    "unicode-digit-length": "parse_response: a Content-Length of Unicode digits such as "
+    "'\\xb2' passes str.isdigit and int() raises ValueError",
+    "decoder-error-order": "BodyDecoder: output over the limit then a corrupt block, in one "
+    "chunk, is refused as corrupt (400), in two as too large (413)",
 }
 tolerated: set[str] = set()
+
+
+def tolerate(name: str) -> None:
+    """Let a run go past the known finding ``name`` (a key of :data:`KNOWN`)."""
+    if name not in KNOWN:
+        raise ValueError(f"unknown finding {name!r}: known are {', '.join(KNOWN)}")
+    tolerated.add(name)
+    if name == "header-backtracking":
+        # The same fields, matched the same way, but the white space after the colon can only
+        # be matched one way (the value starts with a non-blank or is empty), so a block that
+        # does not match fails in linear time. Only this process is patched, never src/.
+        token = TOKEN.decode("ascii")
+        after_name = r":[ \t]*([^\x00\r\n \t][^\x00\r\n]*|)\r?\n"
+        mime = "(" + token + r")[ \t]*" + after_name
+        http = "(" + token + ")" + after_name
+        fields._MIME_BLOCK = re.compile("(?:" + mime + ")*")
+        fields._MIME_FIELD = re.compile(mime)
+        fields._HTTP_BLOCK = re.compile("(?:" + http + ")*")
+        fields._HTTP_FIELD = re.compile(http)
 
 
 class Cursor:
@@ -167,27 +196,44 @@ def _read(
 
 
 def check_reader(cursor: Cursor) -> None:
-    """Only 4xx BatchErrors, and the same requests or refusal whether chunked or not."""
+    """Only 4xx BatchErrors; the same requests or refusal read whole, in the fuzzer's chunks
+    and (short bodies) byte by byte; what was read respects the limits."""
     limits = _small_limits(cursor)
     sizes = _chunk_sizes(cursor)
     content_type = cursor.line(512).decode("latin-1")
     body = cursor.rest()
     whole = _read(content_type, [body], limits)
-    chunked = _read(content_type, split(body, sizes), limits)
-    # Read whole, the size limit trips first; streamed, an earlier part may be refused first.
-    streamed_first = (
-        len(body) > limits.max_body_size
-        and whole == Refused("LimitExceeded", "max_body_size")
-        and isinstance(chunked, Refused)
-    )
-    if whole != chunked and not streamed_first and not _part_order(whole, chunked):
-        raise Finding(f"chunking changes the result: whole {whole!r}, chunked {chunked!r}")
-    if len(body) > limits.max_body_size and not isinstance(whole, Refused):
-        raise Finding(f"a body over max_body_size was read: {whole!r}")
+    chunkings = [split(body, sizes)]
+    if len(body) <= BYTEWISE:
+        chunkings.append([body[i : i + 1] for i in range(len(body))])
+    for chunks in chunkings:
+        chunked = _read(content_type, chunks, limits)
+        # Read whole, the size limit trips first; streamed, an earlier part may be refused first.
+        streamed_first = (
+            len(body) > limits.max_body_size
+            and whole == Refused("LimitExceeded", "max_body_size")
+            and isinstance(chunked, Refused)
+        )
+        if whole != chunked and not streamed_first and not _part_order(whole, chunked):
+            raise Finding(f"chunking changes the result: whole {whole!r}, chunked {chunked!r}")
+    if isinstance(whole, tuple):
+        _check_within(whole, limits, len(body))
     try:  # the client's reader of batch answers, on the same bytes
         read_responses(content_type, body)
     except BatchError as error:
         refused(error)
+    except ValueError:
+        if not _unicode_digit_length(body):
+            raise
+
+
+def _check_within(requests: tuple[SubRequest, ...], limits: Limits, size: int) -> None:
+    """What was read respects every limit."""
+    if size > limits.max_body_size or len(requests) > limits.max_parts:
+        raise Finding(f"{len(requests)} requests read from {size} bytes under {limits!r}")
+    for request in requests:
+        if len(request.headers) > limits.max_headers or len(request.body) > limits.max_part_size:
+            raise Finding(f"{request!r} read under {limits!r}")
 
 
 def _part_order(whole: object, chunked: object) -> bool:
@@ -233,10 +279,18 @@ def check_message(cursor: Cursor) -> None:
         response = parse_response(data, part)
     except BatchError as error:
         _check_part(refused(error), part)
+    except ValueError:
+        if not _unicode_digit_length(data):
+            raise
     else:
         _check_fields(response.headers)
         if not 0 <= response.status <= 999:
             raise Finding(f"parse_response gave {response!r}")
+
+
+def _unicode_digit_length(data: bytes) -> bool:
+    """The known "unicode-digit-length" finding: a Content-Length with a Latin-1 digit."""
+    return "unicode-digit-length" in tolerated and bool(_LATIN1_DIGIT_LENGTH.search(data))
 
 
 def _check_part(refusal: Refused, part: int | None) -> None:
@@ -468,6 +522,14 @@ def decoder_input(
     return bytes([DECODER, coding, limit, mode, len(chunks)]) + chunks + payload
 
 
+def _zlib_refuses(data: bytes, limit: int) -> bool:
+    try:
+        zlib.decompressobj(15).decompress(data, limit + 1)
+    except zlib.error:
+        return True
+    return False
+
+
 def _decode(coding: str, limit: int, chunks: Sequence[bytes]) -> bytes | Refused:
     try:
         decoder = BodyDecoder(coding, limit)
@@ -498,14 +560,19 @@ def check_decoder(cursor: Cursor) -> None:
         data += b"\x00"
     whole = _decode(coding, limit, [data])
     chunked = _decode(coding, limit, split(data, sizes))
-    deflate_start = (  # the known "deflate-start" finding
+    deflate_start = (  # the known "deflate-start" finding: read whole, it fell back to raw
         "deflate-start" in tolerated
         and "deflate" in coding.lower()
         and isinstance(chunked, Refused)
         and chunked.error == "MalformedBatch"
-        and not isinstance(whole, Refused)
+        and _zlib_refuses(data, limit)
     )
-    if whole != chunked and not deflate_start:
+    error_order = (  # the known "decoder-error-order" finding
+        "decoder-error-order" in tolerated
+        and whole == Refused("MalformedBatch")
+        and chunked == Refused("LimitExceeded", "max_body_size")
+    )
+    if whole != chunked and not deflate_start and not error_order:
         raise Finding(
             f"chunking changes the result: whole {whole!r:.200}, chunked {chunked!r:.200}"
         )

@@ -32,8 +32,8 @@ class Server:
     def batch_url(self) -> str:
         return self.base + "/batch"
 
-    def session(self, route: str = "/batch") -> Batching:
-        return Batching(self.base + route, timeout=10)
+    def session(self, route: str = "/batch", **options: Any) -> Batching:
+        return Batching(self.base + route, timeout=10, **options)
 
 
 @pytest.fixture(scope="module")
@@ -359,7 +359,8 @@ def test_a_slow_batch_times_out_and_leaves_responses_unsent(server: Server) -> N
     queued: list[requests.Response] = []
 
     def send() -> None:
-        with Batching(server.batch_url, timeout=0.2) as s:
+        # A timeout is retried like a lost connection (tests/test_client_retry.py): not here.
+        with Batching(server.batch_url, timeout=0.2, retries=0) as s:
             queued.append(s.get(server.base + "/slow"))
 
     with pytest.raises(requests.Timeout):
@@ -541,8 +542,10 @@ def test_answers_without_content_ids_are_matched_by_position(server: Server) -> 
     assert [r.json()["answer_to"] for r in responses] == paths
 
 
-def _send_three(server: Server, route: str, queued: list[requests.Response]) -> None:
-    with server.session(route) as s:
+def _send_three(
+    server: Server, route: str, queued: list[requests.Response], **options: Any
+) -> None:
+    with server.session(route, **options) as s:
         queued.extend(s.get(f"{server.base}/echo/{index}") for index in range(3))
 
 
@@ -565,10 +568,23 @@ def test_a_missing_answer_fails_its_request_and_fills_the_others(server: Server)
 # --------------------------------------------------------------------------------------
 
 
-def test_a_413_batch_raises_batch_failed_with_the_problem(server: Server) -> None:
+def test_a_413_batch_is_split_to_the_limit_it_names_and_sent_again(server: Server) -> None:
+    posts = server.state.posts("/small")
+    queued: list[requests.Response] = []
+    _send_three(server, "/small", queued)
+    assert [r.json()["path"] for r in queued] == ["/echo/0", "/echo/1", "/echo/2"]
+    # A batch refused with 413 is not an attempt: nothing in it ran.
+    assert [r.attempts for r in queued if isinstance(r, BatchResponse)] == [1, 1, 1]
+    # The refused batch of 3, then 2 + 1 (tests/test_client_split.py has the details).
+    assert server.state.posts("/small") == posts + 3
+
+
+def test_a_413_batch_raises_batch_failed_with_the_problem_when_not_splitting(
+    server: Server,
+) -> None:
     queued: list[requests.Response] = []
     with pytest.raises(BatchFailed, match="413") as info:
-        _send_three(server, "/small", queued)
+        _send_three(server, "/small", queued, split=False)
     error = info.value
     assert isinstance(error, requests.HTTPError)
     assert error.response is not None
@@ -618,8 +634,10 @@ def test_connection_refused_raises_connection_error_and_leaves_responses_unsent(
     base = f"http://127.0.0.1:{_closed_port()}"
     queued: list[requests.Response] = []
 
+    slept: list[float] = []
+
     def send() -> None:
-        with Batching(base + "/batch", timeout=5) as s:
+        with Batching(base + "/batch", timeout=5, sleep=slept.append) as s:
             queued.append(s.get(base + "/anything"))
 
     with pytest.raises(requests.ConnectionError):
@@ -627,6 +645,10 @@ def test_connection_refused_raises_connection_error_and_leaves_responses_unsent(
     (r,) = queued
     with pytest.raises(BatchNotSent, match="could not be sent"):
         _ = r.status_code
+    # Retried (3 attempts in all by default) before giving up, with a backoff in between.
+    assert isinstance(r, BatchResponse)
+    assert r.attempts == 3
+    assert len(slept) == 2
 
 
 # --------------------------------------------------------------------------------------

@@ -327,7 +327,8 @@ def test_an_invalid_deadline_is_refused_when_registering(deadline: object) -> No
 
 def test_the_client_sees_a_503_part_as_a_retryable_response() -> None:
     app = make_app(deadline=0.5)
-    with live_server(app) as base, Batching(f"{base}/batch") as s:
+    # retries=0: by default the client retries that 503 (tests/test_client_retry.py).
+    with live_server(app) as base, Batching(f"{base}/batch", retries=0) as s:
         slow = s.get(f"{base}/sleep?s=0.8")
         late = s.get(f"{base}/ok")
     assert slow.text == "slept"

@@ -2,15 +2,19 @@
 
 The engine knows neither the wire format (a writer does) nor the framework (a dispatcher
 does), so every format and every framework shares one execution model: dependencies,
-parallelism on a bounded pool, the error policy and the deadline.
+parallelism on a bounded pool, the error policy and the deadline. The bookkeeping
+(:class:`Schedule`) has no I/O; two small drivers run it, one on threads for WSGI
+(:func:`stream_answers`) and one on an event loop for ASGI (:func:`astream_answers`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from .wire.errors import problem_response
@@ -20,6 +24,7 @@ from .wire.model import SubRequest, SubResponse
 logger = logging.getLogger("flask_batch")
 
 Dispatch = Callable[[SubRequest], SubResponse]
+AsyncDispatch = Callable[[SubRequest], Awaitable[SubResponse]]
 
 DEADLINE_PASSED = problem_response(
     503,
@@ -96,78 +101,126 @@ def stream_answers(
     """Run the batch and yield its answer, one part at a time and in request order.
 
     ``dependencies[i]`` are the indices (all lower than ``i``) that part ``i`` waits for.
-    With an ``executor``, up to ``policy.workers`` independent parts run concurrently.
+    With an ``executor``, up to ``policy.workers`` independent parts run concurrently;
+    without one, parts run one after another in the caller's thread.
     """
-    run = _Run(requests, dependencies, dispatch, writer, policy)
-    parts = run.concurrently(executor, policy.workers) if executor else run.in_order()
-    # The opening goes out with the first part: the status line waits until there is an answer.
-    opening = writer.start()
-    for part in parts:
-        yield opening + part
-        opening = b""
-    yield opening + writer.close()
+    schedule = Schedule(requests, dependencies, writer, policy)
+    workers = policy.workers if executor is not None else 1
+    running: dict[Future[SubResponse], int] = {}
+    try:
+        while not schedule.done:
+            for index in schedule.startable(len(running), workers):
+                if executor is None:
+                    yield from schedule.flush()  # parts answered without running go out first
+                    schedule.finish(index, schedule.run(index, dispatch))
+                else:
+                    running[executor.submit(schedule.run, index, dispatch)] = index
+            yield from schedule.flush()
+            if running and not schedule.done:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    schedule.finish(running.pop(future), future.result())
+    finally:
+        for future in running:  # the client went away: start nothing more
+            future.cancel()
+    yield schedule.close()
 
 
-class _Run:
+async def astream_answers(
+    requests: Sequence[SubRequest],
+    dependencies: Sequence[tuple[int, ...]],
+    dispatch: AsyncDispatch,
+    writer: Writer,
+    *,
+    policy: Policy = DEFAULT_POLICY,
+    limiter: AbstractAsyncContextManager[object] | None = None,
+) -> AsyncGenerator[bytes, None]:
+    """:func:`stream_answers` on an event loop: ``dispatch`` is a coroutine function.
+
+    With ``policy.workers`` above 1, up to that many independent parts run concurrently as
+    asyncio tasks, each holding ``limiter`` (a semaphore shared by an endpoint's batches, say)
+    while it runs; with 1, each part is awaited in turn. Close the iterator
+    (``contextlib.aclosing``) when the client goes away: running parts are cancelled.
+    """
+    schedule = Schedule(requests, dependencies, writer, policy)
+    workers = policy.workers
+    running: dict[asyncio.Task[SubResponse], int] = {}
+    try:
+        while not schedule.done:
+            for index in schedule.startable(len(running), workers):
+                if workers == 1:
+                    for chunk in schedule.flush():
+                        yield chunk
+                    schedule.finish(index, await schedule.arun(index, dispatch, limiter))
+                else:
+                    task = asyncio.ensure_future(schedule.arun(index, dispatch, limiter))
+                    running[task] = index
+            for chunk in schedule.flush():
+                yield chunk
+            if running and not schedule.done:
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    schedule.finish(running.pop(task), task.result())
+    finally:
+        if running:  # the client went away, or the server cancelled the batch
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+    yield schedule.close()
+
+
+class Schedule:
+    """The bookkeeping of one batch, without I/O, shared by the thread and event-loop drivers.
+
+    Which parts may start (dependencies answered, a free worker), the answers of parts that
+    must not run (refused, failed dependency, skipped by the error policy, past the deadline),
+    and the answer's bytes in request order, each part written as soon as it and every part
+    before it are answered.
+    """
+
     def __init__(
         self,
         requests: Sequence[SubRequest],
         dependencies: Sequence[tuple[int, ...]],
-        dispatch: Dispatch,
         writer: Writer,
         policy: Policy,
     ) -> None:
         self.requests = requests
         self.dependencies = dependencies
-        self.dispatch = dispatch
         self.writer = writer
         self.policy = policy
         self.answers: list[SubResponse | None] = [None] * len(requests)
         self.stopped = False
+        self._waiting = list(range(len(requests)))
+        self._written = 0
+        # The opening goes out with the first part: the status line waits for an answer.
+        self._opening = writer.start()
 
-    def in_order(self) -> Iterator[bytes]:
-        for index in range(len(self.requests)):
-            self.finish(index, self.settle(index) or self.run(index))
-            yield self.write(index)
+    @property
+    def done(self) -> bool:
+        """Every part is answered and written."""
+        return self._written == len(self.requests)
 
-    def concurrently(self, executor: Executor, workers: int) -> Iterator[bytes]:
-        waiting = list(range(len(self.requests)))
-        running: dict[Future[SubResponse], int] = {}
-        written = 0
-        try:
-            while written < len(self.requests):
-                waiting = self.start_ready(waiting, running, executor, workers)
-                while written < len(self.requests) and self.answers[written] is not None:
-                    yield self.write(written)
-                    written += 1
-                if running and written < len(self.requests):
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        self.finish(running.pop(future), future.result())
-        finally:
-            for future in running:  # the client went away: start nothing more
-                future.cancel()
-
-    def start_ready(
-        self,
-        waiting: list[int],
-        running: dict[Future[SubResponse], int],
-        executor: Executor,
-        workers: int,
-    ) -> list[int]:
-        """Start (in request order) the waiting parts whose dependencies are answered."""
+    def startable(self, running: int, workers: int) -> list[int]:
+        """The waiting parts to start now, in request order, with ``running`` parts running
+        and room for ``workers``; parts that must not run are answered on the way."""
+        start: list[int] = []
+        scanned = 0
         still_waiting = []
-        for index in waiting:
-            ready = all(self.answers[i] is not None for i in self.dependencies[index])
-            if not ready or len(running) >= workers:
+        for index in self._waiting:
+            if running + len(start) >= workers:
+                break
+            scanned += 1
+            if not all(self.answers[i] is not None for i in self.dependencies[index]):
                 still_waiting.append(index)
                 continue
             settled = self.settle(index)
             if settled is not None:
                 self.finish(index, settled)
             else:
-                running[executor.submit(self.run, index)] = index
-        return still_waiting
+                start.append(index)
+        self._waiting[:scanned] = still_waiting
+        return start
 
     def settle(self, index: int) -> SubResponse | None:
         """The answer of a part that must not run, or None if it may run now."""
@@ -185,26 +238,69 @@ class _Run:
                     f"this part depends on {name!r}, which answered {answer.status}; "
                     "it was not run",
                 )
+        return self.too_late()
+
+    def too_late(self) -> SubResponse | None:
+        """SKIPPED after a failure under stop-on-error, DEADLINE_PASSED past the deadline."""
         if self.stopped:
             return SKIPPED
         if self.policy.deadline is not None and time.monotonic() >= self.policy.deadline:
             return DEADLINE_PASSED
         return None
 
-    def run(self, index: int) -> SubResponse:
-        request = self.requests[index]
+    def run(self, index: int, dispatch: Dispatch) -> SubResponse:
+        # Checked again as the part really starts: a shared pool may start it late.
+        late = self.too_late()
+        if late is not None:
+            return late
         try:
-            return self.dispatch(request)
+            return dispatch(self.requests[index])
         except Exception:
-            # An exception escaping the application stays inside its own part (the answer
-            # is already streaming); the batch goes on.
-            logger.exception("part %d (%s %s) raised", index + 1, request.method, request.target)
-            return UNHANDLED
+            return self.failed(index)
+
+    async def arun(
+        self,
+        index: int,
+        dispatch: AsyncDispatch,
+        limiter: AbstractAsyncContextManager[object] | None = None,
+    ) -> SubResponse:
+        if limiter is not None:
+            async with limiter:  # a part waiting here has not started yet
+                return await self.arun(index, dispatch)
+        # Checked again as the part really starts: a shared limiter may start it late.
+        late = self.too_late()
+        if late is not None:
+            return late
+        try:
+            return await dispatch(self.requests[index])
+        except Exception:
+            return self.failed(index)
+
+    def failed(self, index: int) -> SubResponse:
+        """The answer of a part whose dispatch raised (call from the ``except`` clause)."""
+        # An exception escaping the application stays inside its own part (the answer is
+        # already streaming); the batch goes on.
+        request = self.requests[index]
+        logger.exception("part %d (%s %s) raised", index + 1, request.method, request.target)
+        return UNHANDLED
 
     def finish(self, index: int, answer: SubResponse) -> None:
         self.answers[index] = answer
         if answer.status >= 400 and not self.policy.continue_on_error:
             self.stopped = True
+
+    def flush(self) -> Iterator[bytes]:
+        """The parts that can be written now, in request order."""
+        while self._written < len(self.requests) and self.answers[self._written] is not None:
+            chunk = self._opening + self.write(self._written)
+            self._opening = b""
+            self._written += 1
+            yield chunk
+
+    def close(self) -> bytes:
+        """The end of the answer, once every part is written."""
+        assert self.done
+        return self._opening + self.writer.close()
 
     def write(self, index: int) -> bytes:
         answer, request = self.answers[index], self.requests[index]

@@ -9,27 +9,29 @@ from __future__ import annotations
 
 import http.client
 import io
-import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
 from requests.cookies import MockRequest, MockResponse
+from requests.exceptions import ChunkedEncodingError
 from requests.hooks import default_hooks, dispatch_hook
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 from urllib3 import HTTPHeaderDict, HTTPResponse
+from urllib3.exceptions import NewConnectionError
 
-from ..wire.batch import encode_requests, read_responses
-from ..wire.errors import MalformedBatch
 from ..wire.http1 import HOP_BY_HOP
-from ..wire.jsonbatch import MEDIA_TYPE as JSON
-from ..wire.jsonbatch import encode_json_requests, read_json_responses
+from ..wire.jsonbatch import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
-from ..wire.multipart import new_boundary, parse_media_type
+from ._errors import BatchNotSent
+from ._policy import Retry
+from ._run import Answered, Failed, Lost, Reply, Run, Send, drive
+from ._split import KnownLimits
 
 # What reading a response means; these raise BatchNotSent until the batch was answered.
 _GUARDED = frozenset(
@@ -62,10 +64,6 @@ _NOT_SENT = (
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class BatchNotSent(RuntimeError):
-    """A batched response was read before its batch was answered."""
-
-
 class BatchFailed(requests.HTTPError):
     """The batch itself failed; ``response`` is the outer response, ``requests`` those affected."""
 
@@ -81,9 +79,13 @@ class BatchFailed(requests.HTTPError):
 
 
 class BatchResponse(requests.Response):
-    """A ``requests.Response`` whose content arrives with its batch."""
+    """A ``requests.Response`` whose content arrives with its batch.
+
+    ``attempts``: how many batches it took to get this answer (1 unless it was retried).
+    """
 
     _pending: str | None = _NOT_SENT
+    attempts: int = 0
 
     def __getattribute__(self, name: str) -> Any:
         if name in _GUARDED:
@@ -107,8 +109,19 @@ class Batching(requests.Session):
             alice = s.patch("http://localhost:5000/people/alice/", json={"age": 31})
         alice.status_code, alice.json()   # filled in when the block exits
 
-    Only requests to the batch URL's own origin can be batched. ``timeout`` applies to the
+    Only requests to the batch URL's own origin can be batched. ``timeout`` applies to each
     batch request; sub-responses are not redirected (a 3xx is returned as it is).
+
+    - ``retries``: re-sends of a part answered 429 or 503, or of a batch lost as a whole
+      (an int, 2 by default: 3 attempts in all; 0 turns retrying off), or a
+      :class:`~flask_batch.client.Retry` for every detail (POST and PATCH are retried only
+      with ``Retry(methods=None)``).
+    - ``max_parts``, ``max_body_size``: never send larger batches (by default the endpoint's
+      limits, discovered or learned from a 413, or its defaults: 100 parts, 16 MiB).
+    - ``discover``: ask the endpoint for its limits (``GET`` on the batch URL, once per
+      session) before a queue would be split. ``split=False``: one batch, whatever its size.
+    - ``concurrency``: batches of one queue in flight at once (1: one after another).
+    - ``sleep``: how to wait before a retry (``time.sleep``; tests pass a fake).
     """
 
     def __init__(
@@ -117,13 +130,30 @@ class Batching(requests.Session):
         *,
         format: Literal["multipart", "json"] = "multipart",
         timeout: float | tuple[float, float] | None = None,
+        retries: int | Retry = 2,
+        max_parts: int | None = None,
+        max_body_size: int | None = None,
+        discover: bool = True,
+        split: bool = True,
+        concurrency: int = 1,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         super().__init__()
         if format not in ("multipart", "json"):
             raise ValueError(f"format must be 'multipart' or 'json', not {format!r}")
+        if type(concurrency) is not int or concurrency < 1:
+            raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
         self.batch_url = batch_url
         self.format = format
         self.timeout = timeout
+        self.retry = Retry.of(retries)
+        #: What this session knows of the endpoint's limits (configured, discovered, learned).
+        self.limits = KnownLimits(
+            max_parts=max_parts, max_body_size=max_body_size, discover=discover
+        )
+        self.split = split
+        self.concurrency = concurrency
+        self._sleep = sleep
         self._origin = _origin(batch_url)
         self._queue: list[_Queued] = []
         self._positions: dict[int, int] = {}  # id() of a queued response -> its position
@@ -208,86 +238,92 @@ class Batching(requests.Session):
         return len(self._queue)
 
     def send_batch(self) -> list[BatchResponse]:
-        """Send the queued requests as one batch; fill and return their responses in order."""
+        """Send the queued requests; fill and return their responses in order.
+
+        They go as one batch, or as several if they exceed the endpoint's limits; parts
+        answered 429 or 503 (and batches lost as a whole) are retried as ``retries`` says.
+        """
         queue, self._queue = self._queue, []
         self._positions = {}
         if not queue:
             return []
-        ids = _ids(len(queue), self.format)
-        sub_requests = [
-            replace(
-                item.sub_request,
-                content_id=ids[index],
-                depends_on=tuple(ids[position] for position in item.depends_on),
-            )
-            for index, item in enumerate(queue)
-        ]
-        if self.format == "json":
-            body, content_type = encode_json_requests(sub_requests), JSON
-        else:
-            boundary = new_boundary()
-            body = encode_requests(sub_requests, boundary)
-            content_type = f"multipart/mixed; boundary={boundary}"
-        outer_request = self.prepare_request(
-            requests.Request(
-                "POST", self.batch_url, data=body, headers={"Content-Type": content_type}
-            )
+        run: Run[requests.Response] = Run(
+            [item.sub_request for item in queue],
+            [item.depends_on for item in queue],
+            format=self.format,
+            retry=self.retry,
+            limits=self.limits,
+            split=self.split,
         )
-        outer_request.hooks = default_hooks()  # session hooks see each sub-response, not the batch
         try:
-            # Proxies and CA bundle from the environment, as Session.request would: once.
-            settings = self.merge_environment_settings(outer_request.url, {}, None, None, None)
-            outer = super().send(
-                outer_request, timeout=self.timeout, allow_redirects=False, **settings
+            drive(
+                run,
+                self._post,
+                discover=self._discover,
+                sleep=self._sleep,
+                concurrency=self.concurrency,
             )
-        except requests.RequestException as error:
+        except BaseException as error:
             self._fail(queue, f"the batch could not be sent: {error}")
             raise
-        answers = self._read_answers(outer, queue)
-        unanswered = []
-        for item, answer in zip(queue, _match(sub_requests, answers), strict=True):
-            if answer is None:
-                item.response._pending = "the batch answer has no part for this request"
-                unanswered.append(item.request)
+        failures: list[tuple[_Queued, Failed[requests.Response]]] = []
+        for item, result in zip(queue, run.results(), strict=True):
+            if isinstance(result, Answered):
+                outer = result.outer
+                elapsed = outer.elapsed if outer is not None else timedelta(0)
+                self._fill(item.response, item.request, result.response, elapsed)
             else:
-                self._fill(item.response, item.request, answer, outer.elapsed)
+                item.response._pending = result.reason
+                failures.append((item, result))
+            item.response.attempts = result.attempts
         # Hooks run once every answer is in place, so a raising hook loses none of them.
         for item in queue:
             if item.response._pending is None:
                 dispatch_hook("response", item.request.hooks, item.response)  # type: ignore[no-untyped-call]
-        if unanswered:
-            raise BatchFailed(
-                f"the batch answer has no part for {len(unanswered)} of {len(queue)} requests",
-                response=outer,
-                requests=unanswered,
-            )
+        if failures:
+            raise _failure(failures, len(queue))
         return [item.response for item in queue]
 
-    def _read_answers(
-        self, outer: requests.Response, queue: list[_Queued]
-    ) -> list[tuple[str | None, SubResponse]]:
-        problem = None
-        expected = JSON if self.format == "json" else "multipart/mixed"
-        if outer.status_code != 200:
-            problem = (
-                f"the batch failed with {outer.status_code} {outer.reason}: {outer.text[:500]}"
+    def _post(self, send: Send) -> Reply[requests.Response] | Lost:
+        """POST one batch; a lost connection or a timeout is an outcome, not an exception."""
+        outer_request = self.prepare_request(
+            requests.Request(
+                "POST", self.batch_url, data=send.body, headers={"Content-Type": send.content_type}
             )
-        else:
-            try:
-                media_type, _ = parse_media_type(outer.headers.get("Content-Type", ""))
-            except MalformedBatch:
-                media_type = "unreadable"
-            if media_type != expected:
-                problem = f"the batch answer is {media_type or 'untyped'}, not {expected}"
-        if problem is None:
-            try:
-                if self.format == "json":
-                    return read_json_responses(outer.content)
-                return read_responses(outer.headers.get("Content-Type"), outer.content)
-            except MalformedBatch as error:
-                problem = f"the batch answer is malformed: {error}"
-        self._fail(queue, problem)
-        raise BatchFailed(problem, response=outer, requests=[item.request for item in queue])
+        )
+        outer_request.hooks = default_hooks()  # session hooks see each sub-response, not the batch
+        try:
+            outer = self._send_outer(outer_request)
+            body = outer.content
+        except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as error:
+            return Lost(error, sent_nothing=_sent_nothing(error))
+        return Reply(
+            outer.status_code,
+            outer.reason or "",
+            outer.headers.get("Content-Type"),
+            outer.headers.get("Retry-After"),
+            body,
+            outer,
+        )
+
+    def _discover(self) -> object:
+        """The endpoint's description (GET on the batch URL), or None if that fails."""
+        request = self.prepare_request(
+            requests.Request("GET", self.batch_url, headers={"Accept": "application/json"})
+        )
+        request.hooks = default_hooks()
+        try:
+            response = self._send_outer(request)
+            return response.json() if response.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
+
+    def _send_outer(self, request: requests.PreparedRequest) -> requests.Response:
+        # Proxies and CA bundle from the environment, as Session.request would: once.
+        settings = self.merge_environment_settings(request.url, {}, None, None, None)
+        return requests.Session.send(
+            self, request, timeout=self.timeout, allow_redirects=False, **settings
+        )
 
     def _fill(
         self,
@@ -336,16 +372,6 @@ class Batching(requests.Session):
             self.close()
 
 
-def _match(
-    sent: list[SubRequest], answers: list[tuple[str | None, SubResponse]]
-) -> list[SubResponse | None]:
-    """The answer to each sent request: by Content-ID, or by position if the server echoes none."""
-    by_id = {content_id: answer for content_id, answer in answers if content_id is not None}
-    if not by_id and len(answers) == len(sent):
-        return [answer for _, answer in answers]
-    return [by_id.get(request.content_id or "") for request in sent]
-
-
 def _header_dict(fields: Headers) -> HTTPHeaderDict:
     headers = HTTPHeaderDict()
     for name, value in fields:
@@ -366,14 +392,6 @@ def _sub_request(request: requests.PreparedRequest) -> SubRequest:
         if name.lower() not in HOP_BY_HOP and name.lower() != "content-length"
     )
     return SubRequest(request.method or "GET", request.path_url, headers, _body_bytes(request.body))
-
-
-def _ids(count: int, format: str) -> list[str]:
-    """Ids for one batch: Content-IDs unique beyond it (multipart), short ones in JSON."""
-    if format == "json":
-        return [str(index) for index in range(1, count + 1)]
-    prefix = uuid.uuid4().hex
-    return [f"<{prefix}+{index}>" for index in range(count)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,3 +424,42 @@ def _body_bytes(body: Any) -> bytes:
         data = body.read()
         return data.encode("utf-8") if isinstance(data, str) else bytes(data)
     return b"".join(chunk.encode("utf-8") if isinstance(chunk, str) else chunk for chunk in body)
+
+
+_NO_PART = "the batch answer has no part for this request"
+
+
+def _failure(
+    failures: list[tuple[_Queued, Failed[requests.Response]]], total: int
+) -> BaseException:
+    """The exception that reports requests left without an answer.
+
+    If each of them failed with a connection error or a timeout, that error (as plain
+    ``requests`` would raise it); otherwise :class:`BatchFailed` naming them all.
+    """
+    errors = [failure.error for _, failure in failures]
+    if all(error is not None for error in errors):
+        error = errors[-1]
+        assert error is not None
+        return error
+    reasons = {failure.reason for _, failure in failures}
+    first = failures[0][1]
+    count = len(failures)
+    if reasons == {_NO_PART}:
+        message = f"the batch answer has no part for {count} of {total} requests"
+    elif len(reasons) == 1:
+        message = first.reason if count == total else f"{first.reason} ({count} of {total})"
+    else:
+        message = f"{count} of {total} requests failed; the first: {first.reason}"
+    outer = next((f.outer for _, f in failures if f.outer is not None), None)
+    failed = BatchFailed(message, response=outer, requests=[item.request for item, _ in failures])
+    failed.__cause__ = next((f.error for _, f in failures if f.error is not None), None)
+    return failed
+
+
+def _sent_nothing(error: requests.RequestException) -> bool:
+    """Whether the batch request surely never reached the server (connection refused)."""
+    if isinstance(error, requests.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0] if error.args else None, "reason", None)
+    return isinstance(reason, NewConnectionError)

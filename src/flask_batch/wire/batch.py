@@ -18,6 +18,7 @@ from .multipart import (
     boundary_of,
     encode_close,
     encode_part,
+    multipart_type,
     new_boundary,
     parse_media_type,
 )
@@ -34,15 +35,18 @@ class RequestReader:
         self._requests: list[SubRequest] = []
 
     def feed(self, data: bytes) -> None:
-        self._add(self._reader.feed(data))
+        self._reader.push(data)
+        self._read_parts()
 
     def close(self) -> list[SubRequest]:
         """The body ended: every sub-request, in order, or the error that refuses the batch."""
-        self._add(self._reader.close())
+        self._reader.end()
+        self._read_parts()
         return self._requests
 
-    def _add(self, parts: list[Part]) -> None:
-        for part in parts:
+    def _read_parts(self) -> None:
+        # One part at a time: a part's errors come before those of the parts after it.
+        while (part := self._reader.next_part()) is not None:
             self._requests.append(self._to_request(part, len(self._requests) + 1))
 
     def _to_request(self, part: Part, index: int) -> SubRequest:
@@ -127,7 +131,7 @@ class ResponseWriter:
 
     @property
     def content_type(self) -> str:
-        return f"multipart/mixed; boundary={self.boundary}"
+        return multipart_type(self.boundary)
 
     def start(self) -> bytes:
         return b""  # no preamble

@@ -1,7 +1,8 @@
 """Content-Encoding of the batch body: gzip and deflate, decompressed under a size limit.
 
 A compressed batch is expanded chunk by chunk and never past ``max_body_size``: a
-decompression bomb is refused after at most that many bytes of output.
+decompression bomb is refused after at most that many bytes of output. The result does not
+depend on how the compressed bytes were chunked.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ _GZIP, _ZLIB, _RAW = 31, 15, -15
 _CODINGS = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": _ZLIB}
 
 
+def _is_zlib_header(first: bytes) -> bool:
+    """Whether two bytes open a zlib stream (RFC 1950: deflate method, checksum of 31)."""
+    return first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
+
+
 class BodyDecoder:
     """Push compressed chunks, get decompressed ones; ``close`` checks the stream ended."""
 
@@ -25,23 +31,32 @@ class BodyDecoder:
                 f"Content-Encoding {coding!r} is not supported: send gzip, deflate or identity"
             )
         self._coding = coding
-        self._wbits = _CODINGS[coding]
-        self._decompressor = zlib.decompressobj(self._wbits)
         self._limit = limit
         self._room = limit
-        self._started = False
+        # "deflate" is zlib-framed by the standard, raw by some clients: the first two bytes
+        # tell, so they are held until both have arrived.
+        self._pending = b""
+        self._decompressor = zlib.decompressobj(_GZIP) if coding != "deflate" else None
 
     def feed(self, data: bytes) -> bytes:
+        if self._decompressor is None:
+            self._pending += data
+            if len(self._pending) < 2:
+                return b""
+            data, self._pending = self._pending, b""
+            self._decompressor = zlib.decompressobj(_ZLIB if _is_zlib_header(data) else _RAW)
+        before = self._decompressor.copy()
         try:
             output = self._decompressor.decompress(data, self._room + 1)
         except zlib.error as error:
-            if self._wbits == _ZLIB and not self._started:
-                # "deflate" without its zlib header: retry as raw deflate.
-                self._wbits = _RAW
-                self._decompressor = zlib.decompressobj(_RAW)
-                return self.feed(data)
+            # zlib drops the output it made before the corrupt bytes, where the size limit may
+            # have come first (as it would have in smaller chunks): replay the chunk in halves,
+            # down to the failing byte (log2 of the chunk's length in replays).
+            self._decompressor = before
+            if len(data) > 1:
+                middle = len(data) // 2
+                return self.feed(data[:middle]) + self.feed(data[middle:])
             raise MalformedBatch(f"the {self._coding} body is corrupt: {error}") from None
-        self._started = True
         self._room -= len(output)
         if self._room < 0:
             raise LimitExceeded(
@@ -54,5 +69,5 @@ class BodyDecoder:
         return output
 
     def close(self) -> None:
-        if not self._decompressor.eof:
+        if self._decompressor is None or not self._decompressor.eof:
             raise MalformedBatch(f"the {self._coding} body is truncated")

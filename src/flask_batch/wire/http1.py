@@ -189,7 +189,7 @@ def response_fields(response: SubResponse, *, head: bool = False) -> tuple[Heade
             length = field[1]
         elif lowered not in HOP_BY_HOP:
             fields.append(field)
-    if not (keep_length and length is not None and length.isdigit()):
+    if not (keep_length and length is not None and length.isascii() and length.isdigit()):
         length = str(len(response.body))
     fields.append(("Content-Length", length))
     return tuple(fields), b"" if keep_length else response.body
@@ -212,7 +212,7 @@ def parse_response(data: bytes, part: int | None = None) -> SubResponse:
         raise MalformedBatch(f"invalid HTTP status line {status_line[:80]!r}", part=part)
     body = data[body_start:]
     length = next((v for k, v in headers if k.lower() == "content-length"), None)
-    if length is not None and length.isdigit() and int(length) <= len(body):
+    if length is not None and length.isascii() and length.isdigit() and int(length) <= len(body):
         body = body[: int(length)]
     reason = (match.group(2) or b"").decode("latin-1")
     return SubResponse(int(match.group(1)), reason, headers, body)

@@ -1,7 +1,8 @@
 """Streaming ``multipart/mixed`` reader and writer (RFC 2046, as real batch clients send it).
 
-The reader is push-based: :meth:`MultipartReader.feed` takes bytes as they arrive and returns
-the parts completed so far; :meth:`MultipartReader.close` says the body ended. It accepts CRLF
+The reader is push-based: :meth:`MultipartReader.push` takes bytes as they arrive,
+:meth:`MultipartReader.next_part` pulls the parts they completed, one at a time, and
+:meth:`MultipartReader.end` says the body ended. It accepts CRLF
 and bare-LF line ends, preambles, epilogues, folded part headers and a missing final CRLF, and
 checks every limit while reading, so it never holds more than the limits allow. The result does
 not depend on how the bytes were chunked.
@@ -14,7 +15,7 @@ import secrets
 from enum import Enum, auto
 
 from .errors import LimitExceeded, MalformedBatch, UnsupportedMediaType
-from .fields import CRLF, encode_fields, head_end, parse_fields, resume_offset
+from .fields import CRLF, TOKEN_PATTERN, encode_fields, head_end, parse_fields, resume_offset
 from .model import Headers, Limits, Part
 
 _LWSP = b" \t"
@@ -67,6 +68,13 @@ def boundary_of(content_type: str | None) -> str:
     return boundary
 
 
+def multipart_type(boundary: str) -> str:
+    """``multipart/mixed`` with ``boundary``, quoted unless it is a token (RFC 2045)."""
+    if TOKEN_PATTERN.fullmatch(boundary):
+        return f"multipart/mixed; boundary={boundary}"
+    return f'multipart/mixed; boundary="{boundary}"'  # bchars hold no quote or backslash
+
+
 def new_boundary() -> str:
     """A boundary no part can contain by accident or by design: 128 random bits."""
     return "batch_" + secrets.token_hex(16)
@@ -76,6 +84,7 @@ class _State(Enum):
     PREAMBLE = auto()
     HEADERS = auto()
     CONTENT = auto()
+    DELIMITED = auto()  # a part was returned; the next one starts on the next call
     EPILOGUE = auto()
 
 
@@ -95,24 +104,69 @@ class MultipartReader:
         self._content_start = 0
         self._scan = 0  # buffer offset from which to look for the next delimiter
         self._preamble_trimmed = False  # then offset 0 is no longer the start of the body
+        self._next_part_offset = 0  # in DELIMITED: where the next part's headers begin
+        self._too_large = False  # bytes past max_body_size arrived
+        self._final = False  # end() was called
+
+    def push(self, data: bytes) -> None:
+        """Take the next bytes of the body; :meth:`next_part` reads them.
+
+        Bytes past ``max_body_size`` are not kept: the error comes once the parts before
+        them are read, so errors come in the order of the body whatever the chunking.
+        """
+        room = self._limits.max_body_size - self._received
+        self._received += len(data)
+        if len(data) > room:
+            data = data[: max(room, 0)]
+            self._too_large = True
+        if self._state is not _State.EPILOGUE:
+            self._buffer += data
+
+    def end(self) -> None:
+        """The body ended: :meth:`next_part` returns the last parts, then refuses a body that
+        stopped early."""
+        self._final = True
+
+    def next_part(self) -> Part | None:
+        """The next complete part; None when more bytes are needed, or after :meth:`end`
+        when the body is done."""
+        while True:
+            state = self._state
+            if state is _State.PREAMBLE:
+                progressed = self._skip_preamble(self._final)
+            elif state is _State.HEADERS:
+                progressed = self._read_headers()
+            elif state is _State.CONTENT:
+                part = self._read_content(self._final)
+                if part is not None:
+                    return part
+                progressed = False
+            elif state is _State.DELIMITED:
+                self._start_part(self._next_part_offset)
+                progressed = True
+            else:
+                self._buffer.clear()
+                progressed = False
+            if not progressed:
+                if self._too_large:
+                    raise LimitExceeded.of(
+                        self._limits, "max_body_size", "the batch body is larger than {value} bytes"
+                    )
+                if self._final and state is not _State.EPILOGUE:
+                    self._refuse_incomplete()
+                return None
 
     def feed(self, data: bytes) -> list[Part]:
-        """Take the next bytes of the body; return the parts they completed."""
-        self._received += len(data)
-        if self._received > self._limits.max_body_size:
-            raise LimitExceeded.of(
-                self._limits, "max_body_size", "the batch body is larger than {value} bytes"
-            )
-        if self._state is _State.EPILOGUE:
-            return []
-        self._buffer += data
-        return self._advance()
+        """:meth:`push`, then every part completed so far."""
+        self.push(data)
+        return list(iter(self.next_part, None))
 
     def close(self) -> list[Part]:
-        """The body ended: return the last parts, or refuse a body that stopped early."""
-        parts = self._advance(final=True)
-        if self._state is _State.EPILOGUE:
-            return parts
+        """:meth:`end`, then the last parts."""
+        self.end()
+        return list(iter(self.next_part, None))
+
+    def _refuse_incomplete(self) -> None:
         close = (self._dash_boundary + b"--").decode("ascii")
         if self._state is _State.PREAMBLE:
             if self._received == 0:
@@ -122,24 +176,6 @@ class MultipartReader:
             f"the body ended inside the part, before the close delimiter {close!r}",
             part=self._parts,
         )
-
-    def _advance(self, *, final: bool = False) -> list[Part]:
-        parts: list[Part] = []
-        while True:
-            if self._state is _State.PREAMBLE:
-                progressed = self._skip_preamble(final)
-            elif self._state is _State.HEADERS:
-                progressed = self._read_headers()
-            elif self._state is _State.CONTENT:
-                part = self._read_content(final)
-                progressed = part is not None
-                if part is not None:
-                    parts.append(part)
-            else:
-                self._buffer.clear()
-                return parts
-            if not progressed:
-                return parts
 
     def _delimiter_end(self, after: int, final: bool) -> int | bool | None:
         """Classify the bytes after a dash-boundary found ending at ``after``.
@@ -272,7 +308,9 @@ class MultipartReader:
                 self._buffer.clear()
             else:
                 assert isinstance(outcome, int)
-                self._start_part(outcome)
+                # The next part starts on the next call, so its errors come after this part.
+                self._state = _State.DELIMITED
+                self._next_part_offset = outcome
             return part
 
     def _check_part_size(self, end: int) -> None:

@@ -1,0 +1,680 @@
+"""One exchange: queued requests sent as batches until each has its final answer.
+
+:class:`Run` is the client's protocol logic with no I/OuterT (the sans-IO model of h11): it says
+which batch to send next (:meth:`Run.next_send`), takes what came back (:meth:`Run.feed`),
+and decides what is final, what is retried and after how long, and how a refused batch is
+re-split. :func:`drive` and :func:`drive_async` are the two small loops that do the I/OuterT
+with callables a client gives them, so the ``requests`` client and both ``httpx``
+transports share every decision.
+
+Rules, in one place:
+
+- A part with a final answer is never sent again; a follow-up batch carries only the parts
+  being retried. A part's ``attempts`` counts the batches it was sent in whose answer (or
+  loss) could have involved it; a batch refused with ``413`` before anything ran does not
+  count.
+- A part answered 424 because a dependency is being retried never ran: it is retried with
+  that dependency, in the same batch. A dependency already answered 2xx is not re-sent, and
+  the part that depended on it is sent without the dependency.
+- When a later attempt fails as a whole, a part that already had an answer keeps it (the
+  last answer stands); a part with none fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random as _random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from enum import Enum, auto
+from typing import Generic, TypeVar
+
+from ..wire.batch import encode_requests, read_responses
+from ..wire.errors import MalformedBatch
+from ..wire.jsonbatch import MEDIA_TYPE as JSON
+from ..wire.jsonbatch import encode_json_requests, read_json_responses
+from ..wire.model import SubRequest, SubResponse
+from ..wire.multipart import encode_close, new_boundary, parse_media_type
+from ._policy import Retry, parse_retry_after
+from ._split import BATCH_LIMITS, PART_LIMITS, KnownLimits, body_size, groups_of, pack, read_refusal
+
+#: The driver's own response object (``requests.Response``, ``httpx.Response``).
+OuterT = TypeVar("OuterT")
+
+_JSON_OPEN = b'{"requests": ['
+_JSON_CLOSE = b"]}"
+_JSON_SEPARATOR = b", "
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A batch to send: POST ``body`` with ``content_type`` to the batch URL."""
+
+    number: int
+    #: Indices of the queued requests it carries, in order.
+    items: tuple[int, ...]
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply(Generic[OuterT]):
+    """What the batch endpoint answered to a :class:`Send`."""
+
+    status: int
+    reason: str
+    content_type: str | None
+    retry_after: str | None
+    body: bytes
+    #: The driver's response object, handed back in :class:`Failed`.
+    outer: OuterT
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """A :class:`Send` got no answer: the connection failed, or a timeout."""
+
+    error: BaseException
+    #: True when the request surely never left (connection refused): safe to send again.
+    sent_nothing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Answered(Generic[OuterT]):
+    """A request's final answer, how many attempts it took, the batch response it came in."""
+
+    response: SubResponse
+    attempts: int
+    outer: OuterT | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed(Generic[OuterT]):
+    """A request that got no answer: why, the batch's response or error, attempts made."""
+
+    reason: str
+    outer: OuterT | None
+    error: BaseException | None
+    attempts: int
+
+
+Result = Answered[OuterT] | Failed[OuterT]
+
+
+class _State(Enum):
+    WAITING = auto()
+    IN_FLIGHT = auto()
+    DONE = auto()
+
+
+class _Item:
+    __slots__ = (
+        "attempts",
+        "content_id",
+        "depends_on",
+        "encoded",
+        "index",
+        "last",
+        "last_outer",
+        "not_before",
+        "request",
+        "result",
+        "state",
+    )
+
+    def __init__(self, index: int, request: SubRequest, depends_on: tuple[int, ...]) -> None:
+        self.index = index
+        self.request = request
+        self.depends_on = depends_on
+        self.content_id = ""
+        self.encoded = b""
+        self.attempts = 0
+        self.state = _State.WAITING
+        self.not_before = 0.0
+        self.last: SubResponse | None = None
+        self.last_outer: object = None
+        self.result: Answered[object] | Failed[object] | None = None
+
+
+class Run(Generic[OuterT]):
+    """The batches that answer ``requests``; ``depends_on[i]`` are earlier indices.
+
+    ``clock`` (monotonic seconds) and ``random`` (in [0, 1)) are injectable for tests; so is
+    the driver's sleep: after each :meth:`delay` the driver calls :meth:`waited`, and the run
+    takes that much time as passed even if the clock says otherwise.
+    """
+
+    def __init__(
+        self,
+        requests: Sequence[SubRequest],
+        depends_on: Sequence[tuple[int, ...]] | None = None,
+        *,
+        format: str = "multipart",
+        retry: Retry | None = None,
+        limits: KnownLimits | None = None,
+        split: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        if format not in ("multipart", "json"):
+            raise ValueError(f"format must be 'multipart' or 'json', not {format!r}")
+        depends_on = depends_on or [()] * len(requests)
+        if len(depends_on) != len(requests):
+            raise ValueError("depends_on needs one entry per request")
+        self.format = format
+        self.retry = retry or Retry()
+        self.limits = limits or KnownLimits()
+        self.split = split
+        self._clock = clock
+        self._random = random
+        self._skew = 0.0
+        self._started = clock()
+        self._due = 0.0
+        self._sends = 0
+        #: A cap on parts per batch after an unexplained 413 (halved each time).
+        self._cap: int | None = None
+        self._boundary = new_boundary()
+        prefix = uuid.uuid4().hex
+        self._items: list[_Item] = []
+        for index, (request, dependencies) in enumerate(zip(requests, depends_on, strict=True)):
+            if any(not 0 <= d < index for d in dependencies):
+                raise ValueError("a request may only depend on requests queued before it")
+            item = _Item(index, request, tuple(dependencies))
+            item.content_id = f"<{prefix}+{index}>" if format == "multipart" else str(index + 1)
+            self._items.append(item)
+        for item in self._items:
+            item.encoded = self._encode(item, item.depends_on)
+        self._depends_on = {item.index: item.depends_on for item in self._items}
+
+    # -- what the driver asks -------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return all(item.state is _State.DONE for item in self._items)
+
+    def results(self) -> list[Answered[OuterT] | Failed[OuterT]]:
+        """Each request's final result, in order (once :attr:`done`)."""
+        results: list[Answered[OuterT] | Failed[OuterT]] = []
+        for item in self._items:
+            assert item.result is not None, "the run is not done"
+            results.append(item.result)  # type: ignore[arg-type]  # it holds the driver's OuterT
+        return results
+
+    def needs_discovery(self) -> bool:
+        """Whether asking the endpoint its limits could help before sending: the queue would
+        be split under what is known so far, and discovery was not tried yet."""
+        if not (self.split and self.limits.discoverable):
+            return False
+        waiting = [item.index for item in self._items if item.state is _State.WAITING]
+        return len(self._pack(waiting)) > 1
+
+    def next_send(self) -> Send | None:
+        """The next batch to send now, or None (everything ready is in flight or done)."""
+        while True:
+            ready = self._ready()
+            if not ready:
+                return None
+            batch = self._pack(ready)[0]
+            too_big = self._too_big(batch)
+            if too_big is None:
+                return self._send(batch)
+            self._finish_group(batch, too_big)
+
+    def feed(self, send: Send, outcome: Reply[OuterT] | Lost) -> None:
+        """What came back for ``send``."""
+        for index in send.items:
+            assert self._items[index].state is _State.IN_FLIGHT, "fed twice"
+        if isinstance(outcome, Lost):
+            self._outer_failure(
+                send,
+                f"the batch could not be sent: {outcome.error}",
+                outer=None,
+                error=outcome.error,
+                retryable=True,
+                nothing_ran=outcome.sent_nothing,
+                retry_after=None,
+            )
+            return
+        if outcome.status == 413 and self.split:
+            self._refused(send, outcome)
+            return
+        problem = self._problem(outcome)
+        if problem is not None:
+            self._outer_failure(
+                send,
+                problem,
+                outer=outcome.outer,
+                error=None,
+                retryable=outcome.status in self.retry.batch_statuses,
+                nothing_ran=outcome.status == 429,
+                retry_after=parse_retry_after(outcome.retry_after),
+            )
+            return
+        try:
+            if self.format == "json":
+                answers = read_json_responses(outcome.body)
+            else:
+                answers = read_responses(outcome.content_type, outcome.body)
+        except MalformedBatch as error:
+            self._outer_failure(
+                send,
+                f"the batch answer is malformed: {error}",
+                outer=outcome.outer,
+                error=None,
+                retryable=False,
+                nothing_ran=False,
+                retry_after=None,
+            )
+            return
+        self._answered(send, answers, outcome.outer)
+
+    def delay(self) -> float | None:
+        """Seconds to wait before :meth:`next_send` has something again; None if nothing
+        waits. Call it only with nothing in flight, then sleep, then :meth:`waited`."""
+        waiting = [item.not_before for item in self._items if item.state is _State.WAITING]
+        if not waiting:
+            return None
+        self._due = min(waiting)
+        return max(0.0, self._due - self.now())
+
+    def waited(self) -> None:
+        """The driver slept the last :meth:`delay`: that time has passed, whatever the clock."""
+        self._skew = max(self._skew, self._due - self._clock())
+
+    def now(self) -> float:
+        return self._clock() + self._skew
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _ready(self) -> list[int]:
+        """Waiting requests that may go now, whole dependency groups only."""
+        now = self.now()
+        waiting = [item.index for item in self._items if item.state is _State.WAITING]
+        ready = []
+        for group in groups_of(waiting, self._depends_on):
+            if all(self._items[i].not_before <= now and self._deps_settled(i) for i in group):
+                ready += group
+        ready.sort()
+        return ready
+
+    def _deps_settled(self, index: int) -> bool:
+        """No dependency of ``index`` is in flight (it would go with it otherwise)."""
+        return all(
+            self._items[dependency].state is not _State.IN_FLIGHT
+            for dependency in self._depends_on[index]
+        )
+
+    def _pending_deps(self, index: int) -> tuple[int, ...]:
+        return tuple(d for d in self._depends_on[index] if self._items[d].state is not _State.DONE)
+
+    def _pack(self, indices: list[int]) -> list[list[int]]:
+        if not indices:
+            return []
+        groups = groups_of(indices, {i: self._pending_deps(i) for i in indices})
+        if not self.split:
+            return [[index for group in groups for index in group]]
+        max_parts = self.limits.max_parts
+        if self._cap is not None:
+            max_parts = min(max_parts, self._cap)
+        sizes = {index: len(self._items[index].encoded) for index in indices}
+        overhead, separator = self._framing()
+        return pack(
+            groups,
+            sizes,
+            max_parts=max_parts,
+            max_body_size=self.limits.max_body_size,
+            overhead=overhead,
+            separator=separator,
+        )
+
+    def _framing(self) -> tuple[int, int]:
+        if self.format == "json":
+            return len(_JSON_OPEN) + len(_JSON_CLOSE), len(_JSON_SEPARATOR)
+        return len(encode_close(self._boundary)), 0
+
+    def _too_big(self, batch: list[int]) -> str | None:
+        """Why a batch (one dependency group, if it breaks a limit) cannot be sent, or None."""
+        if not self.split:
+            return None
+        max_parts, known_parts = self.limits.bound("max_parts")
+        if known_parts and len(batch) > max_parts:
+            return (
+                f"{len(batch)} requests that depend on each other cannot be split, and the "
+                f"batch endpoint takes at most {max_parts} parts"
+            )
+        max_body, known_body = self.limits.bound("max_body_size")
+        overhead, separator = self._framing()
+        sizes = {index: len(self._items[index].encoded) for index in batch}
+        size = body_size(batch, sizes, overhead=overhead, separator=separator)
+        if known_body and size > max_body:
+            what = "this request" if len(batch) == 1 else f"these {len(batch)} requests"
+            return (
+                f"a batch of {what} would be {size} bytes, and the batch endpoint takes at "
+                f"most {max_body}"
+            )
+        return None
+
+    def _send(self, batch: list[int]) -> Send:
+        self._sends += 1
+        batch = sorted(batch)  # request order; a dependency always comes before its dependents
+        in_batch = set(batch)
+        chunks = []
+        for index in batch:
+            item = self._items[index]
+            item.state = _State.IN_FLIGHT
+            dependencies = tuple(d for d in item.depends_on if d in in_batch)
+            chunks.append(
+                item.encoded
+                if dependencies == item.depends_on
+                else self._encode(item, dependencies)
+            )
+        if self.format == "json":
+            body = _JSON_OPEN + _JSON_SEPARATOR.join(chunks) + _JSON_CLOSE
+            content_type = JSON
+        else:
+            body = b"".join(chunks) + encode_close(self._boundary)
+            content_type = f"multipart/mixed; boundary={self._boundary}"
+        return Send(self._sends, tuple(batch), body, content_type)
+
+    def _encode(self, item: _Item, dependencies: tuple[int, ...]) -> bytes:
+        request = replace(
+            item.request,
+            content_id=item.content_id,
+            depends_on=tuple(self._items[d].content_id for d in dependencies),
+        )
+        if self.format == "json":
+            whole = encode_json_requests([request])
+            assert whole.startswith(_JSON_OPEN)
+            assert whole.endswith(_JSON_CLOSE)
+            return whole[len(_JSON_OPEN) : -len(_JSON_CLOSE)]
+        return encode_requests([request], self._boundary)[: -len(encode_close(self._boundary))]
+
+    # -- what came back -------------------------------------------------------------------
+
+    def _problem(self, reply: Reply[OuterT]) -> str | None:
+        """Why a reply is not a batch answer, or None if it is one."""
+        if reply.status != 200:
+            text = reply.body[:500].decode("utf-8", "replace")
+            return f"the batch failed with {reply.status} {reply.reason}: {text}"
+        expected = JSON if self.format == "json" else "multipart/mixed"
+        try:
+            media_type, _ = parse_media_type(reply.content_type or "")
+        except MalformedBatch:
+            media_type = "unreadable"
+        if media_type != expected:
+            return f"the batch answer is {media_type or 'untyped'}, not {expected}"
+        return None
+
+    def _answered(
+        self, send: Send, answers: list[tuple[str | None, SubResponse]], outer: OuterT
+    ) -> None:
+        items = [self._items[index] for index in send.items]
+        matched = _match([item.content_id for item in items], answers)
+        retrying: list[_Item] = []
+        retrying_indices: set[int] = set()
+        final: list[tuple[_Item, SubResponse | None]] = []
+        for item, answer in zip(items, matched, strict=True):
+            item.attempts += 1
+            if answer is None:
+                final.append((item, None))
+                continue
+            item.last, item.last_outer = answer, outer
+            again = item.attempts < self.retry.attempts and (
+                (answer.status in self.retry.statuses and self.retry.allows(item.request.method))
+                # It never ran: a dependency is being retried, and it goes along.
+                or (answer.status == 424 and any(d in retrying_indices for d in item.depends_on))
+            )
+            if again:
+                retrying.append(item)
+                retrying_indices.add(item.index)
+            else:
+                final.append((item, answer))
+        if retrying:
+            delay = max(
+                self.retry.delay(
+                    item.attempts,
+                    parse_retry_after(_header(item.last, "Retry-After")),
+                    self._random,
+                )
+                for item in retrying
+                if item.last is not None
+            )
+            if self._within_budget(delay):
+                for item in retrying:
+                    item.state = _State.WAITING
+                    item.not_before = self.now() + delay
+            else:
+                final += [(item, item.last) for item in retrying]
+        for item, answer in final:
+            if answer is None:
+                self._finish(
+                    item,
+                    self._last_or_failure(
+                        item, "the batch answer has no part for this request", outer, None
+                    ),
+                )
+            else:
+                self._finish(item, Answered(answer, item.attempts, outer))
+
+    def _refused(self, send: Send, reply: Reply[OuterT]) -> None:
+        """A 413: learn the limit and re-split, or drop the part that can never be sent."""
+        try:
+            refusal = read_refusal(json.loads(reply.body))
+        except ValueError:
+            refusal = read_refusal(None)
+        items = list(send.items)
+        if refusal.limit in PART_LIMITS and refusal.part is not None and refusal.part <= len(items):
+            bad = items[refusal.part - 1]
+            doomed = {bad}
+            for index in items:
+                if any(d in doomed for d in self._depends_on[index]):
+                    doomed.add(index)
+            what = f"{refusal.limit} ({refusal.value})" if refusal.value else refusal.limit
+            for index in sorted(doomed):
+                reason = (
+                    f"the request exceeds the batch endpoint's {what}: it cannot be sent"
+                    if index == bad
+                    else "it depends on a request that cannot be sent"
+                )
+                self._finish(
+                    self._items[index],
+                    self._last_or_failure(self._items[index], reason, reply.outer, None),
+                )
+            self._requeue([i for i in items if i not in doomed])
+            return
+        if refusal.limit in BATCH_LIMITS and refusal.value is not None:
+            self.limits.learn(refusal.limit, refusal.value)
+            if self._exceeds(items, refusal.limit, refusal.value):
+                self._requeue(items)  # the next batches are cut to the limit just learned
+                return
+            # Otherwise the server contradicts itself: fall back to halving.
+        # An unexplained (or inconsistent) 413: halve, unless there is nothing left to split.
+        groups = groups_of(items, {i: self._pending_deps(i) for i in items})
+        if len(groups) == 1:
+            reason = (
+                f"the batch was refused with 413 {reply.reason} and cannot be split further: "
+                f"{reply.body[:500].decode('utf-8', 'replace')}"
+            )
+            for index in items:
+                item = self._items[index]
+                self._finish(item, self._last_or_failure(item, reason, reply.outer, None))
+            return
+        self._cap = max(1, len(items) // 2)
+        self._requeue(items)
+
+    def _exceeds(self, items: list[int], limit: str, value: int) -> bool:
+        if limit == "max_parts":
+            return len(items) > value
+        overhead, separator = self._framing()
+        sizes = {index: len(self._items[index].encoded) for index in items}
+        return body_size(items, sizes, overhead=overhead, separator=separator) > value
+
+    def _requeue(self, indices: list[int]) -> None:
+        now = self.now()
+        for index in indices:
+            item = self._items[index]
+            item.state = _State.WAITING
+            item.not_before = now
+
+    def _outer_failure(
+        self,
+        send: Send,
+        reason: str,
+        *,
+        outer: OuterT | None,
+        error: BaseException | None,
+        retryable: bool,
+        nothing_ran: bool,
+        retry_after: float | None,
+    ) -> None:
+        eligible: list[_Item] = []
+        eligible_indices: set[int] = set()
+        others: list[_Item] = []
+        for index in send.items:
+            item = self._items[index]
+            item.attempts += 1
+            if (
+                retryable
+                and item.attempts < self.retry.attempts
+                and (nothing_ran or self.retry.allows(item.request.method))
+                # Its dependencies in this batch must go again with it.
+                and all(
+                    d in eligible_indices
+                    for d in self._depends_on[index]
+                    if d in send.items and self._items[d].state is _State.IN_FLIGHT
+                )
+            ):
+                eligible.append(item)
+                eligible_indices.add(index)
+            else:
+                others.append(item)
+        if eligible:
+            delay = self.retry.delay(
+                max(item.attempts for item in eligible), retry_after, self._random
+            )
+            if self._within_budget(delay):
+                for item in eligible:
+                    item.state = _State.WAITING
+                    item.not_before = self.now() + delay
+            else:
+                others += eligible
+        for item in others:
+            self._finish(item, self._last_or_failure(item, reason, outer, error))
+
+    def _within_budget(self, delay: float) -> bool:
+        return self.now() + delay - self._started <= self.retry.budget
+
+    def _last_or_failure(
+        self, item: _Item, reason: str, outer: OuterT | None, error: BaseException | None
+    ) -> Answered[object] | Failed[object]:
+        """A request that gets nothing this time keeps the answer it had, if any."""
+        if item.last is not None:
+            return Answered(item.last, item.attempts, item.last_outer)
+        return Failed(reason, outer, error, item.attempts)
+
+    def _finish(self, item: _Item, result: Answered[object] | Failed[object]) -> None:
+        item.state = _State.DONE
+        item.result = result
+
+    def _finish_group(self, batch: list[int], reason: str) -> None:
+        for index in batch:
+            item = self._items[index]
+            self._finish(item, self._last_or_failure(item, reason, None, None))
+
+
+def _header(response: SubResponse | None, name: str) -> str | None:
+    if response is None:
+        return None
+    name = name.lower()
+    return next((value for key, value in response.headers if key.lower() == name), None)
+
+
+def _match(
+    ids: list[str], answers: list[tuple[str | None, SubResponse]]
+) -> list[SubResponse | None]:
+    """The answer to each sent request: by Content-ID, or by position if the server echoes none."""
+    by_id = {content_id: answer for content_id, answer in answers if content_id is not None}
+    if not by_id and len(answers) == len(ids):
+        return [answer for _, answer in answers]
+    return [by_id.get(content_id) for content_id in ids]
+
+
+# -- the two loops that do the I/OuterT ------------------------------------------------------------
+
+
+def drive(
+    run: Run[OuterT],
+    post: Callable[[Send], Reply[OuterT] | Lost],
+    *,
+    discover: Callable[[], object] | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+    concurrency: int = 1,
+) -> None:
+    """Run ``run`` to the end: ``post`` sends one batch (in up to ``concurrency`` threads),
+    ``discover`` fetches the endpoint's description (None if it fails), ``sleep`` waits."""
+    if discover is not None and run.needs_discovery():
+        run.limits.discovered(discover())
+    pool: ThreadPoolExecutor | None = None
+    in_flight: dict[Future[Reply[OuterT] | Lost], Send] = {}
+    try:
+        while not run.done:
+            if concurrency == 1:
+                send = run.next_send()
+                if send is not None:
+                    run.feed(send, post(send))
+                    continue
+            else:
+                while len(in_flight) < concurrency and (send := run.next_send()) is not None:
+                    if pool is None:
+                        pool = ThreadPoolExecutor(concurrency, thread_name_prefix="flask-batch")
+                    in_flight[pool.submit(post, send)] = send
+                if in_flight:
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        run.feed(in_flight.pop(future), future.result())
+                    continue
+            delay = run.delay()
+            if delay is None:  # pragma: no cover - a run always has something to do
+                raise RuntimeError("the batch run stalled")
+            sleep(delay)
+            run.waited()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def drive_async(
+    run: Run[OuterT],
+    post: Callable[[Send], Awaitable[Reply[OuterT] | Lost]],
+    *,
+    discover: Callable[[], Awaitable[None]] | None = None,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    concurrency: int = 1,
+) -> None:
+    """:func:`drive` on an event loop; ``discover`` must itself tell ``run.limits``."""
+    if discover is not None and run.needs_discovery():
+        await discover()
+    in_flight: dict[asyncio.Task[Reply[OuterT] | Lost], Send] = {}
+    try:
+        while not run.done:
+            while len(in_flight) < concurrency and (send := run.next_send()) is not None:
+                in_flight[asyncio.ensure_future(post(send))] = send
+            if in_flight:
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    run.feed(in_flight.pop(task), task.result())
+                continue
+            delay = run.delay()
+            if delay is None:  # pragma: no cover - a run always has something to do
+                raise RuntimeError("the batch run stalled")
+            await sleep(delay)
+            run.waited()
+    finally:
+        for task in in_flight:
+            task.cancel()
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)

@@ -1,0 +1,171 @@
+"""What every batch endpoint does, whatever the framework, without I/O.
+
+An adapter (WSGI, ASGI) moves bytes; this module decides: the checks on the batch request's
+method and headers, the body read chunk by chunk under the limits (:class:`Intake`), the
+problem document refusing a batch, the endpoint's description, and how a batch will run
+(:func:`plan_run`). So every adapter refuses and answers exactly alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .engine import Execution, Policy
+from .wire.coding import BodyDecoder
+from .wire.errors import (
+    ALLOW,
+    PROBLEM_JSON,
+    BatchError,
+    LimitExceeded,
+    MalformedBatch,
+    MethodNotAllowed,
+    problem_body,
+    reason_phrase,
+)
+from .wire.formats import JSON, MULTIPART, Reader, Writer, negotiate
+from .wire.model import Limits, SubRequest
+from .wire.plan import dependency_indices
+from .wire.prefer import parse_preferences
+
+#: Methods that describe the endpoint instead of sending a batch.
+DESCRIBE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The defaults of every option (the middlewares' signatures show them).
+DEFAULT_LIMITS = Limits()
+DEFAULT_EXECUTION = Execution()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a batch endpoint answers, for any front end to send."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: Iterable[bytes]
+
+    @property
+    def status_code(self) -> int:
+        return int(self.status.partition(" ")[0])
+
+
+def error_answer(error: BatchError) -> Answer:
+    """The problem+json answer that refuses a whole batch."""
+    status = f"{error.status} {reason_phrase(error.status)}"
+    headers = [("Content-Type", PROBLEM_JSON), *error.headers]
+    return Answer(status, headers, [problem_body(error.problem())])
+
+
+def describe(limits: Limits, execution: Execution) -> Answer:
+    """What an endpoint accepts (GET, HEAD and OPTIONS), so clients can size batches."""
+    document = {
+        "formats": [MULTIPART, JSON],
+        **{name: getattr(limits, name) for name in Limits.option_names()},
+        "max_workers": execution.max_workers,
+        "max_workers_per_request": execution.workers_per_request,
+        "dependencies": True,
+        "preferences": ["continue-on-error", "odata.continue-on-error"],
+    }
+    headers = [("Content-Type", "application/json"), ("Allow", ALLOW)]
+    return Answer("200 OK", headers, [json.dumps(document).encode("ascii")])
+
+
+def declared_length(content_length: str | None, limits: Limits) -> int | None:
+    """The body length a ``Content-Length`` declares (None: none declared).
+
+    A length over ``max_body_size`` is refused before a byte of the body is read.
+    """
+    if not content_length:
+        return None
+    if not (content_length.isascii() and content_length.isdigit()):
+        raise MalformedBatch(f"invalid Content-Length {content_length!r}")
+    length = int(content_length)
+    if length > limits.max_body_size:
+        raise LimitExceeded.of(
+            limits,
+            "max_body_size",
+            f"the batch body ({length} bytes) is larger than {{value}} bytes",
+        )
+    return length
+
+
+def truncated(received: int, length: int) -> MalformedBatch:
+    """The error for a body that ended before its ``Content-Length``."""
+    return MalformedBatch(f"the body ended after {received} of {length} bytes")
+
+
+class Intake:
+    """One batch request read push-style: the head is checked at once, the body chunk by chunk.
+
+    Raises :class:`BatchError` (from the constructor, :meth:`feed` or :meth:`close`) to refuse
+    the batch, as soon as what arrived allows: a wrong method or media type before the body,
+    a limit while the body streams in, malformed content when it ends.
+    """
+
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        method: str | None,
+        content_type: str | None,
+        content_encoding: str | None = None,
+        nested: bool = False,
+    ) -> None:
+        if nested:
+            raise MalformedBatch("a batch cannot contain another batch")
+        if method != "POST":
+            raise MethodNotAllowed("a batch is sent with POST (GET describes the endpoint)")
+        reader, writer = negotiate(content_type, limits)
+        self._reader: Reader = reader
+        #: The writer of the answer, in the format the batch came in.
+        self.writer: Writer = writer
+        encoding = (content_encoding or "identity").strip().lower()
+        self._decoder = (
+            None if encoding == "identity" else BodyDecoder(encoding, limits.max_body_size)
+        )
+
+    def feed(self, chunk: bytes) -> None:
+        """The next bytes of the body, as they arrived (compressed, if they were)."""
+        if self._decoder is not None:
+            chunk = self._decoder.feed(chunk)
+        self._reader.feed(chunk)
+
+    def close(self) -> list[SubRequest]:
+        """The body ended: its sub-requests, in order."""
+        if self._decoder is not None:
+            self._decoder.close()
+        return self._reader.close()
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """How a batch that was read will run, and the headers of its answer."""
+
+    dependencies: list[tuple[int, ...]]
+    policy: Policy
+    headers: list[tuple[str, str]]
+
+
+def plan_run(
+    requests: Sequence[SubRequest],
+    writer: Writer,
+    *,
+    limits: Limits,
+    execution: Execution,
+    prefer: str | None,
+    started: float,
+) -> RunPlan:
+    """Dependencies (refused with :class:`BatchError`), the error policy the ``Prefer`` header
+    asks for, the deadline counted from ``started`` (:func:`time.monotonic`), and how many
+    parts may run at once."""
+    dependencies = dependency_indices(requests)
+    preferences = parse_preferences(prefer)
+    policy = Policy(
+        deadline=None if limits.deadline is None else started + limits.deadline,
+        workers=min(execution.workers_per_request, len(requests)),
+        continue_on_error=preferences.continue_on_error,
+    )
+    headers = [("Content-Type", writer.content_type), ("Cache-Control", "no-store")]
+    if preferences.applied is not None:
+        headers.append(("Preference-Applied", preferences.applied))
+    return RunPlan(dependencies, policy, headers)

@@ -1,0 +1,93 @@
+"""Real servers on 127.0.0.1 for any WSGI or ASGI application (end-to-end tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
+from werkzeug.serving import make_server
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+
+@contextmanager
+def wsgi_server(app: WSGIApplication) -> Iterator[str]:
+    """Serve any WSGI ``app`` with Werkzeug's threaded server on a free port; yield its URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+@contextmanager
+def asgi_server(app: Callable[..., Awaitable[None]], **options: Any) -> Iterator[str]:
+    """Serve an ASGI ``app`` with uvicorn on a free port, in a thread; yield its base URL.
+
+    ``options`` go to :class:`uvicorn.Config` (``root_path``, ``lifespan``...).
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="auto", **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    give_up = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive(), "uvicorn did not start"
+        assert time.monotonic() < give_up, "uvicorn did not start in time"
+        time.sleep(0.005)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@contextmanager
+def hypercorn_server(app: Callable[..., Awaitable[None]], root_path: str = "") -> Iterator[str]:
+    """Serve an ASGI ``app`` with hypercorn (asyncio) on a free port, in a thread."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = HypercornConfig()
+    config.bind = [f"fd://{sock.detach()}"]  # hypercorn's to close
+    config.root_path = root_path
+    config.accesslog = None
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(
+        target=loop.run_until_complete,
+        args=(hypercorn_serve(app, config, shutdown_trigger=stop.wait),),
+        daemon=True,
+    )
+    thread.start()
+    give_up = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < give_up, "hypercorn did not start in time"
+            time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()

@@ -1,0 +1,620 @@
+"""The httpx transports: ``BatchTransport`` (explicit batches) and ``AsyncBatchTransport``
+(transparent auto-batching of concurrent requests).
+
+Why: a caller using ``httpx.Client`` or ``httpx.AsyncClient`` should get, for a batched
+request, the very ``httpx.Response`` it would have got without batching (status, reason,
+headers, exact content, ``json()``, ``raise_for_status()``, ``request``), while the
+requests themselves travel together. So these tests run against a real server on
+127.0.0.1 (``tests/client_app.py``, which echoes what it received) and compare; the
+failures a real server will not produce on cue (429 with ``Retry-After``, a 503 batch, a
+lost connection, a 413 naming a limit) come from the scripted endpoint in
+``tests/fake_batch.py`` behind ``httpx.MockTransport``. Waits go through a fake sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from flask_batch.client import BatchNotSent, Retry
+from flask_batch.client.httpx import (
+    ATTEMPTS,
+    AsyncBatchTransport,
+    BatchFailed,
+    BatchResponse,
+    BatchTransport,
+)
+from tests.client_app import BINARY, GZIPPED_TEXT, TEXT, State, create_app
+from tests.fake_batch import BASE, BATCH_URL, LOSE, FakeEndpoint, status, too_large
+from tests.servers import live_server
+
+
+@dataclass(frozen=True)
+class Servers:
+    base: str
+    state: State
+    #: Another origin (the same app on another port), which must never be batched.
+    other: str
+    other_state: State
+
+    @property
+    def batch_url(self) -> str:
+        return self.base + "/batch"
+
+    def posts(self) -> int:
+        return self.state.posts("/batch")
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Servers]:
+    state, other_state = State(), State()
+    with live_server(create_app(state)) as base, live_server(create_app(other_state)) as other:
+        yield Servers(base, state, other, other_state)
+
+
+def b64decode(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"))
+
+
+def header(echo: dict[str, Any], name: str) -> str | None:
+    values = [value for key, value in echo["headers"] if key.lower() == name.lower()]
+    return values[0] if values else None
+
+
+# -- sync: the batch scope ------------------------------------------------------------------
+
+
+def test_a_scope_sends_one_batch_and_fills_real_httpx_responses(servers: Servers) -> None:
+    base = servers.base
+    transport = BatchTransport(servers.batch_url)
+    posts = servers.posts()
+    with httpx.Client(transport=transport) as client:
+        with transport.batch(client) as batch:
+            binary = batch.get(f"{base}/binary")
+            text = batch.get(f"{base}/text")
+            gzipped = batch.get(f"{base}/gzip")
+            missing = batch.get(f"{base}/status/404")
+            echoed = batch.post(f"{base}/echo/json", json={"name": "Zoë"})
+            assert batch.pending == 5
+        plain = client.get(f"{base}/binary")  # outside a scope: not batched
+    assert servers.posts() == posts + 1
+
+    assert isinstance(binary, httpx.Response)
+    assert isinstance(binary, BatchResponse)
+    assert (binary.status_code, binary.reason_phrase) == (203, "Binary Is Fine")
+    assert binary.content == BINARY == plain.content
+    for name in ("Content-Type", "Content-Length", "X-Custom", "x-lower", "Link"):
+        assert binary.headers[name] == plain.headers[name]
+    assert binary.links == plain.links
+    assert binary.request.method == "GET"
+    assert binary.url == f"{base}/binary"
+    assert binary.http_version == "HTTP/1.1"
+    assert binary.extensions[ATTEMPTS] == 1
+    binary.raise_for_status()
+    assert repr(binary) == "<BatchResponse [203 Binary Is Fine]>"
+
+    assert text.text == TEXT
+    assert text.encoding == "utf-8"
+    assert gzipped.content == GZIPPED_TEXT
+    assert gzipped.headers["Content-Encoding"] == "gzip"
+    with pytest.raises(httpx.HTTPStatusError, match="404 NOT FOUND"):
+        missing.raise_for_status()
+    assert missing.is_client_error
+    echo = echoed.json()
+    assert (echo["method"], echo["path"], echo["json"]) == ("POST", "/echo/json", {"name": "Zoë"})
+    assert header(echo, "Content-Type") == "application/json"
+
+
+def test_a_scope_builds_requests_as_its_client_does(servers: Servers) -> None:
+    transport = BatchTransport(servers.batch_url)
+    seen: list[str] = []
+    client = httpx.Client(
+        transport=transport,
+        base_url=servers.base,
+        headers={"X-Client": "yes"},
+        params={"always": "1"},
+        cookies={"session": "s1"},
+        auth=("aladdin", "open sesame"),
+        event_hooks={
+            "request": [lambda request: seen.append(f"request {request.url.path}")],
+            "response": [lambda response: seen.append(f"response {response.status_code}")],
+        },
+    )
+    with client, transport.batch(client) as batch:
+        echoed = batch.get("/echo/client", params={"q": "café"}, headers={"X-Call": "1"})
+        cookies = batch.get("/cookies/set")
+        assert seen == ["request /echo/client", "request /cookies/set"]
+    echo = echoed.json()
+    assert echo["path"] == "/echo/client"
+    assert echo["args"] == {"always": ["1"], "q": ["café"]}
+    assert (header(echo, "X-Client"), header(echo, "X-Call")) == ("yes", "1")
+    assert echo["auth"] == ["basic", "aladdin", "open sesame"]
+    assert echo["cookies"] == {"session": "s1"}
+    assert seen[2:] == ["response 200", "response 200"]  # after every answer is in
+    # Set-Cookie answers land in the client's jar, all three of them.
+    assert cookies.headers.get_list("Set-Cookie")[0].startswith("flavour=oatmeal")
+    assert dict(client.cookies) == {
+        "session": "s1",
+        "flavour": "oatmeal",
+        "colour": "blue",
+        "token": "abc123",
+    }
+
+
+def test_a_scope_without_a_client_and_in_json(servers: Servers) -> None:
+    transport = BatchTransport(servers.batch_url, format="json")
+    with transport, transport.batch() as batch:
+        echoed = batch.put(f"{servers.base}/echo/put", json=[1, 2])
+        deleted = batch.delete(f"{servers.base}/people/nobody/")
+    assert echoed.json()["json"] == [1, 2]
+    assert deleted.status_code == 204
+
+
+def test_depends_on_in_a_scope(servers: Servers) -> None:
+    transport = BatchTransport(servers.batch_url)
+    base = servers.base
+    with transport, transport.batch() as batch:
+        failed = batch.get(f"{base}/status/500")
+        skipped = batch.get(f"{base}/echo/skipped", depends_on=[failed])
+        created = batch.patch(f"{base}/people/dora/", json={"age": 7})
+        read = batch.get(f"{base}/people/dora/", depends_on=[created])
+        with pytest.raises(ValueError, match="earlier in this scope"):
+            batch.get(f"{base}/echo/x", depends_on=[httpx.Response(200)])
+    assert skipped.status_code == 424
+    assert read.json() == {"name": "dora", "age": 7}
+
+
+def test_reading_before_the_scope_ends_raises_and_a_raising_scope_sends_nothing(
+    servers: Servers,
+) -> None:
+    transport = BatchTransport(servers.batch_url)
+    posts = servers.posts()
+    queued: list[httpx.Response] = []
+
+    def queue_then_fail() -> None:
+        with transport.batch() as batch:
+            queued.append(batch.get(f"{servers.base}/echo/early"))
+            assert repr(queued[0]) == "<BatchResponse [pending]>"
+            for name in ("status_code", "content", "json", "headers", "raise_for_status"):
+                with pytest.raises(BatchNotSent, match="not been sent"):
+                    getattr(queued[0], name)
+            assert queued[0].request.url == f"{servers.base}/echo/early"
+            raise KeyError("the caller failed")
+
+    with pytest.raises(KeyError):
+        queue_then_fail()
+    assert servers.posts() == posts
+    with pytest.raises(BatchNotSent, match="raised"):
+        _ = queued[0].status_code
+
+
+def test_other_origins_pass_straight_through_in_order(servers: Servers) -> None:
+    transport = BatchTransport(servers.batch_url)
+    posts, other_posts = servers.posts(), servers.other_state.posts("/batch")
+    with transport, transport.batch() as batch:
+        here = batch.get(f"{servers.base}/echo/here")
+        there = batch.get(f"{servers.other}/echo/there")
+        described = batch.get(servers.batch_url)  # the batch URL itself: not nested
+    assert here.json()["path"] == "/echo/here"
+    assert there.json()["path"] == "/echo/there"
+    assert ATTEMPTS not in there.extensions
+    assert described.json()["max_parts"] == 100
+    assert servers.posts() == posts + 1
+    assert servers.other_state.posts("/batch") == other_posts
+
+
+def test_send_all_returns_the_responses_in_order(servers: Servers) -> None:
+    transport = BatchTransport(servers.batch_url)
+    posts = servers.posts()
+    with httpx.Client(transport=transport) as client:
+        requests = [client.build_request("GET", f"{servers.base}/echo/{n}") for n in range(5)] + [
+            client.build_request("GET", f"{servers.other}/echo/elsewhere")
+        ]
+        responses = transport.send_all(requests)
+    assert [r.json()["path"] for r in responses] == [
+        *(f"/echo/{n}" for n in range(5)),
+        "/echo/elsewhere",
+    ]
+    assert [r.request for r in responses] == requests
+    assert servers.posts() == posts + 1
+
+
+def test_a_streaming_request_body_is_read_once(servers: Servers) -> None:
+    reads: list[int] = []
+
+    def chunks() -> Iterator[bytes]:
+        reads.append(1)
+        yield b"first,"
+        yield b"second"
+
+    transport = BatchTransport(servers.batch_url)
+    with transport, transport.batch() as batch:
+        echoed = batch.post(f"{servers.base}/echo/stream", content=chunks())
+    echo = echoed.json()
+    assert b64decode(echo["body"]) == b"first,second"
+    assert header(echo, "Content-Length") == "12"
+    assert header(echo, "Transfer-Encoding") is None
+    assert reads == [1]
+
+
+# -- async: transparent auto-batching ---------------------------------------------------------
+
+
+def test_100_concurrent_gets_make_exactly_one_batch_post(servers: Servers) -> None:
+    async def main() -> list[httpx.Response]:
+        transport = AsyncBatchTransport(servers.batch_url)
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await asyncio.gather(
+                *(client.get(f"{servers.base}/echo/{n}") for n in range(100))
+            )
+
+    posts = servers.posts()
+    responses = asyncio.run(main())
+    assert servers.posts() == posts + 1  # counted at the server
+    assert [r.json()["path"] for r in responses] == [f"/echo/{n}" for n in range(100)]
+    for n, response in enumerate(responses):
+        assert isinstance(response, httpx.Response)
+        assert response.request.url == f"{servers.base}/echo/{n}"
+        assert response.extensions[ATTEMPTS] == 1
+        response.raise_for_status()
+
+
+def test_concurrent_requests_of_every_kind_come_back_as_they_would_alone(
+    servers: Servers,
+) -> None:
+    base = servers.base
+
+    async def main() -> tuple[tuple[httpx.Response, ...], tuple[httpx.Response, ...]]:
+        transport = AsyncBatchTransport(servers.batch_url, sleep=Sleeps())
+        async with httpx.AsyncClient(transport=transport) as client:
+            batched = await asyncio.gather(
+                client.get(f"{base}/binary"),
+                client.head(f"{base}/binary"),
+                client.post(f"{base}/mirror", content=BINARY),
+                client.put(f"{base}/echo/put", json={"a": 1}),
+                client.get(f"{base}/gzip"),
+                client.get(f"{base}/status/503"),  # retried, and still 503
+            )
+        async with httpx.AsyncClient() as plain_client:
+            plain = await asyncio.gather(
+                plain_client.get(f"{base}/binary"), plain_client.head(f"{base}/binary")
+            )
+        return batched, plain
+
+    (binary, head, mirrored, put, gzipped, unavailable), (plain, plain_head) = asyncio.run(main())
+    assert (binary.status_code, binary.reason_phrase, binary.content) == (
+        plain.status_code,
+        plain.reason_phrase,
+        plain.content,
+    )
+    assert (head.content, head.headers["Content-Length"]) == (
+        plain_head.content,
+        plain_head.headers["Content-Length"],
+    )
+    assert mirrored.content == BINARY
+    assert put.json()["json"] == {"a": 1}
+    assert gzipped.text == GZIPPED_TEXT.decode()
+    assert (unavailable.status_code, unavailable.extensions[ATTEMPTS]) == (503, 3)
+
+
+def test_other_origins_pass_through_while_the_rest_is_batched(servers: Servers) -> None:
+    async def main() -> list[httpx.Response]:
+        transport = AsyncBatchTransport(servers.batch_url)
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await asyncio.gather(
+                *(client.get(f"{servers.base}/echo/{n}") for n in range(3)),
+                client.get(f"{servers.other}/echo/elsewhere"),
+            )
+
+    posts = servers.posts()
+    responses = asyncio.run(main())
+    assert servers.posts() == posts + 1
+    assert responses[3].json()["path"] == "/echo/elsewhere"
+    assert ATTEMPTS not in responses[3].extensions
+
+
+def test_requests_made_one_after_another_go_in_separate_batches(servers: Servers) -> None:
+    async def main() -> None:
+        transport = AsyncBatchTransport(servers.batch_url)
+        async with httpx.AsyncClient(transport=transport) as client:
+            first = await client.get(f"{servers.base}/echo/1")
+            second = await client.get(f"{servers.base}/echo/2")
+            assert [first.json()["path"], second.json()["path"]] == ["/echo/1", "/echo/2"]
+
+    posts = servers.posts()
+    asyncio.run(main())
+    assert servers.posts() == posts + 2
+
+
+def test_a_size_cap_closes_the_window(servers: Servers) -> None:
+    async def main() -> list[httpx.Response]:
+        transport = AsyncBatchTransport(servers.batch_url, max_batch=10)
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await asyncio.gather(
+                *(client.get(f"{servers.base}/echo/{n}") for n in range(25))
+            )
+
+    posts = servers.posts()
+    responses = asyncio.run(main())
+    assert servers.posts() == posts + 3
+    assert [r.json()["path"] for r in responses] == [f"/echo/{n}" for n in range(25)]
+
+
+def test_async_streaming_bodies_cookies_redirects_and_json(servers: Servers) -> None:
+    reads: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        reads.append(1)
+        yield b"async,"
+        yield b"body"
+
+    async def main() -> None:
+        transport = AsyncBatchTransport(servers.batch_url, format="json")
+        async with httpx.AsyncClient(transport=transport, follow_redirects=True) as client:
+            streamed, cookies, redirected = await asyncio.gather(
+                client.post(
+                    f"{servers.base}/mirror",
+                    content=chunks(),
+                    headers={"Content-Type": "application/octet-stream"},
+                ),
+                client.get(f"{servers.base}/cookies/set"),
+                client.get(f"{servers.base}/redirect"),
+            )
+            assert streamed.content == b"async,body"
+            assert cookies.json() == {"set": True}
+            assert dict(client.cookies) == {
+                "flavour": "oatmeal",
+                "colour": "blue",
+                "token": "abc123",
+            }
+            assert redirected.json()["path"] == "/echo/target"
+            assert [r.status_code for r in redirected.history] == [302]
+
+    asyncio.run(main())
+    assert reads == [1]
+
+
+def test_async_send_all(servers: Servers) -> None:
+    async def main() -> list[httpx.Response]:
+        transport = AsyncBatchTransport(servers.batch_url)
+        async with httpx.AsyncClient(transport=transport) as client:
+            requests = [client.build_request("GET", f"{servers.base}/echo/{n}") for n in range(4)]
+            requests.append(client.build_request("GET", f"{servers.other}/echo/x"))
+            return await transport.send_all(requests)
+
+    posts = servers.posts()
+    responses = asyncio.run(main())
+    assert [r.json()["path"] for r in responses] == [*(f"/echo/{n}" for n in range(4)), "/echo/x"]
+    assert servers.posts() == posts + 1
+
+
+# -- error injection: the scripted endpoint behind httpx.MockTransport ------------------------
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def async_transport(endpoint: FakeEndpoint, sleep: Sleeps, **options: Any) -> AsyncBatchTransport:
+    return AsyncBatchTransport(
+        BATCH_URL, transport=httpx.MockTransport(endpoint.httpx_handler), sleep=sleep, **options
+    )
+
+
+def gather(transport: AsyncBatchTransport, *calls: tuple[str, str]) -> list[Any]:
+    """Issue ``calls`` (method, path) concurrently; each result, or the exception raised."""
+
+    async def main() -> list[Any]:
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await asyncio.gather(
+                *(client.request(method, BASE + path) for method, path in calls),
+                return_exceptions=True,
+            )
+
+    return asyncio.run(main())
+
+
+def test_async_a_part_answered_429_waits_for_its_retry_after() -> None:
+    endpoint, sleep = FakeEndpoint(), Sleeps()
+    endpoint.fail("/b", (429, (("Retry-After", "2"),)))
+    a, b = gather(async_transport(endpoint, sleep), ("GET", "/a"), ("GET", "/b"))
+    assert endpoint.batches == [["GET /a", "GET /b"], ["GET /b"]]
+    assert sleep.slept == pytest.approx([2.0], abs=0.05)
+    assert (a.extensions[ATTEMPTS], b.extensions[ATTEMPTS]) == (1, 2)
+    assert b.json() == {"method": "GET", "path": "/b"}
+
+
+def test_async_a_503_batch_is_sent_again() -> None:
+    endpoint, sleep = FakeEndpoint(), Sleeps()
+    endpoint.outcomes = [status(503, ("Retry-After", "1"))]
+    (a,) = gather(async_transport(endpoint, sleep), ("GET", "/a"))
+    assert (a.status_code, a.extensions[ATTEMPTS]) == (200, 2)
+    assert len(endpoint.batches) == 2
+
+
+def test_async_a_lost_connection_retries_the_get_and_fails_the_post() -> None:
+    endpoint, sleep = FakeEndpoint(), Sleeps()
+    endpoint.outcomes = [LOSE]
+    got, posted = gather(async_transport(endpoint, sleep), ("GET", "/a"), ("POST", "/p"))
+    assert endpoint.batches == [["GET /a", "POST /p"], ["GET /a"]]
+    assert (got.status_code, got.extensions[ATTEMPTS]) == (200, 2)
+    assert isinstance(posted, BatchFailed)
+    assert isinstance(posted, httpx.TransportError)
+    assert isinstance(posted.__cause__, httpx.ReadError)
+    assert posted.request.url == BASE + "/p"
+    assert "could not be sent" in str(posted)
+
+
+def test_async_posts_are_retried_when_the_user_opts_in() -> None:
+    endpoint, sleep = FakeEndpoint(), Sleeps()
+    endpoint.outcomes = [LOSE]
+    (posted,) = gather(
+        async_transport(endpoint, sleep, retries=Retry(methods=None)), ("POST", "/p")
+    )
+    assert (posted.status_code, posted.extensions[ATTEMPTS]) == (200, 2)
+
+
+def test_async_a_413_naming_max_parts_re_splits_the_batch() -> None:
+    endpoint, sleep = FakeEndpoint(max_parts=2), Sleeps()
+    transport = async_transport(endpoint, sleep)
+    responses = gather(transport, *(("GET", f"/{n}") for n in range(5)))
+    assert [len(batch) for batch in endpoint.batches] == [5, 2, 2, 1]
+    assert [r.json()["path"] for r in responses] == [f"/{n}" for n in range(5)]
+    assert transport.limits.max_parts == 2
+
+
+def test_async_discovery_happens_once_and_sizes_the_batches() -> None:
+    endpoint, sleep = FakeEndpoint(description={"max_parts": 1000}), Sleeps()
+    transport = async_transport(endpoint, sleep, max_batch=500)
+    gather(transport, *(("GET", f"/{n}") for n in range(150)))
+    gather(transport, *(("GET", f"/{n}") for n in range(150)))
+    assert endpoint.discoveries == 1
+    assert [len(batch) for batch in endpoint.batches] == [150, 150]
+
+
+def test_async_windows_needing_discovery_at_once_ask_once() -> None:
+    endpoint, sleep = FakeEndpoint(description={"max_parts": 1000}), Sleeps()
+    transport = async_transport(endpoint, sleep, max_batch=150)
+    responses = gather(transport, *(("GET", f"/{n}") for n in range(300)))
+    assert endpoint.discoveries == 1
+    assert [len(batch) for batch in endpoint.batches] == [150, 150]
+    assert [r.json()["path"] for r in responses] == [f"/{n}" for n in range(300)]
+
+
+def test_async_a_batch_refused_for_good_fails_each_caller() -> None:
+    endpoint, sleep = FakeEndpoint(), Sleeps()
+    endpoint.outcomes = [status(400, ("Content-Type", "text/plain"), body=b"bad")]
+    a, b = gather(async_transport(endpoint, sleep), ("GET", "/a"), ("GET", "/b"))
+    for failure, path in ((a, "/a"), (b, "/b")):
+        assert isinstance(failure, BatchFailed)
+        assert failure.response is not None
+        assert failure.response.status_code == 400
+        assert failure.requests == [failure.request]
+        assert failure.request.url == BASE + path
+    assert a is not b
+
+
+def test_async_a_request_too_large_fails_alone() -> None:
+    endpoint, sleep = FakeEndpoint(), Sleeps()
+    endpoint.outcomes = [too_large("max_header_size", 16384, part=1)]
+    big, fine = gather(async_transport(endpoint, sleep), ("GET", "/big"), ("GET", "/fine"))
+    assert isinstance(big, BatchFailed)
+    assert "max_header_size" in str(big)
+    assert fine.json()["path"] == "/fine"
+
+
+def test_async_split_batches_can_be_in_flight_at_once() -> None:
+    endpoint = FakeEndpoint()
+    arrived: list[int] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        arrived.append(1)
+        for _ in range(200):  # wait (up to ~1 s) for the other batch to arrive
+            if len(arrived) >= 2:
+                break
+            await asyncio.sleep(0.005)
+        return endpoint.httpx_handler(request)
+
+    transport = AsyncBatchTransport(
+        BATCH_URL, transport=httpx.MockTransport(handler), max_parts=1, concurrency=2
+    )
+    first, second = gather(transport, ("GET", "/1"), ("GET", "/2"))
+    assert len(arrived) == 2
+    assert [first.json()["path"], second.json()["path"]] == ["/1", "/2"]
+
+
+def test_async_a_cancelled_caller_is_left_out() -> None:
+    endpoint = FakeEndpoint()
+
+    async def main() -> tuple[httpx.Response, httpx.Response]:
+        transport = AsyncBatchTransport(
+            BATCH_URL, transport=httpx.MockTransport(endpoint.httpx_handler)
+        )
+        async with httpx.AsyncClient(transport=transport) as client:
+            tasks = [asyncio.ensure_future(client.get(f"{BASE}/{n}")) for n in range(3)]
+            await asyncio.sleep(0)  # every task is now waiting for the batch
+            tasks[1].cancel()
+            done = await asyncio.gather(tasks[0], tasks[2])
+            assert tasks[1].cancelled()
+            return done
+
+    first, third = asyncio.run(main())
+    assert endpoint.batches == [["GET /0", "GET /2"]]
+    assert [first.json()["path"], third.json()["path"]] == ["/0", "/2"]
+
+
+def test_the_batch_request_carries_the_headers_every_part_agrees_on() -> None:
+    endpoint = FakeEndpoint()
+    transport = async_transport(endpoint, Sleeps())
+
+    async def main() -> None:
+        async with httpx.AsyncClient(
+            transport=transport, headers={"Authorization": "Bearer t0ken"}
+        ) as client:
+            await asyncio.gather(
+                client.get(f"{BASE}/a", headers={"X-Only-A": "1"}), client.get(f"{BASE}/b")
+            )
+
+    asyncio.run(main())
+    (outer,) = endpoint.batch_headers
+    assert outer["authorization"] == "Bearer t0ken"
+    assert outer["user-agent"].startswith("python-httpx/")
+    assert "x-only-a" not in outer
+    assert outer["content-type"].startswith("multipart/mixed; boundary=")
+
+
+def test_sync_send_all_reports_what_failed_and_keeps_what_came() -> None:
+    endpoint = FakeEndpoint()
+    endpoint.outcomes = [LOSE]
+    slept: list[float] = []
+    transport = BatchTransport(
+        BATCH_URL, transport=httpx.MockTransport(endpoint.httpx_handler), sleep=slept.append
+    )
+    requests = [httpx.Request("GET", f"{BASE}/a"), httpx.Request("POST", f"{BASE}/p")]
+    with pytest.raises(BatchFailed, match="could not be sent") as info:
+        transport.send_all(requests)
+    assert info.value.requests == [requests[1]]
+    got, lost = info.value.responses
+    assert got is not None
+    assert (got.json()["path"], got.extensions[ATTEMPTS]) == ("/a", 2)
+    assert lost is None
+    assert isinstance(info.value.__cause__, httpx.ReadError)
+    assert len(slept) == 1
+
+
+def test_sync_scope_retries_and_re_splits_too() -> None:
+    endpoint = FakeEndpoint(max_parts=2)
+    endpoint.fail("/1", (503, (("Retry-After", "1"),)))
+    slept: list[float] = []
+    transport = BatchTransport(
+        BATCH_URL, transport=httpx.MockTransport(endpoint.httpx_handler), sleep=slept.append
+    )
+    with transport.batch() as batch:
+        queued = [batch.get(f"{BASE}/{n}") for n in range(3)]
+    assert [r.json()["path"] for r in queued] == ["/0", "/1", "/2"]
+    assert [r.extensions[ATTEMPTS] for r in queued] == [1, 2, 1]
+    assert [len(batch) for batch in endpoint.batches] == [3, 2, 1, 1]
+    assert slept == pytest.approx([1.0], abs=0.05)
+
+
+def test_invalid_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="format"):
+        BatchTransport(BATCH_URL, format="xml")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="concurrency"):
+        AsyncBatchTransport(BATCH_URL, concurrency=0)
+    with pytest.raises(ValueError, match="window"):
+        AsyncBatchTransport(BATCH_URL, window=-1)
+    with pytest.raises(ValueError, match="max_batch"):
+        AsyncBatchTransport(BATCH_URL, max_batch=0)
+    with pytest.raises(ValueError, match="max_parts"):
+        AsyncBatchTransport(BATCH_URL, max_parts=0)
