@@ -24,8 +24,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    MutableMapping,
+)
 from contextlib import aclosing
 from typing import Any
 
@@ -273,7 +281,7 @@ class Parts:
         exchange = _Exchange(request.body, loop.create_future())
         # Its own task, as a server gives each request, started in an empty context: nothing
         # context-local (or keyed on the current task) is shared with the batch or other parts.
-        task = contextvars.Context().run(loop.create_task, exchange.run(self._app, scope))
+        task = _start_task(loop, exchange.run(self._app, scope))
         try:
             await exchange.answered
         except asyncio.CancelledError:
@@ -427,6 +435,24 @@ class _Exchange:
             for name, value in self.headers
         )
         return SubResponse(self.status, reason_phrase(self.status), headers, b"".join(self.chunks))
+
+
+if sys.version_info >= (3, 12):
+
+    def _start_task(
+        loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None]:
+        """A task in an empty context, started eagerly: an application that answers without
+        suspending (most do) has answered when this returns, with no trip round the loop."""
+        return asyncio.Task(coroutine, loop=loop, context=contextvars.Context(), eager_start=True)
+
+else:
+
+    def _start_task(
+        loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None]:
+        """A task in an empty context (it starts at the loop's next turn)."""
+        return contextvars.Context().run(loop.create_task, coroutine)
 
 
 def _report(task: asyncio.Task[None]) -> None:
