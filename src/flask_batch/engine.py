@@ -105,16 +105,19 @@ def stream_answers(
     without one, parts run one after another in the caller's thread.
     """
     schedule = Schedule(requests, dependencies, writer, policy)
-    workers = policy.workers if executor is not None else 1
+    if executor is None or policy.workers <= 1:
+        # One after another, in request order: every dependency is answered by then.
+        for index in range(len(requests)):
+            schedule.finish(index, schedule.settle(index) or schedule.call(index, dispatch))
+            yield from schedule.flush()
+        yield schedule.close()
+        return
+    workers = policy.workers
     running: dict[Future[SubResponse], int] = {}
     try:
         while not schedule.done:
             for index in schedule.startable(len(running), workers):
-                if executor is None:
-                    yield from schedule.flush()  # parts answered without running go out first
-                    schedule.finish(index, schedule.run(index, dispatch))
-                else:
-                    running[executor.submit(schedule.run, index, dispatch)] = index
+                running[executor.submit(schedule.run, index, dispatch)] = index
             yield from schedule.flush()
             if running and not schedule.done:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -250,9 +253,10 @@ class Schedule:
 
     def run(self, index: int, dispatch: Dispatch) -> SubResponse:
         # Checked again as the part really starts: a shared pool may start it late.
-        late = self.too_late()
-        if late is not None:
-            return late
+        return self.too_late() or self.call(index, dispatch)
+
+    def call(self, index: int, dispatch: Dispatch) -> SubResponse:
+        """Dispatch part ``index`` now; an exception becomes its 500 answer."""
         try:
             return dispatch(self.requests[index])
         except Exception:

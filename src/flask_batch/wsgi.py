@@ -8,6 +8,7 @@ current user) flows from the outer request into a part or from one part into the
 from __future__ import annotations
 
 import contextvars
+import functools
 import io
 import threading
 import time
@@ -231,20 +232,28 @@ def _base_environ(outer: WSGIEnvironment) -> WSGIEnvironment:
 def _apply_part_headers(environ: WSGIEnvironment, request: SubRequest) -> None:
     """The part's own headers, each replacing the outer header of the same name."""
     seen: set[str] = set()
+    has_length = False
     for name, value in request.headers:
-        if not from_part(name):
-            continue
-        key = name.upper().replace("-", "_")
-        if key != "CONTENT_TYPE":
-            key = "HTTP_" + key
-        if key in seen:
+        key = _environ_key(name)
+        if key is None:
+            has_length = has_length or name.lower() == "content-length"
+        elif key in seen:
             separator = "; " if key == "HTTP_COOKIE" else ", "
             environ[key] = f"{environ[key]}{separator}{value}"
         else:
             seen.add(key)
             environ[key] = value
-    if request.body or any(name.lower() == "content-length" for name, _ in request.headers):
+    if request.body or has_length:
         environ["CONTENT_LENGTH"] = str(len(request.body))
+
+
+@functools.lru_cache(maxsize=1024)
+def _environ_key(name: str) -> str | None:
+    """The environ key of a part's header (names repeat from part to part), None: dropped."""
+    if not from_part(name):
+        return None
+    key = name.upper().replace("-", "_")
+    return key if key == "CONTENT_TYPE" else "HTTP_" + key
 
 
 def call_app(app: WSGIApplication, environ: WSGIEnvironment) -> SubResponse:
