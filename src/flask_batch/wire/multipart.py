@@ -185,9 +185,11 @@ class MultipartReader:
         """
         buffer = self._buffer
         end = len(buffer)
+        if buffer.startswith(b"\r\n", after):  # the common case first
+            return after + 2
         if not final and (end == after or (end - after == 1 and buffer[after] == 0x2D)):
             return None  # nothing yet, or a lone "-" that may begin the close delimiter
-        if buffer[after : after + 2] == b"--":
+        if buffer.startswith(b"--", after):
             return True
         position = after
         while position < end and buffer[position] in _LWSP:
