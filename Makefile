@@ -50,22 +50,23 @@ test: lint typecheck unit
 load: $(VENV)/.load
 	$(BIN)/python bench/load.py
 
-# Latency proxy, end to end at 0 and 50 ms, server-side cost and memory, the alpha release;
+# Latency proxy, end to end at 0 and 50 ms, server-side cost (multipart and JSON) and memory,
+# parallel parts, the async httpx client, ASGI (bench/asgi_cost.py), the alpha release;
 # writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes; see bench/README.md).
 bench: $(VENV)/.bench
 	$(BIN)/python -m bench
 
 # Coverage-guided fuzzing of the wire core with atheris for FUZZ_SECONDS (FUZZ_TARGET: all,
-# reader, message, roundtrip or decoder; FUZZ_TOLERATE: known findings to go past, or all);
-# new inputs and crashes go to fuzz/.work/ (fuzz/README.md).
+# reader, message, roundtrip, decoder or json; FUZZ_KEEP_GOING=1: go past findings, keeping
+# each distinct one); new inputs and crashes go to fuzz/.work/ (fuzz/README.md).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGET ?= all
-FUZZ_TOLERATE ?=
+FUZZ_KEEP_GOING ?=
 fuzz: $(VENV)/.fuzz
 	mkdir -p fuzz/.work/corpus
-	$(BIN)/python -m fuzz.fuzz_batch --target $(FUZZ_TARGET) --tolerate '$(FUZZ_TOLERATE)' \
+	$(BIN)/python -m fuzz.fuzz_batch --target $(FUZZ_TARGET) $(if $(FUZZ_KEEP_GOING),--keep-going) \
 		-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-		-artifact_prefix=fuzz/.work/ fuzz/.work/corpus fuzz/corpus/seeds
+		-dict=fuzz/batch.dict -artifact_prefix=fuzz/.work/ fuzz/.work/corpus fuzz/corpus/seeds
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache

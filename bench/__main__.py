@@ -1,9 +1,13 @@
 """``python -m bench`` (``make bench``): every benchmark, then the report.
 
-``python -m bench [STEP ...]`` runs only the steps named: ``server`` (in-process cost,
-scaling, memory), ``alpha`` (flask-batch 0.0.2 in its own virtual environment), ``profile``,
-``e2e`` (end to end through the latency proxy), ``report`` (docs/benchmarks.md and the
-chart, from the results on disk). ``--quick`` makes ``e2e`` a smoke run.
+``python -m bench [STEP ...]`` runs only the steps named: ``server`` (in-process cost of
+multipart and JSON batches, scaling, memory), ``parallel`` (parts on a thread pool: waiting
+views, thread cost), ``alpha`` (flask-batch 0.0.2 in its own virtual environment),
+``profile``, ``e2e`` (end to end through the latency proxy), ``async`` (100 concurrent httpx
+requests, auto-batched or not), ``asgi`` (``python -m bench.asgi_cost`` in a subprocess, when
+that module exists; a failure there is reported and the other steps go on), ``report``
+(docs/benchmarks.md and the chart, from the results on disk). ``--quick`` makes ``e2e`` and
+``async`` smoke runs.
 """
 
 from __future__ import annotations
@@ -11,17 +15,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import alpha, e2e, machine, profile, report, server_cost
+from bench import alpha, async_client, e2e, machine, parallel, profile, report, server_cost
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-STEPS = ("server", "alpha", "profile", "e2e", "report")
+STEPS = ("server", "parallel", "alpha", "profile", "e2e", "async", "asgi", "report")
+#: ``bench.async_client``: 100 concurrent requests at 50 ms, runs per cell (2 with --quick).
+ASYNC_RTT_MS, ASYNC_N, ASYNC_REPS = 50.0, 100, 7
 
 
 def _save(name: str, data: Any) -> None:
@@ -32,7 +39,7 @@ def _save(name: str, data: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("steps", nargs="*", metavar="STEP", help=", ".join(STEPS))
-    parser.add_argument("--quick", action="store_true", help="a short end-to-end smoke run")
+    parser.add_argument("--quick", action="store_true", help="short e2e and async smoke runs")
     args = parser.parse_args(argv)
     steps: list[str] = args.steps or list(STEPS)
     unknown = set(steps) - set(STEPS)
@@ -41,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def run_server() -> None:
         _save("server.json", server_cost.run([10, 100, 1000, 10_000]))
+
+    def run_parallel() -> None:
+        _save("parallel.json", parallel.run())
 
     def run_alpha() -> None:
         _save("alpha.json", alpha.run())
@@ -52,14 +62,36 @@ def main(argv: list[str] | None = None) -> int:
     def run_e2e() -> None:
         e2e.save(e2e.run(e2e.QUICK if args.quick else e2e.Plan()), RESULTS / "e2e.json")
 
+    def run_async() -> None:
+        reps = 2 if args.quick else ASYNC_REPS
+        cells = async_client.run(ASYNC_RTT_MS, ASYNC_N, reps, log=lambda line: print("  " + line))
+        _save("async_client.json", async_client.document(cells, ASYNC_RTT_MS, ASYNC_N))
+
+    def run_asgi() -> None:
+        # Its own process and its own module's command line: the step does not depend on that
+        # module's internals, and a failure there does not stop the rest of the run.
+        if not (ROOT / "bench" / "asgi_cost.py").exists():
+            print("  bench/asgi_cost.py does not exist: skipped")
+            return
+        done = subprocess.run([sys.executable, "-m", "bench.asgi_cost"], cwd=ROOT, check=False)
+        if done.returncode:
+            print(
+                f"  python -m bench.asgi_cost failed (exit {done.returncode}): the report keeps "
+                "the previous bench/results/asgi_cost.json, if any",
+                file=sys.stderr,
+            )
+
     def run_report() -> None:
         report.main()
 
     actions: dict[str, Callable[[], None]] = {
         "server": run_server,
+        "parallel": run_parallel,
         "alpha": run_alpha,
         "profile": run_profile,
         "e2e": run_e2e,
+        "async": run_async,
+        "asgi": run_asgi,
         "report": run_report,
     }
     measuring = [step for step in STEPS if step in steps and step != "report"]

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -187,6 +188,17 @@ def table(cells: list[Cell]) -> str:
     return "\n".join(lines)
 
 
+def document(cells: list[Cell], rtt_ms: float, n: int) -> dict[str, Any]:
+    """The results as saved in ``bench/results/async_client.json``."""
+    return {
+        "rtt_ms": rtt_ms,
+        "n": n,
+        "load_average_after": os.getloadavg(),
+        "scenarios": {s.key: {"label": s.label, "server": s.server} for s in SCENARIOS},
+        "cells": [asdict(cell) for cell in cells],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.async_client", description=__doc__)
     parser.add_argument("--rtt", type=float, default=50.0, help="round trip time, ms")
@@ -197,14 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cells = run(args.rtt, args.n, 2 if args.quick else args.reps)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "rtt_ms": args.rtt,
-        "n": args.n,
-        "load_average_after": os.getloadavg(),
-        "scenarios": {s.key: {"label": s.label, "server": s.server} for s in SCENARIOS},
-        "cells": [asdict(cell) for cell in cells],
-    }
-    args.out.write_text(json.dumps(document, indent=1) + "\n")
+    args.out.write_text(json.dumps(document(cells, args.rtt, args.n), indent=1) + "\n")
     print()
     print(f"{args.n} concurrent requests at {args.rtt:g} ms RTT (ratios: time / batched time)")
     print()

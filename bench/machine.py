@@ -22,6 +22,8 @@ PACKAGES = (
     "hypercorn",
     "httpx",
     "h2",
+    "starlette",
+    "fastapi",
 )
 
 

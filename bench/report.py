@@ -215,7 +215,12 @@ def section_machine(machine: Any, steps: Any) -> list[str]:
         f"- Python {v['python']}, Flask {v['flask']}, Werkzeug {v['werkzeug']}, "
         f"flask-batch {v['flask-batch']} (commit {machine['commit']})",
         f"- clients: requests {v['requests']} (urllib3 {v['urllib3']}), httpx {v['httpx']} "
-        f"(h2 {v['h2']}); servers: gunicorn {v['gunicorn']}, Hypercorn {v['hypercorn']}",
+        f"(h2 {v['h2']}); servers: gunicorn {v['gunicorn']}, Hypercorn {v['hypercorn']}"
+        + (
+            f"; ASGI: Starlette {v['starlette']}, FastAPI {v['fastapi']}"
+            if "starlette" in v and "fastapi" in v
+            else ""
+        ),
         f"- run on {machine['date']}",
     ]
     if steps:
@@ -347,12 +352,13 @@ def section_server(server: Any) -> list[str]:
         "## Server side, in-process",
         "",
         "No sockets: the cost of answering N calls inside one process, for the same calls "
-        "three ways. (a) **direct**: each call's environ built beforehand (Werkzeug's "
-        "`EnvironBuilder`), the clock running while it goes through `app.wsgi_app` and its "
+        "four ways: three in the table below, the JSON format (d) in the next. (a) "
+        "**direct**: each call's environ built beforehand (Werkzeug's `EnvironBuilder`), "
+        "the clock running while it goes through `app.wsgi_app` and its "
         "body is read: Flask's own cost, the floor. (b) **batch**: one `POST /batch` "
         "environ with all N calls in one multipart body (parse, build each part's environ, "
         "run it through `app.wsgi_app`, serialise, stream the answer). (c) **test client**: "
-        "`app.test_client()` making the N calls one by one. Rounds alternate a, b and c; "
+        "`app.test_client()` making the N calls one by one. Rounds alternate a, b, c and d; "
         "b/a is taken within each round, then its median. Garbage collection stays on, as "
         "in a server.",
         "",
@@ -369,6 +375,7 @@ def section_server(server: Any) -> list[str]:
             f"{spread(cost['batch'], 1e6 / n)} | {spread(cost['test_client'], 1e6 / n)} | "
             f"{median(r):.2f} ({min(r):.2f}-{max(r):.2f}) | {b - a:.1f} | {c / a:.2f} |"
         )
+    lines += json_format(server)
     scale = server.get("scaling")
     if scale:
         lines += [
@@ -421,6 +428,206 @@ def section_server(server: Any) -> list[str]:
             f"{cell(traced)} | {cell(rss)} |"
         )
     return [*lines, ""]
+
+
+def json_format(server: Any) -> list[str]:
+    """The JSON batch format beside multipart, from the same rounds (older results: none)."""
+    costs = [cost for cost in server["costs"] if cost.get("json")]
+    if not costs:
+        return []
+    lines = [
+        "",
+        "### JSON batches",
+        "",
+        "(d) **JSON**: the same N calls in one `application/json` batch body (the OData 4.01 "
+        '/ Microsoft Graph format: `{"requests": [{"id", "method", "url", '
+        '"headers", "body"}]}`, each PATCH body a JSON value), answered in JSON '
+        '(`{"responses": [...]}`, each answer\'s body parsed back into a JSON value). Measured '
+        "in the same rounds as the table above, right after (a), (b) and (c); d/a is taken "
+        "within each round like b/a.",
+        "",
+        "| N | (a) direct, µs/request | (b) multipart, µs/part | (d) JSON, µs/part | b/a | "
+        "d/a | d - a, µs/part | d/b |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cost in costs:
+        n = cost["n"]
+        a, b, d = (median(cost[k]) / n * 1e6 for k in ("direct", "batch", "json"))
+        r, rj = cost["ratio"], cost["json_ratio"]
+        lines.append(
+            f"| {n:,} | {spread(cost['direct'], 1e6 / n)} | {spread(cost['batch'], 1e6 / n)} | "
+            f"{spread(cost['json'], 1e6 / n)} | {median(r):.2f} | "
+            f"{median(rj):.2f} ({min(rj):.2f}-{max(rj):.2f}) | {d - a:.1f} | {d / b:.2f} |"
+        )
+    return lines
+
+
+def section_parallel(parallel: Any) -> list[str]:
+    if not parallel:
+        return []
+    workers = parallel["workers"]
+    lines = [
+        "## Parallel execution",
+        "",
+        "Independent parts of a batch on a thread pool: `add_batch_route(app, max_workers=W, "
+        "max_workers_per_request=W)`; with W = 1, the default, parts run one after another "
+        "in the server's thread. In-process (`bench/parallel.py`), one app per W, rounds "
+        "interleaving every W; every part answered 200 OK.",
+        "",
+        "### Views that wait",
+        "",
+        "`GET /wait/<ms>` sleeps, as a view waiting on a database or another service would "
+        "(the GIL is free while it waits). **wait20**: 20 parts waiting 10 to 50 ms each "
+        f"({sum(parallel['waiting'][0]['waits_ms'])} ms in all). **mixed100**: the workload's "
+        "first 80 calls (GETs and PATCHes, CPU only) with the same 20 waiting parts among "
+        "them (every fifth part). Wall time of the whole batch; the floor is the waiting "
+        "alone, each part started in request order as soon as one of the W threads is free "
+        "(as the engine does), at no cost; the speed-up over W = 1 is taken within each round.",
+        "",
+        "| batch | W | wall time, ms | floor, ms | above the floor, ms | speed-up over W = 1 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for result in parallel["waiting"]:
+        for w in workers:
+            seconds, speedup = result["seconds"][str(w)], result["speedup"][str(w)]
+            floor = result["floor"][str(w)]
+            lines.append(
+                f"| {result['workload']} ({result['parts']} parts) | {w} | "
+                f"{spread(seconds, unit='ms')} | {ms(floor)} | "
+                f"{ms(median(seconds) - floor)} | "
+                + ("-" if w == 1 else f"{median(speedup):.1f}x")
+                + " |"
+            )
+    costs = parallel.get("thread_cost") or []
+    if costs:
+        pool = costs[0]["workers"]
+        lines += [
+            "",
+            "### The threads' cost",
+            "",
+            f"The plain workload (no waiting: pure Python, so the GIL lets one part run at a "
+            f"time), W = {pool} against W = 1, side by side: what handing every part to a pool "
+            "thread and back costs when there is nothing to overlap. Ratio taken within each "
+            "round.",
+            "",
+            f"| N | rounds | W = 1, µs/part | W = {pool}, µs/part | W = {pool} / W = 1 | "
+            "extra, µs/part |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for cost in costs:
+            n, r = cost["n"], cost["ratio"]
+            one, many = (median(cost[k]) / n * 1e6 for k in ("sequential", "pooled"))
+            lines.append(
+                f"| {n:,} | {len(r)} | {spread(cost['sequential'], 1e6 / n)} | "
+                f"{spread(cost['pooled'], 1e6 / n)} | "
+                f"{median(r):.2f} ({min(r):.2f}-{max(r):.2f}) | {many - one:.1f} |"
+            )
+    return [*lines, ""]
+
+
+def section_async(data: Any) -> list[str]:
+    if not data:
+        return []
+    n, rtt = data["n"], data["rtt_ms"]
+    scenarios = data["scenarios"]
+
+    def cell(key: str, variant: str) -> list[float]:
+        for c in data["cells"]:
+            if (c["scenario"], c["variant"]) == (key, variant):
+                return list(c["seconds"])
+        return []
+
+    runs = {len(c["seconds"]) for c in data["cells"]}
+    lines = [
+        f"## Async client: {n} concurrent httpx requests at {rtt:g} ms",
+        "",
+        f"The same calling code in every scenario (`bench/async_client.py`): `asyncio.gather` "
+        f"of {n} `httpx.AsyncClient.request` calls of the workload (half GET, half PATCH with "
+        "a JSON body; every answer checked), through the latency proxy; only the client's "
+        "transport and protocol change. `AsyncBatchTransport` collects the concurrent calls "
+        "into one batch (at most 100 parts, the server's default) without any change to the "
+        "calling code. *Cold*: a new client, no connection open (one handshake round trip "
+        "charged per new connection); *warm*: the client made the same burst of calls "
+        "before the clock starts, so its connections are open (up to 100 for plain "
+        "HTTP/1.1, one otherwise). Round trips alone would take "
+        f"{2 * rtt:g} ms cold and {rtt:g} ms warm in every scenario (HTTP/1.1 opens its "
+        "connections in parallel; HTTP/2 sends every stream at once): the rest is client and "
+        "server CPU time (plain HTTP/1.1 measured slower warm than cold in this setup, "
+        "where 100 open connections meet gunicorn's 8 threads; not investigated further). "
+        "Scenarios interleaved, "
+        + (f"{runs.pop()} runs each" if len(runs) == 1 else "several runs each")
+        + "; ratios are each median over the batched one's (gunicorn).",
+        "",
+        "| client | server | cold, ms | vs batched | warm, ms | vs batched |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    base = {v: cell("batched", v) for v in ("cold", "warm")}
+    for key, scenario in scenarios.items():
+        label = scenario["label"].rsplit(" (", 1)[0]
+        row = [f"| {label} | {scenario['server']} |"]
+        for variant in ("cold", "warm"):
+            values = cell(key, variant)
+            if not values:
+                row.append(" - | - |")
+                continue
+            versus = ratio(median(values) / median(base[variant])) if base[variant] else "-"
+            row.append(f" {spread(values, unit='ms')} | {versus} |")
+        lines.append("".join(row))
+    return [*lines, ""]
+
+
+def section_asgi(data: Any) -> list[str]:
+    """``bench/results/asgi_cost.json`` (``bench/asgi_cost.py``), when it exists."""
+    if not data:
+        return []
+    lines = [
+        "## ASGI middleware: Starlette and FastAPI, in-process",
+        "",
+        "The same workload served by the same small API written for each ASGI framework "
+        "(`bench/asgi_cost.py`), on one event loop, no sockets. (a) **direct**: each call "
+        "dispatched into the application, its scope and body prepared beforehand: the "
+        "framework's own cost, the floor. (b) **batch**: the N calls in one multipart "
+        "`POST /batch` answered by `flask_batch.asgi.BatchMiddleware` around the same "
+        "application. b/a is taken within each round. An ASGI call costs a fraction of a "
+        "Flask one, so the same batch work weighs more in the ratio than on Flask.",
+        "",
+    ]
+    rows = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not rows:
+        return [*lines, "The results file has no rows this report can read.", ""]
+    lines += [
+        "| framework | N | rounds | (a) direct, µs/call | (b) batch, µs/part | b/a | "
+        "b - a, µs/part |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        try:
+            lines.append(asgi_row(row))
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
+            name = row.get("framework", "?") if isinstance(row, dict) else "?"
+            lines.append(f"| {name} | unreadable row ({error!r}) | | | | | |")
+    return [*lines, ""]
+
+
+def asgi_row(row: dict[str, Any]) -> str:
+    """One row of ``asgi_cost.json``: per-round seconds (``direct``, ``batch``) where given,
+    and ``ratio`` per round (a list) or its median (a number); else the µs summaries."""
+    n = int(row["n"])
+    direct, batch, ratios = row.get("direct"), row.get("batch"), row.get("ratio")
+    if isinstance(direct, list) and isinstance(batch, list) and direct and batch:
+        a, b = median(direct) / n * 1e6, median(batch) / n * 1e6
+        rounds, a_text, b_text = str(len(direct)), spread(direct, 1e6 / n), spread(batch, 1e6 / n)
+    else:
+        a, b = float(row["direct_us_per_call"]), float(row["batch_us_per_part"])
+        rounds, a_text, b_text = "-", us(a), us(b)
+    if isinstance(ratios, list) and ratios:
+        ratio_text = f"{median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+    elif isinstance(ratios, (int, float)):
+        ratio_text = f"{ratios:.2f}"
+    else:
+        ratio_text = f"{b / a:.2f}"
+    cells = [str(row.get("framework", "?")), f"{n:,}", rounds, a_text, b_text, ratio_text]
+    return "| " + " | ".join(cells) + f" | {b - a:.1f} |"
 
 
 def section_alpha(alpha: Any, server: Any) -> list[str]:
@@ -549,12 +756,16 @@ def write_markdown() -> None:
     machine, steps = load("machine.json"), load("steps.json")
     e2e, server = load("e2e.json"), load("server.json")
     alpha, profile = load("alpha.json"), load("profile.json")
+    parallel, async_client = load("parallel.json"), load("async_client.json")
+    asgi = load("asgi_cost.json")
     lines = [
         "# Benchmarks",
         "",
         "Generated by `make bench` (`python -m bench`, see `bench/README.md`): do not edit "
         "by hand. Two questions: how much wall time a batch saves a client on a real "
-        "network, and what a batch costs the server beyond the application's own work. "
+        "network, and what a batch costs the server beyond the application's own work "
+        "(multipart and JSON batches, parts in parallel, the ASGI middleware, the alpha "
+        "release); and what the async httpx client's auto-batching gains. "
         "Every number is a median over several runs (min-max in brackets), and every "
         "comparison is between runs made side by side in the same `make bench`.",
         "",
@@ -563,6 +774,9 @@ def write_markdown() -> None:
     lines += section_machine(machine, steps)
     lines += section_e2e(e2e)
     lines += section_server(server)
+    lines += section_parallel(parallel)
+    lines += section_async(async_client)
+    lines += section_asgi(asgi)
     lines += section_alpha(alpha, server)
     lines += section_profile(profile)
     lines += section_load()

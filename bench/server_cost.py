@@ -9,10 +9,12 @@ For the same N calls of the workload (``bench.workload``):
     dispatch each part through ``app.wsgi_app``, serialise).
 (c) ``test_client``: ``app.test_client()`` makes the N calls one by one (each builds its
     environ with Werkzeug's ``EnvironBuilder``): what a naive in-process batch would cost.
+(d) ``json``: the same as (b), the N calls in one ``application/json`` batch body (the
+    OData 4.01 / Microsoft Graph format) answered in JSON.
 
-Rounds interleave (a), (b) and (c), and the ratio b/a is taken within each round, so slow
-moments of a shared machine hit all three alike. Memory is measured in fresh subprocesses:
-``python -m bench.server_cost memory {parts1000,blob50mb} {tracemalloc,rss}``.
+Rounds interleave (a), (b), (c) and (d), and the ratios b/a and d/a are taken within each
+round, so slow moments of a shared machine hit all four alike. Memory is measured in fresh
+subprocesses: ``python -m bench.server_cost memory {parts1000,blob50mb} {tracemalloc,rss}``.
 
 Run ``python -m bench.server_cost``; results go to ``bench/results/server.json``.
 """
@@ -42,6 +44,7 @@ from bench.workload import (
     blob_batch_body,
     calls,
     create_app,
+    json_batch_body,
     json_body,
     multipart_content_type,
 )
@@ -87,7 +90,8 @@ def call_environ(call: Call) -> WSGIEnvironment:
     return environ
 
 
-def batch_environ(body: bytes) -> WSGIEnvironment:
+def batch_environ(body: bytes, content_type: str | None = None) -> WSGIEnvironment:
+    """The environ of ``POST /batch`` with ``body`` (multipart unless ``content_type``)."""
     return {
         "REQUEST_METHOD": "POST",
         "SCRIPT_NAME": "",
@@ -98,7 +102,7 @@ def batch_environ(body: bytes) -> WSGIEnvironment:
         "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "127.0.0.1",
         "HTTP_HOST": "localhost",
-        "CONTENT_TYPE": multipart_content_type(),
+        "CONTENT_TYPE": content_type or multipart_content_type(),
         "CONTENT_LENGTH": str(len(body)),
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
@@ -160,30 +164,59 @@ def check_batch_answer(app: Flask, work: list[Call]) -> None:
         raise AssertionError(f"batch answered {statuses}, {ok} of {len(work)} parts 200 OK")
 
 
+def json_environ(body: bytes) -> WSGIEnvironment:
+    return batch_environ(body, "application/json")
+
+
+def check_json_answer(app: Flask, work: list[Call]) -> None:
+    """The JSON batch answers every call with a 200, in order, each with its item."""
+    statuses: list[str] = []
+
+    def record(
+        status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        statuses.append(status)
+        return start_response(status, headers, exc_info)
+
+    answer = json.loads(b"".join(app.wsgi_app(json_environ(json_batch_body(work)), record)))
+    responses = answer.get("responses") if isinstance(answer, dict) else None
+    expected = [(str(i), 200, call.item) for i, call in enumerate(work)]
+    got = [(r.get("id"), r.get("status"), (r.get("body") or {}).get("id")) for r in responses or []]
+    if statuses != ["200 OK"] or got != expected:
+        raise AssertionError(f"the JSON batch answered {statuses}, {got[:3]}...")
+
+
 @dataclass
 class Cost:
     n: int
     direct: list[float] = field(default_factory=list)
     batch: list[float] = field(default_factory=list)
     test_client: list[float] = field(default_factory=list)
+    json: list[float] = field(default_factory=list)
     ratio: list[float] = field(default_factory=list)  # batch / direct, per round
+    json_ratio: list[float] = field(default_factory=list)  # json / direct, per round
 
 
 def measure(n: int, rounds: int, app: Flask) -> Cost:
     work = calls(n)
     body = batch_body(work)
+    body_json = json_batch_body(work)
     check_batch_answer(app, work)
+    check_json_answer(app, work)
     cost = Cost(n)
     for round_ in range(rounds + 1):  # round 0 warms up and is dropped
         environs = [call_environ(call) for call in work]
         a, _ = timed(partial(run_direct, app, environs))
         b, _ = timed(partial(run_batch, app, batch_environ(body)))
         c, _ = timed(partial(run_test_client, app, work))
+        d, _ = timed(partial(run_batch, app, json_environ(body_json)))
         if round_:
             cost.direct.append(a)
             cost.batch.append(b)
             cost.test_client.append(c)
+            cost.json.append(d)
             cost.ratio.append(b / a)
+            cost.json_ratio.append(d / a)
     return cost
 
 
@@ -290,7 +323,8 @@ def run(ns: Iterable[int], log: Callable[[str], None] = print) -> dict[str, Any]
             f"  N={n:<6} direct {median(cost.direct) / n * 1e6:7.1f} us/req  "
             f"batch {median(cost.batch) / n * 1e6:7.1f} us/part  "
             f"test_client {median(cost.test_client) / n * 1e6:7.1f} us/req  "
-            f"b/a {median(cost.ratio):.3f}"
+            f"json {median(cost.json) / n * 1e6:7.1f} us/part  "
+            f"b/a {median(cost.ratio):.3f}  d/a {median(cost.json_ratio):.3f}"
         )
         costs.append(asdict(cost))
     scale = scaling(app)

@@ -6,7 +6,8 @@ very same application and reads the very same batch bodies as this package.
 
 The workload is N small JSON calls on a collection of items: even calls ``GET /items/<k>``,
 odd calls ``PATCH /items/<k>`` with a small JSON body, ``k = i % ITEMS``. ``PUT /blobs/<name>``
-streams a binary body into a hash, without keeping it, for the memory benchmark.
+streams a binary body into a hash, without keeping it, for the memory benchmark. The same
+calls travel as a multipart batch (``batch_body``) or as a JSON batch (``json_batch_body``).
 """
 
 from __future__ import annotations
@@ -103,6 +104,23 @@ def batch_body(workload: list[Call], boundary: str = BOUNDARY) -> bytes:
         )
     out.append(f"--{boundary}--\r\n".encode())
     return b"".join(out)
+
+
+def json_batch_body(workload: list[Call]) -> bytes:
+    """The same calls as one JSON batch (OData 4.01 / Microsoft Graph shape), ids "0", "1"..."""
+    requests: list[dict[str, Any]] = []
+    for i, call in enumerate(workload):
+        request: dict[str, Any] = {
+            "id": str(i),
+            "method": call.method,
+            "url": call.path,
+            "headers": {"Accept": "application/json"},
+        }
+        if call.body is not None:
+            request["headers"]["Content-Type"] = "application/json"
+            request["body"] = call.body
+        requests.append(request)
+    return json.dumps({"requests": requests}).encode()
 
 
 def blob_batch_body(size: int, boundary: str = BOUNDARY) -> bytes:
