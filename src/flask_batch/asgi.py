@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import sys
 import time
@@ -38,8 +39,6 @@ from contextlib import aclosing
 from typing import Any
 
 from .endpoint import (
-    DEFAULT_EXECUTION,
-    DEFAULT_LIMITS,
     DESCRIBE_METHODS,
     Answer,
     Intake,
@@ -50,7 +49,7 @@ from .endpoint import (
     truncated,
 )
 from .engine import astream_answers
-from .options import resolve_options
+from .options import MiddlewareOptions
 from .routing import (
     PART_KEY,
     Refused,
@@ -79,7 +78,7 @@ _SHARED_KEYS = ("asgi", "http_version", "root_path", "client", "server")
 _DISCONNECT: Message = {"type": "http.disconnect"}
 
 
-class BatchMiddleware:
+class BatchMiddleware(MiddlewareOptions[ASGIApp]):
     """Serve batches at ``path`` in front of any ASGI application.
 
     The options are those of the Flask extension (README, Configuration), as keyword
@@ -90,37 +89,10 @@ class BatchMiddleware:
     request order, as the Flask extension and the WSGI middleware do.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        path: str = "/batch",
-        *,
-        max_parts: int = DEFAULT_LIMITS.max_parts,
-        max_body_size: int = DEFAULT_LIMITS.max_body_size,
-        max_part_size: int = DEFAULT_LIMITS.max_part_size,
-        max_header_size: int = DEFAULT_LIMITS.max_header_size,
-        max_headers: int = DEFAULT_LIMITS.max_headers,
-        deadline: float | None = DEFAULT_LIMITS.deadline,
-        max_workers: int = DEFAULT_EXECUTION.max_workers,
-        max_workers_per_request: int | None = DEFAULT_EXECUTION.max_workers_per_request,
-    ) -> None:
-        self.app = app
-        self.path = path
-        self.limits, self.execution = resolve_options(
-            {},
-            {
-                "max_parts": max_parts,
-                "max_body_size": max_body_size,
-                "max_part_size": max_part_size,
-                "max_header_size": max_header_size,
-                "max_headers": max_headers,
-                "deadline": deadline,
-                "max_workers": max_workers,
-                "max_workers_per_request": max_workers_per_request,
-            },
-        )
+    @functools.cached_property
+    def _limiters(self) -> dict[asyncio.AbstractEventLoop, asyncio.Semaphore]:
         # One semaphore per event loop (a server runs one; test clients may run several).
-        self._limiters: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        return {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or route_path(scope) != self.path:

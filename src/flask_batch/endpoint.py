@@ -32,8 +32,6 @@ from .wire.prefer import parse_preferences
 #: Methods that describe the endpoint instead of sending a batch.
 DESCRIBE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: The defaults of every option (the middlewares' signatures show them).
-DEFAULT_LIMITS = Limits()
-DEFAULT_EXECUTION = Execution()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .engine import Execution
 from .wire.model import Limits
@@ -28,3 +28,44 @@ def resolve_options(config: Mapping[str, Any], options: dict[str, Any]) -> tuple
     limits = Limits(**{k: v for k, v in values.items() if k in Limits.option_names()})
     execution = Execution(**{k: v for k, v in values.items() if k in Execution.option_names()})
     return limits, execution
+
+
+DEFAULT_LIMITS = Limits()
+DEFAULT_EXECUTION = Execution()
+AppT = TypeVar("AppT")
+
+
+class MiddlewareOptions(Generic[AppT]):
+    """What every batch middleware takes: the app it wraps, the batch path, and the options
+    one by one as keyword arguments (so type checkers and Starlette's ``add_middleware`` see
+    them). An invalid value raises ValueError."""
+
+    def __init__(
+        self,
+        app: AppT,
+        path: str = "/batch",
+        *,
+        max_parts: int = DEFAULT_LIMITS.max_parts,
+        max_body_size: int = DEFAULT_LIMITS.max_body_size,
+        max_part_size: int = DEFAULT_LIMITS.max_part_size,
+        max_header_size: int = DEFAULT_LIMITS.max_header_size,
+        max_headers: int = DEFAULT_LIMITS.max_headers,
+        deadline: float | None = DEFAULT_LIMITS.deadline,
+        max_workers: int = DEFAULT_EXECUTION.max_workers,
+        max_workers_per_request: int | None = DEFAULT_EXECUTION.max_workers_per_request,
+    ) -> None:
+        self.app = app
+        self.path = path
+        self.limits, self.execution = resolve_options(
+            {},
+            {
+                "max_parts": max_parts,
+                "max_body_size": max_body_size,
+                "max_part_size": max_part_size,
+                "max_header_size": max_header_size,
+                "max_headers": max_headers,
+                "deadline": deadline,
+                "max_workers": max_workers,
+                "max_workers_per_request": max_workers_per_request,
+            },
+        )

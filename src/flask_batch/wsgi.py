@@ -17,8 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .endpoint import (
-    DEFAULT_EXECUTION,
-    DEFAULT_LIMITS,
     DESCRIBE_METHODS,
     Intake,
     declared_length,
@@ -29,7 +27,7 @@ from .endpoint import (
 from .endpoint import Answer as Answer  # noqa: PLC0414 (re-exported, as before)
 from .endpoint import error_answer as error_answer  # noqa: PLC0414 (re-exported, as before)
 from .engine import Execution, stream_answers
-from .options import resolve_options
+from .options import MiddlewareOptions
 from .routing import PART_KEY as PART_KEY  # noqa: PLC0414 (re-exported, as before)
 from .routing import Refused, Router, connection_options, from_part, inherited, server_host
 from .wire.errors import BatchError, LengthRequired, MalformedBatch, problem_response
@@ -286,7 +284,7 @@ def call_app(app: WSGIApplication, environ: WSGIEnvironment) -> SubResponse:
     return SubResponse(int(code), reason, tuple(headers), b"".join(chunks))
 
 
-class BatchMiddleware:
+class BatchMiddleware(MiddlewareOptions["WSGIApplication"]):
     """Serve batches at ``path`` in front of any WSGI application (Django, Falcon, Pyramid...).
 
     A request to ``path`` is a batch whose parts run through ``app``; every other request
@@ -294,33 +292,9 @@ class BatchMiddleware:
     Configuration), as keyword arguments; an invalid value raises ValueError.
     """
 
-    def __init__(
-        self,
-        app: WSGIApplication,
-        path: str = "/batch",
-        *,
-        max_parts: int = DEFAULT_LIMITS.max_parts,
-        max_body_size: int = DEFAULT_LIMITS.max_body_size,
-        max_part_size: int = DEFAULT_LIMITS.max_part_size,
-        max_header_size: int = DEFAULT_LIMITS.max_header_size,
-        max_headers: int = DEFAULT_LIMITS.max_headers,
-        deadline: float | None = DEFAULT_LIMITS.deadline,
-        max_workers: int = DEFAULT_EXECUTION.max_workers,
-        max_workers_per_request: int | None = DEFAULT_EXECUTION.max_workers_per_request,
-    ) -> None:
-        self.app = app
-        self.path = path
-        options = {
-            "max_parts": max_parts,
-            "max_body_size": max_body_size,
-            "max_part_size": max_part_size,
-            "max_header_size": max_header_size,
-            "max_headers": max_headers,
-            "deadline": deadline,
-            "max_workers": max_workers,
-            "max_workers_per_request": max_workers_per_request,
-        }
-        self.endpoint = BatchEndpoint(app, *resolve_options({}, options))
+    @functools.cached_property
+    def endpoint(self) -> BatchEndpoint:
+        return BatchEndpoint(self.app, self.limits, self.execution)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != self.path:
