@@ -1,7 +1,30 @@
-"""Errors every client shares."""
+"""Errors, and the pending state of a queued response, that every client shares."""
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 
 class BatchNotSent(RuntimeError):
     """A batched response was read before its batch was answered."""
+
+
+class Pending:
+    """Mixed into a client's response class: reading one of ``_guarded`` before the batch
+    was answered raises :class:`BatchNotSent` with the reason in ``_pending``."""
+
+    _pending: str | None = None
+    _guarded: ClassVar[frozenset[str]] = frozenset()
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in object.__getattribute__(self, "_guarded"):
+            pending = object.__getattribute__(self, "_pending")
+            if pending is not None:
+                raise BatchNotSent(pending)
+        return super().__getattribute__(name)
+
+    def _pending_repr(self) -> str | None:
+        """The repr of a response still pending, or None once it is filled."""
+        if self._pending is None:
+            return None
+        return f"<{type(self).__name__} [pending]>"

@@ -36,7 +36,7 @@ import httpx
 from ..wire.http1 import HOP_BY_HOP
 from ..wire.jsonbatch import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
-from ._errors import BatchNotSent
+from ._errors import BatchNotSent, Pending
 from ._policy import Retry
 from ._run import Answered, Failed, Lost, Reply, Run, Send, drive, drive_async
 from ._split import KnownLimits
@@ -124,26 +124,18 @@ class BatchFailed(httpx.TransportError):
         self.responses = list(responses)
 
 
-class BatchResponse(httpx.Response):
+class BatchResponse(Pending, httpx.Response):
     """An ``httpx.Response`` queued in a batch scope, filled in place when it is sent."""
 
     _pending: str | None = _NOT_SENT
+    _guarded = _GUARDED
 
     def __init__(self, request: httpx.Request) -> None:
         # Only the request is known until the batch is answered (then _fill runs __init__).
         self._request = request
 
-    def __getattribute__(self, name: str) -> Any:
-        if name in _GUARDED:
-            pending = object.__getattribute__(self, "_pending")
-            if pending is not None:
-                raise BatchNotSent(pending)
-        return super().__getattribute__(name)
-
     def __repr__(self) -> str:
-        if self._pending is not None:
-            return "<BatchResponse [pending]>"
-        return f"<BatchResponse [{self.status_code} {self.reason_phrase}]>"
+        return self._pending_repr() or f"<BatchResponse [{self.status_code} {self.reason_phrase}]>"
 
 
 @dataclass

@@ -28,7 +28,7 @@ from urllib3.exceptions import NewConnectionError
 from ..wire.http1 import HOP_BY_HOP
 from ..wire.jsonbatch import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
-from ._errors import BatchNotSent
+from ._errors import Pending
 from ._policy import Retry
 from ._run import Answered, Failed, Lost, Reply, Run, Send, drive
 from ._split import KnownLimits
@@ -78,26 +78,18 @@ class BatchFailed(requests.HTTPError):
         self.requests = requests
 
 
-class BatchResponse(requests.Response):
+class BatchResponse(Pending, requests.Response):
     """A ``requests.Response`` whose content arrives with its batch.
 
     ``attempts``: how many batches it took to get this answer (1 unless it was retried).
     """
 
     _pending: str | None = _NOT_SENT
+    _guarded = _GUARDED
     attempts: int = 0
 
-    def __getattribute__(self, name: str) -> Any:
-        if name in _GUARDED:
-            pending = object.__getattribute__(self, "_pending")
-            if pending is not None:
-                raise BatchNotSent(pending)
-        return super().__getattribute__(name)
-
     def __repr__(self) -> str:
-        if self._pending is not None:
-            return "<BatchResponse [pending]>"
-        return f"<BatchResponse [{self.status_code}]>"
+        return self._pending_repr() or f"<BatchResponse [{self.status_code}]>"
 
 
 class Batching(requests.Session):
