@@ -36,7 +36,7 @@ from typing import Generic, TypeVar
 from ..wire.batch import encode_requests, read_responses
 from ..wire.errors import MalformedBatch
 from ..wire.jsonbatch import MEDIA_TYPE as JSON
-from ..wire.jsonbatch import encode_json_requests, read_json_responses
+from ..wire.jsonbatch import encode_json_request, join_json_requests, read_json_responses
 from ..wire.model import SubRequest, SubResponse
 from ..wire.multipart import encode_close, new_boundary, parse_media_type
 from ._policy import Retry, parse_retry_after
@@ -44,10 +44,6 @@ from ._split import BATCH_LIMITS, PART_LIMITS, KnownLimits, body_size, groups_of
 
 #: The driver's own response object (``requests.Response``, ``httpx.Response``).
 OuterT = TypeVar("OuterT")
-
-_JSON_OPEN = b'{"requests": ['
-_JSON_CLOSE = b"]}"
-_JSON_SEPARATOR = b", "
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +329,8 @@ class Run(Generic[OuterT]):
 
     def _framing(self) -> tuple[int, int]:
         if self.format == "json":
-            return len(_JSON_OPEN) + len(_JSON_CLOSE), len(_JSON_SEPARATOR)
+            empty = join_json_requests([])
+            return len(empty), len(join_json_requests([b"", b""])) - len(empty)
         return len(encode_close(self._boundary)), 0
 
     def _too_big(self, batch: list[int]) -> str | None:
@@ -373,7 +370,7 @@ class Run(Generic[OuterT]):
                 else self._encode(item, dependencies)
             )
         if self.format == "json":
-            body = _JSON_OPEN + _JSON_SEPARATOR.join(chunks) + _JSON_CLOSE
+            body = join_json_requests(chunks)
             content_type = JSON
         else:
             body = b"".join(chunks) + encode_close(self._boundary)
@@ -387,10 +384,7 @@ class Run(Generic[OuterT]):
             depends_on=tuple(self._items[d].content_id for d in dependencies),
         )
         if self.format == "json":
-            whole = encode_json_requests([request])
-            assert whole.startswith(_JSON_OPEN)
-            assert whole.endswith(_JSON_CLOSE)
-            return whole[len(_JSON_OPEN) : -len(_JSON_CLOSE)]
+            return encode_json_request(request)
         return encode_requests([request], self._boundary)[: -len(encode_close(self._boundary))]
 
     # -- what came back -------------------------------------------------------------------

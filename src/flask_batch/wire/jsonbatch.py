@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
@@ -77,7 +78,10 @@ class JsonRequestReader:
         method = _string(item, "method", index).upper()
         if not method.isascii() or not method.isalpha():
             raise MalformedBatch(f"invalid method {method!r}", part=index)
-        target = quote(_string(item, "url", index), safe=_URL_SAFE)
+        try:
+            target = quote(_string(item, "url", index), safe=_URL_SAFE)
+        except UnicodeEncodeError:  # a lone surrogate escape has no UTF-8 form
+            raise MalformedBatch('"url" is not valid Unicode', part=index) from None
         headers = self._headers(item.get("headers", {}), index)
         depends_on = self._depends_on(item, index)
         refusal = None
@@ -152,13 +156,44 @@ def _media(content_type: str | None, *, strict: bool = False) -> tuple[str, dict
         return "", {}
 
 
+#: Deepest JSON body carried as a value; deeper ones go base64url (a reader's recursion limit
+#: must not decide whether an answer can be read).
+MAX_INLINE_DEPTH = 200
+
+
 def _loads(data: bytes | str) -> Any:
-    """Strict JSON (RFC 8259): NaN and Infinity are not JSON, whatever Python accepts."""
-    return json.loads(data, parse_constant=_refuse_constant)
+    """Strict JSON (RFC 8259): NaN, Infinity and numbers beyond a double are refused."""
+    return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite)
+
+
+def _dumps(value: Any) -> bytes:
+    """Compact JSON in ASCII: a lone surrogate escape stays an escape, never raw bytes."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond a double's range")
+    return value
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deep ``value`` nests, counted up to ``limit + 1`` at most (iteratively)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > limit:
+                return depth
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _is_binary(content_type: str | None) -> bool:
@@ -175,7 +210,10 @@ def encode_body(value: Any, content_type: str | None, *, strict: bool = True) ->
     """
     media_type, params = _media(content_type, strict=strict)
     if is_json(media_type):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        except UnicodeEncodeError:
+            return _dumps(value)  # a lone surrogate: as an escape, which JSON allows
     if not isinstance(value, str):
         raise ValueError(f"a {media_type or 'untyped'} body must be a string (base64url)")
     if media_type.startswith("text/"):
@@ -197,7 +235,12 @@ def decode_body(body: bytes, content_type: str | None) -> tuple[Any, bool]:
     media_type, params = _media(content_type)
     try:
         if is_json(media_type):
-            return _loads(body), False
+            value = _loads(body)
+            # Only the brackets can nest: few of them, no need to walk the value.
+            if body.count(b"[") + body.count(b"{") <= MAX_INLINE_DEPTH or (
+                _depth(value, MAX_INLINE_DEPTH) <= MAX_INLINE_DEPTH
+            ):
+                return value, False
         if media_type.startswith("text/"):
             return body.decode(params.get("charset", "utf-8")), False
     except (ValueError, LookupError, RecursionError):
@@ -232,9 +275,10 @@ class JsonResponseWriter:
             item["body"], encoded = decode_body(body, content_type)
             if encoded and not _is_binary(content_type):
                 item["bodyEncoding"] = "base64url"  # not what its type says: say how it came
+        encoded_item = _dumps(item)  # before counting it: a failure here writes nothing
         separator = b"," if self._written else b""
         self._written += 1
-        return separator + json.dumps(item, ensure_ascii=False).encode("utf-8")
+        return separator + encoded_item
 
     def close(self) -> bytes:
         return b"]}"
@@ -242,29 +286,34 @@ class JsonResponseWriter:
 
 def encode_json_requests(requests: Iterable[SubRequest]) -> bytes:
     """A JSON batch request body (the client side); ValueError for a body it cannot carry."""
-    items = []
-    for request in requests:
-        item: dict[str, Any] = {
-            "id": request.content_id,
-            "method": request.method,
-            "url": request.target,
-            "headers": dict(request.headers),
-        }
-        if request.depends_on:
-            item["dependsOn"] = list(request.depends_on)
-        if request.body:
-            content_type = next(
-                (v for k, v in request.headers if k.lower() == "content-type"), None
+    return join_json_requests(encode_json_request(request) for request in requests)
+
+
+def join_json_requests(items: Iterable[bytes]) -> bytes:
+    """The body of a JSON batch from requests each encoded by :func:`encode_json_request`."""
+    return b'{"requests":[' + b",".join(items) + b"]}"
+
+
+def encode_json_request(request: SubRequest) -> bytes:
+    """One request of a JSON batch; ValueError for a body the format cannot carry."""
+    item: dict[str, Any] = {
+        "id": request.content_id,
+        "method": request.method,
+        "url": request.target,
+        "headers": dict(request.headers),
+    }
+    if request.depends_on:
+        item["dependsOn"] = list(request.depends_on)
+    if request.body:
+        content_type = next((v for k, v in request.headers if k.lower() == "content-type"), None)
+        if content_type is None:
+            raise ValueError("in the JSON batch format a request body needs a Content-Type")
+        item["body"], encoded = decode_body(request.body, content_type)
+        if encoded and not _is_binary(content_type):
+            raise ValueError(
+                f"the body is not valid {content_type}: the JSON batch format cannot carry it"
             )
-            if content_type is None:
-                raise ValueError("in the JSON batch format a request body needs a Content-Type")
-            item["body"], encoded = decode_body(request.body, content_type)
-            if encoded and not _is_binary(content_type):
-                raise ValueError(
-                    f"the body is not valid {content_type}: the JSON batch format cannot carry it"
-                )
-        items.append(item)
-    return json.dumps({"requests": items}, ensure_ascii=False).encode("utf-8")
+    return _dumps(item)
 
 
 def read_json_responses(body: bytes) -> list[tuple[str | None, SubResponse]]:
@@ -273,19 +322,23 @@ def read_json_responses(body: bytes) -> list[tuple[str | None, SubResponse]]:
         document = _loads(body)
         items = document["responses"]
         return [_response(item) for item in items]
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
         raise MalformedBatch(f"the JSON batch answer is malformed: {error!r}") from None
 
 
 def _response(item: dict[str, Any]) -> tuple[str | None, SubResponse]:
+    """One response of an answer; an error for anything HTTP could not have carried."""
     status = item["status"]
-    if type(status) is not int:
-        raise TypeError(f"status {status!r} is not an integer")
+    if type(status) is not int or not 100 <= status <= 999:
+        raise TypeError(f"status {status!r} is not an HTTP status")
     fields = [
         (name, value)
         for name, values in item.get("headers", {}).items()
         for value in (values if isinstance(values, list) else [values])
     ]
+    if not all(isinstance(value, str) for _, value in fields):
+        raise TypeError("a header value is not a string")
+    encode_fields(tuple(fields))  # ValueError: a name or value HTTP cannot carry
     content_type = next((v for k, v in fields if k.lower() == "content-type"), None)
     body = b""
     if "body" in item:
