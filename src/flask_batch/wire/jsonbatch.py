@@ -198,8 +198,8 @@ def _depth(value: Any, limit: int) -> int:
 
 def _is_binary(content_type: str | None) -> bool:
     """Whether a body of this type travels as base64url by rule (so needs no marker)."""
-    media_type, _ = _media(content_type)
-    return bool(media_type) and not is_json(media_type) and not media_type.startswith("text/")
+    media_type, _ = _media(content_type)  # untyped (or unreadable) bodies are binary too
+    return not is_json(media_type) and not media_type.startswith("text/")
 
 
 def encode_body(value: Any, content_type: str | None, *, strict: bool = True) -> bytes:
