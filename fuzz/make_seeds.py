@@ -10,6 +10,7 @@ without their outer HTTP head (its Content-Type becomes the reader's Content-Typ
 from __future__ import annotations
 
 import gzip
+import json
 import zlib
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from fuzz.targets import (
     ZLIB,
     decoder_input,
     exchange,
+    json_answer,
+    json_answers_input,
+    json_input,
     message_input,
     reader_input,
     roundtrip_input,
@@ -135,6 +139,99 @@ def decoder_seeds(body: bytes) -> dict[str, bytes]:
     }
 
 
+def json_documents() -> dict[str, bytes]:
+    """JSON batch requests (the OData / Microsoft Graph shape) and JSON answers to write."""
+    get = {"id": "1", "method": "GET", "url": "/api/people/alice?x=1"}
+    post = {
+        "id": "é2",
+        "method": "post",
+        "url": "people/a b",
+        "headers": {"Content-Type": "application/json", "X-Status": "201"},
+        "body": {"name": "Zoë", "age": 31, "ratio": -2.5e-3, "tags": ["a", None, True], "n": {}},
+        "dependsOn": ["1"],
+    }
+    text = {
+        "id": "3",
+        "method": "PUT",
+        "url": "http://localhost/api/echo",
+        "headers": {"content-type": "text/plain; charset=utf-16", "X-Reply": "application/json"},
+        "body": '[1, 2.0, "\\u00e9"]',
+    }
+    binary = {
+        "id": "4",
+        "method": "PATCH",
+        "url": "/b",
+        "headers": {"Content-Type": "application/octet-stream", "X-Reply": "text/plain"},
+        "body": "aGVsbG8-_w",
+        "depends_on": ["1", "3"],
+    }
+    null = {
+        "id": "5",
+        "method": "DELETE",
+        "url": "/n",
+        "headers": {"Content-Type": "application/merge-patch+json"},
+        "body": None,
+    }
+    batch = json.dumps({"requests": [get, post, text, binary, null]}).encode()
+    return {
+        "read-graph": json_input(batch),
+        "read-graph-chunked": json_input(batch, chunks=bytes([1, 40, 0, 90, 7])),
+        "read-graph-small-limits": json_input(batch, limits=bytes([7, 40, 4, 10, 3])),
+        "read-compact": json_input(
+            json.dumps({"requests": [get, null]}, separators=(",", ":")).encode()
+        ),
+        "read-escapes": json_input(
+            b'{"requests": [{"id": "\\u0031\\n", "method": "GET", "url": "/\\u00e9\\t",'
+            b' "headers": {"Accept": "*/*"}}]}',
+            chunks=bytes([3, 17]),
+        ),
+        "read-empty": json_input(b'{"requests": []}'),
+        "read-utf16": json_input(json.dumps({"requests": [get]}).encode("utf-16")),
+        "read-not-a-batch": json_input(b'[{"id": "1"}]'),
+        "read-duplicate-id": json_input(json.dumps({"requests": [get, get]}).encode()),
+        "read-answer": json_input(
+            b'{"responses": [{"id": "1", "status": 200, "headers": {"Content-Type":'
+            b' "application/json"}, "body": {"a": [1]}}, {"id": 2, "status": 404}]}'
+        ),
+        "read-nested": json_input(
+            b'{"requests": [{"id": "d", "method": "POST", "url": "/", "headers":'
+            b' {"Content-Type": "application/json"}, "body": ' + b"[" * 40 + b"]" * 40 + b"}]}"
+        ),
+        "write-answers": json_answers_input(
+            [
+                json_answer(b"1", body=b'{"a": [1, 2.5, null], "b": "\\u00e9"}'),
+                json_answer(
+                    b"a\\u00e9b",
+                    method=1,
+                    status=304,
+                    content_type=4,
+                    headers=[(b"Content-Length", b"42"), (b"ETag", b'"x"')],
+                    body=b"dropped",
+                ),
+                json_answer(
+                    b"3",
+                    method=2,
+                    status=201,
+                    content_type=6,
+                    headers=[(b"Set-Cookie", b"a=1"), (b"Vary", b"*"), (b"Set-Cookie", b"b=2")],
+                    body=b"\xff\xfeplain",
+                ),
+                json_answer(b"4", status=500, content_type=7, body=bytes(range(0, 256, 8))),
+            ]
+        ),
+        "write-not-json": json_answers_input(
+            [
+                json_answer(b"x", content_type=0, body=b'{"x": NaN}'),
+                json_answer(b"y", content_type=2, body=b"1 2"),
+                json_answer(b"z", status=204, content_type=8, headers=[(b"Connection", b"close")]),
+            ]
+        ),
+        "write-fuzzed-type": json_answers_input(
+            [json_answer(b"t", content_type=b"text/x; charset=ascii", body=b"caf\xe9 -0.0")]
+        ),
+    }
+
+
 def regressions() -> dict[str, bytes]:
     """The findings of fuzz/README.md, minimised by hand (``make fuzz`` does not read them)."""
     fields = b"a: b\r\n" * 64 + b"\x01\r\n"
@@ -162,6 +259,36 @@ def regressions() -> dict[str, bytes]:
         "decoder-error-order": decoder_input(
             OVER_THEN_CORRUPT, limit=0, chunks=bytes([len(OVER_THEN_CORRUPT) - 5])
         ),
+        **json_regressions(),
+    }
+
+
+def json_regressions() -> dict[str, bytes]:
+    """The findings of the JSON target (fuzz/README.md), minimised by hand."""
+
+    def request(request_id: bytes = b"1", url: bytes = b"/", extra: bytes = b"") -> bytes:
+        return b'{"requests":[{"id":"%s","method":"POST","url":"%s"%s}]}' % (request_id, url, extra)
+
+    json_body = b',"headers":{"Content-Type":"application/json"},"body":'
+    return {
+        "json-surrogate-url": json_input(request(url=b"/\\ud800")),
+        "json-surrogate-id": json_input(request(b"\\ud800")),
+        "json-surrogate-id-answer": json_answers_input([json_answer(b"\\ud800")]),
+        "json-surrogate-depends-on": json_input(request(extra=b',"dependsOn":["\\udfff"]')),
+        "json-surrogate-body-answer": json_answers_input([json_answer(b"1", body=b'"\\udcff"')]),
+        "json-infinity-answer": json_answers_input([json_answer(b"1", body=b"[1e400]")]),
+        "json-infinity-request": json_input(request(extra=json_body + b"-1e400")),
+        "json-answer-status": json_input(b'{"responses":[{"id":"1","status":1000}]}'),
+        "json-answer-header-name": json_input(
+            b'{"responses":[{"id":"1","status":200,"headers":{"a b":"c"}}]}'
+        ),
+        "json-answer-header-value": json_input(
+            b'{"responses":[{"id":"1","status":200,"headers":{"X":5}}]}'
+        ),
+        "json-answer-recursion": json_input(b"[" * 2000),
+        "json-untyped-body": json_input(
+            request(extra=b',"headers":{"Content-Type":""},"body":"aGk"')
+        ),
     }
 
 
@@ -179,6 +306,7 @@ def main() -> None:
     seeds.update({f"roundtrip-{name}": data for name, data in roundtrips().items()})
     _, sample = recorded()["google-cloud-storage-002"]
     seeds.update({f"decoder-{name}": data for name, data in decoder_seeds(sample).items()})
+    seeds.update({f"json-{name}": data for name, data in json_documents().items()})
     for name, data in seeds.items():
         (SEEDS / name).write_bytes(data)
     REGRESSIONS.mkdir(parents=True, exist_ok=True)

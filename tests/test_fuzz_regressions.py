@@ -6,22 +6,35 @@ how the body is chunked; what the library writes it must read back. ``fuzz/READM
 each finding. The corpus files are replayed through the same checks the fuzzer runs
 (``fuzz/targets.py``, pure Python), in a child process so that a hang fails instead of
 blocking the suite.
+
+Findings 1 to 6 (header blocks to boundaries) were fixed in f50eb2f, 7 to 12 (the JSON
+format: json-surrogate, json-infinity, json-answer-validation, json-answer-recursion,
+json-nesting-window, json-writer-state) in 3f7727e, 13 (json-untyped-body) in d6009b7.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from flask_batch.engine import INVALID_RESPONSE
 from flask_batch.wire.batch import ResponseWriter, read_requests, read_responses
 from flask_batch.wire.coding import BodyDecoder
 from flask_batch.wire.errors import BatchError, LimitExceeded, MalformedBatch
 from flask_batch.wire.http1 import parse_response
+from flask_batch.wire.jsonbatch import (
+    JsonRequestReader,
+    JsonResponseWriter,
+    encode_json_requests,
+    read_json_responses,
+)
 from flask_batch.wire.model import Limits, SubRequest, SubResponse
 from flask_batch.wire.multipart import boundary_of
 from fuzz.targets import check
@@ -212,3 +225,212 @@ def test_a_content_length_of_latin1_digits_is_no_length(digit: bytes) -> None:
     assert parse_response(message).body == b"ok"  # like any other invalid Content-Length
     body = b"--b\r\nContent-Type: application/http\r\n\r\n" + message + b"\r\n--b--\r\n"
     assert read_responses(MIXED, body)[0][1].body == b"ok"
+
+
+# --------------------------------------------------------------------------------------------
+# The JSON format: lone surrogates (json-surrogate)
+
+# JSON may escape any UTF-16 code unit, so "\ud800" is valid JSON for a string Python holds as
+# a lone surrogate, which no UTF-8 encoder writes. The reader must refuse such a string (400)
+# or every later step must carry it: the answer, its INVALID_RESPONSE fallback, the client.
+SURROGATES = {
+    "url": b'{"requests":[{"id":"1","method":"GET","url":"/\\ud800"}]}',
+    "id": b'{"requests":[{"id":"\\ud800","method":"GET","url":"/"}]}',
+    "dependsOn": b'{"requests":[{"id":"1","method":"GET","url":"/","dependsOn":["\\udfff"]}]}',
+}
+OK_ANSWER = SubResponse(200, "OK", (("Content-Type", "application/json"),), b'{"ok":true}')
+
+
+def _strict_json(data: bytes) -> Any:
+    """Parse as a browser's JSON.parse would: UTF-8, and no NaN or Infinity."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(data.decode("utf-8"), parse_constant=refuse)
+
+
+def _json_answer(pairs: list[tuple[SubResponse, SubRequest]]) -> bytes:
+    """A JSON answer written as the engine writes it: INVALID_RESPONSE for a response that
+    cannot be written."""
+    writer = JsonResponseWriter()
+    chunks = [writer.start()]
+    for response, request in pairs:
+        try:
+            chunks.append(writer.part(response, request))
+        except ValueError:
+            chunks.append(writer.part(INVALID_RESPONSE, request))
+    return b"".join([*chunks, writer.close()])
+
+
+def _read_json(document: bytes) -> list[SubRequest] | BatchError:
+    """The requests of a JSON batch, or the BatchError that refuses it."""
+    reader = JsonRequestReader(Limits())
+    try:
+        reader.feed(document)
+        return reader.close()
+    except BatchError as error:
+        return error
+
+
+@pytest.mark.parametrize("document", SURROGATES.values(), ids=SURROGATES.keys())
+def test_a_lone_surrogate_in_a_json_batch_is_refused_or_carried(document: bytes) -> None:
+    requests = _read_json(document)  # an exception other than BatchError fails the test
+    if isinstance(requests, BatchError):
+        assert 400 <= requests.status < 500
+        return
+    for request in requests:
+        for response in (OK_ANSWER, INVALID_RESPONSE):
+            answer = JsonResponseWriter().part(response, request)
+            assert _strict_json(answer)["id"] == request.content_id
+        assert _read_json(encode_json_requests([request])) == [request]
+
+
+# What Python's json.dumps writes for a string decoded with errors="surrogateescape".
+@pytest.mark.parametrize("body", [b'"\\udcff"', b'{"name": "caf\\udce9"}', b'["\\ud83d"]'])
+def test_a_json_answer_body_with_a_lone_surrogate_escape_is_sent(body: bytes) -> None:
+    request = SubRequest("GET", "/", (), b"", "1")
+    response = SubResponse(200, "OK", (("Content-Type", "application/json"),), body)
+    part = JsonResponseWriter().part(response, request)  # not INVALID_RESPONSE
+    answer = b'{"responses":[' + part + b"]}"
+    _strict_json(answer)
+    ((_, read),) = read_json_responses(answer)
+    assert read.body == body or json.loads(read.body) == json.loads(body)
+
+
+# --------------------------------------------------------------------------------------------
+# The JSON format: numbers past a double's range (json-infinity)
+
+HUGE = [b"1e400", b"[-1e400]", b'{"x": 2e308}']
+
+
+@pytest.mark.parametrize("body", HUGE)
+def test_a_json_answer_with_a_huge_number_is_still_strict_json(body: bytes) -> None:
+    request = SubRequest("GET", "/", (), b"", "1")
+    response = SubResponse(200, "OK", (("Content-Type", "application/json"),), body)
+    answer = _json_answer([(response, request)])
+    _strict_json(answer)  # json.loads parses 1e400 as inf, which json.dumps writes Infinity
+    ((_, read),) = read_json_responses(answer)
+    assert read.body == body or _strict_json(read.body) == json.loads(body)
+
+
+@pytest.mark.parametrize("number", HUGE)
+def test_a_json_request_body_with_a_huge_number_reaches_the_app_as_json(number: bytes) -> None:
+    requests = _read_json(
+        b'{"requests":[{"id":"1","method":"POST","url":"/",'
+        b'"headers":{"Content-Type":"application/json"},"body":' + number + b"}]}"
+    )
+    if isinstance(requests, BatchError):
+        assert 400 <= requests.status < 500
+        return
+    (request,) = requests
+    if request.refusal is None:  # refused, it is answered 400; else the app gets JSON
+        _strict_json(request.body)  # not b"Infinity"
+
+
+# --------------------------------------------------------------------------------------------
+# The JSON format: what the client accepts from a server (json-answer-validation)
+
+NOT_HTTP = {
+    "status 1000": '{"id": "1", "status": 1000}',
+    "status -1": '{"id": "1", "status": -1}',
+    "a space in a name": '{"id": "1", "status": 200, "headers": {"a b": "c"}}',
+    "a number as value": '{"id": "1", "status": 200, "headers": {"X": 5}}',
+    "null as value": '{"id": "1", "status": 200, "headers": {"X": null}}',
+    "a number in a list": '{"id": "1", "status": 200, "headers": {"X": ["a", 5]}}',
+    "not Latin-1": '{"id": "1", "status": 200, "headers": {"X": "5 \\u20ac"}}',
+    "CR LF in a value": '{"id": "1", "status": 200, "headers": {"X": "a\\r\\nY: b"}}',
+}
+
+
+@pytest.mark.parametrize("answer", NOT_HTTP.values(), ids=NOT_HTTP.keys())
+def test_a_json_answer_http_cannot_carry_is_malformed(answer: str) -> None:
+    # The httpx transport encodes each header as Latin-1: a number or a euro sign escaped
+    # MalformedBatch as AttributeError or UnicodeEncodeError.
+    with pytest.raises(MalformedBatch):
+        read_json_responses(b'{"responses": [' + answer.encode() + b"]}")
+
+
+# --------------------------------------------------------------------------------------------
+# The JSON format: deep nesting in an answer (json-answer-recursion, json-nesting-window)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"[" * 100_000, b'{"responses": [{"id": "1", "status": 200, "body": ' + b"[" * 100_000],
+    ids=["document", "body"],
+)
+def test_a_deeply_nested_json_answer_is_malformed(answer: bytes) -> None:
+    with pytest.raises(MalformedBatch):  # not RecursionError, which the client does not catch
+        read_json_responses(answer)
+
+
+def test_every_json_answer_the_writer_writes_reads_back_whatever_its_nesting() -> None:
+    # The writer parses a JSON body to carry it as a value (too deep for the parser, it goes
+    # as base64url); read back, it sits 3 levels deeper in the answer. Just under the parser's
+    # recursion limit (2 depths, about 990 at the top of a process) the writer inlined bodies
+    # that read_json_responses could not read: one part made the whole answer unreadable.
+    request = SubRequest("GET", "/", (), b"", "1")
+    for depth in range(1, 1200):
+        body = b"[" * depth + b"]" * depth
+        response = SubResponse(200, "OK", (("Content-Type", "application/json"),), body)
+        answer = _json_answer([(response, request)])
+        try:
+            ((_, read),) = read_json_responses(answer)
+        except (MalformedBatch, RecursionError) as error:
+            pytest.fail(f"a body nested {depth} deep was written and cannot be read: {error!r}")
+        assert read.body == body, depth
+
+
+# --------------------------------------------------------------------------------------------
+# JsonResponseWriter: a part that failed (json-writer-state)
+
+CANNOT_WRITE = {
+    "a lone surrogate in a JSON body": SubResponse(
+        200, "OK", (("Content-Type", "application/json"),), b'"\\udcff"'
+    ),
+    "a charset that decodes to a lone surrogate": SubResponse(
+        200, "OK", (("Content-Type", "text/plain; charset=unicode_escape"),), b"\\ud800"
+    ),
+    "CR LF in a header (refused before writing)": SubResponse(200, "OK", (("X", "a\r\nb"),), b""),
+}
+
+
+@pytest.mark.parametrize("response", CANNOT_WRITE.values(), ids=CANNOT_WRITE.keys())
+def test_a_part_the_writer_refused_leaves_the_answer_valid(response: SubResponse) -> None:
+    # The engine answers INVALID_RESPONSE for a response the writer refused (ValueError), with
+    # the same writer: the refusal must not have counted the part as written (a "," before
+    # the next one made the whole answer invalid JSON).
+    first, second = SubRequest("GET", "/a", (), b"", "1"), SubRequest("GET", "/b", (), b"", "2")
+    answer = _json_answer([(response, first), (OK_ANSWER, second)])
+    assert [item["id"] for item in _strict_json(answer)["responses"]] == ["1", "2"]
+
+
+# --------------------------------------------------------------------------------------------
+# The JSON format: a body under an empty media type (json-untyped-body)
+
+
+@pytest.mark.parametrize("content_type", ["", " ", "; charset=utf-8"])
+def test_a_request_body_the_server_reads_under_an_empty_type_the_client_can_send(
+    content_type: str,
+) -> None:
+    # The reader carries a body whose Content-Type has no media type as base64url, like an
+    # untyped one; encode_json_requests refused the same request: "the JSON batch format
+    # cannot carry it".
+    document = {
+        "requests": [
+            {
+                "id": "1",
+                "method": "POST",
+                "url": "/",
+                "headers": {"Content-Type": content_type},
+                "body": "aGk",
+            }
+        ]
+    }
+    requests = _read_json(json.dumps(document).encode())
+    if isinstance(requests, BatchError):
+        assert 400 <= requests.status < 500
+        return
+    if requests[0].refusal is None:  # refused, it is answered 400 and never sent again
+        assert _read_json(encode_json_requests(requests)) == requests
