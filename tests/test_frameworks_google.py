@@ -28,7 +28,8 @@ from tests.test_google_clients import (
 )
 
 from .frameworks import django_site, fastapi_google
-from .frameworks.serving import asgi_server, wsgi_server
+from .frameworks.serving import asgi_server
+from .servers import live_server
 
 # Collected here, with this module's fixtures.
 __all__ = [
@@ -47,7 +48,7 @@ FRAMEWORKS = ["django", "fastapi"]
 @pytest.fixture(scope="module")
 def django_base() -> Iterator[str]:
     """One Django server for the module (Django's settings are process-wide anyway)."""
-    with wsgi_server(django_site.application()) as base:
+    with live_server(django_site.application()) as base:
         yield base
 
 

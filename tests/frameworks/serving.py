@@ -8,29 +8,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import uvicorn
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
-from werkzeug.serving import make_server
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
-
-
-@contextmanager
-def wsgi_server(app: WSGIApplication) -> Iterator[str]:
-    """Serve any WSGI ``app`` with Werkzeug's threaded server on a free port; yield its URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
 
 
 @contextmanager
