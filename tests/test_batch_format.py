@@ -607,6 +607,8 @@ REQUESTS = st.lists(
                 alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=20
             ).map(lambda text: f"<{text} + 1>"),
         ),
+        depends_on=st.just(()),
+        refusal=st.none(),
     ),
     min_size=1,
     max_size=6,

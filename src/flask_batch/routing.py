@@ -17,7 +17,7 @@ specification says: Latin-1 for WSGI's ``PATH_INFO`` (PEP 3333), UTF-8 for ASGI'
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
 #: Marks a part's environ (WSGI) or scope (ASGI): a batch endpoint reached from a part refuses.
@@ -100,8 +100,7 @@ class Refused(Exception):
         self.title = title
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(NamedTuple):
     """Where a part's request-target leads, inside this application."""
 
     #: The path as sent (percent-encoding kept), from the origin's root: ``/api/a%2Fb``.

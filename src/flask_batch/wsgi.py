@@ -195,18 +195,28 @@ class Dispatcher:
         """The WSGI environ of ``request``, as a server would have built it."""
         route = self._router.route(request.target)
         raw_path, query = route.raw_path, route.query
+        request_uri = f"{raw_path}?{query}" if query else raw_path
         environ = self._base.copy()
-        environ.update(
-            {
-                "REQUEST_METHOD": request.method,
-                "PATH_INFO": route.local.decode("latin-1"),
-                "QUERY_STRING": query,
-                "REQUEST_URI": f"{raw_path}?{query}" if query else raw_path,
-                "wsgi.input": io.BytesIO(request.body),
-            }
-        )
-        environ["RAW_URI"] = environ["REQUEST_URI"]
-        _apply_part_headers(environ, request)
+        environ["REQUEST_METHOD"] = request.method
+        environ["PATH_INFO"] = route.local.decode("latin-1")
+        environ["QUERY_STRING"] = query
+        environ["REQUEST_URI"] = environ["RAW_URI"] = request_uri
+        environ["wsgi.input"] = io.BytesIO(request.body)
+        # The part's own headers, each replacing the batch request's header of the same name.
+        seen: set[str] = set()
+        has_length = False
+        for name, value in request.headers:
+            key = _environ_key(name)
+            if key is None:
+                has_length = has_length or name.lower() == "content-length"
+            elif key in seen:
+                separator = "; " if key == "HTTP_COOKIE" else ", "
+                environ[key] = f"{environ[key]}{separator}{value}"
+            else:
+                seen.add(key)
+                environ[key] = value
+        if request.body or has_length:
+            environ["CONTENT_LENGTH"] = str(len(request.body))
         return environ
 
 
@@ -225,24 +235,6 @@ def _base_environ(outer: WSGIEnvironment) -> WSGIEnvironment:
     base["wsgi.input_terminated"] = True
     base[PART_KEY] = True
     return base
-
-
-def _apply_part_headers(environ: WSGIEnvironment, request: SubRequest) -> None:
-    """The part's own headers, each replacing the outer header of the same name."""
-    seen: set[str] = set()
-    has_length = False
-    for name, value in request.headers:
-        key = _environ_key(name)
-        if key is None:
-            has_length = has_length or name.lower() == "content-length"
-        elif key in seen:
-            separator = "; " if key == "HTTP_COOKIE" else ", "
-            environ[key] = f"{environ[key]}{separator}{value}"
-        else:
-            seen.add(key)
-            environ[key] = value
-    if request.body or has_length:
-        environ["CONTENT_LENGTH"] = str(len(request.body))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Generic, TypeVar
 
@@ -378,8 +378,7 @@ class Run(Generic[OuterT]):
         return Send(self._sends, tuple(batch), body, content_type)
 
     def _encode(self, item: _Item, dependencies: tuple[int, ...]) -> bytes:
-        request = replace(
-            item.request,
+        request = item.request._replace(
             content_id=item.content_id,
             depends_on=tuple(self._items[d].content_id for d in dependencies),
         )

@@ -1,7 +1,8 @@
 """Header fields, shared by MIME part headers and the HTTP messages inside parts.
 
-Parsing takes a whole header block at once (two regular-expression passes in C for the common
-case); only a block that fails them is walked line by line, to say which line is wrong.
+Parsing takes a whole header block at once: one regular-expression pass in C reads every line
+that is well formed, and the block is valid when that is every line (a count of line ends).
+Only a block that fails is walked line by line, to unfold it or to say which line is wrong.
 """
 
 from __future__ import annotations
@@ -15,22 +16,18 @@ CRLF = b"\r\n"
 TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # Blocks are matched as Latin-1 text: one decode per block instead of two per field.
 _TOKEN_TEXT = TOKEN.decode("ascii")
-# A value starts with a non-blank, so each line matches in exactly one way: a block that
-# fails fails in linear time (with "[ \t]*([^\r\n]*)" a bad line after n good ones costs 2^n).
-# Trailing white space is cut afterwards (a lazy value would backtrack at every byte).
-_VALUE = r"([^\x00\r\n \t][^\x00\r\n]*|)"
-_LINE = "(" + _TOKEN_TEXT + r")[ \t]*:[ \t]*" + _VALUE + r"\r?\n"
-_STRICT_LINE = "(" + _TOKEN_TEXT + r"):[ \t]*" + _VALUE + r"\r?\n"
-_TRAILING_WHITESPACE = re.compile(r"[ \t]\r?\n")
+# A field line, anchored at a line start: a match covers exactly one whole line, so a block is
+# valid when the matches are as many as its lines. The value starts and ends with a non-blank
+# (white space around it is not part of it), so each line matches in exactly one way and a bad
+# line fails in linear time (with "[ \t]*([^\r\n]*)" a bad line after n good ones costs 2^n).
+_VALUE = r"(?:([^\x00\r\n \t](?:[^\x00\r\n]*[^\x00\r\n \t])?)[ \t]*)?\r?\n"
 # MIME headers may have white space before the colon (RFC 5322 obs-syntax); HTTP may not.
-_MIME_BLOCK = re.compile("(?:" + _LINE + ")*")
-_MIME_FIELD = re.compile(_LINE)
-_HTTP_BLOCK = re.compile("(?:" + _STRICT_LINE + ")*")
-_HTTP_FIELD = re.compile(_STRICT_LINE)
+_MIME_FIELD = re.compile("^(" + _TOKEN_TEXT + r")[ \t]*:[ \t]*" + _VALUE, re.MULTILINE)
+_HTTP_FIELD = re.compile("^(" + _TOKEN_TEXT + r"):[ \t]*" + _VALUE, re.MULTILINE)
 _FIELD_NAME = re.compile(TOKEN)
 _FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
 # The blank line that ends a header block: CRLF or bare LF, in any mix.
-_BLANK_LINE = re.compile(rb"\n\r?\n")
+BLANK_LINE = re.compile(rb"\n\r?\n")
 
 
 def head_end(data: bytes | bytearray, start: int, resume: int = 0) -> tuple[int, int] | None:
@@ -44,7 +41,7 @@ def head_end(data: bytes | bytearray, start: int, resume: int = 0) -> tuple[int,
         return start, start + 1
     if data.startswith(b"\r\n", start):
         return start, start + 2
-    match = _BLANK_LINE.search(data, max(start, resume))
+    match = BLANK_LINE.search(data, max(start, resume))
     if match is None:
         return None
     blank = 2 if data[match.end() - 2] == 0x0D else 1
@@ -56,19 +53,19 @@ def resume_offset(data: bytes | bytearray) -> int:
     return max(0, len(data) - 2)
 
 
-def parse_fields(block: bytes, limits: Limits, part: int | None, *, mime: bool = False) -> Headers:
+def parse_fields(
+    block: bytes | bytearray, limits: Limits, part: int | None, *, mime: bool = False
+) -> Headers:
     """The fields of a header block whose every line ends with a line end.
 
     MIME headers may be folded (the email package folds long Content-IDs); HTTP headers may
     not (RFC 9112 obs-fold is refused).
     """
     text = block.decode("latin-1")
-    pattern, field = (_MIME_BLOCK, _MIME_FIELD) if mime else (_HTTP_BLOCK, _HTTP_FIELD)
+    field = _MIME_FIELD if mime else _HTTP_FIELD
     fields: list[tuple[str, str]] = field.findall(text)
-    if not pattern.fullmatch(text):
+    if len(fields) != text.count("\n") or (text and not text.endswith("\n")):
         fields = _parse_slowly(text, field, part, mime=mime)
-    elif _TRAILING_WHITESPACE.search(text):
-        fields = [(name, value.rstrip(" \t")) for name, value in fields]
     if len(fields) > limits.max_headers:
         raise LimitExceeded.of(
             limits,
@@ -101,7 +98,7 @@ def _parse_slowly(
         match = field.fullmatch(line + "\n")
         if match is None:
             raise MalformedBatch(f"invalid {what} header line {_show(line)}", part=part)
-        fields.append((match.group(1), match.group(2).rstrip(" \t")))
+        fields.append((match.group(1), match.group(2) or ""))
     return fields
 
 

@@ -67,35 +67,49 @@ def parse_request(
     method, target, version = match.groups()
     if version is not None and version not in _SUPPORTED_VERSIONS:
         raise MalformedBatch(f"unsupported HTTP version {version.decode()}", part=part)
-    body = _request_body(headers, data, body_start, part)
+    length: str | None = None
+    for name, value in headers:
+        # Only the framing headers matter here; most names start with neither letter.
+        if name[0] in "CcTt":
+            lowered = name.lower()
+            if lowered == "content-length":
+                if length is not None and value != length:
+                    raise MalformedBatch(
+                        f"conflicting Content-Length values {sorted({length, value})}", part=part
+                    )
+                length = value
+            elif lowered == "transfer-encoding":
+                body = _chunked_body(headers, data, body_start, part)
+                return method.decode("ascii"), target.decode("ascii"), headers, body
+    if length is None:
+        # Without a length the body runs to the part's end; blank lines alone are no body.
+        body = data[body_start:]
+        if body and not body.strip(b"\r\n"):
+            body = b""
+    else:
+        body = _sized_body(length, data, body_start, part)
     return method.decode("ascii"), target.decode("ascii"), headers, body
 
 
-def _request_body(headers: Headers, data: bytes, start: int, part: int | None) -> bytes:
-    lengths = set()
+def _chunked_body(headers: Headers, data: bytes, start: int, part: int | None) -> bytes:
+    """The body of a request with Transfer-Encoding: chunked alone, and no Content-Length."""
     codings: list[str] = []
     for name, value in headers:
         lowered = name.lower()
         if lowered == "content-length":
-            lengths.add(value)
-        elif lowered == "transfer-encoding":
-            codings.extend(c.strip().lower() for c in value.split(","))
-    if codings:
-        if lengths:
             # Both framings at once is how requests are smuggled (RFC 9112 section 6.3).
             raise MalformedBatch("a part has both Transfer-Encoding and Content-Length", part=part)
-        if codings != ["chunked"]:
-            raise MalformedBatch(
-                f"Transfer-Encoding {', '.join(codings)!r} is not supported: only chunked",
-                part=part,
-            )
-        return _dechunk(data, start, part)
-    if not lengths:
-        # Without a length the body runs to the part's end; blank lines alone are no body.
-        return data[start:] if data[start:].strip(b"\r\n") else b""
-    if len(lengths) > 1:
-        raise MalformedBatch(f"conflicting Content-Length values {sorted(lengths)}", part=part)
-    (length_text,) = lengths
+        if lowered == "transfer-encoding":
+            codings.extend(c.strip().lower() for c in value.split(","))
+    if codings != ["chunked"]:
+        raise MalformedBatch(
+            f"Transfer-Encoding {', '.join(codings)!r} is not supported: only chunked", part=part
+        )
+    return _dechunk(data, start, part)
+
+
+def _sized_body(length_text: str, data: bytes, start: int, part: int | None) -> bytes:
+    """The body a Content-Length frames; nothing but line ends may follow it."""
     if not (length_text.isdigit() and length_text.isascii()):
         raise MalformedBatch(f"invalid Content-Length {length_text!r}", part=part)
     length = int(length_text)
@@ -104,9 +118,10 @@ def _request_body(headers: Headers, data: bytes, start: int, part: int | None) -
         raise MalformedBatch(
             f"Content-Length {length} is larger than the body ({available} bytes)", part=part
         )
-    if data[start + length :].strip(_WHITESPACE):
+    end = start + length
+    if end < len(data) and data[end:].strip(_WHITESPACE):
         raise MalformedBatch(f"the body is longer than its Content-Length {length}", part=part)
-    return data[start : start + length]
+    return data[start:end]
 
 
 def _dechunk(data: bytes, position: int, part: int | None) -> bytes:
@@ -166,9 +181,18 @@ def response_head(response: SubResponse, *, head: bool = False) -> tuple[bytes, 
     Raises ValueError for what cannot be framed safely (see :func:`response_fields`).
     """
     fields, body = response_fields(response, head=head)
-    reason = encode_text(response.reason or reason_phrase(response.status), "reason phrase")
-    status_line = b"HTTP/1.1 %d %s\r\n" % (response.status, reason)
+    key = (response.status, response.reason)
+    status_line = _STATUS_LINES.get(key)
+    if status_line is None:
+        reason = encode_text(response.reason or reason_phrase(response.status), "reason phrase")
+        status_line = b"HTTP/1.1 %d %s\r\n" % (response.status, reason)
+        if len(_STATUS_LINES) < 1024:
+            _STATUS_LINES[key] = status_line  # a few statuses recur in every answer
     return status_line + encode_fields(fields) + CRLF, body
+
+
+#: Status lines already checked and encoded, by (status, reason phrase); bounded.
+_STATUS_LINES: dict[tuple[int, str], bytes] = {}
 
 
 def response_fields(response: SubResponse, *, head: bool = False) -> tuple[Headers, bytes]:

@@ -1,9 +1,15 @@
-"""The values that flow between the reader, the dispatcher and the writer."""
+"""The values that flow between the reader, the dispatcher and the writer.
+
+The per-part values are named tuples: immutable like frozen dataclasses, and built about three
+times faster (a frozen dataclass sets each field through ``object.__setattr__``), which counts
+when every part of a batch makes three of them.
+"""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 #: Header fields as (name, value) pairs, in order, repeats kept: the names as sent.
 Headers = tuple[tuple[str, str], ...]
@@ -57,8 +63,7 @@ UNLIMITED = Limits(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
+class Part(NamedTuple):
     """One body part of a multipart message: its MIME headers and its raw content."""
 
     headers: Headers
@@ -69,8 +74,7 @@ class Part:
         return first_header(self.headers, name)
 
 
-@dataclass(frozen=True, slots=True)
-class SubRequest:
+class SubRequest(NamedTuple):
     """An HTTP request carried by one part, exactly as the client wrote it."""
 
     method: str
@@ -86,8 +90,7 @@ class SubRequest:
     refusal: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SubResponse:
+class SubResponse(NamedTuple):
     """The HTTP response to one sub-request."""
 
     status: int

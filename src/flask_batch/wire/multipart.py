@@ -15,10 +15,23 @@ import secrets
 from enum import Enum, auto
 
 from .errors import LimitExceeded, MalformedBatch, UnsupportedMediaType
-from .fields import CRLF, TOKEN_PATTERN, encode_fields, head_end, parse_fields, resume_offset
+from .fields import (
+    BLANK_LINE,
+    CRLF,
+    TOKEN_PATTERN,
+    encode_fields,
+    head_end,
+    parse_fields,
+    resume_offset,
+)
 from .model import Headers, Limits, Part
 
 _LWSP = b" \t"
+_LINE_END = b"\r\n"
+_BLANK_LINE = BLANK_LINE
+#: Content longer than this is copied out through a memoryview (one copy instead of two); a
+#: small one is sliced, which is cheaper than making the view.
+_VIEW_ABOVE = 64 * 1024
 # RFC 2046 bchars; the boundary may contain spaces but not end with one.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 # A parameter after a semicolon; empty ones ("boundary=x;") are tolerated.
@@ -130,31 +143,36 @@ class MultipartReader:
     def next_part(self) -> Part | None:
         """The next complete part; None when more bytes are needed, or after :meth:`end`
         when the body is done."""
+        if self._state is _State.DELIMITED:
+            part = self._whole_part()
+            if part is not None:
+                return part
         while True:
             state = self._state
-            if state is _State.PREAMBLE:
-                progressed = self._skip_preamble(self._final)
-            elif state is _State.HEADERS:
-                progressed = self._read_headers()
-            elif state is _State.CONTENT:
+            # A part usually goes from its delimiter through its headers to its content in one
+            # call, so the states are tried in that order, falling through.
+            if state is _State.DELIMITED:
+                self._start_part(self._next_part_offset)
+                state = _State.HEADERS
+            if state is _State.HEADERS and self._read_headers():
+                state = _State.CONTENT
+            if state is _State.CONTENT:
                 part = self._read_content(self._final)
                 if part is not None:
                     return part
-                progressed = False
-            elif state is _State.DELIMITED:
-                self._start_part(self._next_part_offset)
-                progressed = True
-            else:
+            elif state is _State.PREAMBLE:
+                if self._skip_preamble(self._final):
+                    continue
+            elif state is _State.EPILOGUE:
                 self._buffer.clear()
-                progressed = False
-            if not progressed:
-                if self._too_large:
-                    raise LimitExceeded.of(
-                        self._limits, "max_body_size", "the batch body is larger than {value} bytes"
-                    )
-                if self._final and state is not _State.EPILOGUE:
-                    self._refuse_incomplete()
-                return None
+            # No progress: more bytes are needed, or the body is done.
+            if self._too_large:
+                raise LimitExceeded.of(
+                    self._limits, "max_body_size", "the batch body is larger than {value} bytes"
+                )
+            if self._final and state is not _State.EPILOGUE:
+                self._refuse_incomplete()
+            return None
 
     def feed(self, data: bytes) -> list[Part]:
         """:meth:`push`, then every part completed so far."""
@@ -165,6 +183,41 @@ class MultipartReader:
         """:meth:`end`, then the last parts."""
         self.end()
         return list(iter(self.next_part, None))
+
+    def _whole_part(self) -> Part | None:
+        """The next part when all of it is in the buffer and nothing about it is unusual.
+
+        The common case in one step, without trimming the buffer or stepping through the
+        states. None when anything needs a closer look (a limit, a malformed header, the last
+        part, a part still arriving): the state is then untouched, and the steps below read
+        the part from the same place, raising their errors in their order.
+        """
+        buffer = self._buffer
+        start = self._next_part_offset
+        limits = self._limits
+        blank = _BLANK_LINE.search(buffer, start)
+        if blank is None or self._parts >= limits.max_parts or buffer[start] in _LINE_END:
+            return None
+        content_start = blank.end()
+        if content_start - start > limits.max_header_size:
+            return None
+        block_end = content_start - (2 if buffer[content_start - 2] == 0x0D else 1)
+        try:
+            headers = parse_fields(buffer[start:block_end], limits, self._parts + 1, mime=True)
+        except MalformedBatch:
+            return None
+        delimiter = self._delimiter
+        found = buffer.find(delimiter, content_start - 1)
+        after = found + len(delimiter)
+        if found < 0 or not buffer.startswith(CRLF, after):
+            return None
+        end = found - 1 if found > content_start and buffer[found - 1] == 0x0D else found
+        end = max(end, content_start)
+        if end - start > limits.max_part_size or end - content_start >= _VIEW_ABOVE:
+            return None
+        self._parts += 1
+        self._next_part_offset = after + 2
+        return Part(headers, bytes(buffer[content_start:end]))
 
     def _refuse_incomplete(self) -> None:
         close = (self._dash_boundary + b"--").decode("ascii")
@@ -257,7 +310,7 @@ class MultipartReader:
         block_end, content_start = found
         if content_start > limit:
             self._header_limit()
-        block = bytes(buffer[:block_end])
+        block = buffer[:block_end]
         try:
             self._headers = parse_fields(block, self._limits, self._parts, mime=True)
         except MalformedBatch:
@@ -301,10 +354,14 @@ class MultipartReader:
             end = found
             if end > self._content_start and buffer[end - 1] == 0x0D:
                 end -= 1
-            end = max(end, self._content_start)
+            start = self._content_start
+            end = max(end, start)
             self._check_part_size(end)
-            with memoryview(buffer) as view:
-                part = Part(self._headers, view[self._content_start : end].tobytes())
+            if end - start < _VIEW_ABOVE:
+                part = Part(self._headers, bytes(buffer[start:end]))
+            else:  # one copy, not two
+                with memoryview(buffer) as view:
+                    part = Part(self._headers, view[start:end].tobytes())
             if outcome is True:
                 self._state = _State.EPILOGUE
                 self._buffer.clear()
