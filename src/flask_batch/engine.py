@@ -106,10 +106,11 @@ def stream_answers(
     """
     schedule = Schedule(requests, dependencies, writer, policy)
     if executor is None or policy.workers <= 1:
-        # One after another, in request order: every dependency is answered by then.
+        # One after another, in request order: every dependency is answered by then, and
+        # every part before this one is written.
         for index in range(len(requests)):
             schedule.finish(index, schedule.settle(index) or schedule.call(index, dispatch))
-            yield from schedule.flush()
+            yield schedule.write_next()
         yield schedule.close()
         return
     workers = policy.workers
@@ -194,6 +195,8 @@ class Schedule:
         self.policy = policy
         self.answers: list[SubResponse | None] = [None] * len(requests)
         self.stopped = False
+        # No deadline and not stopped: too_late() is None without a look at the clock.
+        self._unhindered = policy.deadline is None
         self._waiting = list(range(len(requests)))
         self._written = 0
         # The opening goes out with the first part: the status line waits for an answer.
@@ -228,9 +231,12 @@ class Schedule:
     def settle(self, index: int) -> SubResponse | None:
         """The answer of a part that must not run, or None if it may run now."""
         request = self.requests[index]
+        dependencies = self.dependencies[index]
+        if request.refusal is None and not dependencies and self._unhindered:
+            return None  # the common case, decided at once
         if request.refusal is not None:
             return problem_response(400, "Invalid request", request.refusal)
-        for dependency in self.dependencies[index]:
+        for dependency in dependencies:
             answer = self.answers[dependency]
             assert answer is not None, "a part starts only after its dependencies"
             if not 200 <= answer.status < 300:
@@ -292,14 +298,21 @@ class Schedule:
         self.answers[index] = answer
         if answer.status >= 400 and not self.policy.continue_on_error:
             self.stopped = True
+            self._unhindered = False
 
     def flush(self) -> Iterator[bytes]:
         """The parts that can be written now, in request order."""
         while self._written < len(self.requests) and self.answers[self._written] is not None:
-            chunk = self._opening + self.write(self._written)
+            yield self.write_next()
+
+    def write_next(self) -> bytes:
+        """The next part of the answer, which must be answered (the opening goes first)."""
+        chunk = self.write(self._written)
+        if self._opening:
+            chunk = self._opening + chunk
             self._opening = b""
-            self._written += 1
-            yield chunk
+        self._written += 1
+        return chunk
 
     def close(self) -> bytes:
         """The end of the answer, once every part is written."""

@@ -250,21 +250,22 @@ def call_app(app: WSGIApplication, environ: WSGIEnvironment) -> SubResponse:
     """Run ``app`` on ``environ`` and collect its whole response."""
     started: list[Any] = []
     chunks: list[bytes] = []
+    append = chunks.append
 
     def start_response(
         status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
     ) -> Callable[[bytes], object]:
         if exc_info is not None and exc_info[1] is not None and started:
             raise exc_info[1].with_traceback(exc_info[2])
-        started[:] = [status, headers]
-        return chunks.append
+        started[:] = (status, headers)
+        return append
 
     iterable = app(environ, start_response)
     try:
         for chunk in iterable:
             if not isinstance(chunk, bytes):
                 raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
-            chunks.append(chunk)
+            append(chunk)
     finally:
         close = getattr(iterable, "close", None)
         if close is not None:
