@@ -134,7 +134,7 @@ class Router:
     def route(self, target: str) -> Route:
         """Where ``target`` leads; raises :class:`Refused` if the part may not go there."""
         raw_path, query = self._resolve(target)
-        path = unquote_to_bytes(raw_path)
+        path = unquote_to_bytes(raw_path) if "%" in raw_path else raw_path.encode()
         if path.rstrip(b"/") == self._batch_endpoint:
             raise Refused("Nested batch", "a batch cannot contain another batch")
         root = self._root

@@ -50,18 +50,34 @@ class RequestReader:
             self._requests.append(self._to_request(part, len(self._requests) + 1))
 
     def _to_request(self, part: Part, index: int) -> SubRequest:
-        fields: dict[str, str] = {}
+        content_type: str | None = None
+        content_id: str | None = None
+        encoding: str | None = None
+        depends_on: str | None = None
         for name, value in part.headers:
-            fields.setdefault(name.lower(), value)  # the first of a repeated header counts
-        _check_http_part(fields, index)
+            lowered = name.lower()
+            # The first of a repeated header counts.
+            if lowered == "content-type":
+                content_type = value if content_type is None else content_type
+            elif lowered == "content-id":
+                content_id = value if content_id is None else content_id
+            elif lowered == "content-transfer-encoding":
+                encoding = value if encoding is None else encoding
+            elif lowered == "depends-on":
+                depends_on = value if depends_on is None else depends_on
+        if content_type is not None and content_type.lower() != "application/http":
+            _check_content_type(content_type, index)
+        if encoding is not None and encoding.strip().lower() not in _ACCEPTED_ENCODINGS:
+            raise MalformedBatch(
+                f"Content-Transfer-Encoding {encoding!r} is not supported: send binary", part=index
+            )
         method, target, headers, body = parse_request(part.content, self._limits, index)
-        depends_on = fields.get("depends-on")
         return SubRequest(
             method,
             target,
             headers,
             body,
-            fields.get("content-id"),
+            content_id,
             tuple(name.strip() for name in depends_on.split(",") if name.strip())
             if depends_on
             else (),
@@ -78,26 +94,19 @@ def read_requests(
     return reader.close()
 
 
-def _check_http_part(fields: dict[str, str], index: int) -> None:
+def _check_content_type(content_type: str, index: int) -> None:
     """Refuse a part that does not carry an HTTP message as Google and OData send it."""
-    content_type = fields.get("content-type")
-    if content_type is not None and content_type.lower() != "application/http":
-        try:
-            media_type, _ = parse_media_type(content_type)
-        except MalformedBatch as error:
-            raise MalformedBatch(error.detail, part=index) from None
-        if media_type == "multipart/mixed":
-            raise MalformedBatch(
-                "nested multipart/mixed parts (changesets) are not supported", part=index
-            )
-        if media_type != "application/http":
-            raise MalformedBatch(
-                f"a part must be Content-Type: application/http, not {media_type!r}", part=index
-            )
-    encoding = fields.get("content-transfer-encoding")
-    if encoding is not None and encoding.strip().lower() not in _ACCEPTED_ENCODINGS:
+    try:
+        media_type, _ = parse_media_type(content_type)
+    except MalformedBatch as error:
+        raise MalformedBatch(error.detail, part=index) from None
+    if media_type == "multipart/mixed":
         raise MalformedBatch(
-            f"Content-Transfer-Encoding {encoding!r} is not supported: send binary", part=index
+            "nested multipart/mixed parts (changesets) are not supported", part=index
+        )
+    if media_type != "application/http":
+        raise MalformedBatch(
+            f"a part must be Content-Type: application/http, not {media_type!r}", part=index
         )
 
 

@@ -14,6 +14,7 @@ from .fields import CRLF, TOKEN, encode_fields, encode_text, head_end, parse_fie
 from .model import UNLIMITED, Headers, Limits, SubResponse
 
 _REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+)(?: (HTTP/\d\.\d))?")
+_REQUEST_LINE_AT_START = re.compile(_REQUEST_LINE.pattern + rb"\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/\d\.\d ([0-9]{3})(?: (.*))?")
 _LEADING_LINE_ENDS = re.compile(rb"[\r\n]*")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
@@ -35,36 +36,56 @@ def _split_head(data: bytes, limits: Limits | None, part: int | None) -> tuple[b
     start = 0
     if data.startswith((b"\r", b"\n")):
         start = _LEADING_LINE_ENDS.match(data).end()  # type: ignore[union-attr]
-    found = head_end(data, start)
+    newline = data.find(b"\n", start)
+    if newline < 0:
+        _check_head_size(len(data) - start, limits, part)
+        return data[start:].rstrip(b"\r"), (), len(data)
+    headers, body_start = _fields(data, start, newline + 1, limits, part)
+    return data[start:newline].rstrip(b"\r"), headers, body_start
+
+
+def _fields(
+    data: bytes, start: int, fields_start: int, limits: Limits | None, part: int | None
+) -> tuple[Headers, int]:
+    """The fields from ``fields_start`` to the blank line, and where the body begins.
+
+    ``start`` is where the start line begins: the head's size counts from there.
+    """
+    found = head_end(data, fields_start)
     block_end, body_start = (len(data), len(data)) if found is None else found
-    if limits is not None and body_start - start > limits.max_header_size:
+    _check_head_size(body_start - start, limits, part)
+    block = data[fields_start:block_end]
+    if block and not block.endswith(b"\n"):
+        block += b"\n"
+    return parse_fields(block, limits or UNLIMITED, part), body_start
+
+
+def _check_head_size(size: int, limits: Limits | None, part: int | None) -> None:
+    if limits is not None and size > limits.max_header_size:
         raise LimitExceeded.of(
             limits,
             "max_header_size",
             "the HTTP request line and headers are longer than {value} bytes",
             part=part,
         )
-    newline = data.find(b"\n", start, block_end)
-    if newline < 0:
-        return data[start:block_end].rstrip(b"\r"), (), body_start
-    block = data[newline + 1 : block_end]
-    if block and not block.endswith(b"\n"):
-        block += b"\n"
-    fields = parse_fields(block, limits or UNLIMITED, part)
-    return data[start:newline].rstrip(b"\r"), fields, body_start
 
 
 def parse_request(
     data: bytes, limits: Limits, part: int | None = None
 ) -> tuple[str, str, Headers, bytes]:
     """Parse one embedded request into (method, target, headers, body)."""
-    start_line, headers, body_start = _split_head(data, limits, part)
-    if not start_line:
-        raise MalformedBatch("the part holds no HTTP request", part=part)
-    match = _REQUEST_LINE.fullmatch(start_line)
-    if match is None:
-        raise MalformedBatch(f"invalid HTTP request line {start_line[:80]!r}", part=part)
-    method, target, version = match.groups()
+    line = _REQUEST_LINE_AT_START.match(data)
+    if line is not None:  # the common case: the request line first, whole
+        method, target, version = line.groups()
+        headers, body_start = _fields(data, 0, line.end(), limits, part)
+    else:
+        start_line, headers, body_start = _split_head(data, limits, part)
+        if not start_line:
+            raise MalformedBatch("the part holds no HTTP request", part=part)
+        match = _REQUEST_LINE.fullmatch(start_line)
+        if match is None:
+            raise MalformedBatch(f"invalid HTTP request line {start_line[:80]!r}", part=part)
+        method, target, version = match.groups()
     if version is not None and version not in _SUPPORTED_VERSIONS:
         raise MalformedBatch(f"unsupported HTTP version {version.decode()}", part=part)
     length: str | None = None
