@@ -147,12 +147,12 @@ class ResponseWriter:
 
     def part(self, response: SubResponse, request: SubRequest) -> bytes:
         """The part answering ``request``; raises ValueError if ``response`` cannot be sent."""
-        head, body = response_head(response, head=request.method == "HEAD")
+        status_line, field_lines, body = response_head(response, head=request.method == "HEAD")
         content_id = response_content_id(request.content_id)
-        opening = self._opening
+        id_line = b""
         if content_id is not None:
-            opening += b"Content-ID: " + encode_text(content_id, "Content-ID") + CRLF
-        return b"".join((opening, CRLF, head, body, CRLF))
+            id_line = b"Content-ID: " + encode_text(content_id, "Content-ID") + CRLF
+        return b"".join((self._opening, id_line, CRLF, status_line, field_lines, CRLF, body, CRLF))
 
     def close(self) -> bytes:
         return encode_close(self.boundary)

@@ -193,13 +193,15 @@ def _check_trailers(data: bytes, position: int, part: int | None) -> None:
 
 def serialise_response(response: SubResponse, *, head: bool = False) -> bytes:
     """A complete HTTP/1.1 response with an exact Content-Length (see :func:`response_head`)."""
-    return b"".join(response_head(response, head=head))
+    status_line, field_lines, body = response_head(response, head=head)
+    return b"".join((status_line, field_lines, CRLF, body))
 
 
-def response_head(response: SubResponse, *, head: bool = False) -> tuple[bytes, bytes]:
-    """The status line and headers (through the blank line), and the body to send after them.
+def response_head(response: SubResponse, *, head: bool = False) -> tuple[bytes, bytes, bytes]:
+    """The status line, the header lines, and the body to send after a blank line.
 
-    Raises ValueError for what cannot be framed safely (see :func:`response_fields`).
+    In pieces, so that a writer copies them once, into its part. Raises ValueError for what
+    cannot be framed safely (see :func:`response_fields`).
     """
     fields, body = response_fields(response, head=head)
     key = (response.status, response.reason)
@@ -209,7 +211,7 @@ def response_head(response: SubResponse, *, head: bool = False) -> tuple[bytes, 
         status_line = b"HTTP/1.1 %d %s\r\n" % (response.status, reason)
         if len(_STATUS_LINES) < 1024:
             _STATUS_LINES[key] = status_line  # a few statuses recur in every answer
-    return status_line + encode_fields(fields) + CRLF, body
+    return status_line, encode_fields(fields), body
 
 
 #: Status lines already checked and encoded, by (status, reason phrase); bounded.
