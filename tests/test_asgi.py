@@ -23,6 +23,7 @@ from flask import Flask
 
 from flask_batch import add_batch_route
 from flask_batch.asgi import BatchMiddleware, Parts, route_path
+from flask_batch.engine import HOLD_PARTS
 from flask_batch.wire.batch import encode_requests
 from flask_batch.wire.jsonbatch import encode_json_requests
 from flask_batch.wire.model import SubRequest
@@ -543,6 +544,30 @@ def test_parts_run_in_order_and_each_answer_streams_before_the_next_part_runs() 
     assert raw.events == ["start a", "end a", "start b", "end b", "start c", "end c"]
     assert sent_while[:3] == [raw.events[:2], raw.events[:4], raw.events]
     assert raw.most_running == 1
+
+
+def test_answers_of_quick_parts_are_sent_together() -> None:
+    raw = RawApp()
+    messages: list[bytes] = []
+
+    async def on_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            messages.append(message["body"])
+
+    count = 2 * HOLD_PARTS + 3
+    answer = run(
+        request(
+            BatchMiddleware(raw),
+            "POST",
+            "/batch",
+            headers=[("content-type", MULTIPART)],
+            body=_body(*[sub("GET", f"/sleep?s=0&name={i}") for i in range(count)]),
+            on_send=on_send,
+        )
+    )
+    assert [part_json(p)["name"] for p in answer.parts()] == [str(i) for i in range(count)]
+    # HOLD_PARTS answers a message, then the rest, then the close delimiter.
+    assert [m.count(b"HTTP/1.1 200 OK") for m in messages] == [HOLD_PARTS, HOLD_PARTS, 3, 0]
 
 
 def test_a_part_is_answered_without_waiting_for_its_background_work() -> None:

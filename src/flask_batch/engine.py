@@ -88,6 +88,14 @@ class Policy:
 
 DEFAULT_POLICY = Policy()
 
+# The answers of quick parts run one after another are held back and sent together, up to
+# these bounds: each chunk costs the server a send call and a chunked-encoding frame (an ASGI
+# message), and the writer runs in a tight loop. A part slower than QUICK_PART releases what
+# is held at once, so a slow part never waits for the next one to be sent.
+HOLD_PARTS = 16
+HOLD_BYTES = 64 * 1024
+QUICK_PART = 0.001
+
 
 def stream_answers(
     requests: Sequence[SubRequest],
@@ -109,8 +117,11 @@ def stream_answers(
         # One after another, in request order: every dependency is answered by then, and
         # every part before this one is written.
         for index in range(len(requests)):
-            schedule.finish(index, schedule.settle(index) or schedule.call(index, dispatch))
-            yield schedule.write_next()
+            started = time.perf_counter()
+            answer = schedule.settle(index) or schedule.call(index, dispatch)
+            schedule.finish(index, answer)
+            if schedule.release(answer, time.perf_counter() - started):
+                yield schedule.flush()
         yield schedule.close()
         return
     workers = policy.workers
@@ -119,7 +130,8 @@ def stream_answers(
         while not schedule.done:
             for index in schedule.startable(len(running), workers):
                 running[executor.submit(schedule.run, index, dispatch)] = index
-            yield from schedule.flush()
+            if chunk := schedule.flush():
+                yield chunk
             if running and not schedule.done:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -153,13 +165,17 @@ async def astream_answers(
         while not schedule.done:
             for index in schedule.startable(len(running), workers):
                 if workers == 1:
-                    for chunk in schedule.flush():
-                        yield chunk
-                    schedule.finish(index, await schedule.arun(index, dispatch, limiter))
+                    started = time.perf_counter()
+                    answer = await schedule.arun(index, dispatch, limiter)
+                    schedule.finish(index, answer)
+                    if not schedule.release(answer, time.perf_counter() - started):
+                        continue
                 else:
                     task = asyncio.ensure_future(schedule.arun(index, dispatch, limiter))
                     running[task] = index
-            for chunk in schedule.flush():
+            # One after another, answers are held back while more parts are to start.
+            holding = workers == 1 and schedule.holding and schedule.waiting
+            if not holding and (chunk := schedule.flush()):
                 yield chunk
             if running and not schedule.done:
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -199,6 +215,8 @@ class Schedule:
         self._unhindered = policy.deadline is None
         self._waiting = list(range(len(requests)))
         self._written = 0
+        self._held = 0  # answers held back, and the size of their bodies (release())
+        self._held_bytes = 0
         # The opening goes out with the first part: the status line waits for an answer.
         self._opening = writer.start()
 
@@ -300,10 +318,34 @@ class Schedule:
             self.stopped = True
             self._unhindered = False
 
-    def flush(self) -> Iterator[bytes]:
-        """The parts that can be written now, in request order."""
+    def release(self, answer: SubResponse, seconds: float) -> bool:
+        """Whether the answers held so far go out now, ``answer`` having taken ``seconds``.
+
+        For the one-after-another drivers: False holds them back (see HOLD_PARTS).
+        """
+        self._held += 1
+        self._held_bytes += len(answer.body)
+        if self._held < HOLD_PARTS and self._held_bytes < HOLD_BYTES and seconds < QUICK_PART:
+            return False
+        self._held = self._held_bytes = 0
+        return True
+
+    @property
+    def waiting(self) -> bool:
+        """Parts are still to start."""
+        return bool(self._waiting)
+
+    @property
+    def holding(self) -> bool:
+        """Answers are held back (:meth:`release`)."""
+        return self._held > 0
+
+    def flush(self) -> bytes:
+        """The parts that can be written now, in request order, as one chunk (b"" if none)."""
+        chunks = []
         while self._written < len(self.requests) and self.answers[self._written] is not None:
-            yield self.write_next()
+            chunks.append(self.write_next())
+        return b"".join(chunks)
 
     def write_next(self) -> bytes:
         """The next part of the answer, which must be answered (the opening goes first)."""
@@ -315,9 +357,10 @@ class Schedule:
         return chunk
 
     def close(self) -> bytes:
-        """The end of the answer, once every part is written."""
+        """The rest of the answer once every part is answered: the parts held back, the end."""
+        held = self.flush()
         assert self.done
-        return self._opening + self.writer.close()
+        return self._opening + held + self.writer.close()
 
     def write(self, index: int) -> bytes:
         answer, request = self.answers[index], self.requests[index]
