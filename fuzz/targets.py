@@ -268,7 +268,7 @@ def _check_fields(fields: Headers) -> None:
             raise Finding(f"invalid header field {name!r}: {value!r}")
 
 
-def _check_request(method: str, target: str, fields: Headers, body: bytes) -> None:
+def _check_request(method: str, target: str, fields: Headers, body: bytes | bytearray) -> None:
     if not (_TOKEN.fullmatch(method) and _VISIBLE.fullmatch(target)):
         raise Finding(f"invalid request line {method!r} {target!r}")
     _check_fields(fields)
@@ -280,7 +280,7 @@ def _check_request(method: str, target: str, fields: Headers, body: bytes) -> No
         raise Finding(f"serialised and parsed again, {expected!r} became {again!r}")
 
 
-def _request_fields(fields: Headers, body: bytes) -> Headers:
+def _request_fields(fields: Headers, body: bytes | bytearray) -> Headers:
     """The fields of a request as serialise_request writes them: its own Content-Length."""
     kept = tuple((name, value) for name, value in fields if name.lower() != "content-length")
     return (*kept, ("Content-Length", str(len(body)))) if body else kept
@@ -586,7 +586,7 @@ def json_answer(
     )
 
 
-def _strict_json(data: bytes | str) -> Any:
+def _strict_json(data: bytes | bytearray | str) -> Any:
     """RFC 8259 JSON, as a browser's JSON.parse reads it: no NaN, no Infinity."""
     return json.loads(data, parse_constant=_not_json)
 
@@ -723,7 +723,7 @@ def _echo(request: SubRequest) -> SubResponse:
     if reply is not None:
         fields = [(n, v) for n, v in fields if n.lower() != "content-type"]
         fields.append(("Content-Type", reply))
-    return SubResponse(status, "", tuple(fields), request.body)
+    return SubResponse(status, "", tuple(fields), bytes(request.body))
 
 
 def _json_pair(cursor: Cursor, number: int) -> tuple[SubRequest, SubResponse]:

@@ -241,7 +241,7 @@ SURROGATES = {
 OK_ANSWER = SubResponse(200, "OK", (("Content-Type", "application/json"),), b'{"ok":true}')
 
 
-def _strict_json(data: bytes) -> Any:
+def _strict_json(data: bytes | bytearray) -> Any:
     """Parse as a browser's JSON.parse would: UTF-8, and no NaN or Infinity."""
 
     def refuse(name: str) -> Any:

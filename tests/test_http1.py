@@ -35,7 +35,7 @@ PROPERTY = settings(
 )
 LIMITS = Limits()
 
-Request = tuple[str, str, Headers, bytes]
+Request = tuple[str, str, Headers, bytes | bytearray]
 
 
 def parse(data: bytes, limits: Limits = LIMITS) -> Request:

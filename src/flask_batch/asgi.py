@@ -328,10 +328,15 @@ class Parts:
         _report(task)
 
 
+#: The largest ``http.request`` message a part's body is sent in, when it is large.
+_BODY_PIECE = 1024 * 1024
+
+
 class _Exchange:
     """The ``receive`` and ``send`` of one part, and the response they collect."""
 
     __slots__ = (
+        "_body_sent",
         "_ended",
         "_sent_body",
         "answered",
@@ -342,7 +347,7 @@ class _Exchange:
         "status",
     )
 
-    def __init__(self, body: bytes, answered: asyncio.Future[None]) -> None:
+    def __init__(self, body: bytes | bytearray, answered: asyncio.Future[None]) -> None:
         self.body = body
         #: Resolved when the response is complete or the application returned.
         self.answered = answered
@@ -351,6 +356,7 @@ class _Exchange:
         self.chunks: list[bytes] = []
         self.complete = False
         self._sent_body = False
+        self._body_sent = 0  # bytes of a large body sent so far
         self._ended: asyncio.Event | None = None
 
     async def run(self, app: ASGIApp, scope: Scope) -> None:
@@ -361,8 +367,18 @@ class _Exchange:
 
     async def receive(self) -> Message:
         if not self._sent_body:
-            self._sent_body = True
-            return {"type": "http.request", "body": self.body, "more_body": False}
+            body = self.body
+            if isinstance(body, bytes):
+                self._sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            # A large body handed over by the reader goes in bounded pieces, as a server
+            # streams one: never a second whole copy of it.
+            start = self._body_sent
+            self._body_sent = end = min(start + _BODY_PIECE, len(body))
+            self._sent_body = end == len(body)
+            with memoryview(body) as view:
+                piece = view[start:end].tobytes()
+            return {"type": "http.request", "body": piece, "more_body": not self._sent_body}
         # As a server does: nothing more to read; the client "leaves" once it has its answer.
         if not self.answered.done():
             if self._ended is None:

@@ -27,7 +27,9 @@ HOP_BY_HOP = frozenset(
 )
 
 
-def _split_head(data: bytes, limits: Limits | None, part: int | None) -> tuple[bytes, Headers, int]:
+def _split_head(
+    data: bytes | bytearray, limits: Limits | None, part: int | None
+) -> tuple[bytes | bytearray, Headers, int]:
     """The start line, the header fields, and where the body begins.
 
     Empty lines before the start line are skipped (RFC 9112 section 2.2); headers that run to
@@ -45,7 +47,7 @@ def _split_head(data: bytes, limits: Limits | None, part: int | None) -> tuple[b
 
 
 def _fields(
-    data: bytes, start: int, fields_start: int, limits: Limits | None, part: int | None
+    data: bytes | bytearray, start: int, fields_start: int, limits: Limits | None, part: int | None
 ) -> tuple[Headers, int]:
     """The fields from ``fields_start`` to the blank line, and where the body begins.
 
@@ -71,9 +73,13 @@ def _check_head_size(size: int, limits: Limits | None, part: int | None) -> None
 
 
 def parse_request(
-    data: bytes, limits: Limits, part: int | None = None
-) -> tuple[str, str, Headers, bytes]:
-    """Parse one embedded request into (method, target, headers, body)."""
+    data: bytes | bytearray, limits: Limits, part: int | None = None
+) -> tuple[str, str, Headers, bytes | bytearray]:
+    """Parse one embedded request into (method, target, headers, body).
+
+    A bytearray (a large part the reader handed over) is taken over too: it is trimmed in
+    place to become the body, instead of the body being copied out of it.
+    """
     line = _REQUEST_LINE_AT_START.match(data)
     if line is not None:  # the common case: the request line first, whole
         method, target, version = line.groups()
@@ -100,19 +106,19 @@ def parse_request(
                     )
                 length = value
             elif lowered == "transfer-encoding":
-                body = _chunked_body(headers, data, body_start, part)
-                return method.decode("ascii"), target.decode("ascii"), headers, body
+                chunked = _chunked_body(headers, data, body_start, part)
+                return method.decode("ascii"), target.decode("ascii"), headers, chunked
     if length is None:
         # Without a length the body runs to the part's end; blank lines alone are no body.
-        body = data[body_start:]
-        if body and not body.strip(b"\r\n"):
-            body = b""
+        line_ends = data.count(b"\n", body_start) + data.count(b"\r", body_start)
+        blank = line_ends == len(data) - body_start
+        body = b"" if blank else _take(data, body_start, len(data))
     else:
         body = _sized_body(length, data, body_start, part)
     return method.decode("ascii"), target.decode("ascii"), headers, body
 
 
-def _chunked_body(headers: Headers, data: bytes, start: int, part: int | None) -> bytes:
+def _chunked_body(headers: Headers, data: bytes | bytearray, start: int, part: int | None) -> bytes:
     """The body of a request with Transfer-Encoding: chunked alone, and no Content-Length."""
     codings: list[str] = []
     for name, value in headers:
@@ -129,7 +135,9 @@ def _chunked_body(headers: Headers, data: bytes, start: int, part: int | None) -
     return _dechunk(data, start, part)
 
 
-def _sized_body(length_text: str, data: bytes, start: int, part: int | None) -> bytes:
+def _sized_body(
+    length_text: str, data: bytes | bytearray, start: int, part: int | None
+) -> bytes | bytearray:
     """The body a Content-Length frames; nothing but line ends may follow it."""
     if not (length_text.isdigit() and length_text.isascii()):
         raise MalformedBatch(f"invalid Content-Length {length_text!r}", part=part)
@@ -142,10 +150,19 @@ def _sized_body(length_text: str, data: bytes, start: int, part: int | None) -> 
     end = start + length
     if end < len(data) and data[end:].strip(_WHITESPACE):
         raise MalformedBatch(f"the body is longer than its Content-Length {length}", part=part)
-    return data[start:end]
+    return _take(data, start, end)
 
 
-def _dechunk(data: bytes, position: int, part: int | None) -> bytes:
+def _take(data: bytes | bytearray, start: int, end: int) -> bytes | bytearray:
+    """``data[start:end]``; a bytearray is trimmed in place to it instead (no copy)."""
+    if isinstance(data, bytes):
+        return data[start:end]
+    del data[end:]
+    del data[:start]  # at the front: a bytearray only moves its start
+    return data
+
+
+def _dechunk(data: bytes | bytearray, position: int, part: int | None) -> bytes:
     """The body of a chunked message (RFC 9112 section 7.1); extensions and trailers ignored."""
     chunks = []
     while True:
@@ -172,7 +189,7 @@ def _dechunk(data: bytes, position: int, part: int | None) -> bytes:
     return b"".join(chunks)
 
 
-def _check_trailers(data: bytes, position: int, part: int | None) -> None:
+def _check_trailers(data: bytes | bytearray, position: int, part: int | None) -> None:
     """After the last chunk: trailer fields (read and dropped), then nothing but line ends."""
     if not data[position:].strip(_WHITESPACE):
         return
@@ -242,7 +259,7 @@ def response_fields(response: SubResponse, *, head: bool = False) -> tuple[Heade
     return tuple(fields), b"" if keep_length else response.body
 
 
-def serialise_request(method: str, target: str, headers: Headers, body: bytes) -> bytes:
+def serialise_request(method: str, target: str, headers: Headers, body: bytes | bytearray) -> bytes:
     """A complete HTTP/1.1 request for a part; adds Content-Length when there is a body."""
     fields = [field for field in headers if field[0].lower() != "content-length"]
     if body:
@@ -251,15 +268,16 @@ def serialise_request(method: str, target: str, headers: Headers, body: bytes) -
     return b"".join((request_line, encode_fields(tuple(fields)), CRLF, body))
 
 
-def parse_response(data: bytes, part: int | None = None) -> SubResponse:
+def parse_response(data: bytes | bytearray, part: int | None = None) -> SubResponse:
     """Parse one embedded response; the body is bounded by Content-Length when it has one."""
     status_line, headers, body_start = _split_head(data, None, part)
     match = _STATUS_LINE.fullmatch(status_line)
     if match is None:
         raise MalformedBatch(f"invalid HTTP status line {status_line[:80]!r}", part=part)
-    body = data[body_start:]
+    end = len(data)
     length = next((v for k, v in headers if k.lower() == "content-length"), None)
-    if length is not None and length.isascii() and length.isdigit() and int(length) <= len(body):
-        body = body[: int(length)]
+    if length is not None and length.isascii() and length.isdigit():
+        end = min(end, body_start + int(length))
+    body = bytes(data[body_start:end]) if isinstance(data, bytearray) else data[body_start:end]
     reason = (match.group(2) or b"").decode("latin-1")
     return SubResponse(int(match.group(1)), reason, headers, body)

@@ -161,7 +161,7 @@ def _media(content_type: str | None, *, strict: bool = False) -> tuple[str, dict
 MAX_INLINE_DEPTH = 200
 
 
-def _loads(data: bytes | str) -> Any:
+def _loads(data: bytes | bytearray | str) -> Any:
     """Strict JSON (RFC 8259): NaN, Infinity and numbers beyond a double are refused."""
     return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite)
 
@@ -230,7 +230,7 @@ def encode_body(value: Any, content_type: str | None, *, strict: bool = True) ->
         raise ValueError("the body is not valid base64url") from None
 
 
-def decode_body(body: bytes, content_type: str | None) -> tuple[Any, bool]:
+def decode_body(body: bytes | bytearray, content_type: str | None) -> tuple[Any, bool]:
     """The JSON value that carries ``body``, and whether it had to be base64url."""
     media_type, params = _media(content_type)
     try:

@@ -67,7 +67,8 @@ class Part(NamedTuple):
     """One body part of a multipart message: its MIME headers and its raw content."""
 
     headers: Headers
-    content: bytes
+    #: A large part's content is the reader's own buffer, handed over rather than copied.
+    content: bytes | bytearray
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
@@ -81,7 +82,8 @@ class SubRequest(NamedTuple):
     #: The request-target as sent: origin-form, absolute-form, or relative to the batch URL.
     target: str
     headers: Headers
-    body: bytes
+    #: A bytearray when the part was large: the reader's buffer, handed over, not copied.
+    body: bytes | bytearray
     #: The part's id as sent (multipart ``Content-ID``, JSON ``id``), or None.
     content_id: str | None = None
     #: Ids of earlier requests that must succeed (2xx) before this one runs.

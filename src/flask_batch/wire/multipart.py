@@ -29,9 +29,9 @@ from .model import Headers, Limits, Part
 _LWSP = b" \t"
 _LINE_END = b"\r\n"
 _BLANK_LINE = BLANK_LINE
-#: Content longer than this is copied out through a memoryview (one copy instead of two); a
-#: small one is sliced, which is cheaper than making the view.
-_VIEW_ABOVE = 64 * 1024
+#: Content this long is not copied out of the buffer: the buffer itself becomes the content
+#: (so a 50 MB part costs about 50 MB, not 100); shorter content is sliced, which is cheaper.
+_HAND_OVER_FROM = 64 * 1024
 # RFC 2046 bchars; the boundary may contain spaces but not end with one.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 # A parameter after a semicolon; empty ones ("boundary=x;") are tolerated.
@@ -213,7 +213,7 @@ class MultipartReader:
             return None
         end = found - 1 if found > content_start and buffer[found - 1] == 0x0D else found
         end = max(end, content_start)
-        if end - start > limits.max_part_size or end - content_start >= _VIEW_ABOVE:
+        if end - start > limits.max_part_size or end - content_start >= _HAND_OVER_FROM:
             return None
         self._parts += 1
         self._next_part_offset = after + 2
@@ -357,11 +357,11 @@ class MultipartReader:
             start = self._content_start
             end = max(end, start)
             self._check_part_size(end)
-            if end - start < _VIEW_ABOVE:
+            if end - start < _HAND_OVER_FROM:
                 part = Part(self._headers, bytes(buffer[start:end]))
-            else:  # one copy, not two
-                with memoryview(buffer) as view:
-                    part = Part(self._headers, view[start:end].tobytes())
+            else:
+                part = Part(self._headers, self._hand_over(start, end, outcome))
+                outcome = True if outcome is True else 0
             if outcome is True:
                 self._state = _State.EPILOGUE
                 self._buffer.clear()
@@ -371,6 +371,15 @@ class MultipartReader:
                 self._state = _State.DELIMITED
                 self._next_part_offset = outcome
             return part
+
+    def _hand_over(self, start: int, end: int, rest: int | bool) -> bytearray:
+        """The buffer itself, trimmed in place to ``[start:end]``: a large part's content
+        without a copy of it. A new buffer keeps what follows from ``rest`` (an offset)."""
+        content = self._buffer
+        self._buffer = content[rest:] if rest is not True else bytearray()
+        del content[end:]
+        del content[:start]  # at the front: a bytearray only moves its start
+        return content
 
     def _check_part_size(self, end: int) -> None:
         if end > self._limits.max_part_size:  # the part's headers and content so far
