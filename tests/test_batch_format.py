@@ -671,3 +671,21 @@ def test_response_writer_round_trip(responses: list[SubResponse], ids: list[str 
         assert got.headers == (*sent.headers, ("Content-Length", str(len(sent.body))))
         # A 304 keeps the Content-Length of the representation and sends no body.
         assert got.body == (b"" if sent.status == 304 else sent.body)
+
+
+# --------------------------------------------------------------------------------------------
+# Repeated header blocks (one batch reads each distinct block once)
+
+
+def test_repeated_header_blocks_read_alike_and_a_bad_one_is_still_refused_as_its_part() -> None:
+    head = b"Content-Type: application/http\r\n\r\nGET /x HTTP/1.1\r\nAccept: a/b\r\nX-N: 1\r\n\r\n"
+    read_twice = read([head, head])
+    assert [r.headers for r in read_twice] == [(("Accept", "a/b"), ("X-N", "1"))] * 2
+    bad = head.replace(b"X-N: 1", b"X-N 1")
+    with pytest.raises(MalformedBatch) as refused:
+        read([head, head, bad])
+    assert refused.value.part == 3
+    # Under a lower limit on fields, the block a batch has read is still counted.
+    with pytest.raises(LimitExceeded) as limited:
+        read([head, head], Limits(max_headers=1))
+    assert limited.value.part == 1

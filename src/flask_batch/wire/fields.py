@@ -54,13 +54,23 @@ def resume_offset(data: bytes | bytearray) -> int:
 
 
 def parse_fields(
-    block: bytes | bytearray, limits: Limits, part: int | None, *, mime: bool = False
+    block: bytes | bytearray,
+    limits: Limits,
+    part: int | None,
+    *,
+    mime: bool = False,
+    seen: dict[bytes, Headers] | None = None,
 ) -> Headers:
     """The fields of a header block whose every line ends with a line end.
 
     MIME headers may be folded (the email package folds long Content-IDs); HTTP headers may
-    not (RFC 9112 obs-fold is refused).
+    not (RFC 9112 obs-fold is refused). ``seen``: blocks already read under the same limits,
+    and their fields (one batch's requests tend to repeat their headers); it is filled in.
     """
+    if seen is not None and type(block) is bytes:  # a bytearray cannot be a key
+        known = seen.get(block)
+        if known is not None:
+            return known
     text = block.decode("latin-1")
     field = _MIME_FIELD if mime else _HTTP_FIELD
     fields: list[tuple[str, str]] = field.findall(text)
@@ -73,7 +83,14 @@ def parse_fields(
             f"the {'part' if mime else 'HTTP'} headers have more than {{value}} fields",
             part=part,
         )
-    return tuple(fields)
+    result = tuple(fields)
+    if seen is not None and type(block) is bytes and len(seen) < _SEEN_BLOCKS:
+        seen[block] = result
+    return result
+
+
+#: Header blocks one batch remembers (:func:`parse_fields`): a bound on its memory.
+_SEEN_BLOCKS = 256
 
 
 def _parse_slowly(

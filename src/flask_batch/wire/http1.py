@@ -47,7 +47,13 @@ def _split_head(
 
 
 def _fields(
-    data: bytes | bytearray, start: int, fields_start: int, limits: Limits | None, part: int | None
+    data: bytes | bytearray,
+    start: int,
+    fields_start: int,
+    limits: Limits | None,
+    part: int | None,
+    *,
+    seen: dict[bytes, Headers] | None = None,
 ) -> tuple[Headers, int]:
     """The fields from ``fields_start`` to the blank line, and where the body begins.
 
@@ -59,7 +65,7 @@ def _fields(
     block = data[fields_start:block_end]
     if block and not block.endswith(b"\n"):
         block += b"\n"
-    return parse_fields(block, limits or UNLIMITED, part), body_start
+    return parse_fields(block, limits or UNLIMITED, part, seen=seen), body_start
 
 
 def _check_head_size(size: int, limits: Limits | None, part: int | None) -> None:
@@ -73,17 +79,22 @@ def _check_head_size(size: int, limits: Limits | None, part: int | None) -> None
 
 
 def parse_request(
-    data: bytes | bytearray, limits: Limits, part: int | None = None
+    data: bytes | bytearray,
+    limits: Limits,
+    part: int | None = None,
+    *,
+    seen: dict[bytes, Headers] | None = None,
 ) -> tuple[str, str, Headers, bytes | bytearray]:
     """Parse one embedded request into (method, target, headers, body).
 
     A bytearray (a large part the reader handed over) is taken over too: it is trimmed in
-    place to become the body, instead of the body being copied out of it.
+    place to become the body, instead of the body being copied out of it. ``seen``: header
+    blocks already read (see :func:`~.fields.parse_fields`).
     """
     line = _REQUEST_LINE_AT_START.match(data)
     if line is not None:  # the common case: the request line first, whole
         method, target, version = line.groups()
-        headers, body_start = _fields(data, 0, line.end(), limits, part)
+        headers, body_start = _fields(data, 0, line.end(), limits, part, seen=seen)
     else:
         start_line, headers, body_start = _split_head(data, limits, part)
         if not start_line:
