@@ -134,7 +134,11 @@ def encode_fields(fields: Headers) -> bytes:
         line = _ENCODED.get(field)
         if line is None:
             line = encode_field(*field) + CRLF
-            if len(field[1]) <= 200 and len(_ENCODED) < 4096:
+            if len(field[1]) <= 200:
+                if len(_ENCODED) >= 4096:
+                    # Unique values (a client's Content-IDs) fill it: start afresh, so the
+                    # fields that do recur are learnt again.
+                    _ENCODED.clear()
                 _ENCODED[field] = line  # the same fields recur in every answer
         lines.append(line)
     return b"".join(lines)
