@@ -4,7 +4,8 @@ Why: a client test is only as good as what the server tells it saw. The views he
 every detail of the request that reached them (method, path, query, headers, body bytes,
 form, files, JSON, credentials), answer with exact binary, text, gzip and cookie bodies,
 and a few fake batch endpoints answer batches the way a buggy or foreign server might
-(parts reversed, no Content-IDs, a part missing, not multipart at all). The fake endpoints
+(parts reversed, no Content-IDs, a part missing, not multipart at all, parts whose
+Content-Length or Content-Encoding does not match their body). The fake endpoints
 read and write the wire format by hand, with nothing from ``flask_batch``, so they check
 the client against the DESIGN's wire format rather than against its own reader.
 """
@@ -39,6 +40,15 @@ BINARY = (
 TEXT = "Grüße, 世界 — 5 € ✓\r\nsecond line\n"
 GZIPPED_TEXT = ("gzip me " * 200 + "é").encode("utf-8")
 FAKE_BOUNDARY = "fake=boundary_42"
+#: Answers whose framing a part's body must be read through (the ``odd-framing`` fake): as
+#: declared, cut short of its Content-Length, gzip, "gzip" that is not, no content at all.
+ODD = (
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort",
+    b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n" + gzip.compress(b"zipped"),
+    b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\nnot gzip",
+    b"HTTP/1.1 204 No Content\r\n\r\n",
+)
 
 
 @dataclass
@@ -191,6 +201,8 @@ def create_app(state: State) -> Flask:
             del answers[1]
         elif mode == "malformed":
             answers[-1] = (answers[-1][0], b"this is not an HTTP response")
+        elif mode == "odd-framing":
+            answers = [(answer[0], odd) for answer, odd in zip(answers, ODD, strict=True)]
         else:
             return Response(f"unknown mode {mode}", status=404)
         return multipart_answer(answers)

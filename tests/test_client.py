@@ -226,6 +226,23 @@ def test_gzip_body_decompresses_when_streamed(server: Server) -> None:
     assert b"".join(r.iter_content(chunk_size=100)) == GZIPPED_TEXT
 
 
+def test_a_body_its_framing_contradicts_reads_as_plain_requests_would_read_it(
+    server: Server,
+) -> None:
+    with server.session("/fake/odd-framing") as s:
+        as_declared, cut_short, zipped, not_zipped, no_content = (
+            s.get(f"{server.base}/echo/{index}") for index in range(5)
+        )
+    assert as_declared.content == b"hello"
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        _ = cut_short.content
+    assert zipped.content == b"zipped"
+    with pytest.raises(requests.exceptions.ContentDecodingError):
+        _ = not_zipped.content
+    assert no_content.status_code == 204
+    assert no_content.content == b""
+
+
 # --------------------------------------------------------------------------------------
 # Cookies and repeated headers
 # --------------------------------------------------------------------------------------

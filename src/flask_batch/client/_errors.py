@@ -17,11 +17,11 @@ class Pending:
     _guarded: ClassVar[frozenset[str]] = frozenset()
 
     def __getattribute__(self, name: str) -> Any:
-        if name in object.__getattribute__(self, "_guarded"):
-            pending = object.__getattribute__(self, "_pending")
-            if pending is not None:
-                raise BatchNotSent(pending)
-        return super().__getattribute__(name)
+        # Every attribute read goes through here, so it is kept short: the response classes
+        # this is mixed into use object's own lookup, which is called directly.
+        if name in type(self)._guarded and object.__getattribute__(self, "_pending") is not None:
+            raise BatchNotSent(object.__getattribute__(self, "_pending"))
+        return object.__getattribute__(self, name)
 
     def _pending_repr(self) -> str | None:
         """The repr of a response still pending, or None once it is filled."""

@@ -174,10 +174,12 @@ class Run(Generic[OuterT]):
         #: A cap on parts per batch after an unexplained 413 (halved each time).
         self._cap: int | None = None
         self._boundary = new_boundary()
+        #: The close delimiter that ends each multipart body of this run.
+        self._close = encode_close(self._boundary)
         prefix = uuid.uuid4().hex
         self._items: list[_Item] = []
         for index, (request, dependencies) in enumerate(zip(requests, depends_on, strict=True)):
-            if any(not 0 <= d < index for d in dependencies):
+            if dependencies and any(not 0 <= d < index for d in dependencies):
                 raise ValueError("a request may only depend on requests queued before it")
             item = _Item(index, request, tuple(dependencies))
             item.content_id = f"<{prefix}+{index}>" if format == "multipart" else str(index + 1)
@@ -305,7 +307,10 @@ class Run(Generic[OuterT]):
         )
 
     def _pending_deps(self, index: int) -> tuple[int, ...]:
-        return tuple(d for d in self._depends_on[index] if self._items[d].state is not _State.DONE)
+        dependencies = self._depends_on[index]
+        if not dependencies:
+            return dependencies
+        return tuple(d for d in dependencies if self._items[d].state is not _State.DONE)
 
     def _pack(self, indices: list[int]) -> list[list[int]]:
         if not indices:
@@ -331,7 +336,7 @@ class Run(Generic[OuterT]):
         if self.format == "json":
             empty = join_json_requests([])
             return len(empty), len(join_json_requests([b"", b""])) - len(empty)
-        return len(encode_close(self._boundary)), 0
+        return len(self._close), 0
 
     def _too_big(self, batch: list[int]) -> str | None:
         """Why a batch (one dependency group, if it breaks a limit) cannot be sent, or None."""
@@ -373,7 +378,7 @@ class Run(Generic[OuterT]):
             body = join_json_requests(chunks)
             content_type = JSON
         else:
-            body = b"".join(chunks) + encode_close(self._boundary)
+            body = b"".join(chunks) + self._close
             content_type = f"multipart/mixed; boundary={self._boundary}"
         return Send(self._sends, tuple(batch), body, content_type)
 
@@ -384,7 +389,7 @@ class Run(Generic[OuterT]):
         )
         if self.format == "json":
             return encode_json_request(request)
-        return encode_requests([request], self._boundary)[: -len(encode_close(self._boundary))]
+        return encode_requests([request], self._boundary)[: -len(self._close)]
 
     # -- what came back -------------------------------------------------------------------
 

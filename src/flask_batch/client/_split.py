@@ -129,6 +129,8 @@ def groups_of(indices: Sequence[int], depends_on: Mapping[int, Sequence[int]]) -
     Only dependencies among ``indices`` count (the others are already answered). Groups come
     in the order of their first member, members in order.
     """
+    if not any(depends_on.get(index) for index in indices):
+        return [[index] for index in indices]  # the usual case: no request depends on another
     present = set(indices)
     parent = {index: index for index in indices}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import http.client
 import io
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -147,6 +147,9 @@ class Batching(requests.Session):
         self.concurrency = concurrency
         self._sleep = sleep
         self._origin = _origin(batch_url)
+        parts = urlsplit(batch_url)
+        #: A URL that starts with this has the batch URL's origin: no need to parse it.
+        self._origin_prefix = f"{parts.scheme}://{parts.netloc}/"
         self._queue: list[_Queued] = []
         self._positions: dict[int, int] = {}  # id() of a queued response -> its position
 
@@ -203,9 +206,10 @@ class Batching(requests.Session):
     def _enqueue(
         self, request: requests.PreparedRequest, dependencies: tuple[requests.Response, ...]
     ) -> BatchResponse:
-        if request.url is None or _origin(request.url) != self._origin:
+        url = request.url
+        if url is None or not (url.startswith(self._origin_prefix) or _origin(url) == self._origin):
             raise ValueError(
-                f"{request.url} cannot be batched: only requests to the batch endpoint's "
+                f"{url} cannot be batched: only requests to the batch endpoint's "
                 f"origin {self.batch_url} can"
             )
         depends_on = []
@@ -219,7 +223,7 @@ class Batching(requests.Session):
             encode_json_requests([sub_request])  # refuse now what the format cannot carry
         response = BatchResponse()
         response.request = request
-        response.url = request.url
+        response.url = url
         self._positions[id(response)] = len(self._queue)
         self._queue.append(_Queued(request, response, sub_request, tuple(depends_on)))
         return response
@@ -342,11 +346,24 @@ class Batching(requests.Session):
         response.encoding = get_encoding_from_headers(response.headers)
         response.raw = raw
         response.elapsed = elapsed
-        message = http.client.HTTPMessage()
-        for name, value in answer.headers:
-            message[name] = value
-        for jar in (response.cookies, self.cookies):
-            jar.extract_cookies(MockResponse(message), MockRequest(request))  # type: ignore[arg-type]
+        if (
+            answer.status  # requests leaves the content of a status 0 unset (None)
+            and "content-encoding" not in raw.headers
+            and raw.length_remaining in (None, len(answer.body))
+        ):
+            # With no content coding to undo and the declared length met, reading ``raw`` would
+            # return the body unchanged: it is the content, read now as Session.send reads a
+            # response it does not stream, without that pass through urllib3. Otherwise
+            # ``content`` reads ``raw``, and fails as plain requests would.
+            response._content = answer.body
+            response._content_consumed = True  # type: ignore[attr-defined]  # not in the stubs
+        # A jar takes cookies only from these headers: without them, there is nothing to do.
+        if "set-cookie" in raw.headers or "set-cookie2" in raw.headers:
+            message = http.client.HTTPMessage()
+            for name, value in answer.headers:
+                message[name] = value
+            for jar in (response.cookies, self.cookies):
+                jar.extract_cookies(MockResponse(message), MockRequest(request))  # type: ignore[arg-type]
 
     @staticmethod
     def _fail(queue: Iterable[_Queued], reason: str) -> None:
@@ -377,11 +394,15 @@ def _origin(url: str) -> tuple[str, str, int]:
     return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
 
 
+#: Request headers a part does not carry: they describe the batch request's connection.
+_NOT_CARRIED = HOP_BY_HOP | {"content-length"}
+
+
 def _sub_request(request: requests.PreparedRequest) -> SubRequest:
     headers = tuple(
-        (name, value)
-        for name, value in _items(request.headers)
-        if name.lower() not in HOP_BY_HOP and name.lower() != "content-length"
+        (name, value.decode("latin-1") if isinstance(value, bytes) else value)
+        for name, value in request.headers.items()
+        if name.lower() not in _NOT_CARRIED
     )
     return SubRequest(request.method or "GET", request.path_url, headers, _body_bytes(request.body))
 
@@ -395,13 +416,6 @@ class _Queued:
     sub_request: SubRequest
     #: Positions in the queue of the requests it depends on.
     depends_on: tuple[int, ...]
-
-
-def _items(headers: Mapping[str, str | bytes]) -> list[tuple[str, str]]:
-    return [
-        (name, value.decode("latin-1") if isinstance(value, bytes) else value)
-        for name, value in headers.items()
-    ]
 
 
 def _body_bytes(body: Any) -> bytes:
