@@ -193,7 +193,11 @@ def section_targets(e2e: Any, server: Any) -> list[str]:
     for target in targets(e2e, server):
         verdict = "not measured" if target.ok is None else status(target.ok)
         lines.append(f"| {target.text} | {target.measured} | {verdict} |")
-    return [*lines, ""]
+    note = (
+        "How the server got to these numbers, step by step with before/after measurements, "
+        "and why a target is missed: [performance.md](performance.md)."
+    )
+    return [*lines, "", note, ""]
 
 
 def section_machine(machine: Any, steps: Any) -> list[str]:
