@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import pytest
@@ -521,25 +521,33 @@ def test_nothing_context_local_or_in_state_leaks_between_parts() -> None:
     ]
 
 
-def test_parts_run_in_order_and_each_answer_streams_before_the_next_part_runs() -> None:
-    raw = RawApp()
-    sent_while: list[list[str]] = []
+def _sleepers(
+    raw: RawApp, names: list[str], seconds: float, on_body: Callable[[bytes], None]
+) -> Exchange:
+    """A batch of ``/sleep`` parts; ``on_body`` sees each answer body message as it is sent."""
 
     async def on_send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body" and message.get("body"):
-            sent_while.append(list(raw.events))
+            on_body(message["body"])
 
-    names = ["a", "b", "c"]
-    answer = run(
+    parts = [sub("GET", f"/sleep?s={seconds}&name={name}") for name in names]
+    return run(
         request(
             BatchMiddleware(raw),
             "POST",
             "/batch",
             headers=[("content-type", MULTIPART)],
-            body=_body(*[sub("GET", f"/sleep?s=0.01&name={n}") for n in names]),
+            body=_body(*parts),
             on_send=on_send,
         )
     )
+
+
+def test_parts_run_in_order_and_each_answer_streams_before_the_next_part_runs() -> None:
+    raw = RawApp()
+    sent_while: list[list[str]] = []
+    names = ["a", "b", "c"]
+    answer = _sleepers(raw, names, 0.01, lambda _: sent_while.append(list(raw.events)))
     assert [part_json(p)["name"] for p in answer.parts()] == names
     assert raw.events == ["start a", "end a", "start b", "end b", "start c", "end c"]
     assert sent_while[:3] == [raw.events[:2], raw.events[:4], raw.events]
@@ -547,25 +555,10 @@ def test_parts_run_in_order_and_each_answer_streams_before_the_next_part_runs() 
 
 
 def test_answers_of_quick_parts_are_sent_together() -> None:
-    raw = RawApp()
     messages: list[bytes] = []
-
-    async def on_send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.body" and message.get("body"):
-            messages.append(message["body"])
-
-    count = 2 * HOLD_PARTS + 3
-    answer = run(
-        request(
-            BatchMiddleware(raw),
-            "POST",
-            "/batch",
-            headers=[("content-type", MULTIPART)],
-            body=_body(*[sub("GET", f"/sleep?s=0&name={i}") for i in range(count)]),
-            on_send=on_send,
-        )
-    )
-    assert [part_json(p)["name"] for p in answer.parts()] == [str(i) for i in range(count)]
+    names = [str(i) for i in range(2 * HOLD_PARTS + 3)]
+    answer = _sleepers(RawApp(), names, 0, messages.append)
+    assert [part_json(p)["name"] for p in answer.parts()] == names
     # HOLD_PARTS answers a message, then the rest, then the close delimiter.
     assert [m.count(b"HTTP/1.1 200 OK") for m in messages] == [HOLD_PARTS, HOLD_PARTS, 3, 0]
 
