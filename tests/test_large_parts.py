@@ -11,18 +11,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import itertools
 import tracemalloc
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask, jsonify, request
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flask_batch import Limits, add_batch_route
 from flask_batch.asgi import BatchMiddleware
 from flask_batch.wire.batch import encode_requests, read_requests
+from flask_batch.wire.errors import BatchError
 from flask_batch.wire.http1 import parse_request
-from flask_batch.wire.model import MIB, SubRequest
+from flask_batch.wire.model import MIB, Part, SubRequest
 from flask_batch.wire.multipart import MultipartReader, encode_close, encode_part
 from flask_batch.wsgi import BatchEndpoint
 
@@ -44,12 +48,12 @@ def multipart_body(*contents: bytes) -> bytes:
     )
 
 
-def read_in(chunks: Iterable[bytes]) -> list[bytes | bytearray]:
+def read_in(chunks: Iterable[bytes]) -> list[Part]:
     reader = MultipartReader("xyz", Limits(max_part_size=MIB))
     parts = []
     for chunk in chunks:
         parts += reader.feed(chunk)
-    return [part.content for part in parts + reader.close()]
+    return parts + reader.close()
 
 
 @pytest.mark.parametrize("size", [None, 1000, 65_536, 65_537, 300_000])
@@ -62,8 +66,10 @@ def test_a_large_part_reads_the_same_in_any_chunks(contents: list[bytes], size: 
     body = multipart_body(*contents)
     chunks = [body] if size is None else [body[i : i + size] for i in range(0, len(body), size)]
     read = read_in(chunks)
-    assert read == contents
-    assert [type(c) for c in read] == [bytearray if len(c) >= 65_536 else bytes for c in contents]
+    assert [part.headers for part in read] == [HEADERS] * len(contents)
+    assert [part.content for part in read] == contents
+    kinds = [bytearray if len(c) >= 65_536 else bytes for c in contents]
+    assert [type(part.content) for part in read] == kinds
 
 
 def test_parse_request_takes_a_bytearray_over_instead_of_copying_it() -> None:
@@ -194,3 +200,34 @@ def test_large_requests_still_read_alike_when_the_whole_batch_is_one_chunk() -> 
     for chunks in ([body], chunked):
         read = read_requests("multipart/mixed; boundary=xyz", chunks, Limits(max_part_size=MIB))
         assert [(r.target, bytes(r.body)) for r in read] == [(r.target, r.body) for r in requests]
+
+
+@settings(max_examples=60, derandomize=True, database=None, deadline=None)
+@given(
+    sizes=st.lists(st.sampled_from([0, 10, 65_535, 65_536, 90_000]), min_size=1, max_size=4),
+    max_part_size=st.sampled_from([65_600, 80_000, 200_000]),
+    max_parts=st.integers(1, 4),
+    cuts=st.lists(st.integers(min_value=0), max_size=6),
+)
+def test_large_parts_and_their_limits_do_not_depend_on_the_chunks(
+    sizes: list[int], max_part_size: int, max_parts: int, cuts: list[int]
+) -> None:
+    # The hand-over (64 KiB and more) and the limits around it: the outcome, parts or
+    # refusal, is the same however the body arrives.
+    body = multipart_body(*[LARGE[:size] for size in sizes])
+    limits = Limits(max_parts=max_parts, max_part_size=max_part_size)
+    points = sorted({0, len(body), *(cut % (len(body) + 1) for cut in cuts)})
+    chunks = [body[start:end] for start, end in itertools.pairwise(points)]
+
+    def outcome(pieces: list[bytes]) -> object:
+        reader = MultipartReader("xyz", limits)
+        try:
+            parts = [part for piece in pieces for part in reader.feed(piece)] + reader.close()
+        except BatchError as error:
+            return type(error).__name__, str(error), error.part
+        return [(part.headers, bytes(part.content)) for part in parts]
+
+    whole = outcome([body])
+    assert outcome(chunks) == whole
+    if isinstance(whole, list):
+        assert whole == [(HEADERS, LARGE[:size]) for size in sizes]
