@@ -27,8 +27,6 @@ from .fields import (
 from .model import Headers, Limits, Part
 
 _LWSP = b" \t"
-_LINE_END = b"\r\n"
-_BLANK_LINE = BLANK_LINE
 #: Content this long is not copied out of the buffer: the buffer itself becomes the content
 #: (so a 50 MB part costs about 50 MB, not 100); shorter content is sliced, which is cheaper.
 _HAND_OVER_FROM = 64 * 1024
@@ -189,14 +187,16 @@ class MultipartReader:
 
         The common case in one step, without trimming the buffer or stepping through the
         states. None when anything needs a closer look (a limit, a malformed header, the last
-        part, a part still arriving): the state is then untouched, and the steps below read
-        the part from the same place, raising their errors in their order.
+        part, a large part, a part still arriving): the state is then untouched, and the
+        steps of :meth:`next_part` read the part from the same place, raising their errors in
+        their order.
         """
         buffer = self._buffer
         start = self._next_part_offset
         limits = self._limits
-        blank = _BLANK_LINE.search(buffer, start)
-        if blank is None or self._parts >= limits.max_parts or buffer[start] in _LINE_END:
+        blank = BLANK_LINE.search(buffer, start)
+        # An empty header block (the part starts with its blank line) takes the steps below.
+        if blank is None or self._parts >= limits.max_parts or buffer[start] in CRLF:
             return None
         content_start = blank.end()
         if content_start - start > limits.max_header_size:
@@ -361,7 +361,8 @@ class MultipartReader:
                 part = Part(self._headers, bytes(buffer[start:end]))
             else:
                 part = Part(self._headers, self._hand_over(start, end, outcome))
-                outcome = True if outcome is True else 0
+                if outcome is not True:
+                    outcome = 0  # the new buffer starts where the next part does
             if outcome is True:
                 self._state = _State.EPILOGUE
                 self._buffer.clear()
