@@ -147,8 +147,8 @@ def run_test_client(app: Flask, work: list[Call]) -> int:
     return size
 
 
-def check_batch_answer(app: Flask, work: list[Call]) -> None:
-    """The batch answers every call with a 200, in order (so the timings time real work)."""
+def answer_of(app: Flask, environ: WSGIEnvironment) -> tuple[list[str], bytes]:
+    """The statuses the app started its answer with, and the whole answer."""
     statuses: list[str] = []
 
     def record(
@@ -157,8 +157,12 @@ def check_batch_answer(app: Flask, work: list[Call]) -> None:
         statuses.append(status)
         return start_response(status, headers, exc_info)
 
-    environ = batch_environ(batch_body(work))
-    answer = b"".join(app.wsgi_app(environ, record))
+    return statuses, b"".join(app.wsgi_app(environ, record))
+
+
+def check_batch_answer(app: Flask, work: list[Call]) -> None:
+    """The batch answers every call with a 200, in order (so the timings time real work)."""
+    statuses, answer = answer_of(app, batch_environ(batch_body(work)))
     ok = answer.count(b"\r\nHTTP/1.1 200 OK\r\n")
     if statuses != ["200 OK"] or ok != len(work):
         raise AssertionError(f"batch answered {statuses}, {ok} of {len(work)} parts 200 OK")
@@ -170,15 +174,8 @@ def json_environ(body: bytes) -> WSGIEnvironment:
 
 def check_json_answer(app: Flask, work: list[Call]) -> None:
     """The JSON batch answers every call with a 200, in order, each with its item."""
-    statuses: list[str] = []
-
-    def record(
-        status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
-    ) -> Callable[[bytes], object]:
-        statuses.append(status)
-        return start_response(status, headers, exc_info)
-
-    answer = json.loads(b"".join(app.wsgi_app(json_environ(json_batch_body(work)), record)))
+    statuses, raw = answer_of(app, json_environ(json_batch_body(work)))
+    answer = json.loads(raw)
     responses = answer.get("responses") if isinstance(answer, dict) else None
     expected = [(str(i), 200, call.item) for i, call in enumerate(work)]
     got = [(r.get("id"), r.get("status"), (r.get("body") or {}).get("id")) for r in responses or []]

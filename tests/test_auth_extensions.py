@@ -15,7 +15,7 @@ from flask import Flask, Response, abort, g, request, session
 from flask.testing import FlaskClient
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFProtect, generate_csrf
 from werkzeug.test import TestResponse
 
@@ -24,44 +24,17 @@ from flask_batch.client import Batching
 from flask_batch.wire.model import SubResponse
 
 from .batching import batch, header, post, sub
+from .login import User, install_login
 from .servers import live_server
 
 USERS = ("alice", "bob")
-TOKENS = {"Bearer alice-token": "alice", "Bearer bob-token": "bob"}
-
-
-class User:
-    """What Flask-Login needs of a user (the protocol UserMixin implements)."""
-
-    is_authenticated = True
-    is_active = True
-    is_anonymous = False
-
-    def __init__(self, name: str) -> None:
-        self.id = name
-
-    def get_id(self) -> str:
-        return self.id
-
-
 # Flask-Login
 
 
 def login_app() -> Flask:
     app = Flask(__name__)
     app.secret_key = "login-tests"
-    manager = LoginManager(app)
-
-    # Registered by calls rather than as decorators: Flask-Login has no type information.
-    def load_user(user_id: str) -> User | None:
-        return User(user_id) if user_id in USERS else None
-
-    def load_from_header(req: object) -> User | None:
-        name = TOKENS.get(request.headers.get("Authorization", ""))
-        return User(name) if name else None
-
-    manager.user_loader(load_user)
-    manager.request_loader(load_from_header)
+    install_login(app, USERS)
 
     @app.before_request
     def touch_user() -> None:

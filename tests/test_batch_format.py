@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from flask_batch.wire.batch import (
@@ -32,13 +32,8 @@ from flask_batch.wire.errors import LimitExceeded, MalformedBatch, UnsupportedMe
 from flask_batch.wire.model import Headers, Limits, SubRequest, SubResponse
 from flask_batch.wire.multipart import boundary_of
 
-PROPERTY = settings(
-    max_examples=200,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+from .properties import PROPERTY
+
 LIMITS = Limits()
 GOLDEN = Path(__file__).parent / "data" / "golden"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from flask_batch.wire.errors import BatchError, LimitExceeded, MalformedBatch, reason_phrase
@@ -26,13 +26,8 @@ from flask_batch.wire.http1 import (
 )
 from flask_batch.wire.model import Headers, Limits, SubResponse
 
-PROPERTY = settings(
-    max_examples=200,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+from .properties import PROPERTY
+
 LIMITS = Limits()
 
 Request = tuple[str, str, Headers, bytes | bytearray]

@@ -60,6 +60,15 @@ def item(request_id: str, method: str, url: str, body: Any = None, **extra: Any)
     return entry
 
 
+def reply(
+    request_id: str, body: str, content_type: str, sent_as: str = "application/octet-stream"
+) -> dict[str, Any]:
+    """A request to ``/api/reply``, whose answer is ``body`` (as the app received it) with
+    ``content_type``; the request's own body is ``sent_as``."""
+    headers = {"Content-Type": sent_as, "X-Reply": content_type}
+    return item(request_id, "POST", "/api/reply", body, headers=headers)
+
+
 def send(
     client: FlaskClient,
     document: Any,
@@ -544,16 +553,7 @@ def test_an_unreadable_request_content_type_names_the_request(
 def test_a_json_or_text_response_body_carries_the_value(
     client: FlaskClient, content_type: str, raw: bytes, expected: Any
 ) -> None:
-    (answer,) = run(
-        client,
-        item(
-            "1",
-            "POST",
-            "/api/reply",
-            url64(raw),
-            headers={"Content-Type": "application/octet-stream", "X-Reply": content_type},
-        ),
-    )
+    (answer,) = run(client, reply("1", url64(raw), content_type))
     assert answer["status"] == 200
     assert answer["body"] == expected
     assert type(answer["body"]) is type(expected)
@@ -563,16 +563,7 @@ def test_a_json_or_text_response_body_carries_the_value(
 
 
 def test_a_json_null_response_body_is_null(client: FlaskClient) -> None:
-    (answer,) = run(
-        client,
-        item(
-            "1",
-            "POST",
-            "/api/reply",
-            "null",
-            headers={"Content-Type": "text/plain", "X-Reply": "application/json"},
-        ),
-    )
+    (answer,) = run(client, reply("1", "null", "application/json", "text/plain"))
     assert "body" in answer
     assert answer["body"] is None
     assert json_header(answer, "Content-Length") == "4"
@@ -595,16 +586,7 @@ def test_a_json_null_response_body_is_null(client: FlaskClient) -> None:
 def test_other_response_bodies_are_base64url_without_padding(
     client: FlaskClient, content_type: str, raw: bytes, declared_text: bool
 ) -> None:
-    (answer,) = run(
-        client,
-        item(
-            "1",
-            "POST",
-            "/api/reply",
-            url64(raw),
-            headers={"Content-Type": "application/octet-stream", "X-Reply": content_type},
-        ),
-    )
+    (answer,) = run(client, reply("1", url64(raw), content_type))
     body = answer["body"]
     assert isinstance(body, str)
     assert _BASE64URL.fullmatch(body), body  # the url-safe alphabet, no padding
@@ -618,19 +600,7 @@ def test_other_response_bodies_are_base64url_without_padding(
 def test_every_byte_value_round_trips_both_ways(client: FlaskClient) -> None:
     data = ALL_BYTES + bytes(range(255, -1, -1)) + b"\r\n--x--\r\n"
     for length in range(len(data) - 3, len(data) + 1):  # each padding length
-        (answer,) = run(
-            client,
-            item(
-                "1",
-                "POST",
-                "/api/reply",
-                url64(data[:length]),
-                headers={
-                    "Content-Type": "application/octet-stream",
-                    "X-Reply": "application/octet-stream",
-                },
-            ),
-        )
+        (answer,) = run(client, reply("1", url64(data[:length]), "application/octet-stream"))
         assert answer["body"] == url64(data[:length])
 
 
@@ -638,13 +608,7 @@ def test_nan_from_the_app_does_not_make_the_answer_invalid_json(client: FlaskCli
     """Python's json accepts NaN and Infinity; JSON (and JSON.parse) does not."""
     bad, fine = run(
         client,
-        item(
-            "nan",
-            "POST",
-            "/api/reply",
-            '{"x": NaN, "y": Infinity}',
-            headers={"Content-Type": "text/plain", "X-Reply": "application/json"},
-        ),
+        reply("nan", '{"x": NaN, "y": Infinity}', "application/json", "text/plain"),
         item("fine", "GET", "/api/people/fine"),
     )
     assert bad["status"] == 200
@@ -659,13 +623,7 @@ def test_deeply_nested_json_from_the_app_does_not_break_the_batch(client: FlaskC
         client,
         {
             "requests": [
-                item(
-                    "deep",
-                    "POST",
-                    "/api/reply",
-                    deep,
-                    headers={"Content-Type": "text/plain", "X-Reply": "application/json"},
-                ),
+                reply("deep", deep, "application/json", "text/plain"),
                 item("next", "GET", "/api/people/next"),
             ]
         },

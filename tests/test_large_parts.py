@@ -33,6 +33,7 @@ from flask_batch.wsgi import BatchEndpoint
 from .batching import batch as flask_batch
 from .frameworks.driving import BOUNDARY, MULTIPART, part_json
 from .frameworks.driving import request as asgi_request
+from .properties import PROPERTY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -202,7 +203,7 @@ def test_large_requests_still_read_alike_when_the_whole_batch_is_one_chunk() -> 
         assert [(r.target, bytes(r.body)) for r in read] == [(r.target, r.body) for r in requests]
 
 
-@settings(max_examples=60, derandomize=True, database=None, deadline=None)
+@settings(PROPERTY, max_examples=60)
 @given(
     sizes=st.lists(st.sampled_from([0, 10, 65_535, 65_536, 90_000]), min_size=1, max_size=4),
     max_part_size=st.sampled_from([65_600, 80_000, 200_000]),

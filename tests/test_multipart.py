@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from flask_batch.wire.errors import (
@@ -37,13 +37,7 @@ from flask_batch.wire.multipart import (
     new_boundary,
 )
 
-PROPERTY = settings(
-    max_examples=200,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+from .properties import PROPERTY
 
 # --------------------------------------------------------------------------------------------
 # Helpers

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from flask import Flask, Response, abort, g, request, session
-from flask_login import LoginManager, current_user, login_user
+from flask_login import current_user, login_user
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -28,6 +28,7 @@ from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest
 
 from .batching import BOUNDARY, batch, post, sub
+from .login import TOKENS, User, install_login
 from .test_json_format import item, run
 
 # --------------------------------------------------------------------------------------
@@ -262,39 +263,13 @@ def test_multipart_dependencies_under_parallelism() -> None:
 # Isolation: g, session, user (a g-based current user, and Flask-Login)
 # --------------------------------------------------------------------------------------
 
-TOKENS = {"Bearer alice-token": "alice", "Bearer bob-token": "bob"}
-
-
-class User:
-    """What Flask-Login needs of a user."""
-
-    is_authenticated = True
-    is_active = True
-    is_anonymous = False
-
-    def __init__(self, name: str) -> None:
-        self.id = name
-
-    def get_id(self) -> str:
-        return self.id
-
 
 def isolation_app(parties: int) -> Flask:
     """Views that wait for each other at a barrier, so every part is running at once."""
     app = Flask(__name__)
     app.secret_key = "parallel"
     barrier = threading.Barrier(parties, timeout=5)
-    manager = LoginManager(app)
-
-    def load_user(user_id: str) -> User:
-        return User(user_id)
-
-    def from_header(req: object) -> User | None:
-        name = TOKENS.get(request.headers.get("Authorization", ""))
-        return User(name) if name else None
-
-    manager.user_loader(load_user)
-    manager.request_loader(from_header)
+    install_login(app)
 
     @app.before_request
     def load() -> None:
