@@ -67,7 +67,8 @@ def test_both_middlewares_serve_batches_without_flask() -> None:
             async def send(message):
                 sent.append(message)
             scope = {"type": "http", "method": "POST", "path": "/batch", "headers": [
-                (b"content-type", content_type.encode())]}
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode())]}
             await ASGIBatch(asgi_app)(scope, receive, send)
             headers = dict(sent[0]["headers"])
             data = b"".join(m.get("body", b"") for m in sent[1:])

@@ -18,6 +18,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client, EnvironBuilder
 
 from flask_batch import Execution, Limits, asgi
+from flask_batch.options import option_names
 from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest, SubResponse
 from flask_batch.wsgi import PART_KEY, BatchMiddleware
@@ -237,6 +238,11 @@ def test_the_middlewares_take_every_option_with_its_default(middleware: type) ->
     """Both signatures list the options one by one (for type checkers and IDEs): none missing."""
     parameters = inspect.signature(middleware).parameters
     options = [p for p in parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
-    assert [p.name for p in options] == [*Limits.option_names(), *Execution.option_names()]
-    defaults = {**asdict(Limits()), "max_workers": 1, "max_workers_per_request": None}
+    assert [p.name for p in options] == list(option_names())
+    defaults = {
+        **asdict(Limits()),
+        "max_workers": 1,
+        "max_workers_per_request": None,
+        "pinned_headers": (),
+    }
     assert {p.name: p.default for p in options} == defaults

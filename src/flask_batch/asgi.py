@@ -38,24 +38,16 @@ from collections.abc import (
 from contextlib import aclosing
 from typing import Any
 
-from .endpoint import (
-    DESCRIBE_METHODS,
-    Answer,
-    Intake,
-    declared_length,
-    describe,
-    error_answer,
-    plan_run,
-    truncated,
-)
+from .endpoint import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
 from .engine import astream_answers
 from .options import MiddlewareOptions
 from .routing import (
+    DEFAULT_HEADER_RULES,
     PART_KEY,
+    HeaderRules,
     Refused,
     Router,
     connection_options,
-    from_part,
     inherited,
     server_host,
 )
@@ -114,23 +106,22 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 self.limits,
                 method=method,
                 content_type=headers.get("content-type"),
+                content_length=headers.get("content-length"),
+                # HTTP/2 and HTTP/3 frame every body; HTTP/1 needs a length or chunks.
+                framed="transfer-encoding" in headers
+                or scope.get("http_version", "1.1") not in ("1.0", "1.1"),
                 content_encoding=headers.get("content-encoding"),
                 nested=nested,
+                started=started,
             )
-            length = declared_length(headers.get("content-length"), self.limits)
-            received = 0
             more_body = True
             while more_body:
-                message = await receive()
+                message = await _receive(receive, intake)
                 if message["type"] == "http.disconnect":
                     return  # the client went away: there is no one to answer
-                chunk = message.get("body", b"")
-                more_body = message.get("more_body", False)
-                if chunk:
-                    received += len(chunk)
+                if chunk := message.get("body", b""):
                     intake.feed(chunk)
-            if length is not None and received < length:
-                raise truncated(received, length)
+                more_body = message.get("more_body", False)
             requests = intake.close()
             run = plan_run(
                 requests,
@@ -144,7 +135,9 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             await _send_whole(send, error_answer(error))
             return
         concurrent = run.policy.workers > 1
-        parts = Parts(self.app, scope)
+        parts = Parts(self.app, scope, self.settings.header_rules)
+        gone = asyncio.Event()  # set when the client disconnects: start no more parts
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, gone))
         answer = astream_answers(
             requests,
             run.dependencies,
@@ -152,11 +145,13 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             intake.writer,
             policy=run.policy,
             limiter=self._limiter() if concurrent else None,
+            stop=gone,
         )
         try:
             async with aclosing(answer):
                 await _stream(send, run.headers, answer)
         finally:
+            watcher.cancel()
             await parts.finish()
 
     def _limiter(self) -> asyncio.Semaphore:
@@ -167,6 +162,26 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 del self._limiters[closed]
             limiter = self._limiters[loop] = asyncio.Semaphore(self.execution.max_workers)
         return limiter
+
+
+async def _receive(receive: Receive, intake: Intake) -> Message:
+    """The next message of the batch request's body, refused (408) if the deadline passes
+    while the client is still sending it."""
+    while True:
+        seconds = intake.seconds_left()
+        if seconds is None:
+            return await receive()
+        try:
+            return await asyncio.wait_for(receive(), seconds)
+        except TimeoutError:
+            intake.check_time()
+
+
+async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
+    """Set ``gone`` when the client disconnects: once the body is read, a server has nothing
+    else to say (anything else is ignored, and not waited for again)."""
+    if (await receive())["type"] == "http.disconnect":
+        gone.set()
 
 
 def route_path(scope: Scope) -> str:
@@ -206,8 +221,11 @@ class Parts:
     the batch request (``scope["user"]``, ``scope["session"]``...).
     """
 
-    def __init__(self, app: ASGIApp, outer: Scope) -> None:
+    def __init__(
+        self, app: ASGIApp, outer: Scope, header_rules: HeaderRules = DEFAULT_HEADER_RULES
+    ) -> None:
         self._app = app
+        self._admit = header_rules.admit
         self._lingering: set[asyncio.Task[None]] = set()
         scheme: str = outer.get("scheme") or "http"
         root: str = outer.get("root_path", "")
@@ -277,7 +295,7 @@ class Parts:
 
     def scope(self, request: SubRequest) -> Scope:
         """The ASGI scope of ``request``, as a server would have built it."""
-        route = self._router.route(request.target)
+        route = self._router.route(request.target, request.method)
         if self._root_in_path:
             path, raw_path = route.path, route.raw_path
         else:
@@ -285,11 +303,12 @@ class Parts:
         own: list[tuple[bytes, bytes]] = []
         cookies: list[bytes] = []
         sized = bool(request.body)
+        admit = self._admit
         for name, value in request.headers:
             lowered = name.lower()
             if lowered == "content-length":
                 sized = True  # the body's own length is set below
-            elif from_part(lowered):
+            elif admit(name):
                 if lowered == "cookie":
                     cookies.append(value.encode("latin-1"))
                 else:

@@ -9,6 +9,7 @@ problem document refusing a batch, the endpoint's description, and how a batch w
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -18,9 +19,11 @@ from .wire.errors import (
     ALLOW,
     PROBLEM_JSON,
     BatchError,
+    LengthRequired,
     LimitExceeded,
     MalformedBatch,
     MethodNotAllowed,
+    RequestTimeout,
     problem_body,
     reason_phrase,
 )
@@ -31,7 +34,6 @@ from .wire.prefer import parse_preferences
 
 #: Methods that describe the endpoint instead of sending a batch.
 DESCRIBE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: The defaults of every option (the middlewares' signatures show them).
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +89,15 @@ def declared_length(content_length: str | None, limits: Limits) -> int | None:
     return length
 
 
-def truncated(received: int, length: int) -> MalformedBatch:
-    """The error for a body that ended before its ``Content-Length``."""
-    return MalformedBatch(f"the body ended after {received} of {length} bytes")
-
-
 class Intake:
     """One batch request read push-style: the head is checked at once, the body chunk by chunk.
 
-    Raises :class:`BatchError` (from the constructor, :meth:`feed` or :meth:`close`) to refuse
-    the batch, as soon as what arrived allows: a wrong method or media type before the body,
-    a limit while the body streams in, malformed content when it ends.
+    Every batch-level decision is made here, for every adapter alike: the method, nesting, the
+    media type, the framing (a ``Content-Length`` within ``max_body_size``, or a body the
+    transport ends: chunked, or HTTP/2), the content coding, the limits while the body streams
+    in, a body that ends early, and the deadline while it is still arriving. Raises
+    :class:`BatchError` (from the constructor, :meth:`feed`, :meth:`check_time` or
+    :meth:`close`) to refuse the batch, as soon as what arrived allows.
     """
 
     def __init__(
@@ -106,14 +106,21 @@ class Intake:
         *,
         method: str | None,
         content_type: str | None,
+        content_length: str | None = None,
+        framed: bool = False,
         content_encoding: str | None = None,
         nested: bool = False,
+        started: float | None = None,
     ) -> None:
         if nested:
             raise MalformedBatch("a batch cannot contain another batch")
         if method != "POST":
             raise MethodNotAllowed("a batch is sent with POST (GET describes the endpoint)")
         reader, writer = negotiate(content_type, limits)
+        #: The length the request declared, or None when the transport frames the body.
+        self.length = declared_length(content_length, limits)
+        if self.length is None and not framed:
+            raise LengthRequired("a batch needs a Content-Length (or chunked transfer encoding)")
         self._reader: Reader = reader
         #: The writer of the answer, in the format the batch came in.
         self.writer: Writer = writer
@@ -121,15 +128,37 @@ class Intake:
         self._decoder = (
             None if encoding == "identity" else BodyDecoder(encoding, limits.max_body_size)
         )
+        self._received = 0
+        #: The :func:`time.monotonic` instant by which the body must have arrived, or None.
+        self.deadline = (
+            None if limits.deadline is None or started is None else started + limits.deadline
+        )
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the deadline (None: no deadline); :meth:`check_time` refuses at 0."""
+        if self.deadline is None:
+            return None
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    def check_time(self) -> None:
+        """Refuse the batch (408) once its deadline has passed while the body is arriving."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise RequestTimeout(
+                f"the batch's deadline passed after {self._received} bytes of its body"
+                + ("" if self.length is None else f" (of {self.length})")
+            )
 
     def feed(self, chunk: bytes) -> None:
         """The next bytes of the body, as they arrived (compressed, if they were)."""
+        self._received += len(chunk)
         if self._decoder is not None:
             chunk = self._decoder.feed(chunk)
         self._reader.feed(chunk)
 
     def close(self) -> list[SubRequest]:
         """The body ended: its sub-requests, in order."""
+        if self.length is not None and self._received < self.length:
+            raise MalformedBatch(f"the body ended after {self._received} of {self.length} bytes")
         if self._decoder is not None:
             self._decoder.close()
         return self._reader.close()

@@ -150,19 +150,26 @@ async def astream_answers(
     *,
     policy: Policy = DEFAULT_POLICY,
     limiter: AbstractAsyncContextManager[object] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """:func:`stream_answers` on an event loop: ``dispatch`` is a coroutine function.
 
     With ``policy.workers`` above 1, up to that many independent parts run concurrently as
     asyncio tasks, each holding ``limiter`` (a semaphore shared by an endpoint's batches, say)
-    while it runs; with 1, each part is awaited in turn. Close the iterator
-    (``contextlib.aclosing``) when the client goes away: running parts are cancelled.
+    while it runs; with 1, each part is awaited in turn. Once ``stop`` is set (the client went
+    away) no part starts, the running ones finish, and the answer ends unfinished, as the
+    thread driver's does when its iterator is closed. Closing the iterator
+    (``contextlib.aclosing``) instead cancels the running parts.
     """
     schedule = Schedule(requests, dependencies, writer, policy)
     workers = policy.workers
     running: dict[asyncio.Task[SubResponse], int] = {}
     try:
         while not schedule.done:
+            if stop is not None and stop.is_set():
+                await asyncio.gather(*running, return_exceptions=True)
+                running.clear()
+                return
             for index in schedule.startable(len(running), workers):
                 if workers == 1:
                     started = time.perf_counter()

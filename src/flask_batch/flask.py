@@ -25,7 +25,7 @@ def add_batch_route(app: Flask, route: str = "/batch", name: str = "batch", **op
     ``options`` (see :func:`~flask_batch.options.resolve_options`) win over the app's
     ``BATCH_*`` config keys, read now, which win over the defaults.
     """
-    limits, execution = resolve_options(app.config, options)
+    settings = resolve_options(app.config, options)
     if name in app.view_functions:
         raise ValueError(f"the endpoint {name!r} already exists on {app.name!r}")
 
@@ -33,7 +33,9 @@ def add_batch_route(app: Flask, route: str = "/batch", name: str = "batch", **op
         # Looked up per call, so WSGI middleware installed later applies to the parts too.
         return app.wsgi_app(environ, start_response)
 
-    endpoint = BatchEndpoint(dispatch, limits, execution)
+    endpoint = BatchEndpoint(
+        dispatch, settings.limits, settings.execution, header_rules=settings.header_rules
+    )
 
     def batch_view() -> Response:
         answer = endpoint.answer(request.environ)

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .engine import Execution
+from .routing import DEFAULT_HEADER_RULES, HeaderRules
 from .wire.model import Limits
 
+#: Options that are neither a limit nor an execution setting.
+_OTHER_OPTIONS = ("pinned_headers",)
 
-def resolve_options(config: Mapping[str, Any], options: dict[str, Any]) -> tuple[Limits, Execution]:
-    """Limits and execution settings: keyword ``options`` win over ``BATCH_*`` keys of
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything an endpoint was configured with, checked."""
+
+    limits: Limits
+    execution: Execution
+    #: Which of a part's own headers reach the application (``pinned_headers`` included).
+    header_rules: HeaderRules = DEFAULT_HEADER_RULES
+
+
+def option_names() -> tuple[str, ...]:
+    return (*Limits.option_names(), *Execution.option_names(), *_OTHER_OPTIONS)
+
+
+def resolve_options(config: Mapping[str, Any], options: dict[str, Any]) -> Settings:
+    """The settings of an endpoint: keyword ``options`` win over ``BATCH_*`` keys of
     ``config``, which win over the defaults. Unknown names raise TypeError, bad values
     ValueError."""
-    names = (*Limits.option_names(), *Execution.option_names())
+    names = option_names()
     unknown = set(options) - set(names)
     if unknown:
         raise TypeError(
@@ -27,7 +46,8 @@ def resolve_options(config: Mapping[str, Any], options: dict[str, Any]) -> tuple
             values[name] = config[f"BATCH_{name.upper()}"]
     limits = Limits(**{k: v for k, v in values.items() if k in Limits.option_names()})
     execution = Execution(**{k: v for k, v in values.items() if k in Execution.option_names()})
-    return limits, execution
+    pinned = values.get("pinned_headers", ())
+    return Settings(limits, execution, HeaderRules(pinned) if pinned else DEFAULT_HEADER_RULES)
 
 
 DEFAULT_LIMITS = Limits()
@@ -53,10 +73,11 @@ class MiddlewareOptions(Generic[AppT]):
         deadline: float | None = DEFAULT_LIMITS.deadline,
         max_workers: int = DEFAULT_EXECUTION.max_workers,
         max_workers_per_request: int | None = DEFAULT_EXECUTION.max_workers_per_request,
+        pinned_headers: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.path = path
-        self.limits, self.execution = resolve_options(
+        self.settings = resolve_options(
             {},
             {
                 "max_parts": max_parts,
@@ -67,5 +88,8 @@ class MiddlewareOptions(Generic[AppT]):
                 "deadline": deadline,
                 "max_workers": max_workers,
                 "max_workers_per_request": max_workers_per_request,
+                "pinned_headers": pinned_headers,
             },
         )
+        self.limits = self.settings.limits
+        self.execution = self.settings.execution

@@ -10,27 +10,29 @@ from __future__ import annotations
 import contextvars
 import functools
 import io
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
-from .endpoint import (
-    DESCRIBE_METHODS,
-    Intake,
-    declared_length,
-    describe,
-    plan_run,
-    truncated,
-)
+from .endpoint import DESCRIBE_METHODS, Intake, describe, plan_run
 from .endpoint import Answer as Answer  # noqa: PLC0414 (re-exported, as before)
 from .endpoint import error_answer as error_answer  # noqa: PLC0414 (re-exported, as before)
 from .engine import Execution, stream_answers
 from .options import MiddlewareOptions
+from .routing import (
+    DEFAULT_HEADER_RULES,
+    HeaderRules,
+    Refused,
+    Router,
+    connection_options,
+    inherited,
+    server_host,
+)
 from .routing import PART_KEY as PART_KEY  # noqa: PLC0414 (re-exported, as before)
-from .routing import Refused, Router, connection_options, from_part, inherited, server_host
-from .wire.errors import BatchError, LengthRequired, MalformedBatch, problem_response
+from .wire.errors import BatchError, MalformedBatch, problem_response
 from .wire.formats import Writer
 from .wire.model import Limits, SubRequest, SubResponse
 
@@ -71,10 +73,13 @@ class BatchEndpoint:
         app: WSGIApplication,
         limits: Limits | None = None,
         execution: Execution | None = None,
+        *,
+        header_rules: HeaderRules = DEFAULT_HEADER_RULES,
     ) -> None:
         self.app = app
         self.limits = limits or Limits()
         self.execution = execution or Execution()
+        self.header_rules = header_rules
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -88,7 +93,7 @@ class BatchEndpoint:
         if environ.get("REQUEST_METHOD") in DESCRIBE_METHODS and not environ.get(PART_KEY):
             return self.describe()
         try:
-            requests, writer = read_batch(environ, self.limits)
+            requests, writer = read_batch(environ, self.limits, started)
             run = plan_run(
                 requests,
                 writer,
@@ -100,7 +105,7 @@ class BatchEndpoint:
         except BatchError as error:
             return error_answer(error)
         workers = run.policy.workers
-        dispatcher = Dispatcher(self.app, environ, concurrent=workers > 1)
+        dispatcher = Dispatcher(self.app, environ, self.header_rules, concurrent=workers > 1)
         pool = self.pool() if workers > 1 else None
         body = stream_answers(
             requests, run.dependencies, dispatcher, writer, policy=run.policy, executor=pool
@@ -120,57 +125,92 @@ class BatchEndpoint:
             return self._pool
 
 
-def read_batch(environ: WSGIEnvironment, limits: Limits) -> tuple[list[SubRequest], Writer]:
+def read_batch(
+    environ: WSGIEnvironment, limits: Limits, started: float | None = None
+) -> tuple[list[SubRequest], Writer]:
     """The sub-requests of the batch in ``environ`` and the writer of its answer.
 
-    Raises :class:`BatchError` to refuse the batch.
+    Raises :class:`BatchError` to refuse the batch; with a deadline (counted from
+    ``started``), a body still arriving when it passes is refused with 408.
     """
     intake = Intake(
         limits,
         method=environ.get("REQUEST_METHOD"),
         content_type=environ.get("CONTENT_TYPE"),
+        content_length=environ.get("CONTENT_LENGTH"),
+        framed=bool(environ.get("wsgi.input_terminated")),
         content_encoding=environ.get("HTTP_CONTENT_ENCODING"),
         nested=bool(environ.get(PART_KEY)),
+        started=started,
     )
-    for chunk in _input_chunks(environ, limits):
+    stream = environ["wsgi.input"]
+    if intake.deadline is None:
+        chunks = _chunks(stream, intake.length)
+    else:
+        chunks = _timed_chunks(stream, intake)
+    for chunk in chunks:
         intake.feed(chunk)
     return intake.close(), intake.writer
 
 
-def _input_chunks(environ: WSGIEnvironment, limits: Limits) -> Iterator[bytes]:
-    stream = environ["wsgi.input"]
-    length = declared_length(environ.get("CONTENT_LENGTH"), limits)
-    if length is None:
-        if not environ.get("wsgi.input_terminated"):
-            raise LengthRequired("a batch needs a Content-Length (or chunked transfer encoding)")
-        while chunk := _read(stream, _CHUNK_SIZE):
-            yield chunk
-        return
+def _chunks(stream: Any, length: int | None) -> Iterator[bytes]:
+    """The body, read in chunks up to its declared ``length`` (None: to its end)."""
     remaining = length
-    while remaining:
-        chunk = _read(stream, min(_CHUNK_SIZE, remaining))
+    while remaining != 0:
+        size = _CHUNK_SIZE if remaining is None else min(_CHUNK_SIZE, remaining)
+        try:
+            chunk: bytes = stream.read(size)
+        except (OSError, ValueError) as error:  # bad chunked framing, a reset
+            raise MalformedBatch(f"the body could not be read: {error}") from None
         if not chunk:
-            raise truncated(length - remaining, length)
-        remaining -= len(chunk)
+            return  # Intake.close() refuses a body shorter than its length
+        if remaining is not None:
+            remaining -= len(chunk)
         yield chunk
 
 
-def _read(stream: Any, size: int) -> bytes:
-    """Read from ``wsgi.input``; a broken upload (bad chunked framing, a reset) is a 400."""
-    try:
-        chunk: bytes = stream.read(size)
-    except (OSError, ValueError) as error:
-        raise MalformedBatch(f"the body could not be read: {error}") from None
-    return chunk
+def _timed_chunks(stream: Any, intake: Intake) -> Iterator[bytes]:
+    """:func:`_chunks` under the batch's deadline: a read blocks until bytes arrive, so a
+    thread reads, and a body that stalls past the deadline is refused (408) all the same."""
+    arrived: queue.SimpleQueue[bytes | BatchError | None] = queue.SimpleQueue()
+
+    def read() -> None:
+        try:
+            for chunk in _chunks(stream, intake.length):
+                arrived.put(chunk)
+            arrived.put(None)
+        except BatchError as error:
+            arrived.put(error)
+        except Exception as error:  # the server closed the stream under an abandoned read
+            arrived.put(MalformedBatch(f"the body could not be read: {error}"))
+
+    threading.Thread(target=read, name="flask-batch-read", daemon=True).start()
+    while True:
+        try:
+            item = arrived.get(timeout=intake.seconds_left())
+        except queue.Empty:
+            intake.check_time()
+            continue
+        if item is None:
+            return
+        if isinstance(item, BatchError):
+            raise item
+        yield item
 
 
 class Dispatcher:
     """Runs sub-requests of one batch through a WSGI application."""
 
     def __init__(
-        self, app: WSGIApplication, outer: WSGIEnvironment, *, concurrent: bool = False
+        self,
+        app: WSGIApplication,
+        outer: WSGIEnvironment,
+        header_rules: HeaderRules = DEFAULT_HEADER_RULES,
+        *,
+        concurrent: bool = False,
     ) -> None:
         self._app = app
+        self._admit = header_rules.admit
         self._base = _base_environ(outer)
         if concurrent:
             self._base["wsgi.multithread"] = True  # parts of this batch run in threads
@@ -193,7 +233,7 @@ class Dispatcher:
 
     def environ(self, request: SubRequest) -> WSGIEnvironment:
         """The WSGI environ of ``request``, as a server would have built it."""
-        route = self._router.route(request.target)
+        route = self._router.route(request.target, request.method)
         raw_path, query = route.raw_path, route.query
         request_uri = f"{raw_path}?{query}" if query else raw_path
         environ = self._base.copy()
@@ -205,11 +245,13 @@ class Dispatcher:
         # The part's own headers, each replacing the batch request's header of the same name.
         seen: set[str] = set()
         has_length = False
+        admit = self._admit
         for name, value in request.headers:
-            key = _environ_key(name)
-            if key is None:
+            if not admit(name):
                 has_length = has_length or name.lower() == "content-length"
-            elif key in seen:
+                continue
+            key = _environ_key(name)
+            if key in seen:
                 separator = "; " if key == "HTTP_COOKIE" else ", "
                 environ[key] = f"{environ[key]}{separator}{value}"
             else:
@@ -270,10 +312,8 @@ def _base_environ(outer: WSGIEnvironment) -> WSGIEnvironment:
 
 
 @functools.lru_cache(maxsize=1024)
-def _environ_key(name: str) -> str | None:
-    """The environ key of a part's header (names repeat from part to part), None: dropped."""
-    if not from_part(name):
-        return None
+def _environ_key(name: str) -> str:
+    """The environ key of a part's header (names repeat from part to part)."""
     key = name.upper().replace("-", "_")
     return key if key == "CONTENT_TYPE" else "HTTP_" + key
 
@@ -319,7 +359,9 @@ class BatchMiddleware(MiddlewareOptions["WSGIApplication"]):
 
     @functools.cached_property
     def endpoint(self) -> BatchEndpoint:
-        return BatchEndpoint(self.app, self.limits, self.execution)
+        return BatchEndpoint(
+            self.app, self.limits, self.execution, header_rules=self.settings.header_rules
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != self.path:

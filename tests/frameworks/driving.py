@@ -114,6 +114,11 @@ async def request(
     if not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in headers):
         headers.append(("content-length", str(sum(len(c) for c in chunks))))
     full_scope = scope if scope is not None else http_scope(method, target, headers)
+    framing = (b"content-length", b"transfer-encoding")
+    if not any(bytes(name).lower() in framing for name, _ in full_scope["headers"]):
+        # An HTTP/1.1 server passes on the framing the client sent; a test's scope too.
+        length = str(sum(len(c) for c in chunks)).encode()
+        full_scope["headers"] = [*full_scope["headers"], (b"content-length", length)]
     if state is not None:
         full_scope["state"] = state.copy()
     messages: list[Message] = []

@@ -99,6 +99,14 @@ class LengthRequired(BatchError):
     slug = "length-required"
 
 
+class RequestTimeout(BatchError):
+    """The batch's deadline passed while its body was still arriving."""
+
+    status = 408
+    title = "Request timeout"
+    slug = "request-timeout"
+
+
 def problem_body(problem: dict[str, Any]) -> bytes:
     """A problem document serialised as the body of an answer."""
     return json.dumps(problem, ensure_ascii=False).encode("utf-8")

@@ -118,7 +118,10 @@ def parse_request(
                 length = value
             elif lowered == "transfer-encoding":
                 chunked = _chunked_body(headers, data, body_start, part)
-                return method.decode("ascii"), target.decode("ascii"), headers, chunked
+                # Decoded: the framing header goes, so that nothing downstream sees a body
+                # framed twice (the adapter sets the Content-Length of what was decoded).
+                unframed = tuple(f for f in headers if f[0].lower() != "transfer-encoding")
+                return method.decode("ascii"), target.decode("ascii"), unframed, chunked
     if length is None:
         # Without a length the body runs to the part's end; blank lines alone are no body.
         line_ends = data.count(b"\n", body_start) + data.count(b"\r", body_start)

@@ -55,7 +55,10 @@ def parse_media_type(value: str) -> tuple[str, dict[str, str]]:
         raw = match.group(2)
         if raw.startswith('"'):
             raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
-        params[match.group(1).lower()] = raw
+        name = match.group(1).lower()
+        if name in params:  # which one counts would be a guess, and readers guess differently
+            raise MalformedBatch(f"the parameter {name!r} appears twice in {value!r}")
+        params[name] = raw
     return media_type.strip().lower(), params
 
 

@@ -1,0 +1,240 @@
+"""One small test API, served by each of the three front ends of a batch endpoint.
+
+The routes are written once against a neutral request (:class:`Seen`) and answered with a
+neutral :class:`Reply`; thin adapters turn them into a Flask app (the extension), a bare WSGI
+app (behind :class:`flask_batch.wsgi.BatchMiddleware`) and a bare ASGI app (behind
+:class:`flask_batch.asgi.BatchMiddleware`). So a behaviour asserted once is asserted of every
+front end, and a difference between them fails the suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from flask import Flask, Response, request
+
+from flask_batch import add_batch_route
+from flask_batch import asgi as batch_asgi
+from flask_batch import wsgi as batch_wsgi
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
+
+#: The batch routes every front end serves, and their options. A test picks the route whose
+#: options it needs; nested middlewares (WSGI, ASGI) and several routes (Flask) serve them.
+ROUTES: dict[str, dict[str, Any]] = {
+    "/batch": {},
+    "/batch/small": {
+        "max_parts": 3,
+        "max_body_size": 4000,
+        "max_part_size": 600,
+        "max_header_size": 300,
+        "max_headers": 8,
+    },
+    "/batch/deadline": {"deadline": 1.0},
+    "/batch/parallel": {"max_workers": 4},
+    "/batch/pinned": {"pinned_headers": ["X-Tenant", "x-internal-*"]},
+}
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A request as the application saw it (header names lower-case, repeats joined)."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    client: str | None
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "body": self.body.decode("latin-1"),
+            "client": self.client,
+        }
+
+
+@dataclass
+class Reply:
+    """What a route answers: ``chunks`` may be a generator (a streamed body)."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    chunks: Iterable[bytes]
+    #: Seconds to wait before answering (slept, or awaited on ASGI).
+    delay: float = 0.0
+    #: Raise instead of answering.
+    fail: bool = False
+
+
+@dataclass
+class Api:
+    """The routes, and a log of the requests that reached them (``ran``)."""
+
+    ran: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, seen: Seen) -> Reply:
+        with self.lock:
+            self.ran.append(f"{seen.method} {seen.path}" + (f"?{seen.query}" if seen.query else ""))
+        query = {key: values[0] for key, values in parse_qs(seen.query).items()}
+        text = [("Content-Type", "text/plain")]
+        if seen.path == "/ok":
+            return Reply(200, text, [b"ok"])
+        if seen.path == "/echo":
+            return Reply(200, [("Content-Type", "application/octet-stream")], [seen.body])
+        if seen.path == "/inspect":
+            body = json.dumps(seen.document()).encode()
+            return Reply(200, [("Content-Type", "application/json")], [body])
+        if seen.path == "/status":
+            return Reply(int(query.get("code", "200")), text, [b"status"])
+        if seen.path == "/slow":
+            return Reply(200, text, [b"slow"], delay=float(query.get("s", "0.2")))
+        if seen.path == "/raise":
+            return Reply(500, text, [], fail=True)
+        if seen.path in ("/stream", "/sized"):
+            size, chunk = int(query.get("size", "0")), int(query.get("chunk", "65536"))
+            headers = [("Content-Type", "application/octet-stream")]
+            if seen.path == "/sized":
+                headers.append(("Content-Length", str(size)))
+            return Reply(200, headers, _pieces(size, chunk))
+        return Reply(404, text, [b"not found"])
+
+
+def _pieces(size: int, chunk: int) -> Iterator[bytes]:
+    sent = 0
+    while sent < size:
+        piece = min(chunk, size - sent)
+        yield b"x" * piece
+        sent += piece
+
+
+# Flask: the routes as views, and the extension's batch routes.
+
+
+def flask_app(api: Api) -> Flask:
+    app = Flask(__name__)
+
+    @app.route("/<path:path>", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+    def route(path: str) -> Response:
+        headers: dict[str, str] = {}
+        for name, value in request.headers.items():
+            key = name.lower()
+            headers[key] = value if key not in headers else f"{headers[key]}, {value}"
+        seen = Seen(
+            request.method,
+            request.path,
+            request.query_string.decode("latin-1"),
+            headers,
+            request.get_data(),
+            request.remote_addr,
+        )
+        reply = _wait(api.answer(seen))
+        return Response(reply.chunks, status=reply.status, headers=reply.headers)
+
+    for index, (path, options) in enumerate(ROUTES.items()):
+        add_batch_route(app, path, f"batch{index}", **options)
+    return app
+
+
+# WSGI: a bare application (no framework), behind one middleware per batch route.
+
+
+def wsgi_app(api: Api) -> WSGIApplication:
+    def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        headers: dict[str, str] = {}
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                headers[key[5:].replace("_", "-").lower()] = value
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if environ.get(key):
+                headers[key.replace("_", "-").lower()] = environ[key]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        seen = Seen(
+            environ["REQUEST_METHOD"],
+            environ["PATH_INFO"],
+            environ.get("QUERY_STRING", ""),
+            headers,
+            environ["wsgi.input"].read(length) if length else b"",
+            environ.get("REMOTE_ADDR"),
+        )
+        reply = _wait(api.answer(seen))
+        start_response(f"{reply.status} Status", reply.headers)
+        return reply.chunks
+
+    wrapped: WSGIApplication = application
+    for path, options in ROUTES.items():
+        wrapped = batch_wsgi.BatchMiddleware(wrapped, path, **options)
+    return wrapped
+
+
+def _wait(reply: Reply) -> Reply:
+    if reply.delay:
+        time.sleep(reply.delay)
+    if reply.fail:
+        raise RuntimeError("the view failed")
+    return reply
+
+
+# ASGI: a bare application, behind one middleware per batch route.
+
+
+def asgi_app(api: Api) -> ASGIApp:
+    async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            separator = "; " if name == "cookie" else ", "
+            headers[name] = value if name not in headers else headers[name] + separator + value
+        client = scope.get("client")
+        seen = Seen(
+            scope["method"],
+            scope["path"],
+            scope["query_string"].decode("latin-1"),
+            headers,
+            body,
+            client[0] if client else None,
+        )
+        reply = api.answer(seen)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.fail:
+            raise RuntimeError("the view failed")
+        raw_headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in reply.headers]
+        await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
+        for chunk in reply.chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    wrapped: ASGIApp = application
+    for path, options in ROUTES.items():
+        wrapped = batch_asgi.BatchMiddleware(wrapped, path, **options)
+    return wrapped

@@ -1,0 +1,65 @@
+"""The three front ends of a batch endpoint, each on a real server on 127.0.0.1.
+
+Every test that takes the ``server`` fixture runs three times: against the Flask extension and
+the WSGI middleware (Werkzeug's threaded server) and the ASGI middleware (uvicorn), each
+serving the same API (:mod:`.api`) and the same batch routes (:data:`.api.ROUTES`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import pytest
+
+from ..frameworks.serving import asgi_server
+from ..servers import live_server
+from .api import Api, asgi_app, flask_app, wsgi_app
+from .wire import batch, sub
+
+
+@dataclass(frozen=True)
+class Server:
+    """One front end, served: its base URL and the log of what reached the application."""
+
+    name: str
+    base: str
+    api: Api
+
+    @property
+    def ran(self) -> list[str]:
+        return self.api.ran
+
+    def check_healthy(self) -> None:
+        """After a refusal: nothing ran, and the next batch is answered normally."""
+        assert self.ran == [], f"a part ran although the batch was refused: {self.ran}"
+        assert [r.status for r in batch(self.base, "/batch", sub("GET", "/ok"))] == [200]
+        self.ran.clear()
+
+
+FRONT_ENDS = ("flask", "wsgi", "asgi")
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[dict[str, Server]]:
+    with ExitStack() as stack:
+        running = {}
+        for name in FRONT_ENDS:
+            api = Api()
+            if name == "asgi":
+                base = stack.enter_context(asgi_server(asgi_app(api)))
+            else:
+                app = flask_app(api) if name == "flask" else wsgi_app(api)
+                base = stack.enter_context(live_server(app))
+            running[name] = Server(name, base, api)
+        yield running
+
+
+@pytest.fixture(params=FRONT_ENDS)
+def server(request: pytest.FixtureRequest, servers: dict[str, Server]) -> Iterator[Server]:
+    """Each front end in turn, with an empty log."""
+    chosen = servers[request.param]
+    chosen.ran.clear()
+    yield chosen
+    chosen.ran.clear()

@@ -1,0 +1,247 @@
+"""A part reaches only this application, with the identity of the batch request.
+
+Targets that name another origin, or no HTTP resource at all, and headers that the proxies
+in front of the application vouch for (pinned headers) are refused part by part with a
+``400``, on every front end alike; nothing runs for the refused part, the rest of the batch
+goes on.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flask_batch.routing import PINNED_HEADERS
+from flask_batch.wire.jsonbatch import encode_json_requests
+from flask_batch.wire.model import SubResponse
+
+from .conftest import Server
+from .wire import batch, body, post, sub
+
+
+def refused_part(answer: SubResponse, title: str) -> str:
+    """Check ``answer`` is a 400 problem part titled ``title``; its detail."""
+    assert answer.status == 400, answer
+    document = json.loads(answer.body)
+    assert document["title"] == title, document
+    return str(document["detail"])
+
+
+def inspected(answer: SubResponse) -> dict[str, str]:
+    assert answer.status == 200, answer
+    headers: dict[str, str] = json.loads(answer.body)["headers"]
+    return headers
+
+
+# Targets
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https:/ok",  # a scheme without "//": not this origin's absolute-form
+        "http:/ok",
+        "ftp:/ok",
+        "file:/etc/passwd",
+        "javascript:alert(1)",
+        "127.0.0.1:80",  # authority-form
+        "[::1]:443",
+        "localhost:443",
+    ],
+)
+def test_a_target_naming_no_http_resource_of_this_origin_is_refused(
+    server: Server, target: str
+) -> None:
+    refused, after = batch(server.base, "/batch", sub("GET", target), sub("GET", "/ok"))
+    assert "target" in refused_part(refused, "Invalid request target")
+    assert after.status == 200
+    assert server.ran == ["GET /ok"]
+
+
+def test_connect_is_refused(server: Server) -> None:
+    port = server.base.rsplit(":", 1)[1]
+    refused, after = batch(
+        server.base, "/batch", sub("CONNECT", f"127.0.0.1:{port}"), sub("CONNECT", "/ok")
+    )
+    for answer in (refused, after):
+        assert "tunnel" in refused_part(answer, "Unsupported method")
+    assert server.ran == []
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/ok",  # a network-path reference: another origin
+        "file:///etc/passwd",
+        "ftp://127.0.0.1:{port}/ok",
+        "//evil.example:{port}/ok",
+        "http://127.0.0.1:{port}:80/ok",  # not a host and a port
+        "http://127.0.0.1:{port}@evil.example/ok",
+        "http://evil.example/ok",
+        "https://127.0.0.1:{port}/ok",
+        "http://127.0.0.1:1{port}/ok",
+    ],
+)
+def test_a_target_on_another_origin_is_refused(server: Server, target: str) -> None:
+    port = server.base.rsplit(":", 1)[1]
+    refused, after = batch(
+        server.base, "/batch", sub("GET", target.format(port=port)), sub("GET", "/ok")
+    )
+    refused_part(refused, "Cross-origin sub-request")
+    assert after.status == 200
+    assert server.ran == ["GET /ok"]
+
+
+@pytest.mark.parametrize("target", ["http://127.0.0.1:{port}/ok", "//127.0.0.1:{port}/ok"])
+def test_a_target_on_this_origin_runs(server: Server, target: str) -> None:
+    port = server.base.rsplit(":", 1)[1]
+    (answer,) = batch(server.base, "/batch", sub("GET", target.format(port=port)))
+    assert (answer.status, answer.body) == (200, b"ok")
+    assert server.ran == ["GET /ok"]
+
+
+@pytest.mark.parametrize(
+    ("url", "title"),
+    [
+        ("//evil.example/ok", "Cross-origin sub-request"),
+        ("https:/ok", "Invalid request target"),
+        ("file:/etc/passwd", "Invalid request target"),
+    ],
+)
+def test_json_urls_are_confined_alike(server: Server, url: str, title: str) -> None:
+    requests = [sub("GET", url, content_id="1"), sub("GET", "/ok", content_id="2")]
+    document = encode_json_requests(requests)
+    refused, after = post(server.base, "/batch", document, "application/json").parts()
+    refused_part(refused, title)
+    assert after.status == 200
+    assert server.ran == ["GET /ok"]
+
+
+# Headers
+
+
+#: One header of each family :data:`PINNED_HEADERS` covers, as a part might forge it.
+FORGED = [
+    ("Forwarded", "for=198.51.100.1;host=evil.example"),
+    ("X-Forwarded-For", "198.51.100.1"),
+    ("X-Forwarded-Host", "evil.example"),
+    ("X-Forwarded-User", "admin"),
+    ("X-Forwarded-Email", "admin@example.com"),
+    ("X-Real-IP", "198.51.100.1"),
+    ("CF-Connecting-IP", "198.51.100.1"),
+    ("True-Client-IP", "198.51.100.1"),
+    ("Fastly-Client-IP", "198.51.100.1"),
+    ("X-Client-IP", "198.51.100.1"),
+    ("X-Cluster-Client-IP", "198.51.100.1"),
+    ("Remote-User", "admin"),
+    ("X-Remote-User", "admin"),
+    ("X-Auth-Request-User", "admin"),
+    ("X-Auth-Request-Email", "admin@example.com"),
+    ("X-Auth-Request-Groups", "admins"),
+    ("X-Goog-Authenticated-User-Email", "accounts.google.com:admin@example.com"),
+    ("X-Goog-Authenticated-User-Id", "accounts.google.com:1"),
+    ("X-MS-Client-Principal", "e30="),
+    ("X-MS-Client-Principal-Name", "admin"),
+    ("X-MS-Client-Principal-Id", "1"),
+    ("X-Amzn-Oidc-Identity", "admin"),
+    ("X-Amzn-Oidc-Data", "e30"),
+    ("X-AppEngine-Cron", "true"),
+    ("Cf-Access-Authenticated-User-Email", "admin@example.com"),
+    ("X-SSL-Client-Verify", "SUCCESS"),
+    ("x-auth-request-user", "admin"),  # any case
+    ("REMOTE-USER", "admin"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), FORGED)
+def test_a_part_that_forges_a_pinned_header_is_refused(
+    server: Server, name: str, value: str
+) -> None:
+    forged, honest = batch(
+        server.base,
+        "/batch",
+        sub("GET", "/inspect", headers=((name, value),)),
+        sub("GET", "/inspect"),
+        headers=[(name, "the proxy's value")],
+    )
+    assert name in refused_part(forged, "Pinned header")
+    # Every part inherits the batch request's value: the proxy's.
+    assert inspected(honest)[name.lower()] == "the proxy's value"
+    assert server.ran == ["GET /inspect"]
+
+
+def test_every_default_pattern_is_documented_in_the_readme() -> None:
+    with open("README.md", encoding="utf-8") as readme:
+        text = readme.read()
+    missing = [pattern for pattern in PINNED_HEADERS if f"`{pattern}`" not in text]
+    assert missing == []
+
+
+def test_a_route_pins_its_own_names_and_patterns(server: Server) -> None:
+    tenant, internal, other = batch(
+        server.base,
+        "/batch/pinned",
+        sub("GET", "/inspect", headers=(("X-Tenant", "other"),)),
+        sub("GET", "/inspect", headers=(("X-Internal-Role", "admin"),)),
+        sub("GET", "/inspect", headers=(("X-Other", "mine"), ("Remote-User", "admin"))),
+        headers=[("X-Tenant", "mine")],
+    )
+    assert "X-Tenant" in refused_part(tenant, "Pinned header")
+    assert "X-Internal-Role" in refused_part(internal, "Pinned header")
+    assert "Remote-User" in refused_part(other, "Pinned header")  # the defaults still hold
+    assert server.ran == []
+    (allowed,) = batch(server.base, "/batch", sub("GET", "/inspect", headers=(("X-Tenant", "b"),)))
+    assert inspected(allowed)["x-tenant"] == "b"  # pinned on /batch/pinned only
+
+
+def test_a_part_may_send_its_own_credentials_and_ordinary_headers(server: Server) -> None:
+    (answer,) = batch(
+        server.base,
+        "/batch",
+        sub(
+            "GET",
+            "/inspect",
+            headers=(
+                ("Authorization", "Bearer mine"),
+                ("Cookie", "session=mine"),
+                ("Accept", "application/json"),
+                ("X-Forwarded", "not the family"),
+                ("X-Remote-Username-Hint", "not pinned"),
+            ),
+        ),
+        headers=[("Authorization", "Bearer batch"), ("Cookie", "session=batch")],
+    )
+    seen = inspected(answer)
+    assert seen["authorization"] == "Bearer mine"
+    assert seen["cookie"] == "session=mine"
+    assert seen["accept"] == "application/json"
+    assert seen["x-forwarded"] == "not the family"
+    assert seen["x-remote-username-hint"] == "not pinned"
+
+
+def test_a_part_host_is_ignored_and_a_name_with_an_underscore_dropped(server: Server) -> None:
+    host = server.base.split("//", 1)[1]
+    (answer,) = batch(
+        server.base,
+        "/batch",
+        sub("GET", "/inspect", headers=(("Host", "evil.example"), ("X_User", "root"))),
+    )
+    seen = inspected(answer)
+    assert seen["host"] == host
+    assert "x-user" not in seen
+    assert "x_user" not in seen
+
+
+def test_a_chunked_part_reaches_the_application_with_only_its_decoded_length(
+    server: Server,
+) -> None:
+    message = (
+        b"POST /inspect HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
+    (answer,) = post(server.base, "/batch", body(message)).parts()
+    seen = json.loads(answer.body)
+    assert seen["body"] == "abcde"
+    assert "transfer-encoding" not in seen["headers"]
+    assert seen["headers"]["content-length"] == "5"

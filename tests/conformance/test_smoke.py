@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from .conftest import Server
+from .wire import batch, sub
+
+
+def test_each_front_end_answers_a_batch(server: Server) -> None:
+    answers = batch(server.base, "/batch", sub("GET", "/ok"), sub("POST", "/echo", b"hi"))
+    assert [(a.status, a.body) for a in answers] == [(200, b"ok"), (200, b"hi")]
+    assert server.ran == ["GET /ok", "POST /echo"]

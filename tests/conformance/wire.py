@@ -1,0 +1,138 @@
+"""A raw HTTP/1.1 client for the conformance suite: exact bytes out, the parsed answer back.
+
+The hostile cases need control no HTTP library gives (no framing at all, a body that stalls,
+a client that leaves mid-answer), so requests are written to a socket as they are; answers
+are read with :class:`http.client.HTTPResponse`, which handles chunked answers.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask_batch.wire.batch import encode_requests, read_responses
+from flask_batch.wire.jsonbatch import read_json_responses
+from flask_batch.wire.model import SubRequest, SubResponse
+
+BOUNDARY = "conformance-boundary"
+MULTIPART = f"multipart/mixed; boundary={BOUNDARY}"
+DELIMITER = f"--{BOUNDARY}".encode()
+CLOSE = f"--{BOUNDARY}--\r\n".encode()
+MIME = b"Content-Type: application/http\r\n"
+#: Seconds any exchange may take before the test fails (nothing may hang).
+TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    def problem(self) -> dict[str, Any]:
+        """The problem document of a refused batch, checked to be one."""
+        assert self.header("Content-Type") == "application/problem+json", self
+        document: dict[str, Any] = json.loads(self.body)
+        assert document["status"] == self.status
+        return document
+
+    def parts(self) -> list[SubResponse]:
+        """The sub-responses of a batch answer, checked to be a 200 batch."""
+        assert self.status == 200, (self.status, self.body[:500])
+        content_type = self.header("Content-Type") or ""
+        if content_type.startswith("application/json"):
+            return [response for _, response in read_json_responses(self.body)]
+        return [response for _, response in read_responses(content_type, self.body)]
+
+
+def connect(base: str) -> socket.socket:
+    url = urlsplit(base)
+    assert url.hostname is not None
+    assert url.port is not None
+    return socket.create_connection((url.hostname, url.port), timeout=TIMEOUT)
+
+
+def head(
+    base: str,
+    method: str,
+    path: str,
+    headers: Sequence[tuple[str, str]] = (),
+) -> bytes:
+    """A request head with ``Host`` and ``Connection: close``, and ``headers`` as given."""
+    host = urlsplit(base).netloc
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def read_answer(sock: socket.socket, method: str = "POST") -> Answer:
+    response = http.client.HTTPResponse(sock, method=method)
+    try:
+        response.begin()
+        body = response.read()
+    finally:
+        response.close()
+    return Answer(response.status, list(response.getheaders()), body)
+
+
+def exchange(base: str, request: bytes, method: str = "POST") -> Answer:
+    """Send ``request`` (a whole HTTP request, as bytes) and read the answer."""
+    with connect(base) as sock:
+        sock.sendall(request)
+        return read_answer(sock, method)
+
+
+def post(
+    base: str,
+    route: str,
+    body: bytes,
+    content_type: str | None = MULTIPART,
+    headers: Sequence[tuple[str, str]] = (),
+    *,
+    method: str = "POST",
+) -> Answer:
+    """POST ``body`` to ``route`` with an exact Content-Length."""
+    fields = [("Content-Length", str(len(body))), *headers]
+    if content_type is not None:
+        fields.insert(0, ("Content-Type", content_type))
+    return exchange(base, head(base, method, route, fields) + body, method)
+
+
+def batch(
+    base: str,
+    route: str,
+    *requests: SubRequest,
+    headers: Sequence[tuple[str, str]] = (),
+) -> list[SubResponse]:
+    """Send ``requests`` as one multipart batch; the answers in order."""
+    answers = post(base, route, encode_requests(requests, BOUNDARY), headers=headers).parts()
+    assert len(answers) == len(requests)
+    return answers
+
+
+def sub(
+    method: str,
+    target: str,
+    body: bytes = b"",
+    headers: tuple[tuple[str, str], ...] = (),
+    content_id: str | None = None,
+) -> SubRequest:
+    return SubRequest(method, target, headers, body, content_id)
+
+
+def part(message: bytes, mime: bytes = MIME) -> bytes:
+    """One part of a hand-written batch: its MIME headers, a blank line and the message."""
+    return DELIMITER + b"\r\n" + mime + b"\r\n" + message + b"\r\n"
+
+
+def body(*messages: bytes) -> bytes:
+    """A complete batch body of ``application/http`` parts holding ``messages``."""
+    return b"".join(part(message) for message in messages) + CLOSE
