@@ -8,7 +8,17 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from flask import Flask, Response, g, request, send_file, stream_with_context
+import quart
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    g,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
 
 from flask_batch import Batch, Limits, add_batch_route
 from flask_batch.flask import EXTENSION_KEY
@@ -326,6 +336,109 @@ def test_bad_options_are_refused_when_registering() -> None:
     add_batch_route(app := Flask(__name__))
     with pytest.raises(ValueError, match="already exists"):
         add_batch_route(app)
+
+
+# Blueprints
+
+
+def _items_blueprint(
+    name: str = "api", url_prefix: str | None = "/api", **options: object
+) -> Blueprint:
+    """A blueprint with an ``/items`` route and a batch route next to it."""
+    blueprint = Blueprint(name, __name__, url_prefix=url_prefix)
+
+    @blueprint.get("/items")
+    def items(**view_args: str) -> dict[str, object]:
+        return {"path": request.path, "endpoint": request.endpoint}
+
+    add_batch_route(blueprint, "/batch", "batch", **options)
+    return blueprint
+
+
+def _app_with_ok() -> Flask:
+    app = Flask(__name__)
+    app.route("/ok")(lambda: "ok")
+    return app
+
+
+def test_a_blueprint_batch_route_lives_under_the_prefix_and_reaches_the_whole_app() -> None:
+    app = _app_with_ok()
+    app.register_blueprint(_items_blueprint())
+    with app.test_request_context():
+        assert url_for("api.batch") == "/api/batch"
+    client = app.test_client()
+    absolute, relative, outside = batch(
+        client, sub("GET", "/api/items"), sub("GET", "items"), sub("GET", "/ok"), route="/api/batch"
+    )
+    assert json.loads(absolute.body) == {"path": "/api/items", "endpoint": "api.items"}
+    assert json.loads(relative.body) == {"path": "/api/items", "endpoint": "api.items"}
+    assert (outside.status, outside.body) == (200, b"ok")
+    assert client.get("/api/batch").json["max_parts"] == Limits().max_parts  # type: ignore[index]
+    assert post(client, _parts(1)).status_code == 404  # nothing at /batch
+
+
+def test_nested_blueprints_and_one_blueprint_under_two_names() -> None:
+    app = _app_with_ok()
+    parent = Blueprint("outer", __name__, url_prefix="/outer")
+    parent.register_blueprint(_items_blueprint("inner", "/inner"))
+    app.register_blueprint(parent)
+    twice = _items_blueprint("versioned", None)
+    app.register_blueprint(twice, url_prefix="/v1", name="v1")
+    app.register_blueprint(twice, url_prefix="/v2", name="v2")
+    client = app.test_client()
+    for route, endpoint in [
+        ("/outer/inner/batch", "outer.inner.batch"),
+        ("/v1/batch", "v1.batch"),
+        ("/v2/batch", "v2.batch"),
+    ]:
+        assert app.url_map.bind("localhost").match(route, "POST")[0] == endpoint
+        (items,) = batch(client, sub("GET", "items"), route=route)
+        assert json.loads(items.body)["path"] == route.replace("/batch", "/items")
+
+
+def test_the_variables_of_a_blueprint_prefix_do_not_reach_the_batch_view() -> None:
+    app = _app_with_ok()
+    app.register_blueprint(_items_blueprint("tenant", "/<tenant>"))
+    (items,) = batch(app.test_client(), sub("GET", "items"), route="/acme/batch")
+    assert json.loads(items.body) == {"path": "/acme/items", "endpoint": "tenant.items"}
+
+
+def test_a_blueprint_reads_each_app_config_when_registered_there() -> None:
+    blueprint = _items_blueprint(max_header_size=2000)
+    small, large = _app_with_ok(), _app_with_ok()
+    small.config.update(BATCH_MAX_PARTS=2, BATCH_MAX_HEADER_SIZE=999)
+    large.config["BATCH_MAX_PARTS"] = 5
+    small.add_url_rule("/only-small", "only_small", lambda: "small")
+    for each in (small, large):
+        each.register_blueprint(blueprint)
+    small.config["BATCH_MAX_PARTS"] = 50  # read at registration: too late
+    assert problem(post(small.test_client(), _parts(3), route="/api/batch"))["value"] == 2
+    assert post(large.test_client(), _parts(3), route="/api/batch").status_code == 200
+    big = _parts(1, header="X-Big: " + "a" * 1500)  # the keyword wins over the config
+    assert post(small.test_client(), big, route="/api/batch").status_code == 200
+    # Each app's parts run through that app.
+    (here,) = batch(small.test_client(), sub("GET", "/only-small"), route="/api/batch")
+    (elsewhere,) = batch(large.test_client(), sub("GET", "/only-small"), route="/api/batch")
+    assert (here.status, elsewhere.status) == (200, 404)
+
+
+def test_what_is_neither_a_flask_app_nor_a_blueprint_is_refused() -> None:
+    for wrong in (object(), "app", Flask(__name__).wsgi_app):
+        with pytest.raises(TypeError, match=r"a Flask app or a Blueprint.*BatchMiddleware"):
+            add_batch_route(wrong)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="max_partz"):  # refused now, not at registration
+        add_batch_route(Blueprint("api", __name__), max_partz=1)
+    with pytest.raises(ValueError, match=r"cannot contain '\.'"):
+        add_batch_route(Blueprint("api", __name__), "/batch", "api.batch")
+    with pytest.raises(TypeError, match=r"Quart.*flask_batch\.asgi\.BatchMiddleware"):
+        quart.Quart(__name__).register_blueprint(_items_blueprint())
+
+
+def test_the_extension_takes_apps_not_blueprints() -> None:
+    with pytest.raises(TypeError, match=r"add_batch_route\(blueprint"):
+        Batch().init_app(Blueprint("api", __name__))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"add_batch_route\(blueprint"):
+        Batch(Blueprint("api", __name__))  # type: ignore[arg-type]
 
 
 # Refusals of the whole batch
