@@ -434,6 +434,38 @@ def test_what_is_neither_a_flask_app_nor_a_blueprint_is_refused() -> None:
         quart.Quart(__name__).register_blueprint(_items_blueprint())
 
 
+def test_a_path_already_routed_is_refused_whatever_the_name() -> None:
+    app = _app_with_ok()
+    add_batch_route(app)
+    with pytest.raises(ValueError, match=r"'/batch' is already routed to the endpoint 'batch'"):
+        add_batch_route(app, "/batch", "batch_again")
+    app.add_url_rule("/legacy", "legacy", lambda: "legacy", methods=["POST"])
+    with pytest.raises(ValueError, match=r"'/legacy' is already routed to the endpoint 'legacy'"):
+        add_batch_route(app, "/legacy", "legacy_batch")
+    # No method in common: both routes run.
+    app.add_url_rule(
+        "/traced", "traced", lambda: "traced", methods=["TRACE"], provide_automatic_options=False
+    )
+    add_batch_route(app, "/traced", "traced_batch")
+    client = app.test_client()
+    assert client.open("/traced", method="TRACE").get_data() == b"traced"
+    assert post(client, _parts(1), route="/traced").status_code == 200
+    assert "batch_again" not in app.view_functions
+    assert "legacy_batch" not in app.view_functions
+
+
+def test_a_blueprint_path_already_routed_is_refused_when_registered() -> None:
+    app = _app_with_ok()
+    blueprint = _items_blueprint()
+    app.register_blueprint(blueprint)
+    with pytest.raises(ValueError, match=r"'/api/batch' is already routed to .*'api\.batch'"):
+        app.register_blueprint(blueprint, name="again")  # the same prefix under another name
+    taken = _app_with_ok()
+    taken.add_url_rule("/api/batch", "old_batch", lambda: "old", methods=["POST"])
+    with pytest.raises(ValueError, match=r"'/api/batch' is already routed to .*'old_batch'"):
+        taken.register_blueprint(_items_blueprint())
+
+
 def test_the_extension_takes_apps_not_blueprints() -> None:
     with pytest.raises(TypeError, match=r"add_batch_route\(blueprint"):
         Batch().init_app(Blueprint("api", __name__))  # type: ignore[arg-type]

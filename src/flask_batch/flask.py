@@ -81,8 +81,7 @@ def _add_route(
     app: Flask, rule: str, name: str, options: dict[str, Any], **rule_options: Any
 ) -> None:
     limits, execution = resolve_options(app.config, options)
-    if name in app.view_functions:
-        raise ValueError(f"the endpoint {name!r} already exists on {app.name!r}")
+    _refuse_taken(app, rule, name, rule_options.get("subdomain"))
 
     def dispatch(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         # Looked up per call, so WSGI middleware installed later applies to the parts too.
@@ -96,6 +95,27 @@ def _add_route(
         return Response(answer.body, status=answer.status, headers=answer.headers)
 
     app.add_url_rule(rule, name, batch_view, methods=_METHODS, **rule_options)
+
+
+def _refuse_taken(app: Flask, rule: str, name: str, subdomain: str | None) -> None:
+    """Refuse an endpoint name in use, and a rule already routed for any of the batch
+    route's methods: the first route would answer every request, the batch route none."""
+    if name in app.view_functions:
+        raise ValueError(f"the endpoint {name!r} already exists on {app.name!r}")
+    if subdomain is None:
+        subdomain = app.url_map.default_subdomain
+    for existing in app.url_map.iter_rules():
+        if (
+            existing.rule == rule
+            and existing.subdomain == subdomain
+            and existing.host is None
+            and not existing.build_only
+            and (existing.methods is None or not existing.methods.isdisjoint(_METHODS))
+        ):
+            raise ValueError(
+                f"the path {rule!r} is already routed to the endpoint {existing.endpoint!r} "
+                f"on {app.name!r}, which would answer every batch sent there"
+            )
 
 
 class Batch:
