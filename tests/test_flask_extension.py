@@ -552,6 +552,49 @@ def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
     assert problem(answer)["limit"] == "max_body_size"
 
 
+@pytest.mark.parametrize(
+    ("keyword", "config", "effective"),
+    [(None, None, 400), (10_000, None, 400), (300, None, 300), (None, 10_000, 400)],
+)
+def test_flask_max_content_length_bounds_the_batch_body(
+    keyword: int | None, config: int | None, effective: int
+) -> None:
+    app = _app_with_ok()
+    app.config["MAX_CONTENT_LENGTH"] = 400
+    if config is not None:
+        app.config["BATCH_MAX_BODY_SIZE"] = config
+    if keyword is None:
+        add_batch_route(app)
+    else:
+        add_batch_route(app, max_body_size=keyword)
+    client = app.test_client()
+    assert client.get("/batch").json["max_body_size"] == effective  # type: ignore[index]
+    assert len(_parts(2)) < 300
+    assert len(_parts(10)) > 400
+    assert post(client, _parts(2)).status_code == 200
+    declared = post(client, _parts(10))
+    streamed = post(
+        client, _parts(10), environ_overrides={"CONTENT_LENGTH": "", "wsgi.input_terminated": True}
+    )
+    for answer in (declared, streamed):
+        assert answer.status_code == 413
+        assert (problem(answer)["limit"], problem(answer)["value"]) == ("max_body_size", effective)
+        assert f"{effective} bytes" in problem(answer)["detail"]
+
+
+def test_max_content_length_is_read_when_the_route_is_registered() -> None:
+    app = _app_with_ok()
+    app.config["MAX_CONTENT_LENGTH"] = 400
+    app.register_blueprint(_items_blueprint())
+    app.config["MAX_CONTENT_LENGTH"] = 200  # too late, as for the BATCH_* keys
+    assert app.test_client().get("/api/batch").json["max_body_size"] == 400  # type: ignore[index]
+    for wrong in (0, -1, "400", 4.5, True):
+        app = Flask(__name__)
+        app.config["MAX_CONTENT_LENGTH"] = wrong
+        with pytest.raises(ValueError, match=rf"MAX_CONTENT_LENGTH .*{wrong!r}"):
+            add_batch_route(app)
+
+
 def test_a_body_shorter_than_its_content_length_is_a_400(app: Flask) -> None:
     body = _parts(1)
     answer = post(

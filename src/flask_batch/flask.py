@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,9 @@ from .wsgi import BatchEndpoint
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
     from flask.sansio.blueprints import BlueprintSetupState
+
+    from .engine import Execution
+    from .wire.model import Limits
 
 #: The key of :class:`Batch` in ``app.extensions``.
 EXTENSION_KEY = "batch"
@@ -32,7 +36,8 @@ def add_batch_route(
 
     ``options`` (see :func:`~flask_batch.options.resolve_options`) win over the app's
     ``BATCH_*`` config keys, read when the route is registered on the app (for a blueprint:
-    when the blueprint is registered, from that app), which win over the defaults.
+    when the blueprint is registered, from that app), which win over the defaults. Flask's
+    ``MAX_CONTENT_LENGTH``, read then too, caps ``max_body_size``.
     """
     if isinstance(app, Flask):
         _add_route(app, route, name, options)
@@ -80,7 +85,7 @@ def _add_blueprint_route(
 def _add_route(
     app: Flask, rule: str, name: str, options: dict[str, Any], **rule_options: Any
 ) -> None:
-    limits, execution = resolve_options(app.config, options)
+    limits, execution = _route_options(app, options)
     _refuse_taken(app, rule, name, rule_options.get("subdomain"))
 
     def dispatch(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -95,6 +100,26 @@ def _add_route(
         return Response(answer.body, status=answer.status, headers=answer.headers)
 
     app.add_url_rule(rule, name, batch_view, methods=_METHODS, **rule_options)
+
+
+def _route_options(app: Flask, options: dict[str, Any]) -> tuple[Limits, Execution]:
+    """The route's limits and execution settings, read now from ``options`` and the config.
+
+    Flask's own ``MAX_CONTENT_LENGTH`` bounds the batch body too (the endpoint reads it from
+    ``wsgi.input``, where Flask does not look): ``max_body_size`` is the smaller of the two.
+    """
+    limits, execution = resolve_options(app.config, options)
+    ceiling = app.config.get("MAX_CONTENT_LENGTH")
+    if ceiling is None:
+        return limits, execution
+    if type(ceiling) is not int or ceiling < 1:
+        raise ValueError(
+            f"MAX_CONTENT_LENGTH must be a positive integer or None on an app with a batch "
+            f"route (which needs a body), not {ceiling!r}"
+        )
+    if ceiling < limits.max_body_size:
+        limits = dataclasses.replace(limits, max_body_size=ceiling)
+    return limits, execution
 
 
 def _refuse_taken(app: Flask, rule: str, name: str, subdomain: str | None) -> None:
