@@ -23,17 +23,11 @@ from flask import (
 from flask_batch import Batch, Limits, add_batch_route
 from flask_batch.flask import EXTENSION_KEY
 
-if TYPE_CHECKING:
-    from _typeshed import OptExcInfo
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
-from .batching import BOUNDARY, batch, header, post, problem
+from .batching import BOUNDARY, batch, header, post, problem, sub
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
-from .batching import sub
 
 # Every byte value, and lines that look like the answer's delimiters (its boundary is random).
 BINARY = bytes(range(256)) + b"\r\n--batch_\r\n--batch_0f--\r\n\n--\r\n" * 2
@@ -367,12 +361,19 @@ def test_a_blueprint_batch_route_lives_under_the_prefix_and_reaches_the_whole_ap
     with app.test_request_context():
         assert url_for("api.batch") == "/api/batch"
     client = app.test_client()
-    absolute, relative, outside = batch(
-        client, sub("GET", "/api/items"), sub("GET", "items"), sub("GET", "/ok"), route="/api/batch"
+    absolute, relative, outside, nested = batch(
+        client,
+        sub("GET", "/api/items"),
+        sub("GET", "items"),
+        sub("GET", "/ok"),
+        sub("GET", "batch"),
+        route="/api/batch",
     )
     assert json.loads(absolute.body) == {"path": "/api/items", "endpoint": "api.items"}
     assert json.loads(relative.body) == {"path": "/api/items", "endpoint": "api.items"}
     assert (outside.status, outside.body) == (200, b"ok")
+    assert nested.status == 400
+    assert b"cannot contain another batch" in nested.body
     assert client.get("/api/batch").json["max_parts"] == Limits().max_parts  # type: ignore[index]
     assert post(client, _parts(1)).status_code == 404  # nothing at /batch
 
