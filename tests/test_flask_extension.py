@@ -8,22 +8,26 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from flask import Flask, Response, g, request, send_file, stream_with_context
+import quart
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    g,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
 
 from flask_batch import Batch, Limits, add_batch_route
 from flask_batch.flask import EXTENSION_KEY
 
-if TYPE_CHECKING:
-    from _typeshed import OptExcInfo
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
-from .batching import BOUNDARY, batch, header, post, problem
+from .batching import BOUNDARY, batch, header, post, problem, sub
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
-from .batching import sub
 
 # Every byte value, and lines that look like the answer's delimiters (its boundary is random).
 BINARY = bytes(range(256)) + b"\r\n--batch_\r\n--batch_0f--\r\n\n--\r\n" * 2
@@ -328,6 +332,148 @@ def test_bad_options_are_refused_when_registering() -> None:
         add_batch_route(app)
 
 
+# Blueprints
+
+
+def _items_blueprint(
+    name: str = "api", url_prefix: str | None = "/api", **options: object
+) -> Blueprint:
+    """A blueprint with an ``/items`` route and a batch route next to it."""
+    blueprint = Blueprint(name, __name__, url_prefix=url_prefix)
+
+    @blueprint.get("/items")
+    def items(**view_args: str) -> dict[str, object]:
+        return {"path": request.path, "endpoint": request.endpoint}
+
+    add_batch_route(blueprint, "/batch", "batch", **options)
+    return blueprint
+
+
+def _app_with_ok() -> Flask:
+    app = Flask(__name__)
+    app.route("/ok")(lambda: "ok")
+    return app
+
+
+def test_a_blueprint_batch_route_lives_under_the_prefix_and_reaches_the_whole_app() -> None:
+    app = _app_with_ok()
+    app.register_blueprint(_items_blueprint())
+    with app.test_request_context():
+        assert url_for("api.batch") == "/api/batch"
+    client = app.test_client()
+    absolute, relative, outside, nested = batch(
+        client,
+        sub("GET", "/api/items"),
+        sub("GET", "items"),
+        sub("GET", "/ok"),
+        sub("GET", "batch"),
+        route="/api/batch",
+    )
+    assert json.loads(absolute.body) == {"path": "/api/items", "endpoint": "api.items"}
+    assert json.loads(relative.body) == {"path": "/api/items", "endpoint": "api.items"}
+    assert (outside.status, outside.body) == (200, b"ok")
+    assert nested.status == 400
+    assert b"cannot contain another batch" in nested.body
+    assert client.get("/api/batch").json["max_parts"] == Limits().max_parts  # type: ignore[index]
+    assert post(client, _parts(1)).status_code == 404  # nothing at /batch
+
+
+def test_nested_blueprints_and_one_blueprint_under_two_names() -> None:
+    app = _app_with_ok()
+    parent = Blueprint("outer", __name__, url_prefix="/outer")
+    parent.register_blueprint(_items_blueprint("inner", "/inner"))
+    app.register_blueprint(parent)
+    twice = _items_blueprint("versioned", None)
+    app.register_blueprint(twice, url_prefix="/v1", name="v1")
+    app.register_blueprint(twice, url_prefix="/v2", name="v2")
+    client = app.test_client()
+    for route, endpoint in [
+        ("/outer/inner/batch", "outer.inner.batch"),
+        ("/v1/batch", "v1.batch"),
+        ("/v2/batch", "v2.batch"),
+    ]:
+        assert app.url_map.bind("localhost").match(route, "POST")[0] == endpoint
+        (items,) = batch(client, sub("GET", "items"), route=route)
+        assert json.loads(items.body)["path"] == route.replace("/batch", "/items")
+
+
+def test_the_variables_of_a_blueprint_prefix_do_not_reach_the_batch_view() -> None:
+    app = _app_with_ok()
+    app.register_blueprint(_items_blueprint("tenant", "/<tenant>"))
+    (items,) = batch(app.test_client(), sub("GET", "items"), route="/acme/batch")
+    assert json.loads(items.body) == {"path": "/acme/items", "endpoint": "tenant.items"}
+
+
+def test_a_blueprint_reads_each_app_config_when_registered_there() -> None:
+    blueprint = _items_blueprint(max_header_size=2000)
+    small, large = _app_with_ok(), _app_with_ok()
+    small.config.update(BATCH_MAX_PARTS=2, BATCH_MAX_HEADER_SIZE=999)
+    large.config["BATCH_MAX_PARTS"] = 5
+    small.add_url_rule("/only-small", "only_small", lambda: "small")
+    for each in (small, large):
+        each.register_blueprint(blueprint)
+    small.config["BATCH_MAX_PARTS"] = 50  # read at registration: too late
+    assert problem(post(small.test_client(), _parts(3), route="/api/batch"))["value"] == 2
+    assert post(large.test_client(), _parts(3), route="/api/batch").status_code == 200
+    big = _parts(1, header="X-Big: " + "a" * 1500)  # the keyword wins over the config
+    assert post(small.test_client(), big, route="/api/batch").status_code == 200
+    # Each app's parts run through that app.
+    (here,) = batch(small.test_client(), sub("GET", "/only-small"), route="/api/batch")
+    (elsewhere,) = batch(large.test_client(), sub("GET", "/only-small"), route="/api/batch")
+    assert (here.status, elsewhere.status) == (200, 404)
+
+
+def test_what_is_neither_a_flask_app_nor_a_blueprint_is_refused() -> None:
+    for wrong in (object(), "app", Flask(__name__).wsgi_app):
+        with pytest.raises(TypeError, match=r"a Flask app or a Blueprint.*BatchMiddleware"):
+            add_batch_route(wrong)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="max_partz"):  # refused now, not at registration
+        add_batch_route(Blueprint("api", __name__), max_partz=1)
+    with pytest.raises(ValueError, match=r"cannot contain '\.'"):
+        add_batch_route(Blueprint("api", __name__), "/batch", "api.batch")
+    with pytest.raises(TypeError, match=r"Quart.*flask_batch\.asgi\.BatchMiddleware"):
+        quart.Quart(__name__).register_blueprint(_items_blueprint())
+
+
+def test_a_path_already_routed_is_refused_whatever_the_name() -> None:
+    app = _app_with_ok()
+    add_batch_route(app)
+    with pytest.raises(ValueError, match=r"'/batch' is already routed to the endpoint 'batch'"):
+        add_batch_route(app, "/batch", "batch_again")
+    app.add_url_rule("/legacy", "legacy", lambda: "legacy", methods=["POST"])
+    with pytest.raises(ValueError, match=r"'/legacy' is already routed to the endpoint 'legacy'"):
+        add_batch_route(app, "/legacy", "legacy_batch")
+    # No method in common: both routes run.
+    app.add_url_rule(
+        "/traced", "traced", lambda: "traced", methods=["TRACE"], provide_automatic_options=False
+    )
+    add_batch_route(app, "/traced", "traced_batch")
+    client = app.test_client()
+    assert client.open("/traced", method="TRACE").get_data() == b"traced"
+    assert post(client, _parts(1), route="/traced").status_code == 200
+    assert "batch_again" not in app.view_functions
+    assert "legacy_batch" not in app.view_functions
+
+
+def test_a_blueprint_path_already_routed_is_refused_when_registered() -> None:
+    app = _app_with_ok()
+    blueprint = _items_blueprint()
+    app.register_blueprint(blueprint)
+    with pytest.raises(ValueError, match=r"'/api/batch' is already routed to .*'api\.batch'"):
+        app.register_blueprint(blueprint, name="again")  # the same prefix under another name
+    taken = _app_with_ok()
+    taken.add_url_rule("/api/batch", "old_batch", lambda: "old", methods=["POST"])
+    with pytest.raises(ValueError, match=r"'/api/batch' is already routed to .*'old_batch'"):
+        taken.register_blueprint(_items_blueprint())
+
+
+def test_the_extension_takes_apps_not_blueprints() -> None:
+    with pytest.raises(TypeError, match=r"add_batch_route\(blueprint"):
+        Batch().init_app(Blueprint("api", __name__))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"add_batch_route\(blueprint"):
+        Batch(Blueprint("api", __name__))  # type: ignore[arg-type]
+
+
 # Refusals of the whole batch
 
 
@@ -405,6 +551,49 @@ def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
     answer = post(app.test_client(), _parts(3))
     assert answer.status_code == 413
     assert problem(answer)["limit"] == "max_body_size"
+
+
+@pytest.mark.parametrize(
+    ("keyword", "config", "effective"),
+    [(None, None, 400), (10_000, None, 400), (300, None, 300), (None, 10_000, 400)],
+)
+def test_flask_max_content_length_bounds_the_batch_body(
+    keyword: int | None, config: int | None, effective: int
+) -> None:
+    app = _app_with_ok()
+    app.config["MAX_CONTENT_LENGTH"] = 400
+    if config is not None:
+        app.config["BATCH_MAX_BODY_SIZE"] = config
+    if keyword is None:
+        add_batch_route(app)
+    else:
+        add_batch_route(app, max_body_size=keyword)
+    client = app.test_client()
+    assert client.get("/batch").json["max_body_size"] == effective  # type: ignore[index]
+    assert len(_parts(2)) < 300
+    assert len(_parts(10)) > 400
+    assert post(client, _parts(2)).status_code == 200
+    declared = post(client, _parts(10))
+    streamed = post(
+        client, _parts(10), environ_overrides={"CONTENT_LENGTH": "", "wsgi.input_terminated": True}
+    )
+    for answer in (declared, streamed):
+        assert answer.status_code == 413
+        assert (problem(answer)["limit"], problem(answer)["value"]) == ("max_body_size", effective)
+        assert f"{effective} bytes" in problem(answer)["detail"]
+
+
+def test_max_content_length_is_read_when_the_route_is_registered() -> None:
+    app = _app_with_ok()
+    app.config["MAX_CONTENT_LENGTH"] = 400
+    app.register_blueprint(_items_blueprint())
+    app.config["MAX_CONTENT_LENGTH"] = 200  # too late, as for the BATCH_* keys
+    assert app.test_client().get("/api/batch").json["max_body_size"] == 400  # type: ignore[index]
+    for wrong in (0, -1, "400", 4.5, True):
+        app = Flask(__name__)
+        app.config["MAX_CONTENT_LENGTH"] = wrong
+        with pytest.raises(ValueError, match=rf"MAX_CONTENT_LENGTH .*{wrong!r}"):
+            add_batch_route(app)
 
 
 def test_a_body_shorter_than_its_content_length_is_a_400(app: Flask) -> None:

@@ -2,32 +2,90 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, request
+from flask import Blueprint, Flask, Response, request
 
 from .options import resolve_options
 from .wsgi import BatchEndpoint
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from flask.sansio.blueprints import BlueprintSetupState
+
+    from .options import Settings
 
 #: The key of :class:`Batch` in ``app.extensions``.
 EXTENSION_KEY = "batch"
 # Every method reaches the endpoint: POST batches, GET/HEAD/OPTIONS describe it, others 405.
 _METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+_OTHER_APPS = (
+    "for another WSGI application use flask_batch.wsgi.BatchMiddleware, "
+    "for an ASGI application flask_batch.asgi.BatchMiddleware"
+)
 
 
-def add_batch_route(app: Flask, route: str = "/batch", name: str = "batch", **options: Any) -> None:
-    """Register a batch endpoint at ``route`` (endpoint ``name``) on ``app``.
+def add_batch_route(
+    app: Flask | Blueprint, route: str = "/batch", name: str = "batch", **options: Any
+) -> None:
+    """Register a batch endpoint at ``route`` (endpoint ``name``) on ``app``: a Flask app, or
+    a Blueprint (the route then lives under its ``url_prefix`` at each of its registrations).
 
     ``options`` (see :func:`~flask_batch.options.resolve_options`) win over the app's
-    ``BATCH_*`` config keys, read now, which win over the defaults.
+    ``BATCH_*`` config keys, read when the route is registered on the app (for a blueprint:
+    when the blueprint is registered, from that app), which win over the defaults. Flask's
+    ``MAX_CONTENT_LENGTH``, read then too, caps ``max_body_size``.
     """
-    settings = resolve_options(app.config, options)
-    if name in app.view_functions:
-        raise ValueError(f"the endpoint {name!r} already exists on {app.name!r}")
+    if isinstance(app, Flask):
+        _add_route(app, route, name, options)
+    elif isinstance(app, Blueprint):
+        _add_blueprint_route(app, route, name, options)
+    else:
+        raise TypeError(
+            f"add_batch_route needs a Flask app or a Blueprint, not {type(app).__name__}; "
+            + _OTHER_APPS
+        )
+
+
+def _add_blueprint_route(
+    blueprint: Blueprint, route: str, name: str, options: dict[str, Any]
+) -> None:
+    """Register the route on every app ``blueprint`` is registered on, once per registration
+    (each with its own prefix, name, endpoint and pool)."""
+    if "." in name:
+        raise ValueError(f"the endpoint name of a blueprint's route cannot contain '.': {name!r}")
+    resolve_options({}, options)  # refuse unknown or invalid options now, not at registration
+
+    def register(state: BlueprintSetupState) -> None:
+        if not isinstance(state.app, Flask):
+            raise TypeError(
+                f"the blueprint {blueprint.name!r} has a batch route, which runs on a Flask app, "
+                f"not on {type(state.app).__name__}; " + _OTHER_APPS
+            )
+        # The rule and endpoint as Flask's BlueprintSetupState.add_url_rule makes them.
+        rule = route
+        if state.url_prefix is not None:
+            rule = "/".join((state.url_prefix.rstrip("/"), route.lstrip("/")))
+        endpoint = f"{state.name_prefix}.{state.name}.{name}".lstrip(".")
+        _add_route(
+            state.app,
+            rule,
+            endpoint,
+            options,
+            subdomain=state.subdomain,
+            defaults=state.url_defaults,
+        )
+
+    blueprint.record(register)
+
+
+def _add_route(
+    app: Flask, rule: str, name: str, options: dict[str, Any], **rule_options: Any
+) -> None:
+    settings = _route_settings(app, options)
+    _refuse_taken(app, rule, name, rule_options.get("subdomain"))
 
     def dispatch(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         # Looked up per call, so WSGI middleware installed later applies to the parts too.
@@ -37,11 +95,54 @@ def add_batch_route(app: Flask, route: str = "/batch", name: str = "batch", **op
         dispatch, settings.limits, settings.execution, header_rules=settings.header_rules
     )
 
-    def batch_view() -> Response:
+    def batch_view(**view_args: object) -> Response:
+        # ``view_args``: the variables of a blueprint's url_prefix; the parts carry their own.
         answer = endpoint.answer(request.environ)
         return Response(answer.body, status=answer.status, headers=answer.headers)
 
-    app.add_url_rule(route, endpoint=name, view_func=batch_view, methods=_METHODS)
+    app.add_url_rule(rule, name, batch_view, methods=_METHODS, **rule_options)
+
+
+def _route_settings(app: Flask, options: dict[str, Any]) -> Settings:
+    """The route's settings, read now from ``options`` and the config.
+
+    Flask's own ``MAX_CONTENT_LENGTH`` bounds the batch body too (the endpoint reads it from
+    ``wsgi.input``, where Flask does not look): ``max_body_size`` is the smaller of the two.
+    """
+    settings = resolve_options(app.config, options)
+    ceiling = app.config.get("MAX_CONTENT_LENGTH")
+    if ceiling is None:
+        return settings
+    if type(ceiling) is not int or ceiling < 1:
+        raise ValueError(
+            f"MAX_CONTENT_LENGTH must be a positive integer or None on an app with a batch "
+            f"route (which needs a body), not {ceiling!r}"
+        )
+    if ceiling < settings.limits.max_body_size:
+        limits = dataclasses.replace(settings.limits, max_body_size=ceiling)
+        settings = dataclasses.replace(settings, limits=limits)
+    return settings
+
+
+def _refuse_taken(app: Flask, rule: str, name: str, subdomain: str | None) -> None:
+    """Refuse an endpoint name in use, and a rule already routed for any of the batch
+    route's methods: the first route would answer every request, the batch route none."""
+    if name in app.view_functions:
+        raise ValueError(f"the endpoint {name!r} already exists on {app.name!r}")
+    if subdomain is None:
+        subdomain = app.url_map.default_subdomain
+    for existing in app.url_map.iter_rules():
+        if (
+            existing.rule == rule
+            and existing.subdomain == subdomain
+            and existing.host is None
+            and not existing.build_only
+            and (existing.methods is None or not existing.methods.isdisjoint(_METHODS))
+        ):
+            raise ValueError(
+                f"the path {rule!r} is already routed to the endpoint {existing.endpoint!r} "
+                f"on {app.name!r}, which would answer every batch sent there"
+            )
 
 
 class Batch:
@@ -72,7 +173,16 @@ class Batch:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Register the batch route on ``app``; once per app."""
+        """Register the batch route on ``app``; once per app.
+
+        Only apps: the extension lives in ``app.extensions``, once per app, which a blueprint
+        (registered on any number of apps, under several names) has not.
+        """
+        if not isinstance(app, Flask):
+            raise TypeError(
+                f"Batch.init_app takes a Flask app, not {type(app).__name__}; for a blueprint use "
+                "add_batch_route(blueprint, route, name, **options)"
+            )
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(f"Flask-Batch is already registered on the app {app.name!r}")
         add_batch_route(app, self.route, self.name, **self.options)
