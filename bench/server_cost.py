@@ -14,7 +14,9 @@ For the same N calls of the workload (``bench.workload``):
 
 Rounds interleave (a), (b), (c) and (d), and the ratios b/a and d/a are taken within each
 round, so slow moments of a shared machine hit all four alike. Memory is measured in fresh
-subprocesses: ``python -m bench.server_cost memory {parts1000,blob50mb} {tracemalloc,rss}``.
+subprocesses: ``python -m bench.server_cost memory CASE {tracemalloc,rss}``, for a batch of
+1,000 small parts, one 50 MB part, and one part whose answer streams 128 MiB (through the
+Flask extension, and through the ASGI middleware).
 
 Run ``python -m bench.server_cost``; results go to ``bench/results/server.json``.
 """
@@ -22,13 +24,14 @@ Run ``python -m bench.server_cost``; results go to ``bench/results/server.json``
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -48,7 +51,7 @@ from bench.workload import (
     json_body,
     multipart_content_type,
 )
-from flask_batch import add_batch_route
+from flask_batch import add_batch_route, asgi
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -58,6 +61,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 MIB = 1024 * 1024
 BLOB_SIZE = 50 * MIB
+#: The answer of the streamed-answer cases, sent in chunks of STREAM_CHUNK by the application.
+ANSWER_SIZE = 128 * MIB
+STREAM_CHUNK = 64 * 1024
+MEMORY_CASES = ("parts1000", "blob50mb", "answer128mb", "answer128mb-asgi")
 #: Rounds per N: enough for a stable median, about 25 s in all on a 2-core machine.
 ROUNDS = {10: 150, 100: 40, 1000: 10, 10_000: 4}
 
@@ -262,16 +269,14 @@ def memory_case(case: str, mode: str) -> dict[str, Any]:
     The body is in memory before the measurement (in ``wsgi.input``, as a server's socket
     buffer would hold it), so what is reported is what answering the batch adds.
     """
-    app = bench_app()
-    check_batch_answer(app, calls(10))  # first-request imports and caches happen now
-    body = blob_batch_body(BLOB_SIZE) if case == "blob50mb" else batch_body(calls(1000))
-    environ = batch_environ(body)
-    result: dict[str, Any] = {"case": case, "mode": mode, "body_bytes": len(body)}
+    answer = _answering(case)
+    answer()  # first-request imports and caches happen now
+    result: dict[str, Any] = {"case": case, "mode": mode, "body_bytes": answer.body_bytes}
     if mode == "tracemalloc":
         tracemalloc.start()
         before, _ = tracemalloc.get_traced_memory()
         start = time.perf_counter()
-        answer_size = run_batch(app, environ)
+        answer_size = answer()
         seconds = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -280,7 +285,7 @@ def memory_case(case: str, mode: str) -> dict[str, Any]:
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM) to now
         before_kib = _status_kib("VmRSS")
         start = time.perf_counter()
-        answer_size = run_batch(app, environ)
+        answer_size = answer()
         seconds = time.perf_counter() - start
         result["extra_peak_bytes"] = (_status_kib("VmHWM") - before_kib) * 1024
         result["rss_before_bytes"] = before_kib * 1024
@@ -289,10 +294,84 @@ def memory_case(case: str, mode: str) -> dict[str, Any]:
     return result
 
 
+class _Answering:
+    """One memory case, ready to run: calling it answers the batch; its answer's size."""
+
+    def __init__(self, body_bytes: int, run: Callable[[], int]) -> None:
+        self.body_bytes = body_bytes
+        self._run = run
+
+    def __call__(self) -> int:
+        return self._run()
+
+
+def _answering(case: str) -> _Answering:
+    if case.startswith("answer"):
+        body = batch_body([Call("GET", "/stream", None)])
+        if case.endswith("-asgi"):
+            return _Answering(len(body), partial(_asgi_answer, body))
+        app = Flask(__name__)
+        app.get("/stream")(_streamed_view)
+        add_batch_route(app, max_answer_part_size=2 * ANSWER_SIZE, max_answer_size=2 * ANSWER_SIZE)
+        return _Answering(len(body), lambda: run_batch(app, batch_environ(body)))
+    app = bench_app()
+    check_batch_answer(app, calls(10))
+    body = blob_batch_body(BLOB_SIZE) if case == "blob50mb" else batch_body(calls(1000))
+    return _Answering(len(body), lambda: run_batch(app, batch_environ(body)))
+
+
+def _streamed_view() -> Iterator[bytes]:
+    """ANSWER_SIZE bytes in STREAM_CHUNK chunks, each made as it is sent (a Flask stream)."""
+    for _ in range(ANSWER_SIZE // STREAM_CHUNK):
+        yield b"x" * STREAM_CHUNK
+
+
+def _asgi_answer(body: bytes) -> int:
+    """The same batch through the ASGI middleware in front of a bare streaming application."""
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for _ in range(ANSWER_SIZE // STREAM_CHUNK):
+            chunk = b"x" * STREAM_CHUNK
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = asgi.BatchMiddleware(
+        application, max_answer_part_size=2 * ANSWER_SIZE, max_answer_size=2 * ANSWER_SIZE
+    )
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "path": "/batch",
+        "raw_path": b"/batch",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"localhost"),
+            (b"content-type", multipart_content_type().encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    sent = [0]
+    request = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if request:
+            return request.pop()
+        await asyncio.Event().wait()  # connected until the answer is read
+        raise AssertionError("unreachable")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent[0] += len(message.get("body", b""))  # a server writes it out and lets it go
+
+    asyncio.run(middleware(scope, receive, send))
+    return sent[0]
+
+
 def memory(log: Callable[[str], None]) -> list[dict[str, Any]]:
     """Each case in a fresh interpreter, so that one case's peak cannot hide in another's."""
     results = []
-    for case in ("parts1000", "blob50mb"):
+    for case in MEMORY_CASES:
         for mode in ("tracemalloc", "rss"):
             done = subprocess.run(
                 [sys.executable, "-m", "bench.server_cost", "memory", case, mode],
@@ -302,10 +381,13 @@ def memory(log: Callable[[str], None]) -> list[dict[str, Any]]:
                 check=True,
             )
             result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+            # Against the larger of the two: what the batch brought, or what it answered.
+            size = max(result["body_bytes"], result["answer_bytes"])
             log(
-                f"  memory {case:9} {mode:11} body {result['body_bytes'] / MIB:7.2f} MiB, "
+                f"  memory {case:16} {mode:11} body {result['body_bytes'] / MIB:7.2f} MiB, "
+                f"answer {result['answer_bytes'] / MIB:7.2f} MiB, "
                 f"extra peak {result['extra_peak_bytes'] / MIB:7.2f} MiB "
-                f"({result['extra_peak_bytes'] / result['body_bytes']:.2f}x the body)"
+                f"({result['extra_peak_bytes'] / size:.2f}x the larger)"
             )
             results.append(result)
     return results
@@ -338,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.server_cost", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     mem = sub.add_parser("memory", help="one memory case, in this process (prints JSON)")
-    mem.add_argument("case", choices=["parts1000", "blob50mb"])
+    mem.add_argument("case", choices=MEMORY_CASES)
     mem.add_argument("mode", choices=["tracemalloc", "rss"])
     parser.add_argument("--n", type=int, nargs="*", default=[10, 100, 1000, 10_000])
     parser.add_argument("--out", type=Path, default=RESULTS / "server.json")

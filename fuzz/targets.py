@@ -802,12 +802,12 @@ def _check_json_answer(
         request_id != request.content_id
         or (got.status, got.reason) != (response.status, reason_phrase(response.status))
         or got.headers != tuple(expected)
-        or not _same_body(body, got.body, _content_type(fields))
+        or not _same_body(body, bytes(got.body), _content_type(fields))
     ):
         raise Finding(f"{request.content_id!r}: {response!r:.300} written, {got!r:.300} read")
 
 
-def _same_body(sent: bytes, read: bytes, content_type: str | None) -> bool:
+def _same_body(sent: bytes | bytearray, read: bytes, content_type: str | None) -> bool:
     """The same bytes, or the same JSON value, or the same text in the type's charset."""
     if sent == read:
         return True

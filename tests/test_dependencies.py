@@ -356,7 +356,9 @@ def raw_batch(*parts: bytes) -> bytes:
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
-def multipart_statuses(client: FlaskClient, body: bytes) -> list[tuple[str | None, int, bytes]]:
+def multipart_statuses(
+    client: FlaskClient, body: bytes
+) -> list[tuple[str | None, int, bytes | bytearray]]:
     answer = post(client, body)
     assert answer.status_code == 200, answer.get_data(as_text=True)
     return [

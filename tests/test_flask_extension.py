@@ -518,6 +518,8 @@ def test_get_and_options_describe_the_endpoint(method: str) -> None:
         "max_header_size": Limits().max_header_size,
         "max_headers": Limits().max_headers,
         "deadline": 2.5,
+        "max_answer_part_size": Limits().max_answer_part_size,
+        "max_answer_size": Limits().max_answer_size,
         "max_workers": 3,
         "max_workers_per_request": 2,
         "dependencies": True,

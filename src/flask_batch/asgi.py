@@ -39,8 +39,8 @@ from contextlib import aclosing
 from typing import Any
 
 from .endpoint import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
-from .engine import astream_answers
-from .options import MiddlewareOptions
+from .engine import AnswerBody, answer_too_large, astream_answers
+from .options import DEFAULT_LIMITS, MiddlewareOptions
 from .routing import (
     DEFAULT_HEADER_RULES,
     PART_KEY,
@@ -135,7 +135,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             await _send_whole(send, error_answer(error))
             return
         concurrent = run.policy.workers > 1
-        parts = Parts(self.app, scope, self.settings.header_rules)
+        parts = Parts(self.app, scope, self.settings.header_rules, self.limits.max_answer_part_size)
         gone = asyncio.Event()  # set when the client disconnects: start no more parts
         watcher = asyncio.ensure_future(_watch_disconnect(receive, gone))
         answer = astream_answers(
@@ -222,10 +222,15 @@ class Parts:
     """
 
     def __init__(
-        self, app: ASGIApp, outer: Scope, header_rules: HeaderRules = DEFAULT_HEADER_RULES
+        self,
+        app: ASGIApp,
+        outer: Scope,
+        header_rules: HeaderRules = DEFAULT_HEADER_RULES,
+        answer_limit: int = DEFAULT_LIMITS.max_answer_part_size,
     ) -> None:
         self._app = app
         self._admit = header_rules.admit
+        self._answer_limit = answer_limit
         self._lingering: set[asyncio.Task[None]] = set()
         scheme: str = outer.get("scheme") or "http"
         root: str = outer.get("root_path", "")
@@ -268,7 +273,7 @@ class Parts:
         except Refused as refusal:
             return problem_response(400, refusal.title, str(refusal))
         loop = asyncio.get_running_loop()
-        exchange = _Exchange(request.body, loop.create_future())
+        exchange = _Exchange(request.body, loop.create_future(), self._answer_limit)
         # Its own task, as a server gives each request, started in an empty context: nothing
         # context-local (or keyed on the current task) is shared with the batch or other parts.
         task = _start_task(loop, exchange.run(self._app, scope))
@@ -283,7 +288,7 @@ class Parts:
             else:  # the application works on after its response (background tasks)
                 self._lingering.add(task)
                 task.add_done_callback(self._forget)
-            return exchange.response()
+            return exchange.response(self._answer_limit)
         if not task.done():  # it ended its response early; let it finish, then judge
             await asyncio.wait({task})
         if task.cancelled():  # by the application itself: only the batch cancels its parts
@@ -358,21 +363,24 @@ class _Exchange:
         "_body_sent",
         "_ended",
         "_sent_body",
+        "answer",
         "answered",
         "body",
-        "chunks",
         "complete",
         "headers",
         "status",
     )
 
-    def __init__(self, body: bytes | bytearray, answered: asyncio.Future[None]) -> None:
+    def __init__(
+        self, body: bytes | bytearray, answered: asyncio.Future[None], answer_limit: int
+    ) -> None:
         self.body = body
         #: Resolved when the response is complete or the application returned.
         self.answered = answered
         self.status: int | None = None
         self.headers: Iterable[tuple[bytes, bytes]] = ()
-        self.chunks: list[bytes] = []
+        #: The response body, gathered up to the part's answer limit.
+        self.answer = AnswerBody(answer_limit)
         self.complete = False
         self._sent_body = False
         self._body_sent = 0  # bytes of a large body sent so far
@@ -381,6 +389,8 @@ class _Exchange:
     async def run(self, app: ASGIApp, scope: Scope) -> None:
         try:
             await app(scope, self.receive, self.send)
+        except _StoppedReading:
+            pass  # what the application sent past the answer limit is dropped, as it was told
         finally:
             self._end()
 
@@ -410,12 +420,14 @@ class _Exchange:
         if kind == "http.response.body":
             if self.status is None:
                 raise RuntimeError("http.response.body sent before http.response.start")
+            if self.answer.over:
+                raise _StoppedReading  # as a server raises once its client has gone
             if self.complete:
                 raise RuntimeError("http.response.body sent after the response was complete")
-            chunk = message.get("body", b"")
-            if chunk:
-                self.chunks.append(bytes(chunk))
-            if not message.get("more_body", False):
+            if not self.answer.add(bytes(message.get("body", b""))):
+                self.complete = True  # a 502 part: the rest is not waited for
+                self._end()
+            elif not message.get("more_body", False):
                 self.complete = True
                 self._end()
         elif kind == "http.response.start":
@@ -423,6 +435,7 @@ class _Exchange:
                 raise RuntimeError("http.response.start sent twice")
             self.status = int(message["status"])
             self.headers = message.get("headers", ())
+            self.answer.add_headers(self.headers)
         else:
             raise RuntimeError(
                 f"unexpected ASGI message {kind!r}: a part takes http.response.start and "
@@ -435,13 +448,20 @@ class _Exchange:
         if self._ended is not None:
             self._ended.set()
 
-    def response(self) -> SubResponse:
+    def response(self, limit: int) -> SubResponse:
         assert self.status is not None
+        if self.answer.over:
+            return answer_too_large("max_answer_part_size", limit)
         headers = tuple(
             (bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
             for name, value in self.headers
         )
-        return SubResponse(self.status, reason_phrase(self.status), headers, b"".join(self.chunks))
+        return SubResponse(self.status, reason_phrase(self.status), headers, self.answer.value)
+
+
+class _StoppedReading(OSError):
+    """Raised from a part's ``send`` once its answer went past the limit: the application's
+    cue to stop, as the ``OSError`` a server raises once the client has gone (ASGI 2.4)."""
 
 
 if sys.version_info >= (3, 12):

@@ -191,6 +191,7 @@ def plan_run(
         deadline=None if limits.deadline is None else started + limits.deadline,
         workers=min(execution.workers_per_request, len(requests)),
         continue_on_error=preferences.continue_on_error,
+        max_answer_size=limits.max_answer_size,
     )
     headers = [("Content-Type", writer.content_type), ("Cache-Control", "no-store")]
     if preferences.applied is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -84,6 +84,9 @@ class Policy:
     workers: int = 1
     #: False: once a part answers >= 400, start no more parts (the rest are answered 424).
     continue_on_error: bool = True
+    #: Bytes of answer bodies the whole batch may send (None: no bound); a part whose answer
+    #: would go past it is answered 502 instead.
+    max_answer_size: int | None = None
 
 
 DEFAULT_POLICY = Policy()
@@ -121,8 +124,8 @@ def stream_answers(
             answer = schedule.settle(index) or schedule.call(index, dispatch)
             schedule.finish(index, answer)
             if schedule.release(answer, time.perf_counter() - started):
-                yield schedule.flush()
-        yield schedule.close()
+                yield from schedule.flush()
+        yield from schedule.close()
         return
     workers = policy.workers
     running: dict[Future[SubResponse], int] = {}
@@ -130,8 +133,7 @@ def stream_answers(
         while not schedule.done:
             for index in schedule.startable(len(running), workers):
                 running[executor.submit(schedule.run, index, dispatch)] = index
-            if chunk := schedule.flush():
-                yield chunk
+            yield from schedule.flush()
             if running and not schedule.done:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -139,7 +141,7 @@ def stream_answers(
     finally:
         for future in running:  # the client went away: start nothing more
             future.cancel()
-    yield schedule.close()
+    yield from schedule.close()
 
 
 async def astream_answers(
@@ -182,8 +184,9 @@ async def astream_answers(
                     running[task] = index
             # One after another, answers are held back while more parts are to start.
             holding = workers == 1 and schedule.holding and schedule.waiting
-            if not holding and (chunk := schedule.flush()):
-                yield chunk
+            if not holding:
+                for chunk in schedule.flush():
+                    yield chunk
             if running and not schedule.done:
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -193,7 +196,8 @@ async def astream_answers(
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
-    yield schedule.close()
+    for chunk in schedule.close():
+        yield chunk
 
 
 class Schedule:
@@ -224,6 +228,7 @@ class Schedule:
         self._written = 0
         self._held = 0  # answers held back, and the size of their bodies (release())
         self._held_bytes = 0
+        self._answered_bytes = 0  # bytes of answer bodies written (max_answer_size)
         # The opening goes out with the first part: the status line waits for an answer.
         self._opening = writer.start()
 
@@ -347,34 +352,128 @@ class Schedule:
         """Answers are held back (:meth:`release`)."""
         return self._held > 0
 
-    def flush(self) -> bytes:
-        """The parts that can be written now, in request order, as one chunk (b"" if none)."""
-        chunks = []
+    def flush(self, ending: bytes = b"") -> Iterator[bytes]:
+        """The parts that can be written now, in request order: the small ones as one chunk,
+        a large answer's body in slices of its own, read in place (never copied whole);
+        ``ending`` goes out with the last chunk."""
+        small: list[bytes] = []
         while self._written < len(self.requests) and self.answers[self._written] is not None:
-            chunks.append(self.write_next())
-        return b"".join(chunks)
+            head, body, tail = self.write_next()
+            small.append(head)
+            if body:
+                yield b"".join(small)
+                small = [tail]
+                yield from slices(body)
+        if ending:
+            small.append(ending)
+        if small and (chunk := b"".join(small)):
+            yield chunk
 
-    def write_next(self) -> bytes:
+    def write_next(self) -> Pieces:
         """The next part of the answer, which must be answered (the opening goes first)."""
-        chunk = self.write(self._written)
+        head, body, tail = self.write(self._written)
         if self._opening:
-            chunk = self._opening + chunk
+            head = self._opening + head
             self._opening = b""
         self._written += 1
-        return chunk
+        return head, body, tail
 
-    def close(self) -> bytes:
+    def close(self) -> Iterator[bytes]:
         """The rest of the answer once every part is answered: the parts held back, the end."""
-        held = self.flush()
+        if not self.requests:
+            yield self._opening + self.writer.close()
+            return
+        yield from self.flush(ending=self.writer.close())
         assert self.done
-        return self._opening + held + self.writer.close()
 
-    def write(self, index: int) -> bytes:
+    def write(self, index: int) -> Pieces:
+        """Part ``index`` written: one chunk, or a large body between its head and its tail.
+
+        An answer past the batch's ``max_answer_size`` is replaced by a 502 part.
+        """
         answer, request = self.answers[index], self.requests[index]
         assert answer is not None
+        budget = self.policy.max_answer_size
+        if budget is not None:
+            self._answered_bytes += len(answer.body)
+            if self._answered_bytes > budget:
+                self._answered_bytes -= len(answer.body)
+                answer = answer_too_large("max_answer_size", budget)
         try:
-            return self.writer.part(answer, request)
+            if len(answer.body) < LARGE_BODY:
+                return self.writer.part(answer, request), b"", b""
+            return self.writer.part_pieces(answer, request)
         except ValueError as error:
             # A response that cannot be framed (CR/LF in a header, say) must not reach the wire.
             logger.error("part %d: cannot send the application's response: %s", index + 1, error)
-            return self.writer.part(INVALID_RESPONSE, request)
+            return self.writer.part(INVALID_RESPONSE, request), b"", b""
+
+
+#: A part written: a head, a body to send as it is (empty when the part is all in the head),
+#: and a tail.
+Pieces = tuple[bytes, "bytes | bytearray", bytes]
+#: An answer body this large is sent in slices of its own instead of being copied into a part.
+LARGE_BODY = 64 * 1024
+#: The size of those slices: each is a copy (servers take bytes), made as it is sent.
+SLICE = 1024 * 1024
+
+
+def slices(body: bytes | bytearray) -> Iterator[bytes]:
+    """``body`` in slices of at most :data:`SLICE` bytes, each made when it is asked for."""
+    with memoryview(body) as view:
+        for start in range(0, len(body), SLICE):
+            yield view[start : start + SLICE].tobytes()
+
+
+def answer_too_large(limit: str, value: int) -> SubResponse:
+    """The 502 part standing for an answer over ``limit`` (which is ``value`` bytes)."""
+    what = "this part's answer" if limit == "max_answer_part_size" else "the batch's answer"
+    return problem_response(
+        502,
+        "Answer too large",
+        f"the part ran, but its answer was not sent: {what} would be larger than {limit} "
+        f"({value} bytes)",
+    )
+
+
+class AnswerBody:
+    """An application's answer body as it streams in, up to ``limit`` bytes.
+
+    The first chunk is kept as it is (most answers are one chunk: no copy); more are appended
+    to one buffer, so there is never a list of chunks and their join alive at once. Past the
+    limit, what was held is dropped and :attr:`over` is set.
+    """
+
+    __slots__ = ("_limit", "_size", "over", "value")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._size = 0
+        self.over = False
+        self.value: bytes | bytearray = b""
+
+    def add(self, chunk: bytes) -> bool:
+        """Take the next chunk; False once the body is over the limit (and dropped)."""
+        if not self._count(len(chunk)):
+            return False
+        if not self.value:
+            self.value = chunk
+        elif chunk:
+            if isinstance(self.value, bytes):
+                self.value = bytearray(self.value)
+            self.value += chunk
+        return True
+
+    def add_headers(self, headers: Iterable[tuple[str | bytes, str | bytes]]) -> bool:
+        """Count the answer's header fields against the limit too (as ``name: value`` CRLF)."""
+        return self._count(sum(len(name) + len(value) + 4 for name, value in headers))
+
+    def _count(self, size: int) -> bool:
+        if self.over:
+            return False
+        self._size += size
+        if self._size > self._limit:
+            self.over = True
+            self.value = b""
+            return False
+        return True

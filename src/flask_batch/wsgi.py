@@ -20,8 +20,8 @@ from typing import IO, TYPE_CHECKING, Any
 from .endpoint import DESCRIBE_METHODS, Intake, describe, plan_run
 from .endpoint import Answer as Answer  # noqa: PLC0414 (re-exported, as before)
 from .endpoint import error_answer as error_answer  # noqa: PLC0414 (re-exported, as before)
-from .engine import Execution, stream_answers
-from .options import MiddlewareOptions
+from .engine import AnswerBody, Execution, answer_too_large, stream_answers
+from .options import DEFAULT_LIMITS, MiddlewareOptions
 from .routing import (
     DEFAULT_HEADER_RULES,
     HeaderRules,
@@ -105,7 +105,13 @@ class BatchEndpoint:
         except BatchError as error:
             return error_answer(error)
         workers = run.policy.workers
-        dispatcher = Dispatcher(self.app, environ, self.header_rules, concurrent=workers > 1)
+        dispatcher = Dispatcher(
+            self.app,
+            environ,
+            self.header_rules,
+            answer_limit=self.limits.max_answer_part_size,
+            concurrent=workers > 1,
+        )
         pool = self.pool() if workers > 1 else None
         body = stream_answers(
             requests, run.dependencies, dispatcher, writer, policy=run.policy, executor=pool
@@ -207,10 +213,12 @@ class Dispatcher:
         outer: WSGIEnvironment,
         header_rules: HeaderRules = DEFAULT_HEADER_RULES,
         *,
+        answer_limit: int = DEFAULT_LIMITS.max_answer_part_size,
         concurrent: bool = False,
     ) -> None:
         self._app = app
         self._admit = header_rules.admit
+        self._answer_limit = answer_limit
         self._base = _base_environ(outer)
         if concurrent:
             self._base["wsgi.multithread"] = True  # parts of this batch run in threads
@@ -229,7 +237,7 @@ class Dispatcher:
             environ = self.environ(request)
         except Refused as refusal:
             return problem_response(400, refusal.title, str(refusal))
-        return contextvars.Context().run(call_app, self._app, environ)
+        return contextvars.Context().run(call_app, self._app, environ, self._answer_limit)
 
     def environ(self, request: SubRequest) -> WSGIEnvironment:
         """The WSGI environ of ``request``, as a server would have built it."""
@@ -318,11 +326,23 @@ def _environ_key(name: str) -> str:
     return key if key == "CONTENT_TYPE" else "HTTP_" + key
 
 
-def call_app(app: WSGIApplication, environ: WSGIEnvironment) -> SubResponse:
-    """Run ``app`` on ``environ`` and collect its whole response."""
+class _AnswerTooLarge(Exception):
+    """Raised from ``write()`` (PEP 3333's legacy writer) past the part's answer limit."""
+
+
+def call_app(
+    app: WSGIApplication, environ: WSGIEnvironment, limit: int = DEFAULT_LIMITS.max_answer_part_size
+) -> SubResponse:
+    """Run ``app`` on ``environ`` and collect its whole response, up to ``limit`` bytes.
+
+    An answer larger than that (headers and body) is not read further, and stands as a 502.
+    """
     started: list[Any] = []
-    chunks: list[bytes] = []
-    append = chunks.append
+    body = AnswerBody(limit)
+
+    def write(chunk: bytes) -> None:
+        if not body.add(chunk):
+            raise _AnswerTooLarge
 
     def start_response(
         status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
@@ -330,14 +350,18 @@ def call_app(app: WSGIApplication, environ: WSGIEnvironment) -> SubResponse:
         if exc_info is not None and exc_info[1] is not None and started:
             raise exc_info[1].with_traceback(exc_info[2])
         started[:] = (status, headers)
-        return append
+        return write
 
-    iterable = app(environ, start_response)
+    try:
+        iterable = app(environ, start_response)
+    except _AnswerTooLarge:
+        return answer_too_large("max_answer_part_size", limit)
     try:
         for chunk in iterable:
             if not isinstance(chunk, bytes):
                 raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
-            append(chunk)
+            if not body.add(chunk):
+                break  # not read further: closing the iterable stops a streaming answer
     finally:
         close = getattr(iterable, "close", None)
         if close is not None:
@@ -345,8 +369,10 @@ def call_app(app: WSGIApplication, environ: WSGIEnvironment) -> SubResponse:
     if not started:
         raise RuntimeError("the application did not call start_response")
     status, headers = started
+    if body.over or not body.add_headers(headers):
+        return answer_too_large("max_answer_part_size", limit)
     code, _, reason = status.partition(" ")
-    return SubResponse(int(code), reason, tuple(headers), b"".join(chunks))
+    return SubResponse(int(code), reason, tuple(headers), body.value)
 
 
 class BatchMiddleware(MiddlewareOptions["WSGIApplication"]):

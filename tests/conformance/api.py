@@ -46,6 +46,7 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/deadline": {"deadline": 1.0},
     "/batch/parallel": {"max_workers": 4},
     "/batch/pinned": {"pinned_headers": ["X-Tenant", "x-internal-*"]},
+    "/batch/answers": {"max_answer_part_size": 1000, "max_answer_size": 2500},
 }
 
 
@@ -90,6 +91,8 @@ class Api:
 
     ran: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Bytes the streaming routes produced (a batch that stops reading stops them).
+    produced: list[int] = field(default_factory=lambda: [0])
 
     def answer(self, seen: Seen) -> Reply:
         with self.lock:
@@ -114,14 +117,15 @@ class Api:
             headers = [("Content-Type", "application/octet-stream")]
             if seen.path == "/sized":
                 headers.append(("Content-Length", str(size)))
-            return Reply(200, headers, _pieces(size, chunk))
+            return Reply(200, headers, _pieces(size, chunk, self.produced))
         return Reply(404, text, [b"not found"])
 
 
-def _pieces(size: int, chunk: int) -> Iterator[bytes]:
+def _pieces(size: int, chunk: int, produced: list[int]) -> Iterator[bytes]:
     sent = 0
     while sent < size:
         piece = min(chunk, size - sent)
+        produced[0] += piece
         yield b"x" * piece
         sent += piece
 

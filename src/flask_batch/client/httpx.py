@@ -830,7 +830,7 @@ def _response(result: Answered[httpx.Response], request: httpx.Request) -> httpx
     return httpx.Response(
         answer.status,
         headers=_raw(answer.headers),
-        stream=httpx.ByteStream(answer.body),
+        stream=httpx.ByteStream(bytes(answer.body)),  # read from the wire: bytes, not copied
         request=request,
         extensions=extensions,
     )

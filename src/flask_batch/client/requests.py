@@ -355,7 +355,7 @@ class Batching(requests.Session):
             # return the body unchanged: it is the content, read now as Session.send reads a
             # response it does not stream, without that pass through urllib3. Otherwise
             # ``content`` reads ``raw``, and fails as plain requests would.
-            response._content = answer.body
+            response._content = bytes(answer.body)  # read from the wire: bytes, not copied
             response._content_consumed = True  # type: ignore[attr-defined]  # not in the stubs
         # A jar takes cookies only from these headers: without them, there is nothing to do.
         if "set-cookie" in raw.headers or "set-cookie2" in raw.headers:

@@ -152,12 +152,20 @@ class ResponseWriter:
 
     def part(self, response: SubResponse, request: SubRequest) -> bytes:
         """The part answering ``request``; raises ValueError if ``response`` cannot be sent."""
+        head, body, tail = self.part_pieces(response, request)
+        return b"".join((head, body, tail))
+
+    def part_pieces(
+        self, response: SubResponse, request: SubRequest
+    ) -> tuple[bytes, bytes | bytearray, bytes]:
+        """:meth:`part` as its head, the response's body itself (not copied) and its tail."""
         status_line, field_lines, body = response_head(response, head=request.method == "HEAD")
         content_id = response_content_id(request.content_id)
         id_line = b""
         if content_id is not None:
             id_line = b"Content-ID: " + encode_text(content_id, "Content-ID") + CRLF
-        return b"".join((self._opening, id_line, CRLF, status_line, field_lines, CRLF, body, CRLF))
+        head = b"".join((self._opening, id_line, CRLF, status_line, field_lines, CRLF))
+        return head, body, CRLF
 
     def close(self) -> bytes:
         return encode_close(self.boundary)

@@ -28,6 +28,10 @@ class Writer(Protocol):
 
     def part(self, response: SubResponse, request: SubRequest) -> bytes: ...
 
+    def part_pieces(
+        self, response: SubResponse, request: SubRequest
+    ) -> tuple[bytes, bytes | bytearray, bytes]: ...
+
     def close(self) -> bytes: ...
 
 

@@ -228,7 +228,9 @@ def serialise_response(response: SubResponse, *, head: bool = False) -> bytes:
     return b"".join((status_line, field_lines, CRLF, body))
 
 
-def response_head(response: SubResponse, *, head: bool = False) -> tuple[bytes, bytes, bytes]:
+def response_head(
+    response: SubResponse, *, head: bool = False
+) -> tuple[bytes, bytes, bytes | bytearray]:
     """The status line, the header lines, and the body to send after a blank line.
 
     In pieces, so that a writer copies them once, into its part. Raises ValueError for what
@@ -249,7 +251,9 @@ def response_head(response: SubResponse, *, head: bool = False) -> tuple[bytes, 
 _STATUS_LINES: dict[tuple[int, str], bytes] = {}
 
 
-def response_fields(response: SubResponse, *, head: bool = False) -> tuple[Headers, bytes]:
+def response_fields(
+    response: SubResponse, *, head: bool = False
+) -> tuple[Headers, bytes | bytearray]:
     """The header fields and body to send for ``response``, in any batch format.
 
     Hop-by-hop headers are dropped and Content-Length is exact. For a HEAD request and a 304

@@ -280,6 +280,12 @@ class JsonResponseWriter:
         self._written += 1
         return separator + encoded_item
 
+    def part_pieces(
+        self, response: SubResponse, request: SubRequest
+    ) -> tuple[bytes, bytes | bytearray, bytes]:
+        """:meth:`part`, whole: a body is re-encoded into the JSON document, so it is copied."""
+        return self.part(response, request), b"", b""
+
     def close(self) -> bytes:
         return b"]}"
 

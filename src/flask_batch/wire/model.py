@@ -34,6 +34,10 @@ class Limits:
     max_headers: int = 100
     #: Seconds the batch may run; parts not started by then are answered 503. None: no deadline.
     deadline: float | None = None
+    #: Bytes of one part's answer (its body, and its headers): more is answered 502 instead.
+    max_answer_part_size: int = 16 * MIB
+    #: Bytes of the answer bodies of the whole batch: a part past it is answered 502 instead.
+    max_answer_size: int = 64 * MIB
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -60,6 +64,8 @@ UNLIMITED = Limits(
     max_part_size=sys.maxsize,
     max_header_size=sys.maxsize,
     max_headers=sys.maxsize,
+    max_answer_part_size=sys.maxsize,
+    max_answer_size=sys.maxsize,
 )
 
 
@@ -98,7 +104,8 @@ class SubResponse(NamedTuple):
     status: int
     reason: str
     headers: Headers
-    body: bytes
+    #: A bytearray when an application streamed it in several chunks (gathered in one buffer).
+    body: bytes | bytearray
 
 
 def first_header(headers: Headers, name: str) -> str | None:

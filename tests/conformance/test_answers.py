@@ -1,0 +1,78 @@
+"""Answers are bounded: one part's (``max_answer_part_size``) and the whole batch's
+(``max_answer_size``). A part over its bound is a 502 problem part without its partial body;
+the rest of the batch goes on; a streaming answer is not read past the bound."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flask_batch.wire.jsonbatch import encode_json_requests
+from flask_batch.wire.model import SubResponse
+
+from .conftest import Server
+from .wire import batch, post, sub
+
+ROUTE = "/batch/answers"  # max_answer_part_size=1000, max_answer_size=2500
+
+
+def too_large(answer: SubResponse, limit: str) -> None:
+    assert answer.status == 502, answer
+    document = json.loads(answer.body)
+    assert document["title"] == "Answer too large"
+    assert limit in document["detail"]
+    assert "ran" in document["detail"]  # the client learns the part's effects stand
+
+
+@pytest.mark.parametrize("target", ["/sized?size=1001", "/stream?size=1001&chunk=100"])
+def test_a_part_over_its_answer_limit_is_a_502_and_the_batch_goes_on(
+    server: Server, target: str
+) -> None:
+    big, after = batch(server.base, ROUTE, sub("GET", target), sub("GET", "/ok"))
+    too_large(big, "max_answer_part_size")
+    assert (after.status, after.body) == (200, b"ok")
+
+
+def test_an_answer_at_the_limit_is_sent_whole(server: Server) -> None:
+    # 900 bytes of body and the headers of the answer stay within 1000 bytes.
+    (answer,) = batch(server.base, ROUTE, sub("GET", "/stream?size=900&chunk=7"))
+    assert (answer.status, answer.body) == (200, b"x" * 900)
+
+
+def test_a_streaming_answer_is_not_read_past_the_limit(server: Server) -> None:
+    server.api.produced[0] = 0
+    big, after = batch(
+        server.base, ROUTE, sub("GET", "/stream?size=100000000&chunk=1000"), sub("GET", "/ok")
+    )
+    too_large(big, "max_answer_part_size")
+    assert after.status == 200
+    assert server.api.produced[0] <= 3000  # of 100 MB: the application was stopped
+
+
+def test_the_whole_answer_is_bounded(server: Server) -> None:
+    answers = batch(
+        server.base,
+        ROUTE,
+        *(sub("GET", "/sized?size=900") for _ in range(3)),
+        sub("GET", "/ok"),
+    )
+    assert [a.status for a in answers[:2]] == [200, 200]
+    too_large(answers[2], "max_answer_size")  # 2700 bytes of bodies would pass 2500
+    assert (answers[3].status, answers[3].body) == (200, b"ok")  # 1802 bytes: it fits
+
+
+def test_json_answers_are_bounded_alike(server: Server) -> None:
+    document = encode_json_requests(
+        [sub("GET", "/sized?size=2000", content_id="1"), sub("GET", "/ok", content_id="2")]
+    )
+    big, after = post(server.base, ROUTE, document, "application/json").parts()
+    too_large(big, "max_answer_part_size")
+    assert after.status == 200
+
+
+def test_the_default_limits_let_a_large_answer_through_unchanged(server: Server) -> None:
+    size = 5 * 1024 * 1024  # sent in slices, never copied whole into the part
+    (answer,) = batch(server.base, "/batch", sub("GET", f"/stream?size={size}&chunk=65536"))
+    assert answer.status == 200
+    assert answer.body == b"x" * size
