@@ -1,6 +1,6 @@
 """The Google / OData batch dialect: ``flask_batch.wire.batch``.
 
-Why: this is where framing and messages meet the contract of DESIGN.md section 2: the raw
+Why: this is where framing and messages meet the contract of docs/design.md section 2: the raw
 requests real clients send must become exactly the sub-requests they meant (targets, headers,
 body bytes, Content-IDs byte for byte), parts that are not plain ``application/http`` must be
 refused naming the part, and the answer must be what clients parse: no preamble, an unquoted

@@ -1,6 +1,6 @@
 """HTTP/1.1 messages inside a part: ``flask_batch.wire.http1``.
 
-Why: the parser is liberal where real batch clients are (DESIGN.md section 2: no HTTP
+Why: the parser is liberal where real batch clients are (docs/design.md section 2: no HTTP
 version, OData relative targets, no space after the colon, no Content-Length, extra blank
 lines) and strict everywhere else (RFC 9112: no obs-fold, no CR or NUL in values, one
 Content-Length, only the chunked Transfer-Encoding and never with a Content-Length), and the

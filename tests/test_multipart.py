@@ -1,6 +1,6 @@
 """The streaming multipart/mixed reader and writer of ``flask_batch.wire.multipart``.
 
-Why: the reader is ours (DESIGN.md section 4: no library accepts what real clients send), so it
+Why: the reader is ours (docs/design.md section 4: no library accepts what real clients send), so it
 must be pinned down on its own: both line-end styles, every RFC 2046 boundary character,
 preambles and epilogues, lines that only look like delimiters, exact binary contents, a result
 independent of how the body is chunked, limits enforced at their exact edge while memory stays
@@ -753,7 +753,7 @@ def test_boundary_of_70_characters_is_accepted() -> None:
 
 def test_boundary_of_accepts_an_empty_trailing_parameter() -> None:
     # RFC 9110 section 5.6.6: parameters = *( OWS ";" OWS [ parameter ] ), so a trailing
-    # ";" is valid, and "be liberal in what you accept" (DESIGN.md section 2).
+    # ";" is valid, and "be liberal in what you accept" (docs/design.md section 2).
     assert boundary_of("multipart/mixed; boundary=abc;") == "abc"
     assert boundary_of('multipart/mixed; boundary="abc"; ') == "abc"
 

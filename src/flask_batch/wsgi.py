@@ -1,6 +1,6 @@
 """WSGI adapter: read a batch from an environ, run each part through a WSGI application.
 
-Each part gets a fresh environ derived from the outer one (DESIGN.md section 3) and runs in an
+Each part gets a fresh environ derived from the outer one (docs/design.md section 3) and runs in an
 empty :class:`contextvars.Context`, so no context-local state (Flask's ``g``, request, session,
 current user) flows from the outer request into a part or from one part into the next.
 """
