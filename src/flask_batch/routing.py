@@ -37,10 +37,13 @@ NOT_INHERITED = frozenset(
     {"host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "expect", "trailer"}
 )
 _NOT_INHERITED_PREFIXES = ("content-", "proxy-")
-#: A part's own headers that are ignored: connection-level ones, its Content-Length (the adapter
-#: sets the real one) and its Host (the batch's stays: OData clients send one in every part).
+#: A part's own headers that are ignored: connection-level ones, its framing (the adapter sets
+#: the Content-Length of the body the part carries; a JSON request's body is framed by the
+#: JSON, and a multipart part's chunked body is decoded), and its Host (the batch's stays:
+#: OData clients send one in every part).
 PART_IGNORED = frozenset(
-    {"host", "content-length", "connection", "keep-alive", "te", "upgrade", "expect", "trailer"}
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te"}
+    | {"upgrade", "expect", "trailer", "proxy-connection", "http2-settings"}
 )
 #: Headers that only the batch request may carry (``*`` matches any characters, case does not
 #: matter): the client's address, where the request came from and who the user is, as the

@@ -233,6 +233,30 @@ def test_a_part_host_is_ignored_and_a_name_with_an_underscore_dropped(server: Se
     assert "x_user" not in seen
 
 
+def test_framing_headers_in_a_json_request_do_not_reach_the_application(server: Server) -> None:
+    request = sub(
+        "POST",
+        "/inspect",
+        b"abc",
+        (
+            ("Content-Type", "text/plain"),
+            ("Transfer-Encoding", "chunked"),
+            ("Content-Length", "999"),
+            ("Connection", "keep-alive, X-Secret"),
+            ("Upgrade", "websocket"),
+        ),
+        content_id="1",
+    )
+    (answer,) = post(
+        server.base, "/batch", encode_json_requests([request]), "application/json"
+    ).parts()
+    seen = json.loads(answer.body)
+    assert seen["body"] == "abc"
+    assert seen["headers"]["content-length"] == "3"
+    for name in ("transfer-encoding", "connection", "upgrade"):
+        assert name not in seen["headers"]
+
+
 def test_a_chunked_part_reaches_the_application_with_only_its_decoded_length(
     server: Server,
 ) -> None:
