@@ -135,7 +135,7 @@ class BatchResponse(Pending, httpx.Response):
         self._request = request
 
     def __repr__(self) -> str:
-        return self._pending_repr() or f"<BatchResponse [{self.status_code} {self.reason_phrase}]>"
+        return self._pending_repr() or httpx.Response.__repr__(self)
 
 
 @dataclass

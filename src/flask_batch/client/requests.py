@@ -89,7 +89,7 @@ class BatchResponse(Pending, requests.Response):
     attempts: int = 0
 
     def __repr__(self) -> str:
-        return self._pending_repr() or f"<BatchResponse [{self.status_code}]>"
+        return self._pending_repr() or requests.Response.__repr__(self)
 
 
 class Batching(requests.Session):
