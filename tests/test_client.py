@@ -576,6 +576,19 @@ def test_answers_without_content_ids_are_matched_by_position(server: Server) -> 
     assert [r.json()["answer_to"] for r in responses] == paths
 
 
+def test_a_content_id_answered_twice_fails_the_batch(server: Server) -> None:
+    """Which answer is the first request's cannot be told: none is picked."""
+    queued: list[requests.Response] = []
+    with pytest.raises(BatchFailed, match=r"answered Content-ID <\S+\+0> twice") as info:
+        _send_three(server, "/fake/duplicate-id", queued)
+    assert info.value.requests == [r.request for r in queued]
+    assert info.value.response is not None
+    assert info.value.response.status_code == 200
+    for r in queued:
+        with pytest.raises(BatchNotSent, match="twice"):
+            _ = r.status_code
+
+
 def _send_three(
     server: Server, route: str, queued: list[requests.Response], **options: Any
 ) -> None:

@@ -21,7 +21,7 @@ import pytest
 import requests
 from flask import Response
 
-from flask_batch.client import Batching
+from flask_batch.client import BatchFailed, Batching, BatchNotSent
 from tests.client_app import BINARY, GZIPPED_TEXT, TEXT, State, create_app
 from tests.servers import live_server
 
@@ -54,6 +54,17 @@ def server() -> Iterator[Server]:
 
     with live_server(app) as base:
         yield Server(base, state)
+
+
+def test_an_id_answered_twice_fails_the_batch(server: Server) -> None:
+    s = Batching(server.base + "/fake/duplicate-id", format="json", timeout=10)
+    queued = [s.get(f"{server.base}/echo/{index}") for index in range(3)]
+    with pytest.raises(BatchFailed, match="the server answered id 1 twice") as info:
+        s.send_batch()
+    assert info.value.requests == [r.request for r in queued]
+    for r in queued:
+        with pytest.raises(BatchNotSent, match="twice"):
+            _ = r.status_code
 
 
 def test_an_unknown_format_is_refused() -> None:

@@ -195,6 +195,31 @@ def test_reading_before_the_scope_ends_raises_and_a_raising_scope_sends_nothing(
         _ = queued[0].status_code
 
 
+def test_a_content_id_answered_twice_fails_the_batch_in_both_transports(servers: Servers) -> None:
+    transport = BatchTransport(f"{servers.base}/fake/duplicate-id")
+    batch = transport.batch()
+    queued = [batch.get(f"{servers.base}/echo/{index}") for index in range(3)]
+    with pytest.raises(BatchFailed, match=r"answered Content-ID <\S+\+0> twice") as info:
+        batch.send()
+    assert info.value.requests == [r.request for r in queued]
+    for r in queued:
+        with pytest.raises(BatchNotSent, match="twice"):
+            _ = r.status_code
+
+    async def main() -> None:
+        transport = AsyncBatchTransport(f"{servers.base}/fake/duplicate-id", format="json")
+        async with httpx.AsyncClient(transport=transport) as client:
+            answers = await asyncio.gather(
+                *(client.get(f"{servers.base}/echo/{index}") for index in range(3)),
+                return_exceptions=True,
+            )
+        for answer in answers:
+            assert isinstance(answer, BatchFailed)
+            assert str(answer) == "the server answered id 1 twice"
+
+    asyncio.run(main())
+
+
 def test_other_origins_pass_straight_through_in_order(servers: Servers) -> None:
     transport = BatchTransport(servers.batch_url)
     posts, other_posts = servers.posts(), servers.other_state.posts("/batch")

@@ -1,9 +1,9 @@
 """One exchange: queued requests sent as batches until each has its final answer.
 
-:class:`Run` is the client's protocol logic with no I/OuterT (the sans-IO model of h11): it says
+:class:`Run` is the client's protocol logic with no I/O (the sans-IO model of h11): it says
 which batch to send next (:meth:`Run.next_send`), takes what came back (:meth:`Run.feed`),
 and decides what is final, what is retried and after how long, and how a refused batch is
-re-split. :func:`drive` and :func:`drive_async` are the two small loops that do the I/OuterT
+re-split. :func:`drive` and :func:`drive_async` are the two small loops that do the I/O
 with callables a client gives them, so the ``requests`` client and both ``httpx``
 transports share every decision.
 
@@ -18,6 +18,8 @@ Rules, in one place:
   the part that depended on it is sent without the dependency.
 - When a later attempt fails as a whole, a part that already had an answer keeps it (the
   last answer stands); a part with none fails.
+- An answer that names one Content-ID twice fails its whole batch: which of the two answers
+  belongs to that request, and whether another request lost its own, cannot be told.
 """
 
 from __future__ import annotations
@@ -258,17 +260,14 @@ class Run(Generic[OuterT]):
             else:
                 answers = read_responses(outcome.content_type, outcome.body)
         except MalformedBatch as error:
-            self._outer_failure(
-                send,
-                f"the batch answer is malformed: {error}",
-                outer=outcome.outer,
-                error=None,
-                retryable=False,
-                nothing_ran=False,
-                retry_after=None,
-            )
+            self._unusable(send, f"the batch answer is malformed: {error}", outcome.outer)
             return
-        self._answered(send, answers, outcome.outer)
+        by_id, repeated = _by_id(answers)
+        if repeated is not None:
+            name = "id" if self.format == "json" else "Content-ID"
+            self._unusable(send, f"the server answered {name} {repeated} twice", outcome.outer)
+            return
+        self._answered(send, answers, by_id, outcome.outer)
 
     def delay(self) -> float | None:
         """Seconds to wait before :meth:`next_send` has something again; None if nothing
@@ -407,11 +406,27 @@ class Run(Generic[OuterT]):
             return f"the batch answer is {media_type or 'untyped'}, not {expected}"
         return None
 
+    def _unusable(self, send: Send, reason: str, outer: OuterT) -> None:
+        """An answer that cannot be trusted fails its batch (not retried: it would be again)."""
+        self._outer_failure(
+            send,
+            reason,
+            outer=outer,
+            error=None,
+            retryable=False,
+            nothing_ran=False,
+            retry_after=None,
+        )
+
     def _answered(
-        self, send: Send, answers: list[tuple[str | None, SubResponse]], outer: OuterT
+        self,
+        send: Send,
+        answers: list[tuple[str | None, SubResponse]],
+        by_id: dict[str, SubResponse],
+        outer: OuterT,
     ) -> None:
         items = [self._items[index] for index in send.items]
-        matched = _match([item.content_id for item in items], answers)
+        matched = _match([item.content_id for item in items], answers, by_id)
         retrying: list[_Item] = []
         retrying_indices: set[int] = set()
         final: list[tuple[_Item, SubResponse | None]] = []
@@ -591,17 +606,31 @@ def _header(response: SubResponse | None, name: str) -> str | None:
     return next((value for key, value in response.headers if key.lower() == name), None)
 
 
+def _by_id(
+    answers: list[tuple[str | None, SubResponse]],
+) -> tuple[dict[str, SubResponse], str | None]:
+    """The answers by the Content-ID they echo, and the first Content-ID echoed twice."""
+    by_id: dict[str, SubResponse] = {}
+    for content_id, answer in answers:
+        if content_id is not None:
+            if content_id in by_id:
+                return by_id, content_id
+            by_id[content_id] = answer
+    return by_id, None
+
+
 def _match(
-    ids: list[str], answers: list[tuple[str | None, SubResponse]]
+    ids: list[str],
+    answers: list[tuple[str | None, SubResponse]],
+    by_id: dict[str, SubResponse],
 ) -> list[SubResponse | None]:
     """The answer to each sent request: by Content-ID, or by position if the server echoes none."""
-    by_id = {content_id: answer for content_id, answer in answers if content_id is not None}
     if not by_id and len(answers) == len(ids):
         return [answer for _, answer in answers]
     return [by_id.get(content_id) for content_id in ids]
 
 
-# -- the two loops that do the I/OuterT ------------------------------------------------------------
+# -- the two loops that do the I/O ---------------------------------------------------------
 
 
 def drive(
