@@ -6,7 +6,8 @@ form, files, JSON, credentials), answer with exact binary, text, gzip and cookie
 and a few fake batch endpoints answer batches the way a buggy or foreign server might
 (parts reversed, no Content-IDs, one Content-ID answered twice, a part missing, not multipart
 at all, parts whose Content-Length or Content-Encoding does not match their body). The fake
-endpoints read and write the wire format by hand, with nothing from ``flask_batch``, so they check
+endpoints
+read and write the wire format by hand, with nothing from ``flask_batch``, so they check
 the client against the DESIGN's wire format rather than against its own reader.
 """
 
@@ -49,6 +50,34 @@ ODD = (
     b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\nnot gzip",
     b"HTTP/1.1 204 No Content\r\n\r\n",
 )
+
+#: Batch URLs that are not batch endpoints: (route, status, what a client says about it).
+NOT_A_BATCH_ENDPOINT = [
+    (
+        "/no/batch/here",
+        404,
+        "the batch URL answered 404 NOT FOUND (text/html): it is probably not a batch "
+        "endpoint (is the URL right?)",
+    ),
+    (
+        "/text",
+        405,
+        "the batch URL answered 405 METHOD NOT ALLOWED (text/html): it does not take POST, "
+        "so it is probably not a batch endpoint (is the URL right?)",
+    ),
+    (
+        "/boom",
+        500,
+        "the batch URL answered 500 INTERNAL SERVER ERROR (text/html): not an answer from a "
+        "batch endpoint (the whole response is in .response)",
+    ),
+    (
+        "/echo",
+        200,
+        "the batch URL answered 200 OK with application/json, not multipart/mixed: it is "
+        "probably not a batch endpoint",
+    ),
+]
 
 
 @dataclass
@@ -157,7 +186,7 @@ def create_app(state: State) -> Flask:
         time.sleep(1)
         return Response("late", content_type="text/plain")
 
-    @app.route("/boom")
+    @app.route("/boom", methods=ALL_METHODS)
     def boom() -> Response:
         raise RuntimeError("the view failed on purpose")
 

@@ -18,8 +18,20 @@ from typing import Any
 import pytest
 import requests
 
-from flask_batch.client import BatchFailed, Batching, BatchNotSent, BatchResponse
-from tests.client_app import BINARY, GZIPPED_TEXT, TEXT, State, create_app
+from flask_batch.client import (
+    BatchFailed,
+    Batching,
+    BatchNotSent,
+    BatchResponse,
+)
+from tests.client_app import (
+    BINARY,
+    GZIPPED_TEXT,
+    NOT_A_BATCH_ENDPOINT,
+    TEXT,
+    State,
+    create_app,
+)
 from tests.servers import live_server
 
 
@@ -641,6 +653,8 @@ def test_a_413_batch_raises_batch_failed_with_the_problem_when_not_splitting(
     assert problem["status"] == 413
     assert problem["limit"] == "max_parts"
     assert problem["value"] == 2
+    # One line: the problem's own words.
+    assert str(error) == f"the batch failed with 413 {error.response.reason}: {problem['detail']}"
     assert error.requests == [r.request for r in queued]
     for r in queued:
         with pytest.raises(BatchNotSent, match="413"):
@@ -658,6 +672,24 @@ def test_a_non_multipart_answer_raises_batch_failed(server: Server) -> None:
     for r in queued:
         with pytest.raises(BatchNotSent, match="not multipart/mixed"):
             _ = r.content
+
+
+@pytest.mark.parametrize(("route", "status", "message"), NOT_A_BATCH_ENDPOINT)
+def test_a_url_that_is_not_a_batch_endpoint_is_said_in_one_line(
+    server: Server, route: str, status: int, message: str
+) -> None:
+    """Not the whole HTML error page: the status, the content type and a hint; the page
+    stays on the exception."""
+    queued: list[requests.Response] = []
+    with pytest.raises(BatchFailed) as info:
+        _send_three(server, route, queued, retries=0)
+    assert str(info.value) == message
+    assert info.value.response is not None
+    assert info.value.response.status_code == status
+    assert info.value.response.text.startswith(("<!doctype html>", "{"))
+    with pytest.raises(BatchNotSent) as unsent:
+        _ = queued[0].status_code
+    assert str(unsent.value) == message
 
 
 def test_a_malformed_answer_raises_batch_failed(server: Server) -> None:

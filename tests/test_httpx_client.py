@@ -30,7 +30,14 @@ from flask_batch.client.httpx import (
     BatchResponse,
     BatchTransport,
 )
-from tests.client_app import BINARY, GZIPPED_TEXT, TEXT, State, create_app
+from tests.client_app import (
+    BINARY,
+    GZIPPED_TEXT,
+    NOT_A_BATCH_ENDPOINT,
+    TEXT,
+    State,
+    create_app,
+)
 from tests.fake_batch import BASE, BATCH_URL, LOSE, FakeEndpoint, status, too_large
 from tests.servers import live_server
 
@@ -193,6 +200,31 @@ def test_reading_before_the_scope_ends_raises_and_a_raising_scope_sends_nothing(
     assert servers.posts() == posts
     with pytest.raises(BatchNotSent, match="raised"):
         _ = queued[0].status_code
+
+
+@pytest.mark.parametrize(("route", "status", "message"), NOT_A_BATCH_ENDPOINT)
+def test_a_url_that_is_not_a_batch_endpoint_is_said_in_one_line(
+    servers: Servers, route: str, status: int, message: str
+) -> None:
+    transport = BatchTransport(servers.base + route, retries=0)
+    with pytest.raises(BatchFailed) as info, transport.batch() as batch:
+        queued = batch.get(f"{servers.base}/echo/a")
+    assert str(info.value) == message
+    assert info.value.response is not None
+    assert info.value.response.status_code == status
+    assert info.value.response.text.startswith(("<!doctype html>", "{"))
+    with pytest.raises(BatchNotSent) as unsent:
+        _ = queued.status_code
+    assert str(unsent.value) == message
+
+    async def main() -> None:
+        transport = AsyncBatchTransport(servers.base + route, retries=0)
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(BatchFailed) as info:
+                await client.get(f"{servers.base}/echo/a")
+        assert str(info.value) == message
+
+    asyncio.run(main())
 
 
 def test_a_content_id_answered_twice_fails_the_batch_in_both_transports(servers: Servers) -> None:

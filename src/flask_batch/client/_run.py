@@ -393,17 +393,16 @@ class Run(Generic[OuterT]):
     # -- what came back -------------------------------------------------------------------
 
     def _problem(self, reply: Reply[OuterT]) -> str | None:
-        """Why a reply is not a batch answer, or None if it is one."""
+        """Why a reply is not a batch answer, in one line, or None if it is one."""
         if reply.status != 200:
-            text = reply.body[:500].decode("utf-8", "replace")
-            return f"the batch failed with {reply.status} {reply.reason}: {text}"
+            return _outline(reply)
         expected = JSON if self.format == "json" else "multipart/mixed"
-        try:
-            media_type, _ = parse_media_type(reply.content_type or "")
-        except MalformedBatch:
-            media_type = "unreadable"
+        media_type = _media_type(reply.content_type)
         if media_type != expected:
-            return f"the batch answer is {media_type or 'untyped'}, not {expected}"
+            return (
+                f"the batch URL answered {_status(reply)} with {media_type}, not {expected}: "
+                "it is probably not a batch endpoint"
+            )
         return None
 
     def _unusable(self, send: Send, reason: str, outer: OuterT) -> None:
@@ -508,9 +507,9 @@ class Run(Generic[OuterT]):
         # An unexplained (or inconsistent) 413: halve, unless there is nothing left to split.
         groups = groups_of(items, {i: self._pending_deps(i) for i in items})
         if len(groups) == 1:
-            reason = (
-                f"the batch was refused with 413 {reply.reason} and cannot be split further: "
-                f"{reply.body[:500].decode('utf-8', 'replace')}"
+            said = _said(reply)
+            reason = f"the batch was refused with {_status(reply)} and cannot be split further" + (
+                f": {said}" if said else f" ({_media_type(reply.content_type)})"
             )
             for index in items:
                 item = self._items[index]
@@ -628,6 +627,61 @@ def _match(
     if not by_id and len(answers) == len(ids):
         return [answer for _, answer in answers]
     return [by_id.get(content_id) for content_id in ids]
+
+
+# -- one line on an answer that is not a batch answer --------------------------------------
+
+#: What a status that no batch endpoint answers to a POST most likely means.
+_HINTS = {
+    404: "it is probably not a batch endpoint (is the URL right?)",
+    405: "it does not take POST, so it is probably not a batch endpoint (is the URL right?)",
+}
+_NOT_A_BATCH = "not an answer from a batch endpoint (the whole response is in .response)"
+#: The longest text of an answer a message quotes.
+_QUOTED = 200
+
+
+def _status(reply: Reply[OuterT]) -> str:
+    return f"{reply.status} {reply.reason}".rstrip()
+
+
+def _media_type(content_type: str | None) -> str:
+    try:
+        media_type, _ = parse_media_type(content_type or "")
+    except MalformedBatch:
+        return "an unreadable Content-Type"
+    return media_type or "no Content-Type"
+
+
+def _outline(reply: Reply[OuterT]) -> str:
+    """A batch answered with an error, in one line: what the endpoint said about it, or the
+    status, the content type and a hint (an HTML error page is never quoted)."""
+    said = _said(reply)
+    if said is not None and reply.status not in _HINTS:
+        return f"the batch failed with {_status(reply)}: {said}"
+    hint = _HINTS.get(reply.status, _NOT_A_BATCH)
+    return f"the batch URL answered {_status(reply)} ({_media_type(reply.content_type)}): {hint}"
+
+
+def _said(reply: Reply[OuterT]) -> str | None:
+    """What an error answer says, on one line and cut short: a problem document's detail
+    (or title), or a plain text; None for anything else (an HTML page, say)."""
+    media_type = _media_type(reply.content_type)
+    if media_type == "application/problem+json":
+        try:
+            problem = json.loads(reply.body)
+        except ValueError:
+            return None
+        said = problem.get("detail") or problem.get("title") if isinstance(problem, dict) else None
+        text = said if isinstance(said, str) else ""
+    elif media_type in ("text/plain", "no Content-Type"):
+        text = reply.body[: 4 * _QUOTED].decode("utf-8", "replace")
+    else:
+        return None
+    text = " ".join(text.split())
+    if len(text) > _QUOTED:
+        text = text[: _QUOTED - 1] + "…"
+    return text or None
 
 
 # -- the two loops that do the I/O ---------------------------------------------------------
