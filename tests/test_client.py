@@ -23,6 +23,7 @@ from flask_batch.client import (
     Batching,
     BatchNotSent,
     BatchResponse,
+    UnsentRequestsWarning,
 )
 from tests.client_app import (
     BINARY,
@@ -566,6 +567,45 @@ def test_an_exception_in_the_with_block_sends_nothing(server: Server) -> None:
         with pytest.raises(BatchNotSent, match="raised"):
             _ = r.status_code
         assert repr(r) == "<BatchResponse [pending]>"
+
+
+def test_closing_a_session_with_requests_queued_warns_and_sends_nothing(server: Server) -> None:
+    posts = server.state.posts("/batch")
+    s = server.session()
+    created = s.post(server.base + "/people/erin/", json={"age": 3})
+    fetched = s.get(server.base + "/echo/never")
+    with pytest.warns(UnsentRequestsWarning) as warned:
+        s.close()
+    (warning,) = warned
+    assert str(warning.message) == (
+        "the Batching session was closed before send_batch(): 2 queued requests were never "
+        f"sent (POST {server.base}/people/erin/, GET {server.base}/echo/never)"
+    )
+    assert warning.filename == __file__  # it points at the close() call
+    assert s.pending == 0
+    for r in (created, fetched):
+        with pytest.raises(BatchNotSent, match="session was closed before send_batch"):
+            _ = r.status_code
+    s.close()  # nothing left to warn about
+    assert server.state.posts("/batch") == posts
+    assert "erin" not in server.state.people
+
+
+def test_a_session_garbage_collected_with_requests_queued_warns(server: Server) -> None:
+    sessions = [server.session()]
+    r = sessions[0].post(server.base + "/echo/never", json={})
+    with pytest.warns(UnsentRequestsWarning, match=r"garbage-collected .* 1 queued request was"):
+        sessions.clear()  # the last reference: collected now
+    with pytest.raises(BatchNotSent, match="garbage-collected"):
+        _ = r.status_code
+
+
+def test_the_unsent_warning_names_three_requests_and_counts_the_rest(server: Server) -> None:
+    s = server.session()
+    for index in range(5):
+        s.get(f"{server.base}/echo/{index}")
+    with pytest.warns(UnsentRequestsWarning, match=r"/echo/2 and 2 more\)$"):
+        s.close()
 
 
 # --------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from flask_batch.client.httpx import (
     BatchFailed,
     BatchResponse,
     BatchTransport,
+    UnsentRequestsWarning,
 )
 from tests.client_app import (
     BINARY,
@@ -200,6 +201,38 @@ def test_reading_before_the_scope_ends_raises_and_a_raising_scope_sends_nothing(
     assert servers.posts() == posts
     with pytest.raises(BatchNotSent, match="raised"):
         _ = queued[0].status_code
+
+
+def test_a_scope_dropped_unsent_warns_when_collected_or_when_its_transport_closes(
+    servers: Servers,
+) -> None:
+    """Nothing queued vanishes silently: a warning says which requests were never sent."""
+    transport = BatchTransport(servers.batch_url)
+    posts = servers.posts()
+    scopes = [transport.batch()]
+    created = scopes[0].post(f"{servers.base}/echo/never", json={})
+    with pytest.warns(UnsentRequestsWarning) as warned:
+        scopes.clear()  # the last reference: collected now
+    assert str(warned[0].message) == (
+        "a batch scope was garbage-collected before it was sent: 1 queued request was never "
+        f"sent (POST {servers.base}/echo/never)"
+    )
+    with pytest.raises(BatchNotSent, match="garbage-collected"):
+        _ = created.status_code
+
+    kept = transport.batch()
+    fetched = [kept.get(f"{servers.base}/echo/{index}") for index in range(2)]
+    sent = transport.batch()  # a scope that was sent, and an empty one, say nothing
+    sent.get(f"{servers.base}/echo/sent")
+    sent.send()
+    transport.batch()
+    with pytest.warns(UnsentRequestsWarning, match="closed before its batch scope was sent: 2"):
+        transport.close()
+    assert kept.pending == 0
+    for r in fetched:
+        with pytest.raises(BatchNotSent, match="BatchTransport was closed"):
+            _ = r.status_code
+    assert servers.posts() == posts + 1
 
 
 @pytest.mark.parametrize(("route", "status", "message"), NOT_A_BATCH_ENDPOINT)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,7 +37,7 @@ import httpx
 from ..wire.http1 import HOP_BY_HOP
 from ..wire.jsonbatch import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
-from ._errors import BatchNotSent, Pending
+from ._errors import BatchNotSent, Pending, UnsentRequestsWarning, drop_unsent
 from ._policy import Retry
 from ._run import Answered, Failed, Lost, Reply, Run, Send, drive, drive_async
 from ._split import KnownLimits
@@ -49,6 +50,7 @@ __all__ = [
     "BatchResponse",
     "BatchScope",
     "BatchTransport",
+    "UnsentRequestsWarning",
 ]
 
 #: The response extension that says how many attempts (batches) an answer took.
@@ -275,12 +277,18 @@ class BatchTransport(_Base, httpx.BaseTransport):
         super().__init__(batch_url, options)
         self._transport = transport if transport is not None else httpx.HTTPTransport()
         self._sleep = sleep
+        self._scopes: weakref.WeakSet[BatchScope] = weakref.WeakSet()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """A request made directly through the client is not batched: it passes through."""
         return self._transport.handle_request(request)
 
     def close(self) -> None:
+        """Close the wrapped transport. Batch scopes still holding requests are dropped: their
+        responses raise :class:`BatchNotSent` when read, and an
+        :class:`UnsentRequestsWarning` says so now."""
+        for scope in list(self._scopes):
+            scope._drop("the BatchTransport was closed before its batch scope was sent", 3)
         self._transport.close()
 
     def batch(self, client: httpx.Client | None = None) -> BatchScope:
@@ -293,7 +301,9 @@ class BatchTransport(_Base, httpx.BaseTransport):
         With ``client``, requests are built as ``client`` builds them (its base URL, headers,
         cookies, params, auth, event hooks), and cookies that come back land in its jar.
         """
-        return BatchScope(self, client)
+        scope = BatchScope(self, client)
+        self._scopes.add(scope)
+        return scope
 
     def send_all(self, requests: Iterable[httpx.Request]) -> list[httpx.Response]:
         """Send ``requests`` (batching those that can be) and return their responses in
@@ -533,6 +543,17 @@ class BatchScope:
 
     def __enter__(self) -> BatchScope:
         return self
+
+    def __del__(self) -> None:
+        self._drop("a batch scope was garbage-collected before it was sent", 2)
+
+    def _drop(self, what: str, stacklevel: int) -> None:
+        """Drop the queued requests unsent: their responses say why, a warning says so now."""
+        queue = getattr(self, "_queue", None)  # None if __init__ failed
+        if queue:
+            self._queue, self._positions = [], {}
+            unsent = [(r, r.request.method, str(r.request.url)) for _, r in queue]
+            drop_unsent(what, unsent, stacklevel)
 
     def __exit__(
         self,

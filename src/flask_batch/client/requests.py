@@ -28,7 +28,7 @@ from urllib3.exceptions import NewConnectionError
 from ..wire.http1 import HOP_BY_HOP
 from ..wire.jsonbatch import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
-from ._errors import Pending
+from ._errors import Pending, drop_unsent
 from ._policy import Retry
 from ._run import Answered, Failed, Lost, Reply, Run, Send, drive
 from ._split import KnownLimits
@@ -379,6 +379,23 @@ class Batching(requests.Session):
                 self._queue = []
         finally:
             self.close()
+
+    def close(self) -> None:
+        """Close the connections. Requests still queued are never sent: each of their
+        responses raises :class:`BatchNotSent` when read, and an
+        :class:`~flask_batch.client.UnsentRequestsWarning` says so now."""
+        self._drop_queue("the Batching session was closed before send_batch()", stacklevel=3)
+        super().close()
+
+    def __del__(self) -> None:
+        self._drop_queue("the Batching session was garbage-collected before send_batch()", 2)
+
+    def _drop_queue(self, what: str, stacklevel: int) -> None:
+        queue = getattr(self, "_queue", None)  # None if __init__ failed
+        if queue:
+            self._queue, self._positions = [], {}
+            unsent = [(i.response, i.request.method or "", i.request.url or "") for i in queue]
+            drop_unsent(what, unsent, stacklevel)
 
 
 def _header_dict(fields: Headers) -> HTTPHeaderDict:
