@@ -232,10 +232,81 @@ def test_error_parts_raise_for_status_like_requests(
 def test_a_redirect_is_returned_as_it_is(server: Server) -> None:
     with server.session() as s:
         r = s.get(server.base + "/redirect")
-    assert r.status_code == 302
-    assert r.headers["Location"] == "/echo/target"
-    assert r.is_redirect is True
-    assert r.history == []
+        not_followed = s.get(server.base + "/redirect", allow_redirects=False)
+        head = s.head(server.base + "/redirect")
+        options = s.options(server.base + "/redirect")
+    for response in (r, not_followed, head):
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/echo/target"
+        assert response.is_redirect is True
+        assert response.history == []
+    assert options.status_code == 200
+
+
+# --------------------------------------------------------------------------------------
+# Per-request transport arguments: honoured, or refused (#11)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"allow_redirects": True}, "allow_redirects=True cannot be honoured in a batch"),
+        ({"proxies": {"http": "http://proxy.test:3128"}}, "set session.proxies instead"),
+        ({"verify": False}, "set session.verify instead"),
+        ({"verify": "/etc/ssl/other.pem"}, "set session.verify instead"),
+        ({"cert": "client.pem"}, "set session.cert instead"),
+    ],
+)
+def test_a_transport_argument_a_batch_cannot_honour_is_refused_when_queued(
+    server: Server, arguments: dict[str, Any], message: str
+) -> None:
+    url = server.base + "/echo/refused"
+    with server.session() as s:
+        with pytest.raises(ValueError, match=message):
+            s.get(url, **arguments)
+        with pytest.raises(ValueError, match=message):
+            s.send(requests.Request("GET", url).prepare(), **arguments)
+        assert s.pending == 0
+
+
+def test_transport_arguments_that_agree_with_the_batch_request_are_accepted(
+    server: Server,
+) -> None:
+    with server.session() as s:
+        s.proxies = {"http": "http://proxy.test:3128"}
+        s.trust_env = False
+        agreeing = {"verify": True, "cert": None, "proxies": s.proxies, "allow_redirects": False}
+        r = s.get(server.base + "/echo/agreed", **agreeing)
+        s.proxies = {}  # the batch goes straight to the server
+    assert r.json()["path"] == "/echo/agreed"
+
+
+def test_send_refuses_arguments_it_does_not_know(server: Server) -> None:
+    with server.session() as s, pytest.raises(TypeError, match="unexpected keyword"):
+        s.send(requests.Request("GET", server.base + "/echo").prepare(), retries=3)
+
+
+def test_stream_true_leaves_the_body_in_raw_as_plain_requests_does(server: Server) -> None:
+    url = server.base + "/binary"
+    plain = direct("GET", url, stream=True)
+    with server.session() as s:
+        r = s.get(url, stream=True)
+        gzipped = s.get(server.base + "/gzip", stream=True)
+    # What raw gave is not in content: it reads what remains, as a streamed response does.
+    assert r.raw.read(10) == plain.raw.read(10) == BINARY[:10]
+    assert r.content == plain.content == BINARY[10:]
+    # raw is the body as it came, still gzipped.
+    assert gzipped.raw.read() == direct("GET", server.base + "/gzip", stream=True).raw.read()
+    assert gzipped.raw.read() == b""
+
+
+def test_stream_true_on_the_session_streams_every_response(server: Server) -> None:
+    with server.session() as s:
+        s.stream = True
+        r = s.get(server.base + "/binary")
+    assert b"".join(r.iter_content(100)) == BINARY
+    assert r.raw.read() == b""  # iter_content read it from raw
 
 
 def test_gzip_body_is_decompressed_like_plain_requests(server: Server) -> None:

@@ -285,6 +285,50 @@ def test_a_content_id_answered_twice_fails_the_batch_in_both_transports(servers:
     asyncio.run(main())
 
 
+def test_follow_redirects_and_connection_extensions_are_refused_in_a_batch(
+    servers: Servers,
+) -> None:
+    """A batched request has no connection of its own: what only one could honour is
+    refused when it is queued, never silently dropped."""
+    base = servers.base
+    transport = BatchTransport(servers.batch_url)
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        pass
+
+    with httpx.Client(transport=transport) as client, transport.batch(client) as batch:
+        with pytest.raises(ValueError, match="follow_redirects=True cannot be honoured"):
+            batch.get(f"{base}/redirect", follow_redirects=True)
+        with pytest.raises(ValueError, match="extension 'trace' cannot be honoured"):
+            batch.get(f"{base}/echo", extensions={"trace": trace})
+        with pytest.raises(ValueError, match="extension 'sni_hostname'"):
+            transport.send_all(
+                [httpx.Request("GET", f"{base}/echo", extensions={"sni_hostname": "x"})]
+            )
+        redirect = batch.get(f"{base}/redirect", follow_redirects=False)
+        default = batch.get(f"{base}/redirect", follow_redirects=httpx.USE_CLIENT_DEFAULT)
+        assert batch.pending == 2
+    assert redirect.status_code == default.status_code == 302
+
+    traced: list[str] = []
+
+    async def async_trace(event: str, info: dict[str, Any]) -> None:
+        traced.append(event)
+
+    async def main() -> None:
+        transport = AsyncBatchTransport(servers.batch_url)
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(ValueError, match="extension 'trace'"):
+                await client.get(f"{base}/echo", extensions={"trace": async_trace})
+            assert traced == []
+            # Another origin is not batched: its extensions are the wrapped transport's.
+            other = await client.get(f"{servers.other}/echo", extensions={"trace": async_trace})
+            assert other.status_code == 200
+            assert traced
+
+    asyncio.run(main())
+
+
 def test_other_origins_pass_straight_through_in_order(servers: Servers) -> None:
     transport = BatchTransport(servers.batch_url)
     posts, other_posts = servers.posts(), servers.other_state.posts("/batch")

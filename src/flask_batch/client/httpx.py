@@ -81,6 +81,8 @@ _NOT_SHARED = _NOT_IN_PART | {"expect", "trailer", "accept", "accept-encoding"}
 #: The batch request's timeouts when its requests carry none: httpx's own default.
 _DEFAULT_TIMEOUT = httpx.Timeout(5.0).as_dict()
 _PHASES = ("connect", "read", "write", "pool")
+#: The request extensions a batched request honours; the others need a connection of its own.
+_BATCHED_EXTENSIONS = frozenset({"timeout"})
 # Errors of the wrapped transport after which the batch surely never reached the server.
 _SENT_NOTHING = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _NOT_SENT = "the batch has not been sent yet: leave the `with transport.batch()` block"
@@ -242,6 +244,13 @@ class _Base:
     def _entry(
         self, request: httpx.Request, body: bytes, depends_on: tuple[int, ...] = ()
     ) -> _Entry:
+        unknown = sorted(set(request.extensions) - _BATCHED_EXTENSIONS)
+        if unknown:
+            raise ValueError(
+                f"the request extension {', '.join(map(repr, unknown))} cannot be honoured in "
+                "a batch: a batched request travels in the batch request, with no connection "
+                "of its own; send it outside the batch (another origin, or directly)"
+            )
         sub_request = _sub_request(request, body)
         if self._options.format == "json":
             encode_json_requests([sub_request])  # refuse now what the format cannot carry
@@ -463,6 +472,7 @@ class BatchScope:
         headers: Any = None,
         cookies: Any = None,
         auth: Any = httpx.USE_CLIENT_DEFAULT,
+        follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
         timeout: Any = httpx.USE_CLIENT_DEFAULT,
         extensions: Any = None,
         depends_on: Iterable[httpx.Response] = (),
@@ -471,8 +481,16 @@ class BatchScope:
 
         ``depends_on``: responses queued earlier in this scope; the server runs this request
         only if each of them succeeds (2xx), and answers it 424 otherwise. ``timeout`` bounds
-        the batch it goes in.
+        the batch it goes in. A batched request's redirect comes back as its answer:
+        ``follow_redirects=True`` raises ``ValueError``, as does an extension other than
+        ``timeout`` (it needs a connection of the request's own).
         """
+        if follow_redirects is True:
+            raise ValueError(
+                "follow_redirects=True cannot be honoured in a batch scope: a batched "
+                "request's redirect comes back as its answer (a 3xx), it is not followed; "
+                "leave follow_redirects out or pass False"
+            )
         client = self._client
         if client is not None:
             request = client.build_request(

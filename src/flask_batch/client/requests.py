@@ -182,7 +182,7 @@ class Batching(requests.Session):
         files: Any = None,
         auth: Any = None,
         timeout: Any = None,
-        allow_redirects: bool = True,
+        allow_redirects: bool | None = None,
         proxies: Any = None,
         hooks: Any = None,
         stream: bool | None = None,
@@ -196,11 +196,20 @@ class Batching(requests.Session):
 
         ``depends_on``: responses queued earlier in this batch; the server runs this request
         only if each of them succeeds (2xx), and answers it 424 otherwise. ``timeout`` bounds
-        the batch the request goes in. The other transport arguments (proxies, verify, cert,
-        stream, allow_redirects) belong to the batch request, which takes them from the
-        session and the environment once per batch.
+        the batch the request goes in; ``stream=True`` leaves the body in ``raw`` to be read
+        (it arrived whole, with the batch); ``hooks`` run on the filled response. The
+        arguments that only a connection of its own could honour raise ``ValueError``:
+        ``allow_redirects=True``, and ``proxies``, ``verify`` or ``cert`` other than the
+        session's (the batch request takes those from the session and the environment).
         """
-        options = self._options(timeout)
+        options = self._options(
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+            proxies=proxies,
+            stream=stream,
+            verify=verify,
+            cert=cert,
+        )
         if isinstance(method, bytes):
             method = method.decode("ascii")
         prepared = self.prepare_request(
@@ -219,15 +228,50 @@ class Batching(requests.Session):
         )
         return self._enqueue(prepared, tuple(depends_on), options)
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """Queue ``request``; its response is filled when the batch is sent (its ``timeout``
-        bounds the batch it goes in)."""
-        return self._enqueue(request, (), self._options(kwargs.get("timeout")))
+    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:
+        # requests.Session.get would pass allow_redirects=True, which a batch cannot honour.
+        return self.request("GET", url, **kwargs)
 
-    def _options(self, timeout: Any) -> _Options:
-        """What a request's transport arguments mean in a batch."""
+    def options(self, url: str | bytes, **kwargs: Any) -> requests.Response:
+        return self.request("OPTIONS", url, **kwargs)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Queue ``request``; its response is filled when the batch is sent. The keyword
+        arguments are the transport arguments of :meth:`request` (``timeout``, ``stream``,
+        ``allow_redirects``, ``proxies``, ``verify``, ``cert``), honoured or refused alike."""
+        return self._enqueue(request, (), self._options(**kwargs))
+
+    def _options(
+        self,
+        *,
+        timeout: Any = None,
+        allow_redirects: bool | None = None,
+        proxies: Any = None,
+        stream: bool | None = None,
+        verify: Any = None,
+        cert: Any = None,
+    ) -> _Options:
+        """What a request's transport arguments mean in a batch; ``ValueError`` for those
+        that only a connection of its own could honour."""
+        if allow_redirects:
+            raise ValueError(
+                "allow_redirects=True cannot be honoured in a batch: a batched request's "
+                "redirect comes back as its answer (a 3xx), it is not followed; leave "
+                "allow_redirects out or pass False"
+            )
+        for name, value, session_value in (
+            ("proxies", proxies or None, self.proxies),
+            ("verify", verify, self.verify),
+            ("cert", cert, self.cert),
+        ):
+            if value is not None and value != session_value:
+                raise ValueError(
+                    f"{name}={value!r} cannot be honoured in a batch: a batched request "
+                    f"travels in the batch request, which takes {name} from the session; "
+                    f"set session.{name} instead"
+                )
         phases, total = _timeout_of(self.timeout if timeout is None else timeout)
-        return _Options(phases, total)
+        return _Options(phases, total, self.stream if stream is None else bool(stream))
 
     def _enqueue(
         self,
@@ -393,6 +437,7 @@ class Batching(requests.Session):
         response.elapsed = elapsed
         if (
             answer.status  # requests leaves the content of a status 0 unset (None)
+            and not item.options.stream  # streamed: read from raw, as plain requests would
             and "content-encoding" not in raw.headers
             and raw.length_remaining in (None, len(answer.body))
         ):
@@ -477,6 +522,8 @@ class _Options:
     timeout: Phases
     #: Seconds the whole exchange of its batch may take.
     total: float | None
+    #: Its body stays in ``raw`` until read (``stream=True``).
+    stream: bool
 
 
 @dataclass(frozen=True, slots=True)
