@@ -4,8 +4,9 @@ Why: a client test is only as good as what the server tells it saw. The views he
 every detail of the request that reached them (method, path, query, headers, body bytes,
 form, files, JSON, credentials), answer with exact binary, text, gzip and cookie bodies,
 and a few fake batch endpoints answer batches the way a buggy or foreign server might
-(parts reversed, no Content-IDs, a part missing, not multipart at all, parts whose
-Content-Length or Content-Encoding does not match their body). The fake endpoints
+(parts reversed, no Content-IDs, one Content-ID answered twice, a part missing, not multipart
+at all, parts whose Content-Length or Content-Encoding does not match their body). The fake
+endpoints
 read and write the wire format by hand, with nothing from ``flask_batch``, so they check
 the client against the DESIGN's wire format rather than against its own reader.
 """
@@ -49,6 +50,34 @@ ODD = (
     b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\nnot gzip",
     b"HTTP/1.1 204 No Content\r\n\r\n",
 )
+
+#: Batch URLs that are not batch endpoints: (route, status, what a client says about it).
+NOT_A_BATCH_ENDPOINT = [
+    (
+        "/no/batch/here",
+        404,
+        "the batch URL answered 404 NOT FOUND (text/html): it is probably not a batch "
+        "endpoint (is the URL right?)",
+    ),
+    (
+        "/text",
+        405,
+        "the batch URL answered 405 METHOD NOT ALLOWED (text/html): it does not take POST, "
+        "so it is probably not a batch endpoint (is the URL right?)",
+    ),
+    (
+        "/boom",
+        500,
+        "the batch URL answered 500 INTERNAL SERVER ERROR (text/html): not an answer from a "
+        "batch endpoint (the whole response is in .response)",
+    ),
+    (
+        "/echo",
+        200,
+        "the batch URL answered 200 OK with application/json, not multipart/mixed: it is "
+        "probably not a batch endpoint",
+    ),
+]
 
 
 @dataclass
@@ -157,7 +186,7 @@ def create_app(state: State) -> Flask:
         time.sleep(1)
         return Response("late", content_type="text/plain")
 
-    @app.route("/boom")
+    @app.route("/boom", methods=ALL_METHODS)
     def boom() -> Response:
         raise RuntimeError("the view failed on purpose")
 
@@ -189,25 +218,52 @@ def create_app(state: State) -> Flask:
     def fake_batch(mode: str) -> Response:
         if mode == "json":
             return jsonify(answered="not multipart")
-        parts = split_batch(request.content_type or "", request.get_data())
-        answers = [
-            (response_id(content_id), answer_message(target)) for content_id, _, target in parts
-        ]
-        if mode == "reversed":
-            answers.reverse()
-        elif mode == "no-ids":
-            answers = [(None, message) for _, message in answers]
-        elif mode == "drop-second":
-            del answers[1]
-        elif mode == "malformed":
-            answers[-1] = (answers[-1][0], b"this is not an HTTP response")
-        elif mode == "odd-framing":
-            answers = [(answer[0], odd) for answer, odd in zip(answers, ODD, strict=True)]
-        else:
-            return Response(f"unknown mode {mode}", status=404)
-        return multipart_answer(answers)
+        if request.mimetype == "application/json":
+            return json_fake_batch(mode)
+        return multipart_fake_batch(mode)
 
     return app
+
+
+def multipart_fake_batch(mode: str) -> Response:
+    """The multipart format's fakes: each request answered 200 with the target it asked for,
+    then the answers shuffled, unnamed, named twice, dropped or garbled as ``mode`` says."""
+    parts = split_batch(request.content_type or "", request.get_data())
+    answers = [(response_id(content_id), answer_message(target)) for content_id, _, target in parts]
+    if mode == "reversed":
+        answers.reverse()
+    elif mode == "no-ids":
+        answers = [(None, message) for _, message in answers]
+    elif mode == "duplicate-id":  # the second request's answer claims the first's ID
+        answers[1] = (answers[0][0], answers[1][1])
+    elif mode == "drop-second":
+        del answers[1]
+    elif mode == "malformed":
+        answers[-1] = (answers[-1][0], b"this is not an HTTP response")
+    elif mode == "odd-framing":
+        answers = [(answer[0], odd) for answer, odd in zip(answers, ODD, strict=True)]
+    else:
+        return Response(f"unknown mode {mode}", status=404)
+    return multipart_answer(answers)
+
+
+def json_fake_batch(mode: str) -> Response:
+    """The JSON format's fakes: each request answered 200 with the URL it asked for."""
+    requests = request.get_json()["requests"]
+    answers = [
+        {
+            "id": item["id"],
+            "status": 200,
+            "headers": {"Content-Type": "application/json"},
+            "body": {"answer_to": item["url"]},
+        }
+        for item in requests
+    ]
+    if mode == "duplicate-id":
+        answers[1]["id"] = answers[0]["id"]
+    else:
+        return Response(f"unknown mode {mode}", status=404)
+    return jsonify(responses=answers)
 
 
 def split_batch(content_type: str, body: bytes) -> list[tuple[str | None, str, str]]:

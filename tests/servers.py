@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from werkzeug.serving import make_server
@@ -26,3 +29,99 @@ def live_server(app: WSGIApplication) -> Iterator[str]:
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
+
+
+@dataclass
+class Trickle:
+    """A :func:`trickling_server`: its base URL, and for each connection it answered, how
+    many bytes it trickled before the client went away (None: it gave up first)."""
+
+    base: str
+    left_after: list[int | None] = field(default_factory=list)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def ended(self, connections: int) -> list[int | None]:
+        """``left_after`` once ``connections`` connections ended (waiting 10 s at most)."""
+        with self.changed:
+            self.changed.wait_for(lambda: len(self.left_after) >= connections, timeout=10)
+            return list(self.left_after)
+
+
+@contextmanager
+def trickling_server(head: bytes, trickled: bytes, interval: float = 0.05) -> Iterator[Trickle]:
+    """A server that answers every request with ``head`` at once, then ``trickled`` one byte
+    every ``interval`` seconds, each byte arriving well within any read timeout; it gives up
+    (closing the connection) when ``trickled`` runs out, and stops when a client leaves.
+
+    Why: requests' and httpx's timeouts bound each read, so only a deadline on the whole
+    exchange stops such an answer. The count of bytes sent before the client left is what a
+    test checks, not the time it took.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+    trickle = Trickle(f"http://127.0.0.1:{listener.getsockname()[1]}")
+
+    def serve(connection: socket.socket) -> None:
+        with connection:
+            if not _read_request(connection):
+                return
+            connection.sendall(head)
+            left_after = None
+            for count in range(len(trickled)):
+                readable, _, _ = select.select([connection], [], [], interval)
+                if stop.is_set():
+                    return
+                if readable and not _recv_or_empty(connection):  # the client closed
+                    left_after = count
+                    break
+                connection.sendall(trickled[count : count + 1])
+            with trickle.changed:
+                trickle.left_after.append(left_after)
+                trickle.changed.notify_all()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the listener was closed
+                return
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield trickle
+    finally:
+        stop.set()
+        with suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        listener.close()
+        thread.join(timeout=10)
+
+
+def _read_request(connection: socket.socket) -> bool:
+    """Read one request (head and Content-Length body); False if the client left first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = _recv_or_empty(connection)
+        if not chunk:
+            return False
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = _recv_or_empty(connection)
+        if not chunk:
+            return False
+        body += chunk
+    return True
+
+
+def _recv_or_empty(connection: socket.socket) -> bytes:
+    with suppress(OSError):
+        return connection.recv(65536)
+    return b""

@@ -18,8 +18,21 @@ from typing import Any
 import pytest
 import requests
 
-from flask_batch.client import BatchFailed, Batching, BatchNotSent, BatchResponse
-from tests.client_app import BINARY, GZIPPED_TEXT, TEXT, State, create_app
+from flask_batch.client import (
+    BatchFailed,
+    Batching,
+    BatchNotSent,
+    BatchResponse,
+    UnsentRequestsWarning,
+)
+from tests.client_app import (
+    BINARY,
+    GZIPPED_TEXT,
+    NOT_A_BATCH_ENDPOINT,
+    TEXT,
+    State,
+    create_app,
+)
 from tests.servers import live_server
 
 
@@ -219,10 +232,81 @@ def test_error_parts_raise_for_status_like_requests(
 def test_a_redirect_is_returned_as_it_is(server: Server) -> None:
     with server.session() as s:
         r = s.get(server.base + "/redirect")
-    assert r.status_code == 302
-    assert r.headers["Location"] == "/echo/target"
-    assert r.is_redirect is True
-    assert r.history == []
+        not_followed = s.get(server.base + "/redirect", allow_redirects=False)
+        head = s.head(server.base + "/redirect")
+        options = s.options(server.base + "/redirect")
+    for response in (r, not_followed, head):
+        assert response.status_code == 302
+        assert response.headers["Location"] == "/echo/target"
+        assert response.is_redirect is True
+        assert response.history == []
+    assert options.status_code == 200
+
+
+# --------------------------------------------------------------------------------------
+# Per-request transport arguments: honoured, or refused (#11)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"allow_redirects": True}, "allow_redirects=True cannot be honoured in a batch"),
+        ({"proxies": {"http": "http://proxy.test:3128"}}, "set session.proxies instead"),
+        ({"verify": False}, "set session.verify instead"),
+        ({"verify": "/etc/ssl/other.pem"}, "set session.verify instead"),
+        ({"cert": "client.pem"}, "set session.cert instead"),
+    ],
+)
+def test_a_transport_argument_a_batch_cannot_honour_is_refused_when_queued(
+    server: Server, arguments: dict[str, Any], message: str
+) -> None:
+    url = server.base + "/echo/refused"
+    with server.session() as s:
+        with pytest.raises(ValueError, match=message):
+            s.get(url, **arguments)
+        with pytest.raises(ValueError, match=message):
+            s.send(requests.Request("GET", url).prepare(), **arguments)
+        assert s.pending == 0
+
+
+def test_transport_arguments_that_agree_with_the_batch_request_are_accepted(
+    server: Server,
+) -> None:
+    with server.session() as s:
+        s.proxies = {"http": "http://proxy.test:3128"}
+        s.trust_env = False
+        agreeing = {"verify": True, "cert": None, "proxies": s.proxies, "allow_redirects": False}
+        r = s.get(server.base + "/echo/agreed", **agreeing)
+        s.proxies = {}  # the batch goes straight to the server
+    assert r.json()["path"] == "/echo/agreed"
+
+
+def test_send_refuses_arguments_it_does_not_know(server: Server) -> None:
+    with server.session() as s, pytest.raises(TypeError, match="unexpected keyword"):
+        s.send(requests.Request("GET", server.base + "/echo").prepare(), retries=3)
+
+
+def test_stream_true_leaves_the_body_in_raw_as_plain_requests_does(server: Server) -> None:
+    url = server.base + "/binary"
+    plain = direct("GET", url, stream=True)
+    with server.session() as s:
+        r = s.get(url, stream=True)
+        gzipped = s.get(server.base + "/gzip", stream=True)
+    # What raw gave is not in content: it reads what remains, as a streamed response does.
+    assert r.raw.read(10) == plain.raw.read(10) == BINARY[:10]
+    assert r.content == plain.content == BINARY[10:]
+    # raw is the body as it came, still gzipped.
+    assert gzipped.raw.read() == direct("GET", server.base + "/gzip", stream=True).raw.read()
+    assert gzipped.raw.read() == b""
+
+
+def test_stream_true_on_the_session_streams_every_response(server: Server) -> None:
+    with server.session() as s:
+        s.stream = True
+        r = s.get(server.base + "/binary")
+    assert b"".join(r.iter_content(100)) == BINARY
+    assert r.raw.read() == b""  # iter_content read it from raw
 
 
 def test_gzip_body_is_decompressed_like_plain_requests(server: Server) -> None:
@@ -478,7 +562,8 @@ def test_reading_before_the_batch_is_sent_raises_a_helpful_error(server: Server)
         # What is known at queue time is readable.
         assert r.url == server.base + "/echo/early"
         assert r.request.method == "GET"
-    assert repr(r) == "<BatchResponse [200]>"
+    # Filled, it prints as every requests.Response does (the alpha's README shows this).
+    assert repr(r) == "<Response [200]>" == repr(direct("GET", server.base + "/echo/early"))
     assert r.status_code == 200
 
 
@@ -555,6 +640,45 @@ def test_an_exception_in_the_with_block_sends_nothing(server: Server) -> None:
         assert repr(r) == "<BatchResponse [pending]>"
 
 
+def test_closing_a_session_with_requests_queued_warns_and_sends_nothing(server: Server) -> None:
+    posts = server.state.posts("/batch")
+    s = server.session()
+    created = s.post(server.base + "/people/erin/", json={"age": 3})
+    fetched = s.get(server.base + "/echo/never")
+    with pytest.warns(UnsentRequestsWarning) as warned:
+        s.close()
+    (warning,) = warned
+    assert str(warning.message) == (
+        "the Batching session was closed before send_batch(): 2 queued requests were never "
+        f"sent (POST {server.base}/people/erin/, GET {server.base}/echo/never)"
+    )
+    assert warning.filename == __file__  # it points at the close() call
+    assert s.pending == 0
+    for r in (created, fetched):
+        with pytest.raises(BatchNotSent, match="session was closed before send_batch"):
+            _ = r.status_code
+    s.close()  # nothing left to warn about
+    assert server.state.posts("/batch") == posts
+    assert "erin" not in server.state.people
+
+
+def test_a_session_garbage_collected_with_requests_queued_warns(server: Server) -> None:
+    sessions = [server.session()]
+    r = sessions[0].post(server.base + "/echo/never", json={})
+    with pytest.warns(UnsentRequestsWarning, match=r"garbage-collected .* 1 queued request was"):
+        sessions.clear()  # the last reference: collected now
+    with pytest.raises(BatchNotSent, match="garbage-collected"):
+        _ = r.status_code
+
+
+def test_the_unsent_warning_names_three_requests_and_counts_the_rest(server: Server) -> None:
+    s = server.session()
+    for index in range(5):
+        s.get(f"{server.base}/echo/{index}")
+    with pytest.warns(UnsentRequestsWarning, match=r"/echo/2 and 2 more\)$"):
+        s.close()
+
+
 # --------------------------------------------------------------------------------------
 # Matching answers to requests
 # --------------------------------------------------------------------------------------
@@ -573,6 +697,19 @@ def test_answers_without_content_ids_are_matched_by_position(server: Server) -> 
     with server.session("/fake/no-ids") as s:
         responses = [s.get(server.base + path) for path in paths]
     assert [r.json()["answer_to"] for r in responses] == paths
+
+
+def test_a_content_id_answered_twice_fails_the_batch(server: Server) -> None:
+    """Which answer is the first request's cannot be told: none is picked."""
+    queued: list[requests.Response] = []
+    with pytest.raises(BatchFailed, match=r"answered Content-ID <\S+\+0> twice") as info:
+        _send_three(server, "/fake/duplicate-id", queued)
+    assert info.value.requests == [r.request for r in queued]
+    assert info.value.response is not None
+    assert info.value.response.status_code == 200
+    for r in queued:
+        with pytest.raises(BatchNotSent, match="twice"):
+            _ = r.status_code
 
 
 def _send_three(
@@ -627,6 +764,8 @@ def test_a_413_batch_raises_batch_failed_with_the_problem_when_not_splitting(
     assert problem["status"] == 413
     assert problem["limit"] == "max_parts"
     assert problem["value"] == 2
+    # One line: the problem's own words.
+    assert str(error) == f"the batch failed with 413 {error.response.reason}: {problem['detail']}"
     assert error.requests == [r.request for r in queued]
     for r in queued:
         with pytest.raises(BatchNotSent, match="413"):
@@ -644,6 +783,24 @@ def test_a_non_multipart_answer_raises_batch_failed(server: Server) -> None:
     for r in queued:
         with pytest.raises(BatchNotSent, match="not multipart/mixed"):
             _ = r.content
+
+
+@pytest.mark.parametrize(("route", "status", "message"), NOT_A_BATCH_ENDPOINT)
+def test_a_url_that_is_not_a_batch_endpoint_is_said_in_one_line(
+    server: Server, route: str, status: int, message: str
+) -> None:
+    """Not the whole HTML error page: the status, the content type and a hint; the page
+    stays on the exception."""
+    queued: list[requests.Response] = []
+    with pytest.raises(BatchFailed) as info:
+        _send_three(server, route, queued, retries=0)
+    assert str(info.value) == message
+    assert info.value.response is not None
+    assert info.value.response.status_code == status
+    assert info.value.response.text.startswith(("<!doctype html>", "{"))
+    with pytest.raises(BatchNotSent) as unsent:
+        _ = queued[0].status_code
+    assert str(unsent.value) == message
 
 
 def test_a_malformed_answer_raises_batch_failed(server: Server) -> None:

@@ -21,7 +21,7 @@ import pytest
 import requests
 from flask import Response
 
-from flask_batch.client import Batching
+from flask_batch.client import BatchFailed, Batching, BatchNotSent
 from tests.client_app import BINARY, GZIPPED_TEXT, TEXT, State, create_app
 from tests.servers import live_server
 
@@ -54,6 +54,17 @@ def server() -> Iterator[Server]:
 
     with live_server(app) as base:
         yield Server(base, state)
+
+
+def test_an_id_answered_twice_fails_the_batch(server: Server) -> None:
+    s = Batching(server.base + "/fake/duplicate-id", format="json", timeout=10)
+    queued = [s.get(f"{server.base}/echo/{index}") for index in range(3)]
+    with pytest.raises(BatchFailed, match="the server answered id 1 twice") as info:
+        s.send_batch()
+    assert info.value.requests == [r.request for r in queued]
+    for r in queued:
+        with pytest.raises(BatchNotSent, match="twice"):
+            _ = r.status_code
 
 
 def test_an_unknown_format_is_refused() -> None:
@@ -255,7 +266,7 @@ def test_depends_on_runs_a_request_after_its_dependency(server: Server, fmt: For
     base = server.base
     with server.session(fmt) as s:
         write = s.patch(f"{base}/people/dep-{fmt}/", json={"step": 1})
-        read = s.get(f"{base}/people/dep-{fmt}/", depends_on=[write])  # type: ignore[call-arg]
+        read = s.get(f"{base}/people/dep-{fmt}/", depends_on=[write])
         again = s.request("GET", f"{base}/people/dep-{fmt}/", depends_on=(r for r in [read]))
     assert write.status_code == read.status_code == again.status_code == 200
     assert read.json() == again.json() == {"name": f"dep-{fmt}", "step": 1}
@@ -292,9 +303,9 @@ def test_depends_on_outside_the_batch_is_refused_when_queued(server: Server, fmt
         first = s.get(f"{base}/text")
         for outsider in (earlier, foreign, requests.Response()):
             with pytest.raises(ValueError, match="depends_on"):
-                s.get(f"{base}/echo", depends_on=[first, outsider])  # type: ignore[call-arg]
+                s.get(f"{base}/echo", depends_on=[first, outsider])
         assert s.pending == 1  # nothing was queued by the refused calls
-        last = s.get(f"{base}/echo", depends_on=[first])  # type: ignore[call-arg]
+        last = s.get(f"{base}/echo", depends_on=[first])
     assert (first.status_code, last.status_code) == (200, 200)
 
 

@@ -29,8 +29,16 @@ from flask_batch.client.httpx import (
     BatchFailed,
     BatchResponse,
     BatchTransport,
+    UnsentRequestsWarning,
 )
-from tests.client_app import BINARY, GZIPPED_TEXT, TEXT, State, create_app
+from tests.client_app import (
+    BINARY,
+    GZIPPED_TEXT,
+    NOT_A_BATCH_ENDPOINT,
+    TEXT,
+    State,
+    create_app,
+)
 from tests.fake_batch import BASE, BATCH_URL, LOSE, FakeEndpoint, status, too_large
 from tests.servers import live_server
 
@@ -97,7 +105,8 @@ def test_a_scope_sends_one_batch_and_fills_real_httpx_responses(servers: Servers
     assert binary.http_version == "HTTP/1.1"
     assert binary.extensions[ATTEMPTS] == 1
     binary.raise_for_status()
-    assert repr(binary) == "<BatchResponse [203 Binary Is Fine]>"
+    # Filled, it prints as every httpx.Response does.
+    assert repr(binary) == "<Response [203 Binary Is Fine]>" == repr(plain)
 
     assert text.text == TEXT
     assert text.encoding == "utf-8"
@@ -192,6 +201,132 @@ def test_reading_before_the_scope_ends_raises_and_a_raising_scope_sends_nothing(
     assert servers.posts() == posts
     with pytest.raises(BatchNotSent, match="raised"):
         _ = queued[0].status_code
+
+
+def test_a_scope_dropped_unsent_warns_when_collected_or_when_its_transport_closes(
+    servers: Servers,
+) -> None:
+    """Nothing queued vanishes silently: a warning says which requests were never sent."""
+    transport = BatchTransport(servers.batch_url)
+    posts = servers.posts()
+    scopes = [transport.batch()]
+    created = scopes[0].post(f"{servers.base}/echo/never", json={})
+    with pytest.warns(UnsentRequestsWarning) as warned:
+        scopes.clear()  # the last reference: collected now
+    assert str(warned[0].message) == (
+        "a batch scope was garbage-collected before it was sent: 1 queued request was never "
+        f"sent (POST {servers.base}/echo/never)"
+    )
+    with pytest.raises(BatchNotSent, match="garbage-collected"):
+        _ = created.status_code
+
+    kept = transport.batch()
+    fetched = [kept.get(f"{servers.base}/echo/{index}") for index in range(2)]
+    sent = transport.batch()  # a scope that was sent, and an empty one, say nothing
+    sent.get(f"{servers.base}/echo/sent")
+    sent.send()
+    transport.batch()
+    with pytest.warns(UnsentRequestsWarning, match="closed before its batch scope was sent: 2"):
+        transport.close()
+    assert kept.pending == 0
+    for r in fetched:
+        with pytest.raises(BatchNotSent, match="BatchTransport was closed"):
+            _ = r.status_code
+    assert servers.posts() == posts + 1
+
+
+@pytest.mark.parametrize(("route", "status", "message"), NOT_A_BATCH_ENDPOINT)
+def test_a_url_that_is_not_a_batch_endpoint_is_said_in_one_line(
+    servers: Servers, route: str, status: int, message: str
+) -> None:
+    transport = BatchTransport(servers.base + route, retries=0)
+    with pytest.raises(BatchFailed) as info, transport.batch() as batch:
+        queued = batch.get(f"{servers.base}/echo/a")
+    assert str(info.value) == message
+    assert info.value.response is not None
+    assert info.value.response.status_code == status
+    assert info.value.response.text.startswith(("<!doctype html>", "{"))
+    with pytest.raises(BatchNotSent) as unsent:
+        _ = queued.status_code
+    assert str(unsent.value) == message
+
+    async def main() -> None:
+        transport = AsyncBatchTransport(servers.base + route, retries=0)
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(BatchFailed) as info:
+                await client.get(f"{servers.base}/echo/a")
+        assert str(info.value) == message
+
+    asyncio.run(main())
+
+
+def test_a_content_id_answered_twice_fails_the_batch_in_both_transports(servers: Servers) -> None:
+    transport = BatchTransport(f"{servers.base}/fake/duplicate-id")
+    batch = transport.batch()
+    queued = [batch.get(f"{servers.base}/echo/{index}") for index in range(3)]
+    with pytest.raises(BatchFailed, match=r"answered Content-ID <\S+\+0> twice") as info:
+        batch.send()
+    assert info.value.requests == [r.request for r in queued]
+    for r in queued:
+        with pytest.raises(BatchNotSent, match="twice"):
+            _ = r.status_code
+
+    async def main() -> None:
+        transport = AsyncBatchTransport(f"{servers.base}/fake/duplicate-id", format="json")
+        async with httpx.AsyncClient(transport=transport) as client:
+            answers = await asyncio.gather(
+                *(client.get(f"{servers.base}/echo/{index}") for index in range(3)),
+                return_exceptions=True,
+            )
+        for answer in answers:
+            assert isinstance(answer, BatchFailed)
+            assert str(answer) == "the server answered id 1 twice"
+
+    asyncio.run(main())
+
+
+def test_follow_redirects_and_connection_extensions_are_refused_in_a_batch(
+    servers: Servers,
+) -> None:
+    """A batched request has no connection of its own: what only one could honour is
+    refused when it is queued, never silently dropped."""
+    base = servers.base
+    transport = BatchTransport(servers.batch_url)
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        pass
+
+    with httpx.Client(transport=transport) as client, transport.batch(client) as batch:
+        with pytest.raises(ValueError, match="follow_redirects=True cannot be honoured"):
+            batch.get(f"{base}/redirect", follow_redirects=True)
+        with pytest.raises(ValueError, match="extension 'trace' cannot be honoured"):
+            batch.get(f"{base}/echo", extensions={"trace": trace})
+        with pytest.raises(ValueError, match="extension 'sni_hostname'"):
+            transport.send_all(
+                [httpx.Request("GET", f"{base}/echo", extensions={"sni_hostname": "x"})]
+            )
+        redirect = batch.get(f"{base}/redirect", follow_redirects=False)
+        default = batch.get(f"{base}/redirect", follow_redirects=httpx.USE_CLIENT_DEFAULT)
+        assert batch.pending == 2
+    assert redirect.status_code == default.status_code == 302
+
+    traced: list[str] = []
+
+    async def async_trace(event: str, info: dict[str, Any]) -> None:
+        traced.append(event)
+
+    async def main() -> None:
+        transport = AsyncBatchTransport(servers.batch_url)
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(ValueError, match="extension 'trace'"):
+                await client.get(f"{base}/echo", extensions={"trace": async_trace})
+            assert traced == []
+            # Another origin is not batched: its extensions are the wrapped transport's.
+            other = await client.get(f"{servers.other}/echo", extensions={"trace": async_trace})
+            assert other.status_code == 200
+            assert traced
+
+    asyncio.run(main())
 
 
 def test_other_origins_pass_straight_through_in_order(servers: Servers) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._errors import BatchNotSent
+from ._errors import BatchNotSent, UnsentRequestsWarning
 from ._policy import IDEMPOTENT_METHODS, Retry
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ __all__ = [
     "BatchResponse",
     "Batching",
     "Retry",
+    "UnsentRequestsWarning",
 ]
 
 _FROM_REQUESTS = frozenset({"BatchFailed", "BatchResponse", "Batching"})

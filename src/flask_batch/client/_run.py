@@ -1,9 +1,9 @@
 """One exchange: queued requests sent as batches until each has its final answer.
 
-:class:`Run` is the client's protocol logic with no I/OuterT (the sans-IO model of h11): it says
+:class:`Run` is the client's protocol logic with no I/O (the sans-IO model of h11): it says
 which batch to send next (:meth:`Run.next_send`), takes what came back (:meth:`Run.feed`),
 and decides what is final, what is retried and after how long, and how a refused batch is
-re-split. :func:`drive` and :func:`drive_async` are the two small loops that do the I/OuterT
+re-split. :func:`drive` and :func:`drive_async` are the two small loops that do the I/O
 with callables a client gives them, so the ``requests`` client and both ``httpx``
 transports share every decision.
 
@@ -18,16 +18,27 @@ Rules, in one place:
   the part that depended on it is sent without the dependency.
 - When a later attempt fails as a whole, a part that already had an answer keeps it (the
   last answer stands); a part with none fails.
+- An answer that names one Content-ID twice fails its whole batch: which of the two answers
+  belongs to that request, and whether another request lost its own, cannot be told.
+- A batch's exchange (connect, send, the whole answer) ends by a deadline: the smallest
+  timeout of the requests it carries. A blocking read cannot be interrupted, so a sync
+  driver runs the exchange in a thread it abandons at the deadline (:func:`call_within`),
+  an async one cancels it; the answer is read in pieces with the deadline checked after
+  each (:func:`read_within`), so an abandoned exchange stops soon after.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
+import queue
 import random as _random
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import Enum, auto
@@ -44,6 +55,7 @@ from ._split import BATCH_LIMITS, PART_LIMITS, KnownLimits, body_size, groups_of
 
 #: The driver's own response object (``requests.Response``, ``httpx.Response``).
 OuterT = TypeVar("OuterT")
+ResultT = TypeVar("ResultT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +67,12 @@ class Send:
     items: tuple[int, ...]
     body: bytes
     content_type: str
+    #: Seconds its whole exchange may take: the smallest timeout of its requests (None: none).
+    timeout: float | None = None
+
+    def overdue(self) -> str:
+        """What to say when the exchange outlived :attr:`timeout`."""
+        return f"the batch exchange took longer than its timeout ({self.timeout:g} s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +155,9 @@ class _Item:
 
 
 class Run(Generic[OuterT]):
-    """The batches that answer ``requests``; ``depends_on[i]`` are earlier indices.
+    """The batches that answer ``requests``; ``depends_on[i]`` are earlier indices, and
+    ``timeouts[i]`` the seconds the exchange of any batch carrying request ``i`` may take
+    (None: no deadline).
 
     ``clock`` (monotonic seconds) and ``random`` (in [0, 1)) are injectable for tests; so is
     the driver's sleep: after each :meth:`delay` the driver calls :meth:`waited`, and the run
@@ -153,6 +173,7 @@ class Run(Generic[OuterT]):
         retry: Retry | None = None,
         limits: KnownLimits | None = None,
         split: bool = True,
+        timeouts: Sequence[float | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
     ) -> None:
@@ -161,6 +182,9 @@ class Run(Generic[OuterT]):
         depends_on = depends_on or [()] * len(requests)
         if len(depends_on) != len(requests):
             raise ValueError("depends_on needs one entry per request")
+        self._timeouts = list(timeouts or [None] * len(requests))
+        if len(self._timeouts) != len(requests):
+            raise ValueError("timeouts needs one entry per request")
         self.format = format
         self.retry = retry or Retry()
         self.limits = limits or KnownLimits()
@@ -193,6 +217,11 @@ class Run(Generic[OuterT]):
     @property
     def done(self) -> bool:
         return all(item.state is _State.DONE for item in self._items)
+
+    @property
+    def timeout(self) -> float | None:
+        """The smallest timeout of all the requests: what bounds asking for the limits."""
+        return smallest(self._timeouts)
 
     def results(self) -> list[Answered[OuterT] | Failed[OuterT]]:
         """Each request's final result, in order (once :attr:`done`)."""
@@ -258,17 +287,14 @@ class Run(Generic[OuterT]):
             else:
                 answers = read_responses(outcome.content_type, outcome.body)
         except MalformedBatch as error:
-            self._outer_failure(
-                send,
-                f"the batch answer is malformed: {error}",
-                outer=outcome.outer,
-                error=None,
-                retryable=False,
-                nothing_ran=False,
-                retry_after=None,
-            )
+            self._unusable(send, f"the batch answer is malformed: {error}", outcome.outer)
             return
-        self._answered(send, answers, outcome.outer)
+        by_id, repeated = _by_id(answers)
+        if repeated is not None:
+            name = "id" if self.format == "json" else "Content-ID"
+            self._unusable(send, f"the server answered {name} {repeated} twice", outcome.outer)
+            return
+        self._answered(send, answers, by_id, outcome.outer)
 
     def delay(self) -> float | None:
         """Seconds to wait before :meth:`next_send` has something again; None if nothing
@@ -380,7 +406,8 @@ class Run(Generic[OuterT]):
         else:
             body = b"".join(chunks) + self._close
             content_type = f"multipart/mixed; boundary={self._boundary}"
-        return Send(self._sends, tuple(batch), body, content_type)
+        timeout = smallest([self._timeouts[index] for index in batch])
+        return Send(self._sends, tuple(batch), body, content_type, timeout)
 
     def _encode(self, item: _Item, dependencies: tuple[int, ...]) -> bytes:
         request = item.request._replace(
@@ -394,24 +421,39 @@ class Run(Generic[OuterT]):
     # -- what came back -------------------------------------------------------------------
 
     def _problem(self, reply: Reply[OuterT]) -> str | None:
-        """Why a reply is not a batch answer, or None if it is one."""
+        """Why a reply is not a batch answer, in one line, or None if it is one."""
         if reply.status != 200:
-            text = reply.body[:500].decode("utf-8", "replace")
-            return f"the batch failed with {reply.status} {reply.reason}: {text}"
+            return _outline(reply)
         expected = JSON if self.format == "json" else "multipart/mixed"
-        try:
-            media_type, _ = parse_media_type(reply.content_type or "")
-        except MalformedBatch:
-            media_type = "unreadable"
+        media_type = _media_type(reply.content_type)
         if media_type != expected:
-            return f"the batch answer is {media_type or 'untyped'}, not {expected}"
+            return (
+                f"the batch URL answered {_status(reply)} with {media_type}, not {expected}: "
+                "it is probably not a batch endpoint"
+            )
         return None
 
+    def _unusable(self, send: Send, reason: str, outer: OuterT) -> None:
+        """An answer that cannot be trusted fails its batch (not retried: it would be again)."""
+        self._outer_failure(
+            send,
+            reason,
+            outer=outer,
+            error=None,
+            retryable=False,
+            nothing_ran=False,
+            retry_after=None,
+        )
+
     def _answered(
-        self, send: Send, answers: list[tuple[str | None, SubResponse]], outer: OuterT
+        self,
+        send: Send,
+        answers: list[tuple[str | None, SubResponse]],
+        by_id: dict[str, SubResponse],
+        outer: OuterT,
     ) -> None:
         items = [self._items[index] for index in send.items]
-        matched = _match([item.content_id for item in items], answers)
+        matched = _match([item.content_id for item in items], answers, by_id)
         retrying: list[_Item] = []
         retrying_indices: set[int] = set()
         final: list[tuple[_Item, SubResponse | None]] = []
@@ -493,9 +535,9 @@ class Run(Generic[OuterT]):
         # An unexplained (or inconsistent) 413: halve, unless there is nothing left to split.
         groups = groups_of(items, {i: self._pending_deps(i) for i in items})
         if len(groups) == 1:
-            reason = (
-                f"the batch was refused with 413 {reply.reason} and cannot be split further: "
-                f"{reply.body[:500].decode('utf-8', 'replace')}"
+            said = _said(reply)
+            reason = f"the batch was refused with {_status(reply)} and cannot be split further" + (
+                f": {said}" if said else f" ({_media_type(reply.content_type)})"
             )
             for index in items:
                 item = self._items[index]
@@ -591,31 +633,242 @@ def _header(response: SubResponse | None, name: str) -> str | None:
     return next((value for key, value in response.headers if key.lower() == name), None)
 
 
+def _by_id(
+    answers: list[tuple[str | None, SubResponse]],
+) -> tuple[dict[str, SubResponse], str | None]:
+    """The answers by the Content-ID they echo, and the first Content-ID echoed twice."""
+    by_id: dict[str, SubResponse] = {}
+    for content_id, answer in answers:
+        if content_id is not None:
+            if content_id in by_id:
+                return by_id, content_id
+            by_id[content_id] = answer
+    return by_id, None
+
+
 def _match(
-    ids: list[str], answers: list[tuple[str | None, SubResponse]]
+    ids: list[str],
+    answers: list[tuple[str | None, SubResponse]],
+    by_id: dict[str, SubResponse],
 ) -> list[SubResponse | None]:
     """The answer to each sent request: by Content-ID, or by position if the server echoes none."""
-    by_id = {content_id: answer for content_id, answer in answers if content_id is not None}
     if not by_id and len(answers) == len(ids):
         return [answer for _, answer in answers]
     return [by_id.get(content_id) for content_id in ids]
 
 
-# -- the two loops that do the I/OuterT ------------------------------------------------------------
+def smallest(timeouts: Iterable[float | None]) -> float | None:
+    """The smallest of the timeouts that are set, or None (no bound) if none is."""
+    return min((timeout for timeout in timeouts if timeout is not None), default=None)
+
+
+# -- one line on an answer that is not a batch answer --------------------------------------
+
+#: What a status that no batch endpoint answers to a POST most likely means.
+_HINTS = {
+    404: "it is probably not a batch endpoint (is the URL right?)",
+    405: "it does not take POST, so it is probably not a batch endpoint (is the URL right?)",
+}
+_NOT_A_BATCH = "not an answer from a batch endpoint (the whole response is in .response)"
+#: The longest text of an answer a message quotes.
+_QUOTED = 200
+
+
+def _status(reply: Reply[OuterT]) -> str:
+    return f"{reply.status} {reply.reason}".rstrip()
+
+
+def _media_type(content_type: str | None) -> str:
+    try:
+        media_type, _ = parse_media_type(content_type or "")
+    except MalformedBatch:
+        return "an unreadable Content-Type"
+    return media_type or "no Content-Type"
+
+
+def _outline(reply: Reply[OuterT]) -> str:
+    """A batch answered with an error, in one line: what the endpoint said about it, or the
+    status, the content type and a hint (an HTML error page is never quoted)."""
+    said = _said(reply)
+    if said is not None and reply.status not in _HINTS:
+        return f"the batch failed with {_status(reply)}: {said}"
+    hint = _HINTS.get(reply.status, _NOT_A_BATCH)
+    return f"the batch URL answered {_status(reply)} ({_media_type(reply.content_type)}): {hint}"
+
+
+def _said(reply: Reply[OuterT]) -> str | None:
+    """What an error answer says, on one line and cut short: a problem document's detail
+    (or title), or a plain text; None for anything else (an HTML page, say)."""
+    media_type = _media_type(reply.content_type)
+    if media_type == "application/problem+json":
+        try:
+            problem = json.loads(reply.body)
+        except ValueError:
+            return None
+        said = problem.get("detail") or problem.get("title") if isinstance(problem, dict) else None
+        text = said if isinstance(said, str) else ""
+    elif media_type in ("text/plain", "no Content-Type"):
+        text = reply.body[: 4 * _QUOTED].decode("utf-8", "replace")
+    else:
+        return None
+    text = " ".join(text.split())
+    if len(text) > _QUOTED:
+        text = text[: _QUOTED - 1] + "…"
+    return text or None
+
+
+# -- deadlines -----------------------------------------------------------------------------
+
+
+class Overdue(Exception):
+    """Raised by :func:`read_within` inside a call of :func:`call_within`: the deadline has
+    passed (the call is then late, as if it had not ended)."""
+
+
+def read_within(pieces: Iterable[bytes], deadline: float | None) -> bytes:
+    """A body read piece by piece as it arrives; :class:`Overdue` once ``deadline`` (monotonic
+    seconds) has passed, so a server that trickles an answer cannot hold a reader forever."""
+    body = []
+    for piece in pieces:
+        body.append(piece)
+        if deadline is not None and time.monotonic() > deadline:
+            raise Overdue
+    return b"".join(body)
+
+
+def remaining(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (at least a millisecond: 0 means "no wait" to some
+    libraries), or None for no deadline."""
+    if deadline is None:
+        return None
+    return max(deadline - time.monotonic(), 0.001)
+
+
+class _Workers:
+    """Daemon threads that run the calls of :func:`call_within`, kept for the next call:
+    starting a thread for every batch costs more than handing the batch to one that waits.
+
+    A thread left behind at a deadline (still reading) serves again once its call ends.
+    Daemon threads, so one that a server keeps busy forever does not hold up the
+    interpreter's exit; one idle for a while ends.
+    """
+
+    #: Seconds an idle thread waits for another call before it ends.
+    IDLE = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+        if hasattr(os, "register_at_fork"):  # a forked child has none of these threads
+            os.register_at_fork(after_in_child=self._idle.clear)
+
+    def run(self, task: Callable[[], None]) -> None:
+        """Run ``task`` in an idle thread, or in a new one."""
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(
+                target=self._serve, args=(inbox,), name="flask-batch-exchange", daemon=True
+            ).start()
+        inbox.put(task)
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            try:
+                task = inbox.get(timeout=self.IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:  # still idle, so nobody is handing it a task
+                        self._idle.remove(inbox)
+                        return
+                continue  # taken just now: its task is on the way
+            task()
+            with self._lock:
+                self._idle.append(inbox)
+
+
+_workers = _Workers()
+
+
+def call_within(
+    timeout: float | None,
+    call: Callable[[float | None], ResultT],
+    late: Callable[[], ResultT],
+) -> ResultT:
+    """``call(deadline)``, or ``late()`` once ``timeout`` seconds have passed without it ending
+    (or when it raises :class:`Overdue`).
+
+    A blocking read cannot be interrupted, so with a timeout the call runs in a daemon thread
+    that is abandoned at the deadline: what it returns after is dropped, and as it reads with
+    the same deadline (:func:`read_within`, waits of at most :func:`remaining`), it ends soon
+    after. Another exception it raises in time is raised here.
+    """
+    if timeout is None:
+        return call(None)
+    deadline = time.monotonic() + timeout
+    outcome: list[ResultT] = []
+    failure: list[BaseException] = []
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(call(deadline))
+        except BaseException as error:  # handed to the caller, if it still waits
+            failure.append(error)
+        finally:
+            finished.set()
+
+    _workers.run(run)
+    if not finished.wait(timeout) or (failure and isinstance(failure[0], Overdue)):
+        return late()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+async def call_within_async(
+    timeout: float | None,
+    call: Callable[[float | None], Awaitable[ResultT]],
+    late: Callable[[], ResultT],
+) -> ResultT:
+    """:func:`call_within` on an event loop: the call is cancelled at the deadline."""
+    if timeout is None:
+        return await call(None)
+    deadline = time.monotonic() + timeout
+    try:
+        return await asyncio.wait_for(call(deadline), timeout)
+    except (asyncio.TimeoutError, Overdue):
+        return late()
+
+
+# -- the two loops that do the I/O ---------------------------------------------------------
 
 
 def drive(
     run: Run[OuterT],
-    post: Callable[[Send], Reply[OuterT] | Lost],
+    post: Callable[[Send, float | None], Reply[OuterT] | Lost],
     *,
-    discover: Callable[[], object] | None = None,
+    discover: Callable[[float | None], object] | None = None,
     sleep: Callable[[float], object] = time.sleep,
     concurrency: int = 1,
+    timed_out: Callable[[str], BaseException] = TimeoutError,
 ) -> None:
-    """Run ``run`` to the end: ``post`` sends one batch (in up to ``concurrency`` threads),
-    ``discover`` fetches the endpoint's description (None if it fails), ``sleep`` waits."""
+    """Run ``run`` to the end: ``post(send, deadline)`` sends one batch (in up to
+    ``concurrency`` threads), ``discover(deadline)`` fetches the endpoint's description
+    (None if it fails), ``sleep`` waits. Each is given up at its deadline (the smallest
+    timeout of the requests concerned); a batch given up is lost with ``timed_out(message)``.
+    """
     if discover is not None and run.needs_discovery():
-        run.limits.discovered(discover())
+        run.limits.discovered(call_within(run.timeout, discover, lambda: None))
+
+    def bounded(send: Send) -> Reply[OuterT] | Lost:
+        return call_within(
+            send.timeout,
+            functools.partial(post, send),
+            lambda: Lost(timed_out(send.overdue())),
+        )
+
     pool: ThreadPoolExecutor | None = None
     in_flight: dict[Future[Reply[OuterT] | Lost], Send] = {}
     try:
@@ -623,13 +876,13 @@ def drive(
             if concurrency == 1:
                 send = run.next_send()
                 if send is not None:
-                    run.feed(send, post(send))
+                    run.feed(send, bounded(send))
                     continue
             else:
                 while len(in_flight) < concurrency and (send := run.next_send()) is not None:
                     if pool is None:
                         pool = ThreadPoolExecutor(concurrency, thread_name_prefix="flask-batch")
-                    in_flight[pool.submit(post, send)] = send
+                    in_flight[pool.submit(bounded, send)] = send
                 if in_flight:
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -647,20 +900,30 @@ def drive(
 
 async def drive_async(
     run: Run[OuterT],
-    post: Callable[[Send], Awaitable[Reply[OuterT] | Lost]],
+    post: Callable[[Send, float | None], Awaitable[Reply[OuterT] | Lost]],
     *,
     discover: Callable[[], Awaitable[None]] | None = None,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     concurrency: int = 1,
+    timed_out: Callable[[str], BaseException] = TimeoutError,
 ) -> None:
-    """:func:`drive` on an event loop; ``discover`` must itself tell ``run.limits``."""
+    """:func:`drive` on an event loop; ``discover`` must itself tell ``run.limits`` (and
+    bound itself by ``run.timeout``)."""
     if discover is not None and run.needs_discovery():
         await discover()
+
+    async def bounded(send: Send) -> Reply[OuterT] | Lost:
+        return await call_within_async(
+            send.timeout,
+            functools.partial(post, send),
+            lambda: Lost(timed_out(send.overdue())),
+        )
+
     in_flight: dict[asyncio.Task[Reply[OuterT] | Lost], Send] = {}
     try:
         while not run.done:
             while len(in_flight) < concurrency and (send := run.next_send()) is not None:
-                in_flight[asyncio.ensure_future(post(send))] = send
+                in_flight[asyncio.ensure_future(bounded(send))] = send
             if in_flight:
                 done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:

@@ -18,6 +18,10 @@ Sync, batching is explicit: requests queued in a batch scope are sent when it en
 Requests to another origin (and to the batch URL itself) always pass straight through the
 wrapped transport. Every response that came in a batch says how many attempts it took in
 ``response.extensions["flask_batch.attempts"]``.
+
+A request's timeout bounds the whole exchange of the batch it goes in: connect, send, and the
+whole answer, by the longest of its phases (``httpx.Timeout(5)``: 5 s in all); a batch ends
+by the smallest of its requests'.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
@@ -36,9 +41,22 @@ import httpx
 from ..wire.http1 import HOP_BY_HOP
 from ..wire.jsonbatch import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
-from ._errors import BatchNotSent, Pending
+from ._errors import BatchNotSent, Pending, UnsentRequestsWarning, drop_unsent
 from ._policy import Retry
-from ._run import Answered, Failed, Lost, Reply, Run, Send, drive, drive_async
+from ._run import (
+    Answered,
+    Failed,
+    Lost,
+    Reply,
+    Run,
+    Send,
+    call_within_async,
+    drive,
+    drive_async,
+    read_within,
+    remaining,
+    smallest,
+)
 from ._split import KnownLimits
 
 __all__ = [
@@ -49,6 +67,7 @@ __all__ = [
     "BatchResponse",
     "BatchScope",
     "BatchTransport",
+    "UnsentRequestsWarning",
 ]
 
 #: The response extension that says how many attempts (batches) an answer took.
@@ -61,6 +80,9 @@ _NOT_IN_PART = HOP_BY_HOP | {"content-length", "host"}
 _NOT_SHARED = _NOT_IN_PART | {"expect", "trailer", "accept", "accept-encoding"}
 #: The batch request's timeouts when its requests carry none: httpx's own default.
 _DEFAULT_TIMEOUT = httpx.Timeout(5.0).as_dict()
+_PHASES = ("connect", "read", "write", "pool")
+#: The request extensions a batched request honours; the others need a connection of its own.
+_BATCHED_EXTENSIONS = frozenset({"timeout"})
 # Errors of the wrapped transport after which the batch surely never reached the server.
 _SENT_NOTHING = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _NOT_SENT = "the batch has not been sent yet: leave the `with transport.batch()` block"
@@ -135,7 +157,7 @@ class BatchResponse(Pending, httpx.Response):
         self._request = request
 
     def __repr__(self) -> str:
-        return self._pending_repr() or f"<BatchResponse [{self.status_code} {self.reason_phrase}]>"
+        return self._pending_repr() or httpx.Response.__repr__(self)
 
 
 @dataclass
@@ -177,6 +199,21 @@ class _Entry:
     depends_on: tuple[int, ...] = ()
     future: asyncio.Future[httpx.Response] | None = field(default=None, repr=False)
 
+    @property
+    def timeouts(self) -> Mapping[str, float | None]:
+        """Its timeout of each phase (connect, read, write, pool), httpx's default if none."""
+        timeouts: Mapping[str, float | None] = (
+            self.request.extensions.get("timeout") or _DEFAULT_TIMEOUT
+        )
+        return timeouts
+
+    @property
+    def timeout(self) -> float | None:
+        """The seconds the whole exchange of its batch may take: its longest phase (None if
+        one is unbounded)."""
+        phases = [self.timeouts.get(phase) for phase in _PHASES]
+        return None if None in phases else max(p for p in phases if p is not None)
+
 
 class _Base:
     """What the sync and async transports share: which requests batch, and how."""
@@ -207,6 +244,13 @@ class _Base:
     def _entry(
         self, request: httpx.Request, body: bytes, depends_on: tuple[int, ...] = ()
     ) -> _Entry:
+        unknown = sorted(set(request.extensions) - _BATCHED_EXTENSIONS)
+        if unknown:
+            raise ValueError(
+                f"the request extension {', '.join(map(repr, unknown))} cannot be honoured in "
+                "a batch: a batched request travels in the batch request, with no connection "
+                "of its own; send it outside the batch (another origin, or directly)"
+            )
         sub_request = _sub_request(request, body)
         if self._options.format == "json":
             encode_json_requests([sub_request])  # refuse now what the format cannot carry
@@ -221,16 +265,29 @@ class _Base:
             retry=options.retry,
             limits=options.limits,
             split=options.split,
+            timeouts=[entry.timeout for entry in entries],
         )
 
     def _outer_request(
-        self, method: str, entries: Sequence[_Entry], send: Send | None = None
+        self,
+        method: str,
+        entries: Sequence[_Entry],
+        deadline: float | None,
+        send: Send | None = None,
     ) -> httpx.Request:
-        """The batch request (or the discovery request): headers every part agrees on (its
-        credentials, say) go on it too, so an endpoint that checks them lets it in."""
+        """The batch request (or, with no ``send``, the discovery request) for ``entries``:
+        headers every part agrees on (its credentials, say) go on it too, so an endpoint that
+        checks them lets it in. Each phase waits at most the smallest of the entries'
+        timeouts for it, and never past ``deadline``."""
+        if send is not None:
+            entries = [entries[index] for index in send.items]
         headers = _shared_headers([entry.request for entry in entries])
-        timeout = entries[0].request.extensions.get("timeout") if entries else None
-        extensions: dict[str, Any] = {"timeout": timeout or _DEFAULT_TIMEOUT}
+        left = remaining(deadline)
+        timeouts = {
+            phase: smallest([*(entry.timeouts.get(phase) for entry in entries), left])
+            for phase in _PHASES
+        }
+        extensions: dict[str, Any] = {"timeout": timeouts}
         if send is None:
             headers.append((b"Accept", b"application/json"))
             return httpx.Request(method, self.batch_url, headers=headers, extensions=extensions)
@@ -275,12 +332,18 @@ class BatchTransport(_Base, httpx.BaseTransport):
         super().__init__(batch_url, options)
         self._transport = transport if transport is not None else httpx.HTTPTransport()
         self._sleep = sleep
+        self._scopes: weakref.WeakSet[BatchScope] = weakref.WeakSet()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """A request made directly through the client is not batched: it passes through."""
         return self._transport.handle_request(request)
 
     def close(self) -> None:
+        """Close the wrapped transport. Batch scopes still holding requests are dropped: their
+        responses raise :class:`BatchNotSent` when read, and an
+        :class:`UnsentRequestsWarning` says so now."""
+        for scope in list(self._scopes):
+            scope._drop("the BatchTransport was closed before its batch scope was sent", 3)
         self._transport.close()
 
     def batch(self, client: httpx.Client | None = None) -> BatchScope:
@@ -293,7 +356,9 @@ class BatchTransport(_Base, httpx.BaseTransport):
         With ``client``, requests are built as ``client`` builds them (its base URL, headers,
         cookies, params, auth, event hooks), and cookies that come back land in its jar.
         """
-        return BatchScope(self, client)
+        scope = BatchScope(self, client)
+        self._scopes.add(scope)
+        return scope
 
     def send_all(self, requests: Iterable[httpx.Request]) -> list[httpx.Response]:
         """Send ``requests`` (batching those that can be) and return their responses in
@@ -328,6 +393,7 @@ class BatchTransport(_Base, httpx.BaseTransport):
             discover=functools.partial(self._discover, entries),
             sleep=self._sleep,
             concurrency=self._options.concurrency,
+            timed_out=httpx.TimeoutException,
         )
         return list(run.results())
 
@@ -336,31 +402,46 @@ class BatchTransport(_Base, httpx.BaseTransport):
         response.request = request
         return response
 
-    def _post(self, entries: Sequence[_Entry], send: Send) -> Reply[httpx.Response] | Lost:
-        request = self._outer_request("POST", entries, send)
+    def _post(
+        self, entries: Sequence[_Entry], send: Send, deadline: float | None
+    ) -> Reply[httpx.Response] | Lost:
+        request = self._outer_request("POST", entries, deadline, send)
         started = time.perf_counter()
         try:
-            response = self._transport.handle_request(request)
-            try:
-                body = response.read()
-            finally:
-                response.close()
+            response = self._exchange(request, deadline)
         except httpx.TransportError as error:
             return Lost(error, sent_nothing=isinstance(error, _SENT_NOTHING))
-        response.request = request
         response.elapsed = timedelta(seconds=time.perf_counter() - started)
-        return _reply(response, body)
+        return _reply(response, response.content)
 
-    def _discover(self, entries: Sequence[_Entry]) -> object:
+    def _discover(self, entries: Sequence[_Entry], deadline: float | None) -> object:
         try:
-            response = self._transport.handle_request(self._outer_request("GET", entries))
-            try:
-                response.read()
-            finally:
-                response.close()
+            response = self._exchange(self._outer_request("GET", entries, deadline), deadline)
             return response.json() if response.status_code == 200 else None
         except (httpx.HTTPError, ValueError):
             return None
+
+    def _exchange(self, request: httpx.Request, deadline: float | None) -> httpx.Response:
+        """Send a request of the transport's own (a batch, a discovery) and read its whole
+        answer by ``deadline``, in pieces with the deadline checked after each (``Overdue``
+        once it passed): the wrapped transport bounds each wait, not their sum."""
+        streamed = self._transport.handle_request(request)
+        try:
+            if streamed.is_stream_consumed:  # read already (a transport that does not stream)
+                streamed.request = request
+                return streamed
+            raw = read_within(streamed.iter_raw(), deadline)
+        finally:
+            streamed.close()
+        response = httpx.Response(
+            streamed.status_code,
+            headers=streamed.headers,
+            stream=httpx.ByteStream(raw),
+            request=request,
+            extensions=streamed.extensions,
+        )
+        response.read()  # decoded as httpx decodes
+        return response
 
 
 class BatchScope:
@@ -391,6 +472,7 @@ class BatchScope:
         headers: Any = None,
         cookies: Any = None,
         auth: Any = httpx.USE_CLIENT_DEFAULT,
+        follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
         timeout: Any = httpx.USE_CLIENT_DEFAULT,
         extensions: Any = None,
         depends_on: Iterable[httpx.Response] = (),
@@ -398,8 +480,17 @@ class BatchScope:
         """Queue a request, built as ``httpx.Client.request`` builds it.
 
         ``depends_on``: responses queued earlier in this scope; the server runs this request
-        only if each of them succeeds (2xx), and answers it 424 otherwise.
+        only if each of them succeeds (2xx), and answers it 424 otherwise. ``timeout`` bounds
+        the batch it goes in. A batched request's redirect comes back as its answer:
+        ``follow_redirects=True`` raises ``ValueError``, as does an extension other than
+        ``timeout`` (it needs a connection of the request's own).
         """
+        if follow_redirects is True:
+            raise ValueError(
+                "follow_redirects=True cannot be honoured in a batch scope: a batched "
+                "request's redirect comes back as its answer (a 3xx), it is not followed; "
+                "leave follow_redirects out or pass False"
+            )
         client = self._client
         if client is not None:
             request = client.build_request(
@@ -430,6 +521,8 @@ class BatchScope:
                 cookies=cookies,
                 extensions=extensions,
             )
+            if timeout is not httpx.USE_CLIENT_DEFAULT:
+                request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
             request.extensions.setdefault("timeout", _DEFAULT_TIMEOUT)
         request = _authenticate(request, None if auth is httpx.USE_CLIENT_DEFAULT else auth)
         positions = []
@@ -533,6 +626,17 @@ class BatchScope:
 
     def __enter__(self) -> BatchScope:
         return self
+
+    def __del__(self) -> None:
+        self._drop("a batch scope was garbage-collected before it was sent", 2)
+
+    def _drop(self, what: str, stacklevel: int) -> None:
+        """Drop the queued requests unsent: their responses say why, a warning says so now."""
+        queue = getattr(self, "_queue", None)  # None if __init__ failed
+        if queue:
+            self._queue, self._positions = [], {}
+            unsent = [(r, r.request.method, str(r.request.url)) for _, r in queue]
+            drop_unsent(what, unsent, stacklevel)
 
     def __exit__(
         self,
@@ -667,7 +771,8 @@ class AsyncBatchTransport(_Base, httpx.AsyncBaseTransport):
         async def discover() -> None:
             async with self._discovery_lock():  # one discovery at a time; the first counts
                 if limits.discoverable:
-                    limits.discovered(await self._discover(entries))
+                    asked = functools.partial(self._discover, entries)
+                    limits.discovered(await call_within_async(run.timeout, asked, lambda: None))
 
         await drive_async(
             run,
@@ -675,6 +780,7 @@ class AsyncBatchTransport(_Base, httpx.AsyncBaseTransport):
             discover=discover,
             sleep=self._sleep,
             concurrency=self._options.concurrency,
+            timed_out=httpx.TimeoutException,
         )
         return list(run.results())
 
@@ -725,8 +831,10 @@ class AsyncBatchTransport(_Base, httpx.AsyncBaseTransport):
                 failure.__cause__ = result.error
                 entry.future.set_exception(failure)
 
-    async def _post(self, entries: Sequence[_Entry], send: Send) -> Reply[httpx.Response] | Lost:
-        request = self._outer_request("POST", entries, send)
+    async def _post(
+        self, entries: Sequence[_Entry], send: Send, deadline: float | None
+    ) -> Reply[httpx.Response] | Lost:
+        request = self._outer_request("POST", entries, deadline, send)
         started = time.perf_counter()
         try:
             response = await self._transport.handle_async_request(request)
@@ -740,10 +848,10 @@ class AsyncBatchTransport(_Base, httpx.AsyncBaseTransport):
         response.elapsed = timedelta(seconds=time.perf_counter() - started)
         return _reply(response, body)
 
-    async def _discover(self, entries: Sequence[_Entry]) -> object:
+    async def _discover(self, entries: Sequence[_Entry], deadline: float | None) -> object:
         try:
             response = await self._transport.handle_async_request(
-                self._outer_request("GET", entries)
+                self._outer_request("GET", entries, deadline)
             )
             try:
                 await response.aread()

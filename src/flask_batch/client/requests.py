@@ -7,10 +7,13 @@ filled in place when the batch is sent (when the ``with`` block exits, or on
 
 from __future__ import annotations
 
+import functools
 import http.client
 import io
+import json
+import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
@@ -18,19 +21,25 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.cookies import MockRequest, MockResponse
-from requests.exceptions import ChunkedEncodingError
+from requests.exceptions import ChunkedEncodingError, ContentDecodingError
 from requests.hooks import default_hooks, dispatch_hook
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 from urllib3 import HTTPHeaderDict, HTTPResponse
-from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import (
+    DecodeError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from ..wire.http1 import HOP_BY_HOP
 from ..wire.jsonbatch import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
-from ._errors import Pending
+from ._errors import Pending, drop_unsent
 from ._policy import Retry
-from ._run import Answered, Failed, Lost, Reply, Run, Send, drive
+from ._run import Answered, Failed, Lost, Reply, Run, Send, drive, read_within, remaining, smallest
 from ._split import KnownLimits
 
 # What reading a response means; these raise BatchNotSent until the batch was answered.
@@ -62,6 +71,10 @@ _NOT_SENT = (
     "the batch has not been sent yet: leave the `with Batching(...)` block or call send_batch()"
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+#: The most a read of the batch answer asks for at once.
+_PIECE = 64 * 1024
+#: A (connect, read) timeout of requests, each in seconds or None.
+Phases = tuple[float | None, float | None]
 
 
 class BatchFailed(requests.HTTPError):
@@ -89,7 +102,7 @@ class BatchResponse(Pending, requests.Response):
     attempts: int = 0
 
     def __repr__(self) -> str:
-        return self._pending_repr() or f"<BatchResponse [{self.status_code}]>"
+        return self._pending_repr() or requests.Response.__repr__(self)
 
 
 class Batching(requests.Session):
@@ -101,8 +114,12 @@ class Batching(requests.Session):
             alice = s.patch("http://localhost:5000/people/alice/", json={"age": 31})
         alice.status_code, alice.json()   # filled in when the block exits
 
-    Only requests to the batch URL's own origin can be batched. ``timeout`` applies to each
-    batch request; sub-responses are not redirected (a 3xx is returned as it is).
+    Only requests to the batch URL's own origin can be batched. Sub-responses are not
+    redirected (a 3xx is returned as it is).
+
+    - ``timeout``: seconds the whole exchange of one batch may take (connect, send, the whole
+      answer), or a ``(connect, read)`` pair (then ``connect + read`` in all); a request's
+      own ``timeout=`` replaces it, and a batch ends by the smallest of its requests'.
 
     - ``retries``: re-sends of a part answered 429 or 503, or of a batch lost as a whole
       (an int, 2 by default: 3 attempts in all; 0 turns retrying off), or a
@@ -135,6 +152,7 @@ class Batching(requests.Session):
             raise ValueError(f"format must be 'multipart' or 'json', not {format!r}")
         if type(concurrency) is not int or concurrency < 1:
             raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
+        _timeout_of(timeout)  # refuse now what could not bound a batch
         self.batch_url = batch_url
         self.format = format
         self.timeout = timeout
@@ -164,7 +182,7 @@ class Batching(requests.Session):
         files: Any = None,
         auth: Any = None,
         timeout: Any = None,
-        allow_redirects: bool = True,
+        allow_redirects: bool | None = None,
         proxies: Any = None,
         hooks: Any = None,
         stream: bool | None = None,
@@ -177,10 +195,21 @@ class Batching(requests.Session):
         """Queue a request, as ``requests.Session.request`` would send it.
 
         ``depends_on``: responses queued earlier in this batch; the server runs this request
-        only if each of them succeeds (2xx), and answers it 424 otherwise. The transport
-        arguments (timeout, proxies, verify, cert, stream, allow_redirects) belong to the
-        batch request, which takes them from the session and the environment once per batch.
+        only if each of them succeeds (2xx), and answers it 424 otherwise. ``timeout`` bounds
+        the batch the request goes in; ``stream=True`` leaves the body in ``raw`` to be read
+        (it arrived whole, with the batch); ``hooks`` run on the filled response. The
+        arguments that only a connection of its own could honour raise ``ValueError``:
+        ``allow_redirects=True``, and ``proxies``, ``verify`` or ``cert`` other than the
+        session's (the batch request takes those from the session and the environment).
         """
+        options = self._options(
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+            proxies=proxies,
+            stream=stream,
+            verify=verify,
+            cert=cert,
+        )
         if isinstance(method, bytes):
             method = method.decode("ascii")
         prepared = self.prepare_request(
@@ -197,14 +226,58 @@ class Batching(requests.Session):
                 hooks=hooks,
             )
         )
-        return self._enqueue(prepared, tuple(depends_on))
+        return self._enqueue(prepared, tuple(depends_on), options)
+
+    def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:
+        # requests.Session.get would pass allow_redirects=True, which a batch cannot honour.
+        return self.request("GET", url, **kwargs)
+
+    def options(self, url: str | bytes, **kwargs: Any) -> requests.Response:
+        return self.request("OPTIONS", url, **kwargs)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """Queue ``request``; its response is filled when the batch is sent."""
-        return self._enqueue(request, ())
+        """Queue ``request``; its response is filled when the batch is sent. The keyword
+        arguments are the transport arguments of :meth:`request` (``timeout``, ``stream``,
+        ``allow_redirects``, ``proxies``, ``verify``, ``cert``), honoured or refused alike."""
+        return self._enqueue(request, (), self._options(**kwargs))
+
+    def _options(
+        self,
+        *,
+        timeout: Any = None,
+        allow_redirects: bool | None = None,
+        proxies: Any = None,
+        stream: bool | None = None,
+        verify: Any = None,
+        cert: Any = None,
+    ) -> _Options:
+        """What a request's transport arguments mean in a batch; ``ValueError`` for those
+        that only a connection of its own could honour."""
+        if allow_redirects:
+            raise ValueError(
+                "allow_redirects=True cannot be honoured in a batch: a batched request's "
+                "redirect comes back as its answer (a 3xx), it is not followed; leave "
+                "allow_redirects out or pass False"
+            )
+        for name, value, session_value in (
+            ("proxies", proxies or None, self.proxies),
+            ("verify", verify, self.verify),
+            ("cert", cert, self.cert),
+        ):
+            if value is not None and value != session_value:
+                raise ValueError(
+                    f"{name}={value!r} cannot be honoured in a batch: a batched request "
+                    f"travels in the batch request, which takes {name} from the session; "
+                    f"set session.{name} instead"
+                )
+        phases, total = _timeout_of(self.timeout if timeout is None else timeout)
+        return _Options(phases, total, self.stream if stream is None else bool(stream))
 
     def _enqueue(
-        self, request: requests.PreparedRequest, dependencies: tuple[requests.Response, ...]
+        self,
+        request: requests.PreparedRequest,
+        dependencies: tuple[requests.Response, ...],
+        options: _Options,
     ) -> BatchResponse:
         url = request.url
         if url is None or not (url.startswith(self._origin_prefix) or _origin(url) == self._origin):
@@ -225,7 +298,7 @@ class Batching(requests.Session):
         response.request = request
         response.url = url
         self._positions[id(response)] = len(self._queue)
-        self._queue.append(_Queued(request, response, sub_request, tuple(depends_on)))
+        self._queue.append(_Queued(request, response, sub_request, tuple(depends_on), options))
         return response
 
     @property
@@ -250,14 +323,16 @@ class Batching(requests.Session):
             retry=self.retry,
             limits=self.limits,
             split=self.split,
+            timeouts=[item.options.total for item in queue],
         )
         try:
             drive(
                 run,
-                self._post,
-                discover=self._discover,
+                functools.partial(self._post, queue),
+                discover=functools.partial(self._discover, queue),
                 sleep=self._sleep,
                 concurrency=self.concurrency,
+                timed_out=requests.Timeout,
             )
         except BaseException as error:
             self._fail(queue, f"the batch could not be sent: {error}")
@@ -267,7 +342,7 @@ class Batching(requests.Session):
             if isinstance(result, Answered):
                 outer = result.outer
                 elapsed = outer.elapsed if outer is not None else timedelta(0)
-                self._fill(item.response, item.request, result.response, elapsed)
+                self._fill(item, result.response, elapsed)
             else:
                 item.response._pending = result.reason
                 failures.append((item, result))
@@ -280,7 +355,9 @@ class Batching(requests.Session):
             raise _failure(failures, len(queue))
         return [item.response for item in queue]
 
-    def _post(self, send: Send) -> Reply[requests.Response] | Lost:
+    def _post(
+        self, queue: list[_Queued], send: Send, deadline: float | None
+    ) -> Reply[requests.Response] | Lost:
         """POST one batch; a lost connection or a timeout is an outcome, not an exception."""
         outer_request = self.prepare_request(
             requests.Request(
@@ -288,9 +365,9 @@ class Batching(requests.Session):
             )
         )
         outer_request.hooks = default_hooks()  # session hooks see each sub-response, not the batch
+        phases = _phases([queue[index] for index in send.items])
         try:
-            outer = self._send_outer(outer_request)
-            body = outer.content
+            outer, body = self._exchange(outer_request, phases, deadline)
         except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as error:
             return Lost(error, sent_nothing=_sent_nothing(error))
         return Reply(
@@ -302,32 +379,44 @@ class Batching(requests.Session):
             outer,
         )
 
-    def _discover(self) -> object:
+    def _discover(self, queue: list[_Queued], deadline: float | None) -> object:
         """The endpoint's description (GET on the batch URL), or None if that fails."""
         request = self.prepare_request(
             requests.Request("GET", self.batch_url, headers={"Accept": "application/json"})
         )
         request.hooks = default_hooks()
         try:
-            response = self._send_outer(request)
-            return response.json() if response.status_code == 200 else None
+            response, body = self._exchange(request, _phases(queue), deadline)
+            return json.loads(body) if response.status_code == 200 else None
         except (requests.RequestException, ValueError):
             return None
 
-    def _send_outer(self, request: requests.PreparedRequest) -> requests.Response:
+    def _exchange(
+        self, request: requests.PreparedRequest, phases: Phases, deadline: float | None
+    ) -> tuple[requests.Response, bytes]:
+        """Send a request of the session's own (the batch, a discovery) and read its whole
+        answer by ``deadline``: each wait is bounded by the time left, and the answer is read
+        in pieces with the deadline checked after each (``Overdue`` once it passed)."""
+        left = remaining(deadline)
+        timeout = (smallest([phases[0], left]), smallest([phases[1], left]))
         # Proxies and CA bundle from the environment, as Session.request would: once.
-        settings = self.merge_environment_settings(request.url, {}, None, None, None)
-        return requests.Session.send(
-            self, request, timeout=self.timeout, allow_redirects=False, **settings
+        settings = self.merge_environment_settings(request.url, {}, True, None, None)
+        response = requests.Session.send(
+            self, request, timeout=timeout, allow_redirects=False, **settings
         )
+        try:
+            if isinstance(response._content, bytes) or not hasattr(response.raw, "read1"):
+                # Read already (an adapter that does not stream), or not urllib3's: as it comes.
+                return response, response.content
+            body = read_within(_pieces(response.raw), deadline)
+        finally:
+            response.close()  # the connection goes back to the pool only if read to its end
+        response._content = body
+        response._content_consumed = True  # type: ignore[attr-defined]  # not in the stubs
+        return response, body
 
-    def _fill(
-        self,
-        response: BatchResponse,
-        request: requests.PreparedRequest,
-        answer: SubResponse,
-        elapsed: timedelta,
-    ) -> None:
+    def _fill(self, item: _Queued, answer: SubResponse, elapsed: timedelta) -> None:
+        response, request = item.response, item.request
         raw = HTTPResponse(
             body=io.BytesIO(answer.body),
             headers=_header_dict(answer.headers),
@@ -348,6 +437,7 @@ class Batching(requests.Session):
         response.elapsed = elapsed
         if (
             answer.status  # requests leaves the content of a status 0 unset (None)
+            and not item.options.stream  # streamed: read from raw, as plain requests would
             and "content-encoding" not in raw.headers
             and raw.length_remaining in (None, len(answer.body))
         ):
@@ -380,6 +470,23 @@ class Batching(requests.Session):
         finally:
             self.close()
 
+    def close(self) -> None:
+        """Close the connections. Requests still queued are never sent: each of their
+        responses raises :class:`BatchNotSent` when read, and an
+        :class:`~flask_batch.client.UnsentRequestsWarning` says so now."""
+        self._drop_queue("the Batching session was closed before send_batch()", stacklevel=3)
+        super().close()
+
+    def __del__(self) -> None:
+        self._drop_queue("the Batching session was garbage-collected before send_batch()", 2)
+
+    def _drop_queue(self, what: str, stacklevel: int) -> None:
+        queue = getattr(self, "_queue", None)  # None if __init__ failed
+        if queue:
+            self._queue, self._positions = [], {}
+            unsent = [(i.response, i.request.method or "", i.request.url or "") for i in queue]
+            drop_unsent(what, unsent, stacklevel)
+
 
 def _header_dict(fields: Headers) -> HTTPHeaderDict:
     headers = HTTPHeaderDict()
@@ -408,6 +515,18 @@ def _sub_request(request: requests.PreparedRequest) -> SubRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class _Options:
+    """What a request's transport arguments mean in a batch."""
+
+    #: Its (connect, read) timeout: how long its batch may wait to connect, and for each read.
+    timeout: Phases
+    #: Seconds the whole exchange of its batch may take.
+    total: float | None
+    #: Its body stays in ``raw`` until read (``stream=True``).
+    stream: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _Queued:
     """A request waiting for its batch, the response it was given, what it depends on."""
 
@@ -416,6 +535,56 @@ class _Queued:
     sub_request: SubRequest
     #: Positions in the queue of the requests it depends on.
     depends_on: tuple[int, ...]
+    options: _Options
+
+
+def _timeout_of(timeout: object) -> tuple[Phases, float | None]:
+    """A requests timeout as a (connect, read) pair and the seconds a whole exchange may take:
+    ``t`` seconds is ``(t, t)`` and ``t`` in all, a pair ``(c, r)`` is ``c + r`` in all, None
+    is no bound; ``ValueError`` for anything that could not bound a batch."""
+    if isinstance(timeout, tuple) and len(timeout) == 2:
+        connect, read = _seconds(timeout[0], timeout), _seconds(timeout[1], timeout)
+        return (connect, read), None if connect is None or read is None else connect + read
+    seconds = _seconds(timeout, timeout)
+    return (seconds, seconds), seconds
+
+
+def _seconds(value: object, timeout: object) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value > 0
+        and math.isfinite(value)
+    ):
+        return float(value)
+    raise ValueError(
+        "timeout must be a number of seconds > 0, a (connect, read) pair of them, or None; "
+        f"not {timeout!r}"
+    )
+
+
+def _phases(items: Iterable[_Queued]) -> Phases:
+    """The (connect, read) timeout of a batch: the smallest of its requests', phase by phase."""
+    timeouts = [item.options.timeout for item in items]
+    return smallest(t[0] for t in timeouts), smallest(t[1] for t in timeouts)
+
+
+def _pieces(raw: HTTPResponse) -> Iterator[bytes]:
+    """An answer's body as it arrives (decoded as requests decodes it), with urllib3's errors
+    raised as requests raises them."""
+    try:
+        while piece := raw.read1(_PIECE, decode_content=True):
+            yield piece
+    except ReadTimeoutError as error:
+        raise requests.ReadTimeout(error) from error
+    except Urllib3SSLError as error:
+        raise requests.exceptions.SSLError(error) from error
+    except ProtocolError as error:
+        raise ChunkedEncodingError(error) from error
+    except DecodeError as error:
+        raise ContentDecodingError(error) from error
 
 
 def _body_bytes(body: Any) -> bytes:
