@@ -7,16 +7,17 @@ serving the same API (:mod:`.api`) and the same batch routes (:data:`.api.ROUTES
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from ..frameworks.serving import asgi_server
 from ..servers import live_server
 from .api import Api, asgi_app, flask_app, wsgi_app
-from .wire import batch, sub
+from .wire import MULTIPART, batch, post, sub
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,23 @@ class Server:
         assert self.ran == [], f"a part ran although the batch was refused: {self.ran}"
         assert [r.status for r in batch(self.base, "/batch", sub("GET", "/ok"))] == [200]
         self.ran.clear()
+
+    def refused(
+        self,
+        data: bytes,
+        status: int = 400,
+        *,
+        route: str = "/batch",
+        content_type: str | None = MULTIPART,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> dict[str, Any]:
+        """POST ``data`` to ``route``; check it was refused with ``status`` and a problem
+        document, then :meth:`check_healthy`. The problem document."""
+        answer = post(self.base, route, data, content_type, headers)
+        assert answer.status == status, (answer.status, answer.body[:500])
+        document = answer.problem()
+        self.check_healthy()
+        return document
 
 
 FRONT_ENDS = ("flask", "wsgi", "asgi")

@@ -11,10 +11,19 @@ import pytest
 from flask_batch.wire.batch import encode_requests
 
 from .conftest import Server
-from .wire import BOUNDARY, MULTIPART, body, connect, exchange, head, post, read_answer, sub
+from .wire import (
+    BOUNDARY,
+    MULTIPART,
+    OK,
+    body,
+    connect,
+    exchange,
+    head,
+    post,
+    read_answer,
+    sub,
+)
 from .wire import batch as send_batch
-
-OK = b"GET /ok HTTP/1.1\r\n\r\n"
 
 
 def test_a_body_with_neither_length_nor_chunks_is_refused_with_411(server: Server) -> None:
