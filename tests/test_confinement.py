@@ -3,7 +3,8 @@
 A part cannot reach another origin (absolute-form targets, a ``Host`` override, forwarded
 headers behind ``ProxyFix``), cannot address a batch endpoint (no nested batches), cannot
 smuggle a second request through its body, and an application cannot inject headers or parts
-into the answer. A batch body that a cross-site HTML form could send is refused with 415.
+into the answer. (What a cross-site HTML form can send is refused with 415:
+tests/conformance/test_refusals.py.)
 """
 
 from __future__ import annotations
@@ -383,33 +384,3 @@ def test_bodies_that_look_like_delimiters_stay_bodies(app: Flask) -> None:
     ]
     answers = batch(app.test_client(), *(sub("POST", "/echo", p) for p in payloads))
     assert [a.body for a in answers] == payloads
-
-
-# What a cross-site HTML form can send is refused
-
-
-@pytest.mark.parametrize(
-    "content_type",
-    [
-        "text/plain",
-        f"text/plain; boundary={BOUNDARY}",
-        f"multipart/form-data; boundary={BOUNDARY}",
-        "application/x-www-form-urlencoded",
-        f"multipart/related; boundary={BOUNDARY}",
-        f"multipart/mixedx; boundary={BOUNDARY}",
-        "application/http",
-    ],
-)
-def test_a_body_a_form_could_send_is_refused_with_415(app: Flask, content_type: str) -> None:
-    data = part(b"DELETE /admin HTTP/1.1\r\n\r\n") + CLOSE
-    answer = app.test_client().post("/batch", data=data, headers={"Content-Type": content_type})
-    assert answer.status_code == 415
-    assert "multipart/mixed" in problem(answer)["detail"]
-    assert app.config["ran"] == ["POST /batch"]
-
-
-def test_the_media_type_is_case_insensitive(app: Flask) -> None:
-    data = part(b"GET /where HTTP/1.1\r\n\r\n") + CLOSE
-    headers = {"Content-Type": f"Multipart/MIXED; boundary={BOUNDARY}"}
-    answer = app.test_client().post("/batch", data=data, headers=headers)
-    assert answer.status_code == 200

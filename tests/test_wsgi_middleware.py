@@ -23,7 +23,7 @@ from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest, SubResponse
 from flask_batch.wsgi import PART_KEY, BatchMiddleware
 
-from .frameworks.refusals import BOUNDARY, MULTIPART, OPTIONS, REFUSED, flask_reference
+from .frameworks.driving import BOUNDARY, MULTIPART
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -186,21 +186,6 @@ def test_independent_parts_run_on_the_pool() -> None:
     assert all(environ["wsgi.multithread"] for environ in echo.seen)
 
 
-@pytest.mark.parametrize("case", sorted(REFUSED))
-def test_refusals_are_those_of_the_flask_extension(case: str) -> None:
-    method, headers, body = REFUSED[case]
-    expected = flask_reference(case)
-    echo = EchoApp()
-    answer = Client(BatchMiddleware(echo, **OPTIONS)).open(
-        "/batch", method=method, data=body, headers=headers
-    )
-    assert answer.status_code == expected.status
-    assert answer.headers.get("Content-Type") == expected.content_type
-    assert answer.headers.get("Allow") == expected.allow
-    assert answer.json == expected.document
-    assert echo.seen == []
-
-
 def test_a_body_without_a_length_needs_a_terminated_input() -> None:
     client = Client(BatchMiddleware(EchoApp()))
     body = encode_requests([_sub("GET", "/x")], BOUNDARY)
@@ -211,15 +196,6 @@ def test_a_body_without_a_length_needs_a_terminated_input() -> None:
     overrides["wsgi.input_terminated"] = True
     answer = client.post("/batch", data=body, headers=headers, environ_overrides=overrides)
     assert answer.status_code == 200
-
-
-def test_get_describes_the_endpoint() -> None:
-    client = Client(BatchMiddleware(EchoApp(), max_parts=7))
-    answer = client.get("/batch")
-    assert answer.status_code == 200
-    assert answer.json is not None
-    assert answer.json["max_parts"] == 7
-    assert answer.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
 
 
 def test_options_are_checked_when_the_middleware_is_built() -> None:

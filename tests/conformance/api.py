@@ -49,6 +49,7 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/pinned": {"pinned_headers": ["X-Tenant", "x-internal-*"]},
     "/batch/answers": {"max_answer_part_size": 1000, "max_answer_size": 2500},
     "/batch/mib-body": {"max_body_size": MIB},
+    "/batch/parallel-capped": {"max_workers": 4, "max_workers_per_request": 2},
 }
 
 

@@ -59,6 +59,20 @@ class Server:
 FRONT_ENDS = ("flask", "wsgi", "asgi")
 
 
+def differs_on(
+    front_end: str, reason: str, raises: type[BaseException] = AssertionError
+) -> pytest.MarkDecorator:
+    """Run the test on every front end, and expect it to fail on ``front_end`` with ``raises``:
+    a known difference between the front ends, which ``reason`` describes (strict: once it is
+    gone, the test passes there and the mark must go)."""
+    expected = pytest.mark.xfail(strict=True, reason=reason, raises=raises)
+    return pytest.mark.parametrize(
+        "server",
+        [pytest.param(name, marks=expected) if name == front_end else name for name in FRONT_ENDS],
+        indirect=True,
+    )
+
+
 @pytest.fixture(scope="session")
 def servers() -> Iterator[dict[str, Server]]:
     with ExitStack() as stack:
