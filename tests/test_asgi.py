@@ -241,41 +241,6 @@ def test_only_connection_facts_of_the_batch_scope_reach_a_part() -> None:
     assert scope["state"] is not outer["state"]
 
 
-@pytest.mark.parametrize(
-    ("target", "title"),
-    [
-        ("http://other.example/x", "Cross-origin sub-request"),
-        ("https://testserver/x", "Cross-origin sub-request"),
-        ("http://testserver:8000/x", "Cross-origin sub-request"),
-        ("http://user:pw@testserver/x", "Cross-origin sub-request"),
-        ("*", "Unsupported request target"),
-        ("http://[::1/x", "Invalid request target"),
-        ("/batch", "Nested batch"),
-        ("/%62atch", "Nested batch"),
-        ("/batch/", "Nested batch"),
-        ("http://testserver:80/batch?x", "Nested batch"),
-    ],
-)
-def test_parts_that_leave_the_application_are_400_parts(target: str, title: str) -> None:
-    raw = RawApp()
-    (answer,) = run(batch(BatchMiddleware(raw), sub("GET", target)))
-    assert answer.status == 400
-    assert part_json(answer)["title"] == title
-    assert raw.seen == []
-
-
-def test_another_batch_endpoint_refuses_a_part() -> None:
-    raw = RawApp()
-    app = BatchMiddleware(BatchMiddleware(raw, path="/inner"), path="/batch")
-    inner = encode_json_requests([SubRequest("GET", "/x", (), b"", "1")])
-    (answer,) = run(
-        batch(app, sub("POST", "/inner", inner, (("Content-Type", "application/json"),)))
-    )
-    assert answer.status == 400
-    assert part_json(answer)["detail"] == "a batch cannot contain another batch"
-    assert raw.seen == []
-
-
 # --------------------------------------------------------------------------------------
 # Streaming intake: limits while the body arrives
 # --------------------------------------------------------------------------------------

@@ -235,20 +235,6 @@ def test_header_injection_from_the_app_becomes_a_500_part(app: Flask) -> None:
     assert fine.status == 200
 
 
-@pytest.mark.parametrize("target", ["/batch", "/%62atch", "/batch2", "http://localhost/batch"])
-def test_nested_batches_are_refused_as_400_parts(app: Flask, target: str) -> None:
-    add_batch_route(app, "/batch2", "batch2")
-    inner = b"--x\r\nContent-Type: application/http\r\n\r\nGET /json HTTP/1.1\r\n\r\n--x--"
-    nested, after = batch(
-        app.test_client(),
-        sub("POST", target, inner, (("Content-Type", "multipart/mixed; boundary=x"),)),
-        sub("GET", "/json"),
-    )
-    assert nested.status == 400
-    assert b"cannot contain another batch" in nested.body
-    assert after.status == 200
-
-
 def test_g_does_not_leak_between_parts_or_from_the_outer_request(app: Flask) -> None:
     @app.before_request
     def outer_mark() -> None:

@@ -70,9 +70,11 @@ def head(
     path: str,
     headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """A request head with ``Host`` and ``Connection: close``, and ``headers`` as given."""
-    host = urlsplit(base).netloc
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    """A request head with ``Host`` (the server's address, unless ``headers`` has one) and
+    ``Connection: close``, and ``headers`` as given."""
+    lines = [f"{method} {path} HTTP/1.1", "Connection: close"]
+    if not any(name.lower() == "host" for name, _ in headers):
+        lines.insert(1, f"Host: {urlsplit(base).netloc}")
     lines += [f"{name}: {value}" for name, value in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
