@@ -552,19 +552,6 @@ def test_dependencies_hold_when_parts_run_concurrently() -> None:
     assert "start never" not in raw.events
 
 
-def test_continue_on_error_false_skips_the_rest() -> None:
-    raw = RawApp()
-    body = _body(sub("GET", "/sleep?s=0&status=500&name=a"), sub("GET", "/sleep?s=0&name=b"))
-    answer = _post(
-        BatchMiddleware(raw),
-        body,
-        headers=[("content-type", MULTIPART), ("prefer", "continue-on-error=false")],
-    )
-    assert [p.status for p in answer.parts()] == [500, 424]
-    assert answer.header("preference-applied") == "continue-on-error=false"
-    assert raw.events == ["start a", "end a"]
-
-
 @pytest.mark.parametrize("workers", [1, 3])
 def test_parts_not_started_by_the_deadline_are_503_parts(workers: int) -> None:
     raw = RawApp()
