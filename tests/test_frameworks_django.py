@@ -18,7 +18,7 @@ from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest, SubResponse
 
 from .frameworks import django_site
-from .frameworks.refusals import BOUNDARY, MULTIPART
+from .frameworks.driving import BOUNDARY, MULTIPART
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication

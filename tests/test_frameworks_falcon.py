@@ -15,8 +15,7 @@ from flask_batch import asgi, wsgi
 from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest, SubResponse
 
-from .frameworks.driving import batch, run
-from .frameworks.refusals import BOUNDARY, MULTIPART
+from .frameworks.driving import BOUNDARY, MULTIPART, batch, run
 
 TOKEN = "Bearer falcon-token"
 

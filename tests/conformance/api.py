@@ -23,6 +23,7 @@ from flask import Flask, Response, request
 from flask_batch import add_batch_route
 from flask_batch import asgi as batch_asgi
 from flask_batch import wsgi as batch_wsgi
+from flask_batch.wire.model import MIB
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -47,6 +48,8 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/parallel": {"max_workers": 4},
     "/batch/pinned": {"pinned_headers": ["X-Tenant", "x-internal-*"]},
     "/batch/answers": {"max_answer_part_size": 1000, "max_answer_size": 2500},
+    "/batch/mib-body": {"max_body_size": MIB},
+    "/batch/parallel-capped": {"max_workers": 4, "max_workers_per_request": 2},
 }
 
 

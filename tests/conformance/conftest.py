@@ -7,16 +7,17 @@ serving the same API (:mod:`.api`) and the same batch routes (:data:`.api.ROUTES
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from ..frameworks.serving import asgi_server
 from ..servers import live_server
 from .api import Api, asgi_app, flask_app, wsgi_app
-from .wire import batch, sub
+from .wire import MULTIPART, batch, post, sub
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,39 @@ class Server:
         assert [r.status for r in batch(self.base, "/batch", sub("GET", "/ok"))] == [200]
         self.ran.clear()
 
+    def refused(
+        self,
+        data: bytes,
+        status: int = 400,
+        *,
+        route: str = "/batch",
+        content_type: str | None = MULTIPART,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> dict[str, Any]:
+        """POST ``data`` to ``route``; check it was refused with ``status`` and a problem
+        document, then :meth:`check_healthy`. The problem document."""
+        answer = post(self.base, route, data, content_type, headers)
+        assert answer.status == status, (answer.status, answer.body[:500])
+        document = answer.problem()
+        self.check_healthy()
+        return document
+
 
 FRONT_ENDS = ("flask", "wsgi", "asgi")
+
+
+def differs_on(
+    front_end: str, reason: str, raises: type[BaseException] = AssertionError
+) -> pytest.MarkDecorator:
+    """Run the test on every front end, and expect it to fail on ``front_end`` with ``raises``:
+    a known difference between the front ends, which ``reason`` describes (strict: once it is
+    gone, the test passes there and the mark must go)."""
+    expected = pytest.mark.xfail(strict=True, reason=reason, raises=raises)
+    return pytest.mark.parametrize(
+        "server",
+        [pytest.param(name, marks=expected) if name == front_end else name for name in FRONT_ENDS],
+        indirect=True,
+    )
 
 
 @pytest.fixture(scope="session")

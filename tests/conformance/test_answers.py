@@ -8,11 +8,12 @@ import json
 
 import pytest
 
+from flask_batch.wire.batch import encode_requests
 from flask_batch.wire.jsonbatch import encode_json_requests
 from flask_batch.wire.model import SubResponse
 
 from .conftest import Server
-from .wire import batch, post, sub
+from .wire import BOUNDARY, batch, post, sub
 
 ROUTE = "/batch/answers"  # max_answer_part_size=1000, max_answer_size=2500
 
@@ -76,3 +77,11 @@ def test_the_default_limits_let_a_large_answer_through_unchanged(server: Server)
     (answer,) = batch(server.base, "/batch", sub("GET", f"/stream?size={size}&chunk=65536"))
     assert answer.status == 200
     assert answer.body == b"x" * size
+
+
+def test_a_batch_answer_is_streamed_and_never_stored(server: Server) -> None:
+    answer = post(server.base, "/batch", encode_requests([sub("GET", "/ok")] * 2, BOUNDARY))
+    assert (answer.header("Content-Type") or "").startswith("multipart/mixed; boundary=")
+    assert answer.header("Cache-Control") == "no-store"
+    assert answer.header("Content-Length") is None  # sent as the parts run
+    assert [(r.status, r.body) for r in answer.parts()] == [(200, b"ok"), (200, b"ok")]

@@ -1,9 +1,9 @@
 """A part reaches only this application, with the identity of the batch request.
 
-Targets that name another origin, or no HTTP resource at all, and headers that the proxies
-in front of the application vouch for (pinned headers) are refused part by part with a
-``400``, on every front end alike; nothing runs for the refused part, the rest of the batch
-goes on.
+Targets that name another origin, no HTTP resource at all, or a batch route (no nested
+batches), and headers that the proxies in front of the application vouch for (pinned
+headers) are refused part by part with a ``400``, on every front end alike; nothing runs for
+the refused part, the rest of the batch goes on. No request is smuggled through a part's body.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ import pytest
 
 from flask_batch.routing import PINNED_HEADERS
 from flask_batch.wire.jsonbatch import encode_json_requests
-from flask_batch.wire.model import SubResponse
+from flask_batch.wire.model import SubResponse, first_header
 
+from .api import ROUTES
 from .conftest import Server
-from .wire import batch, body, post, sub
+from .wire import CLOSE, batch, body, part, post, sub
 
 
 def refused_part(answer: SubResponse, title: str) -> str:
     """Check ``answer`` is a 400 problem part titled ``title``; its detail."""
     assert answer.status == 400, answer
+    assert first_header(answer.headers, "Content-Type") == "application/problem+json"
     document = json.loads(answer.body)
     assert document["title"] == title, document
     return str(document["detail"])
@@ -59,6 +61,22 @@ def test_a_target_naming_no_http_resource_of_this_origin_is_refused(
     assert server.ran == ["GET /ok"]
 
 
+@pytest.mark.parametrize(
+    ("target", "title", "words"),
+    [
+        ("*", "Unsupported request target", "asterisk-form"),
+        ("http://[::1/ok", "Invalid request target", "IPv6"),  # an unclosed IPv6 literal
+    ],
+)
+def test_an_asterisk_or_unparsable_target_is_refused(
+    server: Server, target: str, title: str, words: str
+) -> None:
+    refused, after = batch(server.base, "/batch", sub("GET", target), sub("GET", "/ok"))
+    assert words in refused_part(refused, title)
+    assert after.status == 200
+    assert server.ran == ["GET /ok"]
+
+
 def test_connect_is_refused(server: Server) -> None:
     port = server.base.rsplit(":", 1)[1]
     refused, after = batch(
@@ -81,6 +99,9 @@ def test_connect_is_refused(server: Server) -> None:
         "http://evil.example/ok",
         "https://127.0.0.1:{port}/ok",
         "http://127.0.0.1:1{port}/ok",
+        "http://user@127.0.0.1:{port}/ok",  # user info
+        "http://user:secret@127.0.0.1:{port}/ok",
+        "http://evil.example#@127.0.0.1:{port}/ok",
     ],
 )
 def test_a_target_on_another_origin_is_refused(server: Server, target: str) -> None:
@@ -93,12 +114,24 @@ def test_a_target_on_another_origin_is_refused(server: Server, target: str) -> N
     assert server.ran == ["GET /ok"]
 
 
-@pytest.mark.parametrize("target", ["http://127.0.0.1:{port}/ok", "//127.0.0.1:{port}/ok"])
+@pytest.mark.parametrize(
+    "target", ["http://127.0.0.1:{port}/ok", "//127.0.0.1:{port}/ok", "HTTP://127.0.0.1:{port}/ok"]
+)
 def test_a_target_on_this_origin_runs(server: Server, target: str) -> None:
     port = server.base.rsplit(":", 1)[1]
     (answer,) = batch(server.base, "/batch", sub("GET", target.format(port=port)))
     assert (answer.status, answer.body) == (200, b"ok")
     assert server.ran == ["GET /ok"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["http://localhost/inspect", "HTTP://LOCALHOST/inspect", "http://localhost:80/inspect"],
+)
+def test_the_default_port_names_the_batch_origin_too(server: Server, target: str) -> None:
+    (answer,) = batch(server.base, "/batch", sub("GET", target), headers=[("Host", "localhost")])
+    seen = json.loads(answer.body)
+    assert (answer.status, seen["path"], seen["headers"]["host"]) == (200, "/inspect", "localhost")
 
 
 @pytest.mark.parametrize(
@@ -116,6 +149,105 @@ def test_json_urls_are_confined_alike(server: Server, url: str, title: str) -> N
     refused_part(refused, title)
     assert after.status == 200
     assert server.ran == ["GET /ok"]
+
+
+# No nested batches
+
+#: A batch as a part's body: it deletes if it ever runs.
+INNER = b"--inner\r\nContent-Type: application/http\r\n\r\nDELETE /ok HTTP/1.1\r\n\r\n--inner--"
+INNER_TYPE = (("Content-Type", "multipart/mixed; boundary=inner"),)
+NESTED = "a batch cannot contain another batch"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/batch",
+        "/%62atch",
+        "/%62%61%74%63%68",
+        "/batch/",
+        "/%62atch/",
+        "/batch?x=1",
+        "http://127.0.0.1:{port}/batch",
+        "//127.0.0.1:{port}/batch?x",
+    ],
+)
+def test_a_part_cannot_reach_its_own_batch_route(server: Server, target: str) -> None:
+    port = server.base.rsplit(":", 1)[1]
+    nested, after = batch(
+        server.base,
+        "/batch",
+        sub("POST", target.format(port=port), INNER, INNER_TYPE),
+        sub("GET", "/ok"),
+    )
+    assert refused_part(nested, "Nested batch") == NESTED
+    assert after.status == 200
+    assert server.ran == ["GET /ok"]
+
+
+def test_a_get_part_to_its_own_batch_route_is_refused_not_described(server: Server) -> None:
+    (nested,) = batch(server.base, "/batch", sub("GET", "/batch"))
+    assert refused_part(nested, "Nested batch") == NESTED
+
+
+#: The last route's middleware wraps the others' in the WSGI and ASGI stacks (api.py), so its
+#: parts pass every other batch route; on the Flask app every route sees every part.
+OUTERMOST = list(ROUTES)[-1]
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+@pytest.mark.parametrize("route", ["/batch", "/batch/small"])
+def test_a_part_cannot_reach_another_batch_route(server: Server, method: str, route: str) -> None:
+    nested, after = batch(
+        server.base,
+        OUTERMOST,
+        sub(method, route, INNER if method == "POST" else b"", INNER_TYPE),
+        sub("GET", "/ok"),
+    )
+    assert refused_part(nested, "Malformed batch") == NESTED  # refused by that route itself
+    assert after.status == 200
+    assert server.ran == ["GET /ok"]
+
+
+# Smuggling a request through a body
+
+
+def test_bytes_after_a_content_length_cannot_become_a_request(server: Server) -> None:
+    message = b"POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiDELETE /ok HTTP/1.1\r\n\r\n"
+    assert server.refused(body(message))["part"] == 1
+
+
+def test_bytes_after_a_chunked_body_cannot_become_a_request(server: Server) -> None:
+    message = (
+        b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nhi\r\n0\r\n\r\nDELETE /ok HTTP/1.1\r\n\r\n"
+    )
+    assert server.refused(body(message))["part"] == 1
+
+
+def test_a_request_inside_a_body_without_a_length_is_only_a_body(server: Server) -> None:
+    inner = b"DELETE /ok HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    (echo,) = batch(server.base, "/batch", sub("POST", "/echo", inner))
+    assert echo.body == inner
+    assert server.ran == ["POST /echo"]
+
+
+def test_a_delimiter_inside_a_declared_body_does_not_hide_a_part(server: Server) -> None:
+    # The body claims to run past the next delimiter: the part is cut there, so its
+    # Content-Length is a lie, and the whole batch is refused before anything runs.
+    hidden = b"\r\n" + part(b"DELETE /ok HTTP/1.1\r\n\r\n")
+    message = b"POST /echo HTTP/1.1\r\nContent-Length: " + str(len(hidden)).encode()
+    assert server.refused(part(message + b"\r\n\r\n" + hidden) + CLOSE)["part"] == 1
+
+
+def test_bodies_that_look_like_delimiters_stay_bodies(server: Server) -> None:
+    payloads = [
+        b"\r\n--inner--\r\n",
+        b"\r\n--batch_00000000000000000000000000000000--\r\n",
+        b"--\r\n--\r\n\n--batch_\n",
+    ]
+    answers = batch(server.base, "/batch", *(sub("POST", "/echo", p) for p in payloads))
+    assert [a.body for a in answers] == payloads
 
 
 # Headers

@@ -7,9 +7,11 @@ are read with :class:`http.client.HTTPResponse`, which handles chunked answers.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,8 @@ MULTIPART = f"multipart/mixed; boundary={BOUNDARY}"
 DELIMITER = f"--{BOUNDARY}".encode()
 CLOSE = f"--{BOUNDARY}--\r\n".encode()
 MIME = b"Content-Type: application/http\r\n"
+#: The message of a part that runs: ``GET /ok``.
+OK = b"GET /ok HTTP/1.1\r\n\r\n"
 #: Seconds any exchange may take before the test fails (nothing may hang).
 TIMEOUT = 20.0
 
@@ -66,9 +70,11 @@ def head(
     path: str,
     headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """A request head with ``Host`` and ``Connection: close``, and ``headers`` as given."""
-    host = urlsplit(base).netloc
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    """A request head with ``Host`` (the server's address, unless ``headers`` has one) and
+    ``Connection: close``, and ``headers`` as given."""
+    lines = [f"{method} {path} HTTP/1.1", "Connection: close"]
+    if not any(name.lower() == "host" for name, _ in headers):
+        lines.insert(1, f"Host: {urlsplit(base).netloc}")
     lines += [f"{name}: {value}" for name, value in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -84,10 +90,25 @@ def read_answer(sock: socket.socket, method: str = "POST") -> Answer:
 
 
 def exchange(base: str, request: bytes, method: str = "POST") -> Answer:
-    """Send ``request`` (a whole HTTP request, as bytes) and read the answer."""
+    """Send ``request`` (a whole HTTP request, as bytes) and read the answer.
+
+    The request is written from another thread while the answer is read: a refusal may come
+    (and the server stop reading) long before a large body has been sent.
+    """
     with connect(base) as sock:
-        sock.sendall(request)
-        return read_answer(sock, method)
+        writer = threading.Thread(target=_send_all, args=(sock, request), daemon=True)
+        writer.start()
+        try:
+            return read_answer(sock, method)
+        finally:
+            with contextlib.suppress(OSError):  # unblock a writer the server stopped reading
+                sock.shutdown(socket.SHUT_RDWR)
+            writer.join(TIMEOUT)
+
+
+def _send_all(sock: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(OSError):  # the server answered and closed before reading it all
+        sock.sendall(data)
 
 
 def post(
