@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from flask_batch import engine
+from flask_batch import asgi, engine
 from flask_batch.asgi import BatchMiddleware, Parts, route_path
 from flask_batch.engine import HOLD_PARTS
 from flask_batch.wire.batch import encode_requests
@@ -269,6 +269,54 @@ def test_too_many_parts_are_refused_before_the_rest_of_the_body_is_read() -> Non
     assert answer.problem()["limit"] == "max_parts"
     assert answer.chunks_read < len(chunks) // 4
     assert raw.seen == []
+
+
+def test_after_an_early_refusal_the_rest_of_the_body_is_read_and_dropped() -> None:
+    # A server that closes with unread bytes resets the connection, and the client can lose
+    # the refusal before reading it: what is left is read (after the answer) and dropped.
+    received: list[int] = []
+    chunks = _chunks(_body(*[sub("GET", "/x") for _ in range(50)]), 100)
+
+    async def receive() -> dict[str, Any]:
+        received.append(1)
+        more = len(received) < len(chunks)
+        return {"type": "http.request", "body": chunks[len(received) - 1], "more_body": more}
+
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    length = str(sum(map(len, chunks)))
+    scope = http_scope("POST", "/batch", [("content-type", MULTIPART), ("content-length", length)])
+    run(BatchMiddleware(RawApp(), max_parts=3)(scope, receive, send))
+    assert sent[0]["status"] == 413
+    assert len(received) == len(chunks)
+
+
+def test_draining_a_refused_body_is_bounded_in_time_and_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(asgi, "_DRAIN_SECONDS", 0.05)
+    received: list[int] = []
+
+    async def endless() -> dict[str, Any]:  # a client that sends for ever
+        received.append(1)
+        await asyncio.sleep(0.001)
+        return {"type": "http.request", "body": b"x" * 10, "more_body": True}
+
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = http_scope("POST", "/batch", [("content-type", "text/plain"), ("content-length", "9")])
+    run(BatchMiddleware(RawApp())(scope, endless, send))
+    assert sent[0]["status"] == 415
+    assert 1 <= len(received) < 1000  # stopped by the clock
+    received.clear()
+    run(BatchMiddleware(RawApp(), max_body_size=100)(scope, endless, send))
+    assert len(received) <= 12  # stopped by the byte count: 100 bytes, 10 a message
 
 
 def test_an_unframed_body_over_the_limit_is_refused_when_the_limit_is_crossed() -> None:

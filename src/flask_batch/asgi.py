@@ -22,6 +22,7 @@ Requires an asyncio event loop (uvicorn, hypercorn's asyncio worker, daphne, gra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
@@ -101,6 +102,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             await _send_whole(send, describe(self.limits, self.execution), head=method == "HEAD")
             return
         headers = _fields(scope)
+        more_body = True
         try:
             intake = Intake(
                 self.limits,
@@ -114,7 +116,6 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 nested=nested,
                 started=started,
             )
-            more_body = True
             while more_body:
                 message = await _receive(receive, intake)
                 if message["type"] == "http.disconnect":
@@ -133,6 +134,8 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             )
         except BatchError as error:
             await _send_whole(send, error_answer(error))
+            if more_body:
+                await _drain(receive, self.limits.max_body_size)
             return
         concurrent = run.policy.workers > 1
         parts = Parts(self.app, scope, self.settings.header_rules, self.limits.max_answer_part_size)
@@ -175,6 +178,27 @@ async def _receive(receive: Receive, intake: Intake) -> Message:
             return await asyncio.wait_for(receive(), seconds)
         except TimeoutError:
             intake.check_time()
+
+
+#: Seconds a refused request's unread body is read and dropped for, at most.
+_DRAIN_SECONDS = 1.0
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    """Read and drop what is left of a refused request's body, for a moment: a server that
+    closes with unread bytes resets the connection, and the client can lose the refusal
+    before it reads it. Bounded: at most ``limit`` bytes and :data:`_DRAIN_SECONDS`."""
+
+    async def read() -> None:
+        dropped = 0
+        while dropped <= limit:
+            message = await receive()
+            dropped += len(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(read(), _DRAIN_SECONDS)
 
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
@@ -518,8 +542,7 @@ def _encode(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
 
 async def _send_whole(send: Send, answer: Answer, *, head: bool = False) -> None:
     body = b"".join(answer.body)
-    headers = _encode(answer.headers)
-    headers.append((b"content-length", str(len(body)).encode("ascii")))
+    headers = _encode(answer.headers)  # with its Content-Length (endpoint.whole_answer)
     await send({"type": "http.response.start", "status": answer.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
 

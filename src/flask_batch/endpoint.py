@@ -52,8 +52,15 @@ class Answer:
 def error_answer(error: BatchError) -> Answer:
     """The problem+json answer that refuses a whole batch."""
     status = f"{error.status} {reason_phrase(error.status)}"
-    headers = [("Content-Type", PROBLEM_JSON), *error.headers]
-    return Answer(status, headers, [problem_body(error.problem())])
+    return whole_answer(
+        status, [("Content-Type", PROBLEM_JSON), *error.headers], problem_body(error.problem())
+    )
+
+
+def whole_answer(status: str, headers: list[tuple[str, str]], body: bytes) -> Answer:
+    """An answer known in full, with its Content-Length (so it is not sent chunked, and a
+    HEAD answer says how long the GET one is), on every front end alike."""
+    return Answer(status, [*headers, ("Content-Length", str(len(body)))], [body])
 
 
 def describe(limits: Limits, execution: Execution) -> Answer:
@@ -67,7 +74,7 @@ def describe(limits: Limits, execution: Execution) -> Answer:
         "preferences": ["continue-on-error", "odata.continue-on-error"],
     }
     headers = [("Content-Type", "application/json"), ("Allow", ALLOW)]
-    return Answer("200 OK", headers, [json.dumps(document).encode("ascii")])
+    return whole_answer("200 OK", headers, json.dumps(document).encode("ascii"))
 
 
 def declared_length(content_length: str | None, limits: Limits) -> int | None:

@@ -123,6 +123,7 @@ async def request(
         full_scope["state"] = state.copy()
     messages: list[Message] = []
     read = 0
+    read_when_answered: list[int] = []
 
     async def receive() -> Message:
         nonlocal read
@@ -139,6 +140,8 @@ async def request(
             and sum(1 for m in messages if m["type"] == "http.response.body") >= disconnect_after
         ):
             raise OSError("the client went away")
+        if message["type"] == "http.response.start":
+            read_when_answered.append(read)
         messages.append(message)
         if on_send is not None:
             await on_send(message)
@@ -151,7 +154,7 @@ async def request(
         [(bytes(k), bytes(v)) for k, v in start.get("headers", [])],
         b"".join(body_chunks),
         messages,
-        read,
+        read_when_answered[0] if read_when_answered else read,
         body_chunks,
     )
 
