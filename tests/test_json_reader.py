@@ -479,3 +479,17 @@ def test_the_application_receives_the_json_body_byte_for_byte(app: Flask) -> Non
     received = base64.urlsafe_b64decode(answer["body"] + "=" * (-len(answer["body"]) % 4))
     assert received == body
     assert answer["headers"]["Content-Length"] == str(len(body))
+
+
+@pytest.mark.parametrize("group", ['"g1"', "null", "1", "{}", '""'])
+def test_atomicity_group_is_refused_until_groups_are_atomic(app: Flask, group: str) -> None:
+    document = (
+        b'{"requests": [{"id": "1", "method": "PUT", "url": "/echo"}, '
+        b'{"id": "2", "method": "PUT", "url": "/echo", "atomicityGroup": ' + group.encode() + b"}]}"
+    )
+    answer = send(app.test_client(), document, "/batch")
+    assert answer.status_code == 400
+    refused = problem(answer)
+    assert refused["part"] == 2
+    assert "atomicityGroup" in refused["detail"]
+    assert app.config["RAN"] == []  # nothing ran, the first write included

@@ -225,6 +225,12 @@ class _Reading:
             if member.name in spans:
                 self._check_type(member, index)
                 spans[member.name] = member.start, member.end
+            elif member.name == b"atomicityGroup":
+                raise MalformedBatch(
+                    '"atomicityGroup" is not supported yet: the requests of a group could not '
+                    "be undone together if one failed; send them without it",
+                    part=index,
+                )
             member = text.member(member.end, first=False)
         return self._to_request(tuple(spans.values()), index), member
 
