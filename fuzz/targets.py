@@ -46,6 +46,7 @@ from flask_batch.wire.http1 import (
 from flask_batch.wire.jsonbatch import (
     JsonRequestReader,
     JsonResponseWriter,
+    canonical_name,
     encode_json_requests,
     is_json,
     read_json_responses,
@@ -811,16 +812,18 @@ def _check_json_answer(
 ) -> None:
     fields, body = response_fields(response, head=request.method == "HEAD")
     grouped: dict[str, list[str]] = {}
-    for name, value in fields:  # repeated names travel as one list, at the first one's place
-        grouped.setdefault(name, []).append(value)
+    # Names equal but for case travel as one list, at the first one's place, spelt as usual.
+    for name, value in fields:
+        grouped.setdefault(name.lower(), []).append(value)
     expected = [(name, value) for name, values in grouped.items() for value in values]
     if body:  # the length is that of the bytes that arrived
-        expected = [f for f in expected if f[0].lower() != "content-length"]
-        expected.append(("Content-Length", str(len(got.body))))
+        expected = [f for f in expected if f[0] != "content-length"]
+        expected.append(("content-length", str(len(got.body))))
     if (
         request_id != request.content_id
         or (got.status, got.reason) != (response.status, reason_phrase(response.status))
-        or got.headers != tuple(expected)
+        or [(name.lower(), value) for name, value in got.headers] != expected
+        or any(name != canonical_name(name) for name, _ in got.headers)
         or not _same_body(body, got.body, _content_type(fields))
     ):
         raise Finding(f"{request.content_id!r}: {response!r:.300} written, {got!r:.300} read")

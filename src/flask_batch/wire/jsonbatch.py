@@ -17,7 +17,7 @@ import mmap
 import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from .errors import LimitExceeded, MalformedBatch, reason_phrase
@@ -589,12 +589,28 @@ def decode_body(body: bytes | bytearray, content_type: str | None) -> tuple[Any,
     return base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii"), True
 
 
+#: How a JSON answer spells header names: "graph" as Microsoft Graph writes them and its
+#: clients expect them (``Content-Type``), "odata" in lower case as OData JSON Format 4.01
+#: (section 19.5) requires (``content-type``).
+JsonDialect = Literal["graph", "odata"]
+JSON_DIALECTS: tuple[JsonDialect, ...] = ("graph", "odata")
+
+
 class JsonResponseWriter:
-    """Writes ``{"responses": [...]}`` one response at a time, so it can be streamed."""
+    """Writes ``{"responses": [...]}`` one response at a time, so it can be streamed.
+
+    ``dialect`` (:data:`JsonDialect`) decides how header names are spelt, whatever case the
+    application used: ASGI applications send them in lower case, and Microsoft Graph's
+    JavaScript client looks for ``"Content-Type"``. Names differing only in case are one
+    header: their values make one list, in order.
+    """
 
     content_type = MEDIA_TYPE
 
-    def __init__(self) -> None:
+    def __init__(self, dialect: JsonDialect = "graph") -> None:
+        if dialect not in JSON_DIALECTS:
+            raise ValueError(f"dialect must be one of {JSON_DIALECTS}, not {dialect!r}")
+        self._spell: Callable[[str], str] = canonical_name if dialect == "graph" else str.lower
         self._written = 0
 
     def start(self) -> bytes:
@@ -605,10 +621,12 @@ class JsonResponseWriter:
         fields, body = response_fields(response, head=request.method == "HEAD")
         encode_fields(fields)  # the same checks as on the wire: no CR, LF or NUL
         headers: dict[str, str | list[str]] = {}
+        spell = self._spell
         for name, value in fields:
-            previous = headers.get(name)
+            spelt = spell(name)
+            previous = headers.get(spelt)
             # A repeated header (several Set-Cookie) becomes a list: nothing is lost.
-            headers[name] = value if previous is None else [*_as_list(previous), value]
+            headers[spelt] = value if previous is None else [*_as_list(previous), value]
         item: dict[str, Any] = {"id": request.content_id, "status": response.status}
         item["headers"] = headers
         if body:
@@ -623,6 +641,51 @@ class JsonResponseWriter:
 
     def close(self) -> bytes:
         return b"]}"
+
+
+def canonical_name(name: str) -> str:
+    """``name`` as header names are usually spelt: each word capitalised (``Content-Type``),
+    the irregular ones as their specifications spell them (``ETag``, ``WWW-Authenticate``)."""
+    spelt = _CANONICAL.get(name)
+    if spelt is None:
+        lowered = name.lower()
+        spelt = _IRREGULAR_NAMES.get(lowered) or "-".join(
+            _IRREGULAR_WORDS.get(word) or word.capitalize() for word in lowered.split("-")
+        )
+        if len(_CANONICAL) >= 4096:
+            _CANONICAL.clear()  # unique names (X-Request-Id values?) fill it: start afresh
+        _CANONICAL[name] = spelt
+    return spelt
+
+
+#: Names already spelt (bounded): the same few recur in every answer.
+_CANONICAL: dict[str, str] = {}
+#: Whole names spelt otherwise than word by word.
+_IRREGULAR_NAMES = {"etag": "ETag", "te": "TE", "dnt": "DNT", "sourcemap": "SourceMap"}
+#: Words of names spelt otherwise than capitalised (the registered names that use them:
+#: WWW-Authenticate, Content-MD5, Content-ID, X-XSS-Protection, OData-Version,
+#: OData-MaxVersion, OData-EntityId, X-UA-Compatible, X-DNS-Prefetch-Control, Expect-CT,
+#: Accept-CH, X-Real-IP, HTTP2-Settings, Sec-WebSocket-Key, X-CSRF-Token, ...).
+_IRREGULAR_WORDS = {
+    "www": "WWW",
+    "md5": "MD5",
+    "id": "ID",
+    "xss": "XSS",
+    "odata": "OData",
+    "maxversion": "MaxVersion",
+    "entityid": "EntityId",
+    "ua": "UA",
+    "dns": "DNS",
+    "ct": "CT",
+    "ch": "CH",
+    "ip": "IP",
+    "http2": "HTTP2",
+    "websocket": "WebSocket",
+    "csrf": "CSRF",
+    "xsrf": "XSRF",
+    "p3p": "P3P",
+    "nel": "NEL",
+}
 
 
 def encode_json_requests(requests: Iterable[SubRequest]) -> bytes:
