@@ -14,7 +14,8 @@ For the same N calls of the workload (``bench.workload``):
 
 Rounds interleave (a), (b), (c) and (d), and the ratios b/a and d/a are taken within each
 round, so slow moments of a shared machine hit all four alike. Memory is measured in fresh
-subprocesses: ``python -m bench.server_cost memory {parts1000,blob50mb} {tracemalloc,rss}``.
+subprocesses: ``python -m bench.server_cost memory CASE {tracemalloc,rss}``, CASE one of
+:data:`MEMORY_CASES` (8 MiB JSON batches dense in brackets among them).
 
 Run ``python -m bench.server_cost``; results go to ``bench/results/server.json``.
 """
@@ -22,6 +23,7 @@ Run ``python -m bench.server_cost``; results go to ``bench/results/server.json``
 from __future__ import annotations
 
 import argparse
+import ctypes
 import io
 import json
 import subprocess
@@ -39,6 +41,7 @@ from werkzeug.test import EnvironBuilder
 
 from bench.timing import median, start_response, timed
 from bench.workload import (
+    JSON_SHAPES,
     Call,
     batch_body,
     blob_batch_body,
@@ -46,6 +49,7 @@ from bench.workload import (
     create_app,
     json_batch_body,
     json_body,
+    json_shape_body,
     multipart_content_type,
 )
 from flask_batch import add_batch_route
@@ -256,6 +260,34 @@ def _status_kib(field_name: str) -> int:
     raise LookupError(field_name)
 
 
+#: The memory cases: 1,000 small multipart parts, one 50 MB multipart part, and 8 MiB JSON
+#: batches of the shapes that cost a parser the most memory per byte (json-<shape>).
+MEMORY_CASES = ("parts1000", "blob50mb", *(f"json-{shape}" for shape in JSON_SHAPES))
+JSON_MEMORY_SIZE = 8 * MIB
+
+
+def memory_body(case: str) -> tuple[bytes, str | None]:
+    """The batch body of a memory case, and its Content-Type (None: multipart)."""
+    if case == "blob50mb":
+        return blob_batch_body(BLOB_SIZE), None
+    if case == "parts1000":
+        return batch_body(calls(1000)), None
+    # As many requests as the endpoint allows (bench_app's max_parts), each dense in brackets.
+    shape = case.removeprefix("json-")
+    return json_shape_body(shape, JSON_MEMORY_SIZE, parts=20_000), "application/json"
+
+
+def check_memory_answer(app: Flask, case: str, body: bytes) -> None:
+    """A JSON case's batch answers 200 to every request (checked after the measurement, so
+    that its memory is not in use before it)."""
+    if not case.startswith("json-"):
+        return
+    statuses, raw = answer_of(app, json_environ(body))
+    answers = json.loads(raw).get("responses", []) if statuses == ["200 OK"] else []
+    if not answers or any(answer.get("status") != 200 for answer in answers):
+        raise AssertionError(f"the {case} batch answered {statuses}, {raw[:200]!r}")
+
+
 def memory_case(case: str, mode: str) -> dict[str, Any]:
     """Peak memory while one batch is answered, beyond what was in use before it started.
 
@@ -264,8 +296,9 @@ def memory_case(case: str, mode: str) -> dict[str, Any]:
     """
     app = bench_app()
     check_batch_answer(app, calls(10))  # first-request imports and caches happen now
-    body = blob_batch_body(BLOB_SIZE) if case == "blob50mb" else batch_body(calls(1000))
-    environ = batch_environ(body)
+    check_json_answer(app, calls(10))
+    body, content_type = memory_body(case)
+    environ = batch_environ(body, content_type)
     result: dict[str, Any] = {"case": case, "mode": mode, "body_bytes": len(body)}
     if mode == "tracemalloc":
         tracemalloc.start()
@@ -277,6 +310,8 @@ def memory_case(case: str, mode: str) -> dict[str, Any]:
         tracemalloc.stop()
         result["extra_peak_bytes"] = peak - before
     else:
+        # Memory freed while the body was built would be reused unseen: give it back first.
+        ctypes.CDLL(None).malloc_trim(0)
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM) to now
         before_kib = _status_kib("VmRSS")
         start = time.perf_counter()
@@ -286,13 +321,14 @@ def memory_case(case: str, mode: str) -> dict[str, Any]:
         result["rss_before_bytes"] = before_kib * 1024
     result["answer_bytes"] = answer_size
     result["seconds"] = seconds
+    check_memory_answer(app, case, body)
     return result
 
 
 def memory(log: Callable[[str], None]) -> list[dict[str, Any]]:
     """Each case in a fresh interpreter, so that one case's peak cannot hide in another's."""
     results = []
-    for case in ("parts1000", "blob50mb"):
+    for case in MEMORY_CASES:
         for mode in ("tracemalloc", "rss"):
             done = subprocess.run(
                 [sys.executable, "-m", "bench.server_cost", "memory", case, mode],
@@ -303,7 +339,7 @@ def memory(log: Callable[[str], None]) -> list[dict[str, Any]]:
             )
             result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
             log(
-                f"  memory {case:9} {mode:11} body {result['body_bytes'] / MIB:7.2f} MiB, "
+                f"  memory {case:13} {mode:11} body {result['body_bytes'] / MIB:7.2f} MiB, "
                 f"extra peak {result['extra_peak_bytes'] / MIB:7.2f} MiB "
                 f"({result['extra_peak_bytes'] / result['body_bytes']:.2f}x the body)"
             )
@@ -338,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.server_cost", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     mem = sub.add_parser("memory", help="one memory case, in this process (prints JSON)")
-    mem.add_argument("case", choices=["parts1000", "blob50mb"])
+    mem.add_argument("case", choices=MEMORY_CASES)
     mem.add_argument("mode", choices=["tracemalloc", "rss"])
     parser.add_argument("--n", type=int, nargs="*", default=[10, 100, 1000, 10_000])
     parser.add_argument("--out", type=Path, default=RESULTS / "server.json")
