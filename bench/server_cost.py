@@ -14,9 +14,9 @@ For the same N calls of the workload (``bench.workload``):
 
 Rounds interleave (a), (b), (c) and (d), and the ratios b/a and d/a are taken within each
 round, so slow moments of a shared machine hit all four alike. Memory is measured in fresh
-subprocesses: ``python -m bench.server_cost memory CASE {tracemalloc,rss}``, for a batch of
-1,000 small parts, one 50 MB part, and one part whose answer streams 128 MiB (through the
-Flask extension, and through the ASGI middleware).
+subprocesses: ``python -m bench.server_cost memory CASE {tracemalloc,rss}``, CASE one of
+:data:`MEMORY_CASES` (8 MiB JSON batches dense in brackets among them, and one part whose
+answer streams 128 MiB, through the Flask extension and through the ASGI middleware).
 
 Run ``python -m bench.server_cost``; results go to ``bench/results/server.json``.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import io
 import json
 import subprocess
@@ -42,6 +43,7 @@ from werkzeug.test import EnvironBuilder
 
 from bench.timing import median, start_response, timed
 from bench.workload import (
+    JSON_SHAPES,
     Call,
     batch_body,
     blob_batch_body,
@@ -49,6 +51,7 @@ from bench.workload import (
     create_app,
     json_batch_body,
     json_body,
+    json_shape_body,
     multipart_content_type,
 )
 from flask_batch import add_batch_route, asgi
@@ -64,7 +67,6 @@ BLOB_SIZE = 50 * MIB
 #: The answer of the streamed-answer cases, sent in chunks of STREAM_CHUNK by the application.
 ANSWER_SIZE = 128 * MIB
 STREAM_CHUNK = 64 * 1024
-MEMORY_CASES = ("parts1000", "blob50mb", "answer128mb", "answer128mb-asgi")
 #: Rounds per N: enough for a stable median, about 25 s in all on a 2-core machine.
 ROUNDS = {10: 150, 100: 40, 1000: 10, 10_000: 4}
 
@@ -263,43 +265,84 @@ def _status_kib(field_name: str) -> int:
     raise LookupError(field_name)
 
 
+#: The memory cases: 1,000 small multipart parts, one 50 MB multipart part, 8 MiB JSON
+#: batches of the shapes that cost a parser the most memory per byte (json-<shape>), and one
+#: part answered with ANSWER_SIZE bytes streamed (through Flask, and through ASGI).
+MEMORY_CASES = (
+    "parts1000",
+    "blob50mb",
+    *(f"json-{shape}" for shape in JSON_SHAPES),
+    "answer128mb",
+    "answer128mb-asgi",
+)
+JSON_MEMORY_SIZE = 8 * MIB
+
+
+def memory_body(case: str) -> tuple[bytes, str | None]:
+    """The batch body of a memory case, and its Content-Type (None: multipart)."""
+    if case == "blob50mb":
+        return blob_batch_body(BLOB_SIZE), None
+    if case == "parts1000":
+        return batch_body(calls(1000)), None
+    # As many requests as the endpoint allows (bench_app's max_parts), each dense in brackets.
+    shape = case.removeprefix("json-")
+    return json_shape_body(shape, JSON_MEMORY_SIZE, parts=20_000), "application/json"
+
+
+def check_memory_answer(app: Flask, case: str, body: bytes) -> None:
+    """A JSON case's batch answers 200 to every request (checked after the measurement, so
+    that its memory is not in use before it)."""
+    if not case.startswith("json-"):
+        return
+    statuses, raw = answer_of(app, json_environ(body))
+    answers = json.loads(raw).get("responses", []) if statuses == ["200 OK"] else []
+    if not answers or any(answer.get("status") != 200 for answer in answers):
+        raise AssertionError(f"the {case} batch answered {statuses}, {raw[:200]!r}")
+
+
 def memory_case(case: str, mode: str) -> dict[str, Any]:
     """Peak memory while one batch is answered, beyond what was in use before it started.
 
     The body is in memory before the measurement (in ``wsgi.input``, as a server's socket
     buffer would hold it), so what is reported is what answering the batch adds.
     """
-    answer = _answering(case)
-    answer()  # first-request imports and caches happen now
-    result: dict[str, Any] = {"case": case, "mode": mode, "body_bytes": answer.body_bytes}
+    answering = _answering(case)
+    result: dict[str, Any] = {"case": case, "mode": mode, "body_bytes": answering.body_bytes}
     if mode == "tracemalloc":
         tracemalloc.start()
         before, _ = tracemalloc.get_traced_memory()
         start = time.perf_counter()
-        answer_size = answer()
+        answer_size = answering()
         seconds = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         result["extra_peak_bytes"] = peak - before
     else:
+        # Memory freed while the body was built would be reused unseen: give it back first.
+        ctypes.CDLL(None).malloc_trim(0)
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM) to now
         before_kib = _status_kib("VmRSS")
         start = time.perf_counter()
-        answer_size = answer()
+        answer_size = answering()
         seconds = time.perf_counter() - start
         result["extra_peak_bytes"] = (_status_kib("VmHWM") - before_kib) * 1024
         result["rss_before_bytes"] = before_kib * 1024
     result["answer_bytes"] = answer_size
     result["seconds"] = seconds
+    answering.check()
     return result
 
 
 class _Answering:
-    """One memory case, ready to run: calling it answers the batch; its answer's size."""
+    """One memory case, ready to run: calling it answers the batch (its answer's size);
+    :meth:`check` then checks the answer, once the measurement is over."""
 
-    def __init__(self, body_bytes: int, run: Callable[[], int]) -> None:
+    def __init__(
+        self, body_bytes: int, run: Callable[[], int], check: Callable[[], None] = lambda: None
+    ) -> None:
         self.body_bytes = body_bytes
         self._run = run
+        self.check = check
 
     def __call__(self) -> int:
         return self._run()
@@ -309,15 +352,27 @@ def _answering(case: str) -> _Answering:
     if case.startswith("answer"):
         body = batch_body([Call("GET", "/stream", None)])
         if case.endswith("-asgi"):
-            return _Answering(len(body), partial(_asgi_answer, body))
-        app = Flask(__name__)
-        app.get("/stream")(_streamed_view)
-        add_batch_route(app, max_answer_part_size=2 * ANSWER_SIZE, max_answer_size=2 * ANSWER_SIZE)
-        return _Answering(len(body), lambda: run_batch(app, batch_environ(body)))
+            run: Callable[[bytes], int] = _asgi_answer
+        else:
+            app = Flask(__name__)
+            app.get("/stream")(_streamed_view)
+            add_batch_route(
+                app, max_answer_part_size=2 * ANSWER_SIZE, max_answer_size=2 * ANSWER_SIZE
+            )
+
+            def run(body: bytes) -> int:
+                return run_batch(app, batch_environ(body))
+
+        run(batch_body([]))  # first-request imports and caches happen now (a refused batch)
+        return _Answering(len(body), partial(run, body))
     app = bench_app()
-    check_batch_answer(app, calls(10))
-    body = blob_batch_body(BLOB_SIZE) if case == "blob50mb" else batch_body(calls(1000))
-    return _Answering(len(body), lambda: run_batch(app, batch_environ(body)))
+    check_batch_answer(app, calls(10))  # first-request imports and caches happen now
+    check_json_answer(app, calls(10))
+    body, content_type = memory_body(case)
+    environ = batch_environ(body, content_type)
+    return _Answering(
+        len(body), partial(run_batch, app, environ), partial(check_memory_answer, app, case, body)
+    )
 
 
 def _streamed_view() -> Iterator[bytes]:

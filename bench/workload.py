@@ -123,6 +123,27 @@ def json_batch_body(workload: list[Call]) -> bytes:
     return json.dumps({"requests": requests}).encode()
 
 
+#: The shapes of JSON batch bodies that cost a parser the most memory per byte.
+JSON_SHAPES = ("brackets", "objects", "many")
+
+
+def json_shape_body(shape: str, size: int, parts: int) -> bytes:
+    """A JSON batch of about ``size`` bytes of ``PUT /blobs/<name>`` requests with JSON bodies
+    dense in brackets: one request of ``[[],[],...]`` ("brackets") or ``[{},{},...]``
+    ("objects"), or ``parts`` requests of ``[[],[],...]`` ("many")."""
+    count = parts if shape == "many" else 1
+    unit = b"{}" if shape == "objects" else b"[]"
+    requests = []
+    for i in range(count):
+        head = (
+            b'{"id":"%d","method":"PUT","url":"/blobs/part-%d",'
+            b'"headers":{"Content-Type":"application/json"},"body":[' % (i, i)
+        )
+        units = max(0, (size // count - len(head) - 4) // (len(unit) + 1))
+        requests.append(head + b",".join([unit] * units) + b"]}")
+    return b'{"requests":[' + b",".join(requests) + b"]}"
+
+
 def blob_batch_body(size: int, boundary: str = BOUNDARY) -> bytes:
     """A batch of one ``PUT /blobs/big`` part carrying ``size`` bytes of binary data."""
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)

@@ -9,6 +9,7 @@ without their outer HTTP head (its Content-Type becomes the reader's Content-Typ
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import json
 import zlib
@@ -196,6 +197,39 @@ def json_documents() -> dict[str, bytes]:
         "read-nested": json_input(
             b'{"requests": [{"id": "d", "method": "POST", "url": "/", "headers":'
             b' {"Content-Type": "application/json"}, "body": ' + b"[" * 40 + b"]" * 40 + b"}]}"
+        ),
+        # Issue 11: what the reader of raw bytes refuses, and what it passes on as written.
+        "read-exact-body": json_input(
+            b'{"requests": [{"id": "x", "method": "PUT", "url": "/", "headers": {"Content-Type":'
+            b' "application/json"}, "body": {"a" :[1, 2.50, -0e0, 1e400, "\u00e9\\/"] }}]}'
+        ),
+        "read-deepest-body": json_input(
+            b'{"requests": [{"id": "d", "method": "POST", "url": "/", "headers":'
+            b' {"Content-Type": "application/json"}, "body": '
+            + (b"[{}," * 63 + b"1" + b"]" * 63)
+            + b"}]}"
+        ),
+        "read-too-deep": json_input(b'{"requests": [], "x": ' + b'{"a":[' * 33 + b"]}" * 33 + b"}"),
+        "read-member-twice": json_input(
+            b'{"requests": [{"id": "1", "method": "GET", "url": "/a", "\u0075rl": "/b"}]}'
+        ),
+        "read-header-twice": json_input(
+            b'{"requests": [{"id": "1", "method": "GET", "url": "/",'
+            b' "headers": {"X-A": "1", "x-a": "2", "X-A": "3"}}]}'
+        ),
+        "read-escaped-names": json_input(
+            b'{"requ\u0065sts": [{"\u0069d": "1", "m\u0065thod": "GET", "url": "/", "ex": '
+            b'{"tra": [null, {"s": "\ud83d\ude00"}]}, "b\u006fdy": "eA", "headers": '
+            b'{"Content-Type": "image/png"}}]}'
+        ),
+        "read-atomicity-group": json_input(
+            b'{"requests": [{"id": "1", "method": "PUT", "url": "/", "atomicityGroup": "g"}]}'
+        ),
+        "read-bom": json_input(codecs.BOM_UTF8 + json.dumps({"requests": [get]}).encode()),
+        "read-utf32": json_input(json.dumps({"requests": [get]}).encode("utf-32-le")),
+        "read-long-url": json_input(
+            json.dumps({"requests": [{**get, "url": "/" + "a" * 120}]}).encode(),
+            limits=bytes([255, 255, 255, 14, 255]),
         ),
         "write-answers": json_answers_input(
             [

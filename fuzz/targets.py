@@ -46,6 +46,7 @@ from flask_batch.wire.http1 import (
 from flask_batch.wire.jsonbatch import (
     JsonRequestReader,
     JsonResponseWriter,
+    canonical_name,
     encode_json_requests,
     is_json,
     read_json_responses,
@@ -607,13 +608,26 @@ def _content_type(fields: Headers) -> str | None:
 
 
 def _read_json(chunks: Sequence[bytes], limits: Limits) -> tuple[SubRequest, ...] | Refused:
+    reader = JsonRequestReader(limits)
     try:
-        reader = JsonRequestReader(limits)
         for chunk in chunks:
             reader.feed(chunk)
         return tuple(reader.close())
     except BatchError as error:
         return refused(error)
+    finally:
+        _check_json_cost(reader.scanned, sum(map(len, chunks)), "JsonRequestReader")
+
+
+#: Bytes a reader may examine per byte of its input, and besides.
+COST_PER_BYTE = 8
+COST_BASE = 1024
+
+
+def _check_json_cost(work: int, size: int, what: str) -> None:
+    """``what`` did work linear in its input: at most a small constant per byte."""
+    if work > COST_PER_BYTE * size + COST_BASE:
+        raise Finding(f"{what} examined {work} bytes to read {size}")
 
 
 def check_json(cursor: Cursor) -> None:
@@ -644,7 +658,7 @@ def check_json(cursor: Cursor) -> None:
             _check_json_read(request_id, response)
     if isinstance(whole, Refused):
         return
-    _check_json_requests(whole, limits, _strict_json(document)["requests"])
+    _check_json_requests(whole, limits, _strict_json(document)["requests"], document)
     _check_json_answers([(request, _echo(request)) for request in whole])
     _check_json_resent([request for request in whole if request.refusal is None])
 
@@ -669,7 +683,7 @@ def _check_json_read(request_id: object, response: SubResponse) -> None:
 
 
 def _check_json_requests(
-    requests: tuple[SubRequest, ...], limits: Limits, items: list[Any]
+    requests: tuple[SubRequest, ...], limits: Limits, items: list[Any], document: bytes
 ) -> None:
     """Within the limits; a valid request line and fields; each body the bytes its item says."""
     if len(requests) > limits.max_parts or len({r.content_id for r in requests}) < len(requests):
@@ -679,22 +693,28 @@ def _check_json_requests(
             raise Finding(f"invalid method {request.method!r}")
         if not _VISIBLE.fullmatch(request.target) or not request.content_id:
             raise Finding(f"invalid target or id in {request!r}")
+        # The request line and the header lines count as in multipart (blank line included).
+        head = len(f"{request.method} {request.target} HTTP/1.1\r\n\r\n")
         if (
             len(request.headers) > limits.max_headers
-            or len(encode_fields(request.headers)) > limits.max_header_size
+            or head + len(encode_fields(request.headers)) > limits.max_header_size
             or len(request.body) > limits.max_part_size
         ):
             raise Finding(f"{request!r} read under {limits!r}")
         if request.refusal is None and request.body:
-            _check_json_body(request, item["body"])
+            _check_json_body(request, item["body"], document)
 
 
-def _check_json_body(request: SubRequest, value: Any) -> None:
-    """The body the application gets is what the item's "body" stands for, by its type."""
+def _check_json_body(request: SubRequest, value: Any, document: bytes) -> None:
+    """The body the application gets is what the item's "body" stands for, by its type: under
+    a JSON type, the value's own text (the same value, as written: found in the document)."""
     media_type, params = _media(_content_type(request.headers))
     try:
         if is_json(media_type):
-            same = _strict_json(request.body) == value
+            body = bytes(request.body)
+            same = (
+                _strict_json(body) == value and body == body.strip(b" \t\r\n") and body in document
+            )
         elif media_type.startswith("text/"):
             same = request.body.decode(params.get("charset", "utf-8")) == value
         else:
@@ -792,16 +812,18 @@ def _check_json_answer(
 ) -> None:
     fields, body = response_fields(response, head=request.method == "HEAD")
     grouped: dict[str, list[str]] = {}
-    for name, value in fields:  # repeated names travel as one list, at the first one's place
-        grouped.setdefault(name, []).append(value)
+    # Names equal but for case travel as one list, at the first one's place, spelt as usual.
+    for name, value in fields:
+        grouped.setdefault(name.lower(), []).append(value)
     expected = [(name, value) for name, values in grouped.items() for value in values]
     if body:  # the length is that of the bytes that arrived
-        expected = [f for f in expected if f[0].lower() != "content-length"]
-        expected.append(("Content-Length", str(len(got.body))))
+        expected = [f for f in expected if f[0] != "content-length"]
+        expected.append(("content-length", str(len(got.body))))
     if (
         request_id != request.content_id
         or (got.status, got.reason) != (response.status, reason_phrase(response.status))
-        or got.headers != tuple(expected)
+        or [(name.lower(), value) for name, value in got.headers] != expected
+        or any(name != canonical_name(name) for name, _ in got.headers)
         or not _same_body(body, bytes(got.body), _content_type(fields))
     ):
         raise Finding(f"{request.content_id!r}: {response!r:.300} written, {got!r:.300} read")

@@ -21,6 +21,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from flask_batch import add_batch_route
+from flask_batch.wire.jsonbatch import JsonDialect, JsonResponseWriter, canonical_name
+from flask_batch.wire.model import SubRequest, SubResponse
 
 from .batching import problem
 
@@ -903,3 +905,100 @@ def test_max_part_size() -> None:
     too_big = item("2", "POST", "/api/echo", url64(b"\0" * 2000), headers=binary)
     assert limit_of(send(client, {"requests": [OK, too_big]})) == ("max_part_size", 1024)
     assert calls(app) == []
+
+
+# --------------------------------------------------------------------------------------
+# Header names of JSON answers, by dialect
+# --------------------------------------------------------------------------------------
+
+MIXED_CASE = (
+    ("content-type", "application/json"),
+    ("ETAG", '"v1"'),
+    ("www-authenticate", "Bearer"),
+    ("content-md5", "Q2hlY2s="),
+    ("dnt", "1"),
+    ("x-xss-protection", "0"),
+    ("odata-version", "4.01"),
+    ("OData-MaxVersion", "4.01"),
+    ("content-id", "7"),
+    ("x-request-id", "abc"),
+    ("set-cookie", "a=1"),
+    ("Set-Cookie", "b=2"),
+    ("SET-COOKIE", "c=3"),
+    ("x-custom-header", "x"),
+)
+
+
+def written(dialect: JsonDialect) -> dict[str, Any]:
+    writer = JsonResponseWriter(dialect=dialect)
+    response = SubResponse(200, "OK", MIXED_CASE, b"{}")
+    request = SubRequest("GET", "/", (), b"", "1")
+    headers: dict[str, Any] = strict_loads(writer.part(response, request))["headers"]
+    return headers
+
+
+def test_graph_answers_spell_header_names_as_usual_whatever_the_application_sent() -> None:
+    """Microsoft Graph writes (and its JavaScript client reads) ``Content-Type``: ASGI
+    applications send lower-case names, and the irregular ones have their own spelling."""
+    assert written("graph") == {
+        "Content-Type": "application/json",
+        "ETag": '"v1"',
+        "WWW-Authenticate": "Bearer",
+        "Content-MD5": "Q2hlY2s=",
+        "DNT": "1",
+        "X-XSS-Protection": "0",
+        "OData-Version": "4.01",
+        "OData-MaxVersion": "4.01",
+        "Content-ID": "7",
+        "X-Request-ID": "abc",
+        "Set-Cookie": ["a=1", "b=2", "c=3"],  # one header whatever the case, in order
+        "X-Custom-Header": "x",
+        "Content-Length": "2",
+    }
+
+
+def test_odata_answers_write_header_names_in_lower_case() -> None:
+    """OData JSON Format 4.01, section 19.5: each response header name MUST be lower case."""
+    headers = written("odata")
+    assert list(headers) == [
+        "content-type",
+        "etag",
+        "www-authenticate",
+        "content-md5",
+        "dnt",
+        "x-xss-protection",
+        "odata-version",
+        "odata-maxversion",
+        "content-id",
+        "x-request-id",
+        "set-cookie",
+        "x-custom-header",
+        "content-length",
+    ]
+    assert headers["set-cookie"] == ["a=1", "b=2", "c=3"]
+
+
+def test_graph_is_the_default_and_other_dialects_are_refused() -> None:
+    request = SubRequest("GET", "/", (), b"", "1")
+    response = SubResponse(200, "OK", (("content-type", "text/plain"),), b"x")
+    assert b'"Content-Type"' in JsonResponseWriter().part(response, request)
+    with pytest.raises(ValueError, match="dialect"):
+        JsonResponseWriter(dialect="google")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "spelt"),
+    [
+        ("TE", "TE"),
+        ("te", "TE"),
+        ("x-ua-compatible", "X-UA-Compatible"),
+        ("sec-websocket-key", "Sec-WebSocket-Key"),
+        ("ACCEPT-CH", "Accept-CH"),
+        ("odata-entityid", "OData-EntityId"),
+        ("x-forwarded-for", "X-Forwarded-For"),
+        ("x", "X"),
+        ("a--b", "A--B"),
+    ],
+)
+def test_canonical_names(name: str, spelt: str) -> None:
+    assert canonical_name(name) == spelt

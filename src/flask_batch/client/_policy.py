@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 #: Methods that mean the same when sent twice (RFC 9110, 9.2.2): retried by default.
@@ -113,5 +113,5 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except (TypeError, ValueError, IndexError):
         return None
     if date.tzinfo is None:  # "-0000" dates come back naive: they are UTC too
-        date = date.replace(tzinfo=timezone.utc)
+        date = date.replace(tzinfo=UTC)
     return max(0.0, date.timestamp() - (time.time() if now is None else now))

@@ -838,7 +838,7 @@ async def call_within_async(
     deadline = time.monotonic() + timeout
     try:
         return await asyncio.wait_for(call(deadline), timeout)
-    except (asyncio.TimeoutError, Overdue):
+    except (TimeoutError, Overdue):
         return late()
 
 

@@ -3,7 +3,8 @@
 Request: ``{"requests": [{"id", "method", "url", "headers", "body", "dependsOn"}]}``.
 Answer: ``{"responses": [{"id", "status", "headers", "body"}]}``, in request order. A body
 travels as the JSON value itself under a JSON media type, as a string under ``text/*``, and
-base64url-encoded otherwise.
+base64url-encoded otherwise. Requests are read from the raw bytes (:mod:`.jsontext`), so a
+request's JSON body is the exact text its client wrote; answers are written with ``json``.
 """
 
 from __future__ import annotations
@@ -12,19 +13,36 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Iterable
-from typing import Any
+import mmap
+import re
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache
+from typing import Any, Literal
 from urllib.parse import quote
 
 from .errors import LimitExceeded, MalformedBatch, reason_phrase
 from .fields import encode_fields
 from .http1 import response_fields
-from .model import Headers, Limits, SubRequest, SubResponse
+from .jsontext import (
+    STRING,
+    STRINGS_ARRAY,
+    STRINGS_OBJECT,
+    Buffer,
+    InvalidJson,
+    JsonText,
+    Member,
+    NotUtf8,
+    Span,
+    object_pattern,
+    value_pattern,
+)
+from .model import Headers, Limits, SubRequest, SubResponse, first_header
 from .multipart import parse_media_type
 
 MEDIA_TYPE = "application/json"
 # Every visible ASCII character stays as sent; anything else in a url is percent-encoded.
 _URL_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 
 
 def is_json(media_type: str) -> bool:
@@ -32,12 +50,24 @@ def is_json(media_type: str) -> bool:
 
 
 class JsonRequestReader:
-    """Collects a JSON batch body (bounded by ``max_body_size``) and reads its requests."""
+    """Collects a JSON batch body (bounded by ``max_body_size``) and reads its requests.
+
+    The body is read as raw bytes (:class:`~.jsontext.JsonText`), checking every limit as it
+    goes: the request past ``max_parts`` is refused before it is read, and a string is
+    decoded only once its raw size is known to fit. Only the small members of a request
+    become Python values, and a JSON body is its exact text, so the memory reading takes
+    stays within a small multiple of the body whatever its shape (``json.loads`` of
+    ``[[],[],...]`` takes 20 times its size).
+    """
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self._chunks: list[bytes] = []
+        self._mapped: _MappedBody | None = None
         self._size = 0
+        #: Bytes examined while reading (:attr:`.jsontext.JsonText.scanned`): reading costs
+        #: time in proportion to the body, whatever its shape.
+        self.scanned = 0
 
     def feed(self, data: bytes) -> None:
         self._size += len(data)
@@ -45,103 +75,418 @@ class JsonRequestReader:
             raise LimitExceeded.of(
                 self._limits, "max_body_size", "the batch body is larger than {value} bytes"
             )
+        if self._mapped is not None:
+            self._mapped.append(data)
+            return
         self._chunks.append(data)
+        if self._size >= _MAPPED_FROM:
+            self._mapped = _MappedBody(self._chunks, self._size)
+            self._chunks = []
 
     def close(self) -> list[SubRequest]:
+        mapped = self._mapped
+        data: Buffer = b"".join(self._chunks) if mapped is None else mapped.map
+        self._chunks, self._mapped = [], None
         try:
-            document = _loads(b"".join(self._chunks))
-        except (ValueError, RecursionError) as error:
-            raise MalformedBatch(f"the body is not valid JSON: {error}") from None
-        if not isinstance(document, dict) or not isinstance(document.get("requests"), list):
-            raise MalformedBatch('a JSON batch is an object with a "requests" array')
-        items = document["requests"]
-        if len(items) > self._limits.max_parts:
-            raise LimitExceeded.of(
-                self._limits,
-                "max_parts",
-                "the batch has more than {value} requests",
-                part=self._limits.max_parts + 1,
-            )
-        requests = [self._request(item, index) for index, item in enumerate(items, start=1)]
-        seen: set[str] = set()
-        for index, request in enumerate(requests, start=1):
-            assert request.content_id is not None
-            if request.content_id in seen:
-                raise MalformedBatch(f"the id {request.content_id!r} is used twice", part=index)
-            seen.add(request.content_id)
+            return self._read(data)
+        finally:
+            if mapped is not None:
+                mapped.map.close()  # its memory goes back to the system now
+
+    def _read(self, data: Buffer) -> list[SubRequest]:
+        try:
+            text = JsonText(data, self._size)
+        except NotUtf8 as error:
+            self.scanned = self._size
+            raise MalformedBatch(str(error)) from None
+        reading = _Reading(text, self._limits)
+        try:
+            return reading.batch()
+        except InvalidJson as error:
+            detail = f"the batch is not valid JSON: {error}"
+            raise MalformedBatch(detail, part=reading.part) from None
+        finally:
+            self.scanned = text.scanned
+
+
+class _MappedBody:
+    """A large batch body, kept in anonymous memory (``mmap``) rather than in Python's heap:
+    it is given back to the system as soon as it is read, where the allocator could keep the
+    pages of a freed buffer (and Python's small objects never reuse them)."""
+
+    def __init__(self, chunks: list[bytes], size: int) -> None:
+        self.map = mmap.mmap(-1, 2 * size)
+        self.size = 0
+        for chunk in chunks:
+            self.append(chunk)
+
+    def append(self, data: bytes) -> None:
+        end = self.size + len(data)
+        if end > len(self.map):  # twice as large: copied log n times, linear in all
+            grown = mmap.mmap(-1, max(end, 2 * len(self.map)))
+            with memoryview(self.map) as old, memoryview(grown) as new:
+                new[: self.size] = old[: self.size]
+            self.map.close()
+            self.map = grown
+        self.map[self.size : end] = data
+        self.size = end
+
+
+class _Reading:
+    """One JSON batch being read; InvalidJson is about request :attr:`part` (or None)."""
+
+    def __init__(self, text: JsonText, limits: Limits) -> None:
+        self.text = text
+        self.limits = limits
+        #: The request being read (1-based), None outside the requests.
+        self.part: int | None = None
+        # The requests of a batch tend to repeat their headers: each distinct "headers"
+        # object is read once. Per batch, so that no batch learns from timing what another sent.
+        self._seen_headers: dict[bytes, Headers] = {}
+        # Longer JSON strings cannot fit in a header block: refused before they are decoded.
+        self._string_budget = _ESCAPED * limits.max_header_size
+
+    def batch(self) -> list[SubRequest]:
+        """The requests of ``{"requests": [...]}``; its other members are read past."""
+        text = self.text
+        start = text.space(text.start)
+        if text.byte(start) != _OPEN_OBJECT:
+            text.value_end(start)  # InvalidJson if it is not JSON at all
+            raise MalformedBatch(_BATCH_SHAPE)
+        requests: list[SubRequest] | None = None
+        names: set[bytes] = set()
+        member = text.member_name(start, first=True)
+        while isinstance(member, tuple):
+            name, value = member
+            _check_unique(name, names, "the batch", None)
+            if name == b"requests":
+                if text.byte(value) != _OPEN_ARRAY:
+                    text.value_end(value)
+                    raise MalformedBatch(_BATCH_SHAPE)
+                requests, end = self._requests(value)
+            else:
+                end = text.value_end(value)
+            member = text.member_name(end, first=False)
+        end = text.space(member)
+        if end != text.size:
+            raise text.unexpected(end, "the end of the batch")
+        if requests is None:
+            raise MalformedBatch(_BATCH_SHAPE)
         return requests
 
-    def _request(self, item: Any, index: int) -> SubRequest:
-        if not isinstance(item, dict):
+    def _requests(self, start: int) -> tuple[list[SubRequest], int]:
+        """The requests of the array at ``start``, and where it ends."""
+        requests: list[SubRequest] = []
+        ids: set[str] = set()
+        limits = self.limits
+        more, position = self.text.first_element(start)
+        while more:
+            index = len(requests) + 1
+            if index > limits.max_parts:
+                raise LimitExceeded.of(
+                    limits, "max_parts", "the batch has more than {value} requests", part=index
+                )
+            self.part = index
+            request, end = self._request(position, index)
+            assert request.content_id is not None
+            if request.content_id in ids:
+                raise MalformedBatch(f"the id {request.content_id!r} is used twice", part=index)
+            ids.add(request.content_id)
+            requests.append(request)
+            more, position = self.text.next_element(end)
+        self.part = None
+        return requests, position
+
+    def _request(self, start: int, index: int) -> tuple[SubRequest, int]:
+        """The request of the object at ``start``, and where the object ends."""
+        text = self.text
+        # The common case in one match: known members only, each once, of the right types.
+        match = text.match(_request_matcher(), start, charge_failure=False)
+        if match is not None:
+            return self._to_request(tuple(map(match.span, _GROUPS)), index), match.end()
+        end = text.size
+        try:
+            request, end = self._request_by_members(start, index)
+        finally:
+            text.scanned += end - start  # the failed match: no further than the object
+        return request, end
+
+    def _request_by_members(self, start: int, index: int) -> tuple[SubRequest, int]:
+        """:meth:`_request`, member by member: other members, or errors to report."""
+        text = self.text
+        if text.byte(start) != _OPEN_OBJECT:
+            text.value_end(start)
             raise MalformedBatch("a request must be a JSON object", part=index)
-        request_id = _string(item, "id", index)
-        method = _string(item, "method", index).upper()
+        spans = dict.fromkeys(_REQUEST_MEMBERS, _ABSENT)
+        seen: set[bytes] = set()
+        member = text.member(start, first=True)
+        while isinstance(member, Member):
+            _check_unique(member.name, seen, "the request", index)
+            if member.name in spans:
+                self._check_type(member, index)
+                spans[member.name] = member.start, member.end
+            elif member.name == b"atomicityGroup":
+                raise MalformedBatch(
+                    '"atomicityGroup" is not supported yet: the requests of a group could not '
+                    "be undone together if one failed; send them without it",
+                    part=index,
+                )
+            member = text.member(member.end, first=False)
+        return self._to_request(tuple(spans.values()), index), member
+
+    def _check_type(self, member: Member, index: int) -> None:
+        """Refuses a member of :data:`_REQUEST_MEMBERS` whose value is not of its type."""
+        text = self.text
+        name, start, end = member
+        if name in (b"id", b"method", b"url"):
+            typed = text.is_string(start)
+            expected = f'a request needs "{name.decode()}" as a non-empty string'
+        elif name == b"headers":
+            typed = text.is_strings_object(start, end)
+            expected = '"headers" must be an object of strings'
+        elif name == b"body":
+            return  # any value
+        else:
+            typed = text.is_strings_array(start, end)
+            expected = '"dependsOn" must be an array of request ids'
+        if not typed:
+            raise MalformedBatch(expected, part=index)
+
+    def _to_request(self, spans: Sequence[Span], index: int) -> SubRequest:
+        """The request whose members' values are at ``spans`` (:data:`_REQUEST_MEMBERS`)."""
+        limits = self.limits
+        request_id = self._string(spans[_ID], "id", index, _part_head_too_large)
+        method = self._string(spans[_METHOD], "method", index, _head_too_large).upper()
         if not method.isascii() or not method.isalpha():
             raise MalformedBatch(f"invalid method {method!r}", part=index)
-        try:
-            target = quote(_string(item, "url", index), safe=_URL_SAFE)
-        except UnicodeEncodeError:  # a lone surrogate escape has no UTF-8 form
-            raise MalformedBatch('"url" is not valid Unicode', part=index) from None
-        headers = self._headers(item.get("headers", {}), index)
-        depends_on = self._depends_on(item, index)
-        refusal = None
-        body = b""
-        content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
-        # "body": null is the JSON value null under a JSON type, and no body otherwise.
-        if "body" in item and (item["body"] is not None or is_json(_media(content_type)[0])):
-            if content_type is None:
-                refusal = "a request with a body needs a Content-Type header"
-            else:
-                try:
-                    body = encode_body(item["body"], content_type)
-                except ValueError as error:
-                    refusal = str(error)
-        if len(body) > self._limits.max_part_size:
-            raise LimitExceeded.of(
-                self._limits,
-                "max_part_size",
-                "the request's body is larger than {value} bytes",
-                part=index,
-            )
+        target = self._string(spans[_URL], "url", index, _head_too_large)
+        if not _VISIBLE_ASCII.fullmatch(target):
+            try:
+                target = quote(target, safe=_URL_SAFE)
+            except UnicodeEncodeError:  # a lone surrogate escape has no UTF-8 form
+                raise MalformedBatch('"url" is not valid Unicode', part=index) from None
+        headers = self._headers(spans[_HEADERS], index)
+        # The HTTP head it would have in multipart: request line, header lines, blank line.
+        head = len(f"{method} {target} HTTP/1.1\r\n\r\n") + len(encode_fields(headers))
+        if head > limits.max_header_size:
+            raise _head_too_large(limits, index)
+        depends_on = self._depends_on(spans[_DEPENDS_ON], spans[_DEPENDS_ON_SNAKE], index)
+        # Its MIME headers in multipart: "Content-ID: <id>", "Depends-On: <ids>", blank line.
+        part_head = len(f"Content-ID: {request_id}\r\n\r\n".encode("utf-8", "surrogatepass"))
+        if depends_on:
+            line = f"Depends-On: {', '.join(depends_on)}\r\n"
+            part_head += len(line.encode("utf-8", "surrogatepass"))
+        if part_head > limits.max_header_size:
+            raise _part_head_too_large(limits, index)
+        body, refusal = self._body(spans[_BODY], headers, index)
         return SubRequest(method, target, headers, body, request_id, depends_on, refusal)
 
-    def _headers(self, headers: Any, index: int) -> Headers:
-        if not isinstance(headers, dict) or not all(
-            isinstance(value, str) for value in headers.values()
-        ):
-            raise MalformedBatch('"headers" must be an object of strings', part=index)
-        fields = tuple(headers.items())
-        if len(fields) > self._limits.max_headers:
-            raise LimitExceeded.of(
-                self._limits, "max_headers", "the request has more than {value} headers", part=index
-            )
+    def _string(
+        self, span: Span, key: str, index: int, too_large: Callable[[Limits, int], LimitExceeded]
+    ) -> str:
+        """A required non-empty string member; ``too_large``: the error if it cannot fit."""
+        start, end = span
+        if not 2 < end - start <= self._string_budget:
+            if end - start <= 2:  # absent, or ""
+                raise MalformedBatch(f'a request needs "{key}" as a non-empty string', part=index)
+            raise too_large(self.limits, index)
+        return self.text.text(start + 1, end - 1)
+
+    def _headers(self, span: Span, index: int) -> Headers:
+        """The fields of a "headers" object of strings, counted before they are decoded."""
+        start, end = span
+        if start < 0:
+            return ()
+        text = self.text
+        limits = self.limits
+        key = text.raw(start, end) if end - start <= _HEADERS_KEPT else b""
+        known = self._seen_headers.get(key)
+        if known is not None:
+            return known
+        spans = []
+        size = 0
+        for name_span, value_span in text.string_pairs(start, end):
+            spans.append((name_span, value_span))
+            if len(spans) > limits.max_headers:
+                raise LimitExceeded.of(
+                    limits, "max_headers", "the request has more than {value} headers", part=index
+                )
+            size += name_span[1] - name_span[0] + value_span[1] - value_span[0]
+            if size > self._string_budget:
+                raise _head_too_large(limits, index)
+        names: set[str] = set()
+        fields = []
+        for name_span, value_span in spans:
+            name = text.text(*name_span)
+            if name in names:  # a repeated header is two fields in HTTP, not a name twice
+                raise MalformedBatch(f'the header {name!r} appears twice in "headers"', part=index)
+            names.add(name)
+            fields.append((name, text.text(*value_span)))
+        headers = tuple(fields)
         try:
-            size = len(encode_fields(fields))
+            encode_fields(headers)
         except ValueError as error:
             raise MalformedBatch(str(error), part=index) from None
-        if size > self._limits.max_header_size:
-            raise LimitExceeded.of(
-                self._limits,
-                "max_header_size",
-                "the request's headers are longer than {value} bytes",
-                part=index,
-            )
-        return fields
+        if key and len(self._seen_headers) < _SEEN_HEADERS:
+            self._seen_headers[key] = headers
+        return headers
 
-    def _depends_on(self, item: dict[str, Any], index: int) -> tuple[str, ...]:
-        if "dependsOn" in item and "depends_on" in item:
+    def _depends_on(self, span: Span, snake_span: Span, index: int) -> tuple[str, ...]:
+        if span[0] >= 0 and snake_span[0] >= 0:
             raise MalformedBatch('give either "dependsOn" or "depends_on", not both', part=index)
-        names = item.get("dependsOn", item.get("depends_on", []))
-        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-            raise MalformedBatch('"dependsOn" must be an array of request ids', part=index)
-        return tuple(names)
+        start, end = max(span, snake_span)  # the one given: an absent one is (-1, -1)
+        if start < 0:
+            return ()
+        spans = list(self.text.strings(start, end))
+        if sum(end - start for start, end in spans) > self._string_budget:
+            raise _part_head_too_large(self.limits, index)
+        return tuple(self.text.text(*span) for span in spans)
+
+    def _body(self, span: Span, headers: Headers, index: int) -> tuple[bytes, str | None]:
+        """The body a request's "body" stands for by its Content-Type, and why it cannot be
+        read if it cannot (the request is then answered 400, the others run)."""
+        start, end = span
+        if start < 0:
+            return b"", None
+        text = self.text
+        content_type = first_header(headers, "content-type")
+        # "body": null is the JSON value null under a JSON type, and no body otherwise.
+        null = end - start == 4 and text.data[start:end] == b"null"
+        if null and not is_json(_media(content_type)[0]):
+            return b"", None
+        if content_type is None:
+            return b"", "a request with a body needs a Content-Type header"
+        limit = self.limits.max_part_size
+        try:
+            media_type, params = _media(content_type, strict=True)
+            if is_json(media_type):
+                if end - start > limit:
+                    raise _body_too_large(self.limits, index)
+                return text.raw(start, end), None  # exactly as the client wrote it
+            if not text.is_string(start):
+                raise ValueError(f"a {media_type or 'untyped'} body must be a string (base64url)")
+            if media_type.startswith("text/"):
+                charset = params.get("charset", "utf-8")
+                try:
+                    body = text.encoded(start + 1, end - 1, charset, limit=limit)
+                except (LookupError, ValueError) as error:
+                    raise ValueError(f"the body cannot be encoded as {charset}: {error}") from None
+            else:
+                body = _base64url_string(text, start + 1, end - 1, limit)
+        except ValueError as error:
+            return b"", str(error)
+        if len(body) > limit:
+            raise _body_too_large(self.limits, index)
+        return body, None
 
 
-def _string(item: dict[str, Any], key: str, index: int) -> str:
-    value = item.get(key)
-    if not isinstance(value, str) or not value:
-        raise MalformedBatch(f'a request needs "{key}" as a non-empty string', part=index)
-    return value
+#: Bodies this large are kept out of Python's heap while they are read (:class:`_MappedBody`).
+_MAPPED_FROM = 1024 * 1024
+#: Members one object of a JSON batch may have (the batch, a request): a few are read, the
+#: others only checked.
+MAX_MEMBERS = 1000
+#: A JSON string takes at most 6 bytes of text per byte it decodes to (``\\u0041`` is "A"),
+#: so a string of more than 6n bytes cannot fit in n: it is refused before it is decoded.
+_ESCAPED = 6
+#: Distinct "headers" objects one batch remembers, and the longest one remembered.
+_SEEN_HEADERS = 256
+_HEADERS_KEPT = 1024
+_OPEN_OBJECT = ord("{")
+_OPEN_ARRAY = ord("[")
+_BATCH_SHAPE = 'a JSON batch is an object with a "requests" array'
+#: The members of a request that are read (the others are only checked to be JSON), in the
+#: order of the groups of :func:`_request_matcher`; the value of an absent one is at _ABSENT.
+_REQUEST_MEMBERS = (b"id", b"method", b"url", b"headers", b"dependsOn", b"depends_on", b"body")
+_ID, _METHOD, _URL, _HEADERS, _DEPENDS_ON, _DEPENDS_ON_SNAKE, _BODY = range(7)
+_GROUPS = range(1, len(_REQUEST_MEMBERS) + 1)
+_ABSENT = (-1, -1)
+
+
+@cache
+def _request_matcher() -> re.Pattern[bytes]:
+    """A request with only the members it is read for, each once, each of its type."""
+    types = (STRING, STRING, STRING, STRINGS_OBJECT, STRINGS_ARRAY, STRINGS_ARRAY)
+    values = (*types, value_pattern())
+    return re.compile(
+        object_pattern([(n.decode(), v) for n, v in zip(_REQUEST_MEMBERS, values, strict=True)])
+    )
+
+
+_BASE64 = re.compile(rb"[A-Za-z0-9+/_-]*+={0,2}")
+_TO_STANDARD_BASE64 = bytes.maketrans(b"-_", b"+/")
+_BASE64_PIECE = 64 * 1024  # a multiple of 4: whole quantums
+
+
+def _base64url_string(text: JsonText, start: int, end: int, limit: int) -> bytes:
+    """:func:`_base64url` of the string whose inside is from ``start`` to ``end``."""
+    text.scanned += end - start
+    if text.data.find(b"\\", start, end) < 0:
+        return _base64url(text.data, start, end, limit)
+    try:  # "\\/" for "/": some encoders escape it
+        return _base64url(text.encoded(start, end, "ascii"), limit=limit)
+    except UnicodeEncodeError:
+        raise ValueError("the body is not valid base64url") from None
+
+
+def _check_unique(name: bytes, seen: set[bytes], where: str, index: int | None) -> None:
+    """Refuses a member named twice (else adds it to ``seen``): parsers differ on which one
+    counts, so a proxy could check one "url" while this reads the other. Refuses more than
+    :data:`MAX_MEMBERS` members: the names seen take memory (about 60 bytes each)."""
+    if name in seen:
+        shown = name.decode("utf-8", "replace")
+        raise MalformedBatch(f"the member {shown!r} appears twice in {where}", part=index)
+    if len(seen) >= MAX_MEMBERS:
+        raise MalformedBatch(f"{where} has more than {MAX_MEMBERS} members", part=index)
+    seen.add(name)
+
+
+def _head_too_large(limits: Limits, index: int) -> LimitExceeded:
+    """The error multipart gives for the same request line and headers."""
+    return LimitExceeded.of(
+        limits,
+        "max_header_size",
+        "the HTTP request line and headers are longer than {value} bytes",
+        part=index,
+    )
+
+
+def _part_head_too_large(limits: Limits, index: int) -> LimitExceeded:
+    """The error multipart gives for the same Content-ID and Depends-On part headers."""
+    return LimitExceeded.of(
+        limits, "max_header_size", "the part's headers are longer than {value} bytes", part=index
+    )
+
+
+def _body_too_large(limits: Limits, index: int) -> LimitExceeded:
+    return LimitExceeded.of(
+        limits, "max_part_size", "the request's body is larger than {value} bytes", part=index
+    )
+
+
+def _base64url(data: Buffer, start: int = 0, end: int = -1, limit: int = -1) -> bytes:
+    """The bytes ``data[start:end]`` stands for in base64url (standard base64 and missing
+    padding are accepted too), decoded in pieces; ValueError if it is not base64url.
+
+    With a ``limit``, decoding stops once the bytes are longer (the caller refuses them).
+    """
+    end = len(data) if end < 0 else end
+    padding = -(end - start) % 4
+    if _BASE64.fullmatch(data, start, end) is None or (
+        data[max(start, end - 2) : end].count(b"=") + padding > 2
+    ):
+        raise ValueError("the body is not valid base64url")
+    pieces = []
+    size = 0
+    for piece_start in range(start, end, _BASE64_PIECE):
+        piece = data[piece_start : min(end, piece_start + _BASE64_PIECE)]
+        piece = piece.translate(_TO_STANDARD_BASE64)
+        if piece_start + _BASE64_PIECE >= end:
+            piece += b"=" * padding
+        pieces.append(binascii.a2b_base64(piece))
+        size += len(pieces[-1])
+        if 0 <= limit < size:
+            break
+    return b"".join(pieces)
 
 
 def _media(content_type: str | None, *, strict: bool = False) -> tuple[str, dict[str, str]]:
@@ -202,13 +547,11 @@ def _is_binary(content_type: str | None) -> bool:
     return not is_json(media_type) and not media_type.startswith("text/")
 
 
-def encode_body(value: Any, content_type: str | None, *, strict: bool = True) -> bytes:
-    """The bytes a JSON batch body stands for, by its media type; ValueError if it cannot.
-
-    Untyped bodies are base64url, like any type that is neither JSON nor text; an unreadable
-    Content-Type is refused, or (not ``strict``, reading a server's answer) untyped.
-    """
-    media_type, params = _media(content_type, strict=strict)
+def encode_body(value: Any, content_type: str | None) -> bytes:
+    """The bytes an answer's body (a JSON value) stands for, by its media type; ValueError
+    if it cannot. Untyped bodies, and those of an unreadable Content-Type, are base64url,
+    like any type that is neither JSON nor text."""
+    media_type, params = _media(content_type)
     if is_json(media_type):
         try:
             return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -223,10 +566,8 @@ def encode_body(value: Any, content_type: str | None, *, strict: bool = True) ->
         except (LookupError, UnicodeEncodeError) as error:
             raise ValueError(f"the body cannot be encoded as {charset}: {error}") from None
     try:
-        # base64url as the format says; standard base64 and missing padding are accepted too.
-        text = value.replace("-", "+").replace("_", "/")
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError):
+        return _base64url(value.encode("ascii"))
+    except UnicodeEncodeError:
         raise ValueError("the body is not valid base64url") from None
 
 
@@ -248,12 +589,28 @@ def decode_body(body: bytes | bytearray, content_type: str | None) -> tuple[Any,
     return base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii"), True
 
 
+#: How a JSON answer spells header names: "graph" as Microsoft Graph writes them and its
+#: clients expect them (``Content-Type``), "odata" in lower case as OData JSON Format 4.01
+#: (section 19.5) requires (``content-type``).
+JsonDialect = Literal["graph", "odata"]
+JSON_DIALECTS: tuple[JsonDialect, ...] = ("graph", "odata")
+
+
 class JsonResponseWriter:
-    """Writes ``{"responses": [...]}`` one response at a time, so it can be streamed."""
+    """Writes ``{"responses": [...]}`` one response at a time, so it can be streamed.
+
+    ``dialect`` (:data:`JsonDialect`) decides how header names are spelt, whatever case the
+    application used: ASGI applications send them in lower case, and Microsoft Graph's
+    JavaScript client looks for ``"Content-Type"``. Names differing only in case are one
+    header: their values make one list, in order.
+    """
 
     content_type = MEDIA_TYPE
 
-    def __init__(self) -> None:
+    def __init__(self, dialect: JsonDialect = "graph") -> None:
+        if dialect not in JSON_DIALECTS:
+            raise ValueError(f"dialect must be one of {JSON_DIALECTS}, not {dialect!r}")
+        self._spell: Callable[[str], str] = canonical_name if dialect == "graph" else str.lower
         self._written = 0
 
     def start(self) -> bytes:
@@ -264,14 +621,16 @@ class JsonResponseWriter:
         fields, body = response_fields(response, head=request.method == "HEAD")
         encode_fields(fields)  # the same checks as on the wire: no CR, LF or NUL
         headers: dict[str, str | list[str]] = {}
+        spell = self._spell
         for name, value in fields:
-            previous = headers.get(name)
+            spelt = spell(name)
+            previous = headers.get(spelt)
             # A repeated header (several Set-Cookie) becomes a list: nothing is lost.
-            headers[name] = value if previous is None else [*_as_list(previous), value]
+            headers[spelt] = value if previous is None else [*_as_list(previous), value]
         item: dict[str, Any] = {"id": request.content_id, "status": response.status}
         item["headers"] = headers
         if body:
-            content_type = next((v for k, v in fields if k.lower() == "content-type"), None)
+            content_type = first_header(fields, "content-type")
             item["body"], encoded = decode_body(body, content_type)
             if encoded and not _is_binary(content_type):
                 item["bodyEncoding"] = "base64url"  # not what its type says: say how it came
@@ -288,6 +647,51 @@ class JsonResponseWriter:
 
     def close(self) -> bytes:
         return b"]}"
+
+
+def canonical_name(name: str) -> str:
+    """``name`` as header names are usually spelt: each word capitalised (``Content-Type``),
+    the irregular ones as their specifications spell them (``ETag``, ``WWW-Authenticate``)."""
+    spelt = _CANONICAL.get(name)
+    if spelt is None:
+        lowered = name.lower()
+        spelt = _IRREGULAR_NAMES.get(lowered) or "-".join(
+            _IRREGULAR_WORDS.get(word) or word.capitalize() for word in lowered.split("-")
+        )
+        if len(_CANONICAL) >= 4096:
+            _CANONICAL.clear()  # unique names (X-Request-Id values?) fill it: start afresh
+        _CANONICAL[name] = spelt
+    return spelt
+
+
+#: Names already spelt (bounded): the same few recur in every answer.
+_CANONICAL: dict[str, str] = {}
+#: Whole names spelt otherwise than word by word.
+_IRREGULAR_NAMES = {"etag": "ETag", "te": "TE", "dnt": "DNT", "sourcemap": "SourceMap"}
+#: Words of names spelt otherwise than capitalised (the registered names that use them:
+#: WWW-Authenticate, Content-MD5, Content-ID, X-XSS-Protection, OData-Version,
+#: OData-MaxVersion, OData-EntityId, X-UA-Compatible, X-DNS-Prefetch-Control, Expect-CT,
+#: Accept-CH, X-Real-IP, HTTP2-Settings, Sec-WebSocket-Key, X-CSRF-Token, ...).
+_IRREGULAR_WORDS = {
+    "www": "WWW",
+    "md5": "MD5",
+    "id": "ID",
+    "xss": "XSS",
+    "odata": "OData",
+    "maxversion": "MaxVersion",
+    "entityid": "EntityId",
+    "ua": "UA",
+    "dns": "DNS",
+    "ct": "CT",
+    "ch": "CH",
+    "ip": "IP",
+    "http2": "HTTP2",
+    "websocket": "WebSocket",
+    "csrf": "CSRF",
+    "xsrf": "XSRF",
+    "p3p": "P3P",
+    "nel": "NEL",
+}
 
 
 def encode_json_requests(requests: Iterable[SubRequest]) -> bytes:
@@ -310,16 +714,35 @@ def encode_json_request(request: SubRequest) -> bytes:
     }
     if request.depends_on:
         item["dependsOn"] = list(request.depends_on)
-    if request.body:
-        content_type = next((v for k, v in request.headers if k.lower() == "content-type"), None)
-        if content_type is None:
-            raise ValueError("in the JSON batch format a request body needs a Content-Type")
-        item["body"], encoded = decode_body(request.body, content_type)
-        if encoded and not _is_binary(content_type):
-            raise ValueError(
-                f"the body is not valid {content_type}: the JSON batch format cannot carry it"
-            )
+    if not request.body:
+        return _dumps(item)
+    content_type = first_header(request.headers, "content-type")
+    if content_type is None:
+        raise ValueError("in the JSON batch format a request body needs a Content-Type")
+    cannot = f"the body is not valid {content_type}: the JSON batch format cannot carry it"
+    if is_json(_media(content_type)[0]):
+        # As it is, so that the application gets it exactly (surrounding white space aside).
+        value = json_value_text(request.body)
+        if value is None:
+            raise ValueError(cannot)
+        return _dumps(item)[:-1] + b',"body":' + value + b"}"
+    item["body"], encoded = decode_body(request.body, content_type)
+    if encoded and not _is_binary(content_type):
+        raise ValueError(cannot)
     return _dumps(item)
+
+
+def json_value_text(data: bytes | bytearray) -> bytes | None:
+    """The text of the one JSON value ``data`` holds, as a JSON batch reader accepts it
+    (strict, UTF-8, at most :data:`~.jsontext.MAX_DEPTH` levels deep), without the white
+    space around it; None if it holds anything else."""
+    try:
+        text = JsonText(bytes(data))
+        start = text.space(text.start)
+        end = text.value_end(start)
+    except (NotUtf8, InvalidJson):
+        return None
+    return text.data[start:end] if text.space(end) == len(data) else None
 
 
 def read_json_responses(body: bytes) -> list[tuple[str | None, SubResponse]]:
@@ -349,7 +772,7 @@ def _response(item: dict[str, Any]) -> tuple[str | None, SubResponse]:
     body = b""
     if "body" in item:
         marked = item.get("bodyEncoding") == "base64url"
-        body = encode_body(item["body"], None if marked else content_type, strict=False)
+        body = encode_body(item["body"], None if marked else content_type)
         # A JSON body was re-serialised on the way: its length is the one that arrived.
         fields = [f for f in fields if f[0].lower() != "content-length"]
         fields.append(("Content-Length", str(len(body))))
