@@ -335,6 +335,39 @@ def test_bad_options_are_refused_when_registering() -> None:
         add_batch_route(app)
 
 
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"json_dialect": "ms-graph"}, "json_dialect must be one of"),
+        ({"pinned_headers": "X-Tenant"}, "not the string"),  # a string is not a list of names
+        ({"pinned_headers": ["X Tenant"]}, "is not a header name"),
+        ({"pinned_headers": [""]}, "is not a header name"),
+        ({"pinned_headers": [b"X-Tenant"]}, "is not a header name"),
+        ({"pinned_headers": 7}, "must be a list of header names"),
+    ],
+)
+def test_bad_pinned_headers_and_dialects_are_refused(
+    options: dict[str, object], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        add_batch_route(Flask(__name__), **options)
+
+
+def test_pinned_headers_and_the_dialect_come_from_the_config_too() -> None:
+    app = Flask(__name__)
+    app.config["BATCH_PINNED_HEADERS"] = ["X-Tenant"]
+    app.config["BATCH_JSON_DIALECT"] = "odata"
+    app.get("/t")(lambda: {"ok": True})
+    add_batch_route(app)
+    (pinned,) = batch(app.test_client(), sub("GET", "/t", headers=(("x-tenant", "b"),)))
+    assert pinned.status == 400
+    assert "x-tenant" in json.loads(pinned.body)["detail"]
+    answer = app.test_client().post(
+        "/batch", json={"requests": [{"id": "1", "method": "GET", "url": "/t"}]}
+    )
+    assert list(answer.json["responses"][0]["headers"]) == ["content-type", "content-length"]
+
+
 # Blueprints
 
 

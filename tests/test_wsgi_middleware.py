@@ -212,5 +212,6 @@ def test_the_middlewares_take_every_option_with_its_default(middleware: type) ->
         "max_workers": 1,
         "max_workers_per_request": None,
         "pinned_headers": (),
+        "json_dialect": "auto",
     }
     assert {p.name: p.default for p in options} == defaults

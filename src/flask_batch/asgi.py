@@ -115,6 +115,8 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 content_encoding=headers.get("content-encoding"),
                 nested=nested,
                 started=started,
+                json_dialect=self.settings.json_dialect,
+                odata_version=headers.get("odata-version") or headers.get("odata-maxversion"),
             )
             while more_body:
                 message = await _receive(receive, intake)

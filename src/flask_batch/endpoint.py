@@ -28,6 +28,7 @@ from .wire.errors import (
     reason_phrase,
 )
 from .wire.formats import JSON, MULTIPART, Reader, Writer, negotiate
+from .wire.jsonbatch import JSON_DIALECTS, JsonDialect
 from .wire.model import Limits, SubRequest
 from .wire.plan import dependency_indices
 from .wire.prefer import parse_preferences
@@ -96,6 +97,20 @@ def declared_length(content_length: str | None, limits: Limits) -> int | None:
     return length
 
 
+#: The ``json_dialect`` option's values: "auto" decides by the request (:func:`dialect_of`).
+JSON_DIALECT_OPTIONS = ("auto", *JSON_DIALECTS)
+
+
+def dialect_of(option: str, odata_version: str | None) -> JsonDialect:
+    """The JSON dialect of an answer: the route's choice, or with "auto", OData when the batch
+    request says it speaks OData (an ``OData-Version`` or ``OData-MaxVersion`` header: OData
+    JSON 4.01 section 19.5 wants lower-case header names), else Microsoft Graph's (the usual
+    capitalisation, which its clients look for)."""
+    if option == "auto":
+        return "odata" if odata_version else "graph"
+    return "odata" if option == "odata" else "graph"
+
+
 class Intake:
     """One batch request read push-style: the head is checked at once, the body chunk by chunk.
 
@@ -118,12 +133,14 @@ class Intake:
         content_encoding: str | None = None,
         nested: bool = False,
         started: float | None = None,
+        json_dialect: str = "auto",
+        odata_version: str | None = None,
     ) -> None:
         if nested:
             raise MalformedBatch("a batch cannot contain another batch")
         if method != "POST":
             raise MethodNotAllowed("a batch is sent with POST (GET describes the endpoint)")
-        reader, writer = negotiate(content_type, limits)
+        reader, writer = negotiate(content_type, limits, dialect_of(json_dialect, odata_version))
         #: The length the request declared, or None when the transport frames the body.
         self.length = declared_length(content_length, limits)
         if self.length is None and not framed:

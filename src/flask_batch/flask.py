@@ -92,7 +92,11 @@ def _add_route(
         return app.wsgi_app(environ, start_response)
 
     endpoint = BatchEndpoint(
-        dispatch, settings.limits, settings.execution, header_rules=settings.header_rules
+        dispatch,
+        settings.limits,
+        settings.execution,
+        header_rules=settings.header_rules,
+        json_dialect=settings.json_dialect,
     )
 
     def batch_view(**view_args: object) -> Response:

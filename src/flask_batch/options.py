@@ -6,12 +6,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from .endpoint import JSON_DIALECT_OPTIONS
 from .engine import Execution
 from .routing import DEFAULT_HEADER_RULES, HeaderRules
 from .wire.model import Limits
 
 #: Options that are neither a limit nor an execution setting.
-_OTHER_OPTIONS = ("pinned_headers",)
+_OTHER_OPTIONS = ("pinned_headers", "json_dialect")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,8 @@ class Settings:
     execution: Execution
     #: Which of a part's own headers reach the application (``pinned_headers`` included).
     header_rules: HeaderRules = DEFAULT_HEADER_RULES
+    #: How JSON answers spell header names: "graph", "odata", or "auto" (by the request).
+    json_dialect: str = "auto"
 
 
 def option_names() -> tuple[str, ...]:
@@ -47,7 +50,13 @@ def resolve_options(config: Mapping[str, Any], options: dict[str, Any]) -> Setti
     limits = Limits(**{k: v for k, v in values.items() if k in Limits.option_names()})
     execution = Execution(**{k: v for k, v in values.items() if k in Execution.option_names()})
     pinned = values.get("pinned_headers", ())
-    return Settings(limits, execution, HeaderRules(pinned) if pinned else DEFAULT_HEADER_RULES)
+    dialect = values.get("json_dialect", "auto")
+    if dialect not in JSON_DIALECT_OPTIONS:
+        raise ValueError(
+            f"json_dialect must be one of {list(JSON_DIALECT_OPTIONS)}, not {dialect!r}"
+        )
+    rules = HeaderRules(pinned) if pinned else DEFAULT_HEADER_RULES
+    return Settings(limits, execution, rules, dialect)
 
 
 DEFAULT_LIMITS = Limits()
@@ -76,6 +85,7 @@ class MiddlewareOptions(Generic[AppT]):
         max_workers: int = DEFAULT_EXECUTION.max_workers,
         max_workers_per_request: int | None = DEFAULT_EXECUTION.max_workers_per_request,
         pinned_headers: Iterable[str] = (),
+        json_dialect: str = "auto",
     ) -> None:
         self.app = app
         self.path = path
@@ -93,6 +103,7 @@ class MiddlewareOptions(Generic[AppT]):
                 "max_workers": max_workers,
                 "max_workers_per_request": max_workers_per_request,
                 "pinned_headers": pinned_headers,
+                "json_dialect": json_dialect,
             },
         )
         self.limits = self.settings.limits

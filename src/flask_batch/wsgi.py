@@ -75,11 +75,13 @@ class BatchEndpoint:
         execution: Execution | None = None,
         *,
         header_rules: HeaderRules = DEFAULT_HEADER_RULES,
+        json_dialect: str = "auto",
     ) -> None:
         self.app = app
         self.limits = limits or Limits()
         self.execution = execution or Execution()
         self.header_rules = header_rules
+        self.json_dialect = json_dialect
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -93,7 +95,7 @@ class BatchEndpoint:
         if environ.get("REQUEST_METHOD") in DESCRIBE_METHODS and not environ.get(PART_KEY):
             return self.describe()
         try:
-            requests, writer = read_batch(environ, self.limits, started)
+            requests, writer = read_batch(environ, self.limits, started, self.json_dialect)
             run = plan_run(
                 requests,
                 writer,
@@ -132,7 +134,10 @@ class BatchEndpoint:
 
 
 def read_batch(
-    environ: WSGIEnvironment, limits: Limits, started: float | None = None
+    environ: WSGIEnvironment,
+    limits: Limits,
+    started: float | None = None,
+    json_dialect: str = "auto",
 ) -> tuple[list[SubRequest], Writer]:
     """The sub-requests of the batch in ``environ`` and the writer of its answer.
 
@@ -148,6 +153,8 @@ def read_batch(
         content_encoding=environ.get("HTTP_CONTENT_ENCODING"),
         nested=bool(environ.get(PART_KEY)),
         started=started,
+        json_dialect=json_dialect,
+        odata_version=environ.get("HTTP_ODATA_VERSION") or environ.get("HTTP_ODATA_MAXVERSION"),
     )
     stream = environ["wsgi.input"]
     if intake.deadline is None:
@@ -386,7 +393,11 @@ class BatchMiddleware(MiddlewareOptions["WSGIApplication"]):
     @functools.cached_property
     def endpoint(self) -> BatchEndpoint:
         return BatchEndpoint(
-            self.app, self.limits, self.execution, header_rules=self.settings.header_rules
+            self.app,
+            self.limits,
+            self.execution,
+            header_rules=self.settings.header_rules,
+            json_dialect=self.settings.json_dialect,
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

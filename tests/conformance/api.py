@@ -50,6 +50,8 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/answers": {"max_answer_part_size": 1000, "max_answer_size": 2500},
     "/batch/mib-body": {"max_body_size": MIB},
     "/batch/parallel-capped": {"max_workers": 4, "max_workers_per_request": 2},
+    "/batch/odata": {"json_dialect": "odata"},
+    "/batch/graph": {"json_dialect": "graph"},
 }
 
 
@@ -102,6 +104,16 @@ class Api:
             self.ran.append(f"{seen.method} {seen.path}" + (f"?{seen.query}" if seen.query else ""))
         query = {key: values[0] for key, values in parse_qs(seen.query).items()}
         text = [("Content-Type", "text/plain")]
+        if seen.path == "/spelt":  # header names in every case (ASGI sends them lower-case)
+            spelt = [
+                ("content-TYPE", "text/plain"),
+                ("etag", '"v1"'),
+                ("WWW-Authenticate", "Bearer"),
+                ("x-custom-thing", "1"),
+                ("Set-Cookie", "a=1"),
+                ("set-cookie", "b=2"),
+            ]
+            return Reply(200, spelt, [b"spelt"])
         if seen.path == "/ok":
             return Reply(200, text, [b"ok"])
         if seen.path == "/echo":

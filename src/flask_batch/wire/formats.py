@@ -6,7 +6,7 @@ from typing import Protocol
 
 from .batch import RequestReader, ResponseWriter
 from .errors import UnsupportedMediaType
-from .jsonbatch import MEDIA_TYPE, JsonRequestReader, JsonResponseWriter
+from .jsonbatch import MEDIA_TYPE, JsonDialect, JsonRequestReader, JsonResponseWriter
 from .model import Limits, SubRequest, SubResponse
 from .multipart import parse_media_type
 
@@ -35,8 +35,11 @@ class Writer(Protocol):
     def close(self) -> bytes: ...
 
 
-def negotiate(content_type: str | None, limits: Limits) -> tuple[Reader, Writer]:
-    """The reader for a batch body of ``content_type``, and the writer of its answer.
+def negotiate(
+    content_type: str | None, limits: Limits, json_dialect: JsonDialect = "graph"
+) -> tuple[Reader, Writer]:
+    """The reader for a batch body of ``content_type``, and the writer of its answer
+    (a JSON answer in ``json_dialect``).
 
     Only the two batch media types are accepted: neither can be sent by a cross-site HTML form
     without a CORS preflight (``multipart/form-data``, ``text/plain`` and urlencoded can).
@@ -45,7 +48,7 @@ def negotiate(content_type: str | None, limits: Limits) -> tuple[Reader, Writer]
     if media_type == MULTIPART:
         return RequestReader(content_type, limits), ResponseWriter()
     if media_type == JSON:
-        return JsonRequestReader(limits), JsonResponseWriter()
+        return JsonRequestReader(limits), JsonResponseWriter(json_dialect)
     raise UnsupportedMediaType(
         f"a batch must be {MULTIPART} or {JSON}, not {media_type or 'untyped'!r}"
     )
