@@ -501,11 +501,6 @@ def _media(content_type: str | None, *, strict: bool = False) -> tuple[str, dict
         return "", {}
 
 
-#: Deepest JSON body carried as a value; deeper ones go base64url (a reader's recursion limit
-#: must not decide whether an answer can be read).
-MAX_INLINE_DEPTH = 200
-
-
 def _loads(data: bytes | bytearray | str) -> Any:
     """Strict JSON (RFC 8259): NaN, Infinity and numbers beyond a double are refused."""
     return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite)
@@ -527,20 +522,6 @@ def _finite(text: str) -> float:
     return value
 
 
-def _depth(value: Any, limit: int) -> int:
-    """How deep ``value`` nests, counted up to ``limit + 1`` at most (iteratively)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (list, dict)):
-            if depth > limit:
-                return depth
-            deepest = max(deepest, depth)
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
 def _is_binary(content_type: str | None) -> bool:
     """Whether a body of this type travels as base64url by rule (so needs no marker)."""
     media_type, _ = _media(content_type)  # untyped (or unreadable) bodies are binary too
@@ -548,15 +529,10 @@ def _is_binary(content_type: str | None) -> bool:
 
 
 def encode_body(value: Any, content_type: str | None) -> bytes:
-    """The bytes an answer's body (a JSON value) stands for, by its media type; ValueError
-    if it cannot. Untyped bodies, and those of an unreadable Content-Type, are base64url,
-    like any type that is neither JSON nor text."""
+    """The bytes a text or binary answer body (a JSON string) stands for, by its media type;
+    ValueError if it cannot. Untyped bodies, and those of an unreadable Content-Type, are
+    base64url, like any type that is neither JSON nor text (a JSON body is its own text)."""
     media_type, params = _media(content_type)
-    if is_json(media_type):
-        try:
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        except UnicodeEncodeError:
-            return _dumps(value)  # a lone surrogate: as an escape, which JSON allows
     if not isinstance(value, str):
         raise ValueError(f"a {media_type or 'untyped'} body must be a string (base64url)")
     if media_type.startswith("text/"):
@@ -571,21 +547,17 @@ def encode_body(value: Any, content_type: str | None) -> bytes:
         raise ValueError("the body is not valid base64url") from None
 
 
-def decode_body(body: bytes | bytearray, content_type: str | None) -> tuple[Any, bool]:
-    """The JSON value that carries ``body``, and whether it had to be base64url."""
+def decode_body(body: bytes | bytearray, content_type: str | None) -> tuple[str, bool]:
+    """The JSON string that carries a text or binary ``body``, and whether it had to be
+    base64url: text in its charset, anything else (a JSON type whose body is not valid
+    JSON text included) base64url. A valid JSON body goes as its own text instead
+    (:func:`json_value_span`)."""
     media_type, params = _media(content_type)
-    try:
-        if is_json(media_type):
-            value = _loads(body)
-            # Only the brackets can nest: few of them, no need to walk the value.
-            if body.count(b"[") + body.count(b"{") <= MAX_INLINE_DEPTH or (
-                _depth(value, MAX_INLINE_DEPTH) <= MAX_INLINE_DEPTH
-            ):
-                return value, False
-        if media_type.startswith("text/"):
+    if media_type.startswith("text/"):
+        try:
             return body.decode(params.get("charset", "utf-8")), False
-    except (ValueError, LookupError, RecursionError):
-        pass  # not what its type says: sent losslessly as base64url, marked as such
+        except (ValueError, LookupError):
+            pass  # not what its type says: sent losslessly as base64url, marked as such
     return base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii"), True
 
 
@@ -618,6 +590,14 @@ class JsonResponseWriter:
 
     def part(self, response: SubResponse, request: SubRequest) -> bytes:
         """One response object; raises ValueError if ``response`` cannot be sent."""
+        return b"".join(self.part_pieces(response, request))
+
+    def part_pieces(
+        self, response: SubResponse, request: SubRequest
+    ) -> tuple[bytes, bytes | bytearray, bytes]:
+        """:meth:`part` as its head, the body and its tail. A JSON body goes in as the
+        application wrote it (checked, not rebuilt: no copy, and no object per bracket); a
+        text or binary one is encoded into a string."""
         fields, body = response_fields(response, head=request.method == "HEAD")
         encode_fields(fields)  # the same checks as on the wire: no CR, LF or NUL
         headers: dict[str, str | list[str]] = {}
@@ -629,21 +609,22 @@ class JsonResponseWriter:
             headers[spelt] = value if previous is None else [*_as_list(previous), value]
         item: dict[str, Any] = {"id": request.content_id, "status": response.status}
         item["headers"] = headers
+        as_written: bytes | bytearray = b""  # a JSON body, as the application wrote it
         if body:
             content_type = first_header(fields, "content-type")
-            item["body"], encoded = decode_body(body, content_type)
-            if encoded and not _is_binary(content_type):
-                item["bodyEncoding"] = "base64url"  # not what its type says: say how it came
+            span = json_value_span(body) if is_json(_media(content_type)[0]) else None
+            if span is not None:
+                as_written = body if span == (0, len(body)) else body[span[0] : span[1]]
+            else:
+                item["body"], encoded = decode_body(body, content_type)
+                if encoded and not _is_binary(content_type):
+                    item["bodyEncoding"] = "base64url"  # not what its type says: say so
         encoded_item = _dumps(item)  # before counting it: a failure here writes nothing
         separator = b"," if self._written else b""
         self._written += 1
-        return separator + encoded_item
-
-    def part_pieces(
-        self, response: SubResponse, request: SubRequest
-    ) -> tuple[bytes, bytes | bytearray, bytes]:
-        """:meth:`part`, whole: a body is re-encoded into the JSON document, so it is copied."""
-        return self.part(response, request), b"", b""
+        if not as_written:
+            return separator + encoded_item, b"", b""
+        return separator + encoded_item[:-1] + b',"body":', as_written, b"}"
 
     def close(self) -> bytes:
         return b"]}"
@@ -722,61 +703,119 @@ def encode_json_request(request: SubRequest) -> bytes:
     cannot = f"the body is not valid {content_type}: the JSON batch format cannot carry it"
     if is_json(_media(content_type)[0]):
         # As it is, so that the application gets it exactly (surrounding white space aside).
-        value = json_value_text(request.body)
-        if value is None:
+        span = json_value_span(request.body)
+        if span is None:
             raise ValueError(cannot)
-        return _dumps(item)[:-1] + b',"body":' + value + b"}"
+        return _dumps(item)[:-1] + b',"body":' + bytes(request.body[span[0] : span[1]]) + b"}"
     item["body"], encoded = decode_body(request.body, content_type)
     if encoded and not _is_binary(content_type):
         raise ValueError(cannot)
     return _dumps(item)
 
 
-def json_value_text(data: bytes | bytearray) -> bytes | None:
-    """The text of the one JSON value ``data`` holds, as a JSON batch reader accepts it
-    (strict, UTF-8, at most :data:`~.jsontext.MAX_DEPTH` levels deep), without the white
-    space around it; None if it holds anything else."""
+def json_value_span(data: bytes | bytearray) -> tuple[int, int] | None:
+    """Where the one JSON value ``data`` holds starts and ends, as a JSON batch reader accepts
+    it (strict, UTF-8, at most :data:`~.jsontext.MAX_DEPTH` levels deep), without the white
+    space around it; None if it holds anything else. Nothing is built, nothing copied."""
     try:
-        text = JsonText(bytes(data))
+        text = JsonText(data)
         start = text.space(text.start)
         end = text.value_end(start)
     except (NotUtf8, InvalidJson):
         return None
-    return text.data[start:end] if text.space(end) == len(data) else None
+    return (start, end) if text.space(end) == len(data) else None
 
 
 def read_json_responses(body: bytes) -> list[tuple[str | None, SubResponse]]:
-    """A JSON batch answer as (id of the request it answers, response) pairs."""
+    """A JSON batch answer as (id of the request it answers, response) pairs.
+
+    Read as the server reads a batch (:class:`~.jsontext.JsonText`): a JSON body is taken as
+    the server wrote it, byte for byte, and nothing is built for it. Each body may nest as
+    deep as a request's may (:data:`~.jsontext.MAX_DEPTH`), wherever it sits in the answer.
+    """
     try:
-        document = _loads(body)
-        items = document["responses"]
-        return [_response(item) for item in items]
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
+        text = JsonText(body)
+        start = text.space(text.start)
+        if text.byte(start) != _OPEN_OBJECT:
+            raise TypeError("the answer is not an object")
+        answers: list[tuple[str | None, SubResponse]] | None = None
+        member = text.member_name(start, first=True)
+        while isinstance(member, tuple):
+            name, position = member
+            if name == b"responses":
+                answers, end = _responses(text, position)
+            else:
+                end = text.value_end(position)
+            member = text.member_name(end, first=False)
+        if text.space(member) != text.size:
+            raise text.unexpected(text.space(member), "the end of the answer")
+        if answers is None:
+            raise KeyError("responses")
+        return answers
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
         raise MalformedBatch(f"the JSON batch answer is malformed: {error!r}") from None
 
 
-def _response(item: dict[str, Any]) -> tuple[str | None, SubResponse]:
+def _responses(text: JsonText, start: int) -> tuple[list[tuple[str | None, SubResponse]], int]:
+    """The responses of the array at ``start``, and where it ends."""
+    if text.byte(start) != _OPEN_ARRAY:
+        raise TypeError('"responses" is not an array')
+    answers = []
+    more, position = text.first_element(start)
+    while more:
+        members, end = _members(text, position)
+        answers.append(_response(text, members))
+        more, position = text.next_element(end)
+    return answers, position
+
+
+def _members(text: JsonText, start: int) -> tuple[dict[bytes, Span], int]:
+    """The members of the object at ``start`` (name -> where its value is; the last of a
+    repeated name), and where the object ends."""
+    if text.byte(start) != _OPEN_OBJECT:
+        raise TypeError("a response is not an object")
+    members: dict[bytes, Span] = {}
+    member = text.member(start, first=True)
+    while isinstance(member, Member):
+        members[member.name] = member.start, member.end
+        member = text.member(member.end, first=False)
+    return members, member
+
+
+def _response(text: JsonText, members: dict[bytes, Span]) -> tuple[str | None, SubResponse]:
     """One response of an answer; an error for anything HTTP could not have carried."""
-    status = item["status"]
+
+    def value(name: bytes, default: Any = None) -> Any:
+        span = members.get(name)
+        return default if span is None else _loads(text.raw(*span))
+
+    status = value(b"status")
     if type(status) is not int or not 100 <= status <= 999:
         raise TypeError(f"status {status!r} is not an HTTP status")
+    headers = value(b"headers", {})
+    if not isinstance(headers, dict):
+        raise TypeError('"headers" is not an object')
     fields = [
-        (name, value)
-        for name, values in item.get("headers", {}).items()
-        for value in (values if isinstance(values, list) else [values])
+        (name, item)
+        for name, values in headers.items()
+        for item in (values if isinstance(values, list) else [values])
     ]
-    if not all(isinstance(value, str) for _, value in fields):
+    if not all(isinstance(item, str) for _, item in fields):
         raise TypeError("a header value is not a string")
     encode_fields(tuple(fields))  # ValueError: a name or value HTTP cannot carry
-    content_type = next((v for k, v in fields if k.lower() == "content-type"), None)
+    content_type = first_header(tuple(fields), "content-type")
     body = b""
-    if "body" in item:
-        marked = item.get("bodyEncoding") == "base64url"
-        body = encode_body(item["body"], None if marked else content_type)
-        # A JSON body was re-serialised on the way: its length is the one that arrived.
+    span = members.get(b"body")
+    if span is not None:
+        marked = value(b"bodyEncoding") == "base64url"
+        if not marked and is_json(_media(content_type)[0]):
+            body = text.raw(*span)  # the JSON text itself, as the server wrote it
+        else:
+            body = encode_body(_loads(text.raw(*span)), None if marked else content_type)
+        # The length is that of the body that arrived (a JSON body may be spaced otherwise).
         fields = [f for f in fields if f[0].lower() != "content-length"]
         fields.append(("Content-Length", str(len(body))))
-    request_id = item.get("id")
+    request_id = value(b"id")
     return (
         None if request_id is None else str(request_id),
         SubResponse(status, reason_phrase(status), tuple(fields), body),

@@ -211,9 +211,9 @@ class Member(NamedTuple):
     end: int
 
 
-#: What a text is read from: bytes, or an anonymous memory map (a large body is kept out of
-#: Python's heap). Slices of either are bytes.
-Buffer = bytes | mmap.mmap
+#: What a text is read from: bytes, an anonymous memory map (a large body is kept out of
+#: Python's heap), or a bytearray (an application's answer gathered from several chunks).
+Buffer = bytes | bytearray | mmap.mmap
 
 
 class JsonText:
@@ -252,7 +252,7 @@ class JsonText:
     def raw(self, start: int, end: int) -> bytes:
         """The text from ``start`` to ``end`` (a value as it was written, say)."""
         self.scanned += end - start
-        return self.data[start:end]
+        return bytes(self.data[start:end])  # a slice of bytes is bytes already: no copy
 
     # Objects: the members one by one; where the object ends, after the last
 
@@ -381,7 +381,7 @@ class JsonText:
         self.scanned += end - start
         if data.find(b"\\", start, end) < 0 and codecs.lookup(charset).name == "utf-8":
             self.scanned += end - start
-            return data[start:end]
+            return bytes(data[start:end])  # a slice of bytes is bytes already: no copy
         encoder = codecs.getincrementalencoder(charset)(errors)
         pieces: list[bytes] = []
         size = 0
