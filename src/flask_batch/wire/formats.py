@@ -20,6 +20,15 @@ class Reader(Protocol):
     def close(self) -> list[SubRequest]: ...
 
 
+class Metered(Protocol):
+    """A reader with a work meter: ``scanned``, the bytes it examined so far (searches count
+    the bytes they looked at, walks their steps). It lets tests and the fuzzer check that the
+    work grows no faster than the body (see :attr:`.multipart.MultipartReader.scanned`)."""
+
+    @property
+    def scanned(self) -> int: ...
+
+
 class Writer(Protocol):
     @property
     def content_type(self) -> str: ...
