@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import sys
 from enum import Enum, auto
 
 from .errors import LimitExceeded, MalformedBatch, UnsupportedMediaType
@@ -26,9 +27,11 @@ from .fields import (
 )
 from .model import Headers, Limits, Part
 
-_LWSP = b" \t"
+# Transport padding (RFC 2046): the blanks between a boundary and the end of its line.
+_BLANKS = re.compile(rb"[ \t]*")
 #: Content this long is not copied out of the buffer: the buffer itself becomes the content
-#: (so a 50 MB part costs about 50 MB, not 100); shorter content is sliced, which is cheaper.
+#: (so a 50 MB part costs about 50 MB, not 100); shorter content is sliced, which is cheaper,
+#: and so is content followed in the buffer by more bytes than it holds.
 _HAND_OVER_FROM = 64 * 1024
 # RFC 2046 bchars; the boundary may contain spaces but not end with one.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
@@ -102,28 +105,39 @@ class _State(Enum):
 class MultipartReader:
     """Incremental reader of one ``multipart/mixed`` body.
 
-    ``scanned`` is its work meter: every search adds the bytes it looked at, every walk its
-    steps. Tests and the fuzzer compare it with the bytes received, so that a path whose work
-    grows faster than its input shows (a clock could not tell that apart from a busy machine).
+    Its work is linear in the bytes received, whatever their shape and chunking: a search
+    resumes where the last one stopped (looking again, per push, at most at a delimiter's
+    length of bytes that may begin one), and so does the walk over the blanks (transport
+    padding) after a boundary. :attr:`scanned` counts that work.
     """
 
     def __init__(self, boundary: str, limits: Limits) -> None:
-        self._dash_boundary = b"--" + boundary.encode("ascii")
-        # A delimiter inside the body starts on a new line; CR before the LF is stripped later.
-        self._delimiter = b"\n" + self._dash_boundary
+        # A delimiter starts on a new line; CR before the LF is stripped later.
+        self._delimiter = b"\n--" + boundary.encode("ascii")
         self._limits = limits
-        self._buffer = bytearray()
+        # How far the fast path (_whole_part) looks for a part's blank line and its end: past
+        # that, the part is refused or handed over by the steps, which search it themselves.
+        self._header_reach = min(limits.max_header_size, sys.maxsize // 2)
+        self._content_reach = _HAND_OVER_FROM + len(self._delimiter)
+        # Read as if a line end came before the body: a delimiter on its first line is then
+        # found like any other.
+        self._buffer = bytearray(b"\n")
         self._state = _State.PREAMBLE
         self._received = 0
         self._parts = 0
         self._headers: Headers = ()
         self._content_start = 0
         self._scan = 0  # buffer offset from which to look for the next delimiter
-        self._preamble_trimmed = False  # then offset 0 is no longer the start of the body
+        self._pending = False  # the delimiter found at _scan waits for the end of its line
+        self._padding_end = 0  # where the blanks after the last boundary found end (so far)
         self._next_part_offset = 0  # in DELIMITED: where the next part's headers begin
         self._too_large = False  # bytes past max_body_size arrived
         self._final = False  # end() was called
-        #: Bytes examined so far (searches and walks; copies are not counted).
+        #: The work meter: bytes examined so far. Every search adds the bytes it looked at,
+        #: every walk the bytes it stepped over, a hand-over the bytes it moved (a part's own
+        #: bytes are copied once, and not counted). Tests and the fuzzer hold it against the
+        #: bytes received: a clock cannot tell a superlinear path from a busy machine, this
+        #: count can.
         self.scanned = 0
 
     def push(self, data: bytes) -> None:
@@ -196,31 +210,35 @@ class MultipartReader:
         states. None when anything needs a closer look (a limit, a malformed header, the last
         part, a large part, a part still arriving): the state is then untouched, and the
         steps of :meth:`next_part` read the part from the same place, raising their errors in
-        their order.
+        their order. Its searches stop where such a part would end, so that the steps do
+        not look again at more than the part's headers and 64 KiB of its content.
         """
         buffer = self._buffer
         start = self._next_part_offset
         limits = self._limits
-        blank = BLANK_LINE.search(buffer, start)
+        header_end = start + self._header_reach
+        blank = BLANK_LINE.search(buffer, start, header_end)
         # An empty header block (the part starts with its blank line) takes the steps below.
-        self.scanned += (blank.end() if blank else len(buffer)) - start
         if blank is None or self._parts >= limits.max_parts or buffer[start] in CRLF:
+            self.scanned += (blank.end() if blank else min(len(buffer), header_end)) - start
             return None
         content_start = blank.end()
-        if content_start - start > limits.max_header_size:
-            return None
         block_end = content_start - (2 if buffer[content_start - 2] == 0x0D else 1)
-        self.scanned += block_end - start  # parse_fields reads the block once more
         try:
             headers = parse_fields(buffer[start:block_end], limits, self._parts + 1, mime=True)
         except MalformedBatch:
+            self.scanned += content_start + block_end - 2 * start
             return None
         delimiter = self._delimiter
-        found = buffer.find(delimiter, content_start - 1)
+        found = buffer.find(delimiter, content_start - 1, content_start + self._content_reach)
         after = found + len(delimiter)
-        self.scanned += (after if found >= 0 else len(buffer)) - content_start + 1
         if found < 0 or not buffer.startswith(CRLF, after):
+            if found < 0:
+                after = min(len(buffer), content_start + self._content_reach)
+            self.scanned += after + block_end - 2 * start + 1
             return None
+        # The blank line searched for, the header block parsed, the content searched.
+        self.scanned += after + block_end - 2 * start + 1
         end = found - 1 if found > content_start and buffer[found - 1] == 0x0D else found
         end = max(end, content_start)
         if end - start > limits.max_part_size or end - content_start >= _HAND_OVER_FROM:
@@ -230,7 +248,7 @@ class MultipartReader:
         return Part(headers, bytes(buffer[content_start:end]))
 
     def _refuse_incomplete(self) -> None:
-        close = (self._dash_boundary + b"--").decode("ascii")
+        close = self._delimiter[1:].decode("ascii") + "--"
         if self._state is _State.PREAMBLE:
             if self._received == 0:
                 raise MalformedBatch("the batch body is empty")
@@ -240,24 +258,62 @@ class MultipartReader:
             part=self._parts,
         )
 
-    def _delimiter_end(self, after: int, final: bool) -> int | bool | None:
-        """Classify the bytes after a dash-boundary found ending at ``after``.
+    def _next_delimiter(self, final: bool) -> tuple[int, int | bool] | None:
+        """The next delimiter from ``_scan`` on: its offset and :meth:`_delimiter_end`'s answer.
+
+        None when more bytes are needed; ``_pending`` then says whether a delimiter was found
+        at ``_scan`` that waits for the end of its line (its blanks end at ``_padding_end``).
+        Each byte is looked at once, but for the last ``len(delimiter) - 1`` bytes of the
+        buffer when nothing was found: they may begin a delimiter, and are searched again.
+        """
+        buffer = self._buffer
+        delimiter = self._delimiter
+        position = self._scan
+        while True:
+            if self._pending:
+                found = position  # its line is still open: go on from where its walk stopped
+            else:
+                found = buffer.find(delimiter, position)
+                if found < 0:
+                    self.scanned += len(buffer) - position
+                    self._scan = max(position, len(buffer) - len(delimiter) + 1)
+                    return None
+                self.scanned += found + len(delimiter) - position
+                self._padding_end = found + len(delimiter)
+            outcome = self._delimiter_end(found, final)
+            if outcome is None:
+                self._scan = found
+                self._pending = True
+                return None
+            self._pending = False
+            if outcome is False:
+                # No delimiter begins inside this one (it holds no LF) or its blanks: go on
+                # from the byte that ended them.
+                position = self._padding_end
+                continue
+            return found, outcome
+
+    def _delimiter_end(self, found: int, final: bool) -> int | bool | None:
+        """Classify the bytes after the delimiter found at ``found``.
 
         Returns the offset just past the delimiter line for a part delimiter, True for the close
         delimiter, False if this is not a delimiter after all, None if more bytes are needed.
+        The blanks after the boundary are walked from ``_padding_end`` (where an earlier call
+        stopped), which is left where they end.
         """
         buffer = self._buffer
+        after = found + len(self._delimiter)
         end = len(buffer)
-        if buffer.startswith(b"\r\n", after):  # the common case first
+        if buffer.startswith(CRLF, after):  # the common case first
             return after + 2
         if not final and (end == after or (end - after == 1 and buffer[after] == 0x2D)):
             return None  # nothing yet, or a lone "-" that may begin the close delimiter
         if buffer.startswith(b"--", after):
             return True
-        position = after
-        while position < end and buffer[position] in _LWSP:
-            position += 1
-        self.scanned += position - after
+        walked = self._padding_end
+        position = _BLANKS.match(buffer, walked).end()  # type: ignore[union-attr]
+        self.scanned += position - walked
+        self._padding_end = position
         if position == end:
             return None if not final else False
         if buffer[position] == 0x0A:
@@ -281,36 +337,30 @@ class MultipartReader:
         self._scan = 0
 
     def _skip_preamble(self, final: bool) -> bool:
-        buffer = self._buffer
-        position = self._scan
-        while True:
-            found = buffer.find(self._dash_boundary, position)
-            self.scanned += (
-                found + len(self._dash_boundary) if found >= 0 else len(buffer)
-            ) - position
-            if found < 0:
-                # Keep only what could still begin a delimiter line.
-                keep = len(self._dash_boundary) + 1
-                if len(buffer) > keep:
-                    del buffer[: len(buffer) - keep]
-                    self._preamble_trimmed = True
-                self._scan = 0
-                return False
-            if buffer[found - 1] != 0x0A if found else self._preamble_trimmed:
-                position = found + 1
-                continue
-            outcome = self._delimiter_end(found + len(self._dash_boundary), final)
-            if outcome is None:
-                self._scan = found
-                return False
-            if outcome is True:
+        delimiter = self._next_delimiter(final)
+        if delimiter is not None:
+            if delimiter[1] is True:
                 raise MalformedBatch("the batch has no parts: it starts with the close delimiter")
-            if outcome is False:
-                position = found + 1
-                continue
-            assert isinstance(outcome, int)
-            self._start_part(outcome)
+            self._start_part(delimiter[1])
             return True
+        # The preamble is dropped as it comes: only what may still be a delimiter is kept.
+        buffer = self._buffer
+        if self._pending:
+            # A delimiter whose line is still open: how many blanks follow it does not matter,
+            # only what ends them. Keep it and its first blank.
+            found = self._scan
+            kept = found + len(self._delimiter) + 1
+            if self._padding_end > kept:
+                del buffer[kept : self._padding_end]
+                self._padding_end = kept
+            del buffer[:found]
+            self._padding_end -= found
+            self._scan = 0
+        elif len(buffer) >= len(self._delimiter):
+            drop = len(buffer) - len(self._delimiter) + 1
+            del buffer[:drop]
+            self._scan -= drop
+        return False
 
     def _read_headers(self) -> bool:
         buffer = self._buffer
@@ -330,7 +380,7 @@ class MultipartReader:
         try:
             self._headers = parse_fields(block, self._limits, self._parts, mime=True)
         except MalformedBatch:
-            if (b"\n" + self._dash_boundary) in b"\n" + block:
+            if self._delimiter in b"\n" + block:
                 raise MalformedBatch(
                     "the part has no blank line after its headers", part=self._parts
                 ) from None
@@ -349,52 +399,52 @@ class MultipartReader:
         )
 
     def _read_content(self, final: bool) -> Part | None:
+        delimiter = self._next_delimiter(final)
         buffer = self._buffer
-        delimiter = self._delimiter
-        position = self._scan
-        while True:
-            found = buffer.find(delimiter, position)
-            self.scanned += (found + len(delimiter) if found >= 0 else len(buffer)) - position
-            if found < 0:
-                self._scan = max(position, len(buffer) - len(delimiter) + 1)
-                # The last bytes may still turn out to be a CR and the delimiter.
-                self._check_part_size(len(buffer) - len(delimiter) - 1)
-                return None
-            outcome = self._delimiter_end(found + len(delimiter), final)
-            if outcome is None:
-                self._scan = found
-                self._check_part_size(found - 1)
-                return None
-            if outcome is False:
-                position = found + 1
-                continue
-            end = found
-            if end > self._content_start and buffer[end - 1] == 0x0D:
-                end -= 1
-            start = self._content_start
-            end = max(end, start)
-            self._check_part_size(end)
-            if end - start < _HAND_OVER_FROM:
-                part = Part(self._headers, bytes(buffer[start:end]))
-            else:
-                part = Part(self._headers, self._hand_over(start, end, outcome))
-                if outcome is not True:
-                    outcome = 0  # the new buffer starts where the next part does
-            if outcome is True:
-                self._state = _State.EPILOGUE
-                self._buffer.clear()
-            else:
-                assert isinstance(outcome, int)
-                # The next part starts on the next call, so its errors come after this part.
-                self._state = _State.DELIMITED
-                self._next_part_offset = outcome
-            return part
+        if delimiter is None:
+            # The part runs at least to the delimiter (and the CR before it) that the last
+            # bytes may still turn out to begin, or to the blanks after the one that waits for
+            # its line end: they are its transport padding, which counts toward it, or content.
+            examined = self._padding_end if self._pending else len(buffer)
+            self._check_part_size(examined - len(self._delimiter) - 1)
+            return None
+        found, outcome = delimiter
+        start = self._content_start
+        end = found
+        if end > start and buffer[end - 1] == 0x0D:
+            end -= 1
+        end = max(end, start)
+        # Transport padding after the boundary counts toward the part before it.
+        self._check_part_size(end + self._padding_end - found - len(self._delimiter))
+        # Handing the buffer over moves what follows the part into a new one: when that is
+        # more than the part (a whole body pushed at once), copying the part costs less, and
+        # keeps the work linear however many large parts the buffer holds.
+        if end - start < _HAND_OVER_FROM or (
+            outcome is not True and len(buffer) - outcome > end - start
+        ):
+            part = Part(self._headers, bytes(buffer[start:end]))
+        else:
+            part = Part(self._headers, self._hand_over(start, end, outcome))
+            if outcome is not True:
+                outcome = 0  # the new buffer starts where the next part does
+        if outcome is True:
+            self._state = _State.EPILOGUE
+            self._buffer.clear()
+        else:
+            # The next part starts on the next call, so its errors come after this part.
+            self._state = _State.DELIMITED
+            self._next_part_offset = outcome
+        return part
 
     def _hand_over(self, start: int, end: int, rest: int | bool) -> bytearray:
         """The buffer itself, trimmed in place to ``[start:end]``: a large part's content
         without a copy of it. A new buffer keeps what follows from ``rest`` (an offset)."""
         content = self._buffer
-        self._buffer = content[rest:] if rest is not True else bytearray()
+        if rest is True:
+            self._buffer = bytearray()
+        else:
+            self._buffer = content[rest:]
+            self.scanned += len(self._buffer)  # moved: the one copy of bytes not the part's
         del content[end:]
         del content[:start]  # at the front: a bytearray only moves its start
         return content
