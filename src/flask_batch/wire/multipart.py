@@ -136,6 +136,7 @@ class MultipartReader:
         self._scan = 0  # buffer offset from which to look for the next delimiter
         self._pending = False  # the delimiter found at _scan waits for the end of its line
         self._padding_end = 0  # where the blanks after the last boundary found end (so far)
+        self._dropped = 0  # of those blanks, how many the preamble no longer holds
         self._possible: re.Pattern[bytes] | None = None  # see _possible_delimiter
         self._next_part_offset = 0  # in DELIMITED: where the next part's headers begin
         self._too_large = False  # bytes past max_body_size arrived
@@ -215,25 +216,29 @@ class MultipartReader:
 
         The common case in one step, without trimming the buffer or stepping through the
         states. None when anything needs a closer look (a limit, a malformed header, the last
-        part, a large part, a part still arriving): the state is then untouched, and the
-        steps of :meth:`next_part` read the part from the same place, raising their errors in
-        their order. Its searches stop where such a part would end, so that the steps do
-        not look again at more than the part's headers and 64 KiB of its content.
+        part, a large part, a part still arriving): the steps of :meth:`next_part` then read
+        the part, raising their errors in their order, and go on from where the searches
+        here stopped (:meth:`_leave_to_steps`), so that nothing is looked at twice.
         """
         buffer = self._buffer
         start = self._next_part_offset
         limits = self._limits
+        # A limit, nothing yet, or an empty header block (the part starts with its blank line).
+        if self._parts >= limits.max_parts or len(buffer) == start or buffer[start] in CRLF:
+            return None
         header_end = start + self._header_reach
         blank = BLANK_LINE.search(buffer, start, header_end)
-        # An empty header block (the part starts with its blank line) takes the steps below.
-        if blank is None or self._parts >= limits.max_parts or buffer[start] in CRLF:
-            self.scanned += (blank.end() if blank else min(len(buffer), header_end)) - start
+        if blank is None:
+            searched = min(len(buffer), header_end)
+            self.scanned += searched - start
+            self._leave_to_steps(start, searched - 2)  # a blank line spans up to 3 bytes
             return None
         content_start = blank.end()
         block_end = content_start - (2 if buffer[content_start - 2] == 0x0D else 1)
         try:
             headers = parse_fields(buffer[start:block_end], limits, self._parts + 1, mime=True)
         except MalformedBatch:
+            # The steps read the block again, to refuse the body with the error in its place.
             self.scanned += content_start + block_end - 2 * start
             return None
         delimiter = self._delimiter
@@ -242,17 +247,33 @@ class MultipartReader:
         if found < 0 or not buffer.startswith(CRLF, after):
             if found < 0:
                 after = min(len(buffer), content_start + self._content_reach)
+                found = max(content_start - 1, after - len(delimiter) + 1)
             self.scanned += after + block_end - 2 * start + 1
+            self._leave_to_steps(start, found, headers, content_start)
             return None
         # The blank line searched for, the header block parsed, the content searched.
         self.scanned += after + block_end - 2 * start + 1
         end = found - 1 if found > content_start and buffer[found - 1] == 0x0D else found
         end = max(end, content_start)
         if end - start > limits.max_part_size or end - content_start >= _HAND_OVER_FROM:
+            self._leave_to_steps(start, found, headers, content_start)
             return None
         self._parts += 1
         self._next_part_offset = after + 2
         return Part(headers, bytes(buffer[content_start:end]))
+
+    def _leave_to_steps(
+        self, start: int, scan: int, headers: Headers | None = None, content_start: int = 0
+    ) -> None:
+        """Start the part at ``start`` in the steps of :meth:`next_part`: in its headers when
+        ``headers`` is None, else in its content (from ``content_start``), searching on from
+        ``scan`` (all three are offsets in the buffer as it is now)."""
+        self._start_part(start)
+        self._scan = max(0, scan - start)
+        if headers is not None:
+            self._headers = headers
+            self._content_start = content_start - start
+            self._state = _State.CONTENT
 
     def _refuse_incomplete(self) -> None:
         close = self._delimiter[1:].decode("ascii") + "--"
@@ -292,6 +313,7 @@ class MultipartReader:
                     return None
                 self.scanned += found + len(delimiter) - position
                 self._padding_end = found + len(delimiter)
+                self._dropped = 0
             outcome = self._delimiter_end(found, final)
             if outcome is None:
                 self._scan = found
@@ -325,17 +347,18 @@ class MultipartReader:
         buffer = self._buffer
         after = found + len(self._delimiter)
         end = len(buffer)
-        if buffer.startswith(CRLF, after):  # the common case first
-            return after + 2
-        if not final and (end == after or (end - after == 1 and buffer[after] == 0x2D)):
-            return None  # nothing yet, or a lone "-" that may begin the close delimiter
-        if buffer.startswith(b"--", after):
-            return True
         position = self._padding_end
+        if position == after:  # else blanks were walked: the line goes on after them
+            if buffer.startswith(CRLF, after):  # the common case first
+                return after + 2
+            if not final and (end == after or (end - after == 1 and buffer[after] == 0x2D)):
+                return None  # nothing yet, or a lone "-" that may begin the close delimiter
+            if buffer.startswith(b"--", after):
+                return True
         if position < end and buffer[position] in _LWSP:
-            walked = position
-            position = _blanks_end(buffer, position)
-            self.scanned += position - walked
+            run = position - after + self._dropped
+            position, looked_at = _blanks_end(buffer, position, run)
+            self.scanned += looked_at
             self._padding_end = position
         if position == end:
             return None if not final else False
@@ -375,6 +398,7 @@ class MultipartReader:
             kept = found + len(self._delimiter) + 1
             if self._padding_end > kept:
                 del buffer[kept : self._padding_end]
+                self._dropped += self._padding_end - kept
                 self._padding_end = kept
             del buffer[:found]
             self._padding_end -= found
@@ -482,26 +506,30 @@ class MultipartReader:
             )
 
 
-def _blanks_end(buffer: bytearray, position: int) -> int:
-    """Where the run of blanks at ``position`` ends (the buffer's length if it goes on).
+def _blanks_end(buffer: bytearray, position: int, run: int) -> tuple[int, int]:
+    """Where the run of blanks at ``position`` ends (the buffer's length if it goes on), and
+    how many bytes were looked at to tell; ``run``: the blanks already walked before it.
 
-    A short run is walked by a pattern; a long one (a hostile body's megabytes of blanks) is
-    translated and searched in windows growing to 64 KiB, four times faster than the pattern.
+    A fresh run is probed by a pattern (most are a blank or two); a long one is translated
+    and searched in windows as large as the run so far (up to 64 KiB), so that what is looked
+    at past its end is never more than the run itself. A hostile body's megabytes of blanks
+    cost 0.3 ns a byte that way, against 1 to 2.4 for a pattern.
     """
+    start = position
     end = len(buffer)
-    short = _BLANKS.match(buffer, position, position + 256).end()  # type: ignore[union-attr]
-    if short < position + 256 or short == end:
-        return short
-    position = short
-    window = 4 * 1024
+    if run < 64:
+        position = _BLANKS.match(buffer, position, position + 64).end()  # type: ignore[union-attr]
+        if position < start + 64 or position == end:
+            return position, position - start
+        run += 64
     while position < end:
-        stop = min(position + window, end)
+        stop = min(position + min(run, _HAND_OVER_FROM), end)
         found = buffer[position:stop].translate(_NOT_BLANK).find(1)
         if found >= 0:
-            return position + found
+            return position + found, stop - start
+        run += stop - position
         position = stop
-        window = min(window * 4, _HAND_OVER_FROM)
-    return end
+    return end, end - start
 
 
 def encode_part(boundary: str, headers: Headers, *content: bytes) -> bytes:
