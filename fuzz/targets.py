@@ -124,6 +124,23 @@ def refused(error: BatchError) -> Refused:
     return Refused(type(error).__name__, limit, error.part)
 
 
+#: The work a reader may do per byte it reads (its ``scanned`` meter): a few looks at each
+#: byte. The multipart reader finds a header block then parses it, searches content and may
+#: move a large part's content once, walks blanks and looks past them at most as far again.
+COST_PER_BYTE = 4
+#: And per read, whatever its size.
+COST_FIXED = 256
+
+
+def check_cost(work: int, size: int, what: str, overlap: int = 0) -> None:
+    """Refuse work that is not linear in the input: ``work`` (a reader's ``scanned``) over
+    ``COST_PER_BYTE * size + COST_FIXED``, plus ``overlap``: the bytes the reader may look at
+    again by design (the multipart reader, a delimiter's length per push)."""
+    bound = COST_PER_BYTE * size + COST_FIXED + overlap
+    if work > bound:
+        raise Finding(f"{what}: {work} bytes examined for {size} received (bound {bound})")
+
+
 def split(data: bytes, sizes: Iterable[int]) -> list[bytes]:
     """``data`` cut into chunks of ``sizes`` (some may be empty), the rest as the last chunk."""
     chunks = []
@@ -173,13 +190,25 @@ def _small_limits(cursor: Cursor) -> Limits:
 def _read(
     content_type: str, chunks: Sequence[bytes], limits: Limits
 ) -> tuple[SubRequest, ...] | Refused:
+    """The requests or the refusal; the reader's work is checked against the bytes it got."""
     try:
         reader = RequestReader(content_type, limits)
-        for chunk in chunks:
-            reader.feed(chunk)
-        return tuple(reader.close())
     except BatchError as error:
         return refused(error)
+    result: tuple[SubRequest, ...] | Refused
+    try:
+        for chunk in chunks:
+            reader.feed(chunk)
+        result = tuple(reader.close())
+    except BatchError as error:
+        result = refused(error)
+    # Each push may look again at the bytes at the buffer's end that may begin a delimiter.
+    delimiter = len(boundary_of(content_type)) + len("\n--")
+    size = sum(len(chunk) for chunk in chunks)
+    check_cost(
+        reader.scanned, size, f"RequestReader, {len(chunks)} chunks", delimiter * len(chunks)
+    )
+    return result
 
 
 def check_reader(cursor: Cursor) -> None:
