@@ -6,7 +6,10 @@ walk the blanks again on every chunk (16 MiB cost about two minutes of CPU per r
 time cannot show such a bug reliably on a shared machine, so the reader counts its work
 (``scanned``: the bytes its searches looked at and its walks stepped over) and each shape
 below is read at sizes four times apart, in whole, 1-byte, 7-byte and 4 KiB chunks: the work
-per byte must stay under a small constant that does not grow with the size.
+per byte must stay under a small constant that does not grow with the size. (The meter counts
+the multipart framing; a part's HTTP message is then parsed once, by ``parse_request``, in
+single passes it does not count. Work it cannot see, C-level copies, is guarded against hangs
+at the end.)
 """
 
 from __future__ import annotations

@@ -121,10 +121,9 @@ class MultipartReader:
         # A delimiter starts on a new line; CR before the LF is stripped later.
         self._delimiter = b"\n--" + boundary.encode("ascii")
         self._limits = limits
-        # How far the fast path (_whole_part) looks for a part's blank line and its end: past
-        # that, the part is refused or handed over by the steps, which search it themselves.
+        # How far the fast path (_whole_part) looks for a part's blank line: past that, the
+        # steps refuse the part.
         self._header_reach = min(limits.max_header_size, sys.maxsize // 2)
-        self._content_reach = _HAND_OVER_FROM + len(self._delimiter)
         # Read as if a line end came before the body: a delimiter on its first line is then
         # found like any other.
         self._buffer = bytearray(b"\n")
@@ -242,11 +241,11 @@ class MultipartReader:
             self.scanned += content_start + block_end - 2 * start
             return None
         delimiter = self._delimiter
-        found = buffer.find(delimiter, content_start - 1, content_start + self._content_reach)
+        found = buffer.find(delimiter, content_start - 1)
         after = found + len(delimiter)
         if found < 0 or not buffer.startswith(CRLF, after):
-            if found < 0:
-                after = min(len(buffer), content_start + self._content_reach)
+            if found < 0:  # the steps search on from the bytes that may begin a delimiter
+                after = len(buffer)
                 found = max(content_start - 1, after - len(delimiter) + 1)
             self.scanned += after + block_end - 2 * start + 1
             self._leave_to_steps(start, found, headers, content_start)
