@@ -36,6 +36,7 @@ from flask_batch.wire.errors import (
     reason_phrase,
 )
 from flask_batch.wire.fields import TOKEN, encode_fields
+from flask_batch.wire.formats import Metered
 from flask_batch.wire.http1 import (
     HOP_BY_HOP,
     parse_request,
@@ -141,6 +142,14 @@ def check_cost(work: int, size: int, what: str, overlap: int = 0) -> None:
         raise Finding(f"{what}: {work} bytes examined for {size} received (bound {bound})")
 
 
+def check_reader_cost(reader: Metered, chunks: Sequence[bytes], overlap: int = 0) -> None:
+    """:func:`check_cost` for a reader that was fed ``chunks``, and may look again at
+    ``overlap`` bytes per push."""
+    size = sum(len(chunk) for chunk in chunks)
+    what = f"{type(reader).__name__}, {len(chunks)} chunks"
+    check_cost(reader.scanned, size, what, overlap * len(chunks))
+
+
 def split(data: bytes, sizes: Iterable[int]) -> list[bytes]:
     """``data`` cut into chunks of ``sizes`` (some may be empty), the rest as the last chunk."""
     chunks = []
@@ -203,11 +212,7 @@ def _read(
     except BatchError as error:
         result = refused(error)
     # Each push may look again at the bytes at the buffer's end that may begin a delimiter.
-    delimiter = len(boundary_of(content_type)) + len("\n--")
-    size = sum(len(chunk) for chunk in chunks)
-    check_cost(
-        reader.scanned, size, f"RequestReader, {len(chunks)} chunks", delimiter * len(chunks)
-    )
+    check_reader_cost(reader, chunks, len(boundary_of(content_type)) + len("\n--"))
     return result
 
 

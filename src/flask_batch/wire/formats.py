@@ -23,7 +23,9 @@ class Reader(Protocol):
 class Metered(Protocol):
     """A reader with a work meter: ``scanned``, the bytes it examined so far (searches count
     the bytes they looked at, walks their steps). It lets tests and the fuzzer check that the
-    work grows no faster than the body (see :attr:`.multipart.MultipartReader.scanned`)."""
+    work grows no faster than the body (see :attr:`.multipart.MultipartReader.scanned`).
+
+    Apart from :class:`Reader` until every reader has a meter (the multipart one has)."""
 
     @property
     def scanned(self) -> int: ...
