@@ -1,7 +1,8 @@
 """``python -m bench`` (``make bench``): every benchmark, then the report.
 
 ``python -m bench [STEP ...]`` runs only the steps named: ``server`` (in-process cost of
-multipart and JSON batches, scaling, memory), ``parallel`` (parts on a thread pool: waiting
+multipart and JSON batches, scaling, memory), ``hostile`` (reading hostile bodies against a
+plain one), ``parallel`` (parts on a thread pool: waiting
 views, thread cost), ``alpha`` (flask-batch 0.0.2 in its own virtual environment),
 ``profile``, ``e2e`` (end to end through the latency proxy), ``async`` (100 concurrent httpx
 requests, auto-batched or not), ``asgi`` (``python -m bench.asgi_cost`` in a subprocess, when
@@ -22,11 +23,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import alpha, async_client, e2e, machine, parallel, profile, report, server_cost
+from bench import (
+    alpha,
+    async_client,
+    e2e,
+    hostile,
+    machine,
+    parallel,
+    profile,
+    report,
+    server_cost,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-STEPS = ("server", "parallel", "alpha", "profile", "e2e", "async", "asgi", "report")
+STEPS = ("server", "hostile", "parallel", "alpha", "profile", "e2e", "async", "asgi", "report")
 #: ``bench.async_client``: 100 concurrent requests at 50 ms, runs per cell (2 with --quick).
 ASYNC_RTT_MS, ASYNC_N, ASYNC_REPS = 50.0, 100, 7
 
@@ -34,6 +45,10 @@ ASYNC_RTT_MS, ASYNC_N, ASYNC_REPS = 50.0, 100, 7
 def _save(name: str, data: Any) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / name).write_text(json.dumps(data, indent=1) + "\n")
+
+
+def run_hostile() -> None:
+    _save("hostile.json", hostile.run())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     actions: dict[str, Callable[[], None]] = {
         "server": run_server,
+        "hostile": run_hostile,
         "parallel": run_parallel,
         "alpha": run_alpha,
         "profile": run_profile,

@@ -87,6 +87,56 @@ def crafted_batches() -> dict[str, bytes]:
     }
 
 
+def hostile_shapes() -> dict[str, bytes]:
+    """Bodies whose shape once made the reader's work superlinear, or could (the cost oracle,
+    ``check_cost``): blanks after a boundary, near-delimiters, long lines, endless parts. Up
+    to 300 bytes, so that the target also reads them byte by byte."""
+    boundary = b"multipart/mixed; boundary=boundary"
+    dash = b"--boundary"
+    part = dash + b"\r\nContent-Type: application/http\r\n\r\nGET /x HTTP/1.1\r\n\r\n\r\n"
+    close = dash + b"--\r\n"
+    blanks = b" \t" * 100
+    post = dash + b"\r\n\r\nPOST /x HTTP/1.1\r\n\r\n"
+    return {
+        "preamble-blanks-then-delimiter": reader_input(
+            boundary, dash + blanks + b"\r\n\r\nGET /\r\n" + close
+        ),
+        "preamble-blanks-then-content": reader_input(
+            boundary, b"x\n" + dash + blanks + b"\rx\n" + part + close
+        ),
+        "part-blanks-then-delimiter": reader_input(
+            boundary, post + b"body\r\n" + dash + blanks + b"\r\n\r\nGET /\r\n" + close
+        ),
+        "part-blanks-then-content": reader_input(
+            boundary, post + b"body\r\n" + dash + blanks + b"-\r\n" + close
+        ),
+        # Limits 255 but the part's: 16 + 4 * 32 bytes, less than the blanks.
+        "part-blanks-over-the-limit": reader_input(
+            boundary, post + b"\r\n" + dash + blanks, limits=bytes([255, 255, 4, 255, 255])
+        ),
+        # Chunks of 192 bytes (byte 130): a body too long to be read byte by byte.
+        "part-blanks-chunked": reader_input(
+            boundary,
+            post + b"\r\n" + dash + b" " * 2800 + b"\r\n\r\nGET /\r\n" + close,
+            chunks=bytes([130] * 15),
+        ),
+        "near-delimiters": reader_input(
+            boundary, post + b"\r\n--boundar\n--boundaryX\n--boundary -" * 5 + b"\r\n" + close
+        ),
+        "part-header-line": reader_input(
+            boundary, dash + b"\r\nX-Long: " + b"a" * 200 + b"\r\n\r\nGET /\r\n" + close
+        ),
+        "http-header-line": reader_input(
+            boundary,
+            dash + b"\r\n\r\nGET / HTTP/1.1\r\nX-Long: " + b"a" * 200 + b"\r\n\r\n" + close,
+        ),
+        "part-that-never-ends": reader_input(boundary, post + b"x" * 200),
+        "many-tiny-parts": reader_input(
+            b"multipart/mixed; boundary=b", b"--b\r\n\r\nGET /\r\n" * 20
+        ),
+    }
+
+
 def messages() -> dict[str, bytes]:
     return {
         "get": message_input(b"GET /a?b=c HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n", part=1),
@@ -336,6 +386,7 @@ def main() -> None:
         )
         seeds[f"reader-{name}-small-limits"] = reader_input(content_type, body, limits=SMALL)
     seeds.update({f"reader-{name}": data for name, data in crafted_batches().items()})
+    seeds.update({f"reader-{name}": data for name, data in hostile_shapes().items()})
     seeds.update({f"message-{name}": data for name, data in messages().items()})
     seeds.update({f"roundtrip-{name}": data for name, data in roundtrips().items()})
     _, sample = recorded()["google-cloud-storage-002"]

@@ -36,6 +36,7 @@ from flask_batch.wire.errors import (
     reason_phrase,
 )
 from flask_batch.wire.fields import TOKEN, encode_fields
+from flask_batch.wire.formats import Metered
 from flask_batch.wire.http1 import (
     HOP_BY_HOP,
     parse_request,
@@ -125,6 +126,43 @@ def refused(error: BatchError) -> Refused:
     return Refused(type(error).__name__, limit, error.part)
 
 
+#: The work a reader may do per byte it reads (its ``scanned`` meter): a few looks at each
+#: byte. The multipart reader finds a header block then parses it, searches content and may
+#: move a large part's content once, walks blanks and looks past them at most as far again.
+COST_PER_BYTE = 4
+#: And per read, whatever its size.
+COST_FIXED = 256
+#: The JSON reader's allowance: it checks the UTF-8 of the whole text, then matches each value
+#: (an error is diagnosed with one more match), and its fixed cost covers a document's shell.
+JSON_COST_PER_BYTE = 8
+JSON_COST_FIXED = 1024
+
+
+def check_cost(
+    work: int,
+    size: int,
+    what: str,
+    overlap: int = 0,
+    *,
+    per_byte: int = COST_PER_BYTE,
+    fixed: int = COST_FIXED,
+) -> None:
+    """Refuse work that is not linear in the input: ``work`` (a reader's ``scanned``) over
+    ``per_byte * size + fixed``, plus ``overlap``: the bytes the reader may look at again by
+    design (the multipart reader, a delimiter's length per push)."""
+    bound = per_byte * size + fixed + overlap
+    if work > bound:
+        raise Finding(f"{what}: {work} bytes examined for {size} received (bound {bound})")
+
+
+def check_reader_cost(reader: Metered, chunks: Sequence[bytes], overlap: int = 0) -> None:
+    """:func:`check_cost` for a reader that was fed ``chunks``, and may look again at
+    ``overlap`` bytes per push."""
+    size = sum(len(chunk) for chunk in chunks)
+    what = f"{type(reader).__name__}, {len(chunks)} chunks"
+    check_cost(reader.scanned, size, what, overlap * len(chunks))
+
+
 def split(data: bytes, sizes: Iterable[int]) -> list[bytes]:
     """``data`` cut into chunks of ``sizes`` (some may be empty), the rest as the last chunk."""
     chunks = []
@@ -174,13 +212,21 @@ def _small_limits(cursor: Cursor) -> Limits:
 def _read(
     content_type: str, chunks: Sequence[bytes], limits: Limits
 ) -> tuple[SubRequest, ...] | Refused:
+    """The requests or the refusal; the reader's work is checked against the bytes it got."""
     try:
         reader = RequestReader(content_type, limits)
-        for chunk in chunks:
-            reader.feed(chunk)
-        return tuple(reader.close())
     except BatchError as error:
         return refused(error)
+    result: tuple[SubRequest, ...] | Refused
+    try:
+        for chunk in chunks:
+            reader.feed(chunk)
+        result = tuple(reader.close())
+    except BatchError as error:
+        result = refused(error)
+    # Each push may look again at the bytes at the buffer's end that may begin a delimiter.
+    check_reader_cost(reader, chunks, len(boundary_of(content_type)) + len("\n--"))
+    return result
 
 
 def check_reader(cursor: Cursor) -> None:
@@ -616,18 +662,14 @@ def _read_json(chunks: Sequence[bytes], limits: Limits) -> tuple[SubRequest, ...
     except BatchError as error:
         return refused(error)
     finally:
-        _check_json_cost(reader.scanned, sum(map(len, chunks)), "JsonRequestReader")
-
-
-#: Bytes a reader may examine per byte of its input, and besides.
-COST_PER_BYTE = 8
-COST_BASE = 1024
-
-
-def _check_json_cost(work: int, size: int, what: str) -> None:
-    """``what`` did work linear in its input: at most a small constant per byte."""
-    if work > COST_PER_BYTE * size + COST_BASE:
-        raise Finding(f"{what} examined {work} bytes to read {size}")
+        size = sum(map(len, chunks))
+        check_cost(
+            reader.scanned,
+            size,
+            "JsonRequestReader",
+            per_byte=JSON_COST_PER_BYTE,
+            fixed=JSON_COST_FIXED,
+        )
 
 
 def check_json(cursor: Cursor) -> None:

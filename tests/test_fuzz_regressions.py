@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -39,26 +37,10 @@ from flask_batch.wire.model import Limits, SubRequest, SubResponse
 from flask_batch.wire.multipart import boundary_of
 from fuzz.targets import check
 
-ROOT = Path(__file__).resolve().parent.parent
+from .child import ROOT, run_in_child
+
 CORPUS = ROOT / "fuzz" / "corpus"
 MIXED = "multipart/mixed; boundary=b"
-# Seconds a child process has for what takes milliseconds: only a hang runs out of it.
-HANG = 10
-
-
-def _run(code: str) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter at the repository root; a hang fails the test."""
-    try:
-        return subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=HANG,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"still running after {HANG} s (a hang):\n{code}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,7 +51,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
     "path", sorted((CORPUS / "regressions").iterdir()), ids=lambda path: path.name
 )
 def test_regression_input_passes_the_fuzz_checks(path: Path) -> None:
-    result = _run(f"from fuzz.targets import check; check({path.read_bytes()!r})")
+    result = run_in_child(f"from fuzz.targets import check; check({path.read_bytes()!r})")
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -96,7 +78,7 @@ BACKTRACKING = {
 
 @pytest.mark.parametrize("call", BACKTRACKING.values(), ids=BACKTRACKING.keys())
 def test_a_bad_line_after_many_fields_is_refused_at_once(call: str) -> None:
-    result = _run(
+    result = run_in_child(
         "from flask_batch.wire.batch import read_requests\n"
         "from flask_batch.wire.errors import MalformedBatch\n"
         "from flask_batch.wire.http1 import parse_request, parse_response\n"

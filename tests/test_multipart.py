@@ -503,6 +503,22 @@ def test_max_part_size_exactly_and_one_more(newline: bytes, content: bytes) -> N
 
 
 @pytest.mark.parametrize("newline", [b"\r\n", b"\n"])
+@pytest.mark.parametrize("padding", [b" ", b" \t \t"])
+def test_transport_padding_counts_toward_the_part_before_it(newline: bytes, padding: bytes) -> None:
+    # Blanks between a boundary and its line end are held until the line ends (they may yet
+    # be content), so they count toward the part: the limit then bounds what is held.
+    body, size = part_with_size("b", newline, b"content")
+    body = body.replace(newline + b"--b--", newline + b"--b" + padding + newline * 2 + b"--b--")
+    size += len(padding)
+    for chunk in (1, 2, 3, 5, len(body)):
+        parts = read_chunks("b", split_every(body, chunk), Limits(max_part_size=size))
+        assert [part.content for part in parts] == [b"small", b"content", b""]
+        with pytest.raises(LimitExceeded) as info:
+            read_chunks("b", split_every(body, chunk), Limits(max_part_size=size - 1))
+        check_limit(info.value, "max_part_size", size - 1, 2)
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n"])
 def test_max_header_size_exactly_and_one_more(newline: bytes) -> None:
     # The header block counts its lines with their line ends and the blank line that ends it.
     headers = b"X-A: 1" + newline + b"X-Bb: 22" + newline + b" folded" + newline + newline
@@ -590,6 +606,33 @@ def test_memory_stays_bounded_for_huge_headers() -> None:
     accepted, peak = feed_until_refused(reader, FIFTY_MB)
     assert accepted <= CHUNK
     assert peak < 2 * MIB
+
+
+def test_endless_transport_padding_is_refused_at_the_part_size_limit() -> None:
+    # Blanks after a boundary, never ending their line: refused once the part is too large,
+    # not kept (and walked again) until the body ends.
+    reader = MultipartReader("b", Limits(max_part_size=64 * KIB, max_body_size=64 * MIB))
+    assert reader.feed(b"--b\r\n\r\ncontent\r\n--b") == []
+    accepted, peak = feed_until_refused(reader, [b" " * (16 * KIB)] * 64)
+    assert accepted <= 64 * KIB + 16 * KIB
+    assert peak < 96 * KIB
+
+
+@pytest.mark.parametrize("blanks", [b" ", b"\t \t"])
+@pytest.mark.parametrize(
+    "end", [b"\r\n\r\nx\r\n--boundary--", b"\rx\n--boundary\n\nx\n--boundary--"]
+)
+def test_memory_stays_bounded_in_blanks_after_a_boundary_in_the_preamble(
+    blanks: bytes, end: bytes
+) -> None:
+    # Whether the blanks end up as a delimiter's padding or as preamble, they are dropped.
+    reader = MultipartReader("boundary", Limits(max_body_size=128 * MIB))
+    assert reader.feed(b"preamble\r\n--boundary") == []
+    chunk = blanks * (CHUNK // len(blanks))
+    for _ in range(16):
+        assert reader.feed(chunk) == []
+        assert len(reader._buffer) < 64
+    assert reader.feed(end) + reader.close() == [Part((), b"x")]
 
 
 def test_memory_stays_bounded_in_a_huge_preamble_and_epilogue() -> None:

@@ -37,6 +37,11 @@ class RequestReader:
         # Per batch, so that no batch can learn from timing what another one sent.
         self._seen_fields: dict[bytes, Headers] = {}
 
+    @property
+    def scanned(self) -> int:
+        """The multipart reader's work meter (:attr:`MultipartReader.scanned`)."""
+        return self._reader.scanned
+
     def feed(self, data: bytes) -> None:
         self._reader.push(data)
         self._read_parts()

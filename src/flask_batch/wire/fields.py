@@ -98,6 +98,9 @@ def _parse_slowly(
 ) -> list[tuple[str, str]]:
     """Line by line: unfold MIME continuation lines, or say which line is wrong."""
     fields: list[tuple[str, str]] = []
+    # The last field's value and its continuation lines, joined once it is complete: adding
+    # each line to the value would copy it again for every line (quadratic in the lines).
+    folded: list[str] = []
     what = "part" if mime else "HTTP"
     # Split at LF alone: str.splitlines would also split at a bare CR (and at \x0b, \x85...),
     # letting "X-A: a\rX-Injected: 1" pass as two fields.
@@ -109,14 +112,24 @@ def _parse_slowly(
                 )
             if not fields:
                 raise MalformedBatch("the part's headers begin with a continuation line", part=part)
-            name, value = fields[-1]
-            fields[-1] = (name, value + " " + line.strip(" \t\r\n"))
+            if not folded:
+                folded.append(fields[-1][1])
+            folded.append(line.strip(" \t\r\n"))
             continue
+        _unfold(fields, folded)
         match = field.fullmatch(line + "\n")
         if match is None:
             raise MalformedBatch(f"invalid {what} header line {_show(line)}", part=part)
         fields.append((match.group(1), match.group(2) or ""))
+    _unfold(fields, folded)
     return fields
+
+
+def _unfold(fields: list[tuple[str, str]], folded: list[str]) -> None:
+    """Give the last field its value joined with its continuation lines, if it had any."""
+    if folded:
+        fields[-1] = (fields[-1][0], " ".join(folded))
+        folded.clear()
 
 
 def _show(line: str) -> str:

@@ -14,7 +14,16 @@ MULTIPART = "multipart/mixed"
 JSON = MEDIA_TYPE
 
 
-class Reader(Protocol):
+class Metered(Protocol):
+    """A reader with a work meter: ``scanned``, the bytes it examined so far (searches count
+    the bytes they looked at, walks their steps). It lets tests and the fuzzer check that the
+    work grows no faster than the body (see :attr:`.multipart.MultipartReader.scanned`)."""
+
+    @property
+    def scanned(self) -> int: ...
+
+
+class Reader(Metered, Protocol):
     def feed(self, data: bytes) -> None: ...
 
     def close(self) -> list[SubRequest]: ...

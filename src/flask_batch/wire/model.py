@@ -26,7 +26,8 @@ class Limits:
     max_parts: int = 100
     #: Bytes of the whole multipart body (after decompression, if it came compressed).
     max_body_size: int = 16 * MIB
-    #: Bytes of one part (its MIME headers plus the embedded HTTP message).
+    #: Bytes of one part (its MIME headers plus the embedded HTTP message, and the blanks
+    #: after the boundary that ends it, which are held until their line ends).
     max_part_size: int = 8 * MIB
     #: Bytes of one header block: a part's MIME headers, or its HTTP request line and headers.
     max_header_size: int = 16 * KIB
