@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from flask_batch.wire.errors import BatchError, LimitExceeded, MalformedBatch, reason_phrase
 from flask_batch.wire.http1 import (
     HOP_BY_HOP,
+    MAX_CHUNKS,
     parse_request,
     parse_response,
     serialise_request,
@@ -681,3 +682,10 @@ def test_any_bytes_parse_or_raise_batch_error(data: bytes) -> None:
             assert body in data
     with contextlib.suppress(BatchError):
         assert parse_response(data, 1).body in data
+
+
+def test_a_chunked_body_in_more_chunks_than_the_bound_is_refused() -> None:
+    chunks = b"1\r\nx\r\n" * MAX_CHUNKS
+    assert parse(with_body(CHUNKED, chunks + b"0\r\n\r\n"))[3] == b"x" * MAX_CHUNKS
+    with pytest.raises(MalformedBatch, match=f"more than {MAX_CHUNKS} chunks"):
+        parse(with_body(CHUNKED, chunks + b"1\r\nx\r\n0\r\n\r\n"))
