@@ -185,7 +185,7 @@ MAX_CHUNKS = 1024
 
 def _dechunk(data: bytes | bytearray, position: int, part: int | None) -> bytes:
     """The body of a chunked message (RFC 9112 section 7.1); extensions and trailers ignored."""
-    chunks = []
+    chunks: list[bytes | bytearray] = []
     while True:
         match = _CHUNK_SIZE.match(data, position)
         if match is None:
