@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
+from ..batching import sub
 from ..frameworks.serving import asgi_server
 from ..servers import live_server
 from .api import Api, asgi_app, flask_app, wsgi_app
-from .wire import MULTIPART, batch, post, sub
+from .wire import MULTIPART, batch, post
 
 
 @dataclass(frozen=True)

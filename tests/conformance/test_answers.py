@@ -12,8 +12,9 @@ from flask_batch.wire.batch import encode_requests
 from flask_batch.wire.jsonbatch import encode_json_requests
 from flask_batch.wire.model import SubResponse
 
+from ..batching import sub
 from .conftest import Server
-from .wire import BOUNDARY, batch, post, sub
+from .wire import BOUNDARY, batch, post
 
 ROUTE = "/batch/answers"  # max_answer_part_size=1000, max_answer_size=2500
 

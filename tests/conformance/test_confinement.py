@@ -16,9 +16,10 @@ from flask_batch.routing import PINNED_HEADERS
 from flask_batch.wire.jsonbatch import encode_json_requests
 from flask_batch.wire.model import SubResponse, first_header
 
+from ..batching import sub
 from .api import ROUTES
 from .conftest import Server
-from .wire import CLOSE, batch, body, part, post, sub
+from .wire import CLOSE, batch, body, part, post
 
 
 def refused_part(answer: SubResponse, title: str) -> str:

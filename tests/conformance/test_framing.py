@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from ..batching import sub
 from .conftest import Server
-from .wire import BOUNDARY, CLOSE, DELIMITER, MIME, OK, batch, body, part, post, sub
+from .wire import BOUNDARY, CLOSE, DELIMITER, MIME, OK, batch, body, part, post
 
 
 def test_a_truncated_body_is_refused_naming_the_part(server: Server) -> None:

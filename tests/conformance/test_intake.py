@@ -10,18 +10,9 @@ import pytest
 
 from flask_batch.wire.batch import encode_requests
 
+from ..batching import sub
 from .conftest import Server
-from .wire import (
-    BOUNDARY,
-    MULTIPART,
-    OK,
-    body,
-    connect,
-    exchange,
-    head,
-    read_answer,
-    sub,
-)
+from .wire import BOUNDARY, MULTIPART, OK, body, connect, exchange, head, read_answer
 from .wire import batch as send_batch
 
 

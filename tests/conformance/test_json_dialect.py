@@ -14,8 +14,9 @@ import pytest
 
 from flask_batch.wire.jsonbatch import encode_json_requests
 
+from ..batching import sub
 from .conftest import Server
-from .wire import batch, post, sub
+from .wire import batch, post
 
 GRAPH = {
     "Content-Type": ["text/plain"],

@@ -17,8 +17,9 @@ import pytest
 from flask_batch.wire.batch import encode_requests
 from flask_batch.wire.model import Limits
 
+from ..batching import sub
 from .conftest import Server, differs_on
-from .wire import BOUNDARY, MULTIPART, OK, body, connect, exchange, head, post, read_answer, sub
+from .wire import BOUNDARY, MULTIPART, OK, body, connect, exchange, head, post, read_answer
 
 #: max_parts=3, max_body_size=4000, max_part_size=600, max_header_size=300, max_headers=8.
 SMALL = "/batch/small"

@@ -8,8 +8,9 @@ import pytest
 
 from flask_batch.wire.batch import encode_requests
 
+from ..batching import sub
 from .conftest import Server
-from .wire import BOUNDARY, batch, post, sub
+from .wire import BOUNDARY, batch, post
 
 
 def test_a_part_that_raises_is_a_500_part_and_the_batch_goes_on(

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from ..batching import sub
 from .conftest import Server
-from .wire import batch, sub
+from .wire import batch
 
 
 def test_each_front_end_answers_a_batch(server: Server) -> None:

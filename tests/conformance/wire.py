@@ -139,16 +139,6 @@ def batch(
     return answers
 
 
-def sub(
-    method: str,
-    target: str,
-    body: bytes = b"",
-    headers: tuple[tuple[str, str], ...] = (),
-    content_id: str | None = None,
-) -> SubRequest:
-    return SubRequest(method, target, headers, body, content_id)
-
-
 def part(message: bytes, mime: bytes = MIME) -> bytes:
     """One part of a hand-written batch: its MIME headers, a blank line and the message."""
     return DELIMITER + b"\r\n" + mime + b"\r\n" + message + b"\r\n"
