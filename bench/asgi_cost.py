@@ -136,11 +136,15 @@ async def dispatch(app: ASGIApp, request: tuple[dict[str, Any], bytes]) -> tuple
     status = 0
     size = 0
 
+    answered = asyncio.Event()
+
     async def receive() -> Message:
         nonlocal received
         if not received:
             received = True
             return {"type": "http.request", "body": body, "more_body": False}
+        # As a server does: the client is connected until its answer is complete.
+        await answered.wait()
         return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
@@ -149,6 +153,8 @@ async def dispatch(app: ASGIApp, request: tuple[dict[str, Any], bytes]) -> tuple
             status = message["status"]
         else:
             size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                answered.set()
 
     await app(request_scope, receive, send)
     return status, size

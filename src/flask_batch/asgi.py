@@ -461,7 +461,6 @@ class _Exchange:
                 raise RuntimeError("http.response.start sent twice")
             self.status = int(message["status"])
             self.headers = message.get("headers", ())
-            self.answer.add_headers(self.headers)
         else:
             raise RuntimeError(
                 f"unexpected ASGI message {kind!r}: a part takes http.response.start and "

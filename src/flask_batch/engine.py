@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -356,11 +356,15 @@ class Schedule:
         """The parts that can be written now, in request order: the small ones as one chunk,
         a large answer's body in slices of its own, read in place (never copied whole);
         ``ending`` goes out with the last chunk."""
-        small: list[bytes] = []
+        small: list[bytes | bytearray] = []
         while self._written < len(self.requests) and self.answers[self._written] is not None:
             head, body, tail = self.write_next()
-            small.append(head)
-            if body:
+            if len(body) < LARGE_BODY:  # copied once, with the parts around it
+                small.append(head)
+                small.append(body)
+                small.append(tail)
+            else:
+                small.append(head)
                 yield b"".join(small)
                 small = [tail]
                 yield from slices(body)
@@ -387,7 +391,7 @@ class Schedule:
         assert self.done
 
     def write(self, index: int) -> Pieces:
-        """Part ``index`` written: one chunk, or a large body between its head and its tail.
+        """Part ``index`` written: its head, its body (not copied) and its tail.
 
         An answer past the batch's ``max_answer_size`` is replaced by a 502 part.
         """
@@ -400,13 +404,11 @@ class Schedule:
                 self._answered_bytes -= len(answer.body)
                 answer = answer_too_large("max_answer_size", budget)
         try:
-            if len(answer.body) < LARGE_BODY:
-                return self.writer.part(answer, request), b"", b""
             return self.writer.part_pieces(answer, request)
         except ValueError as error:
             # A response that cannot be framed (CR/LF in a header, say) must not reach the wire.
             logger.error("part %d: cannot send the application's response: %s", index + 1, error)
-            return self.writer.part(INVALID_RESPONSE, request), b"", b""
+            return self.writer.part_pieces(INVALID_RESPONSE, request)
 
 
 #: A part written: a head, a body to send as it is (empty when the part is all in the head),
@@ -444,36 +446,26 @@ class AnswerBody:
     limit, what was held is dropped and :attr:`over` is set.
     """
 
-    __slots__ = ("_limit", "_size", "over", "value")
+    __slots__ = ("_room", "over", "value")
 
     def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._size = 0
+        self._room = limit
         self.over = False
         self.value: bytes | bytearray = b""
 
     def add(self, chunk: bytes) -> bool:
         """Take the next chunk; False once the body is over the limit (and dropped)."""
-        if not self._count(len(chunk)):
-            return False
-        if not self.value:
-            self.value = chunk
-        elif chunk:
-            if isinstance(self.value, bytes):
-                self.value = bytearray(self.value)
-            self.value += chunk
-        return True
-
-    def add_headers(self, headers: Iterable[tuple[str | bytes, str | bytes]]) -> bool:
-        """Count the answer's header fields against the limit too (as ``name: value`` CRLF)."""
-        return self._count(sum(len(name) + len(value) + 4 for name, value in headers))
-
-    def _count(self, size: int) -> bool:
-        if self.over:
-            return False
-        self._size += size
-        if self._size > self._limit:
+        room = self._room - len(chunk)
+        if room < 0 or self.over:
             self.over = True
             self.value = b""
             return False
+        self._room = room
+        value = self.value
+        if not value:
+            self.value = chunk
+        elif chunk:
+            if type(value) is bytes:
+                self.value = value = bytearray(value)
+            value += chunk  # a bytearray grows in place
         return True

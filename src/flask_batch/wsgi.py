@@ -340,10 +340,8 @@ class _AnswerTooLarge(Exception):
 def call_app(
     app: WSGIApplication, environ: WSGIEnvironment, limit: int = DEFAULT_LIMITS.max_answer_part_size
 ) -> SubResponse:
-    """Run ``app`` on ``environ`` and collect its whole response, up to ``limit`` bytes.
-
-    An answer larger than that (headers and body) is not read further, and stands as a 502.
-    """
+    """Run ``app`` on ``environ`` and collect its whole response, up to ``limit`` bytes of
+    body: a larger one is not read further, and stands as a 502."""
     started: list[Any] = []
     body = AnswerBody(limit)
 
@@ -376,7 +374,7 @@ def call_app(
     if not started:
         raise RuntimeError("the application did not call start_response")
     status, headers = started
-    if body.over or not body.add_headers(headers):
+    if body.over:
         return answer_too_large("max_answer_part_size", limit)
     code, _, reason = status.partition(" ")
     return SubResponse(int(code), reason, tuple(headers), body.value)

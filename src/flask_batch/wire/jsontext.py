@@ -448,6 +448,8 @@ def _check_utf8(data: Buffer, size: int) -> None:
     head = data[: min(4, size)]
     if b"\x00" in head or head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise NotUtf8("a JSON batch must be UTF-8 (this one looks like UTF-16 or UTF-32)")
+    if size <= _UTF8_CHUNK and data[:size].isascii():
+        return  # the common case (an answer's body, a small batch): no decoder to set up
     decoder = codecs.getincrementaldecoder("utf-8")()
     for offset in range(0, size, _UTF8_CHUNK):
         piece = data[offset : min(size, offset + _UTF8_CHUNK)]

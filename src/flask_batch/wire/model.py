@@ -35,7 +35,7 @@ class Limits:
     max_headers: int = 100
     #: Seconds the batch may run; parts not started by then are answered 503. None: no deadline.
     deadline: float | None = None
-    #: Bytes of one part's answer (its body, and its headers): more is answered 502 instead.
+    #: Bytes of one part's answer body: more is answered 502 instead.
     max_answer_part_size: int = 16 * MIB
     #: Bytes of the answer bodies of the whole batch: a part past it is answered 502 instead.
     max_answer_size: int = 64 * MIB
