@@ -47,8 +47,8 @@ from flask_batch.client import Batching
 # The package's internals, for timing each step alone: they may change, so a failed import
 # only disables that table.
 try:
-    from flask_batch.wire.batch import ResponseWriter, read_requests
     from flask_batch.wire.model import Limits
+    from flask_batch.wire.multipart_format import ResponseWriter, read_requests
     from flask_batch.wsgi import Dispatcher, call_app
 
     INTERNALS_ERROR = ""

@@ -20,14 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask_batch.engine import INVALID_RESPONSE
-from flask_batch.wire.batch import (
-    RequestReader,
-    ResponseWriter,
-    encode_requests,
-    read_requests,
-    read_responses,
-)
-from flask_batch.wire.coding import BodyDecoder
+from flask_batch.wire.content_coding import BodyDecoder
 from flask_batch.wire.errors import (
     BatchError,
     LimitExceeded,
@@ -44,7 +37,7 @@ from flask_batch.wire.http1 import (
     response_fields,
     serialise_request,
 )
-from flask_batch.wire.jsonbatch import (
+from flask_batch.wire.json_format import (
     JsonRequestReader,
     JsonResponseWriter,
     canonical_name,
@@ -54,6 +47,13 @@ from flask_batch.wire.jsonbatch import (
 )
 from flask_batch.wire.model import KIB, MIB, UNLIMITED, Headers, Limits, SubRequest, SubResponse
 from flask_batch.wire.multipart import boundary_of, parse_media_type
+from flask_batch.wire.multipart_format import (
+    RequestReader,
+    ResponseWriter,
+    encode_requests,
+    read_requests,
+    read_responses,
+)
 
 READER, MESSAGE, ROUNDTRIP, DECODER, JSON = range(5)
 #: Target names for ``fuzz_batch.py --target``; "all" lets byte 0 choose.

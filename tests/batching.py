@@ -8,8 +8,8 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest, SubResponse
+from flask_batch.wire.multipart_format import encode_requests, read_responses
 
 BOUNDARY = "test-boundary"
 MULTIPART = f"multipart/mixed; boundary={BOUNDARY}"

@@ -22,11 +22,11 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from flask_batch.wire.batch import ResponseWriter, read_requests
+from flask_batch.wire.dependencies import dependency_indices
 from flask_batch.wire.errors import problem_response
-from flask_batch.wire.jsonbatch import JsonRequestReader, JsonResponseWriter
+from flask_batch.wire.json_format import JsonRequestReader, JsonResponseWriter
 from flask_batch.wire.model import UNLIMITED, SubRequest, SubResponse
-from flask_batch.wire.plan import dependency_indices
+from flask_batch.wire.multipart_format import ResponseWriter, read_requests
 
 BATCH_URL = "http://api.test/batch"
 BASE = "http://api.test"

@@ -23,9 +23,9 @@ import pytest
 from flask_batch import asgi, engine
 from flask_batch.asgi import BatchMiddleware, Parts, route_path
 from flask_batch.engine import HOLD_PARTS
-from flask_batch.wire.batch import encode_requests
-from flask_batch.wire.jsonbatch import encode_json_requests
+from flask_batch.wire.json_format import encode_json_requests
 from flask_batch.wire.model import SubRequest
+from flask_batch.wire.multipart_format import encode_requests
 
 from .frameworks.driving import (
     BOUNDARY,

@@ -1,4 +1,4 @@
-"""The Google / OData batch dialect: ``flask_batch.wire.batch``.
+"""The Google / OData batch dialect: ``flask_batch.wire.multipart_format``.
 
 Why: this is where framing and messages meet the contract of docs/design.md section 2: the raw
 requests real clients send must become exactly the sub-requests they meant (targets, headers,
@@ -19,7 +19,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flask_batch.wire.batch import (
+from flask_batch.wire.errors import LimitExceeded, MalformedBatch, UnsupportedMediaType
+from flask_batch.wire.model import Headers, Limits, SubRequest, SubResponse
+from flask_batch.wire.multipart import boundary_of
+from flask_batch.wire.multipart_format import (
     RequestReader,
     ResponseWriter,
     encode_requests,
@@ -28,9 +31,6 @@ from flask_batch.wire.batch import (
     request_content_id,
     response_content_id,
 )
-from flask_batch.wire.errors import LimitExceeded, MalformedBatch, UnsupportedMediaType
-from flask_batch.wire.model import Headers, Limits, SubRequest, SubResponse
-from flask_batch.wire.multipart import boundary_of
 
 from .properties import PROPERTY
 

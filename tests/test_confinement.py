@@ -18,8 +18,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import Client
 
 from flask_batch import add_batch_route
-from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubResponse
+from flask_batch.wire.multipart_format import encode_requests, read_responses
 
 from .batching import BOUNDARY, batch, header, post, sub
 

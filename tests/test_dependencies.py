@@ -20,8 +20,8 @@ from flask import Flask, Response, request
 from flask.testing import FlaskClient
 
 from flask_batch import add_batch_route
-from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest
+from flask_batch.wire.multipart_format import encode_requests, read_responses
 
 from .batching import BOUNDARY, header, post, problem
 from .test_json_format import item, responses_of, send

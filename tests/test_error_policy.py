@@ -20,8 +20,8 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.datastructures import Headers
 
-from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest
+from flask_batch.wire.multipart_format import encode_requests, read_responses
 
 from .batching import BOUNDARY, MULTIPART, post
 from .batching import header as part_header

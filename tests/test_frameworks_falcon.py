@@ -12,8 +12,8 @@ import falcon.asgi
 from werkzeug.test import Client
 
 from flask_batch import asgi, wsgi
-from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest, SubResponse
+from flask_batch.wire.multipart_format import encode_requests, read_responses
 
 from .frameworks.driving import BOUNDARY, MULTIPART, batch, run
 

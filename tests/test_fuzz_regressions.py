@@ -23,11 +23,10 @@ from typing import Any
 import pytest
 
 from flask_batch.engine import INVALID_RESPONSE
-from flask_batch.wire.batch import ResponseWriter, read_requests, read_responses
-from flask_batch.wire.coding import BodyDecoder
+from flask_batch.wire.content_coding import BodyDecoder
 from flask_batch.wire.errors import BatchError, LimitExceeded, MalformedBatch
 from flask_batch.wire.http1 import parse_response
-from flask_batch.wire.jsonbatch import (
+from flask_batch.wire.json_format import (
     JsonRequestReader,
     JsonResponseWriter,
     encode_json_requests,
@@ -35,6 +34,7 @@ from flask_batch.wire.jsonbatch import (
 )
 from flask_batch.wire.model import Limits, SubRequest, SubResponse
 from flask_batch.wire.multipart import boundary_of
+from flask_batch.wire.multipart_format import ResponseWriter, read_requests, read_responses
 from fuzz.targets import check
 
 from .child import ROOT, run_in_child
@@ -79,7 +79,7 @@ BACKTRACKING = {
 @pytest.mark.parametrize("call", BACKTRACKING.values(), ids=BACKTRACKING.keys())
 def test_a_bad_line_after_many_fields_is_refused_at_once(call: str) -> None:
     result = run_in_child(
-        "from flask_batch.wire.batch import read_requests\n"
+        "from flask_batch.wire.multipart_format import read_requests\n"
         "from flask_batch.wire.errors import MalformedBatch\n"
         "from flask_batch.wire.http1 import parse_request, parse_response\n"
         "from flask_batch.wire.model import Limits\n"

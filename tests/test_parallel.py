@@ -24,8 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_batch import add_batch_route
-from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest
+from flask_batch.wire.multipart_format import encode_requests, read_responses
 
 from .batching import BOUNDARY, batch, post, sub
 from .login import TOKENS, User, install_login

@@ -16,8 +16,8 @@ import pytest
 
 from flask_batch import Execution, Limits, engine
 from flask_batch.engine import HOLD_BYTES, HOLD_PARTS
-from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest
+from flask_batch.wire.multipart_format import encode_requests, read_responses
 from flask_batch.wsgi import BatchEndpoint
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from werkzeug.test import Client, EnvironBuilder
 
 from flask_batch import Execution, Limits, asgi
 from flask_batch.options import option_names
-from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest, SubResponse
+from flask_batch.wire.multipart_format import encode_requests, read_responses
 from flask_batch.wsgi import PART_KEY, BatchMiddleware
 
 from .frameworks.driving import BOUNDARY, MULTIPART

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .engine import Execution, Policy
-from .wire.coding import BodyDecoder
+from .wire.content_coding import BodyDecoder
+from .wire.dependencies import dependency_indices
 from .wire.errors import (
     ALLOW,
     PROBLEM_JSON,
@@ -28,9 +29,8 @@ from .wire.errors import (
     reason_phrase,
 )
 from .wire.formats import JSON, MULTIPART, Reader, Writer, negotiate
-from .wire.jsonbatch import JSON_DIALECTS, JsonDialect
+from .wire.json_format import JSON_DIALECTS, JsonDialect
 from .wire.model import Limits, SubRequest
-from .wire.plan import dependency_indices
 from .wire.prefer import parse_preferences
 
 #: Methods that describe the endpoint instead of sending a batch.

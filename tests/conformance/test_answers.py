@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from flask_batch.wire.batch import encode_requests
-from flask_batch.wire.jsonbatch import encode_json_requests
+from flask_batch.wire.json_format import encode_json_requests
 from flask_batch.wire.model import SubResponse
+from flask_batch.wire.multipart_format import encode_requests
 
 from ..batching import sub
 from .conftest import Server

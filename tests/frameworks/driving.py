@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
-from flask_batch.wire.batch import encode_requests, read_responses
 from flask_batch.wire.model import SubRequest, SubResponse
+from flask_batch.wire.multipart_format import encode_requests, read_responses
 
 Message = dict[str, Any]
 App = Callable[..., Awaitable[None]]

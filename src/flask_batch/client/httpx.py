@@ -39,7 +39,7 @@ from typing import Any, Literal
 import httpx
 
 from ..wire.http1 import HOP_BY_HOP
-from ..wire.jsonbatch import encode_json_requests
+from ..wire.json_format import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
 from ._errors import BatchNotSent, Pending, UnsentRequestsWarning, drop_unsent
 from ._policy import Retry

@@ -35,7 +35,7 @@ from urllib3.exceptions import (
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from ..wire.http1 import HOP_BY_HOP
-from ..wire.jsonbatch import encode_json_requests
+from ..wire.json_format import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
 from ._errors import Pending, drop_unsent
 from ._policy import Retry

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .batch import RequestReader, ResponseWriter
 from .errors import UnsupportedMediaType
-from .jsonbatch import MEDIA_TYPE, JsonDialect, JsonRequestReader, JsonResponseWriter
+from .json_format import MEDIA_TYPE, JsonDialect, JsonRequestReader, JsonResponseWriter
 from .model import Limits, SubRequest, SubResponse
 from .multipart import parse_media_type
+from .multipart_format import RequestReader, ResponseWriter
 
 MULTIPART = "multipart/mixed"
 JSON = MEDIA_TYPE

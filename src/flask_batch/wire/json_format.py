@@ -528,7 +528,7 @@ def _is_binary(content_type: str | None) -> bool:
     return not is_json(media_type) and not media_type.startswith("text/")
 
 
-def encode_body(value: Any, content_type: str | None) -> bytes:
+def string_to_body(value: Any, content_type: str | None) -> bytes:
     """The bytes a text or binary answer body (a JSON string) stands for, by its media type;
     ValueError if it cannot. Untyped bodies, and those of an unreadable Content-Type, are
     base64url, like any type that is neither JSON nor text (a JSON body is its own text)."""
@@ -547,7 +547,7 @@ def encode_body(value: Any, content_type: str | None) -> bytes:
         raise ValueError("the body is not valid base64url") from None
 
 
-def decode_body(body: bytes | bytearray, content_type: str | None) -> tuple[str, bool]:
+def body_to_string(body: bytes | bytearray, content_type: str | None) -> tuple[str, bool]:
     """The JSON string that carries a text or binary ``body``, and whether it had to be
     base64url: text in its charset, anything else (a JSON type whose body is not valid
     JSON text included) base64url. A valid JSON body goes as its own text instead
@@ -616,7 +616,7 @@ class JsonResponseWriter:
             if span is not None:
                 as_written = body if span == (0, len(body)) else body[span[0] : span[1]]
             else:
-                item["body"], encoded = decode_body(body, content_type)
+                item["body"], encoded = body_to_string(body, content_type)
                 if encoded and not _is_binary(content_type):
                     item["bodyEncoding"] = "base64url"  # not what its type says: say so
         encoded_item = _dumps(item)  # before counting it: a failure here writes nothing
@@ -707,7 +707,7 @@ def encode_json_request(request: SubRequest) -> bytes:
         if span is None:
             raise ValueError(cannot)
         return _dumps(item)[:-1] + b',"body":' + bytes(request.body[span[0] : span[1]]) + b"}"
-    item["body"], encoded = decode_body(request.body, content_type)
+    item["body"], encoded = body_to_string(request.body, content_type)
     if encoded and not _is_binary(content_type):
         raise ValueError(cannot)
     return _dumps(item)
@@ -811,7 +811,7 @@ def _response(text: JsonText, members: dict[bytes, Span]) -> tuple[str | None, S
         if not marked and is_json(_media(content_type)[0]):
             body = text.raw(*span)  # the JSON text itself, as the server wrote it
         else:
-            body = encode_body(_loads(text.raw(*span)), None if marked else content_type)
+            body = string_to_body(_loads(text.raw(*span)), None if marked else content_type)
         # The length is that of the body that arrived (a JSON body may be spaced otherwise).
         fields = [f for f in fields if f[0].lower() != "content-length"]
         fields.append(("Content-Length", str(len(body))))
