@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from werkzeug.test import EnvironBuilder
 
+from flask_batch.targets import PART_KEY
 from flask_batch.wire.model import SubRequest
-from flask_batch.wsgi import PART_KEY, Dispatcher
+from flask_batch.wsgi import Dispatcher
 
 ORIGIN = "http://example.com:8080"
 # Keys a server sets that must match a direct request exactly.

@@ -19,9 +19,10 @@ from werkzeug.test import Client, EnvironBuilder
 
 from flask_batch import Execution, Limits, asgi
 from flask_batch.options import option_names
+from flask_batch.targets import PART_KEY
 from flask_batch.wire.model import SubRequest, SubResponse
 from flask_batch.wire.multipart_format import encode_requests, read_responses
-from flask_batch.wsgi import PART_KEY, BatchMiddleware
+from flask_batch.wsgi import BatchMiddleware
 
 from .frameworks.driving import BOUNDARY, MULTIPART
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .engine import Execution
+from .execution import Execution
 from .wire.errors import (
     BatchError,
     LengthRequired,

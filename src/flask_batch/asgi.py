@@ -39,19 +39,11 @@ from collections.abc import (
 from contextlib import aclosing
 from typing import Any
 
-from .endpoint import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
-from .engine import AnswerBody, answer_too_large, astream_answers
+from .execution import AnswerBody, answer_too_large, astream_answers
+from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
 from .options import DEFAULT_LIMITS, MiddlewareOptions
-from .routing import (
-    DEFAULT_HEADER_RULES,
-    PART_KEY,
-    HeaderRules,
-    Refused,
-    Router,
-    connection_options,
-    inherited,
-    server_host,
-)
+from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
+from .targets import PART_KEY, PartRefused, Router, server_host
 from .wire.errors import BatchError, problem_response, reason_phrase
 from .wire.model import SubRequest, SubResponse
 
@@ -296,7 +288,7 @@ class Parts:
         """Run ``request`` through the application; its response once complete."""
         try:
             scope = self.scope(request)
-        except Refused as refusal:
+        except PartRefused as refusal:
             return problem_response(400, refusal.title, str(refusal))
         loop = asyncio.get_running_loop()
         exchange = _Exchange(request.body, loop.create_future(), self._answer_limit)

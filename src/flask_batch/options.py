@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .endpoint import JSON_DIALECT_OPTIONS
-from .engine import Execution
-from .routing import DEFAULT_HEADER_RULES, HeaderRules
+from .execution import Execution
+from .intake import JSON_DIALECT_OPTIONS
+from .part_headers import DEFAULT_HEADER_RULES, HeaderRules
 from .wire.model import Limits
 
 #: Options that are neither a limit nor an execution setting.

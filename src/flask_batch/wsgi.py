@@ -17,21 +17,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
-from .endpoint import DESCRIBE_METHODS, Intake, describe, plan_run
-from .endpoint import Answer as Answer  # noqa: PLC0414 (re-exported, as before)
-from .endpoint import error_answer as error_answer  # noqa: PLC0414 (re-exported, as before)
-from .engine import AnswerBody, Execution, answer_too_large, stream_answers
+from .execution import AnswerBody, Execution, answer_too_large, stream_answers
+from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
 from .options import DEFAULT_LIMITS, MiddlewareOptions
-from .routing import (
-    DEFAULT_HEADER_RULES,
-    HeaderRules,
-    Refused,
-    Router,
-    connection_options,
-    inherited,
-    server_host,
-)
-from .routing import PART_KEY as PART_KEY  # noqa: PLC0414 (re-exported, as before)
+from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
+from .targets import PART_KEY, PartRefused, Router, server_host
 from .wire.errors import BatchError, MalformedBatch, problem_response
 from .wire.formats import Writer
 from .wire.model import Limits, SubRequest, SubResponse
@@ -242,7 +232,7 @@ class Dispatcher:
     def __call__(self, request: SubRequest) -> SubResponse:
         try:
             environ = self.environ(request)
-        except Refused as refusal:
+        except PartRefused as refusal:
             return problem_response(400, refusal.title, str(refusal))
         return contextvars.Context().run(call_app, self._app, environ, self._answer_limit)
 

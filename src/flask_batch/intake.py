@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .engine import Execution, Policy
+from .execution import Execution, Policy
 from .wire.content_coding import BodyDecoder
 from .wire.dependencies import dependency_indices
 from .wire.errors import (
