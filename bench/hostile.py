@@ -35,6 +35,7 @@ from typing import Any
 
 from bench.timing import median, timed
 from flask_batch.wire.model import KIB, MIB, Limits
+from flask_batch.wire.multipart import boundary_of
 from flask_batch.wire.multipart_format import RequestReader
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ def body(shape: str, size: int) -> bytes:
 
 def read(data: bytes, chunk: int) -> int:
     """Feed ``data`` in chunks of ``chunk`` bytes; the number of requests read."""
-    reader = RequestReader(CONTENT_TYPE, LIMITS)
+    reader = RequestReader(boundary_of(CONTENT_TYPE), LIMITS)
     for start in range(0, len(data), chunk):
         reader.feed(data[start : start + chunk])
     return len(reader.close())

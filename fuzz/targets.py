@@ -214,7 +214,7 @@ def _read(
 ) -> tuple[SubRequest, ...] | Refused:
     """The requests or the refusal; the reader's work is checked against the bytes it got."""
     try:
-        reader = RequestReader(content_type, limits)
+        reader = RequestReader(boundary_of(content_type), limits)
     except BatchError as error:
         return refused(error)
     result: tuple[SubRequest, ...] | Refused

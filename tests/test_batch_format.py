@@ -252,7 +252,7 @@ def test_samples_read_the_same_in_any_chunks(name: str) -> None:
 
 
 def test_request_reader_feeds_and_closes() -> None:
-    reader = RequestReader("multipart/mixed; boundary=b", LIMITS)
+    reader = RequestReader("b", LIMITS)
     body = body_of([GET_PART, GET_PART])
     reader.feed(body[:40])
     reader.feed(body[40:])
@@ -260,9 +260,9 @@ def test_request_reader_feeds_and_closes() -> None:
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "multipart/form-data; boundary=b"])
-def test_request_reader_refuses_other_media_types(content_type: str | None) -> None:
+def test_a_multipart_reader_refuses_other_media_types(content_type: str | None) -> None:
     with pytest.raises(UnsupportedMediaType):
-        RequestReader(content_type, LIMITS)
+        read_requests(content_type, [b""], LIMITS)
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import pytest
 from flask_batch.wire.errors import BatchError
 from flask_batch.wire.fields import parse_fields
 from flask_batch.wire.model import KIB, MIB, Limits
+from flask_batch.wire.multipart import boundary_of
 from flask_batch.wire.multipart_format import RequestReader
 
 from .child import run_in_child
@@ -163,7 +164,7 @@ def pieces(body: bytes, chunk: int | None) -> Iterator[bytes]:
 
 def read(body: bytes, chunk: int | None) -> tuple[int | str, int]:
     """(the number of requests read, or the refusal's class name; the work it took)."""
-    reader = RequestReader(CONTENT_TYPE, ROOMY)
+    reader = RequestReader(boundary_of(CONTENT_TYPE), ROOMY)
     try:
         for piece in pieces(body, chunk):
             reader.feed(piece)

@@ -44,7 +44,7 @@ from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, pl
 from .options import DEFAULT_LIMITS, MiddlewareOptions
 from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
 from .targets import PART_KEY, PartRefused, Router, server_host
-from .wire.errors import BatchError, problem_response, reason_phrase
+from .wire.errors import BatchError, reason_phrase
 from .wire.model import SubRequest, SubResponse
 
 __all__ = ["BatchMiddleware", "Parts", "route_path"]
@@ -247,7 +247,7 @@ class Parts:
         answer_limit: int = DEFAULT_LIMITS.max_answer_part_size,
     ) -> None:
         self._app = app
-        self._admit = header_rules.admit
+        self._own_fields = header_rules.own_fields
         self._answer_limit = answer_limit
         self._lingering: set[asyncio.Task[None]] = set()
         scheme: str = outer.get("scheme") or "http"
@@ -289,7 +289,7 @@ class Parts:
         try:
             scope = self.scope(request)
         except PartRefused as refusal:
-            return problem_response(400, refusal.title, str(refusal))
+            return refusal.answer()
         loop = asyncio.get_running_loop()
         exchange = _Exchange(request.body, loop.create_future(), self._answer_limit)
         # Its own task, as a server gives each request, started in an empty context: nothing
@@ -323,29 +323,16 @@ class Parts:
             path, raw_path = route.path, route.raw_path
         else:
             path, raw_path = route.local, _skip_decoded(route.raw_path, self._root_length)
-        own: list[tuple[bytes, bytes]] = []
-        cookies: list[bytes] = []
-        sized = bool(request.body)
-        admit = self._admit
-        for name, value in request.headers:
-            lowered = name.lower()
-            if lowered == "content-length":
-                sized = True  # the body's own length is set below
-            elif admit(name):
-                if lowered == "cookie":
-                    cookies.append(value.encode("latin-1"))
-                else:
-                    own.append((lowered.encode("latin-1"), value.encode("latin-1")))
-        if cookies:  # one cookie header, as HTTP/2 servers pass them on (RFC 9113)
-            own.append((b"cookie", b"; ".join(cookies)))
-        if own:
+        fields, length = self._own_fields(request.headers, len(request.body))
+        if fields:  # each replaces the batch request's of the same name
+            own = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
             replaced = {name for name, _ in own}
             headers = [field for field in self._headers if field[0] not in replaced]
             headers += own
         else:
             headers = self._headers.copy()
-        if sized:
-            headers.append((b"content-length", b"%d" % len(request.body)))
+        if length is not None:
+            headers.append((b"content-length", length.encode("ascii")))
         scope = self._base.copy()
         scope["method"] = request.method
         scope["path"] = path.decode("utf-8", "replace")

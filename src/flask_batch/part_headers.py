@@ -164,6 +164,35 @@ class HeaderRules:
             )
         return verdict
 
+    def own_fields(
+        self, headers: Iterable[tuple[str, str]], body_length: int
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """A part's own headers as they reach the application, and its ``Content-Length``.
+
+        The one rule for every adapter: the headers :meth:`admit` lets through, names
+        lower-cased, each replacing the batch request's of the same name (the adapter does
+        that in its own shape); several ``Cookie`` headers joined into one with ``"; "``, as
+        HTTP/2 servers pass them on (RFC 9113); the ``Content-Length`` that of the body the
+        part carries, set when it has one or said one (None: none). Raises
+        :class:`PartRefused` for a pinned header.
+        """
+        fields: list[tuple[str, str]] = []
+        cookies: list[str] = []
+        sized = body_length > 0
+        admit = self.admit
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                sized = True
+            elif admit(name):
+                if lowered == "cookie":
+                    cookies.append(value)
+                else:
+                    fields.append((lowered, value))
+        if cookies:
+            fields.append(("cookie", "; ".join(cookies)))
+        return fields, str(body_length) if sized else None
+
     def _judge(self, name: str) -> bool | None:
         lowered = name.lower()
         verdict: bool | None

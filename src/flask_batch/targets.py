@@ -15,6 +15,9 @@ import re
 from typing import NamedTuple
 from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
+from .wire.errors import problem_response
+from .wire.model import SubResponse
+
 #: Marks a part's environ (WSGI) or scope (ASGI): a batch endpoint reached from a part refuses.
 PART_KEY = "flask_batch.part"
 DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -40,6 +43,10 @@ class PartRefused(Exception):
     def __init__(self, title: str, detail: str) -> None:
         super().__init__(detail)
         self.title = title
+
+    def answer(self) -> SubResponse:
+        """The 400 problem part that answers the refused part."""
+        return problem_response(400, self.title, str(self))
 
 
 class Route(NamedTuple):

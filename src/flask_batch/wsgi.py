@@ -22,7 +22,7 @@ from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, pl
 from .options import DEFAULT_LIMITS, MiddlewareOptions
 from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
 from .targets import PART_KEY, PartRefused, Router, server_host
-from .wire.errors import BatchError, MalformedBatch, problem_response
+from .wire.errors import BatchError, MalformedBatch
 from .wire.formats import Writer
 from .wire.model import Limits, SubRequest, SubResponse
 
@@ -214,7 +214,7 @@ class Dispatcher:
         concurrent: bool = False,
     ) -> None:
         self._app = app
-        self._admit = header_rules.admit
+        self._own_fields = header_rules.own_fields
         self._answer_limit = answer_limit
         self._base = _base_environ(outer)
         if concurrent:
@@ -233,7 +233,7 @@ class Dispatcher:
         try:
             environ = self.environ(request)
         except PartRefused as refusal:
-            return problem_response(400, refusal.title, str(refusal))
+            return refusal.answer()
         return contextvars.Context().run(call_app, self._app, environ, self._answer_limit)
 
     def environ(self, request: SubRequest) -> WSGIEnvironment:
@@ -247,23 +247,19 @@ class Dispatcher:
         environ["QUERY_STRING"] = query
         environ["REQUEST_URI"] = environ["RAW_URI"] = request_uri
         environ["wsgi.input"] = _input(request.body)
-        # The part's own headers, each replacing the batch request's header of the same name.
+        # The part's own headers, each replacing the batch request's of the same name; in an
+        # environ, a repeated one is one key, its values joined (PEP 3333).
+        fields, length = self._own_fields(request.headers, len(request.body))
         seen: set[str] = set()
-        has_length = False
-        admit = self._admit
-        for name, value in request.headers:
-            if not admit(name):
-                has_length = has_length or name.lower() == "content-length"
-                continue
+        for name, value in fields:
             key = _environ_key(name)
             if key in seen:
-                separator = "; " if key == "HTTP_COOKIE" else ", "
-                environ[key] = f"{environ[key]}{separator}{value}"
+                environ[key] = f"{environ[key]}, {value}"
             else:
                 seen.add(key)
                 environ[key] = value
-        if request.body or has_length:
-            environ["CONTENT_LENGTH"] = str(len(request.body))
+        if length is not None:
+            environ["CONTENT_LENGTH"] = length
         return environ
 
 

@@ -7,7 +7,7 @@ from typing import Protocol
 from .errors import UnsupportedMediaType
 from .json_format import MEDIA_TYPE, JsonDialect, JsonRequestReader, JsonResponseWriter
 from .model import Limits, SubRequest, SubResponse
-from .multipart import parse_media_type
+from .multipart import boundary_param, parse_media_type
 from .multipart_format import RequestReader, ResponseWriter
 
 MULTIPART = "multipart/mixed"
@@ -53,9 +53,9 @@ def negotiate(
     Only the two batch media types are accepted: neither can be sent by a cross-site HTML form
     without a CORS preflight (``multipart/form-data``, ``text/plain`` and urlencoded can).
     """
-    media_type = parse_media_type(content_type)[0] if content_type else ""
+    media_type, params = parse_media_type(content_type) if content_type else ("", {})
     if media_type == MULTIPART:
-        return RequestReader(content_type, limits), ResponseWriter()
+        return RequestReader(boundary_param(params), limits), ResponseWriter()
     if media_type == JSON:
         return JsonRequestReader(limits), JsonResponseWriter(json_dialect)
     raise UnsupportedMediaType(

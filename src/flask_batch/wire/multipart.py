@@ -80,6 +80,11 @@ def boundary_of(content_type: str | None) -> str:
         raise UnsupportedMediaType(
             f"a batch must be multipart/mixed, not {media_type or content_type!r}"
         )
+    return boundary_param(params)
+
+
+def boundary_param(params: dict[str, str]) -> str:
+    """The ``boundary`` of a ``multipart/mixed`` media type's parameters, checked."""
     boundary = params.get("boundary")
     if boundary is None:
         raise MalformedBatch("Content-Type multipart/mixed has no boundary parameter")

@@ -27,11 +27,12 @@ _ACCEPTED_ENCODINGS = frozenset({"binary", "8bit", "7bit"})
 
 
 class RequestReader:
-    """Reads a batch request body, fed in chunks, into :class:`SubRequest` values."""
+    """Reads a batch request body delimited by ``boundary``, fed in chunks, into
+    :class:`SubRequest` values."""
 
-    def __init__(self, content_type: str | None, limits: Limits) -> None:
+    def __init__(self, boundary: str, limits: Limits) -> None:
         self._limits = limits
-        self._reader = MultipartReader(boundary_of(content_type), limits)
+        self._reader = MultipartReader(boundary, limits)
         self._requests: list[SubRequest] = []
         # The requests of a batch tend to repeat their headers: each block is read once.
         # Per batch, so that no batch can learn from timing what another one sent.
@@ -98,7 +99,7 @@ def read_requests(
     content_type: str | None, chunks: Iterable[bytes], limits: Limits
 ) -> list[SubRequest]:
     """Read a whole batch request body given as an iterable of chunks."""
-    reader = RequestReader(content_type, limits)
+    reader = RequestReader(boundary_of(content_type), limits)
     for chunk in chunks:
         reader.feed(chunk)
     return reader.close()
