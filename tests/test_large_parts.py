@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from flask_batch import Limits, add_batch_route
 from flask_batch.asgi import BatchMiddleware
+from flask_batch.options import Settings
 from flask_batch.wire.errors import BatchError
 from flask_batch.wire.http1 import parse_request
 from flask_batch.wire.model import MIB, Part, SubRequest
@@ -183,7 +184,7 @@ def test_a_large_part_costs_about_its_size_not_twice() -> None:
         "wsgi.input": io.BytesIO(body),
         "wsgi.url_scheme": "http",
     }
-    endpoint = BatchEndpoint(app, Limits(max_part_size=16 * MIB, max_body_size=16 * MIB))
+    endpoint = BatchEndpoint(app, Settings(Limits(max_part_size=16 * MIB, max_body_size=16 * MIB)))
     tracemalloc.start()
     try:
         answer = b"".join(endpoint.answer(environ).body)

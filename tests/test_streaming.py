@@ -16,6 +16,7 @@ import pytest
 
 from flask_batch import Execution, Limits, execution
 from flask_batch.execution import HOLD_BYTES, HOLD_PARTS
+from flask_batch.options import Settings
 from flask_batch.wire.model import SubRequest
 from flask_batch.wire.multipart_format import encode_requests, read_responses
 from flask_batch.wsgi import BatchEndpoint
@@ -56,9 +57,8 @@ def answer_chunks(app: Recorder, paths: list[str], workers: int = 1) -> Iterator
         "wsgi.input": io.BytesIO(body),
         "wsgi.url_scheme": "http",
     }
-    endpoint = BatchEndpoint(
-        app, Limits(max_parts=1000), Execution(max_workers=workers, max_workers_per_request=workers)
-    )
+    execution = Execution(max_workers=workers, max_workers_per_request=workers)
+    endpoint = BatchEndpoint(app, Settings(Limits(max_parts=1000), execution))
     answer = endpoint.answer(environ)
     assert answer.status == "200 OK"
     return iter(answer.body)

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,7 +18,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client, EnvironBuilder
 
 from flask_batch import Execution, Limits, asgi
-from flask_batch.options import option_names
+from flask_batch.options import OPTIONS, BatchOptions, resolve_options
 from flask_batch.targets import PART_KEY
 from flask_batch.wire.model import SubRequest, SubResponse
 from flask_batch.wire.multipart_format import encode_requests, read_responses
@@ -202,17 +202,24 @@ def test_options_are_checked_when_the_middleware_is_built() -> None:
     assert middleware.endpoint.execution == Execution(max_workers=2)
 
 
-@pytest.mark.parametrize("middleware", [BatchMiddleware, asgi.BatchMiddleware])
-def test_the_middlewares_take_every_option_with_its_default(middleware: type) -> None:
-    """Both signatures list the options one by one (for type checkers and IDEs): none missing."""
-    parameters = inspect.signature(middleware).parameters
-    options = [p for p in parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
-    assert [p.name for p in options] == list(option_names())
-    defaults = {
-        **asdict(Limits()),
-        "max_workers": 1,
-        "max_workers_per_request": None,
-        "pinned_headers": (),
-        "json_dialect": "auto",
+def test_the_middlewares_keywords_are_typed_as_every_option() -> None:
+    """BatchOptions (the keywords' types, for type checkers and IDEs) names every option, in
+    order, with its declared type; and the middlewares take them."""
+    declared = {
+        option.name: {f.name: f.type for f in fields(option.group)}[option.name]
+        for option in OPTIONS
     }
-    assert {p.name: p.default for p in options} == defaults
+    # As written in the source (postponed annotations: a TypedDict keeps them as references).
+    typed = {
+        name: getattr(kind, "__forward_arg__", kind)
+        for name, kind in BatchOptions.__annotations__.items()
+    }
+    assert list(typed) == list(declared)
+    # A keyword may be any iterable of names where the setting keeps a tuple of them.
+    assert typed == {**declared, "pinned_headers": "Iterable[str]"}
+    middlewares: list[Any] = [BatchMiddleware, asgi.BatchMiddleware]
+    for middleware in middlewares:
+        keywords = inspect.signature(middleware).parameters["options"]
+        assert keywords.kind is inspect.Parameter.VAR_KEYWORD
+        built = middleware(EchoApp(), **{option.name: option.default for option in OPTIONS})
+        assert built.settings.limits == resolve_options({}, {}).limits

@@ -41,11 +41,11 @@ from typing import Any
 
 from .execution import AnswerBody, answer_too_large, astream_answers
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
-from .options import DEFAULT_LIMITS, MiddlewareOptions
+from .options import MiddlewareOptions
 from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
 from .targets import PART_KEY, PartRefused, Router, server_host
 from .wire.errors import BatchError, reason_phrase
-from .wire.model import SubRequest, SubResponse
+from .wire.model import DEFAULT_LIMITS, SubRequest, SubResponse
 
 __all__ = ["BatchMiddleware", "Parts", "route_path"]
 
@@ -107,7 +107,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 content_encoding=headers.get("content-encoding"),
                 nested=nested,
                 started=started,
-                json_dialect=self.settings.json_dialect,
+                json_dialect=self.settings.conventions.json_dialect,
                 odata_version=headers.get("odata-version") or headers.get("odata-maxversion"),
             )
             while more_body:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from .wire.errors import problem_response
 from .wire.formats import Writer
-from .wire.model import SubRequest, SubResponse
+from .wire.model import SubRequest, SubResponse, option
 
 logger = logging.getLogger("flask_batch")
 
@@ -50,11 +50,14 @@ INVALID_RESPONSE = problem_response(
 class Execution:
     """How the parts of a batch run: a server setting, not something the client controls."""
 
-    #: Threads of the endpoint's pool. 1: parts run one after another, in the server's thread,
-    #: so an application that is not thread-safe keeps working.
-    max_workers: int = 1
-    #: Threads one batch may use at once (None: ``max_workers``).
-    max_workers_per_request: int | None = None
+    max_workers: int = option(
+        1,
+        "threads of the route's pool, shared by all its batches; 1 runs parts one after "
+        "another in the server's thread, so an application that is not thread-safe keeps working",
+    )
+    max_workers_per_request: int | None = option(
+        None, "threads one batch may use at once (None: max_workers)"
+    )
 
     def __post_init__(self) -> None:
         for name in ("max_workers", "max_workers_per_request"):
@@ -68,10 +71,6 @@ class Execution:
     def workers_per_request(self) -> int:
         cap = self.max_workers_per_request
         return self.max_workers if cap is None else min(cap, self.max_workers)
-
-    @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        return ("max_workers", "max_workers_per_request")
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,13 +91,7 @@ def _add_route(
         # Looked up per call, so WSGI middleware installed later applies to the parts too.
         return app.wsgi_app(environ, start_response)
 
-    endpoint = BatchEndpoint(
-        dispatch,
-        settings.limits,
-        settings.execution,
-        header_rules=settings.header_rules,
-        json_dialect=settings.json_dialect,
-    )
+    endpoint = BatchEndpoint(dispatch, settings)
 
     def batch_view(**view_args: object) -> Response:
         # ``view_args``: the variables of a blueprint's url_prefix; the parts carry their own.

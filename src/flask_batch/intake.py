@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .execution import Execution, Policy
 from .wire.content_coding import BodyDecoder
@@ -68,7 +68,7 @@ def describe(limits: Limits, execution: Execution) -> Answer:
     """What an endpoint accepts (GET, HEAD and OPTIONS), so clients can size batches."""
     document = {
         "formats": [MULTIPART, JSON],
-        **{name: getattr(limits, name) for name in Limits.option_names()},
+        **{field.name: getattr(limits, field.name) for field in fields(Limits)},
         "max_workers": execution.max_workers,
         "max_workers_per_request": execution.workers_per_request,
         "dependencies": True,

@@ -1,110 +1,148 @@
-"""The options of a batch endpoint, shared by every framework adapter."""
+"""The options of a batch endpoint: each declared once, read by every adapter.
+
+An option is a field of :class:`~flask_batch.wire.model.Limits`, of
+:class:`~flask_batch.execution.Execution` or of :class:`Conventions`, with its default and
+what it does (:func:`~flask_batch.wire.model.option`). :data:`OPTIONS` lists them from those
+fields, with their config keys; :func:`resolve_options` turns keyword arguments and
+``BATCH_*`` config keys into :class:`Settings`; the middlewares take them as keyword arguments
+typed by :class:`BatchOptions` (a test checks it names every option with its type).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 from .execution import Execution
 from .intake import JSON_DIALECT_OPTIONS
-from .part_headers import DEFAULT_HEADER_RULES, HeaderRules
-from .wire.model import Limits
+from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, check_header_patterns
+from .wire.model import Limits, option
 
-#: Options that are neither a limit nor an execution setting.
-_OTHER_OPTIONS = ("pinned_headers", "json_dialect")
+__all__ = [
+    "OPTIONS",
+    "BatchOptions",
+    "Conventions",
+    "MiddlewareOptions",
+    "Option",
+    "Settings",
+    "resolve_options",
+]
 
 
 @dataclass(frozen=True, slots=True)
+class Conventions:
+    """How a route judges a part's headers and spells its answers: options that are neither
+    a limit nor how parts run."""
+
+    pinned_headers: tuple[str, ...] = option(
+        (),
+        "header names (or patterns, * for any characters, any case) that only the batch "
+        "request may carry, added to the built-in set",
+    )
+    json_dialect: str = option(
+        "auto",
+        'how JSON answers spell header names: "graph" (Content-Type), "odata" (content-type), '
+        "or \"auto\": OData's when the batch request carries OData-Version, else Graph's",
+    )
+
+    def __post_init__(self) -> None:
+        # Any iterable of names is taken; a string is refused (it is not a list of names).
+        object.__setattr__(self, "pinned_headers", check_header_patterns(self.pinned_headers))
+        if self.json_dialect not in JSON_DIALECT_OPTIONS:
+            raise ValueError(
+                f"json_dialect must be one of {list(JSON_DIALECT_OPTIONS)}, "
+                f"not {self.json_dialect!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its name, default and doc, the settings it belongs to, its config key."""
+
+    name: str
+    default: Any
+    doc: str
+    group: type[Limits | Execution | Conventions]
+
+    @property
+    def config_key(self) -> str:
+        return f"BATCH_{self.name.upper()}"
+
+
+#: Every option, in the order the README's Configuration table lists them.
+OPTIONS: tuple[Option, ...] = tuple(
+    Option(declared.name, declared.default, declared.metadata["doc"], group)
+    for group in (Limits, Execution, Conventions)
+    for declared in fields(group)
+)
+_GROUPS: tuple[type[Limits | Execution | Conventions], ...] = (Limits, Execution, Conventions)
+
+
+class BatchOptions(TypedDict, total=False):
+    """The options as keyword arguments, typed (defaults and docs: :data:`OPTIONS`)."""
+
+    max_parts: int
+    max_body_size: int
+    max_part_size: int
+    max_header_size: int
+    max_headers: int
+    deadline: float | None
+    max_answer_part_size: int
+    max_answer_size: int
+    max_workers: int
+    max_workers_per_request: int | None
+    pinned_headers: Iterable[str]
+    json_dialect: str
+
+
+@dataclass(frozen=True)
 class Settings:
-    """Everything an endpoint was configured with, checked."""
+    """Everything a route was configured with, checked."""
 
-    limits: Limits
-    execution: Execution
+    limits: Limits = field(default_factory=Limits)
+    execution: Execution = field(default_factory=Execution)
+    conventions: Conventions = field(default_factory=Conventions)
     #: Which of a part's own headers reach the application (``pinned_headers`` included).
-    header_rules: HeaderRules = DEFAULT_HEADER_RULES
-    #: How JSON answers spell header names: "graph", "odata", or "auto" (by the request).
-    json_dialect: str = "auto"
+    header_rules: HeaderRules = field(init=False)
+
+    def __post_init__(self) -> None:
+        pinned = self.conventions.pinned_headers
+        rules = HeaderRules(pinned) if pinned else DEFAULT_HEADER_RULES
+        object.__setattr__(self, "header_rules", rules)
 
 
-def option_names() -> tuple[str, ...]:
-    return (*Limits.option_names(), *Execution.option_names(), *_OTHER_OPTIONS)
-
-
-def resolve_options(config: Mapping[str, Any], options: dict[str, Any]) -> Settings:
-    """The settings of an endpoint: keyword ``options`` win over ``BATCH_*`` keys of
-    ``config``, which win over the defaults. Unknown names raise TypeError, bad values
-    ValueError."""
-    names = option_names()
+def resolve_options(config: Mapping[str, Any], options: Mapping[str, Any]) -> Settings:
+    """The settings of a route: keyword ``options`` win over ``BATCH_*`` keys of ``config``,
+    which win over the defaults. Unknown names raise TypeError, bad values ValueError."""
+    names = [known.name for known in OPTIONS]
     unknown = set(options) - set(names)
     if unknown:
-        raise TypeError(
-            f"unknown Flask-Batch option(s) {sorted(unknown)}; the options are {list(names)}"
-        )
-    values = {}
-    for name in names:
-        if name in options:
-            values[name] = options[name]
-        elif f"BATCH_{name.upper()}" in config:
-            values[name] = config[f"BATCH_{name.upper()}"]
-    limits = Limits(**{k: v for k, v in values.items() if k in Limits.option_names()})
-    execution = Execution(**{k: v for k, v in values.items() if k in Execution.option_names()})
-    pinned = values.get("pinned_headers", ())
-    dialect = values.get("json_dialect", "auto")
-    if dialect not in JSON_DIALECT_OPTIONS:
-        raise ValueError(
-            f"json_dialect must be one of {list(JSON_DIALECT_OPTIONS)}, not {dialect!r}"
-        )
-    rules = HeaderRules(pinned) if pinned else DEFAULT_HEADER_RULES
-    return Settings(limits, execution, rules, dialect)
+        raise TypeError(f"unknown Flask-Batch option(s) {sorted(unknown)}; the options are {names}")
+    values: dict[type, dict[str, Any]] = {group: {} for group in _GROUPS}
+    for known in OPTIONS:
+        if known.name in options:
+            values[known.group][known.name] = options[known.name]
+        elif known.config_key in config:
+            values[known.group][known.name] = config[known.config_key]
+    return Settings(
+        Limits(**values[Limits]),
+        Execution(**values[Execution]),
+        Conventions(**values[Conventions]),
+    )
 
 
-DEFAULT_LIMITS = Limits()
-DEFAULT_EXECUTION = Execution()
 AppT = TypeVar("AppT")
 
 
 class MiddlewareOptions(Generic[AppT]):
     """What every batch middleware takes: the app it wraps, the batch path, and the options
-    one by one as keyword arguments (so type checkers and Starlette's ``add_middleware`` see
-    them). An invalid value raises ValueError."""
+    as keyword arguments (typed by :class:`BatchOptions`, so type checkers and Starlette's
+    ``add_middleware`` see them). An invalid value raises ValueError."""
 
-    def __init__(
-        self,
-        app: AppT,
-        path: str = "/batch",
-        *,
-        max_parts: int = DEFAULT_LIMITS.max_parts,
-        max_body_size: int = DEFAULT_LIMITS.max_body_size,
-        max_part_size: int = DEFAULT_LIMITS.max_part_size,
-        max_header_size: int = DEFAULT_LIMITS.max_header_size,
-        max_headers: int = DEFAULT_LIMITS.max_headers,
-        deadline: float | None = DEFAULT_LIMITS.deadline,
-        max_answer_part_size: int = DEFAULT_LIMITS.max_answer_part_size,
-        max_answer_size: int = DEFAULT_LIMITS.max_answer_size,
-        max_workers: int = DEFAULT_EXECUTION.max_workers,
-        max_workers_per_request: int | None = DEFAULT_EXECUTION.max_workers_per_request,
-        pinned_headers: Iterable[str] = (),
-        json_dialect: str = "auto",
-    ) -> None:
+    def __init__(self, app: AppT, path: str = "/batch", **options: Unpack[BatchOptions]) -> None:
         self.app = app
         self.path = path
-        self.settings = resolve_options(
-            {},
-            {
-                "max_parts": max_parts,
-                "max_body_size": max_body_size,
-                "max_part_size": max_part_size,
-                "max_header_size": max_header_size,
-                "max_headers": max_headers,
-                "deadline": deadline,
-                "max_answer_part_size": max_answer_part_size,
-                "max_answer_size": max_answer_size,
-                "max_workers": max_workers,
-                "max_workers_per_request": max_workers_per_request,
-                "pinned_headers": pinned_headers,
-                "json_dialect": json_dialect,
-            },
-        )
+        self.settings = resolve_options({}, options)
         self.limits = self.settings.limits
         self.execution = self.settings.execution

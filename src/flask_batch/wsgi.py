@@ -17,14 +17,14 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
-from .execution import AnswerBody, Execution, answer_too_large, stream_answers
+from .execution import AnswerBody, answer_too_large, stream_answers
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
-from .options import DEFAULT_LIMITS, MiddlewareOptions
+from .options import MiddlewareOptions, Settings
 from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
 from .targets import PART_KEY, PartRefused, Router, server_host
 from .wire.errors import BatchError, MalformedBatch
 from .wire.formats import Writer
-from .wire.model import Limits, SubRequest, SubResponse
+from .wire.model import DEFAULT_LIMITS, Limits, SubRequest, SubResponse
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo, WriteableBuffer
@@ -58,20 +58,11 @@ class BatchEndpoint:
     ``execution.max_workers_per_request`` of its threads at once.
     """
 
-    def __init__(
-        self,
-        app: WSGIApplication,
-        limits: Limits | None = None,
-        execution: Execution | None = None,
-        *,
-        header_rules: HeaderRules = DEFAULT_HEADER_RULES,
-        json_dialect: str = "auto",
-    ) -> None:
+    def __init__(self, app: WSGIApplication, settings: Settings | None = None) -> None:
         self.app = app
-        self.limits = limits or Limits()
-        self.execution = execution or Execution()
-        self.header_rules = header_rules
-        self.json_dialect = json_dialect
+        self.settings = settings or Settings()
+        self.limits = self.settings.limits
+        self.execution = self.settings.execution
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -85,7 +76,9 @@ class BatchEndpoint:
         if environ.get("REQUEST_METHOD") in DESCRIBE_METHODS and not environ.get(PART_KEY):
             return self.describe()
         try:
-            requests, writer = read_batch(environ, self.limits, started, self.json_dialect)
+            requests, writer = read_batch(
+                environ, self.limits, started, self.settings.conventions.json_dialect
+            )
             run = plan_run(
                 requests,
                 writer,
@@ -100,7 +93,7 @@ class BatchEndpoint:
         dispatcher = Dispatcher(
             self.app,
             environ,
-            self.header_rules,
+            self.settings.header_rules,
             answer_limit=self.limits.max_answer_part_size,
             concurrent=workers > 1,
         )
@@ -376,13 +369,7 @@ class BatchMiddleware(MiddlewareOptions["WSGIApplication"]):
 
     @functools.cached_property
     def endpoint(self) -> BatchEndpoint:
-        return BatchEndpoint(
-            self.app,
-            self.limits,
-            self.execution,
-            header_rules=self.settings.header_rules,
-            json_dialect=self.settings.json_dialect,
-        )
+        return BatchEndpoint(self.app, self.settings)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != self.path:

@@ -8,8 +8,8 @@ when every part of a batch makes three of them.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, fields
-from typing import NamedTuple
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
 
 #: Header fields as (name, value) pairs, in order, repeats kept: the names as sent.
 Headers = tuple[tuple[str, str], ...]
@@ -18,32 +18,51 @@ KIB = 1024
 MIB = 1024 * KIB
 
 
+def option(default: Any, doc: str) -> Any:
+    """A dataclass field that is an endpoint option: its default and what it does.
+
+    Every option is declared once, so (``flask_batch.options.OPTIONS`` reads the fields of
+    :class:`Limits`, ``Execution`` and ``Conventions``: names, defaults, docs, config keys).
+    """
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Everything a batch client controls is bounded; exceeding a bound answers ``413``."""
 
-    #: Sub-requests in one batch (Google's APIs allow 100 to 1,000).
-    max_parts: int = 100
-    #: Bytes of the whole multipart body (after decompression, if it came compressed).
-    max_body_size: int = 16 * MIB
-    #: Bytes of one part (its MIME headers plus the embedded HTTP message, and the blanks
-    #: after the boundary that ends it, which are held until their line ends).
-    max_part_size: int = 8 * MIB
-    #: Bytes of one header block: a part's MIME headers, or its HTTP request line and headers.
-    max_header_size: int = 16 * KIB
-    #: Fields in one header block (a flood of tiny headers costs more than its bytes say).
-    max_headers: int = 100
-    #: Seconds the batch may run; parts not started by then are answered 503. None: no deadline.
-    deadline: float | None = None
-    #: Bytes of one part's answer body: more is answered 502 instead.
-    max_answer_part_size: int = 16 * MIB
-    #: Bytes of the answer bodies of the whole batch: a part past it is answered 502 instead.
-    max_answer_size: int = 64 * MIB
+    max_parts: int = option(100, "sub-requests in one batch (Google's APIs allow 100 to 1,000)")
+    max_body_size: int = option(
+        16 * MIB, "bytes of the whole batch body (after decompression, if it came compressed)"
+    )
+    max_part_size: int = option(
+        8 * MIB,
+        "bytes of one part: its MIME headers and its HTTP message, and the blanks after the "
+        "boundary that ends it (held until their line ends)",
+    )
+    max_header_size: int = option(
+        16 * KIB,
+        "bytes of one header block: a part's MIME headers, or its request line and HTTP headers",
+    )
+    max_headers: int = option(
+        100, "fields in one header block (a flood of tiny headers costs more than its bytes)"
+    )
+    deadline: float | None = option(
+        None,
+        "seconds the batch may run (its upload included); parts not started by then are "
+        "answered 503; None: no deadline",
+    )
+    max_answer_part_size: int = option(
+        16 * MIB, "bytes of one part's answer body: more is answered 502 instead"
+    )
+    max_answer_size: int = option(
+        64 * MIB, "bytes of the answer bodies of the whole batch: a part past it is answered 502"
+    )
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if field.name == "deadline":
+        for declared in fields(self):
+            value = getattr(self, declared.name)
+            if declared.name == "deadline":
                 if value is not None and (
                     type(value) not in (int, float) or not 0 < value < float("inf")
                 ):
@@ -51,13 +70,11 @@ class Limits:
                         f"deadline must be a positive number of seconds or None, not {value!r}"
                     )
             elif type(value) is not int or value < 1:
-                raise ValueError(f"{field.name} must be a positive integer, not {value!r}")
-
-    @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        return tuple(field.name for field in fields(cls))
+                raise ValueError(f"{declared.name} must be a positive integer, not {value!r}")
 
 
+#: The limits of a route configured with none.
+DEFAULT_LIMITS = Limits()
 #: What a client accepts from its server: the server's own limits bound what it sends.
 UNLIMITED = Limits(
     max_parts=sys.maxsize,

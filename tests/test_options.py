@@ -1,0 +1,43 @@
+"""Every option is declared once (a field of Limits, Execution or Conventions) and the rest
+reads it: the resolution of keywords and config keys, and the README's Configuration table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from flask_batch.options import OPTIONS, Conventions, resolve_options
+from flask_batch.wire.model import Limits
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_the_readme_table_lists_every_option_with_its_config_key_in_order() -> None:
+    rows = re.findall(r"^\| `(\w+)` \| `(BATCH_\w+)` \|", README.read_text(), re.MULTILINE)
+    assert rows == [(option.name, option.config_key) for option in OPTIONS]
+
+
+def test_every_option_says_what_it_does() -> None:
+    assert all(option.doc and option.doc[0].islower() for option in OPTIONS)
+
+
+def test_keywords_win_over_config_which_wins_over_defaults() -> None:
+    config = {"BATCH_MAX_PARTS": 7, "BATCH_JSON_DIALECT": "odata", "BATCH_DEADLINE": 2.5}
+    settings = resolve_options(config, {"max_parts": 3})
+    assert settings.limits == Limits(max_parts=3, deadline=2.5)
+    assert settings.conventions == Conventions(json_dialect="odata")
+    assert resolve_options({}, {}).limits == Limits()
+
+
+def test_an_unknown_option_names_the_known_ones() -> None:
+    with pytest.raises(TypeError, match=r"max_partz.*max_parts"):
+        resolve_options({}, {"max_partz": 3})
+
+
+def test_pinned_headers_are_kept_as_a_tuple_of_checked_names() -> None:
+    settings = resolve_options({}, {"pinned_headers": iter(["X-Tenant", "X-Internal-*"])})
+    assert settings.conventions.pinned_headers == ("X-Tenant", "X-Internal-*")
+    with pytest.raises(ValueError, match="is not a header name"):
+        Conventions(pinned_headers=("X Tenant",))
