@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flask_batch.execution import INVALID_RESPONSE
+from flask_batch.answers import INVALID_RESPONSE
 from flask_batch.wire.content_coding import BodyDecoder
 from flask_batch.wire.errors import (
     BatchError,

@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from flask_batch import asgi, execution
-from flask_batch.asgi import BatchMiddleware, Parts, route_path
-from flask_batch.execution import HOLD_PARTS
+from flask_batch import asgi, schedule
+from flask_batch.asgi import BatchMiddleware, route_path
+from flask_batch.asgi_parts import Parts
+from flask_batch.schedule import HOLD_PARTS
 from flask_batch.wire.json_format import encode_json_requests
 from flask_batch.wire.model import SubRequest
 from flask_batch.wire.multipart_format import encode_requests
@@ -534,7 +535,7 @@ def test_parts_run_in_order_and_each_answer_streams_before_the_next_part_runs() 
 
 def test_answers_of_quick_parts_are_sent_together(monkeypatch: pytest.MonkeyPatch) -> None:
     # Every part counts as quick here, however loaded the machine: grouping is the point.
-    monkeypatch.setattr(execution, "QUICK_PART", 60.0)
+    monkeypatch.setattr(schedule, "QUICK_PART", 60.0)
     messages: list[bytes] = []
     names = [str(i) for i in range(2 * HOLD_PARTS + 3)]
     answer = _sleepers(RawApp(), names, 0, messages.append)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from flask_batch.execution import INVALID_RESPONSE
+from flask_batch.answers import INVALID_RESPONSE
 from flask_batch.wire.content_coding import BodyDecoder
 from flask_batch.wire.errors import BatchError, LimitExceeded, MalformedBatch
 from flask_batch.wire.http1 import parse_response

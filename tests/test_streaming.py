@@ -2,7 +2,7 @@
 
 One chunk per part costs a WSGI server a send call and a chunked-encoding frame each (an
 ASGI server, a message), so answers of quick parts are held back and sent together, within
-bounds (execution.HOLD_PARTS, HOLD_BYTES, QUICK_PART).
+bounds (schedule.HOLD_PARTS, HOLD_BYTES, QUICK_PART).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from flask_batch import Execution, Limits, execution
-from flask_batch.execution import HOLD_BYTES, HOLD_PARTS
+from flask_batch import Execution, Limits, schedule
 from flask_batch.options import Settings
+from flask_batch.schedule import HOLD_BYTES, HOLD_PARTS
 from flask_batch.wire.model import SubRequest
 from flask_batch.wire.multipart_format import encode_requests, read_responses
 from flask_batch.wsgi import BatchEndpoint
@@ -78,7 +78,7 @@ def test_quick_parts_go_out_together_and_the_answer_is_the_same(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Every part counts as quick here, however loaded the machine: grouping is the point.
-    monkeypatch.setattr(execution, "QUICK_PART", 60.0)
+    monkeypatch.setattr(schedule, "QUICK_PART", 60.0)
     app = Recorder()
     paths = ["/quick"] * 40
     chunks = list(answer_chunks(app, paths))

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
     from .options import Settings
 
+__all__ = ["EXTENSION_KEY", "Batch", "add_batch_route"]
+
 #: The key of :class:`Batch` in ``app.extensions``.
 EXTENSION_KEY = "batch"
 # Every method reaches the endpoint: POST batches, GET/HEAD/OPTIONS describe it, others 405.

@@ -13,7 +13,8 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
-from .execution import Execution, Policy
+from .execution import Execution
+from .schedule import Policy
 from .wire.content_coding import BodyDecoder
 from .wire.dependencies import dependency_indices
 from .wire.errors import (
@@ -32,6 +33,20 @@ from .wire.formats import JSON, MULTIPART, Reader, Writer, negotiate
 from .wire.json_format import JSON_DIALECTS, JsonDialect
 from .wire.model import Limits, SubRequest
 from .wire.prefer import parse_preferences
+
+__all__ = [
+    "DESCRIBE_METHODS",
+    "JSON_DIALECT_OPTIONS",
+    "Answer",
+    "Intake",
+    "RunPlan",
+    "declared_length",
+    "describe",
+    "dialect_of",
+    "error_answer",
+    "plan_run",
+    "whole_answer",
+]
 
 #: Methods that describe the endpoint instead of sending a batch.
 DESCRIBE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -132,15 +132,15 @@ def resolve_options(config: Mapping[str, Any], options: Mapping[str, Any]) -> Se
     )
 
 
-AppT = TypeVar("AppT")
+_AppT = TypeVar("_AppT")
 
 
-class MiddlewareOptions(Generic[AppT]):
+class MiddlewareOptions(Generic[_AppT]):
     """What every batch middleware takes: the app it wraps, the batch path, and the options
     as keyword arguments (typed by :class:`BatchOptions`, so type checkers and Starlette's
     ``add_middleware`` see them). An invalid value raises ValueError."""
 
-    def __init__(self, app: AppT, path: str = "/batch", **options: Unpack[BatchOptions]) -> None:
+    def __init__(self, app: _AppT, path: str = "/batch", **options: Unpack[BatchOptions]) -> None:
         self.app = app
         self.path = path
         self.settings = resolve_options({}, options)

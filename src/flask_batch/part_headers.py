@@ -17,6 +17,17 @@ from collections.abc import Iterable
 
 from .targets import PartRefused
 
+__all__ = [
+    "DEFAULT_HEADER_RULES",
+    "NOT_INHERITED",
+    "PART_IGNORED",
+    "PINNED_HEADERS",
+    "HeaderRules",
+    "check_header_patterns",
+    "connection_options",
+    "inherited",
+]
+
 #: Headers of the batch request no part inherits (besides ``Content-*`` and ``Proxy-*``, and
 #: the headers ``Connection`` names): they describe the batch's connection or its body.
 NOT_INHERITED = frozenset(

@@ -18,6 +18,17 @@ from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 from .wire.errors import problem_response
 from .wire.model import SubResponse
 
+__all__ = [
+    "DEFAULT_PORTS",
+    "PART_KEY",
+    "PATH_SAFE",
+    "PartRefused",
+    "Route",
+    "Router",
+    "origin",
+    "server_host",
+]
+
 #: Marks a part's environ (WSGI) or scope (ASGI): a batch endpoint reached from a part refuses.
 PART_KEY = "flask_batch.part"
 DEFAULT_PORTS = {"http": "80", "https": "443"}

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
-from .execution import AnswerBody, answer_too_large, stream_answers
+from .answers import AnswerBody, answer_too_large
+from .execution import stream_answers
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
 from .options import MiddlewareOptions, Settings
 from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
@@ -29,6 +30,8 @@ from .wire.model import DEFAULT_LIMITS, Limits, SubRequest, SubResponse
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo, WriteableBuffer
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["BatchEndpoint", "BatchMiddleware", "Dispatcher", "call_app", "read_batch"]
 
 _CHUNK_SIZE = 64 * 1024
 #: Outer keys every part shares; everything else (server objects, the outer request) stays out.

@@ -11,6 +11,8 @@ import zlib
 
 from .errors import LimitExceeded, MalformedBatch, UnsupportedMediaType
 
+__all__ = ["BodyDecoder"]
+
 # zlib window bits: gzip framing, zlib framing (HTTP's "deflate"), raw deflate (sent by some).
 _GZIP, _ZLIB, _RAW = 31, 15, -15
 _CODINGS = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": _ZLIB}

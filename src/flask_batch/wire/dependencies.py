@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from .errors import MalformedBatch
 from .model import SubRequest
 
+__all__ = ["dependency_indices", "request_key"]
+
 
 def request_key(request_id: str) -> str:
     """An id as dependencies name it: ``<a>`` and ``a`` are the same request."""

@@ -12,6 +12,21 @@ from typing import Any, ClassVar
 
 from .model import Limits, SubResponse
 
+__all__ = [
+    "ALLOW",
+    "PROBLEM_JSON",
+    "BatchError",
+    "LengthRequired",
+    "LimitExceeded",
+    "MalformedBatch",
+    "MethodNotAllowed",
+    "RequestTimeout",
+    "UnsupportedMediaType",
+    "problem_body",
+    "problem_response",
+    "reason_phrase",
+]
+
 PROBLEM_JSON = "application/problem+json"
 #: The methods of a batch endpoint: POST sends a batch, the others describe the endpoint.
 ALLOW = "GET, HEAD, OPTIONS, POST"

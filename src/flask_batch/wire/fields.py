@@ -12,6 +12,19 @@ import re
 from .errors import LimitExceeded, MalformedBatch
 from .model import Headers, Limits
 
+__all__ = [
+    "BLANK_LINE",
+    "CRLF",
+    "TOKEN",
+    "TOKEN_PATTERN",
+    "encode_field",
+    "encode_fields",
+    "encode_text",
+    "head_end",
+    "parse_fields",
+    "resume_offset",
+]
+
 CRLF = b"\r\n"
 TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 # Blocks are matched as Latin-1 text: one decode per block instead of two per field.

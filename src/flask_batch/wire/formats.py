@@ -10,6 +10,8 @@ from .model import Limits, SubRequest, SubResponse
 from .multipart import boundary_param, parse_media_type
 from .multipart_format import RequestReader, ResponseWriter
 
+__all__ = ["JSON", "MULTIPART", "Metered", "Reader", "Writer", "negotiate"]
+
 MULTIPART = "multipart/mixed"
 JSON = MEDIA_TYPE
 

@@ -13,6 +13,17 @@ from .errors import LimitExceeded, MalformedBatch, reason_phrase
 from .fields import CRLF, TOKEN, encode_fields, encode_text, head_end, parse_fields
 from .model import UNLIMITED, Headers, Limits, SubResponse
 
+__all__ = [
+    "HOP_BY_HOP",
+    "MAX_CHUNKS",
+    "parse_request",
+    "parse_response",
+    "response_fields",
+    "response_head",
+    "serialise_request",
+    "serialise_response",
+]
+
 _REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+)(?: (HTTP/\d\.\d))?")
 _REQUEST_LINE_AT_START = re.compile(_REQUEST_LINE.pattern + rb"\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/\d\.\d ([0-9]{3})(?: (.*))?")

@@ -39,6 +39,24 @@ from .jsontext import (
 from .model import Headers, Limits, SubRequest, SubResponse, first_header
 from .multipart import parse_media_type
 
+__all__ = [
+    "JSON_DIALECTS",
+    "MAX_MEMBERS",
+    "MEDIA_TYPE",
+    "JsonDialect",
+    "JsonRequestReader",
+    "JsonResponseWriter",
+    "body_to_string",
+    "canonical_name",
+    "encode_json_request",
+    "encode_json_requests",
+    "is_json",
+    "join_json_requests",
+    "json_value_span",
+    "read_json_responses",
+    "string_to_body",
+]
+
 MEDIA_TYPE = "application/json"
 # Every visible ASCII character stays as sent; anything else in a url is percent-encoded.
 _URL_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))

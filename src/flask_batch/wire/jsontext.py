@@ -25,6 +25,21 @@ from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import NamedTuple
 
+__all__ = [
+    "MAX_DEPTH",
+    "STRING",
+    "STRINGS_ARRAY",
+    "STRINGS_OBJECT",
+    "Buffer",
+    "InvalidJson",
+    "JsonText",
+    "Member",
+    "NotUtf8",
+    "Span",
+    "object_pattern",
+    "value_pattern",
+]
+
 #: Deepest nesting of arrays and objects in one value: System.Text.Json's and Json.NET's
 #: default bound (the .NET clients of Microsoft Graph read and write JSON with them).
 MAX_DEPTH = 64

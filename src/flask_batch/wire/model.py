@@ -11,6 +11,20 @@ import sys
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
+__all__ = [
+    "DEFAULT_LIMITS",
+    "KIB",
+    "MIB",
+    "UNLIMITED",
+    "Headers",
+    "Limits",
+    "Part",
+    "SubRequest",
+    "SubResponse",
+    "first_header",
+    "option",
+]
+
 #: Header fields as (name, value) pairs, in order, repeats kept: the names as sent.
 Headers = tuple[tuple[str, str], ...]
 

@@ -27,6 +27,17 @@ from .fields import (
 )
 from .model import Headers, Limits, Part
 
+__all__ = [
+    "MultipartReader",
+    "boundary_of",
+    "boundary_param",
+    "encode_close",
+    "encode_part",
+    "multipart_type",
+    "new_boundary",
+    "parse_media_type",
+]
+
 # Transport padding (RFC 2046): the blanks between a boundary and the end of its line.
 _LWSP = b" \t"
 _BLANKS = re.compile(rb"[ \t]*")

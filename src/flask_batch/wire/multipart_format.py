@@ -23,6 +23,16 @@ from .multipart import (
     parse_media_type,
 )
 
+__all__ = [
+    "RequestReader",
+    "ResponseWriter",
+    "encode_requests",
+    "read_requests",
+    "read_responses",
+    "request_content_id",
+    "response_content_id",
+]
+
 _ACCEPTED_ENCODINGS = frozenset({"binary", "8bit", "7bit"})
 
 
