@@ -702,7 +702,7 @@ def check_json(cursor: Cursor) -> None:
         return
     _check_json_requests(whole, limits, _strict_json(document)["requests"], document)
     _check_json_answers([(request, _echo(request)) for request in whole])
-    _check_json_resent([request for request in whole if request.refusal is None])
+    _check_json_resent([request for request in whole if request.invalid_reason is None])
 
 
 def _check_json_read(request_id: object, response: SubResponse) -> None:
@@ -743,7 +743,7 @@ def _check_json_requests(
             or len(request.body) > limits.max_part_size
         ):
             raise Finding(f"{request!r} read under {limits!r}")
-        if request.refusal is None and request.body:
+        if request.invalid_reason is None and request.body:
             _check_json_body(request, item["body"], document)
 
 

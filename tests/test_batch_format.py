@@ -603,7 +603,7 @@ REQUESTS = st.lists(
             ).map(lambda text: f"<{text} + 1>"),
         ),
         depends_on=st.just(()),
-        refusal=st.none(),
+        invalid_reason=st.none(),
     ),
     min_size=1,
     max_size=6,

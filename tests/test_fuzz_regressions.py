@@ -306,7 +306,7 @@ def test_a_json_request_body_with_a_huge_number_reaches_the_app_as_json(number: 
         assert 400 <= requests.status < 500
         return
     (request,) = requests
-    if request.refusal is None:  # refused, it is answered 400; else the app gets JSON
+    if request.invalid_reason is None:  # refused, it is answered 400; else the app gets JSON
         _strict_json(request.body)  # not b"Infinity"
 
 
@@ -414,5 +414,5 @@ def test_a_request_body_the_server_reads_under_an_empty_type_the_client_can_send
     if isinstance(requests, BatchError):
         assert 400 <= requests.status < 500
         return
-    if requests[0].refusal is None:  # refused, it is answered 400 and never sent again
+    if requests[0].invalid_reason is None:  # refused, it is answered 400 and never sent again
         assert _read_json(encode_json_requests(requests)) == requests

@@ -419,7 +419,7 @@ def test_a_json_body_is_passed_on_as_written() -> None:
     body = b'{ "b" :[1, 2.50, "\\u00e9", "\xc3\xa9"],\n "a": -0.0e+00 , "big": 1e400 }'
     (request,) = read(batch_of(put(body)))
     assert request.body == body
-    assert request.refusal is None
+    assert request.invalid_reason is None
 
 
 @pytest.mark.parametrize(
@@ -435,7 +435,7 @@ def test_text_and_base64url_bodies_are_decoded_from_their_string(
     body: bytes, content_type: bytes, expected: bytes
 ) -> None:
     (request,) = read(batch_of(put(body, content_type=content_type)))
-    assert request.refusal is None
+    assert request.invalid_reason is None
     assert request.body == expected
 
 

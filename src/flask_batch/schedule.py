@@ -132,10 +132,10 @@ class Schedule:
         """The answer of a part that must not run, or None if it may run now."""
         request = self.requests[index]
         dependencies = self.dependencies[index]
-        if request.refusal is None and not dependencies and self._unhindered:
+        if request.invalid_reason is None and not dependencies and self._unhindered:
             return None  # the common case, decided at once
-        if request.refusal is not None:
-            return problem_response(400, "Invalid request", request.refusal)
+        if request.invalid_reason is not None:
+            return problem_response(400, "Invalid request", request.invalid_reason)
         for dependency in dependencies:
             answer = self.answers[dependency]
             assert answer is not None, "a part starts only after its dependencies"

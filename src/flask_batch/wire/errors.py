@@ -62,7 +62,7 @@ class BatchError(Exception):
 
 
 class MalformedBatch(BatchError):
-    """The body is not a well-formed multipart/mixed batch of HTTP requests."""
+    """The body is not a well-formed batch (multipart or JSON) of HTTP requests."""
 
 
 class LimitExceeded(BatchError):
@@ -90,7 +90,8 @@ class LimitExceeded(BatchError):
 
 
 class UnsupportedMediaType(BatchError):
-    """The outer request is not ``multipart/mixed`` (or is compressed)."""
+    """The batch request is neither ``multipart/mixed`` nor ``application/json``, or its
+    ``Content-Encoding`` is not one the endpoint decodes (gzip, deflate)."""
 
     status = 415
     title = "Unsupported batch media type"

@@ -296,8 +296,8 @@ class _Reading:
             part_head += len(line.encode("utf-8", "surrogatepass"))
         if part_head > limits.max_header_size:
             raise _part_head_too_large(limits, index)
-        body, refusal = self._body(spans[_BODY], headers, index)
-        return SubRequest(method, target, headers, body, request_id, depends_on, refusal)
+        body, invalid_reason = self._body(spans[_BODY], headers, index)
+        return SubRequest(method, target, headers, body, request_id, depends_on, invalid_reason)
 
     def _string(
         self, span: Span, key: str, index: int, too_large: Callable[[Limits, int], LimitExceeded]

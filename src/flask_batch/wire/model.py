@@ -127,7 +127,7 @@ class SubRequest(NamedTuple):
     #: Ids of earlier requests that must succeed (2xx) before this one runs.
     depends_on: tuple[str, ...] = ()
     #: Why this request is answered 400 without running (the rest of the batch goes on).
-    refusal: str | None = None
+    invalid_reason: str | None = None
 
 
 class SubResponse(NamedTuple):

@@ -1,8 +1,10 @@
-"""The Google / OData batch dialect: HTTP messages carried in ``application/http`` parts.
+"""The multipart batch format of Google's APIs and OData: HTTP messages carried in
+``application/http`` parts.
 
 This module joins :mod:`.multipart` (the framing) and :mod:`.http1` (the messages) into
 requests and responses, for the server (read requests, write responses) and the client
-(write requests, read responses). Other batch formats will sit beside it, sharing the model.
+(write requests, read responses). The JSON format (:mod:`.json_format`) sits beside it,
+sharing the model (:mod:`.model`); :mod:`.formats` picks one by media type.
 """
 
 from __future__ import annotations
