@@ -45,8 +45,8 @@ from flask_batch.wire.json_format import (
     is_json,
     read_json_responses,
 )
+from flask_batch.wire.media_type import boundary_of, parse_media_type
 from flask_batch.wire.model import KIB, MIB, UNLIMITED, Headers, Limits, SubRequest, SubResponse
-from flask_batch.wire.multipart import boundary_of, parse_media_type
 from flask_batch.wire.multipart_format import (
     RequestReader,
     ResponseWriter,

@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flask_batch.wire.errors import LimitExceeded, MalformedBatch, UnsupportedMediaType
+from flask_batch.wire.media_type import boundary_of
 from flask_batch.wire.model import Headers, Limits, SubRequest, SubResponse
-from flask_batch.wire.multipart import boundary_of
 from flask_batch.wire.multipart_format import (
     RequestReader,
     ResponseWriter,

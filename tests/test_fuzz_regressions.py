@@ -32,8 +32,8 @@ from flask_batch.wire.json_format import (
     encode_json_requests,
     read_json_responses,
 )
+from flask_batch.wire.media_type import boundary_of
 from flask_batch.wire.model import Limits, SubRequest, SubResponse
-from flask_batch.wire.multipart import boundary_of
 from flask_batch.wire.multipart_format import ResponseWriter, read_requests, read_responses
 from fuzz.targets import check
 

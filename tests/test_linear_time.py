@@ -21,8 +21,8 @@ import pytest
 
 from flask_batch.wire.errors import BatchError
 from flask_batch.wire.fields import parse_fields
+from flask_batch.wire.media_type import boundary_of
 from flask_batch.wire.model import KIB, MIB, Limits
-from flask_batch.wire.multipart import boundary_of
 from flask_batch.wire.multipart_format import RequestReader
 
 from .child import run_in_child

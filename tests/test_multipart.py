@@ -28,14 +28,9 @@ from flask_batch.wire.errors import (
     UnsupportedMediaType,
 )
 from flask_batch.wire.fields import encode_field
+from flask_batch.wire.media_type import boundary_of, new_boundary
 from flask_batch.wire.model import KIB, MIB, Limits, Part
-from flask_batch.wire.multipart import (
-    MultipartReader,
-    boundary_of,
-    encode_close,
-    encode_part,
-    new_boundary,
-)
+from flask_batch.wire.multipart import MultipartReader, encode_close, encode_part
 
 from .properties import PROPERTY
 

@@ -47,8 +47,9 @@ from typing import Generic, TypeVar
 from ..wire.errors import MalformedBatch
 from ..wire.json_format import MEDIA_TYPE as JSON
 from ..wire.json_format import encode_json_request, join_json_requests, read_json_responses
+from ..wire.media_type import new_boundary, parse_media_type
 from ..wire.model import SubRequest, SubResponse
-from ..wire.multipart import encode_close, new_boundary, parse_media_type
+from ..wire.multipart import encode_close
 from ..wire.multipart_format import encode_requests, read_responses
 from ._policy import Retry, parse_retry_after
 from ._split import BATCH_LIMITS, PART_LIMITS, KnownLimits, body_size, groups_of, pack, read_refusal

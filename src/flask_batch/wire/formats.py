@@ -6,8 +6,8 @@ from typing import Protocol
 
 from .errors import UnsupportedMediaType
 from .json_format import MEDIA_TYPE, JsonDialect, JsonRequestReader, JsonResponseWriter
+from .media_type import boundary_param, parse_media_type
 from .model import Limits, SubRequest, SubResponse
-from .multipart import boundary_param, parse_media_type
 from .multipart_format import RequestReader, ResponseWriter
 
 __all__ = ["JSON", "MULTIPART", "Metered", "Reader", "Writer", "negotiate"]

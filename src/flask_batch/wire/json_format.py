@@ -36,8 +36,8 @@ from .jsontext import (
     object_pattern,
     value_pattern,
 )
+from .media_type import parse_media_type
 from .model import Headers, Limits, SubRequest, SubResponse, first_header
-from .multipart import parse_media_type
 
 __all__ = [
     "JSON_DIALECTS",

@@ -13,6 +13,10 @@ a value nests at most :data:`MAX_DEPTH` levels; a deeper one is refused, never r
 
 Each byte examined is counted in :attr:`JsonText.scanned`, so tests can check that reading a
 text costs time in proportion to its size whatever its shape.
+
+Why one file of this length: the unrolled patterns and the reader that matches them are one
+thing (the groups a pattern numbers are the ones the reader reads back), and half of it is
+the patterns' own documentation.
 """
 
 from __future__ import annotations

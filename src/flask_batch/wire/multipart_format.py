@@ -14,16 +14,9 @@ from collections.abc import Iterable
 from .errors import MalformedBatch
 from .fields import CRLF, encode_text
 from .http1 import parse_request, parse_response, response_head, serialise_request
+from .media_type import boundary_of, multipart_type, new_boundary, parse_media_type
 from .model import UNLIMITED, Headers, Limits, Part, SubRequest, SubResponse
-from .multipart import (
-    MultipartReader,
-    boundary_of,
-    encode_close,
-    encode_part,
-    multipart_type,
-    new_boundary,
-    parse_media_type,
-)
+from .multipart import MultipartReader, encode_close, encode_part
 
 __all__ = [
     "RequestReader",
