@@ -21,9 +21,9 @@ import pytest
 import requests
 
 from flask_batch.client import Batching, BatchNotSent
-from flask_batch.client._run import (
+from flask_batch.client._core.run import Run
+from flask_batch.client._drivers import (
     Overdue,
-    Run,
     _Workers,
     call_within,
     call_within_async,

@@ -27,7 +27,7 @@ from flask_batch.client import (
     BatchResponse,
     Retry,
 )
-from flask_batch.client._policy import parse_retry_after
+from flask_batch.client._core.policy import parse_retry_after
 from tests.fake_batch import (
     ANSWER,
     BASE,

@@ -20,8 +20,8 @@ from flask import Flask, Response, jsonify, request
 
 from flask_batch import add_batch_route
 from flask_batch.client import BatchFailed, Batching, BatchResponse
-from flask_batch.client._run import Run
-from flask_batch.client._split import KnownLimits, groups_of, pack, read_refusal
+from flask_batch.client._core.limits import KnownLimits, groups_of, pack, read_refusal
+from flask_batch.client._core.run import Run
 from flask_batch.wire.model import SubRequest
 from tests.fake_batch import BASE, BATCH_URL, FakeEndpoint, RequestsAdapter, status, too_large
 from tests.servers import live_server

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._errors import BatchNotSent, UnsentRequestsWarning
-from ._policy import IDEMPOTENT_METHODS, Retry
+from ._core.pending import BatchNotSent, UnsentRequestsWarning
+from ._core.policy import IDEMPOTENT_METHODS, Retry
 
 if TYPE_CHECKING:
     from .requests import BatchFailed, Batching, BatchResponse

@@ -41,23 +41,12 @@ import httpx
 from ..wire.http1 import HOP_BY_HOP
 from ..wire.json_format import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
-from ._errors import BatchNotSent, Pending, UnsentRequestsWarning, drop_unsent
-from ._policy import Retry
-from ._run import (
-    Answered,
-    Failed,
-    Lost,
-    Reply,
-    Run,
-    Send,
-    call_within_async,
-    drive,
-    drive_async,
-    read_within,
-    remaining,
-    smallest,
-)
-from ._split import KnownLimits
+from ._core.limits import KnownLimits
+from ._core.model import Answered, Failed, Lost, Reply, Send, smallest
+from ._core.pending import BatchNotSent, Pending, UnsentRequestsWarning, drop_unsent
+from ._core.policy import Retry
+from ._core.run import Run
+from ._drivers import call_within_async, drive, drive_async, read_within, remaining
 
 __all__ = [
     "ATTEMPTS",

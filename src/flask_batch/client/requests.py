@@ -37,10 +37,12 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from ..wire.http1 import HOP_BY_HOP
 from ..wire.json_format import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
-from ._errors import Pending, drop_unsent
-from ._policy import Retry
-from ._run import Answered, Failed, Lost, Reply, Run, Send, drive, read_within, remaining, smallest
-from ._split import KnownLimits
+from ._core.limits import KnownLimits
+from ._core.model import Answered, Failed, Lost, Reply, Send, smallest
+from ._core.pending import Pending, drop_unsent
+from ._core.policy import Retry
+from ._core.run import Run
+from ._drivers import drive, read_within, remaining
 
 # What reading a response means; these raise BatchNotSent until the batch was answered.
 _GUARDED = frozenset(

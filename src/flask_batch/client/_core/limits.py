@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..wire.model import Limits
+from ...wire.model import Limits
 
 #: What a client assumes before it knows better: the server's own defaults.
 DEFAULT_LIMITS = Limits()

@@ -1,11 +1,10 @@
-"""One exchange: queued requests sent as batches until each has its final answer.
+"""One run: queued requests sent as batches until each has its final answer.
 
 :class:`Run` is the client's protocol logic with no I/O (the sans-IO model of h11): it says
 which batch to send next (:meth:`Run.next_send`), takes what came back (:meth:`Run.feed`),
 and decides what is final, what is retried and after how long, and how a refused batch is
-re-split. :func:`drive` and :func:`drive_async` are the two small loops that do the I/O
-with callables a client gives them, so the ``requests`` client and both ``httpx``
-transports share every decision.
+re-split. The loops in :mod:`.._drivers` do the I/O with callables a front end gives them,
+so the ``requests`` client and both ``httpx`` transports share every decision.
 
 Rules, in one place:
 
@@ -21,102 +20,29 @@ Rules, in one place:
 - An answer that names one Content-ID twice fails its whole batch: which of the two answers
   belongs to that request, and whether another request lost its own, cannot be told.
 - A batch's exchange (connect, send, the whole answer) ends by a deadline: the smallest
-  timeout of the requests it carries. A blocking read cannot be interrupted, so a sync
-  driver runs the exchange in a thread it abandons at the deadline (:func:`call_within`),
-  an async one cancels it; the answer is read in pieces with the deadline checked after
-  each (:func:`read_within`), so an abandoned exchange stops soon after.
+  timeout of the requests it carries (:attr:`.model.Send.timeout`), which the driver keeps.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
-import os
-import queue
 import random as _random
-import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from enum import Enum, auto
-from typing import Generic, TypeVar
+from typing import Generic
 
-from ..wire.errors import MalformedBatch
-from ..wire.json_format import MEDIA_TYPE as JSON
-from ..wire.json_format import encode_json_request, join_json_requests, read_json_responses
-from ..wire.model import SubRequest, SubResponse
-from ..wire.multipart import encode_close, new_boundary, parse_media_type
-from ..wire.multipart_format import encode_requests, read_responses
-from ._policy import Retry, parse_retry_after
-from ._split import BATCH_LIMITS, PART_LIMITS, KnownLimits, body_size, groups_of, pack, read_refusal
-
-#: The driver's own response object (``requests.Response``, ``httpx.Response``).
-OuterT = TypeVar("OuterT")
-ResultT = TypeVar("ResultT")
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """A batch to send: POST ``body`` with ``content_type`` to the batch URL."""
-
-    number: int
-    #: Indices of the queued requests it carries, in order.
-    items: tuple[int, ...]
-    body: bytes
-    content_type: str
-    #: Seconds its whole exchange may take: the smallest timeout of its requests (None: none).
-    timeout: float | None = None
-
-    def overdue(self) -> str:
-        """What to say when the exchange outlived :attr:`timeout`."""
-        return f"the batch exchange took longer than its timeout ({self.timeout:g} s)"
-
-
-@dataclass(frozen=True, slots=True)
-class Reply(Generic[OuterT]):
-    """What the batch endpoint answered to a :class:`Send`."""
-
-    status: int
-    reason: str
-    content_type: str | None
-    retry_after: str | None
-    body: bytes
-    #: The driver's response object, handed back in :class:`Failed`.
-    outer: OuterT
-
-
-@dataclass(frozen=True, slots=True)
-class Lost:
-    """A :class:`Send` got no answer: the connection failed, or a timeout."""
-
-    error: BaseException
-    #: True when the request surely never left (connection refused): safe to send again.
-    sent_nothing: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Answered(Generic[OuterT]):
-    """A request's final answer, how many attempts it took, the batch response it came in."""
-
-    response: SubResponse
-    attempts: int
-    outer: OuterT | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Failed(Generic[OuterT]):
-    """A request that got no answer: why, the batch's response or error, attempts made."""
-
-    reason: str
-    outer: OuterT | None
-    error: BaseException | None
-    attempts: int
-
-
-Result = Answered[OuterT] | Failed[OuterT]
+from ...wire.errors import MalformedBatch
+from ...wire.json_format import MEDIA_TYPE as JSON
+from ...wire.json_format import encode_json_request, join_json_requests, read_json_responses
+from ...wire.model import SubRequest, SubResponse
+from ...wire.multipart import encode_close, new_boundary
+from ...wire.multipart_format import encode_requests, read_responses
+from .limits import BATCH_LIMITS, PART_LIMITS, KnownLimits, body_size, groups_of, pack, read_refusal
+from .model import Answered, Failed, Lost, OuterT, Reply, Result, Send, smallest
+from .policy import Retry, parse_retry_after
+from .report import media_type_of, outline, said, status_line
 
 
 class _State(Enum):
@@ -223,9 +149,9 @@ class Run(Generic[OuterT]):
         """The smallest timeout of all the requests: what bounds asking for the limits."""
         return smallest(self._timeouts)
 
-    def results(self) -> list[Answered[OuterT] | Failed[OuterT]]:
+    def results(self) -> list[Result[OuterT]]:
         """Each request's final result, in order (once :attr:`done`)."""
-        results: list[Answered[OuterT] | Failed[OuterT]] = []
+        results: list[Result[OuterT]] = []
         for item in self._items:
             assert item.result is not None, "the run is not done"
             results.append(item.result)  # type: ignore[arg-type]  # it holds the driver's OuterT
@@ -423,12 +349,12 @@ class Run(Generic[OuterT]):
     def _problem(self, reply: Reply[OuterT]) -> str | None:
         """Why a reply is not a batch answer, in one line, or None if it is one."""
         if reply.status != 200:
-            return _outline(reply)
+            return outline(reply)
         expected = JSON if self.format == "json" else "multipart/mixed"
-        media_type = _media_type(reply.content_type)
+        media_type = media_type_of(reply.content_type)
         if media_type != expected:
             return (
-                f"the batch URL answered {_status(reply)} with {media_type}, not {expected}: "
+                f"the batch URL answered {status_line(reply)} with {media_type}, not {expected}: "
                 "it is probably not a batch endpoint"
             )
         return None
@@ -535,9 +461,10 @@ class Run(Generic[OuterT]):
         # An unexplained (or inconsistent) 413: halve, unless there is nothing left to split.
         groups = groups_of(items, {i: self._pending_deps(i) for i in items})
         if len(groups) == 1:
-            said = _said(reply)
-            reason = f"the batch was refused with {_status(reply)} and cannot be split further" + (
-                f": {said}" if said else f" ({_media_type(reply.content_type)})"
+            quoted = said(reply)
+            reason = (
+                f"the batch was refused with {status_line(reply)} and cannot be split further"
+                + (f": {quoted}" if quoted else f" ({media_type_of(reply.content_type)})")
             )
             for index in items:
                 item = self._items[index]
@@ -655,287 +582,3 @@ def _match(
     if not by_id and len(answers) == len(ids):
         return [answer for _, answer in answers]
     return [by_id.get(content_id) for content_id in ids]
-
-
-def smallest(timeouts: Iterable[float | None]) -> float | None:
-    """The smallest of the timeouts that are set, or None (no bound) if none is."""
-    return min((timeout for timeout in timeouts if timeout is not None), default=None)
-
-
-# -- one line on an answer that is not a batch answer --------------------------------------
-
-#: What a status that no batch endpoint answers to a POST most likely means.
-_HINTS = {
-    404: "it is probably not a batch endpoint (is the URL right?)",
-    405: "it does not take POST, so it is probably not a batch endpoint (is the URL right?)",
-}
-_NOT_A_BATCH = "not an answer from a batch endpoint (the whole response is in .response)"
-#: The longest text of an answer a message quotes.
-_QUOTED = 200
-
-
-def _status(reply: Reply[OuterT]) -> str:
-    return f"{reply.status} {reply.reason}".rstrip()
-
-
-def _media_type(content_type: str | None) -> str:
-    try:
-        media_type, _ = parse_media_type(content_type or "")
-    except MalformedBatch:
-        return "an unreadable Content-Type"
-    return media_type or "no Content-Type"
-
-
-def _outline(reply: Reply[OuterT]) -> str:
-    """A batch answered with an error, in one line: what the endpoint said about it, or the
-    status, the content type and a hint (an HTML error page is never quoted)."""
-    said = _said(reply)
-    if said is not None and reply.status not in _HINTS:
-        return f"the batch failed with {_status(reply)}: {said}"
-    hint = _HINTS.get(reply.status, _NOT_A_BATCH)
-    return f"the batch URL answered {_status(reply)} ({_media_type(reply.content_type)}): {hint}"
-
-
-def _said(reply: Reply[OuterT]) -> str | None:
-    """What an error answer says, on one line and cut short: a problem document's detail
-    (or title), or a plain text; None for anything else (an HTML page, say)."""
-    media_type = _media_type(reply.content_type)
-    if media_type == "application/problem+json":
-        try:
-            problem = json.loads(reply.body)
-        except ValueError:
-            return None
-        said = problem.get("detail") or problem.get("title") if isinstance(problem, dict) else None
-        text = said if isinstance(said, str) else ""
-    elif media_type in ("text/plain", "no Content-Type"):
-        text = reply.body[: 4 * _QUOTED].decode("utf-8", "replace")
-    else:
-        return None
-    text = " ".join(text.split())
-    if len(text) > _QUOTED:
-        text = text[: _QUOTED - 1] + "…"
-    return text or None
-
-
-# -- deadlines -----------------------------------------------------------------------------
-
-
-class Overdue(Exception):
-    """Raised by :func:`read_within` inside a call of :func:`call_within`: the deadline has
-    passed (the call is then late, as if it had not ended)."""
-
-
-def read_within(pieces: Iterable[bytes], deadline: float | None) -> bytes:
-    """A body read piece by piece as it arrives; :class:`Overdue` once ``deadline`` (monotonic
-    seconds) has passed, so a server that trickles an answer cannot hold a reader forever."""
-    body = []
-    for piece in pieces:
-        body.append(piece)
-        if deadline is not None and time.monotonic() > deadline:
-            raise Overdue
-    return b"".join(body)
-
-
-def remaining(deadline: float | None) -> float | None:
-    """Seconds left until ``deadline`` (at least a millisecond: 0 means "no wait" to some
-    libraries), or None for no deadline."""
-    if deadline is None:
-        return None
-    return max(deadline - time.monotonic(), 0.001)
-
-
-class _Workers:
-    """Daemon threads that run the calls of :func:`call_within`, kept for the next call:
-    starting a thread for every batch costs more than handing the batch to one that waits.
-
-    A thread left behind at a deadline (still reading) serves again once its call ends.
-    Daemon threads, so one that a server keeps busy forever does not hold up the
-    interpreter's exit; one idle for a while ends.
-    """
-
-    #: Seconds an idle thread waits for another call before it ends.
-    IDLE = 30.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
-        if hasattr(os, "register_at_fork"):  # a forked child has none of these threads
-            os.register_at_fork(after_in_child=self._idle.clear)
-
-    def run(self, task: Callable[[], None]) -> None:
-        """Run ``task`` in an idle thread, or in a new one."""
-        with self._lock:
-            inbox = self._idle.pop() if self._idle else None
-        if inbox is None:
-            inbox = queue.SimpleQueue()
-            threading.Thread(
-                target=self._serve, args=(inbox,), name="flask-batch-exchange", daemon=True
-            ).start()
-        inbox.put(task)
-
-    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
-        while True:
-            try:
-                task = inbox.get(timeout=self.IDLE)
-            except queue.Empty:
-                with self._lock:
-                    if inbox in self._idle:  # still idle, so nobody is handing it a task
-                        self._idle.remove(inbox)
-                        return
-                continue  # taken just now: its task is on the way
-            task()
-            with self._lock:
-                self._idle.append(inbox)
-
-
-_workers = _Workers()
-
-
-def call_within(
-    timeout: float | None,
-    call: Callable[[float | None], ResultT],
-    late: Callable[[], ResultT],
-) -> ResultT:
-    """``call(deadline)``, or ``late()`` once ``timeout`` seconds have passed without it ending
-    (or when it raises :class:`Overdue`).
-
-    A blocking read cannot be interrupted, so with a timeout the call runs in a daemon thread
-    that is abandoned at the deadline: what it returns after is dropped, and as it reads with
-    the same deadline (:func:`read_within`, waits of at most :func:`remaining`), it ends soon
-    after. Another exception it raises in time is raised here.
-    """
-    if timeout is None:
-        return call(None)
-    deadline = time.monotonic() + timeout
-    outcome: list[ResultT] = []
-    failure: list[BaseException] = []
-    finished = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome.append(call(deadline))
-        except BaseException as error:  # handed to the caller, if it still waits
-            failure.append(error)
-        finally:
-            finished.set()
-
-    _workers.run(run)
-    if not finished.wait(timeout) or (failure and isinstance(failure[0], Overdue)):
-        return late()
-    if failure:
-        raise failure[0]
-    return outcome[0]
-
-
-async def call_within_async(
-    timeout: float | None,
-    call: Callable[[float | None], Awaitable[ResultT]],
-    late: Callable[[], ResultT],
-) -> ResultT:
-    """:func:`call_within` on an event loop: the call is cancelled at the deadline."""
-    if timeout is None:
-        return await call(None)
-    deadline = time.monotonic() + timeout
-    try:
-        return await asyncio.wait_for(call(deadline), timeout)
-    except (TimeoutError, Overdue):
-        return late()
-
-
-# -- the two loops that do the I/O ---------------------------------------------------------
-
-
-def drive(
-    run: Run[OuterT],
-    post: Callable[[Send, float | None], Reply[OuterT] | Lost],
-    *,
-    discover: Callable[[float | None], object] | None = None,
-    sleep: Callable[[float], object] = time.sleep,
-    concurrency: int = 1,
-    timed_out: Callable[[str], BaseException] = TimeoutError,
-) -> None:
-    """Run ``run`` to the end: ``post(send, deadline)`` sends one batch (in up to
-    ``concurrency`` threads), ``discover(deadline)`` fetches the endpoint's description
-    (None if it fails), ``sleep`` waits. Each is given up at its deadline (the smallest
-    timeout of the requests concerned); a batch given up is lost with ``timed_out(message)``.
-    """
-    if discover is not None and run.needs_discovery():
-        run.limits.discovered(call_within(run.timeout, discover, lambda: None))
-
-    def bounded(send: Send) -> Reply[OuterT] | Lost:
-        return call_within(
-            send.timeout,
-            functools.partial(post, send),
-            lambda: Lost(timed_out(send.overdue())),
-        )
-
-    pool: ThreadPoolExecutor | None = None
-    in_flight: dict[Future[Reply[OuterT] | Lost], Send] = {}
-    try:
-        while not run.done:
-            if concurrency == 1:
-                send = run.next_send()
-                if send is not None:
-                    run.feed(send, bounded(send))
-                    continue
-            else:
-                while len(in_flight) < concurrency and (send := run.next_send()) is not None:
-                    if pool is None:
-                        pool = ThreadPoolExecutor(concurrency, thread_name_prefix="flask-batch")
-                    in_flight[pool.submit(bounded, send)] = send
-                if in_flight:
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        run.feed(in_flight.pop(future), future.result())
-                    continue
-            delay = run.delay()
-            if delay is None:  # pragma: no cover - a run always has something to do
-                raise RuntimeError("the batch run stalled")
-            sleep(delay)
-            run.waited()
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-async def drive_async(
-    run: Run[OuterT],
-    post: Callable[[Send, float | None], Awaitable[Reply[OuterT] | Lost]],
-    *,
-    discover: Callable[[], Awaitable[None]] | None = None,
-    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    concurrency: int = 1,
-    timed_out: Callable[[str], BaseException] = TimeoutError,
-) -> None:
-    """:func:`drive` on an event loop; ``discover`` must itself tell ``run.limits`` (and
-    bound itself by ``run.timeout``)."""
-    if discover is not None and run.needs_discovery():
-        await discover()
-
-    async def bounded(send: Send) -> Reply[OuterT] | Lost:
-        return await call_within_async(
-            send.timeout,
-            functools.partial(post, send),
-            lambda: Lost(timed_out(send.overdue())),
-        )
-
-    in_flight: dict[asyncio.Task[Reply[OuterT] | Lost], Send] = {}
-    try:
-        while not run.done:
-            while len(in_flight) < concurrency and (send := run.next_send()) is not None:
-                in_flight[asyncio.ensure_future(bounded(send))] = send
-            if in_flight:
-                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    run.feed(in_flight.pop(task), task.result())
-                continue
-            delay = run.delay()
-            if delay is None:  # pragma: no cover - a run always has something to do
-                raise RuntimeError("the batch run stalled")
-            await sleep(delay)
-            run.waited()
-    finally:
-        for task in in_flight:
-            task.cancel()
-        if in_flight:
-            await asyncio.gather(*in_flight, return_exceptions=True)
