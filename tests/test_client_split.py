@@ -20,6 +20,7 @@ from flask import Flask, Response, jsonify, request
 
 from flask_batch import add_batch_route
 from flask_batch.client import BatchFailed, Batching, BatchResponse
+from flask_batch.client._core.formats import Format, JsonFormat, MultipartFormat
 from flask_batch.client._core.limits import KnownLimits, groups_of, pack, read_refusal
 from flask_batch.client._core.run import Run
 from flask_batch.wire.model import SubRequest
@@ -98,8 +99,8 @@ def test_a_413_problem_is_read_leniently() -> None:
     assert read_refusal(["not", "a", "problem"]).limit is None
 
 
-@pytest.mark.parametrize("format", ["multipart", "json"])
-def test_batches_are_cut_by_their_exact_body_size(format: str) -> None:
+@pytest.mark.parametrize("format", [MultipartFormat, JsonFormat])
+def test_batches_are_cut_by_their_exact_body_size(format: type[Format]) -> None:
     requests_ = [
         SubRequest(
             "PUT",

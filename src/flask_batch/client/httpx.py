@@ -34,18 +34,17 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
 from ..wire.http1 import HOP_BY_HOP
-from ..wire.json_format import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
-from ._core.limits import KnownLimits
+from ._core.formats import FormatName
 from ._core.model import Answered, Failed, Lost, Reply, Send, smallest
+from ._core.options import ClientOptions
 from ._core.pending import BatchNotSent, Pending, UnsentRequestsWarning, drop_unsent
 from ._core.policy import Retry
-from ._core.run import Run
 from ._drivers import call_within_async, drive, drive_async, read_within, remaining
 
 __all__ = [
@@ -150,36 +149,6 @@ class BatchResponse(Pending, httpx.Response):
 
 
 @dataclass
-class _Options:
-    """What both transports are configured with."""
-
-    format: Literal["multipart", "json"]
-    retry: Retry
-    limits: KnownLimits
-    split: bool
-    concurrency: int
-
-    @classmethod
-    def of(
-        cls,
-        *,
-        format: Literal["multipart", "json"],
-        retries: int | Retry,
-        max_parts: int | None,
-        max_body_size: int | None,
-        discover: bool,
-        split: bool,
-        concurrency: int,
-    ) -> _Options:
-        if format not in ("multipart", "json"):
-            raise ValueError(f"format must be 'multipart' or 'json', not {format!r}")
-        if type(concurrency) is not int or concurrency < 1:
-            raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
-        limits = KnownLimits(max_parts=max_parts, max_body_size=max_body_size, discover=discover)
-        return cls(format, Retry.of(retries), limits, split, concurrency)
-
-
-@dataclass
 class _Entry:
     """A request waiting for its batch."""
 
@@ -204,23 +173,12 @@ class _Entry:
         return None if None in phases else max(p for p in phases if p is not None)
 
 
-class _Base:
+class _Base(ClientOptions[httpx.Response]):
     """What the sync and async transports share: which requests batch, and how."""
 
-    def __init__(self, batch_url: str | httpx.URL, options: _Options) -> None:
+    def __init__(self, batch_url: str | httpx.URL) -> None:
         self.batch_url = httpx.URL(batch_url)
         self._origin = _origin(self.batch_url)
-        self._options = options
-
-    @property
-    def limits(self) -> KnownLimits:
-        """What this transport knows of the endpoint's limits (configured, discovered,
-        learned from a 413); shared by all its batches."""
-        return self._options.limits
-
-    @property
-    def retry(self) -> Retry:
-        return self._options.retry
 
     def batchable(self, request: httpx.Request) -> bool:
         """Whether ``request`` goes in a batch: same origin as the batch URL, and not the
@@ -241,21 +199,8 @@ class _Base:
                 "of its own; send it outside the batch (another origin, or directly)"
             )
         sub_request = _sub_request(request, body)
-        if self._options.format == "json":
-            encode_json_requests([sub_request])  # refuse now what the format cannot carry
+        self._format.check(sub_request)  # refuse now what the format cannot carry
         return _Entry(request, sub_request, depends_on)
-
-    def _run(self, entries: Sequence[_Entry]) -> Run[httpx.Response]:
-        options = self._options
-        return Run(
-            [entry.sub_request for entry in entries],
-            [entry.depends_on for entry in entries],
-            format=options.format,
-            retry=options.retry,
-            limits=options.limits,
-            split=options.split,
-            timeouts=[entry.timeout for entry in entries],
-        )
 
     def _outer_request(
         self,
@@ -300,7 +245,7 @@ class BatchTransport(_Base, httpx.BaseTransport):
         batch_url: str | httpx.URL,
         *,
         transport: httpx.BaseTransport | None = None,
-        format: Literal["multipart", "json"] = "multipart",
+        format: FormatName = "multipart",
         retries: int | Retry = 2,
         max_parts: int | None = None,
         max_body_size: int | None = None,
@@ -309,7 +254,7 @@ class BatchTransport(_Base, httpx.BaseTransport):
         concurrency: int = 1,
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
-        options = _Options.of(
+        self._configure(
             format=format,
             retries=retries,
             max_parts=max_parts,
@@ -318,7 +263,7 @@ class BatchTransport(_Base, httpx.BaseTransport):
             split=split,
             concurrency=concurrency,
         )
-        super().__init__(batch_url, options)
+        super().__init__(batch_url)
         self._transport = transport if transport is not None else httpx.HTTPTransport()
         self._sleep = sleep
         self._scopes: weakref.WeakSet[BatchScope] = weakref.WeakSet()
@@ -381,7 +326,7 @@ class BatchTransport(_Base, httpx.BaseTransport):
             functools.partial(self._post, entries),
             discover=functools.partial(self._discover, entries),
             sleep=self._sleep,
-            concurrency=self._options.concurrency,
+            concurrency=self.concurrency,
             timed_out=httpx.TimeoutException,
         )
         return list(run.results())
@@ -661,7 +606,7 @@ class AsyncBatchTransport(_Base, httpx.AsyncBaseTransport):
         batch_url: str | httpx.URL,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        format: Literal["multipart", "json"] = "multipart",
+        format: FormatName = "multipart",
         retries: int | Retry = 2,
         max_parts: int | None = None,
         max_body_size: int | None = None,
@@ -672,7 +617,7 @@ class AsyncBatchTransport(_Base, httpx.AsyncBaseTransport):
         max_batch: int | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
-        options = _Options.of(
+        self._configure(
             format=format,
             retries=retries,
             max_parts=max_parts,
@@ -681,7 +626,7 @@ class AsyncBatchTransport(_Base, httpx.AsyncBaseTransport):
             split=split,
             concurrency=concurrency,
         )
-        super().__init__(batch_url, options)
+        super().__init__(batch_url)
         if not isinstance(window, (int, float)) or not 0 <= window < float("inf"):
             raise ValueError(f"window must be a number of seconds >= 0, not {window!r}")
         if max_batch is not None and (type(max_batch) is not int or max_batch < 1):
@@ -768,7 +713,7 @@ class AsyncBatchTransport(_Base, httpx.AsyncBaseTransport):
             functools.partial(self._post, entries),
             discover=discover,
             sleep=self._sleep,
-            concurrency=self._options.concurrency,
+            concurrency=self.concurrency,
             timed_out=httpx.TimeoutException,
         )
         return list(run.results())

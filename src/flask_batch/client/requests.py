@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -35,13 +35,12 @@ from urllib3.exceptions import (
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from ..wire.http1 import HOP_BY_HOP
-from ..wire.json_format import encode_json_requests
 from ..wire.model import Headers, SubRequest, SubResponse
-from ._core.limits import KnownLimits
+from ._core.formats import FormatName
 from ._core.model import Answered, Failed, Lost, Reply, Send, smallest
+from ._core.options import ClientOptions
 from ._core.pending import Pending, drop_unsent
 from ._core.policy import Retry
-from ._core.run import Run
 from ._drivers import drive, read_within, remaining
 
 # What reading a response means; these raise BatchNotSent until the batch was answered.
@@ -107,7 +106,7 @@ class BatchResponse(Pending, requests.Response):
         return self._pending_repr() or requests.Response.__repr__(self)
 
 
-class Batching(requests.Session):
+class Batching(requests.Session, ClientOptions[requests.Response]):
     """Queue requests, then send them to ``batch_url`` in one HTTP request.
 
     ::
@@ -139,7 +138,7 @@ class Batching(requests.Session):
         self,
         batch_url: str,
         *,
-        format: Literal["multipart", "json"] = "multipart",
+        format: FormatName = "multipart",
         timeout: float | tuple[float, float] | None = None,
         retries: int | Retry = 2,
         max_parts: int | None = None,
@@ -150,21 +149,18 @@ class Batching(requests.Session):
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         super().__init__()
-        if format not in ("multipart", "json"):
-            raise ValueError(f"format must be 'multipart' or 'json', not {format!r}")
-        if type(concurrency) is not int or concurrency < 1:
-            raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
+        self._configure(
+            format=format,
+            retries=retries,
+            max_parts=max_parts,
+            max_body_size=max_body_size,
+            discover=discover,
+            split=split,
+            concurrency=concurrency,
+        )
         _timeout_of(timeout)  # refuse now what could not bound a batch
         self.batch_url = batch_url
-        self.format = format
         self.timeout = timeout
-        self.retry = Retry.of(retries)
-        #: What this session knows of the endpoint's limits (configured, discovered, learned).
-        self.limits = KnownLimits(
-            max_parts=max_parts, max_body_size=max_body_size, discover=discover
-        )
-        self.split = split
-        self.concurrency = concurrency
         self._sleep = sleep
         self._origin = _origin(batch_url)
         parts = urlsplit(batch_url)
@@ -294,8 +290,7 @@ class Batching(requests.Session):
                 raise ValueError("depends_on must name responses queued earlier in this batch")
             depends_on.append(position)
         sub_request = _sub_request(request)
-        if self.format == "json":
-            encode_json_requests([sub_request])  # refuse now what the format cannot carry
+        self._format.check(sub_request)  # refuse now what the format cannot carry
         response = BatchResponse()
         response.request = request
         response.url = url
@@ -318,15 +313,7 @@ class Batching(requests.Session):
         self._positions = {}
         if not queue:
             return []
-        run: Run[requests.Response] = Run(
-            [item.sub_request for item in queue],
-            [item.depends_on for item in queue],
-            format=self.format,
-            retry=self.retry,
-            limits=self.limits,
-            split=self.split,
-            timeouts=[item.options.total for item in queue],
-        )
+        run = self._run(queue)
         try:
             drive(
                 run,
@@ -538,6 +525,10 @@ class _Queued:
     #: Positions in the queue of the requests it depends on.
     depends_on: tuple[int, ...]
     options: _Options
+
+    @property
+    def timeout(self) -> float | None:
+        return self.options.total
 
 
 def _timeout_of(timeout: object) -> tuple[Phases, float | None]:

@@ -28,17 +28,13 @@ from __future__ import annotations
 import json
 import random as _random
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from enum import Enum, auto
 from typing import Generic
 
 from ...wire.errors import MalformedBatch
-from ...wire.json_format import MEDIA_TYPE as JSON
-from ...wire.json_format import encode_json_request, join_json_requests, read_json_responses
 from ...wire.model import SubRequest, SubResponse
-from ...wire.multipart import encode_close, new_boundary
-from ...wire.multipart_format import encode_requests, read_responses
+from .formats import Format, MultipartFormat
 from .limits import BATCH_LIMITS, PART_LIMITS, KnownLimits, body_size, groups_of, pack, read_refusal
 from .model import Answered, Failed, Lost, OuterT, Reply, Result, Send, smallest
 from .policy import Retry, parse_retry_after
@@ -95,7 +91,7 @@ class Run(Generic[OuterT]):
         requests: Sequence[SubRequest],
         depends_on: Sequence[tuple[int, ...]] | None = None,
         *,
-        format: str = "multipart",
+        format: type[Format] = MultipartFormat,
         retry: Retry | None = None,
         limits: KnownLimits | None = None,
         split: bool = True,
@@ -103,15 +99,13 @@ class Run(Generic[OuterT]):
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
     ) -> None:
-        if format not in ("multipart", "json"):
-            raise ValueError(f"format must be 'multipart' or 'json', not {format!r}")
         depends_on = depends_on or [()] * len(requests)
         if len(depends_on) != len(requests):
             raise ValueError("depends_on needs one entry per request")
         self._timeouts = list(timeouts or [None] * len(requests))
         if len(self._timeouts) != len(requests):
             raise ValueError("timeouts needs one entry per request")
-        self.format = format
+        self.format = format()
         self.retry = retry or Retry()
         self.limits = limits or KnownLimits()
         self.split = split
@@ -123,16 +117,12 @@ class Run(Generic[OuterT]):
         self._sends = 0
         #: A cap on parts per batch after an unexplained 413 (halved each time).
         self._cap: int | None = None
-        self._boundary = new_boundary()
-        #: The close delimiter that ends each multipart body of this run.
-        self._close = encode_close(self._boundary)
-        prefix = uuid.uuid4().hex
         self._items: list[_Item] = []
         for index, (request, dependencies) in enumerate(zip(requests, depends_on, strict=True)):
             if dependencies and any(not 0 <= d < index for d in dependencies):
                 raise ValueError("a request may only depend on requests queued before it")
             item = _Item(index, request, tuple(dependencies))
-            item.content_id = f"<{prefix}+{index}>" if format == "multipart" else str(index + 1)
+            item.content_id = self.format.content_id(index)
             self._items.append(item)
         for item in self._items:
             item.encoded = self._encode(item, item.depends_on)
@@ -208,16 +198,13 @@ class Run(Generic[OuterT]):
             )
             return
         try:
-            if self.format == "json":
-                answers = read_json_responses(outcome.body)
-            else:
-                answers = read_responses(outcome.content_type, outcome.body)
+            answers = self.format.read(outcome.content_type, outcome.body)
         except MalformedBatch as error:
             self._unusable(send, f"the batch answer is malformed: {error}", outcome.outer)
             return
         by_id, repeated = _by_id(answers)
         if repeated is not None:
-            name = "id" if self.format == "json" else "Content-ID"
+            name = self.format.id_name
             self._unusable(send, f"the server answered {name} {repeated} twice", outcome.outer)
             return
         self._answered(send, answers, by_id, outcome.outer)
@@ -273,22 +260,23 @@ class Run(Generic[OuterT]):
         max_parts = self.limits.max_parts
         if self._cap is not None:
             max_parts = min(max_parts, self._cap)
-        sizes = {index: len(self._items[index].encoded) for index in indices}
-        overhead, separator = self._framing()
         return pack(
             groups,
-            sizes,
+            self._sizes(indices),
             max_parts=max_parts,
             max_body_size=self.limits.max_body_size,
-            overhead=overhead,
-            separator=separator,
+            overhead=self.format.overhead,
+            separator=self.format.separator,
         )
 
-    def _framing(self) -> tuple[int, int]:
-        if self.format == "json":
-            empty = join_json_requests([])
-            return len(empty), len(join_json_requests([b"", b""])) - len(empty)
-        return len(self._close), 0
+    def _sizes(self, indices: list[int]) -> dict[int, int]:
+        return {index: len(self._items[index].encoded) for index in indices}
+
+    def _body_size(self, indices: list[int]) -> int:
+        """The bytes of a batch body of ``indices``."""
+        format = self.format
+        sizes = self._sizes(indices)
+        return body_size(indices, sizes, overhead=format.overhead, separator=format.separator)
 
     def _too_big(self, batch: list[int]) -> str | None:
         """Why a batch (one dependency group, if it breaks a limit) cannot be sent, or None."""
@@ -301,9 +289,7 @@ class Run(Generic[OuterT]):
                 f"batch endpoint takes at most {max_parts} parts"
             )
         max_body, known_body = self.limits.bound("max_body_size")
-        overhead, separator = self._framing()
-        sizes = {index: len(self._items[index].encoded) for index in batch}
-        size = body_size(batch, sizes, overhead=overhead, separator=separator)
+        size = self._body_size(batch)
         if known_body and size > max_body:
             what = "this request" if len(batch) == 1 else f"these {len(batch)} requests"
             return (
@@ -326,23 +312,16 @@ class Run(Generic[OuterT]):
                 if dependencies == item.depends_on
                 else self._encode(item, dependencies)
             )
-        if self.format == "json":
-            body = join_json_requests(chunks)
-            content_type = JSON
-        else:
-            body = b"".join(chunks) + self._close
-            content_type = f"multipart/mixed; boundary={self._boundary}"
         timeout = smallest([self._timeouts[index] for index in batch])
-        return Send(self._sends, tuple(batch), body, content_type, timeout)
+        body = self.format.join(chunks)
+        return Send(self._sends, tuple(batch), body, self.format.content_type, timeout)
 
     def _encode(self, item: _Item, dependencies: tuple[int, ...]) -> bytes:
         request = item.request._replace(
             content_id=item.content_id,
             depends_on=tuple(self._items[d].content_id for d in dependencies),
         )
-        if self.format == "json":
-            return encode_json_request(request)
-        return encode_requests([request], self._boundary)[: -len(self._close)]
+        return self.format.encode(request)
 
     # -- what came back -------------------------------------------------------------------
 
@@ -350,7 +329,7 @@ class Run(Generic[OuterT]):
         """Why a reply is not a batch answer, in one line, or None if it is one."""
         if reply.status != 200:
             return outline(reply)
-        expected = JSON if self.format == "json" else "multipart/mixed"
+        expected = self.format.answer_type
         media_type = media_type_of(reply.content_type)
         if media_type != expected:
             return (
@@ -476,9 +455,7 @@ class Run(Generic[OuterT]):
     def _exceeds(self, items: list[int], limit: str, value: int) -> bool:
         if limit == "max_parts":
             return len(items) > value
-        overhead, separator = self._framing()
-        sizes = {index: len(self._items[index].encoded) for index in items}
-        return body_size(items, sizes, overhead=overhead, separator=separator) > value
+        return self._body_size(items) > value
 
     def _requeue(self, indices: list[int]) -> None:
         now = self.now()
