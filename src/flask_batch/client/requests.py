@@ -490,8 +490,9 @@ def _origin(url: str) -> tuple[str, str, int]:
     return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
 
 
-#: Request headers a part does not carry: they describe the batch request's connection.
-_NOT_CARRIED = HOP_BY_HOP | {"content-length"}
+#: Request headers a part does not carry: they describe the batch request's connection (the
+#: server takes every part's Host from the batch request, docs/design.md section 3).
+_NOT_CARRIED = HOP_BY_HOP | {"content-length", "host"}
 
 
 def _sub_request(request: requests.PreparedRequest) -> SubRequest:
