@@ -11,6 +11,7 @@ deadline checked after each (:func:`read_within`), so an abandoned exchange stop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import queue
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from ._core.model import Lost, OuterT, Reply, Send
+from ._core.model import Lost, OuterT, PreparedBatch, Reply
 from ._core.run import Run
 
 ResultT = TypeVar("ResultT")
@@ -150,14 +151,14 @@ async def call_within_async(
 
 def drive(
     run: Run[OuterT],
-    post: Callable[[Send, float | None], Reply[OuterT] | Lost],
+    post: Callable[[PreparedBatch, float | None], Reply[OuterT] | Lost],
     *,
     discover: Callable[[float | None], object] | None = None,
     sleep: Callable[[float], object] = time.sleep,
     concurrency: int = 1,
     timed_out: Callable[[str], BaseException] = TimeoutError,
 ) -> None:
-    """Run ``run`` to the end: ``post(send, deadline)`` sends one batch (in up to
+    """Run ``run`` to the end: ``post(batch, deadline)`` sends one batch (in up to
     ``concurrency`` threads), ``discover(deadline)`` fetches the endpoint's description
     (None if it fails), ``sleep`` waits. Each is given up at its deadline (the smallest
     timeout of the requests concerned); a batch given up is lost with ``timed_out(message)``.
@@ -165,36 +166,33 @@ def drive(
     if discover is not None and run.needs_discovery():
         run.limits.discovered(call_within(run.timeout, discover, lambda: None))
 
-    def bounded(send: Send) -> Reply[OuterT] | Lost:
+    def bounded(batch: PreparedBatch) -> Reply[OuterT] | Lost:
         return call_within(
-            send.timeout,
-            functools.partial(post, send),
-            lambda: Lost(timed_out(send.overdue())),
+            batch.timeout,
+            functools.partial(post, batch),
+            lambda: Lost(timed_out(batch.overdue())),
         )
 
     pool: ThreadPoolExecutor | None = None
-    in_flight: dict[Future[Reply[OuterT] | Lost], Send] = {}
+    in_flight: dict[Future[Reply[OuterT] | Lost], PreparedBatch] = {}
     try:
         while not run.done:
-            if concurrency == 1:
-                send = run.next_send()
-                if send is not None:
-                    run.feed(send, bounded(send))
+            if concurrency == 1:  # no pool: each batch in turn, from this thread
+                batch = run.next_batch()
+                if batch is not None:
+                    run.feed(batch, bounded(batch))
                     continue
             else:
-                while len(in_flight) < concurrency and (send := run.next_send()) is not None:
+                while len(in_flight) < concurrency and (batch := run.next_batch()) is not None:
                     if pool is None:
                         pool = ThreadPoolExecutor(concurrency, thread_name_prefix="flask-batch")
-                    in_flight[pool.submit(bounded, send)] = send
+                    in_flight[pool.submit(bounded, batch)] = batch
                 if in_flight:
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in done:
                         run.feed(in_flight.pop(future), future.result())
                     continue
-            delay = run.delay()
-            if delay is None:  # pragma: no cover - a run always has something to do
-                raise RuntimeError("the batch run stalled")
-            sleep(delay)
+            sleep(run.pause())
             run.waited()
     finally:
         if pool is not None:
@@ -203,39 +201,41 @@ def drive(
 
 async def drive_async(
     run: Run[OuterT],
-    post: Callable[[Send, float | None], Awaitable[Reply[OuterT] | Lost]],
+    post: Callable[[PreparedBatch, float | None], Awaitable[Reply[OuterT] | Lost]],
     *,
-    discover: Callable[[], Awaitable[None]] | None = None,
+    discover: Callable[[float | None], Awaitable[object]] | None = None,
+    discovering: asyncio.Lock | None = None,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     concurrency: int = 1,
     timed_out: Callable[[str], BaseException] = TimeoutError,
 ) -> None:
-    """:func:`drive` on an event loop; ``discover`` must itself tell ``run.limits`` (and
-    bound itself by ``run.timeout``)."""
+    """:func:`drive` on an event loop: the batches in flight are tasks, cancelled at their
+    deadline. Runs that share their limits share the lock ``discovering``: one discovery at
+    a time, and the first one counts."""
     if discover is not None and run.needs_discovery():
-        await discover()
+        async with discovering or contextlib.nullcontext():
+            if run.limits.discoverable:
+                described = await call_within_async(run.timeout, discover, lambda: None)
+                run.limits.discovered(described)
 
-    async def bounded(send: Send) -> Reply[OuterT] | Lost:
+    async def bounded(batch: PreparedBatch) -> Reply[OuterT] | Lost:
         return await call_within_async(
-            send.timeout,
-            functools.partial(post, send),
-            lambda: Lost(timed_out(send.overdue())),
+            batch.timeout,
+            functools.partial(post, batch),
+            lambda: Lost(timed_out(batch.overdue())),
         )
 
-    in_flight: dict[asyncio.Task[Reply[OuterT] | Lost], Send] = {}
+    in_flight: dict[asyncio.Task[Reply[OuterT] | Lost], PreparedBatch] = {}
     try:
         while not run.done:
-            while len(in_flight) < concurrency and (send := run.next_send()) is not None:
-                in_flight[asyncio.ensure_future(bounded(send))] = send
+            while len(in_flight) < concurrency and (batch := run.next_batch()) is not None:
+                in_flight[asyncio.ensure_future(bounded(batch))] = batch
             if in_flight:
                 done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     run.feed(in_flight.pop(task), task.result())
                 continue
-            delay = run.delay()
-            if delay is None:  # pragma: no cover - a run always has something to do
-                raise RuntimeError("the batch run stalled")
-            await sleep(delay)
+            await sleep(run.pause())
             run.waited()
     finally:
         for task in in_flight:

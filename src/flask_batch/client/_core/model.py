@@ -14,10 +14,9 @@ OuterT = TypeVar("OuterT")
 
 
 @dataclass(frozen=True, slots=True)
-class Send:
-    """A batch to send: POST ``body`` with ``content_type`` to the batch URL."""
+class PreparedBatch:
+    """A batch ready to send: POST ``body`` with ``content_type`` to the batch URL."""
 
-    number: int
     #: Indices of the queued requests it carries, in order.
     items: tuple[int, ...]
     body: bytes
@@ -32,7 +31,7 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Reply(Generic[OuterT]):
-    """What the batch endpoint answered to a :class:`Send`."""
+    """What the batch endpoint answered to a :class:`PreparedBatch`."""
 
     status: int
     reason: str
@@ -45,7 +44,7 @@ class Reply(Generic[OuterT]):
 
 @dataclass(frozen=True, slots=True)
 class Lost:
-    """A :class:`Send` got no answer: the connection failed, or a timeout."""
+    """A :class:`PreparedBatch` got no answer: the connection failed, or a timeout."""
 
     error: BaseException
     #: True when the request surely never left (connection refused): safe to send again.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Generic, Protocol
+from typing import Generic, Protocol, TypedDict
 
 from ...wire.model import SubRequest
 from .formats import Format, FormatName, format_named
@@ -28,6 +28,19 @@ class Queued(Protocol):
     def timeout(self) -> float | None: ...
 
 
+class Options(TypedDict, total=False):
+    """The options every client takes, as keywords (README, "Clients"); the defaults are
+    those of :meth:`ClientOptions._configure`."""
+
+    format: FormatName
+    retries: int | Retry
+    max_parts: int | None
+    max_body_size: int | None
+    discover: bool
+    split: bool
+    concurrency: int
+
+
 class ClientOptions(Generic[OuterT]):
     """Mixed into every front end: the options of the README's table that every client
     shares (``format``, ``retries``, ``max_parts``, ``max_body_size``, ``discover``,
@@ -47,13 +60,13 @@ class ClientOptions(Generic[OuterT]):
     def _configure(
         self,
         *,
-        format: FormatName,
-        retries: int | Retry,
-        max_parts: int | None,
-        max_body_size: int | None,
-        discover: bool,
-        split: bool,
-        concurrency: int,
+        format: FormatName = "multipart",
+        retries: int | Retry = 2,
+        max_parts: int | None = None,
+        max_body_size: int | None = None,
+        discover: bool = True,
+        split: bool = True,
+        concurrency: int = 1,
     ) -> None:
         """Check and keep the options; ``ValueError`` (or ``TypeError``) for a bad one."""
         self.format = format

@@ -1,9 +1,7 @@
-"""Errors, warnings, and the pending state of a queued response, that every client shares."""
+"""A response handed out before its batch is answered, and what reading it too early raises."""
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 
@@ -17,31 +15,12 @@ class UnsentRequestsWarning(RuntimeWarning):
     default, as it shows a coroutine that was never awaited."""
 
 
-#: How many of the requests dropped a warning names.
-_NAMED = 3
-
-
-def drop_unsent(what: str, unsent: Sequence[tuple[Pending, str, str]], stacklevel: int) -> None:
-    """Say that the queued requests ``unsent`` (each response, with its request's method and
-    URL) will never be sent, because of ``what``: on each response, and in a warning now.
-    ``stacklevel`` as in ``warnings.warn``, counted from the caller."""
-    for response, _, _ in unsent:
-        response._pending = f"the batch was never sent: {what}"
-    count = len(unsent)
-    named = ", ".join(f"{method} {url}" for _, method, url in unsent[:_NAMED])
-    if count > _NAMED:
-        named += f" and {count - _NAMED} more"
-    were = "1 queued request was" if count == 1 else f"{count} queued requests were"
-    warnings.warn(
-        f"{what}: {were} never sent ({named})",
-        UnsentRequestsWarning,
-        stacklevel=stacklevel + 1,
-    )
-
-
-class Pending:
-    """Mixed into a client's response class: reading one of ``_guarded`` before the batch
-    was answered raises :class:`BatchNotSent` with the reason in ``_pending``."""
+class BatchResponse:
+    """A response a client hands out when a request is queued, filled in place when its
+    batch is answered: each client's response class (a ``requests.Response``, an
+    ``httpx.Response``) with this mixed in. Until then, reading one of ``_guarded`` raises
+    :class:`BatchNotSent` with the reason in ``_pending``, and its repr says it is pending.
+    """
 
     _pending: str | None = None
     _guarded: ClassVar[frozenset[str]] = frozenset()
@@ -55,6 +34,4 @@ class Pending:
 
     def _pending_repr(self) -> str | None:
         """The repr of a response still pending, or None once it is filled."""
-        if self._pending is None:
-            return None
-        return f"<{type(self).__name__} [pending]>"
+        return None if self._pending is None else "<BatchResponse [pending]>"

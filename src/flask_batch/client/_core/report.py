@@ -1,13 +1,61 @@
-"""What went wrong with a batch, in one line: an answer that is not a batch answer says what
-the endpoint said about it, or its status, content type and a hint (never an error page)."""
+"""What a caller is told when requests get no answer: :class:`BatchFailed`, with one line
+that says why. An answer that is not a batch answer is told by what the endpoint said about
+it, or by its status, content type and a hint (never an error page)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic
 
 from ...wire.errors import MalformedBatch
 from ...wire.multipart import parse_media_type
-from .model import OuterT, Reply
+from .model import Failed, OuterT, Reply
+
+
+class BatchFailed(Exception):
+    """Batched requests got no answer: their batch could not be sent, or its answer was not
+    a batch answer (a 413 that cannot be split, a 400, a lost connection after every retry).
+
+    Each client raises its own kind: ``RequestsBatchFailed`` (a ``requests.HTTPError``) and
+    ``HttpxBatchFailed`` (an ``httpx.TransportError``); ``except BatchFailed`` catches
+    either. ``response`` is the batch's own response (None if there was none), ``requests``
+    the requests left without an answer; the network error, if any, is the ``__cause__``. A
+    batched request that its server answers with an error is never this: it gets an ordinary
+    response with its own status.
+    """
+
+    response: Any
+    requests: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Summary(Generic[OuterT]):
+    """What a front end says of the requests a run left without an answer."""
+
+    #: One line: why, and for how many.
+    message: str
+    #: The batch response that goes with it, and the error behind it (the first there is).
+    outer: OuterT | None
+    error: BaseException | None
+
+
+def summary(failures: Sequence[Failed[OuterT]], total: int) -> Summary[OuterT]:
+    """What to say of ``failures``, among ``total`` requests."""
+    reasons = {failure.reason for failure in failures}
+    first = failures[0].reason
+    count = len(failures)
+    if len(reasons) == 1:
+        message = first if count == total else f"{first} ({count} of {total})"
+    else:
+        message = f"{count} of {total} requests failed; the first: {first}"
+    return Summary(
+        message,
+        next((failure.outer for failure in failures if failure.outer is not None), None),
+        next((failure.error for failure in failures if failure.error is not None), None),
+    )
+
 
 #: What a status that no batch endpoint answers to a POST most likely means.
 _HINTS = {

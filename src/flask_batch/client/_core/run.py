@@ -1,7 +1,7 @@
 """One run: queued requests sent as batches until each has its final answer.
 
 :class:`Run` is the client's protocol logic with no I/O (the sans-IO model of h11): it says
-which batch to send next (:meth:`Run.next_send`), takes what came back (:meth:`Run.feed`),
+which batch to send next (:meth:`Run.next_batch`), takes what came back (:meth:`Run.feed`),
 and decides what is final, what is retried and after how long, and how a refused batch is
 re-split. The loops in :mod:`.._drivers` do the I/O with callables a front end gives them,
 so the ``requests`` client and both ``httpx`` transports share every decision.
@@ -20,7 +20,7 @@ Rules, in one place:
 - An answer that names one Content-ID twice fails its whole batch: which of the two answers
   belongs to that request, and whether another request lost its own, cannot be told.
 - A batch's exchange (connect, send, the whole answer) ends by a deadline: the smallest
-  timeout of the requests it carries (:attr:`.model.Send.timeout`), which the driver keeps.
+  timeout of the requests it carries (:attr:`.model.PreparedBatch.timeout`), which the driver keeps.
 """
 
 from __future__ import annotations
@@ -33,12 +33,23 @@ from enum import Enum, auto
 from typing import Generic
 
 from ...wire.errors import MalformedBatch
-from ...wire.model import SubRequest, SubResponse
+from ...wire.model import SubRequest, SubResponse, first_header
 from .formats import Format, MultipartFormat
-from .limits import BATCH_LIMITS, PART_LIMITS, KnownLimits, body_size, groups_of, pack, read_refusal
-from .model import Answered, Failed, Lost, OuterT, Reply, Result, Send, smallest
+from .limits import (
+    BATCH_LIMITS,
+    PART_LIMITS,
+    KnownLimits,
+    body_size,
+    groups_of,
+    pack,
+    read_too_large,
+)
+from .model import Answered, Failed, Lost, OuterT, PreparedBatch, Reply, Result, smallest
 from .policy import Retry, parse_retry_after
 from .report import media_type_of, outline, said, status_line
+
+#: Why a request whose batch was answered has no answer of its own.
+NO_PART = "the batch answer has no part for this request"
 
 
 class _State(Enum):
@@ -82,7 +93,7 @@ class Run(Generic[OuterT]):
     (None: no deadline).
 
     ``clock`` (monotonic seconds) and ``random`` (in [0, 1)) are injectable for tests; so is
-    the driver's sleep: after each :meth:`delay` the driver calls :meth:`waited`, and the run
+    the driver's sleep: after each :meth:`pause` the driver calls :meth:`waited`, and the run
     takes that much time as passed even if the clock says otherwise.
     """
 
@@ -114,7 +125,6 @@ class Run(Generic[OuterT]):
         self._skew = 0.0
         self._started = clock()
         self._due = 0.0
-        self._sends = 0
         #: A cap on parts per batch after an unexplained 413 (halved each time).
         self._cap: int | None = None
         self._items: list[_Item] = []
@@ -155,25 +165,25 @@ class Run(Generic[OuterT]):
         waiting = [item.index for item in self._items if item.state is _State.WAITING]
         return len(self._pack(waiting)) > 1
 
-    def next_send(self) -> Send | None:
+    def next_batch(self) -> PreparedBatch | None:
         """The next batch to send now, or None (everything ready is in flight or done)."""
         while True:
             ready = self._ready()
             if not ready:
                 return None
-            batch = self._pack(ready)[0]
-            too_big = self._too_big(batch)
-            if too_big is None:
-                return self._send(batch)
-            self._finish_group(batch, too_big)
+            indices = self._pack(ready)[0]
+            unsendable = self._unsendable(indices)
+            if unsendable is None:
+                return self._prepare(indices)
+            self._finish_all(indices, unsendable)
 
-    def feed(self, send: Send, outcome: Reply[OuterT] | Lost) -> None:
-        """What came back for ``send``."""
-        for index in send.items:
+    def feed(self, batch: PreparedBatch, outcome: Reply[OuterT] | Lost) -> None:
+        """What came back for ``batch``."""
+        for index in batch.items:
             assert self._items[index].state is _State.IN_FLIGHT, "fed twice"
         if isinstance(outcome, Lost):
             self._outer_failure(
-                send,
+                batch,
                 f"the batch could not be sent: {outcome.error}",
                 outer=None,
                 error=outcome.error,
@@ -183,12 +193,12 @@ class Run(Generic[OuterT]):
             )
             return
         if outcome.status == 413 and self.split:
-            self._refused(send, outcome)
+            self._too_large(batch, outcome)
             return
         problem = self._problem(outcome)
         if problem is not None:
             self._outer_failure(
-                send,
+                batch,
                 problem,
                 outer=outcome.outer,
                 error=None,
@@ -200,26 +210,26 @@ class Run(Generic[OuterT]):
         try:
             answers = self.format.read(outcome.content_type, outcome.body)
         except MalformedBatch as error:
-            self._unusable(send, f"the batch answer is malformed: {error}", outcome.outer)
+            self._unusable(batch, f"the batch answer is malformed: {error}", outcome.outer)
             return
         by_id, repeated = _by_id(answers)
         if repeated is not None:
             name = self.format.id_name
-            self._unusable(send, f"the server answered {name} {repeated} twice", outcome.outer)
+            self._unusable(batch, f"the server answered {name} {repeated} twice", outcome.outer)
             return
-        self._answered(send, answers, by_id, outcome.outer)
+        self._answered(batch, answers, by_id, outcome.outer)
 
-    def delay(self) -> float | None:
-        """Seconds to wait before :meth:`next_send` has something again; None if nothing
-        waits. Call it only with nothing in flight, then sleep, then :meth:`waited`."""
+    def pause(self) -> float:
+        """Seconds to wait before :meth:`next_batch` has something again. Call it only when
+        the run is not :attr:`done` and nothing is in flight, then sleep, then :meth:`waited`."""
         waiting = [item.not_before for item in self._items if item.state is _State.WAITING]
-        if not waiting:
-            return None
+        if not waiting:  # pragma: no cover - a run that is not done has something waiting
+            raise RuntimeError("the batch run stalled")
         self._due = min(waiting)
         return max(0.0, self._due - self.now())
 
     def waited(self) -> None:
-        """The driver slept the last :meth:`delay`: that time has passed, whatever the clock."""
+        """The driver slept the last :meth:`pause`: that time has passed, whatever the clock."""
         self._skew = max(self._skew, self._due - self._clock())
 
     def now(self) -> float:
@@ -278,32 +288,32 @@ class Run(Generic[OuterT]):
         sizes = self._sizes(indices)
         return body_size(indices, sizes, overhead=format.overhead, separator=format.separator)
 
-    def _too_big(self, batch: list[int]) -> str | None:
-        """Why a batch (one dependency group, if it breaks a limit) cannot be sent, or None."""
+    def _unsendable(self, indices: list[int]) -> str | None:
+        """Why a batch of ``indices`` (one dependency group, if it breaks a limit) cannot be
+        sent, or None."""
         if not self.split:
             return None
         max_parts, known_parts = self.limits.bound("max_parts")
-        if known_parts and len(batch) > max_parts:
+        if known_parts and len(indices) > max_parts:
             return (
-                f"{len(batch)} requests that depend on each other cannot be split, and the "
+                f"{len(indices)} requests that depend on each other cannot be split, and the "
                 f"batch endpoint takes at most {max_parts} parts"
             )
         max_body, known_body = self.limits.bound("max_body_size")
-        size = self._body_size(batch)
+        size = self._body_size(indices)
         if known_body and size > max_body:
-            what = "this request" if len(batch) == 1 else f"these {len(batch)} requests"
+            what = "this request" if len(indices) == 1 else f"these {len(indices)} requests"
             return (
                 f"a batch of {what} would be {size} bytes, and the batch endpoint takes at "
                 f"most {max_body}"
             )
         return None
 
-    def _send(self, batch: list[int]) -> Send:
-        self._sends += 1
-        batch = sorted(batch)  # request order; a dependency always comes before its dependents
-        in_batch = set(batch)
+    def _prepare(self, indices: list[int]) -> PreparedBatch:
+        indices = sorted(indices)  # request order: a dependency always comes before its dependents
+        in_batch = set(indices)
         chunks = []
-        for index in batch:
+        for index in indices:
             item = self._items[index]
             item.state = _State.IN_FLIGHT
             dependencies = tuple(d for d in item.depends_on if d in in_batch)
@@ -312,9 +322,9 @@ class Run(Generic[OuterT]):
                 if dependencies == item.depends_on
                 else self._encode(item, dependencies)
             )
-        timeout = smallest([self._timeouts[index] for index in batch])
+        timeout = smallest([self._timeouts[index] for index in indices])
         body = self.format.join(chunks)
-        return Send(self._sends, tuple(batch), body, self.format.content_type, timeout)
+        return PreparedBatch(tuple(indices), body, self.format.content_type, timeout)
 
     def _encode(self, item: _Item, dependencies: tuple[int, ...]) -> bytes:
         request = item.request._replace(
@@ -338,10 +348,10 @@ class Run(Generic[OuterT]):
             )
         return None
 
-    def _unusable(self, send: Send, reason: str, outer: OuterT) -> None:
+    def _unusable(self, batch: PreparedBatch, reason: str, outer: OuterT) -> None:
         """An answer that cannot be trusted fails its batch (not retried: it would be again)."""
         self._outer_failure(
-            send,
+            batch,
             reason,
             outer=outer,
             error=None,
@@ -352,12 +362,12 @@ class Run(Generic[OuterT]):
 
     def _answered(
         self,
-        send: Send,
+        batch: PreparedBatch,
         answers: list[tuple[str | None, SubResponse]],
         by_id: dict[str, SubResponse],
         outer: OuterT,
     ) -> None:
-        items = [self._items[index] for index in send.items]
+        items = [self._items[index] for index in batch.items]
         matched = _match([item.content_id for item in items], answers, by_id)
         retrying: list[_Item] = []
         retrying_indices: set[int] = set()
@@ -382,43 +392,43 @@ class Run(Generic[OuterT]):
             delay = max(
                 self.retry.delay(
                     item.attempts,
-                    parse_retry_after(_header(item.last, "Retry-After")),
+                    parse_retry_after(first_header(item.last.headers, "Retry-After")),
                     self._random,
                 )
                 for item in retrying
                 if item.last is not None
             )
             if self._within_budget(delay):
-                for item in retrying:
-                    item.state = _State.WAITING
-                    item.not_before = self.now() + delay
+                self._wait(retrying, delay)
             else:
                 final += [(item, item.last) for item in retrying]
         for item, answer in final:
             if answer is None:
                 self._finish(
                     item,
-                    self._last_or_failure(
-                        item, "the batch answer has no part for this request", outer, None
-                    ),
+                    self._last_or_failure(item, NO_PART, outer, None),
                 )
             else:
                 self._finish(item, Answered(answer, item.attempts, outer))
 
-    def _refused(self, send: Send, reply: Reply[OuterT]) -> None:
+    def _too_large(self, batch: PreparedBatch, reply: Reply[OuterT]) -> None:
         """A 413: learn the limit and re-split, or drop the part that can never be sent."""
         try:
-            refusal = read_refusal(json.loads(reply.body))
+            exceeded = read_too_large(json.loads(reply.body))
         except ValueError:
-            refusal = read_refusal(None)
-        items = list(send.items)
-        if refusal.limit in PART_LIMITS and refusal.part is not None and refusal.part <= len(items):
-            bad = items[refusal.part - 1]
+            exceeded = read_too_large(None)
+        items = list(batch.items)
+        if (
+            exceeded.limit in PART_LIMITS
+            and exceeded.part is not None
+            and exceeded.part <= len(items)
+        ):
+            bad = items[exceeded.part - 1]
             doomed = {bad}
             for index in items:
                 if any(d in doomed for d in self._depends_on[index]):
                     doomed.add(index)
-            what = f"{refusal.limit} ({refusal.value})" if refusal.value else refusal.limit
+            what = f"{exceeded.limit} ({exceeded.value})" if exceeded.value else exceeded.limit
             for index in sorted(doomed):
                 reason = (
                     f"the request exceeds the batch endpoint's {what}: it cannot be sent"
@@ -431,9 +441,9 @@ class Run(Generic[OuterT]):
                 )
             self._requeue([i for i in items if i not in doomed])
             return
-        if refusal.limit in BATCH_LIMITS and refusal.value is not None:
-            self.limits.learn(refusal.limit, refusal.value)
-            if self._exceeds(items, refusal.limit, refusal.value):
+        if exceeded.limit in BATCH_LIMITS and exceeded.value is not None:
+            self.limits.learn(exceeded.limit, exceeded.value)
+            if self._exceeds(items, exceeded.limit, exceeded.value):
                 self._requeue(items)  # the next batches are cut to the limit just learned
                 return
             # Otherwise the server contradicts itself: fall back to halving.
@@ -458,15 +468,19 @@ class Run(Generic[OuterT]):
         return self._body_size(items) > value
 
     def _requeue(self, indices: list[int]) -> None:
-        now = self.now()
-        for index in indices:
-            item = self._items[index]
+        """Send ``indices`` again, at once (nothing in their batch ran)."""
+        self._wait([self._items[index] for index in indices], 0.0)
+
+    def _wait(self, items: list[_Item], delay: float) -> None:
+        """Send ``items`` again after ``delay`` seconds."""
+        not_before = self.now() + delay
+        for item in items:
             item.state = _State.WAITING
-            item.not_before = now
+            item.not_before = not_before
 
     def _outer_failure(
         self,
-        send: Send,
+        batch: PreparedBatch,
         reason: str,
         *,
         outer: OuterT | None,
@@ -478,7 +492,7 @@ class Run(Generic[OuterT]):
         eligible: list[_Item] = []
         eligible_indices: set[int] = set()
         others: list[_Item] = []
-        for index in send.items:
+        for index in batch.items:
             item = self._items[index]
             item.attempts += 1
             if (
@@ -489,7 +503,7 @@ class Run(Generic[OuterT]):
                 and all(
                     d in eligible_indices
                     for d in self._depends_on[index]
-                    if d in send.items and self._items[d].state is _State.IN_FLIGHT
+                    if d in batch.items and self._items[d].state is _State.IN_FLIGHT
                 )
             ):
                 eligible.append(item)
@@ -501,9 +515,7 @@ class Run(Generic[OuterT]):
                 max(item.attempts for item in eligible), retry_after, self._random
             )
             if self._within_budget(delay):
-                for item in eligible:
-                    item.state = _State.WAITING
-                    item.not_before = self.now() + delay
+                self._wait(eligible, delay)
             else:
                 others += eligible
         for item in others:
@@ -524,17 +536,10 @@ class Run(Generic[OuterT]):
         item.state = _State.DONE
         item.result = result
 
-    def _finish_group(self, batch: list[int], reason: str) -> None:
-        for index in batch:
+    def _finish_all(self, indices: list[int], reason: str) -> None:
+        for index in indices:
             item = self._items[index]
             self._finish(item, self._last_or_failure(item, reason, None, None))
-
-
-def _header(response: SubResponse | None, name: str) -> str | None:
-    if response is None:
-        return None
-    name = name.lower()
-    return next((value for key, value in response.headers if key.lower() == name), None)
 
 
 def _by_id(
