@@ -81,6 +81,19 @@ def media_type_of(content_type: str | None) -> str:
     return media_type or "no Content-Type"
 
 
+def not_a_batch_answer(reply: Reply[OuterT], answer_type: str) -> str | None:
+    """Why ``reply`` is not a batch answer (of ``answer_type``), in one line, or None."""
+    if reply.status != 200:
+        return outline(reply)
+    media_type = media_type_of(reply.content_type)
+    if media_type != answer_type:
+        return (
+            f"the batch URL answered {status_line(reply)} with {media_type}, not "
+            f"{answer_type}: it is probably not a batch endpoint"
+        )
+    return None
+
+
 def outline(reply: Reply[OuterT]) -> str:
     """A batch answered with an error, in one line: what the endpoint said about it, or the
     status, the content type and a hint (an HTML error page is never quoted)."""

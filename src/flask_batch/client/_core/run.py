@@ -1,5 +1,10 @@
 """One run: queued requests sent as batches until each has its final answer.
 
+(Over 400 lines on purpose: :class:`Run` is one state machine, and its rules, listed below,
+act on the same state of each request; it stays whole so that each rule reads beside the
+state it changes. What is not that state has a module of its own: the formats, the limits
+and packing, the retry policy, the report.)
+
 :class:`Run` is the client's protocol logic with no I/O (the sans-IO model of h11): it says
 which batch to send next (:meth:`Run.next_batch`), takes what came back (:meth:`Run.feed`),
 and decides what is final, what is retried and after how long, and how a refused batch is
@@ -20,7 +25,8 @@ Rules, in one place:
 - An answer that names one Content-ID twice fails its whole batch: which of the two answers
   belongs to that request, and whether another request lost its own, cannot be told.
 - A batch's exchange (connect, send, the whole answer) ends by a deadline: the smallest
-  timeout of the requests it carries (:attr:`.model.PreparedBatch.timeout`), which the driver keeps.
+  timeout of the requests it carries (:attr:`.model.PreparedBatch.timeout`), which the
+  driver keeps.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from .limits import (
 )
 from .model import Answered, Failed, Lost, OuterT, PreparedBatch, Reply, Result, smallest
 from .policy import Retry, parse_retry_after
-from .report import media_type_of, outline, said, status_line
+from .report import media_type_of, not_a_batch_answer, said, status_line
 
 #: Why a request whose batch was answered has no answer of its own.
 NO_PART = "the batch answer has no part for this request"
@@ -175,7 +181,8 @@ class Run(Generic[OuterT]):
             unsendable = self._unsendable(indices)
             if unsendable is None:
                 return self._prepare(indices)
-            self._finish_all(indices, unsendable)
+            for index in indices:
+                self._give_up(self._items[index], unsendable)
 
     def feed(self, batch: PreparedBatch, outcome: Reply[OuterT] | Lost) -> None:
         """What came back for ``batch``."""
@@ -195,7 +202,7 @@ class Run(Generic[OuterT]):
         if outcome.status == 413 and self.split:
             self._too_large(batch, outcome)
             return
-        problem = self._problem(outcome)
+        problem = not_a_batch_answer(outcome, self.format.answer_type)
         if problem is not None:
             self._outer_failure(
                 batch,
@@ -335,19 +342,6 @@ class Run(Generic[OuterT]):
 
     # -- what came back -------------------------------------------------------------------
 
-    def _problem(self, reply: Reply[OuterT]) -> str | None:
-        """Why a reply is not a batch answer, in one line, or None if it is one."""
-        if reply.status != 200:
-            return outline(reply)
-        expected = self.format.answer_type
-        media_type = media_type_of(reply.content_type)
-        if media_type != expected:
-            return (
-                f"the batch URL answered {status_line(reply)} with {media_type}, not {expected}: "
-                "it is probably not a batch endpoint"
-            )
-        return None
-
     def _unusable(self, batch: PreparedBatch, reason: str, outer: OuterT) -> None:
         """An answer that cannot be trusted fails its batch (not retried: it would be again)."""
         self._outer_failure(
@@ -404,10 +398,7 @@ class Run(Generic[OuterT]):
                 final += [(item, item.last) for item in retrying]
         for item, answer in final:
             if answer is None:
-                self._finish(
-                    item,
-                    self._last_or_failure(item, NO_PART, outer, None),
-                )
+                self._give_up(item, NO_PART, outer)
             else:
                 self._finish(item, Answered(answer, item.attempts, outer))
 
@@ -435,10 +426,7 @@ class Run(Generic[OuterT]):
                     if index == bad
                     else "it depends on a request that cannot be sent"
                 )
-                self._finish(
-                    self._items[index],
-                    self._last_or_failure(self._items[index], reason, reply.outer, None),
-                )
+                self._give_up(self._items[index], reason, reply.outer)
             self._requeue([i for i in items if i not in doomed])
             return
         if exceeded.limit in BATCH_LIMITS and exceeded.value is not None:
@@ -456,8 +444,7 @@ class Run(Generic[OuterT]):
                 + (f": {quoted}" if quoted else f" ({media_type_of(reply.content_type)})")
             )
             for index in items:
-                item = self._items[index]
-                self._finish(item, self._last_or_failure(item, reason, reply.outer, None))
+                self._give_up(self._items[index], reason, reply.outer)
             return
         self._cap = max(1, len(items) // 2)
         self._requeue(items)
@@ -519,27 +506,28 @@ class Run(Generic[OuterT]):
             else:
                 others += eligible
         for item in others:
-            self._finish(item, self._last_or_failure(item, reason, outer, error))
+            self._give_up(item, reason, outer, error)
 
     def _within_budget(self, delay: float) -> bool:
         return self.now() + delay - self._started <= self.retry.budget
 
-    def _last_or_failure(
-        self, item: _Item, reason: str, outer: OuterT | None, error: BaseException | None
-    ) -> Answered[object] | Failed[object]:
-        """A request that gets nothing this time keeps the answer it had, if any."""
+    def _give_up(
+        self,
+        item: _Item,
+        reason: str,
+        outer: OuterT | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """``item`` gets nothing this time, for good: it keeps the answer it had, if any, or
+        fails for ``reason``."""
         if item.last is not None:
-            return Answered(item.last, item.attempts, item.last_outer)
-        return Failed(reason, outer, error, item.attempts)
+            self._finish(item, Answered(item.last, item.attempts, item.last_outer))
+        else:
+            self._finish(item, Failed(reason, outer, error, item.attempts))
 
     def _finish(self, item: _Item, result: Answered[object] | Failed[object]) -> None:
         item.state = _State.DONE
         item.result = result
-
-    def _finish_all(self, indices: list[int], reason: str) -> None:
-        for index in indices:
-            item = self._items[index]
-            self._finish(item, self._last_or_failure(item, reason, None, None))
 
 
 def _by_id(
