@@ -270,6 +270,21 @@ def test_a_url_that_is_not_a_batch_endpoint_is_said_in_one_line(
     asyncio.run(main())
 
 
+def test_a_missing_answer_fails_its_request_and_is_told_as_with_batching(
+    servers: Servers,
+) -> None:
+    transport = BatchTransport(f"{servers.base}/fake/drop-second")
+    batch = transport.batch()
+    first, second, third = (batch.get(f"{servers.base}/echo/{index}") for index in range(3))
+    with pytest.raises(HttpxBatchFailed) as info:
+        batch.send()
+    assert str(info.value) == "the batch answer has no part for 1 of 3 requests"
+    assert info.value.requests == [second.request]
+    assert (first.json()["answer_to"], third.json()["answer_to"]) == ("/echo/0", "/echo/2")
+    with pytest.raises(BatchNotSent, match="no part for this request"):
+        _ = second.status_code
+
+
 def test_a_content_id_answered_twice_fails_the_batch_in_both_transports(servers: Servers) -> None:
     transport = BatchTransport(f"{servers.base}/fake/duplicate-id")
     batch = transport.batch()

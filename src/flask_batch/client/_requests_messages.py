@@ -31,7 +31,6 @@ from ._core.model import Failed, Reply, smallest
 from ._core.pending import BatchResponse
 from ._core.queueing import sub_request
 from ._core.report import BatchFailed, summary
-from ._core.run import NO_PART
 
 # What reading a response means; these raise BatchNotSent until the batch was answered.
 _GUARDED = frozenset(
@@ -282,13 +281,9 @@ def failure(failures: list[tuple[Queued, Failed[requests.Response]]], total: int
         error = errors[-1]
         assert error is not None
         return error
-    results = [failed for _, failed in failures]
-    said = summary(results, total)
-    message = said.message
-    if {failed.reason for failed in results} == {NO_PART}:
-        message = f"the batch answer has no part for {len(results)} of {total} requests"
+    said = summary([failed for _, failed in failures], total)
     report = RequestsBatchFailed(
-        message, response=said.outer, requests=[item.request for item, _ in failures]
+        said.message, response=said.outer, requests=[item.request for item, _ in failures]
     )
     report.__cause__ = said.error
     return report

@@ -30,6 +30,10 @@ class BatchFailed(Exception):
     requests: list[Any]
 
 
+#: Why a request whose batch was answered has no answer of its own.
+NO_PART = "the batch answer has no part for this request"
+
+
 @dataclass(frozen=True, slots=True)
 class Summary(Generic[OuterT]):
     """What a front end says of the requests a run left without an answer."""
@@ -46,7 +50,9 @@ def summary(failures: Sequence[Failed[OuterT]], total: int) -> Summary[OuterT]:
     reasons = {failure.reason for failure in failures}
     first = failures[0].reason
     count = len(failures)
-    if len(reasons) == 1:
+    if reasons == {NO_PART}:
+        message = f"the batch answer has no part for {count} of {total} requests"
+    elif len(reasons) == 1:
         message = first if count == total else f"{first} ({count} of {total})"
     else:
         message = f"{count} of {total} requests failed; the first: {first}"

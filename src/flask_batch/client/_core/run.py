@@ -52,10 +52,7 @@ from .limits import (
 )
 from .model import Answered, Failed, Lost, OuterT, PreparedBatch, Reply, Result, smallest
 from .policy import Retry, parse_retry_after
-from .report import media_type_of, not_a_batch_answer, said, status_line
-
-#: Why a request whose batch was answered has no answer of its own.
-NO_PART = "the batch answer has no part for this request"
+from .report import NO_PART, media_type_of, not_a_batch_answer, said, status_line
 
 
 class _State(Enum):
