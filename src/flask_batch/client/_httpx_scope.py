@@ -193,12 +193,12 @@ class BatchScope:
         return self
 
     def __del__(self) -> None:
-        self._queue.drop("a batch scope was garbage-collected before it was sent", 1, _described)
+        self._queue.drop("a batch scope was garbage-collected before it was sent", 1)
 
-    def drop(self, what: str, stacklevel: int) -> None:
+    def _drop(self, what: str, stacklevel: int) -> None:
         """Drop the queued requests unsent, because of ``what``: their responses say why, a
         warning says so now (``stacklevel`` as in ``warnings.warn``)."""
-        self._queue.drop(what, stacklevel + 1, _described)
+        self._queue.drop(what, stacklevel + 1)
 
     def __exit__(
         self,
@@ -210,10 +210,6 @@ class BatchScope:
             self.send()
         else:
             self._queue.abandon("the batch was not sent: its `with` block raised")
-
-
-def _described(response: HttpxBatchResponse) -> str:
-    return f"{response.request.method} {response.request.url}"
 
 
 def _authenticate(request: httpx.Request, auth: Any) -> httpx.Request:

@@ -153,7 +153,7 @@ class BatchTransport(_Base, httpx.BaseTransport):
         responses raise :class:`BatchNotSent` when read, and an
         :class:`UnsentRequestsWarning` says so now."""
         for scope in list(self._scopes):
-            scope.drop("the BatchTransport was closed before its batch scope was sent", 2)
+            scope._drop("the BatchTransport was closed before its batch scope was sent", 2)
         self._transport.close()
 
     def batch(self, client: httpx.Client | None = None) -> BatchScope:

@@ -347,16 +347,12 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         """Close the connections. Requests still queued are never sent: each of their
         responses raises :class:`BatchNotSent` when read, and an
         :class:`~flask_batch.client.UnsentRequestsWarning` says so now."""
-        self._queue.drop("the Batching session was closed before send_batch()", 2, _described)
+        self._queue.drop("the Batching session was closed before send_batch()", 2)
         super().close()
 
     def __del__(self) -> None:
         what = "the Batching session was garbage-collected before send_batch()"
-        self._queue.drop(what, 1, _described)
-
-
-def _described(response: RequestsBatchResponse) -> str:
-    return f"{response.request.method} {response.request.url}"
+        self._queue.drop(what, 1)
 
 
 def _origin(url: str) -> tuple[str, str, int]:

@@ -24,6 +24,8 @@ class BatchResponse:
 
     _pending: str | None = None
     _guarded: ClassVar[frozenset[str]] = frozenset()
+    #: The request it answers (each client's response has one, with a method and a URL).
+    request: Any
 
     def __getattribute__(self, name: str) -> Any:
         # Every attribute read goes through here, so it is kept short: the response classes
@@ -31,6 +33,10 @@ class BatchResponse:
         if name in type(self)._guarded and object.__getattribute__(self, "_pending") is not None:
             raise BatchNotSent(object.__getattribute__(self, "_pending"))
         return object.__getattribute__(self, name)
+
+    def _described(self) -> str:
+        """Its request in a few words (``GET http://...``), to name it in a warning."""
+        return f"{self.request.method} {self.request.url}"
 
     def _pending_repr(self) -> str | None:
         """The repr of a response still pending, or None once it is filled."""

@@ -9,7 +9,7 @@ A front end turns its library's request into a :class:`~flask_batch.wire.model.S
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 from ...wire.http1 import HOP_BY_HOP
@@ -83,17 +83,17 @@ class Queue(Generic[EntryT, ResponseT]):
         for _, response in self.take():
             response._pending = reason
 
-    def drop(self, what: str, stacklevel: int, describe: Callable[[ResponseT], str]) -> None:
+    def drop(self, what: str, stacklevel: int) -> None:
         """Drop what is queued unsent, because of ``what``: each response says so when read,
-        and an :class:`~.pending.UnsentRequestsWarning` names the requests (``describe``
-        names one: "GET http://..."). ``stacklevel`` as in ``warnings.warn``."""
+        and an :class:`~.pending.UnsentRequestsWarning` names the requests. ``stacklevel``
+        as in ``warnings.warn``."""
         unsent = [response for _, response in self.take()]
         if not unsent:
             return
         for response in unsent:
             response._pending = f"the batch was never sent: {what}"
         count = len(unsent)
-        named = ", ".join(map(describe, unsent[:_NAMED]))
+        named = ", ".join(response._described() for response in unsent[:_NAMED])
         if count > _NAMED:
             named += f" and {count - _NAMED} more"
         were = "1 queued request was" if count == 1 else f"{count} queued requests were"

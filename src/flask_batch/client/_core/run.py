@@ -87,7 +87,7 @@ class _Item:
         self.not_before = 0.0
         self.last: SubResponse | None = None
         self.last_outer: object = None
-        self.result: Answered[object] | Failed[object] | None = None
+        self.result: Result[object] | None = None
 
 
 class Run(Generic[OuterT]):
@@ -522,7 +522,7 @@ class Run(Generic[OuterT]):
         else:
             self._finish(item, Failed(reason, outer, error, item.attempts))
 
-    def _finish(self, item: _Item, result: Answered[object] | Failed[object]) -> None:
+    def _finish(self, item: _Item, result: Result[object]) -> None:
         item.state = _State.DONE
         item.result = result
 
