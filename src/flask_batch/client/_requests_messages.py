@@ -147,14 +147,15 @@ def _body(body: Any) -> bytes:
 
 def fill(
     response: RequestsBatchResponse,
+    queued: Queued,
     answer: SubResponse,
     *,
     elapsed: timedelta,
-    stream: bool,
     session_cookies: RequestsCookieJar,
 ) -> None:
-    """Make the pending ``response`` the ``answer``, as ``requests`` would have built it."""
-    request = response.request
+    """Make the pending ``response`` to ``queued`` the ``answer``, as ``requests`` would
+    have built it."""
+    request = queued.request
     raw = HTTPResponse(
         body=io.BytesIO(answer.body),
         headers=_header_dict(answer.headers),
@@ -175,7 +176,7 @@ def fill(
     response.elapsed = elapsed
     if (
         answer.status  # requests leaves the content of a status 0 unset (None)
-        and not stream  # streamed: read from raw, as plain requests would
+        and not queued.arguments.stream  # streamed: read from raw, as plain requests would
         and "content-encoding" not in raw.headers
         and raw.length_remaining in (None, len(answer.body))
     ):

@@ -261,14 +261,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             if isinstance(result, Answered):
                 outer = result.outer
                 elapsed = outer.elapsed if outer is not None else timedelta(0)
-                stream = item.arguments.stream
-                fill(
-                    response,
-                    result.response,
-                    elapsed=elapsed,
-                    stream=stream,
-                    session_cookies=self.cookies,
-                )
+                fill(response, item, result.response, elapsed=elapsed, session_cookies=self.cookies)
             else:
                 response._pending = result.reason
                 failures.append((item, result))
