@@ -85,8 +85,9 @@ class FakeEndpoint:
     max_body_size: int | None = None
     #: What GET on the batch URL answers (None: 404).
     description: Mapping[str, Any] | None = None
-    #: Each batch that arrived: its parts as "METHOD target".
+    #: Each batch that arrived: its parts as "METHOD target", and as they were read.
     batches: list[list[str]] = field(default_factory=list)
+    parts: list[list[SubRequest]] = field(default_factory=list)
     #: The batch requests' headers and body sizes, in order.
     batch_headers: list[dict[str, str]] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
@@ -126,6 +127,7 @@ class FakeEndpoint:
         else:
             sub_requests = read_requests(content_type, [body], UNLIMITED)
         self.batches.append([f"{r.method} {r.target}" for r in sub_requests])
+        self.parts.append(sub_requests)
         self.batch_headers.append(dict(headers))
         self.sizes.append(len(body))
         outcome = self.outcomes.pop(0) if self.outcomes else ANSWER

@@ -33,6 +33,7 @@ from tests.client_app import (
     State,
     create_app,
 )
+from tests.fake_batch import BASE, BATCH_URL, FakeEndpoint, RequestsAdapter
 from tests.servers import live_server
 
 
@@ -439,6 +440,24 @@ def test_json_data_files_params_headers_and_auth_reach_the_views(server: Server)
 
     echo = with_auth.json()
     assert echo["auth"] == ["basic", "aladdin", "open sesame"]
+
+
+def test_a_part_carries_none_of_the_headers_of_the_batch_connection() -> None:
+    """Host and the hop-by-hop headers describe the batch request's connection: no part
+    carries them, as with the httpx transports (a part's Content-Length is its own)."""
+    endpoint = FakeEndpoint()
+    with Batching(BATCH_URL) as s:
+        s.mount(BASE, RequestsAdapter(endpoint))
+        s.post(
+            f"{BASE}/a",
+            data=b"body",
+            headers={"Host": "api.test", "Connection": "close", "X-Kept": "1"},
+        )
+    (part,) = endpoint.parts[0]
+    headers = {name.lower(): value for name, value in part.headers}
+    assert headers["x-kept"] == "1"
+    assert headers["content-length"] == "4"
+    assert not headers.keys() & {"host", "connection", "keep-alive"}
 
 
 def test_file_and_generator_bodies_are_sent_whole(server: Server) -> None:

@@ -21,15 +21,15 @@ import pytest
 import requests
 
 from flask_batch.client import Batching, BatchNotSent
-from flask_batch.client._run import (
+from flask_batch.client._core.run import Run
+from flask_batch.client._drivers import (
     Overdue,
-    Run,
     _Workers,
     call_within,
     call_within_async,
     read_within,
 )
-from flask_batch.client.httpx import AsyncBatchTransport, BatchFailed, BatchTransport
+from flask_batch.client.httpx import AsyncBatchTransport, BatchTransport, HttpxBatchFailed
 from flask_batch.wire.model import SubRequest
 from tests.servers import Trickle, trickling_server
 
@@ -150,7 +150,7 @@ def test_a_batch_scope_gives_up_an_answer_body_that_never_ends(slow_body: Trickl
     with httpx.Client(transport=transport, timeout=TIMEOUT) as client:
         batch = transport.batch(client)
         batch.get(f"{slow_body.base}/a")
-        with pytest.raises(BatchFailed, match=OVERDUE) as info:
+        with pytest.raises(HttpxBatchFailed, match=OVERDUE) as info:
             batch.send()
     assert isinstance(info.value.__cause__, httpx.TimeoutException)
     assert left_early(slow_body)
@@ -161,7 +161,7 @@ def test_a_batch_scope_gives_up_an_answer_head_that_never_ends(slow_head: Trickl
     with httpx.Client(transport=transport, timeout=TIMEOUT) as client:
         batch = transport.batch(client)
         batch.get(f"{slow_head.base}/a")
-        with pytest.raises(BatchFailed, match=OVERDUE):
+        with pytest.raises(HttpxBatchFailed, match=OVERDUE):
             batch.send()
 
 
@@ -172,11 +172,11 @@ def test_a_scope_request_timeout_bounds_its_batch(slow_body: Trickle) -> None:
         batch = transport.batch(client)
         batch.get(f"{slow_body.base}/a")
         batch.get(f"{slow_body.base}/b", timeout=TIMEOUT)
-        with pytest.raises(BatchFailed, match=OVERDUE):
+        with pytest.raises(HttpxBatchFailed, match=OVERDUE):
             batch.send()
     batch = transport.batch()
     batch.get(f"{slow_body.base}/a", timeout=TIMEOUT)
-    with pytest.raises(BatchFailed, match=IN_TIME):
+    with pytest.raises(HttpxBatchFailed, match=IN_TIME):
         batch.send()
 
 
@@ -185,7 +185,7 @@ def test_send_all_honours_the_timeouts_of_its_requests(slow_body: Trickle) -> No
     request = httpx.Request(
         "GET", f"{slow_body.base}/a", extensions={"timeout": httpx.Timeout(TIMEOUT).as_dict()}
     )
-    with pytest.raises(BatchFailed, match=OVERDUE):
+    with pytest.raises(HttpxBatchFailed, match=OVERDUE):
         transport.send_all([request])
     assert left_early(slow_body)
 
@@ -197,7 +197,7 @@ def test_the_async_transport_gives_up_an_answer_body_that_never_ends(slow_body: 
     async def main() -> None:
         transport = AsyncBatchTransport(f"{slow_body.base}/batch", retries=0)
         async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as client:
-            with pytest.raises(BatchFailed, match=OVERDUE) as info:
+            with pytest.raises(HttpxBatchFailed, match=OVERDUE) as info:
                 await client.get(f"{slow_body.base}/a")
         assert isinstance(info.value.__cause__, httpx.TimeoutException)
 
@@ -209,7 +209,7 @@ def test_the_async_transport_gives_up_an_answer_head_that_never_ends(slow_head: 
     async def main() -> None:
         transport = AsyncBatchTransport(f"{slow_head.base}/batch", retries=0)
         async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as client:
-            with pytest.raises(BatchFailed, match=OVERDUE):
+            with pytest.raises(HttpxBatchFailed, match=OVERDUE):
                 await client.get(f"{slow_head.base}/a")
 
     asyncio.run(main())
@@ -229,7 +229,7 @@ def test_the_async_transport_bounds_asking_for_the_limits_too(slow_body: Trickle
                 return_exceptions=True,
             )
         for answer in answers:
-            assert isinstance(answer, BatchFailed)
+            assert isinstance(answer, HttpxBatchFailed)
             assert OVERDUE in str(answer)
 
     asyncio.run(main())
@@ -244,13 +244,13 @@ def test_a_batch_is_bounded_by_the_smallest_timeout_of_the_requests_it_carries()
     requests_ = [SubRequest("GET", f"/{index}", (), b"") for index in range(3)]
     run: Run[None] = Run(requests_, timeouts=[None, 2.0, 0.5])
     assert run.timeout == 0.5
-    send = run.next_send()
+    send = run.next_batch()
     assert send is not None
     assert send.timeout == 0.5
     assert send.overdue() == "the batch exchange took longer than its timeout (0.5 s)"
     unbounded: Run[None] = Run(requests_)
     assert unbounded.timeout is None
-    send = unbounded.next_send()
+    send = unbounded.next_batch()
     assert send is not None
     assert send.timeout is None
     with pytest.raises(ValueError, match="timeouts needs one entry per request"):

@@ -402,3 +402,14 @@ def test_a_response_with_an_odd_content_type_does_not_fail_the_batch(server: Ser
         assert odd.content == b"odd"
         assert odd.headers["Content-Type"] == "text/plain; charset"
         assert fine.text == TEXT
+
+
+def test_a_format_other_than_multipart_or_json_is_refused_when_set() -> None:
+    with pytest.raises(ValueError, match="format must be 'multipart' or 'json', not 'xml'"):
+        Batching("http://api.test/batch", format="xml")  # type: ignore[arg-type]
+    session = Batching("http://api.test/batch")
+    session.format = "json"
+    assert session.format == "json"
+    with pytest.raises(ValueError, match="not 'XML'"):
+        session.format = "XML"  # type: ignore[assignment]
+    assert session.format == "json"

@@ -24,10 +24,10 @@ from flask_batch.client import (
     BatchFailed,
     Batching,
     BatchNotSent,
-    BatchResponse,
     Retry,
 )
-from flask_batch.client._policy import parse_retry_after
+from flask_batch.client._core.policy import parse_retry_after
+from flask_batch.client.requests import RequestsBatchResponse
 from tests.fake_batch import (
     ANSWER,
     BASE,
@@ -135,7 +135,7 @@ def endpoint() -> FakeEndpoint:
 
 
 def attempts(response: requests.Response) -> int:
-    assert isinstance(response, BatchResponse)
+    assert isinstance(response, RequestsBatchResponse)
     return response.attempts
 
 

@@ -20,8 +20,9 @@ from flask import Flask, Response, jsonify, request
 
 from flask_batch import add_batch_route
 from flask_batch.client import BatchFailed, Batching, BatchResponse
-from flask_batch.client._run import Run
-from flask_batch.client._split import KnownLimits, groups_of, pack, read_refusal
+from flask_batch.client._core.formats import Format, JsonFormat, MultipartFormat
+from flask_batch.client._core.limits import KnownLimits, groups_of, pack, read_too_large
+from flask_batch.client._core.run import Run
 from flask_batch.wire.model import SubRequest
 from tests.fake_batch import BASE, BATCH_URL, FakeEndpoint, RequestsAdapter, status, too_large
 from tests.servers import live_server
@@ -91,15 +92,15 @@ def test_an_invalid_configured_limit_is_refused(value: object) -> None:
 
 
 def test_a_413_problem_is_read_leniently() -> None:
-    refusal = read_refusal({"limit": "max_parts", "value": 100, "part": 101})
+    refusal = read_too_large({"limit": "max_parts", "value": 100, "part": 101})
     assert (refusal.limit, refusal.value, refusal.part) == ("max_parts", 100, 101)
-    garbled = read_refusal({"limit": 7, "value": "100", "part": -1})
+    garbled = read_too_large({"limit": 7, "value": "100", "part": -1})
     assert (garbled.limit, garbled.value, garbled.part) == (None, None, None)
-    assert read_refusal(["not", "a", "problem"]).limit is None
+    assert read_too_large(["not", "a", "problem"]).limit is None
 
 
-@pytest.mark.parametrize("format", ["multipart", "json"])
-def test_batches_are_cut_by_their_exact_body_size(format: str) -> None:
+@pytest.mark.parametrize("format", [MultipartFormat, JsonFormat])
+def test_batches_are_cut_by_their_exact_body_size(format: type[Format]) -> None:
     requests_ = [
         SubRequest(
             "PUT",
@@ -109,13 +110,13 @@ def test_batches_are_cut_by_their_exact_body_size(format: str) -> None:
         )
         for i in range(30)
     ]
-    whole = Run(requests_, format=format, limits=KnownLimits(discover=False)).next_send()
+    whole = Run(requests_, format=format, limits=KnownLimits(discover=False)).next_batch()
     assert whole is not None
     limit = len(whole.body) // 3
     limits = KnownLimits(max_body_size=limit, discover=False)
     run: Run[None] = Run(requests_, format=format, limits=limits)
     sends = []
-    while (send := run.next_send()) is not None:
+    while (send := run.next_batch()) is not None:
         sends.append(send)
     assert sorted(i for send in sends for i in send.items) == list(range(30))
     assert all(len(send.body) <= limit for send in sends)
@@ -125,7 +126,7 @@ def test_batches_are_cut_by_their_exact_body_size(format: str) -> None:
             [requests_[i] for i in (*send.items, following.items[0])],
             format=format,
             limits=KnownLimits(discover=False),
-        ).next_send()
+        ).next_batch()
         assert grown is not None
         assert len(grown.body) > limit
 

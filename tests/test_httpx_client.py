@@ -21,14 +21,16 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
 
-from flask_batch.client import BatchNotSent, Retry
+import flask_batch.client
+from flask_batch.client import Batching, BatchNotSent, Retry
 from flask_batch.client.httpx import (
     ATTEMPTS,
     AsyncBatchTransport,
-    BatchFailed,
-    BatchResponse,
     BatchTransport,
+    HttpxBatchFailed,
+    HttpxBatchResponse,
     UnsentRequestsWarning,
 )
 from tests.client_app import (
@@ -39,7 +41,15 @@ from tests.client_app import (
     State,
     create_app,
 )
-from tests.fake_batch import BASE, BATCH_URL, LOSE, FakeEndpoint, status, too_large
+from tests.fake_batch import (
+    BASE,
+    BATCH_URL,
+    LOSE,
+    FakeEndpoint,
+    RequestsAdapter,
+    status,
+    too_large,
+)
 from tests.servers import live_server
 
 
@@ -94,7 +104,7 @@ def test_a_scope_sends_one_batch_and_fills_real_httpx_responses(servers: Servers
     assert servers.posts() == posts + 1
 
     assert isinstance(binary, httpx.Response)
-    assert isinstance(binary, BatchResponse)
+    assert isinstance(binary, HttpxBatchResponse)
     assert (binary.status_code, binary.reason_phrase) == (203, "Binary Is Fine")
     assert binary.content == BINARY == plain.content
     for name in ("Content-Type", "Content-Length", "X-Custom", "x-lower", "Link"):
@@ -240,7 +250,7 @@ def test_a_url_that_is_not_a_batch_endpoint_is_said_in_one_line(
     servers: Servers, route: str, status: int, message: str
 ) -> None:
     transport = BatchTransport(servers.base + route, retries=0)
-    with pytest.raises(BatchFailed) as info, transport.batch() as batch:
+    with pytest.raises(HttpxBatchFailed) as info, transport.batch() as batch:
         queued = batch.get(f"{servers.base}/echo/a")
     assert str(info.value) == message
     assert info.value.response is not None
@@ -253,18 +263,33 @@ def test_a_url_that_is_not_a_batch_endpoint_is_said_in_one_line(
     async def main() -> None:
         transport = AsyncBatchTransport(servers.base + route, retries=0)
         async with httpx.AsyncClient(transport=transport) as client:
-            with pytest.raises(BatchFailed) as info:
+            with pytest.raises(HttpxBatchFailed) as info:
                 await client.get(f"{servers.base}/echo/a")
         assert str(info.value) == message
 
     asyncio.run(main())
 
 
+def test_a_missing_answer_fails_its_request_and_is_told_as_with_batching(
+    servers: Servers,
+) -> None:
+    transport = BatchTransport(f"{servers.base}/fake/drop-second")
+    batch = transport.batch()
+    first, second, third = (batch.get(f"{servers.base}/echo/{index}") for index in range(3))
+    with pytest.raises(HttpxBatchFailed) as info:
+        batch.send()
+    assert str(info.value) == "the batch answer has no part for 1 of 3 requests"
+    assert info.value.requests == [second.request]
+    assert (first.json()["answer_to"], third.json()["answer_to"]) == ("/echo/0", "/echo/2")
+    with pytest.raises(BatchNotSent, match="no part for this request"):
+        _ = second.status_code
+
+
 def test_a_content_id_answered_twice_fails_the_batch_in_both_transports(servers: Servers) -> None:
     transport = BatchTransport(f"{servers.base}/fake/duplicate-id")
     batch = transport.batch()
     queued = [batch.get(f"{servers.base}/echo/{index}") for index in range(3)]
-    with pytest.raises(BatchFailed, match=r"answered Content-ID <\S+\+0> twice") as info:
+    with pytest.raises(HttpxBatchFailed, match=r"answered Content-ID <\S+\+0> twice") as info:
         batch.send()
     assert info.value.requests == [r.request for r in queued]
     for r in queued:
@@ -279,7 +304,7 @@ def test_a_content_id_answered_twice_fails_the_batch_in_both_transports(servers:
                 return_exceptions=True,
             )
         for answer in answers:
-            assert isinstance(answer, BatchFailed)
+            assert isinstance(answer, HttpxBatchFailed)
             assert str(answer) == "the server answered id 1 twice"
 
     asyncio.run(main())
@@ -583,7 +608,7 @@ def test_async_a_lost_connection_retries_the_get_and_fails_the_post() -> None:
     got, posted = gather(async_transport(endpoint, sleep), ("GET", "/a"), ("POST", "/p"))
     assert endpoint.batches == [["GET /a", "POST /p"], ["GET /a"]]
     assert (got.status_code, got.extensions[ATTEMPTS]) == (200, 2)
-    assert isinstance(posted, BatchFailed)
+    assert isinstance(posted, HttpxBatchFailed)
     assert isinstance(posted, httpx.TransportError)
     assert isinstance(posted.__cause__, httpx.ReadError)
     assert posted.request.url == BASE + "/p"
@@ -631,7 +656,7 @@ def test_async_a_batch_refused_for_good_fails_each_caller() -> None:
     endpoint.outcomes = [status(400, ("Content-Type", "text/plain"), body=b"bad")]
     a, b = gather(async_transport(endpoint, sleep), ("GET", "/a"), ("GET", "/b"))
     for failure, path in ((a, "/a"), (b, "/b")):
-        assert isinstance(failure, BatchFailed)
+        assert isinstance(failure, HttpxBatchFailed)
         assert failure.response is not None
         assert failure.response.status_code == 400
         assert failure.requests == [failure.request]
@@ -643,7 +668,7 @@ def test_async_a_request_too_large_fails_alone() -> None:
     endpoint, sleep = FakeEndpoint(), Sleeps()
     endpoint.outcomes = [too_large("max_header_size", 16384, part=1)]
     big, fine = gather(async_transport(endpoint, sleep), ("GET", "/big"), ("GET", "/fine"))
-    assert isinstance(big, BatchFailed)
+    assert isinstance(big, HttpxBatchFailed)
     assert "max_header_size" in str(big)
     assert fine.json()["path"] == "/fine"
 
@@ -716,7 +741,7 @@ def test_sync_send_all_reports_what_failed_and_keeps_what_came() -> None:
         BATCH_URL, transport=httpx.MockTransport(endpoint.httpx_handler), sleep=slept.append
     )
     requests = [httpx.Request("GET", f"{BASE}/a"), httpx.Request("POST", f"{BASE}/p")]
-    with pytest.raises(BatchFailed, match="could not be sent") as info:
+    with pytest.raises(HttpxBatchFailed, match="could not be sent") as info:
         transport.send_all(requests)
     assert info.value.requests == [requests[1]]
     got, lost = info.value.responses
@@ -753,3 +778,23 @@ def test_invalid_options_are_refused() -> None:
         AsyncBatchTransport(BATCH_URL, max_batch=0)
     with pytest.raises(ValueError, match="max_parts"):
         AsyncBatchTransport(BATCH_URL, max_parts=0)
+
+
+def test_one_except_clause_catches_the_batch_failures_of_every_client() -> None:
+    endpoint = FakeEndpoint()
+    endpoint.outcomes = [status(400, ("Content-Type", "text/plain"), body=b"bad")] * 2
+    transport = BatchTransport(BATCH_URL, transport=httpx.MockTransport(endpoint.httpx_handler))
+    with pytest.raises(flask_batch.client.BatchFailed) as from_httpx:
+        transport.send_all([httpx.Request("GET", f"{BASE}/a")])
+    assert isinstance(from_httpx.value, httpx.TransportError)
+    session = Batching(BATCH_URL)
+    session.mount(BASE, RequestsAdapter(endpoint))
+    session.get(f"{BASE}/a")
+    with pytest.raises(flask_batch.client.BatchFailed) as from_requests:
+        session.send_batch()
+    assert isinstance(from_requests.value, requests.HTTPError)
+    for failure in (from_httpx.value, from_requests.value):
+        assert str(failure).startswith("the batch failed with 400 ")
+        assert str(failure).endswith(": bad")
+        assert failure.response is not None
+        assert failure.response.status_code == 400

@@ -2,20 +2,26 @@
 :mod:`flask_batch.client.httpx`, transports for ``httpx.Client`` and ``httpx.AsyncClient``.
 
 ``Batching`` needs the ``client`` extra (``pip install flask-batch[client]``), the httpx
-transports the ``httpx`` extra; each is imported only when used, so either works alone. Both
-share the retry policy (:class:`Retry`), the splitting of a queue into batches that fit the
-endpoint's limits, and how a batch's answer is read.
+transports the ``httpx`` extra; each is imported only when used, so either works alone. They
+share one core without I/O (``_core/``: the retry policy :class:`Retry`, the splitting of a
+queue into batches that fit the endpoint's limits, both formats, how an answer is read and a
+failure told) and differ only in how they adapt their library to it.
+
+:class:`BatchFailed` and :class:`BatchResponse` are what every client's errors and queued
+responses are: ``except BatchFailed`` catches ``RequestsBatchFailed`` and
+``HttpxBatchFailed`` alike.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._errors import BatchNotSent, UnsentRequestsWarning
-from ._policy import IDEMPOTENT_METHODS, Retry
+from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
+from ._core.policy import IDEMPOTENT_METHODS, Retry
+from ._core.report import BatchFailed
 
 if TYPE_CHECKING:
-    from .requests import BatchFailed, Batching, BatchResponse
+    from .requests import Batching
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -27,13 +33,11 @@ __all__ = [
     "UnsentRequestsWarning",
 ]
 
-_FROM_REQUESTS = frozenset({"BatchFailed", "BatchResponse", "Batching"})
-
 
 def __getattr__(name: str) -> Any:
     # The requests client is imported on first use: the httpx transports do not need it.
-    if name in _FROM_REQUESTS:
-        from . import requests  # noqa: PLC0415
+    if name == "Batching":
+        from .requests import Batching  # noqa: PLC0415
 
-        return getattr(requests, name)
+        return Batching
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,111 +1,62 @@
-"""A ``requests.Session`` that queues its requests and sends them as one batch.
+"""The ``requests`` front end: a ``requests.Session`` that queues its requests and sends them
+as one batch.
 
-Every queued request gets a :class:`BatchResponse` at once: a real ``requests.Response``,
-filled in place when the batch is sent (when the ``with`` block exits, or on
-:meth:`Batching.send_batch`). Answers are matched to requests by Content-ID.
+Every queued request gets a :class:`RequestsBatchResponse` at once: a real
+``requests.Response``, filled in place when the batch is sent (when the ``with`` block
+exits, or on :meth:`Batching.send_batch`). Answers are matched to requests by Content-ID.
+The session only adapts: what a batch exchange means is the client core's
+(:mod:`flask_batch.client._core`), the loop that does the I/O is
+:func:`~flask_batch.client._drivers.drive`.
 """
 
 from __future__ import annotations
 
 import functools
-import http.client
-import io
-import json
-import math
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 import requests
-from requests.cookies import MockRequest, MockResponse
-from requests.exceptions import ChunkedEncodingError, ContentDecodingError
+from requests.exceptions import ChunkedEncodingError
 from requests.hooks import default_hooks, dispatch_hook
-from requests.structures import CaseInsensitiveDict
-from requests.utils import get_encoding_from_headers
-from urllib3 import HTTPHeaderDict, HTTPResponse
-from urllib3.exceptions import (
-    DecodeError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
+
+from ._core.limits import description
+from ._core.model import Answered, Failed, Lost, PreparedBatch, Reply, smallest
+from ._core.options import ClientOptions, Options
+from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
+from ._core.queueing import Queue, origin
+from ._core.report import BatchFailed
+from ._drivers import drive, read_within, remaining
+from ._requests_messages import (
+    Phases,
+    Queued,
+    RequestsBatchFailed,
+    RequestsBatchResponse,
+    TransportArguments,
+    failure,
+    fill,
+    part_of,
+    phases,
+    pieces,
+    reply,
+    sent_nothing,
+    timeout_of,
 )
-from urllib3.exceptions import SSLError as Urllib3SSLError
 
-from ..wire.http1 import HOP_BY_HOP
-from ..wire.json_format import encode_json_requests
-from ..wire.model import Headers, SubRequest, SubResponse
-from ._errors import Pending, drop_unsent
-from ._policy import Retry
-from ._run import Answered, Failed, Lost, Reply, Run, Send, drive, read_within, remaining, smallest
-from ._split import KnownLimits
-
-# What reading a response means; these raise BatchNotSent until the batch was answered.
-_GUARDED = frozenset(
-    {
-        "status_code",
-        "reason",
-        "headers",
-        "content",
-        "text",
-        "json",
-        "raise_for_status",
-        "ok",
-        "encoding",
-        "apparent_encoding",
-        "cookies",
-        "raw",
-        "elapsed",
-        "iter_content",
-        "iter_lines",
-        "links",
-        "is_redirect",
-        "is_permanent_redirect",
-        "next",
-        "history",
-    }
-)
-_NOT_SENT = (
-    "the batch has not been sent yet: leave the `with Batching(...)` block or call send_batch()"
-)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-#: The most a read of the batch answer asks for at once.
-_PIECE = 64 * 1024
-#: A (connect, read) timeout of requests, each in seconds or None.
-Phases = tuple[float | None, float | None]
+__all__ = [
+    "BatchFailed",
+    "BatchNotSent",
+    "BatchResponse",
+    "Batching",
+    "RequestsBatchFailed",
+    "RequestsBatchResponse",
+    "UnsentRequestsWarning",
+]
 
 
-class BatchFailed(requests.HTTPError):
-    """The batch itself failed; ``response`` is the outer response, ``requests`` those affected."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        response: requests.Response | None,
-        requests: list[requests.PreparedRequest],
-    ) -> None:
-        super().__init__(message, response=response)
-        self.requests = requests
-
-
-class BatchResponse(Pending, requests.Response):
-    """A ``requests.Response`` whose content arrives with its batch.
-
-    ``attempts``: how many batches it took to get this answer (1 unless it was retried).
-    """
-
-    _pending: str | None = _NOT_SENT
-    _guarded = _GUARDED
-    attempts: int = 0
-
-    def __repr__(self) -> str:
-        return self._pending_repr() or requests.Response.__repr__(self)
-
-
-class Batching(requests.Session):
+class Batching(requests.Session, ClientOptions[requests.Response]):
     """Queue requests, then send them to ``batch_url`` in one HTTP request.
 
     ::
@@ -137,39 +88,21 @@ class Batching(requests.Session):
         self,
         batch_url: str,
         *,
-        format: Literal["multipart", "json"] = "multipart",
         timeout: float | tuple[float, float] | None = None,
-        retries: int | Retry = 2,
-        max_parts: int | None = None,
-        max_body_size: int | None = None,
-        discover: bool = True,
-        split: bool = True,
-        concurrency: int = 1,
         sleep: Callable[[float], object] = time.sleep,
+        **options: Unpack[Options],
     ) -> None:
+        self._queue: Queue[Queued, RequestsBatchResponse] = Queue()
         super().__init__()
-        if format not in ("multipart", "json"):
-            raise ValueError(f"format must be 'multipart' or 'json', not {format!r}")
-        if type(concurrency) is not int or concurrency < 1:
-            raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
-        _timeout_of(timeout)  # refuse now what could not bound a batch
+        self._configure(**options)
+        timeout_of(timeout)  # refuse now what could not bound a batch
         self.batch_url = batch_url
-        self.format = format
         self.timeout = timeout
-        self.retry = Retry.of(retries)
-        #: What this session knows of the endpoint's limits (configured, discovered, learned).
-        self.limits = KnownLimits(
-            max_parts=max_parts, max_body_size=max_body_size, discover=discover
-        )
-        self.split = split
-        self.concurrency = concurrency
         self._sleep = sleep
         self._origin = _origin(batch_url)
         parts = urlsplit(batch_url)
         #: A URL that starts with this has the batch URL's origin: no need to parse it.
         self._origin_prefix = f"{parts.scheme}://{parts.netloc}/"
-        self._queue: list[_Queued] = []
-        self._positions: dict[int, int] = {}  # id() of a queued response -> its position
 
     def request(  # noqa: PLR0917 (requests.Session.request's positional signature)
         self,
@@ -202,7 +135,7 @@ class Batching(requests.Session):
         ``allow_redirects=True``, and ``proxies``, ``verify`` or ``cert`` other than the
         session's (the batch request takes those from the session and the environment).
         """
-        options = self._options(
+        arguments = self._arguments(
             timeout=timeout,
             allow_redirects=allow_redirects,
             proxies=proxies,
@@ -226,7 +159,7 @@ class Batching(requests.Session):
                 hooks=hooks,
             )
         )
-        return self._enqueue(prepared, tuple(depends_on), options)
+        return self._enqueue(prepared, depends_on, arguments)
 
     def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:
         # requests.Session.get would pass allow_redirects=True, which a batch cannot honour.
@@ -239,9 +172,9 @@ class Batching(requests.Session):
         """Queue ``request``; its response is filled when the batch is sent. The keyword
         arguments are the transport arguments of :meth:`request` (``timeout``, ``stream``,
         ``allow_redirects``, ``proxies``, ``verify``, ``cert``), honoured or refused alike."""
-        return self._enqueue(request, (), self._options(**kwargs))
+        return self._enqueue(request, (), self._arguments(**kwargs))
 
-    def _options(
+    def _arguments(
         self,
         *,
         timeout: Any = None,
@@ -250,7 +183,7 @@ class Batching(requests.Session):
         stream: bool | None = None,
         verify: Any = None,
         cert: Any = None,
-    ) -> _Options:
+    ) -> TransportArguments:
         """What a request's transport arguments mean in a batch; ``ValueError`` for those
         that only a connection of its own could honour."""
         if allow_redirects:
@@ -270,35 +203,28 @@ class Batching(requests.Session):
                     f"travels in the batch request, which takes {name} from the session; "
                     f"set session.{name} instead"
                 )
-        phases, total = _timeout_of(self.timeout if timeout is None else timeout)
-        return _Options(phases, total, self.stream if stream is None else bool(stream))
+        timeouts, total = timeout_of(self.timeout if timeout is None else timeout)
+        return TransportArguments(timeouts, total, self.stream if stream is None else bool(stream))
 
     def _enqueue(
         self,
         request: requests.PreparedRequest,
-        dependencies: tuple[requests.Response, ...],
-        options: _Options,
-    ) -> BatchResponse:
+        dependencies: Iterable[requests.Response],
+        arguments: TransportArguments,
+    ) -> RequestsBatchResponse:
         url = request.url
         if url is None or not (url.startswith(self._origin_prefix) or _origin(url) == self._origin):
             raise ValueError(
                 f"{url} cannot be batched: only requests to the batch endpoint's "
                 f"origin {self.batch_url} can"
             )
-        depends_on = []
-        for dependency in dependencies:
-            position = self._positions.get(id(dependency))
-            if position is None or self._queue[position].response is not dependency:
-                raise ValueError("depends_on must name responses queued earlier in this batch")
-            depends_on.append(position)
-        sub_request = _sub_request(request)
-        if self.format == "json":
-            encode_json_requests([sub_request])  # refuse now what the format cannot carry
-        response = BatchResponse()
+        depends_on = self._queue.positions(dependencies, "batch")
+        sub_request = part_of(request)
+        self._format.check(sub_request)  # refuse now what the format cannot carry
+        response = RequestsBatchResponse()
         response.request = request
         response.url = url
-        self._positions[id(response)] = len(self._queue)
-        self._queue.append(_Queued(request, response, sub_request, tuple(depends_on), options))
+        self._queue.add(Queued(request, sub_request, depends_on, arguments), response)
         return response
 
     @property
@@ -306,25 +232,17 @@ class Batching(requests.Session):
         """How many requests wait for the next batch."""
         return len(self._queue)
 
-    def send_batch(self) -> list[BatchResponse]:
+    def send_batch(self) -> list[RequestsBatchResponse]:
         """Send the queued requests; fill and return their responses in order.
 
         They go as one batch, or as several if they exceed the endpoint's limits; parts
         answered 429 or 503 (and batches lost as a whole) are retried as ``retries`` says.
         """
-        queue, self._queue = self._queue, []
-        self._positions = {}
-        if not queue:
+        queued = self._queue.take()
+        if not queued:
             return []
-        run: Run[requests.Response] = Run(
-            [item.sub_request for item in queue],
-            [item.depends_on for item in queue],
-            format=self.format,
-            retry=self.retry,
-            limits=self.limits,
-            split=self.split,
-            timeouts=[item.options.total for item in queue],
-        )
+        queue = [item for item, _ in queued]
+        run = self._run(queue)
         try:
             drive(
                 run,
@@ -335,70 +253,64 @@ class Batching(requests.Session):
                 timed_out=requests.Timeout,
             )
         except BaseException as error:
-            self._fail(queue, f"the batch could not be sent: {error}")
+            for _, response in queued:
+                response._pending = f"the batch could not be sent: {error}"
             raise
-        failures: list[tuple[_Queued, Failed[requests.Response]]] = []
-        for item, result in zip(queue, run.results(), strict=True):
+        failures: list[tuple[Queued, Failed[requests.Response]]] = []
+        for (item, response), result in zip(queued, run.results(), strict=True):
             if isinstance(result, Answered):
                 outer = result.outer
                 elapsed = outer.elapsed if outer is not None else timedelta(0)
-                self._fill(item, result.response, elapsed)
+                fill(response, item, result.response, elapsed=elapsed, session_cookies=self.cookies)
             else:
-                item.response._pending = result.reason
+                response._pending = result.reason
                 failures.append((item, result))
-            item.response.attempts = result.attempts
+            response.attempts = result.attempts
         # Hooks run once every answer is in place, so a raising hook loses none of them.
-        for item in queue:
-            if item.response._pending is None:
-                dispatch_hook("response", item.request.hooks, item.response)  # type: ignore[no-untyped-call]
+        for item, response in queued:
+            if response._pending is None:
+                dispatch_hook("response", item.request.hooks, response)  # type: ignore[no-untyped-call]
         if failures:
-            raise _failure(failures, len(queue))
-        return [item.response for item in queue]
+            raise failure(failures, len(queued))
+        return [response for _, response in queued]
 
     def _post(
-        self, queue: list[_Queued], send: Send, deadline: float | None
+        self, queue: list[Queued], batch: PreparedBatch, deadline: float | None
     ) -> Reply[requests.Response] | Lost:
         """POST one batch; a lost connection or a timeout is an outcome, not an exception."""
-        outer_request = self.prepare_request(
-            requests.Request(
-                "POST", self.batch_url, data=send.body, headers={"Content-Type": send.content_type}
+        headers = {"Content-Type": batch.content_type}
+        request = self._own_request("POST", data=batch.body, headers=headers)
+        try:
+            response, body = self._exchange(
+                request, phases(queue[index] for index in batch.items), deadline
             )
-        )
-        outer_request.hooks = default_hooks()  # session hooks see each sub-response, not the batch
-        phases = _phases([queue[index] for index in send.items])
-        try:
-            outer, body = self._exchange(outer_request, phases, deadline)
         except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as error:
-            return Lost(error, sent_nothing=_sent_nothing(error))
-        return Reply(
-            outer.status_code,
-            outer.reason or "",
-            outer.headers.get("Content-Type"),
-            outer.headers.get("Retry-After"),
-            body,
-            outer,
-        )
+            return Lost(error, sent_nothing=sent_nothing(error))
+        return reply(response, body)
 
-    def _discover(self, queue: list[_Queued], deadline: float | None) -> object:
+    def _discover(self, queue: list[Queued], deadline: float | None) -> object:
         """The endpoint's description (GET on the batch URL), or None if that fails."""
-        request = self.prepare_request(
-            requests.Request("GET", self.batch_url, headers={"Accept": "application/json"})
-        )
-        request.hooks = default_hooks()
+        request = self._own_request("GET", headers={"Accept": "application/json"})
         try:
-            response, body = self._exchange(request, _phases(queue), deadline)
-            return json.loads(body) if response.status_code == 200 else None
+            response, body = self._exchange(request, phases(queue), deadline)
         except (requests.RequestException, ValueError):
             return None
+        return description(response.status_code, body)
+
+    def _own_request(self, method: str, **arguments: Any) -> requests.PreparedRequest:
+        """A request of the session's own (a batch, a discovery) to the batch URL."""
+        request = self.prepare_request(requests.Request(method, self.batch_url, **arguments))
+        request.hooks = default_hooks()  # session hooks see each sub-response, not the batch
+        return request
 
     def _exchange(
-        self, request: requests.PreparedRequest, phases: Phases, deadline: float | None
+        self, request: requests.PreparedRequest, timeouts: Phases, deadline: float | None
     ) -> tuple[requests.Response, bytes]:
-        """Send a request of the session's own (the batch, a discovery) and read its whole
-        answer by ``deadline``: each wait is bounded by the time left, and the answer is read
-        in pieces with the deadline checked after each (``Overdue`` once it passed)."""
+        """Send a request of the session's own and read its whole answer by ``deadline``: each
+        wait is bounded by the time left, and the answer is read in pieces with the deadline
+        checked after each (``Overdue`` once it passed)."""
         left = remaining(deadline)
-        timeout = (smallest([phases[0], left]), smallest([phases[1], left]))
+        timeout = (smallest([timeouts[0], left]), smallest([timeouts[1], left]))
         # Proxies and CA bundle from the environment, as Session.request would: once.
         settings = self.merge_environment_settings(request.url, {}, True, None, None)
         response = requests.Session.send(
@@ -408,65 +320,19 @@ class Batching(requests.Session):
             if isinstance(response._content, bytes) or not hasattr(response.raw, "read1"):
                 # Read already (an adapter that does not stream), or not urllib3's: as it comes.
                 return response, response.content
-            body = read_within(_pieces(response.raw), deadline)
+            body = read_within(pieces(response.raw), deadline)
         finally:
             response.close()  # the connection goes back to the pool only if read to its end
         response._content = body
         response._content_consumed = True  # type: ignore[attr-defined]  # not in the stubs
         return response, body
 
-    def _fill(self, item: _Queued, answer: SubResponse, elapsed: timedelta) -> None:
-        response, request = item.response, item.request
-        raw = HTTPResponse(
-            body=io.BytesIO(answer.body),
-            headers=_header_dict(answer.headers),
-            status=answer.status,
-            reason=answer.reason,
-            preload_content=False,
-            decode_content=False,
-            request_method=request.method,
-            request_url=request.url,
-        )
-        # What requests.adapters.HTTPAdapter.build_response does, on the response handed out.
-        response._pending = None
-        response.status_code = answer.status
-        response.reason = answer.reason
-        response.headers = CaseInsensitiveDict(raw.headers)
-        response.encoding = get_encoding_from_headers(response.headers)
-        response.raw = raw
-        response.elapsed = elapsed
-        if (
-            answer.status  # requests leaves the content of a status 0 unset (None)
-            and not item.options.stream  # streamed: read from raw, as plain requests would
-            and "content-encoding" not in raw.headers
-            and raw.length_remaining in (None, len(answer.body))
-        ):
-            # With no content coding to undo and the declared length met, reading ``raw`` would
-            # return the body unchanged: it is the content, read now as Session.send reads a
-            # response it does not stream, without that pass through urllib3. Otherwise
-            # ``content`` reads ``raw``, and fails as plain requests would.
-            response._content = bytes(answer.body)  # read from the wire: bytes, not copied
-            response._content_consumed = True  # type: ignore[attr-defined]  # not in the stubs
-        # A jar takes cookies only from these headers: without them, there is nothing to do.
-        if "set-cookie" in raw.headers or "set-cookie2" in raw.headers:
-            message = http.client.HTTPMessage()
-            for name, value in answer.headers:
-                message[name] = value
-            for jar in (response.cookies, self.cookies):
-                jar.extract_cookies(MockResponse(message), MockRequest(request))  # type: ignore[arg-type]
-
-    @staticmethod
-    def _fail(queue: Iterable[_Queued], reason: str) -> None:
-        for item in queue:
-            item.response._pending = reason
-
     def __exit__(self, *exc_info: object) -> None:
         try:
             if exc_info[0] is None:
                 self.send_batch()
             else:
-                self._fail(self._queue, "the batch was not sent: its `with` block raised")
-                self._queue = []
+                self._queue.abandon("the batch was not sent: its `with` block raised")
         finally:
             self.close()
 
@@ -474,167 +340,14 @@ class Batching(requests.Session):
         """Close the connections. Requests still queued are never sent: each of their
         responses raises :class:`BatchNotSent` when read, and an
         :class:`~flask_batch.client.UnsentRequestsWarning` says so now."""
-        self._drop_queue("the Batching session was closed before send_batch()", stacklevel=3)
+        self._queue.drop("the Batching session was closed before send_batch()", 2)
         super().close()
 
     def __del__(self) -> None:
-        self._drop_queue("the Batching session was garbage-collected before send_batch()", 2)
-
-    def _drop_queue(self, what: str, stacklevel: int) -> None:
-        queue = getattr(self, "_queue", None)  # None if __init__ failed
-        if queue:
-            self._queue, self._positions = [], {}
-            unsent = [(i.response, i.request.method or "", i.request.url or "") for i in queue]
-            drop_unsent(what, unsent, stacklevel)
-
-
-def _header_dict(fields: Headers) -> HTTPHeaderDict:
-    headers = HTTPHeaderDict()
-    for name, value in fields:
-        headers.add(name, value)
-    return headers
+        what = "the Batching session was garbage-collected before send_batch()"
+        self._queue.drop(what, 1)
 
 
 def _origin(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
-
-
-#: Request headers a part does not carry: they describe the batch request's connection.
-_NOT_CARRIED = HOP_BY_HOP | {"content-length"}
-
-
-def _sub_request(request: requests.PreparedRequest) -> SubRequest:
-    headers = tuple(
-        (name, value.decode("latin-1") if isinstance(value, bytes) else value)
-        for name, value in request.headers.items()
-        if name.lower() not in _NOT_CARRIED
-    )
-    return SubRequest(request.method or "GET", request.path_url, headers, _body_bytes(request.body))
-
-
-@dataclass(frozen=True, slots=True)
-class _Options:
-    """What a request's transport arguments mean in a batch."""
-
-    #: Its (connect, read) timeout: how long its batch may wait to connect, and for each read.
-    timeout: Phases
-    #: Seconds the whole exchange of its batch may take.
-    total: float | None
-    #: Its body stays in ``raw`` until read (``stream=True``).
-    stream: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _Queued:
-    """A request waiting for its batch, the response it was given, what it depends on."""
-
-    request: requests.PreparedRequest
-    response: BatchResponse
-    sub_request: SubRequest
-    #: Positions in the queue of the requests it depends on.
-    depends_on: tuple[int, ...]
-    options: _Options
-
-
-def _timeout_of(timeout: object) -> tuple[Phases, float | None]:
-    """A requests timeout as a (connect, read) pair and the seconds a whole exchange may take:
-    ``t`` seconds is ``(t, t)`` and ``t`` in all, a pair ``(c, r)`` is ``c + r`` in all, None
-    is no bound; ``ValueError`` for anything that could not bound a batch."""
-    if isinstance(timeout, tuple) and len(timeout) == 2:
-        connect, read = _seconds(timeout[0], timeout), _seconds(timeout[1], timeout)
-        return (connect, read), None if connect is None or read is None else connect + read
-    seconds = _seconds(timeout, timeout)
-    return (seconds, seconds), seconds
-
-
-def _seconds(value: object, timeout: object) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and value > 0
-        and math.isfinite(value)
-    ):
-        return float(value)
-    raise ValueError(
-        "timeout must be a number of seconds > 0, a (connect, read) pair of them, or None; "
-        f"not {timeout!r}"
-    )
-
-
-def _phases(items: Iterable[_Queued]) -> Phases:
-    """The (connect, read) timeout of a batch: the smallest of its requests', phase by phase."""
-    timeouts = [item.options.timeout for item in items]
-    return smallest(t[0] for t in timeouts), smallest(t[1] for t in timeouts)
-
-
-def _pieces(raw: HTTPResponse) -> Iterator[bytes]:
-    """An answer's body as it arrives (decoded as requests decodes it), with urllib3's errors
-    raised as requests raises them."""
-    try:
-        while piece := raw.read1(_PIECE, decode_content=True):
-            yield piece
-    except ReadTimeoutError as error:
-        raise requests.ReadTimeout(error) from error
-    except Urllib3SSLError as error:
-        raise requests.exceptions.SSLError(error) from error
-    except ProtocolError as error:
-        raise ChunkedEncodingError(error) from error
-    except DecodeError as error:
-        raise ContentDecodingError(error) from error
-
-
-def _body_bytes(body: Any) -> bytes:
-    """A prepared body as bytes: requests leaves str, bytes, files and iterables as given."""
-    if body is None:
-        return b""
-    if isinstance(body, bytes):
-        return body
-    if isinstance(body, str):
-        return body.encode("utf-8")
-    if hasattr(body, "read"):
-        data = body.read()
-        return data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    return b"".join(chunk.encode("utf-8") if isinstance(chunk, str) else chunk for chunk in body)
-
-
-_NO_PART = "the batch answer has no part for this request"
-
-
-def _failure(
-    failures: list[tuple[_Queued, Failed[requests.Response]]], total: int
-) -> BaseException:
-    """The exception that reports requests left without an answer.
-
-    If each of them failed with a connection error or a timeout, that error (as plain
-    ``requests`` would raise it); otherwise :class:`BatchFailed` naming them all.
-    """
-    errors = [failure.error for _, failure in failures]
-    if all(error is not None for error in errors):
-        error = errors[-1]
-        assert error is not None
-        return error
-    reasons = {failure.reason for _, failure in failures}
-    first = failures[0][1]
-    count = len(failures)
-    if reasons == {_NO_PART}:
-        message = f"the batch answer has no part for {count} of {total} requests"
-    elif len(reasons) == 1:
-        message = first.reason if count == total else f"{first.reason} ({count} of {total})"
-    else:
-        message = f"{count} of {total} requests failed; the first: {first.reason}"
-    outer = next((f.outer for _, f in failures if f.outer is not None), None)
-    failed = BatchFailed(message, response=outer, requests=[item.request for item, _ in failures])
-    failed.__cause__ = next((f.error for _, f in failures if f.error is not None), None)
-    return failed
-
-
-def _sent_nothing(error: requests.RequestException) -> bool:
-    """Whether the batch request surely never reached the server (connection refused)."""
-    if isinstance(error, requests.ConnectTimeout):
-        return True
-    reason = getattr(error.args[0] if error.args else None, "reason", None)
-    return isinstance(reason, NewConnectionError)
+    return origin(parts.scheme, parts.hostname or "", parts.port)

@@ -18,12 +18,12 @@ in one batch, so the server orders it and answers ``424`` when a dependency fail
 
 from __future__ import annotations
 
-import threading
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..wire.model import Limits
+from ...wire.model import Limits
 
 #: What a client assumes before it knows better: the server's own defaults.
 DEFAULT_LIMITS = Limits()
@@ -53,7 +53,6 @@ class KnownLimits:
         self.discoverable = discover
         #: The discovery document, once a discovery succeeded.
         self.document: dict[str, Any] | None = None
-        self._lock = threading.Lock()
 
     def _values(self, name: str) -> list[int]:
         configured = self._configured[name]
@@ -80,43 +79,57 @@ class KnownLimits:
         return self.bound("max_body_size")[0]
 
     def discovered(self, document: object) -> None:
-        """Take what a discovery answered (None: it failed); discovery is not tried again."""
-        with self._lock:
-            self.discoverable = False
-            if not isinstance(document, Mapping):
-                return
-            self.document = dict(document)
-            for name in BATCH_LIMITS:
-                value = document.get(name)
-                if type(value) is int and value > 0:
-                    self._discovered[name] = value
+        """Take what a discovery answered (None: it failed); discovery is not tried again.
+
+        No lock: every write here and in :meth:`learn` is one store of an attribute or a
+        dict item (atomic in Python), and readers never waited for one, so batches that
+        learn from several threads at once leave only values some answer gave."""
+        self.discoverable = False
+        if not isinstance(document, Mapping):
+            return
+        self.document = dict(document)
+        for name in BATCH_LIMITS:
+            value = document.get(name)
+            if type(value) is int and value > 0:
+                self._discovered[name] = value
 
     def learn(self, name: str, value: int) -> None:
         """A ``413`` said the batch limit ``name`` is ``value``."""
-        with self._lock:
-            self._learned[name] = value
+        self._learned[name] = value
 
     def __repr__(self) -> str:
         return f"<KnownLimits max_parts={self.max_parts} max_body_size={self.max_body_size}>"
 
 
+def description(status: int, body: bytes) -> object:
+    """What a discovery (``GET`` on the batch URL) answered: its JSON document when the
+    status is 200, else None (not JSON either: None)."""
+    if status != 200:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
-class Refusal:
-    """What a ``413`` problem body says: which limit, its value, and which part (1-based)."""
+class TooLarge:
+    """What the problem body of a ``413`` (Content Too Large) says: which limit, its value,
+    and which part (1-based)."""
 
     limit: str | None
     value: int | None
     part: int | None
 
 
-def read_refusal(problem: object) -> Refusal:
+def read_too_large(problem: object) -> TooLarge:
     """The limit a ``413`` problem document names; fields it lacks or garbles are None."""
     if not isinstance(problem, Mapping):
-        return Refusal(None, None, None)
+        return TooLarge(None, None, None)
     limit = problem.get("limit")
     value = problem.get("value")
     part = problem.get("part")
-    return Refusal(
+    return TooLarge(
         limit if isinstance(limit, str) else None,
         value if type(value) is int and value > 0 else None,
         part if type(part) is int and part > 0 else None,

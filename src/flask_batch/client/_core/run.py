@@ -1,0 +1,551 @@
+"""One run: queued requests sent as batches until each has its final answer.
+
+(Over 400 lines on purpose: :class:`Run` is one state machine, and its rules, listed below,
+act on the same state of each request; it stays whole so that each rule reads beside the
+state it changes. What is not that state has a module of its own: the formats, the limits
+and packing, the retry policy, the report.)
+
+:class:`Run` is the client's protocol logic with no I/O (the sans-IO model of h11): it says
+which batch to send next (:meth:`Run.next_batch`), takes what came back (:meth:`Run.feed`),
+and decides what is final, what is retried and after how long, and how a refused batch is
+re-split. The loops in :mod:`.._drivers` do the I/O with callables a front end gives them,
+so the ``requests`` client and both ``httpx`` transports share every decision.
+
+Rules, in one place:
+
+- A part with a final answer is never sent again; a follow-up batch carries only the parts
+  being retried. A part's ``attempts`` counts the batches it was sent in whose answer (or
+  loss) could have involved it; a batch refused with ``413`` before anything ran does not
+  count.
+- A part answered 424 because a dependency is being retried never ran: it is retried with
+  that dependency, in the same batch. A dependency already answered 2xx is not re-sent, and
+  the part that depended on it is sent without the dependency.
+- When a later attempt fails as a whole, a part that already had an answer keeps it (the
+  last answer stands); a part with none fails.
+- An answer that names one Content-ID twice fails its whole batch: which of the two answers
+  belongs to that request, and whether another request lost its own, cannot be told.
+- A batch's exchange (connect, send, the whole answer) ends by a deadline: the smallest
+  timeout of the requests it carries (:attr:`.model.PreparedBatch.timeout`), which the
+  driver keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import random as _random
+import time
+from collections.abc import Callable, Sequence
+from enum import Enum, auto
+from typing import Generic
+
+from ...wire.errors import MalformedBatch
+from ...wire.model import SubRequest, SubResponse, first_header
+from .formats import Format, MultipartFormat
+from .limits import (
+    BATCH_LIMITS,
+    PART_LIMITS,
+    KnownLimits,
+    body_size,
+    groups_of,
+    pack,
+    read_too_large,
+)
+from .model import Answered, Failed, Lost, OuterT, PreparedBatch, Reply, Result, smallest
+from .policy import Retry, parse_retry_after
+from .report import NO_PART, media_type_of, not_a_batch_answer, said, status_line
+
+
+class _State(Enum):
+    WAITING = auto()
+    IN_FLIGHT = auto()
+    DONE = auto()
+
+
+class _Item:
+    __slots__ = (
+        "attempts",
+        "content_id",
+        "depends_on",
+        "encoded",
+        "index",
+        "last",
+        "last_outer",
+        "not_before",
+        "request",
+        "result",
+        "state",
+    )
+
+    def __init__(self, index: int, request: SubRequest, depends_on: tuple[int, ...]) -> None:
+        self.index = index
+        self.request = request
+        self.depends_on = depends_on
+        self.content_id = ""
+        self.encoded = b""
+        self.attempts = 0
+        self.state = _State.WAITING
+        self.not_before = 0.0
+        self.last: SubResponse | None = None
+        self.last_outer: object = None
+        self.result: Result[object] | None = None
+
+
+class Run(Generic[OuterT]):
+    """The batches that answer ``requests``; ``depends_on[i]`` are earlier indices, and
+    ``timeouts[i]`` the seconds the exchange of any batch carrying request ``i`` may take
+    (None: no deadline).
+
+    ``clock`` (monotonic seconds) and ``random`` (in [0, 1)) are injectable for tests; so is
+    the driver's sleep: after each :meth:`pause` the driver calls :meth:`waited`, and the run
+    takes that much time as passed even if the clock says otherwise.
+    """
+
+    def __init__(
+        self,
+        requests: Sequence[SubRequest],
+        depends_on: Sequence[tuple[int, ...]] | None = None,
+        *,
+        format: type[Format] = MultipartFormat,
+        retry: Retry | None = None,
+        limits: KnownLimits | None = None,
+        split: bool = True,
+        timeouts: Sequence[float | None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        depends_on = depends_on or [()] * len(requests)
+        if len(depends_on) != len(requests):
+            raise ValueError("depends_on needs one entry per request")
+        self._timeouts = list(timeouts or [None] * len(requests))
+        if len(self._timeouts) != len(requests):
+            raise ValueError("timeouts needs one entry per request")
+        self.format = format()
+        self.retry = retry or Retry()
+        self.limits = limits or KnownLimits()
+        self.split = split
+        self._clock = clock
+        self._random = random
+        self._skew = 0.0
+        self._started = clock()
+        self._due = 0.0
+        #: A cap on parts per batch after an unexplained 413 (halved each time).
+        self._cap: int | None = None
+        self._items: list[_Item] = []
+        for index, (request, dependencies) in enumerate(zip(requests, depends_on, strict=True)):
+            if dependencies and any(not 0 <= d < index for d in dependencies):
+                raise ValueError("a request may only depend on requests queued before it")
+            item = _Item(index, request, tuple(dependencies))
+            item.content_id = self.format.content_id(index)
+            self._items.append(item)
+        for item in self._items:
+            item.encoded = self._encode(item, item.depends_on)
+        self._depends_on = {item.index: item.depends_on for item in self._items}
+
+    # -- what the driver asks -------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        return all(item.state is _State.DONE for item in self._items)
+
+    @property
+    def timeout(self) -> float | None:
+        """The smallest timeout of all the requests: what bounds asking for the limits."""
+        return smallest(self._timeouts)
+
+    def results(self) -> list[Result[OuterT]]:
+        """Each request's final result, in order (once :attr:`done`)."""
+        results: list[Result[OuterT]] = []
+        for item in self._items:
+            assert item.result is not None, "the run is not done"
+            results.append(item.result)  # type: ignore[arg-type]  # it holds the driver's OuterT
+        return results
+
+    def needs_discovery(self) -> bool:
+        """Whether asking the endpoint its limits could help before sending: the queue would
+        be split under what is known so far, and discovery was not tried yet."""
+        if not (self.split and self.limits.discoverable):
+            return False
+        waiting = [item.index for item in self._items if item.state is _State.WAITING]
+        return len(self._pack(waiting)) > 1
+
+    def next_batch(self) -> PreparedBatch | None:
+        """The next batch to send now, or None (everything ready is in flight or done)."""
+        while True:
+            ready = self._ready()
+            if not ready:
+                return None
+            indices = self._pack(ready)[0]
+            unsendable = self._unsendable(indices)
+            if unsendable is None:
+                return self._prepare(indices)
+            for index in indices:
+                self._give_up(self._items[index], unsendable)
+
+    def feed(self, batch: PreparedBatch, outcome: Reply[OuterT] | Lost) -> None:
+        """What came back for ``batch``."""
+        for index in batch.items:
+            assert self._items[index].state is _State.IN_FLIGHT, "fed twice"
+        if isinstance(outcome, Lost):
+            self._outer_failure(
+                batch,
+                f"the batch could not be sent: {outcome.error}",
+                outer=None,
+                error=outcome.error,
+                retryable=True,
+                nothing_ran=outcome.sent_nothing,
+                retry_after=None,
+            )
+            return
+        if outcome.status == 413 and self.split:
+            self._too_large(batch, outcome)
+            return
+        problem = not_a_batch_answer(outcome, self.format.answer_type)
+        if problem is not None:
+            self._outer_failure(
+                batch,
+                problem,
+                outer=outcome.outer,
+                error=None,
+                retryable=outcome.status in self.retry.batch_statuses,
+                nothing_ran=outcome.status == 429,
+                retry_after=parse_retry_after(outcome.retry_after),
+            )
+            return
+        try:
+            answers = self.format.read(outcome.content_type, outcome.body)
+        except MalformedBatch as error:
+            self._unusable(batch, f"the batch answer is malformed: {error}", outcome.outer)
+            return
+        by_id, repeated = _by_id(answers)
+        if repeated is not None:
+            name = self.format.id_name
+            self._unusable(batch, f"the server answered {name} {repeated} twice", outcome.outer)
+            return
+        self._answered(batch, answers, by_id, outcome.outer)
+
+    def pause(self) -> float:
+        """Seconds to wait before :meth:`next_batch` has something again. Call it only when
+        the run is not :attr:`done` and nothing is in flight, then sleep, then :meth:`waited`."""
+        waiting = [item.not_before for item in self._items if item.state is _State.WAITING]
+        if not waiting:  # pragma: no cover - a run that is not done has something waiting
+            raise RuntimeError("the batch run stalled")
+        self._due = min(waiting)
+        return max(0.0, self._due - self.now())
+
+    def waited(self) -> None:
+        """The driver slept the last :meth:`pause`: that time has passed, whatever the clock."""
+        self._skew = max(self._skew, self._due - self._clock())
+
+    def now(self) -> float:
+        return self._clock() + self._skew
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _ready(self) -> list[int]:
+        """Waiting requests that may go now, whole dependency groups only."""
+        now = self.now()
+        waiting = [item.index for item in self._items if item.state is _State.WAITING]
+        ready = []
+        for group in groups_of(waiting, self._depends_on):
+            if all(self._items[i].not_before <= now and self._deps_settled(i) for i in group):
+                ready += group
+        ready.sort()
+        return ready
+
+    def _deps_settled(self, index: int) -> bool:
+        """No dependency of ``index`` is in flight (it would go with it otherwise)."""
+        return all(
+            self._items[dependency].state is not _State.IN_FLIGHT
+            for dependency in self._depends_on[index]
+        )
+
+    def _pending_deps(self, index: int) -> tuple[int, ...]:
+        dependencies = self._depends_on[index]
+        if not dependencies:
+            return dependencies
+        return tuple(d for d in dependencies if self._items[d].state is not _State.DONE)
+
+    def _pack(self, indices: list[int]) -> list[list[int]]:
+        if not indices:
+            return []
+        groups = groups_of(indices, {i: self._pending_deps(i) for i in indices})
+        if not self.split:
+            return [[index for group in groups for index in group]]
+        max_parts = self.limits.max_parts
+        if self._cap is not None:
+            max_parts = min(max_parts, self._cap)
+        return pack(
+            groups,
+            self._sizes(indices),
+            max_parts=max_parts,
+            max_body_size=self.limits.max_body_size,
+            overhead=self.format.overhead,
+            separator=self.format.separator,
+        )
+
+    def _sizes(self, indices: list[int]) -> dict[int, int]:
+        return {index: len(self._items[index].encoded) for index in indices}
+
+    def _body_size(self, indices: list[int]) -> int:
+        """The bytes of a batch body of ``indices``."""
+        format = self.format
+        sizes = self._sizes(indices)
+        return body_size(indices, sizes, overhead=format.overhead, separator=format.separator)
+
+    def _unsendable(self, indices: list[int]) -> str | None:
+        """Why a batch of ``indices`` (one dependency group, if it breaks a limit) cannot be
+        sent, or None."""
+        if not self.split:
+            return None
+        max_parts, known_parts = self.limits.bound("max_parts")
+        if known_parts and len(indices) > max_parts:
+            return (
+                f"{len(indices)} requests that depend on each other cannot be split, and the "
+                f"batch endpoint takes at most {max_parts} parts"
+            )
+        max_body, known_body = self.limits.bound("max_body_size")
+        size = self._body_size(indices)
+        if known_body and size > max_body:
+            what = "this request" if len(indices) == 1 else f"these {len(indices)} requests"
+            return (
+                f"a batch of {what} would be {size} bytes, and the batch endpoint takes at "
+                f"most {max_body}"
+            )
+        return None
+
+    def _prepare(self, indices: list[int]) -> PreparedBatch:
+        indices = sorted(indices)  # request order: a dependency always comes before its dependents
+        in_batch = set(indices)
+        chunks = []
+        for index in indices:
+            item = self._items[index]
+            item.state = _State.IN_FLIGHT
+            dependencies = tuple(d for d in item.depends_on if d in in_batch)
+            chunks.append(
+                item.encoded
+                if dependencies == item.depends_on
+                else self._encode(item, dependencies)
+            )
+        timeout = smallest([self._timeouts[index] for index in indices])
+        body = self.format.join(chunks)
+        return PreparedBatch(tuple(indices), body, self.format.content_type, timeout)
+
+    def _encode(self, item: _Item, dependencies: tuple[int, ...]) -> bytes:
+        request = item.request._replace(
+            content_id=item.content_id,
+            depends_on=tuple(self._items[d].content_id for d in dependencies),
+        )
+        return self.format.encode(request)
+
+    # -- what came back -------------------------------------------------------------------
+
+    def _unusable(self, batch: PreparedBatch, reason: str, outer: OuterT) -> None:
+        """An answer that cannot be trusted fails its batch (not retried: it would be again)."""
+        self._outer_failure(
+            batch,
+            reason,
+            outer=outer,
+            error=None,
+            retryable=False,
+            nothing_ran=False,
+            retry_after=None,
+        )
+
+    def _answered(
+        self,
+        batch: PreparedBatch,
+        answers: list[tuple[str | None, SubResponse]],
+        by_id: dict[str, SubResponse],
+        outer: OuterT,
+    ) -> None:
+        items = [self._items[index] for index in batch.items]
+        matched = _match([item.content_id for item in items], answers, by_id)
+        retrying: list[_Item] = []
+        retrying_indices: set[int] = set()
+        final: list[tuple[_Item, SubResponse | None]] = []
+        for item, answer in zip(items, matched, strict=True):
+            item.attempts += 1
+            if answer is None:
+                final.append((item, None))
+                continue
+            item.last, item.last_outer = answer, outer
+            again = item.attempts < self.retry.attempts and (
+                (answer.status in self.retry.statuses and self.retry.allows(item.request.method))
+                # It never ran: a dependency is being retried, and it goes along.
+                or (answer.status == 424 and any(d in retrying_indices for d in item.depends_on))
+            )
+            if again:
+                retrying.append(item)
+                retrying_indices.add(item.index)
+            else:
+                final.append((item, answer))
+        if retrying:
+            delay = max(
+                self.retry.delay(
+                    item.attempts,
+                    parse_retry_after(first_header(item.last.headers, "Retry-After")),
+                    self._random,
+                )
+                for item in retrying
+                if item.last is not None
+            )
+            if self._within_budget(delay):
+                self._wait(retrying, delay)
+            else:
+                final += [(item, item.last) for item in retrying]
+        for item, answer in final:
+            if answer is None:
+                self._give_up(item, NO_PART, outer)
+            else:
+                self._finish(item, Answered(answer, item.attempts, outer))
+
+    def _too_large(self, batch: PreparedBatch, reply: Reply[OuterT]) -> None:
+        """A 413: learn the limit and re-split, or drop the part that can never be sent."""
+        try:
+            exceeded = read_too_large(json.loads(reply.body))
+        except ValueError:
+            exceeded = read_too_large(None)
+        items = list(batch.items)
+        if (
+            exceeded.limit in PART_LIMITS
+            and exceeded.part is not None
+            and exceeded.part <= len(items)
+        ):
+            bad = items[exceeded.part - 1]
+            doomed = {bad}
+            for index in items:
+                if any(d in doomed for d in self._depends_on[index]):
+                    doomed.add(index)
+            what = f"{exceeded.limit} ({exceeded.value})" if exceeded.value else exceeded.limit
+            for index in sorted(doomed):
+                reason = (
+                    f"the request exceeds the batch endpoint's {what}: it cannot be sent"
+                    if index == bad
+                    else "it depends on a request that cannot be sent"
+                )
+                self._give_up(self._items[index], reason, reply.outer)
+            self._requeue([i for i in items if i not in doomed])
+            return
+        if exceeded.limit in BATCH_LIMITS and exceeded.value is not None:
+            self.limits.learn(exceeded.limit, exceeded.value)
+            if self._exceeds(items, exceeded.limit, exceeded.value):
+                self._requeue(items)  # the next batches are cut to the limit just learned
+                return
+            # Otherwise the server contradicts itself: fall back to halving.
+        # An unexplained (or inconsistent) 413: halve, unless there is nothing left to split.
+        groups = groups_of(items, {i: self._pending_deps(i) for i in items})
+        if len(groups) == 1:
+            quoted = said(reply)
+            reason = (
+                f"the batch was refused with {status_line(reply)} and cannot be split further"
+                + (f": {quoted}" if quoted else f" ({media_type_of(reply.content_type)})")
+            )
+            for index in items:
+                self._give_up(self._items[index], reason, reply.outer)
+            return
+        self._cap = max(1, len(items) // 2)
+        self._requeue(items)
+
+    def _exceeds(self, items: list[int], limit: str, value: int) -> bool:
+        if limit == "max_parts":
+            return len(items) > value
+        return self._body_size(items) > value
+
+    def _requeue(self, indices: list[int]) -> None:
+        """Send ``indices`` again, at once (nothing in their batch ran)."""
+        self._wait([self._items[index] for index in indices], 0.0)
+
+    def _wait(self, items: list[_Item], delay: float) -> None:
+        """Send ``items`` again after ``delay`` seconds."""
+        not_before = self.now() + delay
+        for item in items:
+            item.state = _State.WAITING
+            item.not_before = not_before
+
+    def _outer_failure(
+        self,
+        batch: PreparedBatch,
+        reason: str,
+        *,
+        outer: OuterT | None,
+        error: BaseException | None,
+        retryable: bool,
+        nothing_ran: bool,
+        retry_after: float | None,
+    ) -> None:
+        eligible: list[_Item] = []
+        eligible_indices: set[int] = set()
+        others: list[_Item] = []
+        for index in batch.items:
+            item = self._items[index]
+            item.attempts += 1
+            if (
+                retryable
+                and item.attempts < self.retry.attempts
+                and (nothing_ran or self.retry.allows(item.request.method))
+                # Its dependencies in this batch must go again with it.
+                and all(
+                    d in eligible_indices
+                    for d in self._depends_on[index]
+                    if d in batch.items and self._items[d].state is _State.IN_FLIGHT
+                )
+            ):
+                eligible.append(item)
+                eligible_indices.add(index)
+            else:
+                others.append(item)
+        if eligible:
+            delay = self.retry.delay(
+                max(item.attempts for item in eligible), retry_after, self._random
+            )
+            if self._within_budget(delay):
+                self._wait(eligible, delay)
+            else:
+                others += eligible
+        for item in others:
+            self._give_up(item, reason, outer, error)
+
+    def _within_budget(self, delay: float) -> bool:
+        return self.now() + delay - self._started <= self.retry.budget
+
+    def _give_up(
+        self,
+        item: _Item,
+        reason: str,
+        outer: OuterT | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """``item`` gets nothing this time, for good: it keeps the answer it had, if any, or
+        fails for ``reason``."""
+        if item.last is not None:
+            self._finish(item, Answered(item.last, item.attempts, item.last_outer))
+        else:
+            self._finish(item, Failed(reason, outer, error, item.attempts))
+
+    def _finish(self, item: _Item, result: Result[object]) -> None:
+        item.state = _State.DONE
+        item.result = result
+
+
+def _by_id(
+    answers: list[tuple[str | None, SubResponse]],
+) -> tuple[dict[str, SubResponse], str | None]:
+    """The answers by the Content-ID they echo, and the first Content-ID echoed twice."""
+    by_id: dict[str, SubResponse] = {}
+    for content_id, answer in answers:
+        if content_id is not None:
+            if content_id in by_id:
+                return by_id, content_id
+            by_id[content_id] = answer
+    return by_id, None
+
+
+def _match(
+    ids: list[str],
+    answers: list[tuple[str | None, SubResponse]],
+    by_id: dict[str, SubResponse],
+) -> list[SubResponse | None]:
+    """The answer to each sent request: by Content-ID, or by position if the server echoes none."""
+    if not by_id and len(answers) == len(ids):
+        return [answer for _, answer in answers]
+    return [by_id.get(content_id) for content_id in ids]

@@ -1,0 +1,244 @@
+"""The I/O loops of a run: :func:`drive` (threads) and :func:`drive_async` (asyncio).
+
+A front end gives a loop the callables that move bytes (post a batch, ask for the endpoint's
+description, sleep); the loop asks the run (:mod:`._core.run`, no I/O) what to do next and
+hands it what came back. Each batch's exchange ends by a deadline: a blocking read cannot be
+interrupted, so :func:`drive` runs an exchange in a worker thread it abandons at the deadline
+(:func:`call_within`), :func:`drive_async` cancels it; an answer is read in pieces with the
+deadline checked after each (:func:`read_within`), so an abandoned exchange stops soon after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import queue
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TypeVar
+
+from ._core.model import Lost, OuterT, PreparedBatch, Reply
+from ._core.run import Run
+
+ResultT = TypeVar("ResultT")
+
+
+class Overdue(Exception):
+    """Raised by :func:`read_within` inside a call of :func:`call_within`: the deadline has
+    passed (the call is then late, as if it had not ended)."""
+
+
+def read_within(pieces: Iterable[bytes], deadline: float | None) -> bytes:
+    """A body read piece by piece as it arrives; :class:`Overdue` once ``deadline`` (monotonic
+    seconds) has passed, so a server that trickles an answer cannot hold a reader forever."""
+    body = []
+    for piece in pieces:
+        body.append(piece)
+        if deadline is not None and time.monotonic() > deadline:
+            raise Overdue
+    return b"".join(body)
+
+
+def remaining(deadline: float | None) -> float | None:
+    """Seconds left until ``deadline`` (at least a millisecond: 0 means "no wait" to some
+    libraries), or None for no deadline."""
+    if deadline is None:
+        return None
+    return max(deadline - time.monotonic(), 0.001)
+
+
+class _Workers:
+    """Daemon threads that run the calls of :func:`call_within`, kept for the next call:
+    starting a thread for every batch costs more than handing the batch to one that waits.
+
+    A thread left behind at a deadline (still reading) serves again once its call ends.
+    Daemon threads, so one that a server keeps busy forever does not hold up the
+    interpreter's exit; one idle for a while ends.
+    """
+
+    #: Seconds an idle thread waits for another call before it ends.
+    IDLE = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
+        if hasattr(os, "register_at_fork"):  # a forked child has none of these threads
+            os.register_at_fork(after_in_child=self._idle.clear)
+
+    def run(self, task: Callable[[], None]) -> None:
+        """Run ``task`` in an idle thread, or in a new one."""
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            threading.Thread(
+                target=self._serve, args=(inbox,), name="flask-batch-exchange", daemon=True
+            ).start()
+        inbox.put(task)
+
+    def _serve(self, inbox: queue.SimpleQueue[Callable[[], None]]) -> None:
+        while True:
+            try:
+                task = inbox.get(timeout=self.IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:  # still idle, so nobody is handing it a task
+                        self._idle.remove(inbox)
+                        return
+                continue  # taken just now: its task is on the way
+            task()
+            with self._lock:
+                self._idle.append(inbox)
+
+
+_workers = _Workers()
+
+
+def call_within(
+    timeout: float | None,
+    call: Callable[[float | None], ResultT],
+    late: Callable[[], ResultT],
+) -> ResultT:
+    """``call(deadline)``, or ``late()`` once ``timeout`` seconds have passed without it ending
+    (or when it raises :class:`Overdue`).
+
+    A blocking read cannot be interrupted, so with a timeout the call runs in a daemon thread
+    that is abandoned at the deadline: what it returns after is dropped, and as it reads with
+    the same deadline (:func:`read_within`, waits of at most :func:`remaining`), it ends soon
+    after. Another exception it raises in time is raised here.
+    """
+    if timeout is None:
+        return call(None)
+    deadline = time.monotonic() + timeout
+    outcome: list[ResultT] = []
+    failure: list[BaseException] = []
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(call(deadline))
+        except BaseException as error:  # handed to the caller, if it still waits
+            failure.append(error)
+        finally:
+            finished.set()
+
+    _workers.run(run)
+    if not finished.wait(timeout) or (failure and isinstance(failure[0], Overdue)):
+        return late()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+async def call_within_async(
+    timeout: float | None,
+    call: Callable[[float | None], Awaitable[ResultT]],
+    late: Callable[[], ResultT],
+) -> ResultT:
+    """:func:`call_within` on an event loop: the call is cancelled at the deadline."""
+    if timeout is None:
+        return await call(None)
+    deadline = time.monotonic() + timeout
+    try:
+        return await asyncio.wait_for(call(deadline), timeout)
+    except (TimeoutError, Overdue):
+        return late()
+
+
+def drive(
+    run: Run[OuterT],
+    post: Callable[[PreparedBatch, float | None], Reply[OuterT] | Lost],
+    *,
+    discover: Callable[[float | None], object] | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+    concurrency: int = 1,
+    timed_out: Callable[[str], BaseException] = TimeoutError,
+) -> None:
+    """Run ``run`` to the end: ``post(batch, deadline)`` sends one batch (in up to
+    ``concurrency`` threads), ``discover(deadline)`` fetches the endpoint's description
+    (None if it fails), ``sleep`` waits. Each is given up at its deadline (the smallest
+    timeout of the requests concerned); a batch given up is lost with ``timed_out(message)``.
+    """
+    if discover is not None and run.needs_discovery():
+        run.limits.discovered(call_within(run.timeout, discover, lambda: None))
+
+    def bounded(batch: PreparedBatch) -> Reply[OuterT] | Lost:
+        return call_within(
+            batch.timeout,
+            functools.partial(post, batch),
+            lambda: Lost(timed_out(batch.overdue())),
+        )
+
+    pool: ThreadPoolExecutor | None = None
+    in_flight: dict[Future[Reply[OuterT] | Lost], PreparedBatch] = {}
+    try:
+        while not run.done:
+            if concurrency == 1:  # no pool: each batch in turn, from this thread
+                batch = run.next_batch()
+                if batch is not None:
+                    run.feed(batch, bounded(batch))
+                    continue
+            else:
+                while len(in_flight) < concurrency and (batch := run.next_batch()) is not None:
+                    if pool is None:
+                        pool = ThreadPoolExecutor(concurrency, thread_name_prefix="flask-batch")
+                    in_flight[pool.submit(bounded, batch)] = batch
+                if in_flight:
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        run.feed(in_flight.pop(future), future.result())
+                    continue
+            sleep(run.pause())
+            run.waited()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def drive_async(
+    run: Run[OuterT],
+    post: Callable[[PreparedBatch, float | None], Awaitable[Reply[OuterT] | Lost]],
+    *,
+    discover: Callable[[float | None], Awaitable[object]] | None = None,
+    discovering: asyncio.Lock | None = None,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    concurrency: int = 1,
+    timed_out: Callable[[str], BaseException] = TimeoutError,
+) -> None:
+    """:func:`drive` on an event loop: the batches in flight are tasks, cancelled at their
+    deadline. Runs that share their limits share the lock ``discovering``: one discovery at
+    a time, and the first one counts."""
+    if discover is not None and run.needs_discovery():
+        async with discovering or contextlib.nullcontext():
+            if run.limits.discoverable:
+                described = await call_within_async(run.timeout, discover, lambda: None)
+                run.limits.discovered(described)
+
+    async def bounded(batch: PreparedBatch) -> Reply[OuterT] | Lost:
+        return await call_within_async(
+            batch.timeout,
+            functools.partial(post, batch),
+            lambda: Lost(timed_out(batch.overdue())),
+        )
+
+    in_flight: dict[asyncio.Task[Reply[OuterT] | Lost], PreparedBatch] = {}
+    try:
+        while not run.done:
+            while len(in_flight) < concurrency and (batch := run.next_batch()) is not None:
+                in_flight[asyncio.ensure_future(bounded(batch))] = batch
+            if in_flight:
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    run.feed(in_flight.pop(task), task.result())
+                continue
+            await sleep(run.pause())
+            run.waited()
+    finally:
+        for task in in_flight:
+            task.cancel()
+        if in_flight:
+            await asyncio.gather(*in_flight, return_exceptions=True)

@@ -1,0 +1,282 @@
+"""What the httpx front ends adapt: their requests as parts and the batch request, answers as
+``httpx.Response`` objects, and their kinds of :class:`~._core.report.BatchFailed` and
+:class:`~._core.pending.BatchResponse`. Shared by the sync and async transports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from ..wire.model import Headers, SubRequest
+from ._core.formats import Format
+from ._core.model import Answered, Failed, PreparedBatch, Reply, smallest
+from ._core.pending import BatchResponse
+from ._core.queueing import NOT_CARRIED, origin, sub_request
+from ._core.report import BatchFailed, summary
+from ._drivers import remaining
+
+#: The response extension that says how many attempts (batches) an answer took.
+ATTEMPTS = "flask_batch.attempts"
+# Headers of a part that the batch request does not take over even when every part agrees
+# (what the batch accepts back is the batch's business).
+_NOT_SHARED = NOT_CARRIED | {"expect", "trailer", "accept", "accept-encoding"}
+#: The batch request's timeouts when its requests carry none: httpx's own default.
+DEFAULT_TIMEOUT = httpx.Timeout(5.0).as_dict()
+_PHASES = ("connect", "read", "write", "pool")
+#: The request extensions a batched request honours; the others need a connection of its own.
+_BATCHED_EXTENSIONS = frozenset({"timeout"})
+#: Errors of the wrapped transport after which the batch surely never reached the server.
+SENT_NOTHING = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NOT_SENT = "the batch has not been sent yet: leave the `with transport.batch()` block"
+_GUARDED = frozenset(
+    {
+        "status_code",
+        "headers",
+        "content",
+        "text",
+        "json",
+        "raise_for_status",
+        "is_success",
+        "is_error",
+        "is_informational",
+        "is_redirect",
+        "is_client_error",
+        "is_server_error",
+        "has_redirect_location",
+        "reason_phrase",
+        "http_version",
+        "encoding",
+        "charset_encoding",
+        "extensions",
+        "cookies",
+        "elapsed",
+        "links",
+        "stream",
+        "read",
+        "iter_bytes",
+        "iter_text",
+        "iter_lines",
+        "iter_raw",
+        "history",
+        "next_request",
+    }
+)
+
+
+class HttpxBatchFailed(BatchFailed, httpx.TransportError):
+    """:class:`~flask_batch.client.BatchFailed` as the httpx transports raise it: an
+    ``httpx.TransportError``. ``responses``: what :meth:`BatchTransport.send_all` (or a
+    batch scope) got, in order, None where nothing came."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: httpx.Request | None = None,
+        response: httpx.Response | None = None,
+        requests: Sequence[httpx.Request] = (),
+        responses: Sequence[httpx.Response | None] = (),
+    ) -> None:
+        super().__init__(message, request=request)
+        self.response = response
+        self.requests = list(requests)
+        self.responses = list(responses)
+
+
+class HttpxBatchResponse(BatchResponse, httpx.Response):
+    """An ``httpx.Response`` queued in a batch scope, filled in place when it is sent."""
+
+    _pending: str | None = _NOT_SENT
+    _guarded = _GUARDED
+
+    def __init__(self, request: httpx.Request) -> None:
+        # Only the request is known until the batch is answered (then fill runs __init__).
+        self._request = request
+
+    def __repr__(self) -> str:
+        return self._pending_repr() or httpx.Response.__repr__(self)
+
+
+@dataclass
+class Entry:
+    """A request waiting for its batch."""
+
+    request: httpx.Request
+    sub_request: SubRequest
+    depends_on: tuple[int, ...] = ()
+    future: asyncio.Future[httpx.Response] | None = field(default=None, repr=False)
+
+    @property
+    def timeouts(self) -> Mapping[str, float | None]:
+        """Its timeout of each phase (connect, read, write, pool), httpx's default if none."""
+        timeouts: Mapping[str, float | None] = (
+            self.request.extensions.get("timeout") or DEFAULT_TIMEOUT
+        )
+        return timeouts
+
+    @property
+    def timeout(self) -> float | None:
+        """The seconds the whole exchange of its batch may take: its longest phase (None if
+        one is unbounded)."""
+        phases = [self.timeouts.get(phase) for phase in _PHASES]
+        return None if None in phases else max(p for p in phases if p is not None)
+
+
+def entry(
+    request: httpx.Request, body: bytes, format: type[Format], depends_on: tuple[int, ...] = ()
+) -> Entry:
+    """``request`` (whose body is ``body``) queued for a batch in ``format``; ``ValueError``
+    for what a batch cannot carry."""
+    unknown = sorted(set(request.extensions) - _BATCHED_EXTENSIONS)
+    if unknown:
+        raise ValueError(
+            f"the request extension {', '.join(map(repr, unknown))} cannot be honoured in "
+            "a batch: a batched request travels in the batch request, with no connection "
+            "of its own; send it outside the batch (another origin, or directly)"
+        )
+    headers = (
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw
+    )
+    part = sub_request(request.method, request.url.raw_path.decode("ascii"), headers, body)
+    format.check(part)  # refuse now what the format cannot carry
+    return Entry(request, part, depends_on)
+
+
+def origin_of(url: httpx.URL) -> tuple[str, str, int]:
+    return origin(url.scheme, url.host, url.port)
+
+
+def outer_request(
+    batch_url: httpx.URL,
+    entries: Sequence[Entry],
+    deadline: float | None,
+    batch: PreparedBatch | None = None,
+) -> httpx.Request:
+    """The batch request (or, with no ``batch``, the discovery request) for ``entries``:
+    headers every part agrees on (its credentials, say) go on it too, so an endpoint that
+    checks them lets it in. Each phase waits at most the smallest of the entries' timeouts
+    for it, and never past ``deadline``."""
+    if batch is not None:
+        entries = [entries[index] for index in batch.items]
+    headers = _shared_headers([entry.request for entry in entries])
+    left = remaining(deadline)
+    timeouts = {
+        phase: smallest([*(entry.timeouts.get(phase) for entry in entries), left])
+        for phase in _PHASES
+    }
+    extensions: dict[str, Any] = {"timeout": timeouts}
+    if batch is None:
+        headers.append((b"Accept", b"application/json"))
+        return httpx.Request("GET", batch_url, headers=headers, extensions=extensions)
+    headers.append((b"Content-Type", batch.content_type.encode("ascii")))
+    return httpx.Request(
+        "POST", batch_url, headers=headers, content=batch.body, extensions=extensions
+    )
+
+
+def _shared_headers(requests: Sequence[httpx.Request]) -> list[tuple[bytes, bytes]]:
+    """The headers every request carries with the same value (each part keeps its own)."""
+    if not requests:
+        return []
+    shared = [
+        (name, value)
+        for name, value in requests[0].headers.raw
+        if name.decode("latin-1").lower() not in _NOT_SHARED
+        and not name.lower().startswith(b"content-")
+    ]
+    for request in requests[1:]:
+        present = set(request.headers.raw)
+        shared = [field for field in shared if field in present]
+    return shared
+
+
+def reply(response: httpx.Response, body: bytes, started: float) -> Reply[httpx.Response]:
+    """What the batch endpoint answered to a batch sent at ``started`` (a perf_counter)."""
+    response.elapsed = timedelta(seconds=time.perf_counter() - started)
+    return Reply(
+        response.status_code,
+        response.reason_phrase,
+        response.headers.get("Content-Type"),
+        response.headers.get("Retry-After"),
+        body,
+        response,
+    )
+
+
+def response_of(result: Answered[httpx.Response], request: httpx.Request) -> httpx.Response:
+    """The ``httpx.Response`` an answer stands for, as a transport returns it (unread)."""
+    answer = result.response
+    extensions = {
+        "http_version": b"HTTP/1.1",
+        "reason_phrase": answer.reason.encode("latin-1", "replace"),
+        ATTEMPTS: result.attempts,
+    }
+    return httpx.Response(
+        answer.status,
+        headers=_raw(answer.headers),
+        stream=httpx.ByteStream(bytes(answer.body)),  # read from the wire: bytes, not copied
+        request=request,
+        extensions=extensions,
+    )
+
+
+def _raw(headers: Headers) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+def elapsed(result: Answered[httpx.Response]) -> timedelta:
+    """How long the batch that brought ``result`` took."""
+    outer = result.outer
+    return outer.elapsed if outer is not None else timedelta(0)
+
+
+def read(response: httpx.Response) -> httpx.Response:
+    """``response``, read to its end (an answer's body is in memory: reading it does no I/O,
+    on an event loop too) and closed."""
+    try:
+        response.read()
+    finally:
+        response.close()
+    return response
+
+
+def fill(
+    target: HttpxBatchResponse, source: httpx.Response, took: timedelta = timedelta(0)
+) -> None:
+    """Make the pending ``target`` the response ``source`` is, and read it."""
+    httpx.Response.__init__(
+        target,
+        source.status_code,
+        headers=source.headers,
+        stream=source.stream,
+        request=source.request,
+        extensions=source.extensions,
+    )
+    target._pending = None
+    read(target)
+    target.elapsed = took
+
+
+def failure(
+    failures: Sequence[tuple[httpx.Request, Failed[httpx.Response]]],
+    total: int,
+    responses: Sequence[httpx.Response | None],
+) -> HttpxBatchFailed:
+    """The error for requests left without an answer, among ``total``; ``responses``: what
+    came, in order."""
+    said = summary([failed for _, failed in failures], total)
+    error = HttpxBatchFailed(
+        said.message,
+        request=failures[0][0],
+        response=said.outer,
+        requests=[request for request, _ in failures],
+        responses=responses,
+    )
+    error.__cause__ = said.error
+    return error

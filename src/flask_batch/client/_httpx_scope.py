@@ -1,0 +1,226 @@
+"""Explicit batches of the sync httpx transport: :meth:`BatchTransport.batch` gives a
+:class:`BatchScope`, whose requests are built as an ``httpx.Client`` builds them and sent as
+one batch when it ends."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._core.model import Answered, Failed
+from ._core.queueing import Queue
+from ._httpx_messages import (
+    DEFAULT_TIMEOUT,
+    Entry,
+    HttpxBatchResponse,
+    elapsed,
+    failure,
+    fill,
+    response_of,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .httpx import BatchTransport
+
+
+class BatchScope:
+    """Requests queued by :meth:`BatchTransport.batch`, sent when the ``with`` block ends
+    (or on :meth:`send`). Each call returns an :class:`HttpxBatchResponse` at once."""
+
+    def __init__(self, transport: BatchTransport, client: httpx.Client | None) -> None:
+        #: Each request, with its entry if it is batched (None: it passes through).
+        self._queue: Queue[Entry | None, HttpxBatchResponse] = Queue()
+        self._transport = transport
+        self._client = client
+
+    @property
+    def pending(self) -> int:
+        """How many requests wait for the next batch."""
+        return len(self._queue)
+
+    def request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        content: Any = None,
+        data: Any = None,
+        files: Any = None,
+        json: Any = None,
+        params: Any = None,
+        headers: Any = None,
+        cookies: Any = None,
+        auth: Any = httpx.USE_CLIENT_DEFAULT,
+        follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
+        timeout: Any = httpx.USE_CLIENT_DEFAULT,
+        extensions: Any = None,
+        depends_on: Iterable[httpx.Response] = (),
+    ) -> HttpxBatchResponse:
+        """Queue a request, built as ``httpx.Client.request`` builds it.
+
+        ``depends_on``: responses queued earlier in this scope; the server runs this request
+        only if each of them succeeds (2xx), and answers it 424 otherwise. ``timeout`` bounds
+        the batch it goes in. A batched request's redirect comes back as its answer:
+        ``follow_redirects=True`` raises ``ValueError``, as does an extension other than
+        ``timeout`` (it needs a connection of the request's own).
+        """
+        if follow_redirects is True:
+            raise ValueError(
+                "follow_redirects=True cannot be honoured in a batch scope: a batched "
+                "request's redirect comes back as its answer (a 3xx), it is not followed; "
+                "leave follow_redirects out or pass False"
+            )
+        message: dict[str, Any] = {
+            "content": content,
+            "data": data,
+            "files": files,
+            "json": json,
+            "params": params,
+            "headers": headers,
+            "cookies": cookies,
+            "extensions": extensions,
+        }
+        client = self._client
+        if client is not None:
+            request = client.build_request(method, url, timeout=timeout, **message)
+            if auth is httpx.USE_CLIENT_DEFAULT:
+                auth = client.auth
+        else:
+            request = httpx.Request(method, url, **message)
+            if timeout is not httpx.USE_CLIENT_DEFAULT:
+                request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+            request.extensions.setdefault("timeout", DEFAULT_TIMEOUT)
+        request = _authenticate(request, None if auth is httpx.USE_CLIENT_DEFAULT else auth)
+        positions = self._queue.positions(depends_on, "scope")
+        if any(self._queue[position][0] is None for position in positions):
+            raise ValueError("depends_on can only name requests that are batched")
+        if client is not None:
+            for hook in client.event_hooks["request"]:
+                hook(request)
+        body = request.read()
+        entry = None
+        if self._transport.batchable(request):
+            entry = self._transport._entry(request, body, positions)
+        elif positions:
+            raise ValueError(f"{request.url} is not batched, so it cannot depend on others")
+        response = HttpxBatchResponse(request)
+        self._queue.add(entry, response)
+        return response
+
+    def get(self, url: httpx.URL | str, **kwargs: Any) -> HttpxBatchResponse:
+        return self.request("GET", url, **kwargs)
+
+    def head(self, url: httpx.URL | str, **kwargs: Any) -> HttpxBatchResponse:
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: httpx.URL | str, **kwargs: Any) -> HttpxBatchResponse:
+        return self.request("OPTIONS", url, **kwargs)
+
+    def post(self, url: httpx.URL | str, **kwargs: Any) -> HttpxBatchResponse:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: httpx.URL | str, **kwargs: Any) -> HttpxBatchResponse:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: httpx.URL | str, **kwargs: Any) -> HttpxBatchResponse:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: httpx.URL | str, **kwargs: Any) -> HttpxBatchResponse:
+        return self.request("DELETE", url, **kwargs)
+
+    def send(self) -> list[HttpxBatchResponse]:
+        """Send what is queued (batched, and the others one by one, in order); fill and
+        return the responses. Raises :class:`HttpxBatchFailed` if any got no answer."""
+        queue = self._queue.take()
+        entries = [entry for entry, _ in queue if entry is not None]
+        # Positions in the queue become positions among the batched entries.
+        renumber: dict[int, int] = {}
+        for position, (entry, _) in enumerate(queue):
+            if entry is not None:
+                renumber[position] = len(renumber)
+        for entry in entries:
+            entry.depends_on = tuple(renumber[d] for d in entry.depends_on)
+        try:
+            results = iter(self._transport.exchange(entries))
+        except BaseException as error:
+            for _, response in queue:
+                response._pending = f"the batch could not be sent: {error}"
+            raise
+        failures: list[tuple[httpx.Request, Failed[httpx.Response]]] = []
+        for entry, response in queue:
+            request = response._request
+            assert request is not None
+            if entry is not None:
+                result = next(results)
+                if isinstance(result, Answered):
+                    fill(response, response_of(result, request), elapsed(result))
+                else:
+                    response._pending = result.reason
+                    failures.append((request, result))
+        # Then the requests that are not batched, one by one, in order.
+        passing = [response for entry, response in queue if entry is None]
+        for index, response in enumerate(passing):
+            request = response._request
+            assert request is not None
+            try:
+                started = time.perf_counter()
+                fill(response, self._transport._passed_through(request))
+                response.elapsed = timedelta(seconds=time.perf_counter() - started)
+            except BaseException as error:
+                for unsent in passing[index:]:
+                    unsent._pending = f"the request could not be sent: {error}"
+                raise
+        client = self._client
+        for _, response in queue:
+            if response._pending is None and client is not None:
+                client.cookies.extract_cookies(response)
+        if client is not None:  # hooks run once every answer is in place
+            for _, response in queue:
+                if response._pending is None:
+                    for hook in client.event_hooks["response"]:
+                        hook(response)
+        if failures:
+            raise failure(failures, len(queue), [r for _, r in queue])
+        return [response for _, response in queue]
+
+    def __enter__(self) -> BatchScope:
+        return self
+
+    def __del__(self) -> None:
+        self._queue.drop("a batch scope was garbage-collected before it was sent", 1)
+
+    def _drop(self, what: str, stacklevel: int) -> None:
+        """Drop the queued requests unsent, because of ``what``: their responses say why, a
+        warning says so now (``stacklevel`` as in ``warnings.warn``)."""
+        self._queue.drop(what, stacklevel + 1)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.send()
+        else:
+            self._queue.abandon("the batch was not sent: its `with` block raised")
+
+
+def _authenticate(request: httpx.Request, auth: Any) -> httpx.Request:
+    """``request`` with ``auth`` applied (the first step of its flow: Basic, Bearer-style)."""
+    if auth is None:
+        return request
+    if isinstance(auth, tuple):
+        auth = httpx.BasicAuth(*auth)
+    if isinstance(auth, httpx.Auth):
+        return next(auth.sync_auth_flow(request))
+    if callable(auth):
+        authenticated: httpx.Request = auth(request)
+        return authenticated
+    raise TypeError(f"invalid auth {auth!r}")
