@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,25 +28,13 @@ from flask_batch.wire.model import SubRequest
 from flask_batch.wire.multipart_format import encode_requests, read_responses
 
 from .batching import BOUNDARY, batch, post, sub
+from .json_batching import item, run
 from .login import TOKENS, User, install_login
-from .test_json_format import item, run
+from .tracking import Tracker
 
 # --------------------------------------------------------------------------------------
 # A view that records its concurrency
 # --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Tracker:
-    """How many views run at once, and when each ran."""
-
-    active: int = 0
-    max_active: int = 0
-    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def span(self, name: str) -> tuple[float, float]:
-        return self.spans[name]
 
 
 def tracked_app(tracker: Tracker, config: dict[str, Any] | None = None, **options: Any) -> Flask:
@@ -55,16 +43,8 @@ def tracked_app(tracker: Tracker, config: dict[str, Any] | None = None, **option
 
     @app.route("/work/<name>", methods=["GET", "POST"])
     def work(name: str) -> Response | dict[str, Any]:
-        started = time.monotonic()
-        with tracker.lock:
-            tracker.active += 1
-            tracker.max_active = max(tracker.max_active, tracker.active)
-        try:
-            time.sleep(float(request.args.get("sleep", "0")))
-        finally:
-            with tracker.lock:
-                tracker.active -= 1
-                tracker.spans[name] = (started, time.monotonic())
+        with tracker.running(name):
+            tracker.hold(request.args)
         status = int(request.args.get("status", "200"))
         if status != 200:
             abort(status)
