@@ -291,10 +291,12 @@ def test_parallel_stop_lets_running_parts_finish_and_starts_no_more(fmt: str) ->
     answered = send_steps(
         client,
         fmt,
-        Step("slow-1", query="sleep=0.25"),
-        Step("fails", query="status=500&sleep=0.05"),
-        Step("quick", query="sleep=0"),
-        Step("after-quick", query="sleep=0.2"),  # starts when `quick` is done
+        # `fails` fails once `after-quick` (started when `quick` is done) runs, and the two
+        # others end well after it: the driver has seen the failure when a thread is free.
+        Step("slow-1", query="until_ended=fails&sleep=0.2"),
+        Step("fails", query="status=500&until_started=after-quick"),
+        Step("quick"),
+        Step("after-quick", query="until_ended=fails&sleep=0.2"),
         Step("waits-1"),
         Step("waits-2"),
         Step("waits-3", query="sleep=0.1"),
