@@ -108,7 +108,8 @@ def run(client: Client, latency: float) -> Run:
     """
     counter = RoundTripCounter(create_app())
     server = make_server("127.0.0.1", 0, counter, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for the serving loop's next look (0.5 s by default).
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         target = ("127.0.0.1", server.server_port)

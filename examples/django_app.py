@@ -103,7 +103,8 @@ def main() -> None:
         )
         return
     server = make_server("127.0.0.1", 0, application, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for the serving loop's next look (0.5 s by default).
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         show(f"http://127.0.0.1:{server.server_port}")

@@ -71,7 +71,8 @@ def main() -> None:
         server.serve_forever()
         return
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log in the demo
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for the serving loop's next look (0.5 s by default).
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         show(base)

@@ -31,7 +31,7 @@ USERS = ("alice", "bob")
 # Flask-Login
 
 
-def login_app() -> Flask:
+def make_app() -> Flask:
     app = Flask(__name__)
     app.secret_key = "login-tests"
     install_login(app, USERS)
@@ -67,11 +67,6 @@ def login_app() -> Flask:
 
     add_batch_route(app)
     return app
-
-
-@pytest.fixture
-def app() -> Flask:
-    return login_app()
 
 
 def users(answers: list[SubResponse]) -> list[str | int]:

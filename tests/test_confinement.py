@@ -57,11 +57,6 @@ def make_app() -> Flask:
     return app
 
 
-@pytest.fixture
-def app() -> Flask:
-    return make_app()
-
-
 def body_of(response: SubResponse) -> dict[str, Any]:
     assert response.status == 200, response.body
     document: dict[str, Any] = json.loads(response.body)

@@ -10,74 +10,23 @@ part that must not run is seen not to run.
 from __future__ import annotations
 
 import json
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from flask import Flask, Response, request
 from flask.testing import FlaskClient
 
-from flask_batch import add_batch_route
 from flask_batch.wire.model import SubRequest
 from flask_batch.wire.multipart_format import encode_requests, read_responses
 
 from .batching import BOUNDARY, header, post, problem
-from .test_json_format import item, responses_of, send
+from .json_batching import item, responses_of, send
+from .steps import Step, steps_app
+from .tracking import Tracker
 
 FORMATS = ["json", "multipart", "multipart-bare", "multipart-mixed"]
 
-
-@dataclass
-class Calls:
-    """The names of the parts that ran, in the order they started, with their times."""
-
-    names: list[str] = field(default_factory=list)
-    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def make_app(calls: Calls, **options: Any) -> Flask:
-    app = Flask(__name__)
-
-    @app.route("/step/<name>", methods=["GET", "POST"])
-    def step(name: str) -> Response:
-        started = time.monotonic()
-        with calls.lock:
-            calls.names.append(name)
-        time.sleep(float(request.args.get("sleep", "0")))
-        code = int(request.args.get("status", "200"))
-        response = Response(
-            json.dumps({"name": name}), status=code, content_type="application/json"
-        )
-        if 300 <= code < 400:
-            response.headers["Location"] = "/elsewhere"
-        with calls.lock:
-            calls.spans[name] = (started, time.monotonic())
-        return response
-
-    add_batch_route(app, **options)
-    return app
-
-
-@pytest.fixture
-def calls() -> Calls:
-    return Calls()
-
-
-@pytest.fixture
-def client(calls: Calls) -> FlaskClient:
-    return make_app(calls).test_client()
-
-
-@dataclass(frozen=True)
-class Step:
-    """A part of a test batch: its id, its query (?status=500), what it depends on."""
-
-    name: str
-    deps: tuple[str, ...] = ()
-    query: str = ""
+make_app = steps_app  # the app of the app fixture (tests/conftest.py)
 
 
 @dataclass(frozen=True)
@@ -155,7 +104,7 @@ def assert_failed_dependency(outcome: Outcome, names: str, not_names: tuple[str,
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_a_chain_runs_in_order(client: FlaskClient, calls: Calls, fmt: str) -> None:
+def test_a_chain_runs_in_order(client: FlaskClient, calls: Tracker, fmt: str) -> None:
     outcomes = run_steps(
         client, fmt, Step("step-c0"), Step("step-c1", ("step-c0",)), Step("step-c2", ("step-c1",))
     )
@@ -165,7 +114,9 @@ def test_a_chain_runs_in_order(client: FlaskClient, calls: Calls, fmt: str) -> N
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_a_failure_propagates_through_a_chain(client: FlaskClient, calls: Calls, fmt: str) -> None:
+def test_a_failure_propagates_through_a_chain(
+    client: FlaskClient, calls: Tracker, fmt: str
+) -> None:
     first, second, third = run_steps(
         client,
         fmt,
@@ -181,7 +132,7 @@ def test_a_failure_propagates_through_a_chain(client: FlaskClient, calls: Calls,
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_diamond_runs_the_join_after_both_branches(
-    client: FlaskClient, calls: Calls, fmt: str
+    client: FlaskClient, calls: Tracker, fmt: str
 ) -> None:
     outcomes = run_steps(
         client,
@@ -199,7 +150,7 @@ def test_a_diamond_runs_the_join_after_both_branches(
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_failed_branch_of_a_diamond_fails_the_join(
-    client: FlaskClient, calls: Calls, fmt: str
+    client: FlaskClient, calls: Tracker, fmt: str
 ) -> None:
     root, left, right, join = run_steps(
         client,
@@ -216,7 +167,7 @@ def test_a_failed_branch_of_a_diamond_fails_the_join(
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_failed_root_fails_the_whole_diamond_but_not_independent_parts(
-    client: FlaskClient, calls: Calls, fmt: str
+    client: FlaskClient, calls: Tracker, fmt: str
 ) -> None:
     outcomes = run_steps(
         client,
@@ -252,7 +203,7 @@ def test_a_failed_root_fails_the_whole_diamond_but_not_independent_parts(
 )
 @pytest.mark.parametrize("fmt", ["json", "multipart"])
 def test_only_a_2xx_dependency_lets_a_part_run(
-    client: FlaskClient, calls: Calls, fmt: str, query: str, runs: bool
+    client: FlaskClient, calls: Tracker, fmt: str, query: str, runs: bool
 ) -> None:
     dependency, dependent = run_steps(
         client, fmt, Step("dependency", query=query), Step("dependent", ("dependency",))
@@ -267,7 +218,9 @@ def test_only_a_2xx_dependency_lets_a_part_run(
 
 
 @pytest.mark.parametrize("fmt", ["json", "multipart"])
-def test_several_dependencies_all_must_succeed(client: FlaskClient, calls: Calls, fmt: str) -> None:
+def test_several_dependencies_all_must_succeed(
+    client: FlaskClient, calls: Tracker, fmt: str
+) -> None:
     outcomes = run_steps(
         client,
         fmt,
@@ -282,7 +235,7 @@ def test_several_dependencies_all_must_succeed(client: FlaskClient, calls: Calls
     assert "needs-all" not in calls.names
 
 
-def test_json_depends_on_synonym(client: FlaskClient, calls: Calls) -> None:
+def test_json_depends_on_synonym(client: FlaskClient, calls: Tracker) -> None:
     answers = responses_of(
         send(
             client,
@@ -303,7 +256,7 @@ def test_json_depends_on_synonym(client: FlaskClient, calls: Calls) -> None:
     assert calls.names == ["ok", "bad", "after-ok"]
 
 
-def test_json_dependency_on_a_refused_part_is_424(client: FlaskClient, calls: Calls) -> None:
+def test_json_dependency_on_a_refused_part_is_424(client: FlaskClient, calls: Tracker) -> None:
     """A part answered 400 without running (a body with no Content-Type) fails its dependents."""
     answers = responses_of(
         send(
@@ -322,7 +275,7 @@ def test_json_dependency_on_a_refused_part_is_424(client: FlaskClient, calls: Ca
     assert calls.names == []
 
 
-def test_an_empty_dependency_list_is_no_dependency(client: FlaskClient, calls: Calls) -> None:
+def test_an_empty_dependency_list_is_no_dependency(client: FlaskClient, calls: Tracker) -> None:
     answers = responses_of(
         send(
             client,
@@ -367,7 +320,7 @@ def multipart_statuses(
     ]
 
 
-def test_depends_on_header_as_raw_bytes(client: FlaskClient, calls: Calls) -> None:
+def test_depends_on_header_as_raw_bytes(client: FlaskClient, calls: Tracker) -> None:
     """Written by hand: several ids, spaces, angle brackets or bare, case of the header name."""
     body = raw_batch(
         raw_part("<a>", None, "/step/a"),
@@ -391,7 +344,7 @@ def test_depends_on_header_as_raw_bytes(client: FlaskClient, calls: Calls) -> No
 
 
 def test_duplicate_content_ids_are_fine_without_dependencies(
-    client: FlaskClient, calls: Calls
+    client: FlaskClient, calls: Tracker
 ) -> None:
     body = raw_batch(
         raw_part("<same>", None, "/step/one"),
@@ -421,7 +374,7 @@ def test_duplicate_content_ids_are_fine_without_dependencies(
 )
 def test_an_invalid_multipart_dependency_refuses_the_batch(
     client: FlaskClient,
-    calls: Calls,
+    calls: Tracker,
     parts: list[tuple[str | None, str | None]],
     part: int,
     mentions: str,

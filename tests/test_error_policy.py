@@ -25,10 +25,13 @@ from flask_batch.wire.multipart_format import encode_requests, read_responses
 
 from .batching import BOUNDARY, MULTIPART, post
 from .batching import header as part_header
-from .test_dependencies import Calls, Step, make_app
-from .test_json_format import item, responses_of, send
+from .json_batching import item, responses_of, send
+from .steps import Step, steps_app
+from .tracking import Tracker
 
 FORMATS = ["json", "multipart"]
+
+make_app = steps_app  # the app of the app fixture (tests/conftest.py)
 
 
 class Answered:
@@ -96,16 +99,6 @@ def send_steps(
     )
 
 
-@pytest.fixture
-def calls() -> Calls:
-    return Calls()
-
-
-@pytest.fixture
-def client(calls: Calls) -> FlaskClient:
-    return make_app(calls).test_client()
-
-
 FIVE = (
     Step("p1"),
     Step("p2", query="status=404"),
@@ -140,7 +133,7 @@ def applied(answered: Answered) -> tuple[str, str | None] | None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_by_default_every_part_runs(client: FlaskClient, calls: Calls, fmt: str) -> None:
+def test_by_default_every_part_runs(client: FlaskClient, calls: Tracker, fmt: str) -> None:
     answered = send_steps(client, fmt, *FIVE)
     assert answered.statuses == [200, 404, 200, 500, 200]
     assert calls.names == ["p1", "p2", "p3", "p4", "p5"]
@@ -167,7 +160,7 @@ def test_by_default_every_part_runs(client: FlaskClient, calls: Calls, fmt: str)
 )
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_stop_on_error(
-    client: FlaskClient, calls: Calls, fmt: str, prefer: str | list[str], name: str
+    client: FlaskClient, calls: Tracker, fmt: str, prefer: str | list[str], name: str
 ) -> None:
     answered = send_steps(client, fmt, *FIVE, prefer=prefer)
     assert answered.statuses == [200, 404, 424, 424, 424]  # one answer for each request
@@ -190,7 +183,7 @@ def test_stop_on_error(
 )
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_continue_on_error_true_is_applied(
-    client: FlaskClient, calls: Calls, fmt: str, prefer: str, name: str
+    client: FlaskClient, calls: Tracker, fmt: str, prefer: str, name: str
 ) -> None:
     answered = send_steps(client, fmt, *FIVE, prefer=prefer)
     assert answered.statuses == [200, 404, 200, 500, 200]
@@ -213,7 +206,7 @@ def test_continue_on_error_true_is_applied(
         "",
     ],
 )
-def test_unknown_preferences_are_ignored(client: FlaskClient, calls: Calls, prefer: str) -> None:
+def test_unknown_preferences_are_ignored(client: FlaskClient, calls: Tracker, prefer: str) -> None:
     answered = send_steps(client, "json", *FIVE, prefer=prefer)
     assert answered.statuses == [200, 404, 200, 500, 200]
     assert len(calls.names) == 5
@@ -222,7 +215,7 @@ def test_unknown_preferences_are_ignored(client: FlaskClient, calls: Calls, pref
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_first_part_failing_skips_all_the_others(
-    client: FlaskClient, calls: Calls, fmt: str
+    client: FlaskClient, calls: Tracker, fmt: str
 ) -> None:
     answered = send_steps(
         client, fmt, Step("p1", query="status=503"), Step("p2"), Step("p3"), prefer=STOP
@@ -235,7 +228,7 @@ STOP = "continue-on-error=false"
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_redirects_and_successes_do_not_stop(client: FlaskClient, calls: Calls, fmt: str) -> None:
+def test_redirects_and_successes_do_not_stop(client: FlaskClient, calls: Tracker, fmt: str) -> None:
     answered = send_steps(
         client,
         fmt,
@@ -250,7 +243,7 @@ def test_redirects_and_successes_do_not_stop(client: FlaskClient, calls: Calls, 
     assert len(calls.names) == 5
 
 
-def test_a_refused_part_stops_the_batch_too(client: FlaskClient, calls: Calls) -> None:
+def test_a_refused_part_stops_the_batch_too(client: FlaskClient, calls: Tracker) -> None:
     """A part answered 400 without running (a body with no Content-Type) is a failure."""
     answer = send(
         client,
@@ -271,7 +264,7 @@ def test_a_refused_part_stops_the_batch_too(client: FlaskClient, calls: Calls) -
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_stop_on_error_with_dependencies(client: FlaskClient, calls: Calls, fmt: str) -> None:
+def test_stop_on_error_with_dependencies(client: FlaskClient, calls: Tracker, fmt: str) -> None:
     answered = send_steps(
         client,
         fmt,
@@ -293,15 +286,17 @@ def test_stop_on_error_with_dependencies(client: FlaskClient, calls: Calls, fmt:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_parallel_stop_lets_running_parts_finish_and_starts_no_more(fmt: str) -> None:
-    calls = Calls()
+    calls = Tracker()
     client = make_app(calls, max_workers=3).test_client()
     answered = send_steps(
         client,
         fmt,
-        Step("slow-1", query="sleep=0.25"),
-        Step("fails", query="status=500&sleep=0.05"),
-        Step("quick", query="sleep=0"),
-        Step("after-quick", query="sleep=0.2"),  # starts when `quick` is done
+        # `fails` fails once `after-quick` (started when `quick` is done) runs, and the two
+        # others end well after it: the driver has seen the failure when a thread is free.
+        Step("slow-1", query="until_ended=fails&sleep=0.2"),
+        Step("fails", query="status=500&until_started=after-quick"),
+        Step("quick"),
+        Step("after-quick", query="until_ended=fails&sleep=0.2"),
         Step("waits-1"),
         Step("waits-2"),
         Step("waits-3", query="sleep=0.1"),
@@ -319,7 +314,7 @@ def test_parallel_stop_lets_running_parts_finish_and_starts_no_more(fmt: str) ->
 
 
 def test_parallel_without_stop_runs_everything() -> None:
-    calls = Calls()
+    calls = Tracker()
     client = make_app(calls, max_workers=3).test_client()
     answered = send_steps(
         client,
@@ -340,7 +335,7 @@ def test_parallel_without_stop_runs_everything() -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_deadline_with_dependencies(fmt: str) -> None:
-    calls = Calls()
+    calls = Tracker()
     client = make_app(calls, deadline=0.15).test_client()
     answered = send_steps(
         client,
@@ -359,7 +354,7 @@ def test_deadline_with_dependencies(fmt: str) -> None:
 
 
 def test_deadline_with_dependencies_in_parallel() -> None:
-    calls = Calls()
+    calls = Tracker()
     client = make_app(calls, deadline=0.15, max_workers=2).test_client()
     answered = send_steps(
         client,
@@ -377,7 +372,7 @@ def test_the_deadline_holds_for_parts_waiting_for_the_shared_pool() -> None:
     """The pool is shared by every batch of the endpoint: a part of one batch may wait for a
     thread while another batch's parts run. A part that only gets a thread after its batch's
     deadline has not started by then, so it is answered 503 instead of running late."""
-    calls = Calls()
+    calls = Tracker()
     app = make_app(calls, deadline=0.2, max_workers=2)
     first: list[Answered] = []
     busy = threading.Thread(

@@ -91,11 +91,6 @@ def make_app(config: dict[str, Any] | None = None, **options: Any) -> Flask:
     return app
 
 
-@pytest.fixture
-def app() -> Flask:
-    return make_app()
-
-
 def healthy(app: Flask) -> None:
     """The app still answers a batch normally."""
     answers = batch(app.test_client(), sub("GET", "/ok"), sub("GET", "/stream"))

@@ -109,11 +109,6 @@ def make_app() -> Flask:
     return app
 
 
-@pytest.fixture
-def app() -> Flask:
-    return make_app()
-
-
 def test_every_kind_of_response_survives(app: Flask) -> None:
     answers = batch(
         app.test_client(),

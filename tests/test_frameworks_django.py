@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from werkzeug.test import Client
 
 from flask_batch.wire.model import SubRequest, SubResponse
@@ -26,8 +25,7 @@ if TYPE_CHECKING:
 FORM = ("Content-Type", "application/x-www-form-urlencoded")
 
 
-@pytest.fixture(scope="module")
-def app() -> WSGIApplication:
+def make_app() -> WSGIApplication:
     return django_site.application()
 
 

@@ -3,12 +3,17 @@
 Why: nobody here wrote google-api-python-client or google-cloud-storage, so if their
 batches work unchanged (every answer routed back to the right caller, every sub-request
 reaching the right view) the server speaks the dialect for real, not just our reading of it.
+
+Every test runs against the same small APIs written three ways: Flask with the extension
+(tests/google_apps.py), Django with the WSGI BatchMiddleware (Werkzeug's server) and FastAPI
+with the ASGI BatchMiddleware (uvicorn), in tests/frameworks/.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +29,8 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest, HttpRequest
 from googleapiclient.model import JsonModel
 
+from tests.frameworks import django_site, fastapi_google
+from tests.frameworks.serving import asgi_server
 from tests.google_apps import (
     BUCKET,
     FARM_TOKEN,
@@ -35,6 +42,39 @@ from tests.google_apps import (
     load_farm_discovery,
 )
 from tests.servers import live_server
+
+FRAMEWORKS = ["flask", "django", "fastapi"]
+
+
+@pytest.fixture(params=FRAMEWORKS)
+def framework(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def django_base() -> Iterator[str]:
+    """One Django server for the module (Django's settings are process-wide anyway)."""
+    with live_server(django_site.application()) as base:
+        yield base
+
+
+def serve(
+    framework: str, request: pytest.FixtureRequest, api: str
+) -> tuple[AbstractContextManager[str], Any]:
+    """A server of a fresh ``api`` ("farm" or "storage") in ``framework``, and its state."""
+    if framework == "django":
+        farm, storage = django_site.reset()
+        base: str = request.getfixturevalue("django_base")
+        return nullcontext(base), farm if api == "farm" else storage
+    if framework == "flask":
+        app, state = create_farm_app() if api == "farm" else create_storage_app()
+        return live_server(app), state
+    if api == "farm":
+        app, state = fastapi_google.create_farm_app()
+    else:
+        app, state = fastapi_google.create_storage_app()
+    return asgi_server(app), state
+
 
 # --------------------------------------------------------------------------------------
 # google-api-python-client against the farm API
@@ -51,10 +91,10 @@ class Farm:
 
 
 @pytest.fixture
-def farm() -> Iterator[Farm]:
-    """A fresh farm app on a real socket; the client's keep-alive sockets are closed after."""
-    app, state = create_farm_app()
-    with live_server(app) as base:
+def farm(framework: str, request: pytest.FixtureRequest) -> Iterator[Farm]:
+    """A fresh farm API on a real socket; the client's keep-alive sockets are closed after."""
+    server, state = serve(framework, request, "farm")
+    with server as base:
         http = httplib2.Http(timeout=10)
         try:
             yield Farm(base, state, http)
@@ -253,12 +293,14 @@ class Storage:
 
 
 @pytest.fixture
-def gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Storage]:
+def gcs(
+    framework: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Storage]:
     """A fresh storage emulation on a real socket and an anonymous client for it."""
     # Without this the client may fetch bucket metadata in a background thread.
     monkeypatch.setenv("DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA", "true")
-    app, state = create_storage_app()
-    with live_server(app) as base:
+    server, state = serve(framework, request, "storage")
+    with server as base:
         client = storage.Client(
             project="test",
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]

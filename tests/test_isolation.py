@@ -52,11 +52,6 @@ def make_app() -> Flask:
 
 
 @pytest.fixture
-def app() -> Flask:
-    return make_app()
-
-
-@pytest.fixture
 def base(app: Flask) -> Iterator[str]:
     with live_server(app) as url:
         yield url

@@ -25,98 +25,21 @@ from flask_batch.wire.json_format import JsonDialect, JsonResponseWriter, canoni
 from flask_batch.wire.model import SubRequest, SubResponse
 
 from .batching import problem
+from .json_batching import (
+    from_url64,
+    item,
+    json_header,
+    reply,
+    responses_of,
+    run,
+    send,
+    strict_loads,
+    url64,
+)
 
 ALL_BYTES = bytes(range(256))
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
-
-
-# --------------------------------------------------------------------------------------
-# Helpers (also used by the other test files of the JSON format)
-# --------------------------------------------------------------------------------------
-
-
-def strict_loads(data: bytes) -> Any:
-    """Parse JSON as a strict parser (a browser's JSON.parse) would: no NaN or Infinity."""
-
-    def refuse(name: str) -> Any:
-        raise ValueError(f"{name} is not JSON")
-
-    return json.loads(data, parse_constant=refuse)
-
-
-def url64(data: bytes) -> str:
-    """base64url without padding: how the JSON format writes bytes."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def from_url64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def item(request_id: str, method: str, url: str, body: Any = None, **extra: Any) -> dict[str, Any]:
-    """One request of a JSON batch; ``body`` is left out when None."""
-    entry: dict[str, Any] = {"id": request_id, "method": method, "url": url, **extra}
-    if body is not None:
-        entry["body"] = body
-    return entry
-
-
-def reply(
-    request_id: str, body: str, content_type: str, sent_as: str = "application/octet-stream"
-) -> dict[str, Any]:
-    """A request to ``/api/reply``, whose answer is ``body`` (as the app received it) with
-    ``content_type``; the request's own body is ``sent_as``."""
-    headers = {"Content-Type": sent_as, "X-Reply": content_type}
-    return item(request_id, "POST", "/api/reply", body, headers=headers)
-
-
-def send(
-    client: FlaskClient,
-    document: Any,
-    route: str = "/api/batch",
-    headers: dict[str, str] | None = None,
-) -> TestResponse:
-    data = document if isinstance(document, bytes) else json.dumps(document).encode("utf-8")
-    return client.post(
-        route, data=data, headers={"Content-Type": "application/json", **(headers or {})}
-    )
-
-
-def responses_of(answer: TestResponse) -> list[dict[str, Any]]:
-    """The responses of a 200 JSON batch answer, checked to be strict JSON of the right shape."""
-    assert answer.status_code == 200, answer.get_data(as_text=True)
-    assert answer.mimetype == "application/json"
-    document = strict_loads(answer.get_data())
-    assert isinstance(document, dict)
-    assert list(document) == ["responses"]
-    items = document["responses"]
-    assert isinstance(items, list)
-    for entry in items:
-        assert isinstance(entry, dict)
-        assert set(entry) <= {"id", "status", "headers", "body", "bodyEncoding"}, entry
-        assert type(entry["status"]) is int
-        assert isinstance(entry["headers"], dict)
-    return items
-
-
-def run(
-    client: FlaskClient,
-    *requests: dict[str, Any],
-    route: str = "/api/batch",
-    headers: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """Send a JSON batch; its responses, checked to answer every request, in order."""
-    items = responses_of(send(client, {"requests": list(requests)}, route, headers))
-    assert [entry["id"] for entry in items] == [entry["id"] for entry in requests]
-    return items
-
-
-def json_header(entry: dict[str, Any], name: str) -> str | list[str] | None:
-    values = [value for key, value in entry["headers"].items() if key.lower() == name.lower()]
-    assert len(values) <= 1, entry["headers"]
-    result: str | list[str] | None = values[0] if values else None
-    return result
 
 
 # --------------------------------------------------------------------------------------
@@ -183,17 +106,8 @@ def make_app(**options: Any) -> Flask:
     return app
 
 
-@pytest.fixture
-def app() -> Flask:
-    return make_app()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-def calls(app: Flask) -> list[str]:
+def called(app: Flask) -> list[str]:
+    """The paths the views were called with (the batch route's own excluded)."""
     recorded: list[str] = app.config["CALLS"]
     return recorded
 
@@ -271,7 +185,7 @@ def test_a_json_body_with_another_content_type_is_415(
     answer = send(client, document, headers={"Content-Type": content_type})
     assert answer.status_code == 415
     problem(answer)
-    assert calls(app) == []
+    assert called(app) == []
 
 
 def test_a_gzip_compressed_json_batch_is_read(client: FlaskClient) -> None:
@@ -352,7 +266,7 @@ def test_another_origin_is_a_400_part_and_the_batch_goes_on(
     assert json_header(refused, "Content-Type") == "application/problem+json"
     assert "origin" in refused["body"]["detail"]
     assert fine["status"] == 200
-    assert calls(app) == ["/api/people/ok"]
+    assert called(app) == ["/api/people/ok"]
 
 
 def test_a_part_addressing_the_batch_endpoint_is_a_400_part(client: FlaskClient) -> None:
@@ -496,7 +410,7 @@ def test_a_body_that_cannot_be_read_is_a_400_for_that_part_only(
     assert json_header(refused, "Content-Type") == "application/problem+json"
     assert refused["body"]["status"] == 400
     assert (before["status"], after["status"]) == (200, 200)
-    assert calls(app) == ["/api/people/before", "/api/people/after"]
+    assert called(app) == ["/api/people/before", "/api/people/after"]
 
 
 def test_an_unreadable_request_content_type_names_the_request(
@@ -674,7 +588,7 @@ def test_an_exception_in_a_part_is_a_500_part_and_the_batch_goes_on(
     boom, after = run(client, item("b", "GET", "/api/boom"), item("a", "GET", "/api/people/a"))
     assert boom["status"] == 500
     assert after["status"] == 200
-    assert calls(app) == ["/api/boom", "/api/people/a"]
+    assert called(app) == ["/api/boom", "/api/people/a"]
 
 
 # --------------------------------------------------------------------------------------
@@ -820,7 +734,7 @@ def test_an_invalid_batch_is_refused_naming_the_request(
     assert refusal.get("part") == part, refusal
     for word in mentions:
         assert word in refusal["detail"], refusal
-    assert calls(app) == []  # nothing ran
+    assert called(app) == []  # nothing ran
 
 
 @pytest.mark.parametrize(
@@ -831,7 +745,7 @@ def test_invalid_json_is_a_400(app: Flask, client: FlaskClient, body: bytes) -> 
     answer = send(client, body)
     assert answer.status_code == 400
     assert "JSON" in problem(answer)["detail"]
-    assert calls(app) == []
+    assert called(app) == []
 
 
 # --------------------------------------------------------------------------------------
@@ -850,10 +764,10 @@ def test_max_parts_exact_and_one_more() -> None:
     client = app.test_client()
     exact = [item(str(i), "GET", f"/api/people/{i}") for i in range(3)]
     assert [a["status"] for a in run(client, *exact)] == [200] * 3
-    calls(app).clear()
+    called(app).clear()
     over = send(client, {"requests": [*exact, item("3", "GET", "/api/people/3")]})
     assert limit_of(over) == ("max_parts", 3)
-    assert calls(app) == []
+    assert called(app) == []
 
 
 def test_max_body_size_exact_and_one_more() -> None:
@@ -864,10 +778,10 @@ def test_max_body_size_exact_and_one_more() -> None:
     exact = json.dumps({**base, "padding": "x" * padding}).encode()
     assert len(exact) == 300
     assert [a["status"] for a in responses_of(send(client, exact))] == [200]
-    calls(app).clear()
+    called(app).clear()
     over = json.dumps({**base, "padding": "x" * (padding + 1)}).encode()
     assert limit_of(send(client, over)) == ("max_body_size", 300)
-    assert calls(app) == []
+    assert called(app) == []
 
 
 def test_max_headers() -> None:
@@ -875,11 +789,11 @@ def test_max_headers() -> None:
     client = app.test_client()
     three = {f"X-H{i}": "v" for i in range(3)}
     assert [a["status"] for a in run(client, item("1", "GET", "/api/echo", headers=three))] == [200]
-    calls(app).clear()
+    called(app).clear()
     four = {f"X-H{i}": "v" for i in range(4)}
     answer = send(client, {"requests": [OK, item("1", "GET", "/api/echo", headers=four)]})
     assert limit_of(answer) == ("max_headers", 3)
-    assert calls(app) == []
+    assert called(app) == []
 
 
 def test_max_header_size() -> None:
@@ -887,11 +801,11 @@ def test_max_header_size() -> None:
     client = app.test_client()
     small = {"X-Small": "v" * 100}
     assert [a["status"] for a in run(client, item("1", "GET", "/api/echo", headers=small))] == [200]
-    calls(app).clear()
+    called(app).clear()
     large = {"X-Large": "v" * 300}
     answer = send(client, {"requests": [OK, item("1", "GET", "/api/echo", headers=large)]})
     assert limit_of(answer) == ("max_header_size", 256)
-    assert calls(app) == []
+    assert called(app) == []
 
 
 def test_max_part_size() -> None:
@@ -900,11 +814,11 @@ def test_max_part_size() -> None:
     text = {"Content-Type": "text/plain"}
     fits = item("1", "POST", "/api/echo", "x" * 100, headers=text)
     assert [a["status"] for a in run(client, fits)] == [200]
-    calls(app).clear()
+    called(app).clear()
     binary = {"Content-Type": "application/octet-stream"}
     too_big = item("2", "POST", "/api/echo", url64(b"\0" * 2000), headers=binary)
     assert limit_of(send(client, {"requests": [OK, too_big]})) == ("max_part_size", 1024)
-    assert calls(app) == []
+    assert called(app) == []
 
 
 # --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from flask_batch.wire.jsontext import MAX_DEPTH
 from flask_batch.wire.model import MIB, Limits, SubRequest
 
 from .batching import MULTIPART, problem
-from .test_json_format import item, responses_of, send
+from .json_batching import from_url64, item, responses_of, send
 
 JSON_TYPE = {"Content-Type": "application/json"}
 
@@ -454,8 +454,8 @@ def test_a_large_base64url_body_is_decoded_in_pieces() -> None:
 # Through an application
 
 
-@pytest.fixture
-def app() -> Flask:
+def make_app() -> Flask:
+    """``/echo`` answers the body it received, and records its method in RAN."""
     app = Flask(__name__)
     ran: list[str] = []
     app.config["RAN"] = ran
@@ -476,8 +476,7 @@ def test_the_application_receives_the_json_body_byte_for_byte(app: Flask) -> Non
         b'{"Content-Type": "application/json"}, "body": ' + body + b"}"
     )
     (answer,) = responses_of(send(app.test_client(), data, "/batch"))
-    received = base64.urlsafe_b64decode(answer["body"] + "=" * (-len(answer["body"]) % 4))
-    assert received == body
+    assert from_url64(answer["body"]) == body
     assert answer["headers"]["Content-Length"] == str(len(body))
 
 

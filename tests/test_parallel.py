@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,25 +28,13 @@ from flask_batch.wire.model import SubRequest
 from flask_batch.wire.multipart_format import encode_requests, read_responses
 
 from .batching import BOUNDARY, batch, post, sub
+from .json_batching import item, run
 from .login import TOKENS, User, install_login
-from .test_json_format import item, run
+from .tracking import Tracker
 
 # --------------------------------------------------------------------------------------
 # A view that records its concurrency
 # --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Tracker:
-    """How many views run at once, and when each ran."""
-
-    active: int = 0
-    max_active: int = 0
-    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def span(self, name: str) -> tuple[float, float]:
-        return self.spans[name]
 
 
 def tracked_app(tracker: Tracker, config: dict[str, Any] | None = None, **options: Any) -> Flask:
@@ -55,22 +43,15 @@ def tracked_app(tracker: Tracker, config: dict[str, Any] | None = None, **option
 
     @app.route("/work/<name>", methods=["GET", "POST"])
     def work(name: str) -> Response | dict[str, Any]:
-        started = time.monotonic()
-        with tracker.lock:
-            tracker.active += 1
-            tracker.max_active = max(tracker.max_active, tracker.active)
-        try:
-            time.sleep(float(request.args.get("sleep", "0")))
-        finally:
-            with tracker.lock:
-                tracker.active -= 1
-                tracker.spans[name] = (started, time.monotonic())
+        with tracker.running(name):
+            tracker.hold(request.args)
         status = int(request.args.get("status", "200"))
         if status != 200:
             abort(status)
         return {
             "name": name,
             "thread": threading.current_thread().name,
+            "ident": threading.get_ident(),
             "multithread": request.environ["wsgi.multithread"],
         }
 
@@ -78,72 +59,65 @@ def tracked_app(tracker: Tracker, config: dict[str, Any] | None = None, **option
     return app
 
 
-def work(name: str, sleep: float = 0, **extra: Any) -> dict[str, Any]:
-    """A JSON batch request to the tracked view."""
-    return item(name, "GET", f"/work/{name}?sleep={sleep}", **extra)
+def work(name: str, hold: str = "", **extra: Any) -> dict[str, Any]:
+    """A JSON batch request to the tracked view, waiting as ``hold`` asks (a query:
+    ``sleep=0.02``, ``meet``, ``until_ended=p1``: :meth:`Tracker.hold`)."""
+    return item(name, "GET", f"/work/{name}?{hold}", **extra)
 
 
-def timed(app: Flask, *requests: dict[str, Any]) -> tuple[float, list[dict[str, Any]]]:
-    client = app.test_client()
-    started = time.monotonic()
-    answers = run(client, *requests, route="/batch")
-    return time.monotonic() - started, answers
+def answered(app: Flask, *requests: dict[str, Any]) -> list[dict[str, Any]]:
+    return run(app.test_client(), *requests, route="/batch")
 
 
 # --------------------------------------------------------------------------------------
-# Speed and bounds
+# Concurrency and bounds: parts that meet (Tracker(meeting=N)) run N at once for certain.
+# What the threads save in time is measured by make bench (bench/parallel.py), not here.
 # --------------------------------------------------------------------------------------
 
 
-def test_twenty_parts_of_100ms_with_20_workers_take_well_under_2s() -> None:
-    parallel, sequential = Tracker(), Tracker()
-    parts = [work(f"p{i}", 0.1) for i in range(20)]
+def test_twenty_parts_with_20_workers_all_run_at_once() -> None:
+    parallel, sequential = Tracker(meeting=20), Tracker()
+    names = [f"p{i}" for i in range(20)]
 
-    fast, answers = timed(tracked_app(parallel, max_workers=20), *parts)
+    answers = answered(tracked_app(parallel, max_workers=20), *(work(n, "meet") for n in names))
     assert [a["status"] for a in answers] == [200] * 20
-    assert [a["body"]["name"] for a in answers] == [f"p{i}" for i in range(20)]
-    assert fast < 1.5, fast
-    assert parallel.max_active > 10
+    assert [a["body"]["name"] for a in answers] == names
+    assert parallel.max_active == 20  # every part waited for the other nineteen
 
-    slow, answers = timed(tracked_app(sequential), *parts)  # the default: one after another
-    assert [a["body"]["name"] for a in answers] == [f"p{i}" for i in range(20)]
-    assert slow >= 2.0, slow
+    # The default: one after another.
+    answers = answered(tracked_app(sequential), *(work(n, "sleep=0.01") for n in names))
+    assert [a["body"]["name"] for a in answers] == names
     assert sequential.max_active == 1
-    assert slow / fast > 3, (slow, fast)
 
 
 def test_twenty_parallel_parts_in_the_multipart_format() -> None:
-    tracker = Tracker()
+    tracker = Tracker(meeting=20)
     client = tracked_app(tracker, max_workers=20).test_client()
-    started = time.monotonic()
-    answers = batch(client, *(sub("GET", f"/work/m{i}?sleep=0.1") for i in range(20)))
-    elapsed = time.monotonic() - started
+    answers = batch(client, *(sub("GET", f"/work/m{i}?meet") for i in range(20)))
     assert [a.status for a in answers] == [200] * 20
     assert [a.body.count(f'"m{i}"'.encode()) for i, a in enumerate(answers)] == [1] * 20
-    assert elapsed < 1.5
-    assert tracker.max_active > 10
+    assert tracker.max_active == 20
 
 
 def test_max_workers_per_request_caps_the_concurrency_of_a_batch() -> None:
-    tracker = Tracker()
+    tracker = Tracker(meeting=3)  # three at once for certain, so a fourth would show
     app = tracked_app(tracker, max_workers=8, max_workers_per_request=3)
-    elapsed, answers = timed(app, *(work(f"p{i}", 0.05) for i in range(9)))
+    answers = answered(app, *(work(f"p{i}", "meet") for i in range(9)))
     assert [a["status"] for a in answers] == [200] * 9
     assert tracker.max_active == 3
-    assert elapsed >= 0.15  # 9 parts of 50 ms, 3 at a time
 
 
 def test_config_keys_set_the_workers() -> None:
-    tracker = Tracker()
+    tracker = Tracker(meeting=2)
     config = {"BATCH_MAX_WORKERS": 6, "BATCH_MAX_WORKERS_PER_REQUEST": 2}
-    _, answers = timed(tracked_app(tracker, config), *(work(f"p{i}", 0.05) for i in range(6)))
+    answers = answered(tracked_app(tracker, config), *(work(f"p{i}", "meet") for i in range(6)))
     assert [a["status"] for a in answers] == [200] * 6
     assert tracker.max_active == 2
 
 
 def test_the_default_is_sequential_in_the_server_thread() -> None:
     tracker = Tracker()
-    _, answers = timed(tracked_app(tracker), *(work(f"p{i}", 0.02) for i in range(4)))
+    answers = answered(tracked_app(tracker), *(work(f"p{i}", "sleep=0.02") for i in range(4)))
     assert tracker.max_active == 1
     assert {a["body"]["thread"] for a in answers} == {threading.current_thread().name}
     assert {a["body"]["multithread"] for a in answers} == {False}  # as the test client says
@@ -151,8 +125,8 @@ def test_the_default_is_sequential_in_the_server_thread() -> None:
 
 def test_parallel_parts_run_on_the_pool_and_see_wsgi_multithread() -> None:
     tracker = Tracker()
-    _, answers = timed(
-        tracked_app(tracker, max_workers=4), *(work(f"p{i}", 0.02) for i in range(4))
+    answers = answered(
+        tracked_app(tracker, max_workers=4), *(work(f"p{i}", "sleep=0.02") for i in range(4))
     )
     assert all(a["body"]["thread"].startswith("flask-batch") for a in answers), answers
     assert {a["body"]["multithread"] for a in answers} == {True}
@@ -160,9 +134,10 @@ def test_parallel_parts_run_on_the_pool_and_see_wsgi_multithread() -> None:
 
 def test_answers_keep_request_order_when_later_parts_finish_first() -> None:
     tracker = Tracker()
-    sleeps = [0.2, 0.15, 0.1, 0.05, 0.0]
-    _, answers = timed(
-        tracked_app(tracker, max_workers=5), *(work(f"p{i}", s) for i, s in enumerate(sleeps))
+    # Each part ends only after the next one ended: p4 first, p0 last.
+    holds = [f"until_ended=p{i + 1}" for i in range(4)] + [""]
+    answers = answered(
+        tracked_app(tracker, max_workers=5), *(work(f"p{i}", h) for i, h in enumerate(holds))
     )
     assert [a["id"] for a in answers] == [f"p{i}" for i in range(5)]
     assert [a["body"]["name"] for a in answers] == [f"p{i}" for i in range(5)]
@@ -181,7 +156,7 @@ def test_the_pool_is_shared_by_concurrent_batches_of_an_endpoint() -> None:
             results.append(
                 run(
                     app.test_client(),
-                    *(work(f"{prefix}{i}", 0.1) for i in range(3)),
+                    *(work(f"{prefix}{i}", "sleep=0.05") for i in range(3)),
                     route="/batch",
                 )
             )
@@ -189,17 +164,15 @@ def test_the_pool_is_shared_by_concurrent_batches_of_an_endpoint() -> None:
             errors.append(error)
 
     threads = [threading.Thread(target=one_batch, args=(p,)) for p in ("a", "b")]
-    started = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
-    elapsed = time.monotonic() - started
     assert errors == []
     assert len(results) == 2
     assert all([a["status"] for a in answers] == [200] * 3 for answers in results)
     assert tracker.max_active <= 3  # six parts, one pool of three threads
-    assert elapsed >= 0.2
+    assert len({a["body"]["ident"] for answers in results for a in answers}) <= 3
 
 
 # --------------------------------------------------------------------------------------
@@ -210,13 +183,13 @@ def test_the_pool_is_shared_by_concurrent_batches_of_an_endpoint() -> None:
 def test_a_dependent_part_starts_only_after_its_dependencies_finished() -> None:
     tracker = Tracker()
     app = tracked_app(tracker, max_workers=8)
-    _, answers = timed(
+    answers = answered(
         app,
-        work("a", 0.25),
-        work("b", 0.01, dependsOn=["a"]),
-        work("c", 0.1),
-        work("d", 0.0, dependsOn=["b", "c"]),
-        work("e", 0.05, dependsOn=["c"]),
+        work("a", "until_started=e"),  # e must not wait for a
+        work("b", dependsOn=["a"]),
+        work("c"),
+        work("d", dependsOn=["b", "c"]),
+        work("e", dependsOn=["c"]),
     )
     assert [a["status"] for a in answers] == [200] * 5
     span = tracker.span
@@ -230,12 +203,12 @@ def test_a_dependent_part_starts_only_after_its_dependencies_finished() -> None:
 def test_a_failed_dependency_under_parallelism_is_424_and_does_not_run() -> None:
     tracker = Tracker()
     app = tracked_app(tracker, max_workers=4)
-    _, answers = timed(
+    answers = answered(
         app,
         item("a", "GET", "/work/a?sleep=0.05&status=500"),
-        work("b", 0, dependsOn=["a"]),
-        work("c", 0.05),
-        work("d", 0, dependsOn=["b"]),
+        work("b", dependsOn=["a"]),
+        work("c", "sleep=0.05"),
+        work("d", dependsOn=["b"]),
     )
     assert [a["status"] for a in answers] == [500, 424, 200, 424]
     assert set(tracker.spans) == {"a", "c"}
@@ -246,9 +219,9 @@ def test_multipart_dependencies_under_parallelism() -> None:
     client = tracked_app(tracker, max_workers=4).test_client()
     body = encode_requests(
         [
-            SubRequest("GET", "/work/x?sleep=0.1", (), b"", "<x>"),
+            SubRequest("GET", "/work/x?until_started=z", (), b"", "<x>"),
             SubRequest("GET", "/work/y", (), b"", "<y>", ("<x>",)),
-            SubRequest("GET", "/work/z?sleep=0.05", (), b"", "<z>"),
+            SubRequest("GET", "/work/z", (), b"", "<z>"),
         ],
         BOUNDARY,
     )

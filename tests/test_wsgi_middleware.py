@@ -8,7 +8,6 @@ from __future__ import annotations
 import inspect
 import json
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
@@ -31,22 +30,24 @@ if TYPE_CHECKING:
 
 
 class EchoApp:
-    """Answers with what it saw; /sleep sleeps."""
+    """Answers with what it saw; /meet waits until ``meeting`` parts are in it (so that
+    many run at once for certain, however loaded the machine)."""
 
-    def __init__(self) -> None:
+    def __init__(self, meeting: int = 1) -> None:
         self.seen: list[WSGIEnvironment] = []
         self.running = 0
         self.most_running = 0
         self.lock = threading.Lock()
+        self.meeting = threading.Barrier(meeting, timeout=10)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         self.seen.append(environ)
         path = environ["PATH_INFO"]
-        if path == "/sleep":
+        if path == "/meet":
             with self.lock:
                 self.running += 1
                 self.most_running = max(self.most_running, self.running)
-            time.sleep(0.05)
+            self.meeting.wait()
             with self.lock:
                 self.running -= 1
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -171,9 +172,9 @@ def test_a_custom_path_and_a_mounted_app() -> None:
 
 
 def test_independent_parts_run_on_the_pool() -> None:
-    echo = EchoApp()
+    echo = EchoApp(meeting=3)  # a fourth part at once would show
     client = Client(BatchMiddleware(echo, max_workers=4, max_workers_per_request=3))
-    answers = _batch(client, *[_sub("GET", "/sleep") for _ in range(6)])
+    answers = _batch(client, *[_sub("GET", "/meet") for _ in range(6)])
     assert [a.status for a in answers] == [200] * 6
     assert echo.most_running == 3
     assert all(environ["wsgi.multithread"] for environ in echo.seen)

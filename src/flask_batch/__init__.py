@@ -31,6 +31,8 @@ from .wire.model import Limits, SubRequest, SubResponse
 if TYPE_CHECKING:
     from .flask import Batch, add_batch_route
 
+    __version__: str
+
 _FLASK_NAMES = frozenset({"Batch", "add_batch_route"})
 
 __all__ = [
@@ -50,6 +52,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        # The installed distribution's, read on first use: importing importlib.metadata takes
+        # about 15 ms, which `import flask_batch` need not pay.
+        from importlib.metadata import version  # noqa: PLC0415
+
+        globals()[name] = version("flask-batch")
+        return globals()[name]
     # The Flask extension is imported on first use, so that the framework-neutral modules
     # (flask_batch.wsgi, flask_batch.asgi) work where Flask is not installed.
     if name not in _FLASK_NAMES:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from flask import Flask, Response, request
+from werkzeug.wsgi import ClosingIterator
 
 from flask_batch import add_batch_route
 from flask_batch import asgi as batch_asgi
@@ -98,6 +99,21 @@ class Api:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: Bytes the streaming routes produced (a batch that stops reading stops them).
     produced: list[int] = field(default_factory=lambda: [0])
+    #: The ``X-Test`` headers of the requests the server is done with (wsgi_telling_ends).
+    over: set[str] = field(default_factory=set)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def end(self, tag: str | None) -> None:
+        if tag is None:
+            return
+        with self.changed:
+            self.over.add(tag)
+            self.changed.notify_all()
+
+    def ended(self, tag: str, timeout: float = 10.0) -> bool:
+        """Whether the request tagged ``tag`` is over (waiting ``timeout`` seconds at most)."""
+        with self.changed:
+            return self.changed.wait_for(lambda: tag in self.over, timeout)
 
     def answer(self, seen: Seen) -> Reply:
         with self.lock:
@@ -143,6 +159,31 @@ def _pieces(size: int, chunk: int, produced: list[int]) -> Iterator[bytes]:
         produced[0] += piece
         yield b"x" * piece
         sent += piece
+
+
+def wsgi_telling_ends(app: WSGIApplication, api: Api) -> WSGIApplication:
+    """``app``, telling ``api`` when the server is done with each request (:meth:`Api.end`):
+    its answer sent, or given up when the client left (the server closes it either way)."""
+
+    def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        answer = app(environ, start_response)
+        return ClosingIterator(answer, lambda: api.end(environ.get("HTTP_X_TEST")))
+
+    return application
+
+
+def asgi_telling_ends(app: ASGIApp, api: Api) -> ASGIApp:
+    """:func:`wsgi_telling_ends` for an ASGI ``app``: done when the application returns."""
+
+    async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        try:
+            await app(scope, receive, send)
+        finally:
+            if scope["type"] == "http":
+                tag = dict(scope["headers"]).get(b"x-test")
+                api.end(None if tag is None else tag.decode("latin-1"))
+
+    return application
 
 
 # Flask: the routes as views, and the extension's batch routes.

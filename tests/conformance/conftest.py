@@ -17,7 +17,7 @@ import pytest
 from ..batching import sub
 from ..frameworks.serving import asgi_server
 from ..servers import live_server
-from .api import Api, asgi_app, flask_app, wsgi_app
+from .api import Api, asgi_app, asgi_telling_ends, flask_app, wsgi_app, wsgi_telling_ends
 from .wire import MULTIPART, batch, post
 
 
@@ -81,18 +81,19 @@ def servers() -> Iterator[dict[str, Server]]:
         for name in FRONT_ENDS:
             api = Api()
             if name == "asgi":
-                base = stack.enter_context(asgi_server(asgi_app(api)))
+                base = stack.enter_context(asgi_server(asgi_telling_ends(asgi_app(api), api)))
             else:
                 app = flask_app(api) if name == "flask" else wsgi_app(api)
-                base = stack.enter_context(live_server(app))
+                base = stack.enter_context(live_server(wsgi_telling_ends(app, api)))
             running[name] = Server(name, base, api)
         yield running
 
 
 @pytest.fixture(params=FRONT_ENDS)
 def server(request: pytest.FixtureRequest, servers: dict[str, Server]) -> Iterator[Server]:
-    """Each front end in turn, with an empty log."""
+    """Each front end in turn, with empty logs."""
     chosen = servers[request.param]
     chosen.ran.clear()
+    chosen.api.over.clear()
     yield chosen
     chosen.ran.clear()

@@ -1,5 +1,5 @@
 """The farm and storage APIs of tests/google_apps.py in FastAPI, behind the ASGI BatchMiddleware,
-for Google's own clients (tests/test_frameworks_google.py)."""
+for Google's own clients (tests/test_google_clients.py)."""
 
 # No ``from __future__ import annotations``: FastAPI reads the annotations at run time.
 import json

@@ -18,6 +18,10 @@ Send = Callable[[Message], Awaitable[None]]
 #: Set by the test around the batch request, and by /var inside a part.
 REQUEST_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("request_var")
 
+#: Seconds a part waits for what comes at once when the middleware behaves: only a hang (a
+#: part that never starts) runs out of it.
+PATIENCE = 10.0
+
 
 def jsonable_scope(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
     """What a view could learn from its scope, in JSON."""
@@ -35,7 +39,12 @@ def jsonable_scope(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
 
 @dataclass
 class RawApp:
-    """Routes by path; records what it saw in ``seen`` (scopes) and ``events``."""
+    """Routes by path; records what it saw in ``seen`` (scopes) and ``events``.
+
+    ``/sleep`` parts can wait for one another instead of for the clock (so a loaded machine
+    cannot change the order a test checks): ``?after=x`` until part ``x`` ended, ``?meet=1``
+    at the ``meeting`` barrier, then ``?s=`` seconds (0.05 by default).
+    """
 
     seen: list[dict[str, Any]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
@@ -44,6 +53,7 @@ class RawApp:
     lifespans: list[dict[str, Any]] = field(default_factory=list)
     websockets: list[dict[str, Any]] = field(default_factory=list)
     background_done: list[str] = field(default_factory=list)
+    meeting: asyncio.Barrier | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -78,7 +88,7 @@ class RawApp:
             self.running += 1
             self.most_running = max(self.most_running, self.running)
             self.events.append(f"start {query.get('name')}")
-            await asyncio.sleep(float(query.get("s", "0.05")))
+            await asyncio.wait_for(self._hold(query), PATIENCE)
             self.events.append(f"end {query.get('name')}")
             self.running -= 1
             status = int(query.get("status", "200"))
@@ -121,6 +131,15 @@ class RawApp:
             await respond(send, {"before": before, "state": sorted(scope["state"])}, 200)
         else:
             await respond(send, jsonable_scope(scope, body), int(query.get("status", "200")))
+
+    async def _hold(self, query: dict[str, str]) -> None:
+        if "after" in query:
+            while f"end {query['after']}" not in self.events:
+                await asyncio.sleep(0.001)
+        if "meet" in query:
+            assert self.meeting is not None, "RawApp(meeting=asyncio.Barrier(n)) to meet"
+            await self.meeting.wait()
+        await asyncio.sleep(float(query.get("s", "0.05")))
 
 
 async def respond(send: Send, document: Any, status: int = 200) -> None:
