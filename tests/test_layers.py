@@ -22,6 +22,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         if path.stem != "__init__"
     ),
     "execution": (
+        "transactions",
         "answers",
         "schedule",
         "execution",
