@@ -37,14 +37,9 @@ from flask_batch.wire.http1 import (
     response_fields,
     serialise_request,
 )
-from flask_batch.wire.json_format import (
-    JsonRequestReader,
-    JsonResponseWriter,
-    canonical_name,
-    encode_json_requests,
-    is_json,
-    read_json_responses,
-)
+from flask_batch.wire.json_answers import JsonResponseWriter, canonical_name, read_json_responses
+from flask_batch.wire.json_bodies import is_json
+from flask_batch.wire.json_requests import JsonRequestReader, encode_json_requests
 from flask_batch.wire.media_type import boundary_of, parse_media_type
 from flask_batch.wire.model import KIB, MIB, UNLIMITED, Headers, Limits, SubRequest, SubResponse
 from flask_batch.wire.multipart_format import (

@@ -24,7 +24,8 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from flask_batch.wire.dependencies import dependency_indices
 from flask_batch.wire.errors import problem_response
-from flask_batch.wire.json_format import JsonRequestReader, JsonResponseWriter
+from flask_batch.wire.json_answers import JsonResponseWriter
+from flask_batch.wire.json_requests import JsonRequestReader
 from flask_batch.wire.model import UNLIMITED, SubRequest, SubResponse
 from flask_batch.wire.multipart_format import ResponseWriter, read_requests
 

@@ -26,12 +26,8 @@ from flask_batch.answers import INVALID_RESPONSE
 from flask_batch.wire.content_coding import BodyDecoder
 from flask_batch.wire.errors import BatchError, LimitExceeded, MalformedBatch
 from flask_batch.wire.http1 import parse_response
-from flask_batch.wire.json_format import (
-    JsonRequestReader,
-    JsonResponseWriter,
-    encode_json_requests,
-    read_json_responses,
-)
+from flask_batch.wire.json_answers import JsonResponseWriter, read_json_responses
+from flask_batch.wire.json_requests import JsonRequestReader, encode_json_requests
 from flask_batch.wire.media_type import boundary_of
 from flask_batch.wire.model import Limits, SubRequest, SubResponse
 from flask_batch.wire.multipart_format import ResponseWriter, read_requests, read_responses

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from flask_batch import add_batch_route
-from flask_batch.wire.json_format import JsonDialect, JsonResponseWriter, canonical_name
+from flask_batch.wire.json_answers import JsonDialect, JsonResponseWriter, canonical_name
 from flask_batch.wire.model import SubRequest, SubResponse
 
 from .batching import problem

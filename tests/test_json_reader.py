@@ -20,7 +20,7 @@ from flask import Flask, Response, request
 
 from flask_batch import add_batch_route
 from flask_batch.wire.errors import BatchError, LimitExceeded, MalformedBatch
-from flask_batch.wire.json_format import MAX_MEMBERS, JsonRequestReader
+from flask_batch.wire.json_requests import MAX_MEMBERS, JsonRequestReader
 from flask_batch.wire.jsontext import MAX_DEPTH
 from flask_batch.wire.model import MIB, Limits, SubRequest
 

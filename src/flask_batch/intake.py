@@ -30,7 +30,7 @@ from .wire.errors import (
     reason_phrase,
 )
 from .wire.formats import JSON, MULTIPART, Reader, Writer, negotiate
-from .wire.json_format import JSON_DIALECTS, JsonDialect
+from .wire.json_answers import JSON_DIALECTS, JsonDialect
 from .wire.model import Limits, SubRequest
 from .wire.prefer import parse_preferences
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from flask_batch.wire.json_format import encode_json_requests
+from flask_batch.wire.json_requests import encode_json_requests
 from flask_batch.wire.model import SubResponse
 from flask_batch.wire.multipart_format import encode_requests
 

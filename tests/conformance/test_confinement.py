@@ -13,7 +13,7 @@ import json
 import pytest
 
 from flask_batch.part_headers import PINNED_HEADERS
-from flask_batch.wire.json_format import encode_json_requests
+from flask_batch.wire.json_requests import encode_json_requests
 from flask_batch.wire.model import SubResponse, first_header
 
 from ..batching import sub

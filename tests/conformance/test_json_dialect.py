@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from flask_batch.wire.json_format import encode_json_requests
+from flask_batch.wire.json_requests import encode_json_requests
 
 from ..batching import sub
 from .conftest import Server

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask_batch.wire.json_format import read_json_responses
+from flask_batch.wire.json_answers import read_json_responses
 from flask_batch.wire.model import SubRequest, SubResponse
 from flask_batch.wire.multipart_format import encode_requests, read_responses
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from .errors import UnsupportedMediaType
-from .json_format import MEDIA_TYPE, JsonDialect, JsonRequestReader, JsonResponseWriter
+from .json_answers import JsonDialect, JsonResponseWriter
+from .json_bodies import MEDIA_TYPE
+from .json_requests import JsonRequestReader
 from .media_type import boundary_param, parse_media_type
 from .model import Limits, SubRequest, SubResponse
 from .multipart_format import RequestReader, ResponseWriter

@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 __all__ = [
     "MAX_DEPTH",
+    "OPEN_ARRAY",
+    "OPEN_OBJECT",
     "STRING",
     "STRINGS_ARRAY",
     "STRINGS_OBJECT",
@@ -47,6 +49,9 @@ __all__ = [
 #: Deepest nesting of arrays and objects in one value: System.Text.Json's and Json.NET's
 #: default bound (the .NET clients of Microsoft Graph read and write JSON with them).
 MAX_DEPTH = 64
+#: The first byte of an object and of an array.
+OPEN_OBJECT = ord("{")
+OPEN_ARRAY = ord("[")
 
 _WS = rb"[ \t\n\r]*+"
 #: The inside of a string: unescaped characters (not '"', '\\' or a control character) and

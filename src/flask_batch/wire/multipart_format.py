@@ -3,8 +3,9 @@
 
 This module joins :mod:`.multipart` (the framing) and :mod:`.http1` (the messages) into
 requests and responses, for the server (read requests, write responses) and the client
-(write requests, read responses). The JSON format (:mod:`.json_format`) sits beside it,
-sharing the model (:mod:`.model`); :mod:`.formats` picks one by media type.
+(write requests, read responses). The JSON format sits beside it (:mod:`.json_requests`,
+:mod:`.json_answers`, :mod:`.json_bodies`), sharing the model (:mod:`.model`);
+:mod:`.formats` picks one by media type.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A client looks its format up once, by the name of its ``format=`` option
 batch's by its media type); nothing else compares names. Each run gets its own instance: a
 multipart one holds the run's boundary and Content-ID prefix. Both are thin over the wire
 core's encoders and readers (:mod:`flask_batch.wire.multipart_format`,
-:mod:`flask_batch.wire.json_format`).
+:mod:`flask_batch.wire.json_requests`, :mod:`flask_batch.wire.json_answers`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from ...wire.formats import JSON, MULTIPART
-from ...wire.json_format import encode_json_request, join_json_requests, read_json_responses
+from ...wire.json_answers import read_json_responses
+from ...wire.json_requests import encode_json_request, join_json_requests
 from ...wire.media_type import new_boundary
 from ...wire.model import SubRequest, SubResponse
 from ...wire.multipart import encode_close

@@ -1,29 +1,36 @@
-"""The JSON batch format of OData 4.01 and Microsoft Graph.
+"""The requests of a JSON batch, both ways: :class:`JsonRequestReader` (the server) reads
+``{"requests": [{"id", "method", "url", "headers", "body", "dependsOn"}]}`` from its raw
+bytes (:mod:`.jsontext`), so a request's JSON body is the exact text its client wrote, and
+:func:`encode_json_request` (the clients) writes one.
 
-Request: ``{"requests": [{"id", "method", "url", "headers", "body", "dependsOn"}]}``.
-Answer: ``{"responses": [{"id", "status", "headers", "body"}]}``, in request order. A body
-travels as the JSON value itself under a JSON media type, as a string under ``text/*``, and
-base64url-encoded otherwise. Requests are read from the raw bytes (:mod:`.jsontext`), so a
-request's JSON body is the exact text its client wrote; answers are written with ``json``.
+(Over 400 lines on purpose: :class:`_Reading` is one pass over the batch whose checks of
+every limit act on the same position and budgets; it stays whole so that each check reads
+beside what it guards. How bodies travel is :mod:`.json_bodies`.)
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import math
 import mmap
 import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
-from .errors import LimitExceeded, MalformedBatch, reason_phrase
+from .errors import LimitExceeded, MalformedBatch
 from .fields import encode_fields
-from .http1 import response_fields
+from .json_bodies import (
+    body_media_type,
+    body_to_string,
+    decode_base64url,
+    dumps_compact,
+    is_base64url_type,
+    is_json,
+    json_value_span,
+)
 from .jsontext import (
+    OPEN_ARRAY,
+    OPEN_OBJECT,
     STRING,
     STRINGS_ARRAY,
     STRINGS_OBJECT,
@@ -36,35 +43,19 @@ from .jsontext import (
     object_pattern,
     value_pattern,
 )
-from .media_type import parse_media_type
-from .model import Headers, Limits, SubRequest, SubResponse, first_header
+from .model import Headers, Limits, SubRequest, first_header
 
 __all__ = [
-    "JSON_DIALECTS",
     "MAX_MEMBERS",
-    "MEDIA_TYPE",
-    "JsonDialect",
     "JsonRequestReader",
-    "JsonResponseWriter",
-    "body_to_string",
-    "canonical_name",
     "encode_json_request",
     "encode_json_requests",
-    "is_json",
     "join_json_requests",
-    "json_value_span",
-    "read_json_responses",
-    "string_to_body",
 ]
 
-MEDIA_TYPE = "application/json"
 # Every visible ASCII character stays as sent; anything else in a url is percent-encoded.
 _URL_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
-
-
-def is_json(media_type: str) -> bool:
-    return media_type == MEDIA_TYPE or media_type.endswith("+json")
 
 
 class JsonRequestReader:
@@ -168,7 +159,7 @@ class _Reading:
         """The requests of ``{"requests": [...]}``; its other members are read past."""
         text = self.text
         start = text.space(text.start)
-        if text.byte(start) != _OPEN_OBJECT:
+        if text.byte(start) != OPEN_OBJECT:
             text.value_end(start)  # InvalidJson if it is not JSON at all
             raise MalformedBatch(_BATCH_SHAPE)
         requests: list[SubRequest] | None = None
@@ -178,7 +169,7 @@ class _Reading:
             name, value = member
             _check_unique(name, names, "the batch", None)
             if name == b"requests":
-                if text.byte(value) != _OPEN_ARRAY:
+                if text.byte(value) != OPEN_ARRAY:
                     text.value_end(value)
                     raise MalformedBatch(_BATCH_SHAPE)
                 requests, end = self._requests(value)
@@ -232,7 +223,7 @@ class _Reading:
     def _request_by_members(self, start: int, index: int) -> tuple[SubRequest, int]:
         """:meth:`_request`, member by member: other members, or errors to report."""
         text = self.text
-        if text.byte(start) != _OPEN_OBJECT:
+        if text.byte(start) != OPEN_OBJECT:
             text.value_end(start)
             raise MalformedBatch("a request must be a JSON object", part=index)
         spans = dict.fromkeys(_REQUEST_MEMBERS, _ABSENT)
@@ -370,13 +361,13 @@ class _Reading:
         content_type = first_header(headers, "content-type")
         # "body": null is the JSON value null under a JSON type, and no body otherwise.
         null = end - start == 4 and text.data[start:end] == b"null"
-        if null and not is_json(_media(content_type)[0]):
+        if null and not is_json(body_media_type(content_type)[0]):
             return b"", None
         if content_type is None:
             return b"", "a request with a body needs a Content-Type header"
         limit = self.limits.max_part_size
         try:
-            media_type, params = _media(content_type, strict=True)
+            media_type, params = body_media_type(content_type, strict=True)
             if is_json(media_type):
                 if end - start > limit:
                     raise _body_too_large(self.limits, index)
@@ -409,8 +400,6 @@ _ESCAPED = 6
 #: Distinct "headers" objects one batch remembers, and the longest one remembered.
 _SEEN_HEADERS = 256
 _HEADERS_KEPT = 1024
-_OPEN_OBJECT = ord("{")
-_OPEN_ARRAY = ord("[")
 _BATCH_SHAPE = 'a JSON batch is an object with a "requests" array'
 #: The members of a request that are read (the others are only checked to be JSON), in the
 #: order of the groups of :func:`_request_matcher`; the value of an absent one is at _ABSENT.
@@ -430,18 +419,13 @@ def _request_matcher() -> re.Pattern[bytes]:
     )
 
 
-_BASE64 = re.compile(rb"[A-Za-z0-9+/_-]*+={0,2}")
-_TO_STANDARD_BASE64 = bytes.maketrans(b"-_", b"+/")
-_BASE64_PIECE = 64 * 1024  # a multiple of 4: whole quantums
-
-
 def _base64url_string(text: JsonText, start: int, end: int, limit: int) -> bytes:
-    """:func:`_base64url` of the string whose inside is from ``start`` to ``end``."""
+    """:func:`decode_base64url` of the string whose inside is from ``start`` to ``end``."""
     text.scanned += end - start
     if text.data.find(b"\\", start, end) < 0:
-        return _base64url(text.data, start, end, limit)
+        return decode_base64url(text.data, start, end, limit)
     try:  # "\\/" for "/": some encoders escape it
-        return _base64url(text.encoded(start, end, "ascii"), limit=limit)
+        return decode_base64url(text.encoded(start, end, "ascii"), limit=limit)
     except UnicodeEncodeError:
         raise ValueError("the body is not valid base64url") from None
 
@@ -481,218 +465,6 @@ def _body_too_large(limits: Limits, index: int) -> LimitExceeded:
     )
 
 
-def _base64url(data: Buffer, start: int = 0, end: int = -1, limit: int = -1) -> bytes:
-    """The bytes ``data[start:end]`` stands for in base64url (standard base64 and missing
-    padding are accepted too), decoded in pieces; ValueError if it is not base64url.
-
-    With a ``limit``, decoding stops once the bytes are longer (the caller refuses them).
-    """
-    end = len(data) if end < 0 else end
-    padding = -(end - start) % 4
-    if _BASE64.fullmatch(data, start, end) is None or (
-        data[max(start, end - 2) : end].count(b"=") + padding > 2
-    ):
-        raise ValueError("the body is not valid base64url")
-    pieces = []
-    size = 0
-    for piece_start in range(start, end, _BASE64_PIECE):
-        piece = data[piece_start : min(end, piece_start + _BASE64_PIECE)]
-        piece = piece.translate(_TO_STANDARD_BASE64)
-        if piece_start + _BASE64_PIECE >= end:
-            piece += b"=" * padding
-        pieces.append(binascii.a2b_base64(piece))
-        size += len(pieces[-1])
-        if 0 <= limit < size:
-            break
-    return b"".join(pieces)
-
-
-def _media(content_type: str | None, *, strict: bool = False) -> tuple[str, dict[str, str]]:
-    """Media type and parameters; an absent (or, unless ``strict``, unreadable) one is ""."""
-    if not content_type:
-        return "", {}
-    try:
-        return parse_media_type(content_type)
-    except MalformedBatch as error:
-        if strict:
-            raise ValueError(error.detail) from None
-        return "", {}
-
-
-def _loads(data: bytes | bytearray | str) -> Any:
-    """Strict JSON (RFC 8259): NaN, Infinity and numbers beyond a double are refused."""
-    return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite)
-
-
-def _dumps(value: Any) -> bytes:
-    """Compact JSON in ASCII: a lone surrogate escape stays an escape, never raw bytes."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is beyond a double's range")
-    return value
-
-
-def _is_binary(content_type: str | None) -> bool:
-    """Whether a body of this type travels as base64url by rule (so needs no marker)."""
-    media_type, _ = _media(content_type)  # untyped (or unreadable) bodies are binary too
-    return not is_json(media_type) and not media_type.startswith("text/")
-
-
-def string_to_body(value: Any, content_type: str | None) -> bytes:
-    """The bytes a text or binary answer body (a JSON string) stands for, by its media type;
-    ValueError if it cannot. Untyped bodies, and those of an unreadable Content-Type, are
-    base64url, like any type that is neither JSON nor text (a JSON body is its own text)."""
-    media_type, params = _media(content_type)
-    if not isinstance(value, str):
-        raise ValueError(f"a {media_type or 'untyped'} body must be a string (base64url)")
-    if media_type.startswith("text/"):
-        charset = params.get("charset", "utf-8")
-        try:
-            return value.encode(charset)
-        except (LookupError, UnicodeEncodeError) as error:
-            raise ValueError(f"the body cannot be encoded as {charset}: {error}") from None
-    try:
-        return _base64url(value.encode("ascii"))
-    except UnicodeEncodeError:
-        raise ValueError("the body is not valid base64url") from None
-
-
-def body_to_string(body: bytes | bytearray, content_type: str | None) -> tuple[str, bool]:
-    """The JSON string that carries a text or binary ``body``, and whether it had to be
-    base64url: text in its charset, anything else (a JSON type whose body is not valid
-    JSON text included) base64url. A valid JSON body goes as its own text instead
-    (:func:`json_value_span`)."""
-    media_type, params = _media(content_type)
-    if media_type.startswith("text/"):
-        try:
-            return body.decode(params.get("charset", "utf-8")), False
-        except (ValueError, LookupError):
-            pass  # not what its type says: sent losslessly as base64url, marked as such
-    return base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii"), True
-
-
-#: How a JSON answer spells header names: "graph" as Microsoft Graph writes them and its
-#: clients expect them (``Content-Type``), "odata" in lower case as OData JSON Format 4.01
-#: (section 19.5) requires (``content-type``).
-JsonDialect = Literal["graph", "odata"]
-JSON_DIALECTS: tuple[JsonDialect, ...] = ("graph", "odata")
-
-
-class JsonResponseWriter:
-    """Writes ``{"responses": [...]}`` one response at a time, so it can be streamed.
-
-    ``dialect`` (:data:`JsonDialect`) decides how header names are spelt, whatever case the
-    application used: ASGI applications send them in lower case, and Microsoft Graph's
-    JavaScript client looks for ``"Content-Type"``. Names differing only in case are one
-    header: their values make one list, in order.
-    """
-
-    content_type = MEDIA_TYPE
-
-    def __init__(self, dialect: JsonDialect = "graph") -> None:
-        if dialect not in JSON_DIALECTS:
-            raise ValueError(f"dialect must be one of {JSON_DIALECTS}, not {dialect!r}")
-        self._spell: Callable[[str], str] = canonical_name if dialect == "graph" else str.lower
-        self._written = 0
-
-    def start(self) -> bytes:
-        return b'{"responses":['
-
-    def part(self, response: SubResponse, request: SubRequest) -> bytes:
-        """One response object; raises ValueError if ``response`` cannot be sent."""
-        return b"".join(self.part_pieces(response, request))
-
-    def part_pieces(
-        self, response: SubResponse, request: SubRequest
-    ) -> tuple[bytes, bytes | bytearray, bytes]:
-        """:meth:`part` as its head, the body and its tail. A JSON body goes in as the
-        application wrote it (checked, not rebuilt: no copy, and no object per bracket); a
-        text or binary one is encoded into a string."""
-        fields, body = response_fields(response, head=request.method == "HEAD")
-        encode_fields(fields)  # the same checks as on the wire: no CR, LF or NUL
-        headers: dict[str, str | list[str]] = {}
-        spell = self._spell
-        for name, value in fields:
-            spelt = spell(name)
-            previous = headers.get(spelt)
-            # A repeated header (several Set-Cookie) becomes a list: nothing is lost.
-            headers[spelt] = value if previous is None else [*_as_list(previous), value]
-        item: dict[str, Any] = {"id": request.content_id, "status": response.status}
-        item["headers"] = headers
-        as_written: bytes | bytearray = b""  # a JSON body, as the application wrote it
-        if body:
-            content_type = first_header(fields, "content-type")
-            span = json_value_span(body) if is_json(_media(content_type)[0]) else None
-            if span is not None:
-                as_written = body if span == (0, len(body)) else body[span[0] : span[1]]
-            else:
-                item["body"], encoded = body_to_string(body, content_type)
-                if encoded and not _is_binary(content_type):
-                    item["bodyEncoding"] = "base64url"  # not what its type says: say so
-        encoded_item = _dumps(item)  # before counting it: a failure here writes nothing
-        separator = b"," if self._written else b""
-        self._written += 1
-        if not as_written:
-            return separator + encoded_item, b"", b""
-        return separator + encoded_item[:-1] + b',"body":', as_written, b"}"
-
-    def close(self) -> bytes:
-        return b"]}"
-
-
-def canonical_name(name: str) -> str:
-    """``name`` as header names are usually spelt: each word capitalised (``Content-Type``),
-    the irregular ones as their specifications spell them (``ETag``, ``WWW-Authenticate``)."""
-    spelt = _CANONICAL.get(name)
-    if spelt is None:
-        lowered = name.lower()
-        spelt = _IRREGULAR_NAMES.get(lowered) or "-".join(
-            _IRREGULAR_WORDS.get(word) or word.capitalize() for word in lowered.split("-")
-        )
-        if len(_CANONICAL) >= 4096:
-            _CANONICAL.clear()  # unique names (X-Request-Id values?) fill it: start afresh
-        _CANONICAL[name] = spelt
-    return spelt
-
-
-#: Names already spelt (bounded): the same few recur in every answer.
-_CANONICAL: dict[str, str] = {}
-#: Whole names spelt otherwise than word by word.
-_IRREGULAR_NAMES = {"etag": "ETag", "te": "TE", "dnt": "DNT", "sourcemap": "SourceMap"}
-#: Words of names spelt otherwise than capitalised (the registered names that use them:
-#: WWW-Authenticate, Content-MD5, Content-ID, X-XSS-Protection, OData-Version,
-#: OData-MaxVersion, OData-EntityId, X-UA-Compatible, X-DNS-Prefetch-Control, Expect-CT,
-#: Accept-CH, X-Real-IP, HTTP2-Settings, Sec-WebSocket-Key, X-CSRF-Token, ...).
-_IRREGULAR_WORDS = {
-    "www": "WWW",
-    "md5": "MD5",
-    "id": "ID",
-    "xss": "XSS",
-    "odata": "OData",
-    "maxversion": "MaxVersion",
-    "entityid": "EntityId",
-    "ua": "UA",
-    "dns": "DNS",
-    "ct": "CT",
-    "ch": "CH",
-    "ip": "IP",
-    "http2": "HTTP2",
-    "websocket": "WebSocket",
-    "csrf": "CSRF",
-    "xsrf": "XSRF",
-    "p3p": "P3P",
-    "nel": "NEL",
-}
-
-
 def encode_json_requests(requests: Iterable[SubRequest]) -> bytes:
     """A JSON batch request body (the client side); ValueError for a body it cannot carry."""
     return join_json_requests(encode_json_request(request) for request in requests)
@@ -714,131 +486,20 @@ def encode_json_request(request: SubRequest) -> bytes:
     if request.depends_on:
         item["dependsOn"] = list(request.depends_on)
     if not request.body:
-        return _dumps(item)
+        return dumps_compact(item)
     content_type = first_header(request.headers, "content-type")
     if content_type is None:
         raise ValueError("in the JSON batch format a request body needs a Content-Type")
     cannot = f"the body is not valid {content_type}: the JSON batch format cannot carry it"
-    if is_json(_media(content_type)[0]):
+    if is_json(body_media_type(content_type)[0]):
         # As it is, so that the application gets it exactly (surrounding white space aside).
         span = json_value_span(request.body)
         if span is None:
             raise ValueError(cannot)
-        return _dumps(item)[:-1] + b',"body":' + bytes(request.body[span[0] : span[1]]) + b"}"
+        return (
+            dumps_compact(item)[:-1] + b',"body":' + bytes(request.body[span[0] : span[1]]) + b"}"
+        )
     item["body"], encoded = body_to_string(request.body, content_type)
-    if encoded and not _is_binary(content_type):
+    if encoded and not is_base64url_type(content_type):
         raise ValueError(cannot)
-    return _dumps(item)
-
-
-def json_value_span(data: bytes | bytearray) -> tuple[int, int] | None:
-    """Where the one JSON value ``data`` holds starts and ends, as a JSON batch reader accepts
-    it (strict, UTF-8, at most :data:`~.jsontext.MAX_DEPTH` levels deep), without the white
-    space around it; None if it holds anything else. Nothing is built, nothing copied."""
-    try:
-        text = JsonText(data)
-        start = text.space(text.start)
-        end = text.value_end(start)
-    except (NotUtf8, InvalidJson):
-        return None
-    return (start, end) if text.space(end) == len(data) else None
-
-
-def read_json_responses(body: bytes) -> list[tuple[str | None, SubResponse]]:
-    """A JSON batch answer as (id of the request it answers, response) pairs.
-
-    Read as the server reads a batch (:class:`~.jsontext.JsonText`): a JSON body is taken as
-    the server wrote it, byte for byte, and nothing is built for it. Each body may nest as
-    deep as a request's may (:data:`~.jsontext.MAX_DEPTH`), wherever it sits in the answer.
-    """
-    try:
-        text = JsonText(body)
-        start = text.space(text.start)
-        if text.byte(start) != _OPEN_OBJECT:
-            raise TypeError("the answer is not an object")
-        answers: list[tuple[str | None, SubResponse]] | None = None
-        member = text.member_name(start, first=True)
-        while isinstance(member, tuple):
-            name, position = member
-            if name == b"responses":
-                answers, end = _responses(text, position)
-            else:
-                end = text.value_end(position)
-            member = text.member_name(end, first=False)
-        if text.space(member) != text.size:
-            raise text.unexpected(text.space(member), "the end of the answer")
-        if answers is None:
-            raise KeyError("responses")
-        return answers
-    except (ValueError, KeyError, TypeError, RecursionError) as error:
-        raise MalformedBatch(f"the JSON batch answer is malformed: {error!r}") from None
-
-
-def _responses(text: JsonText, start: int) -> tuple[list[tuple[str | None, SubResponse]], int]:
-    """The responses of the array at ``start``, and where it ends."""
-    if text.byte(start) != _OPEN_ARRAY:
-        raise TypeError('"responses" is not an array')
-    answers = []
-    more, position = text.first_element(start)
-    while more:
-        members, end = _members(text, position)
-        answers.append(_response(text, members))
-        more, position = text.next_element(end)
-    return answers, position
-
-
-def _members(text: JsonText, start: int) -> tuple[dict[bytes, Span], int]:
-    """The members of the object at ``start`` (name -> where its value is; the last of a
-    repeated name), and where the object ends."""
-    if text.byte(start) != _OPEN_OBJECT:
-        raise TypeError("a response is not an object")
-    members: dict[bytes, Span] = {}
-    member = text.member(start, first=True)
-    while isinstance(member, Member):
-        members[member.name] = member.start, member.end
-        member = text.member(member.end, first=False)
-    return members, member
-
-
-def _response(text: JsonText, members: dict[bytes, Span]) -> tuple[str | None, SubResponse]:
-    """One response of an answer; an error for anything HTTP could not have carried."""
-
-    def value(name: bytes, default: Any = None) -> Any:
-        span = members.get(name)
-        return default if span is None else _loads(text.raw(*span))
-
-    status = value(b"status")
-    if type(status) is not int or not 100 <= status <= 999:
-        raise TypeError(f"status {status!r} is not an HTTP status")
-    headers = value(b"headers", {})
-    if not isinstance(headers, dict):
-        raise TypeError('"headers" is not an object')
-    fields = [
-        (name, item)
-        for name, values in headers.items()
-        for item in (values if isinstance(values, list) else [values])
-    ]
-    if not all(isinstance(item, str) for _, item in fields):
-        raise TypeError("a header value is not a string")
-    encode_fields(tuple(fields))  # ValueError: a name or value HTTP cannot carry
-    content_type = first_header(tuple(fields), "content-type")
-    body = b""
-    span = members.get(b"body")
-    if span is not None:
-        marked = value(b"bodyEncoding") == "base64url"
-        if not marked and is_json(_media(content_type)[0]):
-            body = text.raw(*span)  # the JSON text itself, as the server wrote it
-        else:
-            body = string_to_body(_loads(text.raw(*span)), None if marked else content_type)
-        # The length is that of the body that arrived (a JSON body may be spaced otherwise).
-        fields = [f for f in fields if f[0].lower() != "content-length"]
-        fields.append(("Content-Length", str(len(body))))
-    request_id = value(b"id")
-    return (
-        None if request_id is None else str(request_id),
-        SubResponse(status, reason_phrase(status), tuple(fields), body),
-    )
-
-
-def _as_list(value: str | list[str]) -> list[str]:
-    return value if isinstance(value, list) else [value]
+    return dumps_compact(item)

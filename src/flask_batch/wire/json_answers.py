@@ -1,0 +1,254 @@
+"""The answers of a JSON batch, both ways: :class:`JsonResponseWriter` (the server) writes
+``{"responses": [{"id", "status", "headers", "body"}]}`` one response at a time, in request
+order, spelling header names in the route's dialect; :func:`read_json_responses` (the
+clients) reads one from its raw bytes, a JSON body byte for byte as the server wrote it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from .errors import MalformedBatch, reason_phrase
+from .fields import encode_fields
+from .http1 import response_fields
+from .json_bodies import (
+    MEDIA_TYPE,
+    body_media_type,
+    body_to_string,
+    dumps_compact,
+    is_base64url_type,
+    is_json,
+    json_value_span,
+    loads_strict,
+    string_to_body,
+)
+from .jsontext import (
+    OPEN_ARRAY,
+    OPEN_OBJECT,
+    JsonText,
+    Member,
+    Span,
+)
+from .model import SubRequest, SubResponse, first_header
+
+__all__ = [
+    "JSON_DIALECTS",
+    "JsonDialect",
+    "JsonResponseWriter",
+    "canonical_name",
+    "read_json_responses",
+]
+
+#: How a JSON answer spells header names: "graph" as Microsoft Graph writes them and its
+#: clients expect them (``Content-Type``), "odata" in lower case as OData JSON Format 4.01
+#: (section 19.5) requires (``content-type``).
+JsonDialect = Literal["graph", "odata"]
+JSON_DIALECTS: tuple[JsonDialect, ...] = ("graph", "odata")
+
+
+class JsonResponseWriter:
+    """Writes ``{"responses": [...]}`` one response at a time, so it can be streamed.
+
+    ``dialect`` (:data:`JsonDialect`) decides how header names are spelt, whatever case the
+    application used: ASGI applications send them in lower case, and Microsoft Graph's
+    JavaScript client looks for ``"Content-Type"``. Names differing only in case are one
+    header: their values make one list, in order.
+    """
+
+    content_type = MEDIA_TYPE
+
+    def __init__(self, dialect: JsonDialect = "graph") -> None:
+        if dialect not in JSON_DIALECTS:
+            raise ValueError(f"dialect must be one of {JSON_DIALECTS}, not {dialect!r}")
+        self._spell: Callable[[str], str] = canonical_name if dialect == "graph" else str.lower
+        self._written = 0
+
+    def start(self) -> bytes:
+        return b'{"responses":['
+
+    def part(self, response: SubResponse, request: SubRequest) -> bytes:
+        """One response object; raises ValueError if ``response`` cannot be sent."""
+        return b"".join(self.part_pieces(response, request))
+
+    def part_pieces(
+        self, response: SubResponse, request: SubRequest
+    ) -> tuple[bytes, bytes | bytearray, bytes]:
+        """:meth:`part` as its head, the body and its tail. A JSON body goes in as the
+        application wrote it (checked, not rebuilt: no copy, and no object per bracket); a
+        text or binary one is encoded into a string."""
+        fields, body = response_fields(response, head=request.method == "HEAD")
+        encode_fields(fields)  # the same checks as on the wire: no CR, LF or NUL
+        headers: dict[str, str | list[str]] = {}
+        spell = self._spell
+        for name, value in fields:
+            spelt = spell(name)
+            previous = headers.get(spelt)
+            # A repeated header (several Set-Cookie) becomes a list: nothing is lost.
+            headers[spelt] = value if previous is None else [*_as_list(previous), value]
+        item: dict[str, Any] = {"id": request.content_id, "status": response.status}
+        item["headers"] = headers
+        as_written: bytes | bytearray = b""  # a JSON body, as the application wrote it
+        if body:
+            content_type = first_header(fields, "content-type")
+            span = json_value_span(body) if is_json(body_media_type(content_type)[0]) else None
+            if span is not None:
+                as_written = body if span == (0, len(body)) else body[span[0] : span[1]]
+            else:
+                item["body"], encoded = body_to_string(body, content_type)
+                if encoded and not is_base64url_type(content_type):
+                    item["bodyEncoding"] = "base64url"  # not what its type says: say so
+        encoded_item = dumps_compact(item)  # before counting it: a failure here writes nothing
+        separator = b"," if self._written else b""
+        self._written += 1
+        if not as_written:
+            return separator + encoded_item, b"", b""
+        return separator + encoded_item[:-1] + b',"body":', as_written, b"}"
+
+    def close(self) -> bytes:
+        return b"]}"
+
+
+def canonical_name(name: str) -> str:
+    """``name`` as header names are usually spelt: each word capitalised (``Content-Type``),
+    the irregular ones as their specifications spell them (``ETag``, ``WWW-Authenticate``)."""
+    spelt = _CANONICAL.get(name)
+    if spelt is None:
+        lowered = name.lower()
+        spelt = _IRREGULAR_NAMES.get(lowered) or "-".join(
+            _IRREGULAR_WORDS.get(word) or word.capitalize() for word in lowered.split("-")
+        )
+        if len(_CANONICAL) >= 4096:
+            _CANONICAL.clear()  # unique names (X-Request-Id values?) fill it: start afresh
+        _CANONICAL[name] = spelt
+    return spelt
+
+
+#: Names already spelt (bounded): the same few recur in every answer.
+_CANONICAL: dict[str, str] = {}
+#: Whole names spelt otherwise than word by word.
+_IRREGULAR_NAMES = {"etag": "ETag", "te": "TE", "dnt": "DNT", "sourcemap": "SourceMap"}
+#: Words of names spelt otherwise than capitalised (the registered names that use them:
+#: WWW-Authenticate, Content-MD5, Content-ID, X-XSS-Protection, OData-Version,
+#: OData-MaxVersion, OData-EntityId, X-UA-Compatible, X-DNS-Prefetch-Control, Expect-CT,
+#: Accept-CH, X-Real-IP, HTTP2-Settings, Sec-WebSocket-Key, X-CSRF-Token, ...).
+_IRREGULAR_WORDS = {
+    "www": "WWW",
+    "md5": "MD5",
+    "id": "ID",
+    "xss": "XSS",
+    "odata": "OData",
+    "maxversion": "MaxVersion",
+    "entityid": "EntityId",
+    "ua": "UA",
+    "dns": "DNS",
+    "ct": "CT",
+    "ch": "CH",
+    "ip": "IP",
+    "http2": "HTTP2",
+    "websocket": "WebSocket",
+    "csrf": "CSRF",
+    "xsrf": "XSRF",
+    "p3p": "P3P",
+    "nel": "NEL",
+}
+
+
+def read_json_responses(body: bytes) -> list[tuple[str | None, SubResponse]]:
+    """A JSON batch answer as (id of the request it answers, response) pairs.
+
+    Read as the server reads a batch (:class:`~.jsontext.JsonText`): a JSON body is taken as
+    the server wrote it, byte for byte, and nothing is built for it. Each body may nest as
+    deep as a request's may (:data:`~.jsontext.MAX_DEPTH`), wherever it sits in the answer.
+    """
+    try:
+        text = JsonText(body)
+        start = text.space(text.start)
+        if text.byte(start) != OPEN_OBJECT:
+            raise TypeError("the answer is not an object")
+        answers: list[tuple[str | None, SubResponse]] | None = None
+        member = text.member_name(start, first=True)
+        while isinstance(member, tuple):
+            name, position = member
+            if name == b"responses":
+                answers, end = _responses(text, position)
+            else:
+                end = text.value_end(position)
+            member = text.member_name(end, first=False)
+        if text.space(member) != text.size:
+            raise text.unexpected(text.space(member), "the end of the answer")
+        if answers is None:
+            raise KeyError("responses")
+        return answers
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
+        raise MalformedBatch(f"the JSON batch answer is malformed: {error!r}") from None
+
+
+def _responses(text: JsonText, start: int) -> tuple[list[tuple[str | None, SubResponse]], int]:
+    """The responses of the array at ``start``, and where it ends."""
+    if text.byte(start) != OPEN_ARRAY:
+        raise TypeError('"responses" is not an array')
+    answers = []
+    more, position = text.first_element(start)
+    while more:
+        members, end = _members(text, position)
+        answers.append(_response(text, members))
+        more, position = text.next_element(end)
+    return answers, position
+
+
+def _members(text: JsonText, start: int) -> tuple[dict[bytes, Span], int]:
+    """The members of the object at ``start`` (name -> where its value is; the last of a
+    repeated name), and where the object ends."""
+    if text.byte(start) != OPEN_OBJECT:
+        raise TypeError("a response is not an object")
+    members: dict[bytes, Span] = {}
+    member = text.member(start, first=True)
+    while isinstance(member, Member):
+        members[member.name] = member.start, member.end
+        member = text.member(member.end, first=False)
+    return members, member
+
+
+def _response(text: JsonText, members: dict[bytes, Span]) -> tuple[str | None, SubResponse]:
+    """One response of an answer; an error for anything HTTP could not have carried."""
+
+    def value(name: bytes, default: Any = None) -> Any:
+        span = members.get(name)
+        return default if span is None else loads_strict(text.raw(*span))
+
+    status = value(b"status")
+    if type(status) is not int or not 100 <= status <= 999:
+        raise TypeError(f"status {status!r} is not an HTTP status")
+    headers = value(b"headers", {})
+    if not isinstance(headers, dict):
+        raise TypeError('"headers" is not an object')
+    fields = [
+        (name, item)
+        for name, values in headers.items()
+        for item in (values if isinstance(values, list) else [values])
+    ]
+    if not all(isinstance(item, str) for _, item in fields):
+        raise TypeError("a header value is not a string")
+    encode_fields(tuple(fields))  # ValueError: a name or value HTTP cannot carry
+    content_type = first_header(tuple(fields), "content-type")
+    body = b""
+    span = members.get(b"body")
+    if span is not None:
+        marked = value(b"bodyEncoding") == "base64url"
+        if not marked and is_json(body_media_type(content_type)[0]):
+            body = text.raw(*span)  # the JSON text itself, as the server wrote it
+        else:
+            body = string_to_body(loads_strict(text.raw(*span)), None if marked else content_type)
+        # The length is that of the body that arrived (a JSON body may be spaced otherwise).
+        fields = [f for f in fields if f[0].lower() != "content-length"]
+        fields.append(("Content-Length", str(len(body))))
+    request_id = value(b"id")
+    return (
+        None if request_id is None else str(request_id),
+        SubResponse(status, reason_phrase(status), tuple(fields), body),
+    )
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
