@@ -190,12 +190,16 @@ class HeaderRules:
         fields: list[tuple[str, str]] = []
         cookies: list[str] = []
         sized = body_length > 0
-        admit = self.admit
+        verdicts = self._verdicts
         for name, value in headers:
             lowered = name.lower()
             if lowered == "content-length":
                 sized = True
-            elif admit(name):
+                continue
+            verdict = verdicts.get(name)  # None: not judged yet, or pinned
+            if verdict is None:
+                verdict = self.admit(name)  # judges it, or raises for a pinned one
+            if verdict:
                 if lowered == "cookie":
                     cookies.append(value)
                 else:

@@ -309,8 +309,9 @@ def _base_environ(outer: WSGIEnvironment) -> WSGIEnvironment:
 
 
 @functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=1024)
 def _environ_key(name: str) -> str:
-    """The environ key of a part's header (names repeat from part to part)."""
+    """The environ key of a part's header (names repeat from part to part: cached)."""
     key = name.upper().replace("-", "_")
     return key if key == "CONTENT_TYPE" else "HTTP_" + key
 
