@@ -19,9 +19,10 @@ Requests to another origin (and to the batch URL itself) always pass straight th
 wrapped transport. Every response that came in a batch says how many attempts it took in
 ``response.extensions["flask_batch.attempts"]``.
 
-The two transports stand side by side here, each thin: what a batch exchange means is the
-client core's (:mod:`flask_batch.client._core`), the loops that do the I/O are in
-:mod:`flask_batch.client._drivers`, and the conversions between httpx and the core in
+(Just over 400 lines on purpose: the two transports stand side by side, as httpx keeps its
+own, so that each sync method reads beside its async twin.) Each is thin: what a batch
+exchange means is the client core's (:mod:`flask_batch.client._core`), the loops that do the
+I/O are in :mod:`flask_batch.client._drivers`, and the conversions between httpx and the core in
 :mod:`flask_batch.client._httpx_messages`.
 
 A request's timeout bounds the whole exchange of the batch it goes in: connect, send, and the
