@@ -34,6 +34,7 @@ from office365.sharepoint.client_context import ClientContext
 from pyodata.exceptions import HttpError
 
 from tests.odata_services import azure_blob, azure_tables, odata_v2, sharepoint
+from tests.odata_services.azure import ACCOUNT, ACCOUNT_KEY
 from tests.odata_services.options import accepted, atomic, combined, flat_changesets
 from tests.odata_services.store import RouteOptions, Store, no_options
 from tests.servers import live_server
@@ -166,8 +167,8 @@ def test_pyodata_failed_changeset_is_rolled_back(tmp_path: Path) -> None:
 def people_table(base: str) -> Iterator[Any]:
     """A table client on the local endpoint, its table created and seeded with one entity;
     no retries, so that a failure shows at once."""
-    credential = AzureNamedKeyCredential(azure_tables.ACCOUNT, azure_tables.ACCOUNT_KEY)
-    endpoint = f"{base}/{azure_tables.ACCOUNT}"
+    credential = AzureNamedKeyCredential(ACCOUNT, ACCOUNT_KEY)
+    endpoint = f"{base}/{ACCOUNT}"
     with TableServiceClient(endpoint, credential=credential, retry_total=0) as tables:
         table = tables.create_table("people")
         table.upsert_entity({"PartitionKey": "p", "RowKey": "old", "n": 0})
@@ -343,8 +344,8 @@ def test_sharepoint_failed_changeset_is_rolled_back(tmp_path: Path) -> None:
 @contextmanager
 def photos(base: str) -> Iterator[Any]:
     """A container client on the local endpoint, its container created with three blobs."""
-    credential = AzureNamedKeyCredential(azure_blob.ACCOUNT, azure_blob.ACCOUNT_KEY)
-    endpoint = f"{base}/{azure_blob.ACCOUNT}"
+    credential = AzureNamedKeyCredential(ACCOUNT, ACCOUNT_KEY)
+    endpoint = f"{base}/{ACCOUNT}"
     with BlobServiceClient(endpoint, credential=credential, retry_total=0) as service:
         container = service.create_container("photos")
         for name in ("a.jpg", "b.jpg", "c d.jpg"):

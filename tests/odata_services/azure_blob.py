@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import uuid
-from email.utils import formatdate
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -24,12 +22,9 @@ from flask.typing import ResponseReturnValue
 
 from flask_batch import add_batch_route
 
+from .azure import ACCOUNT, storage_headers
 from .store import RouteOptions, Store, no_options
 
-#: The account of the local endpoint (path-style, as Azurite's).
-ACCOUNT = "devstoreaccount1"
-#: A made-up account key (base64): the service does not check signatures.
-ACCOUNT_KEY = "ZmFrZS1rZXktZm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1rZXk="
 #: Where the batch route itself lives (the container's view hands batches to it).
 BATCH_ROUTE = f"/{ACCOUNT}/$blob-batch"
 BATCH_ENDPOINT = "blob_batch"
@@ -51,19 +46,14 @@ _TIERS = {"Hot", "Cool", "Cold", "Archive"}
 def create_app(database: Path, options: RouteOptions = no_options) -> tuple[Flask, Store]:
     """The service on a fresh database at ``database``."""
     store = Store(database, SCHEMA)
-    app = Flask(__name__)
-    store.install(app)
-
-    def container_exists(container: str) -> bool:
-        found = store.connection().execute("SELECT 1 FROM containers WHERE name = ?", (container,))
-        return found.fetchone() is not None
+    app = store.flask_app(__name__)
 
     @app.route(f"/{ACCOUNT}/<container>", methods=["PUT", "POST"])
     def container(container: str) -> ResponseReturnValue:
         if request.method == "POST" and request.args.get("comp") == "batch":
             return app.ensure_sync(app.view_functions[BATCH_ENDPOINT])()  # type: ignore[no-any-return]
         if request.method == "PUT" and request.args.get("restype") == "container":
-            if container_exists(container):
+            if store.exists("containers", container):
                 return _error(
                     409, "ContainerAlreadyExists", "The specified container already exists."
                 )
@@ -75,7 +65,7 @@ def create_app(database: Path, options: RouteOptions = no_options) -> tuple[Flas
 
     @app.route(f"/{ACCOUNT}/<container>/<path:name>", methods=["PUT", "GET", "DELETE"])
     def blob(container: str, name: str) -> Response:
-        if not container_exists(container):
+        if not store.exists("containers", container):
             return _error(404, "ContainerNotFound", "The specified container does not exist.")
         connection = store.connection()
         key = (container, name)
@@ -146,13 +136,7 @@ def _answer(status: int, headers: dict[str, str], body: bytes = b"") -> Response
     response = Response(body, status=status)
     del response.headers["Content-Type"]
     response.headers.update(
-        {
-            "x-ms-request-id": str(uuid.uuid4()),
-            "x-ms-version": request.headers.get("x-ms-version", "2025-01-05"),
-            "Date": formatdate(usegmt=True),
-            "Last-Modified": "Thu, 01 Jan 2026 00:00:00 GMT",
-            **headers,
-        }
+        storage_headers({"Last-Modified": "Thu, 01 Jan 2026 00:00:00 GMT", **headers})
     )
     return response
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import uuid
-from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +15,8 @@ from flask import Flask, Response, request
 
 from flask_batch import add_batch_route
 
+from .azure import ACCOUNT, storage_headers
 from .store import RouteOptions, Store, no_options
-
-#: The account of the local endpoint; the client posts its transactions to ``/<account>/$batch``.
-ACCOUNT = "devstoreaccount1"
-#: A made-up account key (base64): the service does not check signatures.
-ACCOUNT_KEY = "ZmFrZS1rZXktZm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1rZXk="
 
 SCHEMA = """
 CREATE TABLE tables (name TEXT PRIMARY KEY);
@@ -43,12 +37,7 @@ _MINIMAL = "application/json;odata=minimalmetadata;streaming=true;charset=utf-8"
 def create_app(database: Path, options: RouteOptions = no_options) -> tuple[Flask, Store]:
     """The service on a fresh database at ``database``, its batch route at ``$batch``."""
     store = Store(database, SCHEMA)
-    app = Flask(__name__)
-    store.install(app)
-
-    def table_exists(table: str) -> bool:
-        found = store.connection().execute("SELECT 1 FROM tables WHERE name = ?", (table,))
-        return found.fetchone() is not None
+    app = store.flask_app(__name__)
 
     def current(table: str, pk: str, rk: str) -> int | None:
         row = (
@@ -72,7 +61,7 @@ def create_app(database: Path, options: RouteOptions = no_options) -> tuple[Flas
 
     @app.post(f"/{ACCOUNT}/<table>")
     def insert(table: str) -> Response:
-        if not table_exists(table):
+        if not store.exists("tables", table):
             return _error(404, "TableNotFound", "The table specified does not exist.")
         entity = request.get_json(silent=True)
         if not isinstance(entity, dict) or "PartitionKey" not in entity or "RowKey" not in entity:
@@ -127,6 +116,7 @@ def create_app(database: Path, options: RouteOptions = no_options) -> tuple[Flas
         )
         return _answer(204, {"ETag": _etag(new_version)})
 
+    # The client posts its transactions to /<account>/$batch.
     add_batch_route(app, f"/{ACCOUNT}/$batch", **options(store))
     return app, store
 
@@ -160,15 +150,7 @@ def _answer(status: int, headers: dict[str, str], body: Any = None) -> Response:
         status=status,
         content_type=None if body is None else _MINIMAL,
     )
-    response.headers.update(
-        {
-            "x-ms-request-id": str(uuid.uuid4()),
-            "x-ms-version": request.headers.get("x-ms-version", "2019-02-02"),
-            "DataServiceVersion": "3.0;",
-            "Date": formatdate(usegmt=True),
-            **headers,
-        }
-    )
+    response.headers.update(storage_headers({"DataServiceVersion": "3.0;", **headers}))
     if body is None:
         del response.headers["Content-Type"]
     return response

@@ -53,8 +53,7 @@ VERSION_HEADERS = {"DataServiceVersion": "2.0"}
 def create_app(database: Path, options: RouteOptions = no_options) -> tuple[Flask, Store]:
     """The service on a fresh database at ``database``, its batch route at ``$batch``."""
     store = Store(database, SCHEMA)
-    app = Flask(__name__)
-    store.install(app)
+    app = store.flask_app(__name__)
 
     def entity(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
         key, company, city = row

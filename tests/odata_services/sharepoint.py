@@ -44,8 +44,7 @@ _VERBOSE = "application/json;odata=verbose;charset=utf-8"
 def create_app(database: Path, options: RouteOptions = no_options) -> tuple[Flask, Store]:
     """The site on a fresh database at ``database``, its batch route at ``_api/$batch``."""
     store = Store(database, SCHEMA)
-    app = Flask(__name__)
-    store.install(app)
+    app = store.flask_app(__name__)
 
     @app.before_request
     def authenticate() -> Response | None:

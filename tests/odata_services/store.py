@@ -40,8 +40,10 @@ class Store:
         with sqlite3.connect(self.path) as connection:
             connection.executescript(self.schema)
 
-    def install(self, app: Flask) -> None:
-        """End each request's own connection: commit below 400, roll back otherwise."""
+    def flask_app(self, import_name: str) -> Flask:
+        """A Flask app whose requests end their own connection: commit below 400, roll back
+        otherwise."""
+        app = Flask(import_name)
 
         @app.after_request
         def commit_or_roll_back(response: Response) -> Response:
@@ -58,6 +60,8 @@ class Store:
             if connection is not None:  # the view raised: nothing it wrote stays
                 connection.close()
 
+        return app
+
     def connection(self) -> sqlite3.Connection:
         """The group's connection inside an atomic group, else this request's own."""
         group = self._group.get()
@@ -67,6 +71,11 @@ class Store:
             g.connection = sqlite3.connect(self.path)
         connection: sqlite3.Connection = g.connection
         return connection
+
+    def exists(self, table: str, name: str) -> bool:
+        """Whether ``table`` (of containers, tables...) has a row named ``name``."""
+        found = self.connection().execute(f"SELECT 1 FROM {table} WHERE name = ?", (name,))
+        return found.fetchone() is not None
 
     def begin(self, group: Group) -> Transaction:
         """The transaction hook (:data:`flask_batch.transactions.TransactionHook`)."""
