@@ -3,7 +3,7 @@
     python -m fuzz.make_seeds
 
 Every seed is in the fuzzer's input layout (``fuzz/targets.py``): the target byte and its
-parameters, then the payload. The four recorded batches of ``tests/data/wire-samples`` go in
+parameters, then the payload. The recorded batches of ``tests/data/wire-samples`` go in
 without their outer HTTP head (its Content-Type becomes the reader's Content-Type line).
 """
 

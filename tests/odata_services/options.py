@@ -1,0 +1,36 @@
+"""The route options of issue 13 that these services need, under the names
+docs/odata-clients.md proposes (the issue has not named them yet): the one place to rename
+them when they land. Each is a :data:`~tests.odata_services.store.RouteOptions`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .store import RouteOptions, Store
+
+
+def accepted(store: Store) -> dict[str, Any]:
+    """Answer every batch ``202 Accepted``: pyodata and azure-storage-blob require it and
+    send neither ``DataServiceVersion`` nor ``MaxDataServiceVersion`` to say so."""
+    return {"batch_status": 202}
+
+
+def flat_changesets(store: Store) -> dict[str, Any]:
+    """Answer a changeset that succeeded with its members' answers as top-level parts (what
+    SharePoint does, and what office365-rest-python-client reads)."""
+    return {"changeset_answers": "flat"}
+
+
+def atomic(store: Store) -> dict[str, Any]:
+    """Run changesets as transactions of ``store`` (its :meth:`Store.begin` is the hook)."""
+    return {"transaction_hook": store.begin}
+
+
+def combined(*options: RouteOptions) -> RouteOptions:
+    """All of ``options`` on one route."""
+
+    def route_options(store: Store) -> dict[str, Any]:
+        return {name: value for each in options for name, value in each(store).items()}
+
+    return route_options
