@@ -119,7 +119,13 @@ class PostgresCluster:
                 "extra_groups": [],
             }
         done = subprocess.run(
-            command, capture_output=True, text=True, check=False, timeout=120, **as_account
+            command,
+            cwd=self.directory,  # the server's account may not enter ours
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            **as_account,
         )
         if done.returncode:
             log = self.directory / "server.log"
