@@ -2,7 +2,9 @@
 
 The protocol core (``wire/``) does no I/O and knows no framework; the execution layer runs
 batches without knowing the framework; the server adapters move bytes for WSGI and ASGI;
-the Flask extension sits on the WSGI adapter. Each may import only the layers below it.
+the Flask extension sits on the WSGI adapter. Each may import only the layers below it. The
+integrations (``integrations/``), on top, each import their database library and the hook's
+API (``transactions.py``); nothing else imports them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,18 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     "adapters": ("wsgi", "asgi_parts", "asgi"),
     "flask": ("flask",),
+    "integrations": tuple(
+        f"integrations.{path.stem}"
+        for path in sorted((SOURCE / "integrations").glob("*.py"))
+        if path.stem != "__init__"
+    ),
+}
+#: The library each integration is for (each imports its own, and comes with an extra).
+INTEGRATIONS = {
+    "integrations.sqlalchemy": "sqlalchemy",
+    "integrations.sqlalchemy_asyncio": "sqlalchemy",
+    "integrations.flask_sqlalchemy": "flask_sqlalchemy",
+    "integrations.django": "django",
 }
 #: Libraries no module of the server side below the Flask extension may import.
 FRAMEWORKS = {"flask", "werkzeug", "requests", "httpx", "starlette", "django"}
@@ -91,3 +105,13 @@ def test_a_module_imports_only_the_layers_below_it(module: str) -> None:
             assert not inner.startswith("client"), f"{module} imports the client: {name}"
             if inner in ALL:
                 assert layer_of(inner) <= rank, f"{module} imports {name}, a layer above it"
+
+
+@pytest.mark.parametrize("module", LAYERS["integrations"])
+def test_an_integration_imports_its_library_and_only_the_hook_api(module: str) -> None:
+    found = imports(module)
+    assert INTEGRATIONS[module] in {name.split(".")[0] for name in found}
+    for name in found:
+        inner = name.removeprefix("flask_batch.")
+        if inner != name:
+            assert inner == "transactions" or inner in INTEGRATIONS, f"{module} imports {name}"

@@ -320,7 +320,7 @@ def blob(request: Any, name: str, path: str) -> Any:
 
 
 def _urlpatterns() -> list[Any]:
-    from django.urls import path  # noqa: PLC0415
+    from django.urls import include, path  # noqa: PLC0415
     from django.views.decorators.csrf import csrf_exempt  # noqa: PLC0415
 
     return [
@@ -334,6 +334,8 @@ def _urlpatterns() -> list[Any]:
         path("farm/v1/animals/<str:animal_id>/crash", crash),
         path("storage/v1/b/<str:name>", csrf_exempt(bucket)),
         path("storage/v1/b/<str:name>/o/<path:path>", csrf_exempt(blob)),
+        # The ledger of the integration tests (tests/ledger.py).
+        path("", include("tests.frameworks.django_ledger")),
     ]
 
 
