@@ -20,6 +20,7 @@ from .wire.dependencies import dependency_indices
 from .wire.errors import (
     ALLOW,
     PROBLEM_JSON,
+    AtomicityUnavailable,
     BatchError,
     LengthRequired,
     LimitExceeded,
@@ -224,6 +225,13 @@ def plan_run(
     """Dependencies (refused with :class:`BatchError`), the error policy the ``Prefer`` header
     asks for, the deadline counted from ``started`` (:func:`time.monotonic`), and how many
     parts may run at once."""
+    grouped = next((request for request in requests if request.group is not None), None)
+    if grouped is not None:
+        assert grouped.group is not None
+        raise AtomicityUnavailable(
+            f"this batch route cannot run atomic groups yet (the group {grouped.group.name!r})",
+            part=grouped.group.first + 1,
+        )
     dependencies = dependency_indices(requests)
     preferences = parse_preferences(prefer)
     policy = Policy(

@@ -83,6 +83,7 @@ class BatchOptions(TypedDict, total=False):
     """The options as keyword arguments, typed (defaults and docs: :data:`OPTIONS`)."""
 
     max_parts: int
+    max_group_size: int
     max_body_size: int
     max_part_size: int
     max_header_size: int
