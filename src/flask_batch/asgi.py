@@ -55,6 +55,8 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
     request order, as the Flask extension and the WSGI middleware do.
     """
 
+    asynchronous = True
+
     @functools.cached_property
     def _limiters(self) -> dict[asyncio.AbstractEventLoop, asyncio.Semaphore]:
         # One semaphore per event loop (a server runs one; test clients may run several).
@@ -124,6 +126,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             policy=run.policy,
             limiter=self._limiter() if concurrent else None,
             stop=gone,
+            member_dispatch=parts.member,
         )
         try:
             async with aclosing(answer):

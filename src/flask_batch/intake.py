@@ -33,6 +33,7 @@ from .wire.errors import (
 from .wire.formats import JSON, MULTIPART, Reader, Writer, negotiate
 from .wire.json_answers import JSON_DIALECTS, JsonDialect
 from .wire.model import Limits, SubRequest
+from .wire.multipart_format import body_location
 from .wire.prefer import parse_preferences
 
 __all__ = [
@@ -204,6 +205,20 @@ class Intake:
         return self._reader.close()
 
 
+def _refuse_groups(requests: Sequence[SubRequest]) -> None:
+    """Refuse a batch holding an atomic group on a route that cannot make it atomic (no
+    transaction hook) and was not told to run groups without atomicity."""
+    for request in requests:
+        if request.group is not None:
+            raise AtomicityUnavailable(
+                f"the batch holds the atomic group {request.group.name!r}, which this route "
+                "cannot make all or nothing: it has no transaction hook. The application sets "
+                "one with the route's transaction option (or non_atomic_groups=True to run "
+                "groups in order without atomicity)",
+                part=request.group.first + 1,
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class RunPlan:
     """How a batch that was read will run, and the headers of its answer."""
@@ -225,20 +240,23 @@ def plan_run(
     """Dependencies (refused with :class:`BatchError`), the error policy the ``Prefer`` header
     asks for, the deadline counted from ``started`` (:func:`time.monotonic`), and how many
     parts may run at once."""
-    grouped = next((request for request in requests if request.group is not None), None)
-    if grouped is not None:
-        assert grouped.group is not None
-        raise AtomicityUnavailable(
-            f"this batch route cannot run atomic groups yet (the group {grouped.group.name!r})",
-            part=grouped.group.first + 1,
-        )
-    dependencies = dependency_indices(requests)
+    try:
+        if execution.transaction is None and not execution.non_atomic_groups:
+            _refuse_groups(requests)
+        dependencies = dependency_indices(requests)
+    except BatchError as error:
+        # It names the request by its place among all requests: in a multipart body, a
+        # changeset's members are inside one part.
+        if error.part is not None and writer.content_type.startswith(MULTIPART):
+            error.at(*body_location(requests, error.part - 1))
+        raise
     preferences = parse_preferences(prefer)
     policy = Policy(
         deadline=None if limits.deadline is None else started + limits.deadline,
         workers=min(execution.workers_per_request, len(requests)),
         continue_on_error=preferences.continue_on_error,
         max_answer_size=limits.max_answer_size,
+        transaction=execution.transaction,
     )
     headers = [("Content-Type", writer.content_type), ("Cache-Control", "no-store")]
     if preferences.applied is not None:

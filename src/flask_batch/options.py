@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Generic, TypedDict, TypeVar, Unpack
+from typing import Any, ClassVar, Generic, TypedDict, TypeVar, Unpack
 
 from .execution import Execution
+from .groups import check_hook
 from .intake import JSON_DIALECT_OPTIONS
 from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, check_header_patterns
+from .transactions import AsyncTransactionHook, TransactionHook
 from .wire.model import Limits, option
 
 __all__ = [
@@ -93,6 +95,8 @@ class BatchOptions(TypedDict, total=False):
     max_answer_size: int
     max_workers: int
     max_workers_per_request: int | None
+    transaction: TransactionHook | AsyncTransactionHook | None
+    non_atomic_groups: bool
     pinned_headers: Iterable[str]
     json_dialect: str
 
@@ -141,9 +145,14 @@ class MiddlewareOptions(Generic[_AppT]):
     as keyword arguments (typed by :class:`BatchOptions`, so type checkers and Starlette's
     ``add_middleware`` see them). An invalid value raises ValueError."""
 
+    #: Whether the middleware serves an event loop (ASGI): its transaction hook must then
+    #: be a coroutine function, else a plain one (TypeError at construction).
+    asynchronous: ClassVar[bool] = False
+
     def __init__(self, app: _AppT, path: str = "/batch", **options: Unpack[BatchOptions]) -> None:
         self.app = app
         self.path = path
         self.settings = resolve_options({}, options)
         self.limits = self.settings.limits
         self.execution = self.settings.execution
+        check_hook(self.execution.transaction, asynchronous=self.asynchronous)

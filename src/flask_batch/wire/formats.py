@@ -34,6 +34,10 @@ class Reader(Metered, Protocol):
 
 
 class Writer(Protocol):
+    #: Whether a failed atomic group is answered by one part standing for all its members
+    #: (multipart's changesets, nested), rather than by one answer per member.
+    collapses_failed_groups: bool
+
     @property
     def content_type(self) -> str: ...
 

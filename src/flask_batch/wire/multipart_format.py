@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .errors import BatchError, LimitExceeded, MalformedBatch
 from .fields import CRLF, encode_text
@@ -24,6 +24,7 @@ from .multipart import MultipartReader, encode_close, encode_part
 __all__ = [
     "RequestReader",
     "ResponseWriter",
+    "body_location",
     "encode_requests",
     "read_requests",
     "read_responses",
@@ -146,6 +147,19 @@ class RequestReader:
         self._requests.extend(member._replace(group=group) for member in members)
 
 
+def body_location(requests: Sequence[SubRequest], index: int) -> tuple[int, int | None]:
+    """Where the request at ``index`` (from 0, each member of a changeset counted) is in a
+    multipart body: its part (from 1) and, for a changeset's member, its place in it."""
+    part, position = 0, 0
+    while True:
+        group = requests[position].group
+        part += 1
+        end = position + (1 if group is None else group.size)
+        if index < end:
+            return part, (None if group is None else index - position + 1)
+        position = end
+
+
 def _mime_fields(part: Part, index: int) -> tuple[str | None, str | None, tuple[str, ...]]:
     """A part's Content-Type, Content-ID and Depends-On ids (the first of a repeated header
     counts); refuses a Content-Transfer-Encoding other than the identity ones."""
@@ -233,6 +247,8 @@ def request_content_id(response_id: str | None) -> str | None:
 
 class ResponseWriter:
     """Writes the answer of a batch, one part at a time, so it can be streamed."""
+
+    collapses_failed_groups = False
 
     def __init__(self, boundary: str | None = None) -> None:
         self.boundary = boundary or new_boundary()
