@@ -29,6 +29,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "execution",
         "targets",
         "part_headers",
+        "conventions",
         "intake",
         "options",
     ),

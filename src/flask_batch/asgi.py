@@ -33,6 +33,7 @@ from collections.abc import (
 from contextlib import aclosing
 
 from .asgi_parts import ASGIApp, Message, Parts, Receive, Scope, Send, under
+from .conventions import Versions
 from .execution import astream_answers
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
 from .options import MiddlewareOptions
@@ -90,8 +91,8 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 content_encoding=headers.get("content-encoding"),
                 nested=nested,
                 started=started,
-                json_dialect=self.settings.conventions.json_dialect,
-                odata_version=headers.get("odata-version") or headers.get("odata-maxversion"),
+                conventions=self.settings.conventions,
+                versions=Versions.read(lambda name: headers.get(name.lower())),
             )
             while more_body:
                 message = await _receive(receive, intake)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
+from .conventions import Conventions, Versions, json_dialect
 from .execution import Execution
 from .schedule import Policy
 from .wire.content_coding import BodyDecoder
@@ -31,20 +32,17 @@ from .wire.errors import (
     reason_phrase,
 )
 from .wire.formats import JSON, MULTIPART, Reader, Writer, negotiate
-from .wire.json_answers import JSON_DIALECTS, JsonDialect
 from .wire.model import Limits, SubRequest
 from .wire.multipart_format import body_location
 from .wire.prefer import parse_preferences
 
 __all__ = [
     "DESCRIBE_METHODS",
-    "JSON_DIALECT_OPTIONS",
     "Answer",
     "Intake",
     "RunPlan",
     "declared_length",
     "describe",
-    "dialect_of",
     "error_answer",
     "plan_run",
     "whole_answer",
@@ -114,20 +112,6 @@ def declared_length(content_length: str | None, limits: Limits) -> int | None:
     return length
 
 
-#: The ``json_dialect`` option's values: "auto" decides by the request (:func:`dialect_of`).
-JSON_DIALECT_OPTIONS = ("auto", *JSON_DIALECTS)
-
-
-def dialect_of(option: str, odata_version: str | None) -> JsonDialect:
-    """The JSON dialect of an answer: the route's choice, or with "auto", OData when the batch
-    request says it speaks OData (an ``OData-Version`` or ``OData-MaxVersion`` header: OData
-    JSON 4.01 section 19.5 wants lower-case header names), else Microsoft Graph's (the usual
-    capitalisation, which its clients look for)."""
-    if option == "auto":
-        return "odata" if odata_version else "graph"
-    return "odata" if option == "odata" else "graph"
-
-
 class Intake:
     """One batch request read push-style: the head is checked at once, the body chunk by chunk.
 
@@ -150,14 +134,19 @@ class Intake:
         content_encoding: str | None = None,
         nested: bool = False,
         started: float | None = None,
-        json_dialect: str = "auto",
-        odata_version: str | None = None,
+        conventions: Conventions = Conventions(),  # noqa: B008 (frozen: nothing is shared)
+        versions: Versions = Versions(),  # noqa: B008
     ) -> None:
         if nested:
             raise MalformedBatch("a batch cannot contain another batch")
         if method != "POST":
             raise MethodNotAllowed("a batch is sent with POST (GET describes the endpoint)")
-        reader, writer = negotiate(content_type, limits, dialect_of(json_dialect, odata_version))
+        reader, writer = negotiate(
+            content_type,
+            limits,
+            json_dialect=json_dialect(conventions, versions),
+            flat_changesets=conventions.flat_changesets,
+        )
         #: The length the request declared, or None when the transport frames the body.
         self.length = declared_length(content_length, limits)
         if self.length is None and not framed:
@@ -248,7 +237,8 @@ def plan_run(
         # It names the request by its place among all requests: in a multipart body, a
         # changeset's members are inside one part.
         if error.part is not None and writer.content_type.startswith(MULTIPART):
-            error.at(*body_location(requests, error.part - 1))
+            part, member = body_location(requests, error.part - 1)
+            error.at(part, None if isinstance(error, AtomicityUnavailable) else member)
         raise
     preferences = parse_preferences(prefer)
     policy = Policy(

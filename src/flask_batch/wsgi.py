@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from .conventions import Conventions, Versions
 from .execution import stream_answers
 from .groups import check_hook
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
@@ -59,9 +60,7 @@ class BatchEndpoint:
         if environ.get("REQUEST_METHOD") in DESCRIBE_METHODS and not environ.get(PART_KEY):
             return self.describe()
         try:
-            requests, writer = read_batch(
-                environ, self.limits, started, self.settings.conventions.json_dialect
-            )
+            requests, writer = read_batch(environ, self.limits, started, self.settings.conventions)
             run = plan_run(
                 requests,
                 writer,
@@ -110,7 +109,7 @@ def read_batch(
     environ: WSGIEnvironment,
     limits: Limits,
     started: float | None = None,
-    json_dialect: str = "auto",
+    conventions: Conventions = Conventions(),  # noqa: B008 (frozen: nothing is shared)
 ) -> tuple[list[SubRequest], Writer]:
     """The sub-requests of the batch in ``environ`` and the writer of its answer.
 
@@ -126,8 +125,8 @@ def read_batch(
         content_encoding=environ.get("HTTP_CONTENT_ENCODING"),
         nested=bool(environ.get(PART_KEY)),
         started=started,
-        json_dialect=json_dialect,
-        odata_version=environ.get("HTTP_ODATA_VERSION") or environ.get("HTTP_ODATA_MAXVERSION"),
+        conventions=conventions,
+        versions=_versions_of(environ),
     )
     stream = environ["wsgi.input"]
     if intake.deadline is None:
@@ -137,6 +136,11 @@ def read_batch(
     for chunk in chunks:
         intake.feed(chunk)
     return intake.close(), intake.writer
+
+
+def _versions_of(environ: WSGIEnvironment) -> Versions:
+    """The OData version headers of the batch request in ``environ``."""
+    return Versions.read(lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")))
 
 
 def _chunks(stream: Any, length: int | None) -> Iterator[bytes]:

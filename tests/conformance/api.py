@@ -61,6 +61,7 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/tx-deadline": {"transaction": "TRANSACTION", "deadline": 0.5},
     "/batch/tx-small": {"transaction": "TRANSACTION", "max_parts": 4, "max_group_size": 2},
     "/batch/in-order": {"non_atomic_groups": True},
+    "/batch/tx-flat": {"transaction": "TRANSACTION", "flat_changesets": True},
 }
 TRANSACTION = "TRANSACTION"
 
@@ -154,6 +155,8 @@ class Api:
             return Reply(200, spelt, [b"spelt"])
         if seen.path == "/ok":
             return Reply(200, text, [b"ok"])
+        if seen.path.startswith("/service/"):  # the service of OData's examples
+            return _service(seen)
         if seen.path == "/set":  # a write, in the current transaction (if any)
             self.ledger.write(query["key"], query.get("value", "1"))
             return Reply(200, text, [b"set"])
@@ -180,6 +183,19 @@ class Api:
                 headers.append(("Content-Length", str(size)))
             return Reply(200, headers, _pieces(size, chunk, self.produced))
         return Reply(404, text, [b"not found"])
+
+
+def _service(seen: Seen) -> Reply:
+    """What the service of the OData 4.01 protocol's batch examples answers (section 11.7)."""
+    json_type = [("Content-Type", "application/json")]
+    if (seen.method, seen.path) == ("GET", "/service/Customers('ALFKI')"):
+        return Reply(200, json_type, [b'{"CustomerID": "ALFKI"}'])
+    if (seen.method, seen.path) == ("POST", "/service/Customers"):
+        location = ("Location", "http://host/service.svc/Customer('POIUY')")
+        return Reply(201, [*json_type, location], [seen.body])
+    if (seen.method, seen.path) == ("PATCH", "/service/Customers('ALFKI')"):
+        return Reply(204, [], [])
+    return Reply(404, [("Content-Type", "application/xml")], [b"<error/>"])
 
 
 def _pieces(size: int, chunk: int, produced: list[int]) -> Iterator[bytes]:

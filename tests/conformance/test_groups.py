@@ -63,6 +63,8 @@ def test_a_group_commits_once_every_member_succeeded(server: Server) -> None:
         request("2", "/set?key=b&value=2", "g"),
     )
     assert statuses(responses) == [200, 200, 200]
+    # Every member's answer names its group (OData JSON 4.01, section 19.6).
+    assert [r.get("atomicityGroup") for r in responses] == [None, "g", "g"]
     assert calls(server) == [("begin", "g"), ("member", "a"), ("member", "b"), ("commit", "a,b")]
     assert server.api.ledger.committed == {"a": "1", "b": "2"}
     events = server.api.ledger.events
@@ -91,6 +93,7 @@ def test_a_member_that_fails_rolls_the_group_back(
         request("4", "/set?key=c"),
     )
     assert statuses(responses) == [424, status, 424, 200]
+    assert [r.get("atomicityGroup") for r in responses] == ["g", "g", "g", None]
     assert "ran, then was rolled back: member 2 of the group 'g'" in responses[0]["body"]["detail"]
     assert "was not run: member 2" in responses[2]["body"]["detail"]
     assert calls(server) == [("begin", "g"), ("member", "a"), ("rollback", ""), ("member", "c")]
