@@ -75,7 +75,8 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
         method = scope.get("method", "")
         nested = bool(scope.get(PART_KEY))
         if method in DESCRIBE_METHODS and not nested:
-            await _send_whole(send, describe(self.limits, self.execution), head=method == "HEAD")
+            described = describe(self.limits, self.execution, self.settings.conventions)
+            await _send_whole(send, described, head=method == "HEAD")
             return
         headers = _fields(scope)
         more_body = True
@@ -131,7 +132,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
         )
         try:
             async with aclosing(answer):
-                await _stream(send, run.headers, answer)
+                await _stream(send, intake.status, run.headers, answer)
         finally:
             watcher.cancel()
             await parts.finish()
@@ -216,11 +217,13 @@ async def _send_whole(send: Send, answer: Answer, *, head: bool = False) -> None
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-async def _stream(send: Send, headers: list[tuple[str, str]], chunks: AsyncIterator[bytes]) -> None:
+async def _stream(
+    send: Send, status: int, headers: list[tuple[str, str]], chunks: AsyncIterator[bytes]
+) -> None:
     """Send the batch's answer as its parts are written; the status line waits for the first."""
     start: Message | None = {
         "type": "http.response.start",
-        "status": 200,
+        "status": status,
         "headers": _encode(headers),
     }
     try:

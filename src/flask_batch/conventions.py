@@ -18,12 +18,16 @@ from .wire.json_answers import JSON_DIALECTS, JsonDialect
 from .wire.model import option
 
 __all__ = [
+    "ANSWER_STATUSES",
     "JSON_DIALECT_OPTIONS",
     "Conventions",
     "Versions",
+    "answer_status",
     "json_dialect",
 ]
 
+#: The ``answer_status`` option's values: "auto" decides by the request (:func:`answer_status`).
+ANSWER_STATUSES = ("auto", 200, 202)
 #: The ``json_dialect`` option's values: "auto" decides by the request (:func:`json_dialect`).
 JSON_DIALECT_OPTIONS = ("auto", *JSON_DIALECTS)
 
@@ -43,6 +47,12 @@ class Conventions:
         'how JSON answers spell header names: "graph" (Content-Type), "odata" (content-type), '
         "or \"auto\": OData's when the batch request carries OData-Version, else Graph's",
     )
+    answer_status: int | str = option(
+        "auto",
+        'the status of a batch\'s answer: 200, 202, or "auto": 202 when the batch request says '
+        "it speaks OData 1.0 to 3.0 (DataServiceVersion or MaxDataServiceVersion), whose "
+        "clients require it, else 200",
+    )
     flat_changesets: bool = option(
         False,
         "answer each member of a changeset as a part of the batch's answer (SharePoint's "
@@ -56,6 +66,10 @@ class Conventions:
             raise ValueError(
                 f"json_dialect must be one of {list(JSON_DIALECT_OPTIONS)}, "
                 f"not {self.json_dialect!r}"
+            )
+        if self.answer_status not in ANSWER_STATUSES or type(self.answer_status) is bool:
+            raise ValueError(
+                f"answer_status must be one of {list(ANSWER_STATUSES)}, not {self.answer_status!r}"
             )
         if type(self.flat_changesets) is not bool:
             raise ValueError(f"flat_changesets must be True or False, not {self.flat_changesets!r}")
@@ -87,3 +101,14 @@ def json_dialect(conventions: Conventions, versions: Versions) -> JsonDialect:
     if option == "auto":
         return "odata" if versions.odata else "graph"
     return "odata" if option == "odata" else "graph"
+
+
+def answer_status(conventions: Conventions, versions: Versions) -> int:
+    """The status of a batch's answer: the route's choice, or with "auto", ``202 Accepted``
+    for a request that says it speaks OData 1.0 to 3.0 (their clients, pyodata and Azure's,
+    raise on any other), else ``200 OK`` (OData 4, Google, Microsoft Graph)."""
+    status = conventions.answer_status
+    if status == "auto":
+        return 202 if versions.data_service else 200
+    assert isinstance(status, int)
+    return status

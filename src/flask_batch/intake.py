@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
-from .conventions import Conventions, Versions, json_dialect
+from .conventions import Conventions, Versions, answer_status, json_dialect
 from .execution import Execution
 from .schedule import Policy
 from .wire.content_coding import BodyDecoder
@@ -79,8 +79,10 @@ def whole_answer(status: str, headers: list[tuple[str, str]], body: bytes) -> An
     return Answer(status, [*headers, ("Content-Length", str(len(body)))], [body])
 
 
-def describe(limits: Limits, execution: Execution) -> Answer:
-    """What an endpoint accepts (GET, HEAD and OPTIONS), so clients can size batches."""
+def describe(limits: Limits, execution: Execution, conventions: Conventions) -> Answer:
+    """What an endpoint accepts (GET, HEAD and OPTIONS), so clients can size batches and
+    know how their groups will run and be answered."""
+    groups = "atomic" if execution.transaction is not None else "refused"
     document = {
         "formats": [MULTIPART, JSON],
         **{field.name: getattr(limits, field.name) for field in fields(Limits)},
@@ -88,6 +90,9 @@ def describe(limits: Limits, execution: Execution) -> Answer:
         "max_workers_per_request": execution.workers_per_request,
         "dependencies": True,
         "preferences": ["continue-on-error", "odata.continue-on-error"],
+        "groups": "in-order" if execution.non_atomic_groups else groups,
+        "flat_changesets": conventions.flat_changesets,
+        "answer_status": conventions.answer_status,
     }
     headers = [("Content-Type", "application/json"), ("Allow", ALLOW)]
     return whole_answer("200 OK", headers, json.dumps(document).encode("ascii"))
@@ -147,6 +152,8 @@ class Intake:
             json_dialect=json_dialect(conventions, versions),
             flat_changesets=conventions.flat_changesets,
         )
+        #: The status of the batch's answer (README "Dialects").
+        self.status = answer_status(conventions, versions)
         #: The length the request declared, or None when the transport frames the body.
         self.length = declared_length(content_length, limits)
         if self.length is None and not framed:

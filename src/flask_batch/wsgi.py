@@ -20,8 +20,7 @@ from .groups import check_hook
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
 from .options import MiddlewareOptions, Settings
 from .targets import PART_KEY
-from .wire.errors import BatchError, MalformedBatch
-from .wire.formats import Writer
+from .wire.errors import BatchError, MalformedBatch, reason_phrase
 from .wire.model import Limits, SubRequest
 from .wsgi_parts import Dispatcher, client_gone
 
@@ -60,7 +59,8 @@ class BatchEndpoint:
         if environ.get("REQUEST_METHOD") in DESCRIBE_METHODS and not environ.get(PART_KEY):
             return self.describe()
         try:
-            requests, writer = read_batch(environ, self.limits, started, self.settings.conventions)
+            requests, intake = read_batch(environ, self.limits, started, self.settings.conventions)
+            writer = intake.writer
             run = plan_run(
                 requests,
                 writer,
@@ -90,11 +90,11 @@ class BatchEndpoint:
             member_dispatch=dispatcher.member,
             gone=client_gone(environ),
         )
-        return Answer("200 OK", run.headers, body)
+        return Answer(f"{intake.status} {reason_phrase(intake.status)}", run.headers, body)
 
     def describe(self) -> Answer:
         """What this endpoint accepts (GET, HEAD and OPTIONS), so clients can size batches."""
-        return describe(self.limits, self.execution)
+        return describe(self.limits, self.execution, self.settings.conventions)
 
     def pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -110,8 +110,9 @@ def read_batch(
     limits: Limits,
     started: float | None = None,
     conventions: Conventions = Conventions(),  # noqa: B008 (frozen: nothing is shared)
-) -> tuple[list[SubRequest], Writer]:
-    """The sub-requests of the batch in ``environ`` and the writer of its answer.
+) -> tuple[list[SubRequest], Intake]:
+    """The sub-requests of the batch in ``environ``, and the intake that read them (the
+    writer of its answer, its status).
 
     Raises :class:`BatchError` to refuse the batch; with a deadline (counted from
     ``started``), a body still arriving when it passes is refused with 408.
@@ -135,7 +136,7 @@ def read_batch(
         chunks = _timed_chunks(stream, intake)
     for chunk in chunks:
         intake.feed(chunk)
-    return intake.close(), intake.writer
+    return intake.close(), intake
 
 
 def _versions_of(environ: WSGIEnvironment) -> Versions:

@@ -53,8 +53,6 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/answers": {"max_answer_part_size": 1000, "max_answer_size": 2500},
     "/batch/mib-body": {"max_body_size": MIB},
     "/batch/parallel-capped": {"max_workers": 4, "max_workers_per_request": 2},
-    "/batch/odata": {"json_dialect": "odata"},
-    "/batch/graph": {"json_dialect": "graph"},
     # Atomic groups: TRANSACTION stands for the front end's hook over the Api's ledger.
     "/batch/tx": {"transaction": "TRANSACTION"},
     "/batch/tx-parallel": {"transaction": "TRANSACTION", "max_workers": 4},
@@ -62,6 +60,10 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/tx-small": {"transaction": "TRANSACTION", "max_parts": 4, "max_group_size": 2},
     "/batch/in-order": {"non_atomic_groups": True},
     "/batch/tx-flat": {"transaction": "TRANSACTION", "flat_changesets": True},
+    "/batch/accepted": {"answer_status": 202},
+    # The last one wraps the others (test_confinement.py): a route as plain as "/batch".
+    "/batch/odata": {"json_dialect": "odata"},
+    "/batch/graph": {"json_dialect": "graph"},
 }
 TRANSACTION = "TRANSACTION"
 

@@ -51,14 +51,15 @@ class Answer:
         assert document["status"] == self.status
         return document
 
-    def tree(self) -> Tree:
-        """The parts of a multipart batch answer, changesets nested (:func:`read_tree`)."""
-        assert self.status in (200, 202), (self.status, self.body[:500])
+    def tree(self, status: int = 200) -> Tree:
+        """The parts of a multipart batch answer, changesets nested (:func:`read_tree`),
+        checked to be answered ``status``."""
+        assert self.status == status, (self.status, self.body[:500])
         return read_tree(self.header("Content-Type") or "", self.body)
 
-    def parts(self) -> list[SubResponse]:
-        """The sub-responses of a batch answer, checked to be a 200 batch."""
-        assert self.status == 200, (self.status, self.body[:500])
+    def parts(self, status: int = 200) -> list[SubResponse]:
+        """The sub-responses of a batch answer, checked to be one, answered ``status``."""
+        assert self.status == status, (self.status, self.body[:500])
         content_type = self.header("Content-Type") or ""
         if content_type.startswith("application/json"):
             return [response for _, response in read_json_responses(self.body)]
