@@ -118,6 +118,7 @@ def test_the_protocols_example_batch_is_answered_as_the_specification_shows(
     )
     answer = post(server.base, "/batch/tx", example, CONTENT_TYPE, [("OData-Version", "4.0")])
     assert answer.status == 200
+    assert answer.header("OData-Version") == "4.0"
     tree = answer.tree()
     assert shape(tree) == [(None, 200), [("1", 201), ("2", 204)], (None, 404)]
     created = tree[1][1]
