@@ -67,8 +67,9 @@ class Conventions:
     )
     flat_changesets: bool = option(
         False,
-        "answer each member of a changeset as a part of the batch's answer (SharePoint's "
-        "client reads them so), instead of one multipart part per changeset (OData's rule)",
+        "answer each member of a changeset that succeeded as a part of the batch's answer "
+        "(SharePoint's client reads them so), instead of one multipart part per changeset "
+        "(OData's rule); a failed changeset is one part either way",
     )
 
     def __post_init__(self) -> None:

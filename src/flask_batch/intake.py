@@ -98,6 +98,7 @@ def describe(limits: Limits, execution: Execution, conventions: Conventions) -> 
         "dependencies": True,
         "preferences": ["continue-on-error", "odata.continue-on-error"],
         "groups": "in-order" if execution.non_atomic_groups else groups,
+        "multipart_dialect": conventions.multipart_dialect,
         "flat_changesets": conventions.flat_changesets,
         "answer_status": conventions.answer_status,
     }
