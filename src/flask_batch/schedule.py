@@ -351,16 +351,12 @@ class Schedule:
 
         An answer past the batch's ``max_answer_size`` is replaced by a 502 part.
         """
-        if self._collapsed or self._left_out:
-            if index in self._left_out:
-                return _NOTHING
-            if index in self._collapsed:
-                return self._write(index, *self._collapsed.pop(index))
-        answer = self.answers[index]
+        answer, request = self.answers[index], self.requests[index]
+        if self._left_out and index in self._left_out:
+            return _NOTHING
+        if self._collapsed and index in self._collapsed:  # a failed group: its one part
+            answer, request = self._collapsed.pop(index)
         assert answer is not None
-        return self._write(index, answer, self.requests[index])
-
-    def _write(self, index: int, answer: SubResponse, request: SubRequest) -> Pieces:
         budget = self.policy.max_answer_size
         if budget is not None:
             self._answered_bytes += len(answer.body)

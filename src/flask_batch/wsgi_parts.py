@@ -78,19 +78,20 @@ class Dispatcher:
         )
 
     def __call__(self, request: SubRequest) -> SubResponse:
-        return self._run(request, contextvars.Context())
-
-    def member(self, request: SubRequest) -> SubResponse:
-        """Run a member of an atomic group in a copy of the current context: the group's,
-        where its transaction hook's ``begin`` ran (flask_batch.groups)."""
-        return self._run(request, contextvars.copy_context())
-
-    def _run(self, request: SubRequest, context: contextvars.Context) -> SubResponse:
         try:
             environ = self.environ(request)
         except PartRefused as refusal:
             return refusal.answer()
-        return context.run(call_app, self._app, environ, self._answer_limit)
+        return contextvars.Context().run(call_app, self._app, environ, self._answer_limit)
+
+    def member(self, request: SubRequest) -> SubResponse:
+        """Run a member of an atomic group in a copy of the current context: the group's,
+        where its transaction hook's ``begin`` ran (flask_batch.groups)."""
+        try:
+            environ = self.environ(request)
+        except PartRefused as refusal:
+            return refusal.answer()
+        return contextvars.copy_context().run(call_app, self._app, environ, self._answer_limit)
 
     def environ(self, request: SubRequest) -> WSGIEnvironment:
         """The WSGI environ of ``request``, as a server would have built it."""

@@ -88,14 +88,18 @@ class RequestReader:
         while (part := self._reader.next_part()) is not None:
             self._parts += 1
             index = self._parts
-            if len(self._requests) >= self._limits.max_parts:  # members counted
+            # Once a changeset was read, its members count toward max_parts too.
+            if self._member_limits is not None and len(self._requests) >= self._limits.max_parts:
                 raise _too_many_requests(self._limits, index)
             content_type, content_id, depends_on = _mime_fields(part, index)
-            boundary = _changeset_boundary(content_type, index)
-            if boundary is None:
-                self._requests.append(self._request(part, index, content_id, depends_on))
-            else:
+            if (
+                content_type is not None
+                and content_type.lower() != "application/http"  # the common case first
+                and (boundary := _changeset_boundary(content_type, index)) is not None
+            ):
                 self._changeset(part.content, boundary, index, depends_on)
+                continue
+            self._requests.append(self._request(part, index, content_id, depends_on))
 
     def _request(
         self, part: Part, index: int, content_id: str | None, depends_on: tuple[str, ...]
