@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask
 
-from flask_batch import add_batch_route
+from flask_batch import Batch, add_batch_route
 from flask_batch.asgi import BatchMiddleware as AsgiMiddleware
 from flask_batch.execution import Execution, astream_answers, stream_answers
 from flask_batch.options import resolve_options
@@ -89,9 +89,11 @@ def members(size: int) -> list[SubRequest]:
     "build",
     [
         lambda hook: add_batch_route(Flask(__name__), transaction=hook),
+        lambda hook: add_batch_route(Blueprint("api", __name__), transaction=hook),
+        lambda hook: Batch(transaction=hook),
         lambda hook: WsgiMiddleware(wsgi_app, transaction=hook),
     ],
-    ids=["flask", "wsgi"],
+    ids=["flask", "blueprint", "extension", "wsgi"],
 )
 def test_a_wsgi_route_refuses_a_coroutine_hook(build: Callable[[object], object]) -> None:
     with pytest.raises(TypeError, match="must be a function"):
