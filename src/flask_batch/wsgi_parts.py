@@ -78,20 +78,20 @@ class Dispatcher:
         )
 
     def __call__(self, request: SubRequest) -> SubResponse:
-        try:
-            environ = self.environ(request)
-        except PartRefused as refusal:
-            return refusal.answer()
-        return contextvars.Context().run(call_app, self._app, environ, self._answer_limit)
+        return self.run_in(contextvars.Context(), request)
 
     def member(self, request: SubRequest) -> SubResponse:
         """Run a member of an atomic group in a copy of the current context: the group's,
         where its transaction hook's ``begin`` ran (flask_batch.groups)."""
+        return self.run_in(contextvars.copy_context(), request)
+
+    def run_in(self, context: contextvars.Context, request: SubRequest) -> SubResponse:
+        """Run ``request`` through the application inside ``context``."""
         try:
             environ = self.environ(request)
         except PartRefused as refusal:
             return refusal.answer()
-        return contextvars.copy_context().run(call_app, self._app, environ, self._answer_limit)
+        return context.run(call_app, self._app, environ, self._answer_limit)
 
     def environ(self, request: SubRequest) -> WSGIEnvironment:
         """The WSGI environ of ``request``, as a server would have built it."""

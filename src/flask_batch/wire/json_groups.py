@@ -18,6 +18,8 @@ class AtomicityGroups:
         self._requests = requests
         self._limits = limits
         self._names: set[str] = set()
+        #: A group was seen: every request from now on is looked at (its id, its group).
+        self.seen = False
         self._open: str | None = None  # the group the last request was in
         self._first = 0  # the index of its first member
 
@@ -45,6 +47,7 @@ class AtomicityGroups:
                         part=index,
                     )
                 self._names.add(group)
+                self.seen = True
                 self._open, self._first = group, index - 1
         if group is not None and index - self._first > self._limits.max_group_size:
             raise LimitExceeded.of(

@@ -203,7 +203,8 @@ class _Reading:
             if request.content_id in ids:
                 raise MalformedBatch(f"the id {request.content_id!r} is used twice", part=index)
             ids.add(request.content_id)
-            groups.add(request.content_id, group, ids, index)
+            if group is not None or groups.seen:  # most batches have none: no look
+                groups.add(request.content_id, group, ids, index)
             requests.append(request)
             more, position = self.text.next_element(end)
         groups.close()
