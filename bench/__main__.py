@@ -2,13 +2,13 @@
 
 ``python -m bench [STEP ...]`` runs only the steps named: ``server`` (in-process cost of
 multipart and JSON batches, scaling, memory), ``hostile`` (reading hostile bodies against a
-plain one), ``parallel`` (parts on a thread pool: waiting
-views, thread cost), ``alpha`` (flask-batch 0.0.2 in its own virtual environment),
-``profile``, ``e2e`` (end to end through the latency proxy), ``async`` (100 concurrent httpx
-requests, auto-batched or not), ``asgi`` (``python -m bench.asgi_cost`` in a subprocess, when
-that module exists; a failure there is reported and the other steps go on), ``report``
-(docs/benchmarks.md and the chart, from the results on disk). ``--quick`` makes ``e2e`` and
-``async`` smoke runs.
+plain one), ``parallel`` (parts on a thread pool: waiting views, thread cost), ``groups``
+(members of atomic groups against the same parts outside one), ``alpha`` (flask-batch 0.0.2
+in its own virtual environment), ``profile``, ``e2e`` (end to end through the latency
+proxy), ``async`` (100 concurrent httpx requests, auto-batched or not), ``asgi`` (``python -m
+bench.asgi_cost`` in a subprocess, when that module exists; a failure there is reported and
+the other steps go on), ``report`` (docs/benchmarks.md and the chart, from the results on
+disk). ``--quick`` makes ``e2e`` and ``async`` smoke runs.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from bench import (
     alpha,
     async_client,
     e2e,
+    groups,
     hostile,
     machine,
     parallel,
@@ -37,7 +38,18 @@ from bench import (
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-STEPS = ("server", "hostile", "parallel", "alpha", "profile", "e2e", "async", "asgi", "report")
+STEPS = (
+    "server",
+    "hostile",
+    "parallel",
+    "groups",
+    "alpha",
+    "profile",
+    "e2e",
+    "async",
+    "asgi",
+    "report",
+)
 #: ``bench.async_client``: 100 concurrent requests at 50 ms, runs per cell (2 with --quick).
 ASYNC_RTT_MS, ASYNC_N, ASYNC_REPS = 50.0, 100, 7
 
@@ -49,6 +61,10 @@ def _save(name: str, data: Any) -> None:
 
 def run_hostile() -> None:
     _save("hostile.json", hostile.run())
+
+
+def run_groups() -> None:
+    _save("groups.json", groups.run())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "server": run_server,
         "hostile": run_hostile,
         "parallel": run_parallel,
+        "groups": run_groups,
         "alpha": run_alpha,
         "profile": run_profile,
         "e2e": run_e2e,

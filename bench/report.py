@@ -16,6 +16,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from bench import groups
 from bench.timing import median
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -870,6 +871,7 @@ def write_markdown() -> None:
     alpha, profile = load("alpha.json"), load("profile.json")
     parallel, async_client = load("parallel.json"), load("async_client.json")
     asgi, hostile = load("asgi_cost.json"), load("hostile.json")
+    atomic_groups = load("groups.json")
     lines = [
         "# Benchmarks",
         "",
@@ -888,6 +890,7 @@ def write_markdown() -> None:
     lines += section_server(server)
     lines += section_hostile(hostile)
     lines += section_parallel(parallel)
+    lines += groups.section(atomic_groups)
     lines += section_async(async_client)
     lines += section_asgi(asgi)
     lines += section_alpha(alpha, server)

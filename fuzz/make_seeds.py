@@ -58,6 +58,16 @@ def crafted_batches() -> dict[str, bytes]:
         b"--b\r\nContent-Type: application/http\r\n\r\n"
         b"POST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello\r\n--b--\r\n"
     )
+    # An OData changeset between two parts: two members, one without a Content-ID.
+    changeset = (
+        b"--b\r\nContent-Type: application/http\r\n\r\nGET /a HTTP/1.1\r\n\r\n\r\n"
+        b"--b\r\nContent-Type: multipart/mixed; boundary=changeset_1\r\n\r\n"
+        b"--changeset_1\r\nContent-Type: application/http\r\nContent-ID: 1\r\n\r\n"
+        b"POST /c HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}\r\n"
+        b"--changeset_1\r\nContent-Type: application/http\r\n\r\n"
+        b"PATCH /c HTTP/1.1\r\n\r\n\r\n--changeset_1--\r\n"
+        b"--b\r\nContent-Type: application/http\r\n\r\nDELETE /a HTTP/1.1\r\n\r\n\r\n--b--\r\n"
+    )
     return {
         "crlf": reader_input(MIXED, crlf),
         "crlf-chunked": reader_input(MIXED, crlf, chunks=bytes([1, 5, 0, 17, 3, 60])),
@@ -83,6 +93,15 @@ def crafted_batches() -> dict[str, bytes]:
         "nested": reader_input(
             MIXED,
             b"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c--\r\n--b--\r\n",
+        ),
+        "changeset": reader_input(MIXED, changeset, chunks=bytes([7, 40, 3, 90])),
+        "changeset-small-limits": reader_input(MIXED, changeset, limits=bytes([1, 8, 2, 8, 3])),
+        "changeset-holding-a-get": reader_input(MIXED, changeset.replace(b"PATCH /c", b"GET /c")),
+        "changeset-in-a-changeset": reader_input(
+            MIXED,
+            b"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n"
+            b"--c\r\nContent-Type: multipart/mixed; boundary=d\r\n\r\n"
+            b"--d\r\n\r\nPUT /\r\n--d--\r\n--c--\r\n--b--\r\n",
         ),
     }
 
@@ -274,6 +293,12 @@ def json_documents() -> dict[str, bytes]:
         ),
         "read-atomicity-group": json_input(
             b'{"requests": [{"id": "1", "method": "PUT", "url": "/", "atomicityGroup": "g"}]}'
+        ),
+        "read-atomicity-groups-split": json_input(
+            b'{"requests": [{"id": "1", "method": "PUT", "url": "/", "atomicityGroup": "g"},'
+            b' {"id": "2", "method": "PUT", "url": "/", "atomicityGroup": "h"},'
+            b' {"id": "3", "method": "PUT", "url": "/", "atomicityGroup": "g",'
+            b' "dependsOn": ["h"]}]}'
         ),
         "read-bom": json_input(codecs.BOM_UTF8 + json.dumps({"requests": [get]}).encode()),
         "read-utf32": json_input(json.dumps({"requests": [get]}).encode("utf-32-le")),

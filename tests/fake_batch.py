@@ -86,6 +86,8 @@ class FakeEndpoint:
     max_body_size: int | None = None
     #: What GET on the batch URL answers (None: 404).
     description: Mapping[str, Any] | None = None
+    #: The status of a batch's answer (202: as OData 1.0 to 3.0 and Azure answer).
+    answer_status: int = 200
     #: Each batch that arrived: its parts as "METHOD target", and as they were read.
     batches: list[list[str]] = field(default_factory=list)
     parts: list[list[SubRequest]] = field(default_factory=list)
@@ -158,7 +160,7 @@ class FakeEndpoint:
         for request, answer in zip(sub_requests, answers, strict=True):
             body += writer.part(answer, request)
         body += writer.close()
-        return 200, [("Content-Type", writer.content_type)], body
+        return self.answer_status, [("Content-Type", writer.content_type)], body
 
     def _part(self, request: SubRequest) -> SubResponse:
         path = request.target.split("?")[0]

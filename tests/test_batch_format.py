@@ -306,18 +306,6 @@ def test_part_content_type_unreadable_names_the_part() -> None:
     assert info.value.part == 2
 
 
-def test_changeset_refused_clearly() -> None:
-    changeset = (
-        b"Content-Type: multipart/mixed; boundary=changeset_1\r\n\r\n"
-        b"--changeset_1\r\nContent-Type: application/http\r\n\r\n"
-        b"POST /x HTTP/1.1\r\n\r\n\r\n--changeset_1--"
-    )
-    with pytest.raises(MalformedBatch, match=r"changesets\) are not supported") as info:
-        read([GET_PART, GET_PART, changeset])
-    assert info.value.part == 3
-    assert "nested multipart/mixed" in str(info.value)
-
-
 @pytest.mark.parametrize("encoding", ["base64", "quoted-printable", "gzip", "x-custom"])
 def test_content_transfer_encoding_refused(encoding: str) -> None:
     part = (

@@ -27,13 +27,15 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "transactions",
         "answers",
         "schedule",
+        "groups",
         "execution",
         "targets",
         "part_headers",
+        "conventions",
         "intake",
         "options",
     ),
-    "adapters": ("wsgi", "asgi_parts", "asgi"),
+    "adapters": ("wsgi_parts", "wsgi", "asgi_parts", "asgi"),
     "flask": ("flask",),
     "integrations": tuple(
         f"integrations.{path.stem}"

@@ -38,6 +38,7 @@ POST = b"POST /x HTTP/1.1\r\n\r\n"
 #: Large enough for every shape at every size: what is measured is work, not a refusal.
 ROOMY = Limits(
     max_parts=1_000_000,
+    max_group_size=1_000_000,
     max_body_size=64 * MIB,
     max_part_size=64 * MIB,
     max_header_size=64 * MIB,
@@ -51,6 +52,22 @@ def part(message: bytes, mime: bytes = MIME) -> bytes:
 TINY_PART = DASH + b"\r\n\r\nGET /\r\n"
 #: A part too large to be copied out of the reader's buffer (multipart._HAND_OVER_FROM).
 LARGE_PART = part(POST + b"x" * 64 * KIB)
+
+
+#: A changeset's members are framed by their own boundary, "cs".
+TINY_MEMBER = b"--cs\r\n\r\nPUT /\r\n"
+LARGE_MEMBER = b"--cs\r\n" + MIME + POST + b"x" * 64 * KIB + b"\r\n"
+
+
+def member(message: bytes) -> bytes:
+    return b"--cs\r\n" + MIME + message + b"\r\n"
+
+
+def changeset(members: bytes) -> bytes:
+    """A changeset part holding ``members`` (each framed by its delimiter)."""
+    return (
+        DASH + b"\r\nContent-Type: multipart/mixed; boundary=cs\r\n\r\n" + members + b"--cs--\r\n"
+    )
 
 
 def repeat(unit: bytes, size: int) -> bytes:
@@ -121,6 +138,27 @@ SHAPES: dict[str, Callable[[int], tuple[bytes, int | str]]] = {
         repeat(TINY_PART, size) + CLOSE,
         max(1, size // len(TINY_PART)),
     ),
+    # Changesets: read as a part of the body, then apart as their members.
+    "changeset-of-many-tiny-members": lambda size: (
+        changeset(repeat(TINY_MEMBER, size)) + CLOSE,
+        max(1, size // len(TINY_MEMBER)),
+    ),
+    "changeset-of-large-members": lambda size: (
+        changeset(repeat(LARGE_MEMBER, size)) + CLOSE,
+        max(1, size // len(LARGE_MEMBER)),
+    ),
+    "changeset-near-delimiters": lambda size: (
+        changeset(member(POST + repeat(b"\n--csX", size))) + CLOSE,
+        1,
+    ),
+    "changeset-blanks-then-content": lambda size: (
+        changeset(member(POST + b"body\r\n--cs" + repeat(b" ", size) + b"x")) + CLOSE,
+        1,
+    ),
+    "many-tiny-changesets": lambda size: (
+        repeat(changeset(TINY_MEMBER), size) + CLOSE,
+        max(1, size // len(changeset(TINY_MEMBER))),
+    ),
 }
 
 
@@ -137,7 +175,9 @@ CASES = [
     (name, chunk)
     for name in SHAPES
     for chunk in CHUNKINGS
-    if not (name == "many-large-parts" and chunk is not None and chunk < KIB)
+    if not (name.endswith("large-parts") or name.endswith("large-members"))
+    or not chunk
+    or chunk >= KIB
 ]
 #: Work per byte of body allowed: a few passes over each byte (finding a part's headers and
 #: parsing them, searching its content), and per chunk at most a delimiter's length looked at

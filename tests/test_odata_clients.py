@@ -6,11 +6,8 @@ Azure and SharePoint, not against us; each is run here as its users run it, agai
 that answers as the real one does (tests/odata_services/), writing to a real SQLite database
 that the tests query. What each client sends and requires: docs/odata-clients.md.
 
-Most of these fail today, for the reasons their ``xfail`` marks name (issue 13: the outer
-``202 Accepted``, changesets, their atomicity); the marks are strict, so each test fails the
-suite the moment the piece it waits for works, and its mark is removed then. The tests
-without a mark pass today: the same services and clients without a batch, so a failure of a
-batch test is the batch's.
+The same services and clients also run without a batch, so a failure of a batch test is
+the batch's.
 """
 
 from __future__ import annotations
@@ -39,15 +36,6 @@ from tests.odata_services.options import accepted, atomic, combined, flat_change
 from tests.odata_services.store import RouteOptions, Store, no_options
 from tests.servers import live_server
 
-NO_202 = "the route option batch_status=202 (#13) is not merged yet: pyodata requires 202"
-NO_CHANGESETS = "changesets and their transaction hook (#13) are not merged yet"
-NO_FLAT_CHANGESETS = (
-    "changesets, their transaction hook and flat changeset answers (#13) are not merged yet"
-)
-NO_BLOB_202 = (
-    "the route option batch_status=202 (#13) is not merged yet: azure-storage-blob requires 202"
-)
-
 
 @contextmanager
 def serving(
@@ -56,8 +44,8 @@ def serving(
     options: RouteOptions = no_options,
 ) -> Iterator[tuple[str, Store]]:
     """A fresh service on a real socket (its base URL) and its database, its batch route
-    with ``options``. Called in the test, so that an option not merged yet fails the test
-    (an expected failure), not a fixture."""
+    with ``options``. Called in the test, so that a refused option fails the test, not a
+    fixture."""
     app, store = create_app(database, options)
     with live_server(app) as base:
         yield base, store
@@ -93,7 +81,6 @@ def test_pyodata_without_a_batch(tmp_path: Path) -> None:
     assert customers(store) == [("ALFKI", "Alfreds", "Berlin")]
 
 
-@pytest.mark.xfail(strict=True, reason=NO_202)
 def test_pyodata_batch(tmp_path: Path) -> None:
     """A batch without changesets: every answer goes to its request, in order."""
     with (
@@ -127,7 +114,6 @@ def pyodata_changeset(service: Any, second_id: str) -> Any:
     return batch
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CHANGESETS)
 def test_pyodata_changeset_commits(tmp_path: Path) -> None:
     with serving(odata_v2.create_app, tmp_path / "db", combined(accepted, atomic)) as (base, store):
         store.query("INSERT INTO customers VALUES ('ALFKI', 'Alfreds', 'Berlin')")
@@ -143,7 +129,6 @@ def test_pyodata_changeset_commits(tmp_path: Path) -> None:
     assert [step.split()[0] for step in store.groups] == ["begin", "commit"]
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CHANGESETS)
 def test_pyodata_failed_changeset_is_rolled_back(tmp_path: Path) -> None:
     """The second create is a duplicate: pyodata raises with that member's answer (the
     changeset answered by one part), and nothing of the changeset stays."""
@@ -212,7 +197,6 @@ def test_tables_without_a_transaction(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CHANGESETS)
 def test_tables_transaction_commits(tmp_path: Path) -> None:
     """The batch says it is OData V3 (DataServiceVersion 3.0): answered 202 with no option."""
     with (
@@ -231,7 +215,6 @@ def test_tables_transaction_commits(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.xfail(strict=True, reason=NO_CHANGESETS)
 def test_tables_failed_transaction_is_rolled_back(tmp_path: Path) -> None:
     """The second create is a duplicate: TableTransactionError with Azure's code, and the
     table as it was."""
@@ -299,7 +282,6 @@ def test_sharepoint_batch_of_reads(tmp_path: Path) -> None:
     assert second.properties["Title"] == "second"
 
 
-@pytest.mark.xfail(strict=True, reason=NO_FLAT_CHANGESETS)
 def test_sharepoint_batch_with_changeset(tmp_path: Path) -> None:
     """An item added and two deleted, and the items read after: the client sends a first
     batch for the list's item type, then one changeset of the three writes and the read."""
@@ -319,7 +301,6 @@ def test_sharepoint_batch_with_changeset(tmp_path: Path) -> None:
     assert items(store) == [(2, "second", None), (4, "fourth", None)]
 
 
-@pytest.mark.xfail(strict=True, reason=NO_FLAT_CHANGESETS)
 def test_sharepoint_failed_changeset_is_rolled_back(tmp_path: Path) -> None:
     """The second delete names a missing item: the client raises SharePoint's error, and no
     item is gone."""
@@ -365,7 +346,6 @@ def test_blob_without_a_batch(tmp_path: Path) -> None:
     assert azure_blob.blobs(store, "photos") == {"b.jpg": "Cool", "c d.jpg": "Hot"}
 
 
-@pytest.mark.xfail(strict=True, reason=NO_BLOB_202)
 def test_blob_delete_blobs(tmp_path: Path) -> None:
     with (
         serving(azure_blob.create_app, tmp_path / "db", accepted) as (base, store),
@@ -377,7 +357,6 @@ def test_blob_delete_blobs(tmp_path: Path) -> None:
     assert azure_blob.blobs(store, "photos") == {"b.jpg": "Hot"}
 
 
-@pytest.mark.xfail(strict=True, reason=NO_BLOB_202)
 def test_blob_set_standard_blob_tier_blobs(tmp_path: Path) -> None:
     with (
         serving(azure_blob.create_app, tmp_path / "db", accepted) as (base, store),
@@ -390,7 +369,6 @@ def test_blob_set_standard_blob_tier_blobs(tmp_path: Path) -> None:
     assert azure_blob.blobs(store, "photos") == {"a.jpg": "Cool", "b.jpg": "Cool", "c d.jpg": "Hot"}
 
 
-@pytest.mark.xfail(strict=True, reason=NO_BLOB_202)
 def test_blob_batch_is_not_atomic(tmp_path: Path) -> None:
     """As on Azure, a blob batch is no changeset: a missing blob fails its own delete, the
     client raises with every answer, and the other deletes stay done."""

@@ -76,11 +76,7 @@ class Replay:
     statuses: Statuses
     rows: str  # a query, and what it must return
     expected_rows: list[tuple[object, ...]]
-    waits_for: str | None = None  # the missing piece, while there is one
 
-
-NO_202 = "the route option batch_status=202 (#13) is not merged yet"
-NO_CHANGESETS = "changesets and their transaction hook (#13) are not merged yet"
 
 REPLAYS = [
     Replay(
@@ -92,7 +88,6 @@ REPLAYS = [
         [201, 204, 200, 200],
         "SELECT * FROM customers",
         [("ALFKI", "Alfreds", "Berlin")],
-        NO_202,
     ),
     Replay(
         "pyodata/002-POST-batch-changeset.request.raw",
@@ -103,7 +98,6 @@ REPLAYS = [
         [[201, 201, 204], 200],  # nested: pyodata refuses a flat changeset answer
         "SELECT * FROM customers ORDER BY id",
         [("ALFKI", "Alfreds", "Hamburg"), ("BLAUS", "Blauer", None), ("BOLID", "Bólido", None)],
-        NO_CHANGESETS,
     ),
     Replay(
         "azure-data-tables/001-POST-batch-changeset.request.raw",
@@ -114,7 +108,6 @@ REPLAYS = [
         [[201, 201, 204, 204, 204]],
         "SELECT rk, version FROM entities ORDER BY rk",
         [("a", 1), ("b", 1), ("c", 2), ("old", 2)],
-        NO_CHANGESETS,
     ),
     Replay(
         "office365-rest-python-client/001-POST-batch.request.raw",
@@ -135,7 +128,6 @@ REPLAYS = [
         [201, 200, 200, 200],  # flat: the client reads top-level answers only
         "SELECT id, title FROM items",
         [(2, "second"), (4, "fourth")],
-        NO_CHANGESETS,
     ),
     Replay(
         "azure-storage-blob/001-POST-batch.request.raw",
@@ -146,7 +138,6 @@ REPLAYS = [
         [202, 202],
         "SELECT name, tier FROM blobs",
         [("b.jpg", "Hot")],
-        NO_202,
     ),
     Replay(
         "azure-storage-blob/002-POST-batch.request.raw",
@@ -157,7 +148,6 @@ REPLAYS = [
         [200, 200],
         "SELECT name, tier FROM blobs ORDER BY name",
         [("a.jpg", "Cool"), ("b.jpg", "Cool"), ("c d.jpg", "Hot")],
-        NO_202,
     ),
 ]
 
@@ -189,16 +179,7 @@ def test_every_sample_has_a_replay() -> None:
 
 @pytest.mark.parametrize(
     "replay",
-    [
-        pytest.param(
-            replay,
-            id=replay.path,
-            marks=[pytest.mark.xfail(strict=True, reason=replay.waits_for)]
-            if replay.waits_for
-            else [],
-        )
-        for replay in REPLAYS
-    ],
+    [pytest.param(replay, id=replay.path) for replay in REPLAYS],
 )
 def test_sample_replays(replay: Replay, tmp_path: Path) -> None:
     raw = split_raw_request((SAMPLES_DIR / replay.path).read_bytes())

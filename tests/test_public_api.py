@@ -57,6 +57,12 @@ def imported_from(name: str) -> dict[str, str]:
     return found
 
 
+#: Names a public module re-exports from another public one, on purpose: the transaction
+#: hook's API names the group it is given, which the wire model defines (every member of a
+#: group carries it, and the wire layer cannot import the hook's module).
+SECOND_HOMES = {"flask_batch.transactions": {"Group"}}
+
+
 @pytest.mark.parametrize("name", modules())
 def test_every_public_module_declares_its_public_names(name: str) -> None:
     module = importlib.import_module(name)
@@ -71,7 +77,7 @@ def test_every_public_module_declares_its_public_names(name: str) -> None:
     assert defined <= set(declared), f"{name} defines, undeclared, {defined - set(declared)}"
     if module.__file__ is not None and module.__file__.endswith("__init__.py"):
         return  # a package gathers the names of its modules
-    for exported in set(declared) - defined:
+    for exported in set(declared) - defined - SECOND_HOMES.get(name, set()):
         # A re-export gives a public home to a name of a private module (the clients'
         # core); a name whose module is public already is used from there.
         home = imported_from(name)[exported]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, request
 
+from .groups import check_hook
 from .options import resolve_options
 from .wsgi import BatchEndpoint
 
@@ -58,7 +59,7 @@ def _add_blueprint_route(
     (each with its own prefix, name, endpoint and pool)."""
     if "." in name:
         raise ValueError(f"the endpoint name of a blueprint's route cannot contain '.': {name!r}")
-    resolve_options({}, options)  # refuse unknown or invalid options now, not at registration
+    _check(options)  # refuse unknown or invalid options now, not at registration
 
     def register(state: BlueprintSetupState) -> None:
         if not isinstance(state.app, Flask):
@@ -101,6 +102,12 @@ def _add_route(
         return Response(answer.body, status=answer.status, headers=answer.headers)
 
     app.add_url_rule(rule, name, batch_view, methods=_METHODS, **rule_options)
+
+
+def _check(options: dict[str, Any]) -> None:
+    """Refuse unknown or invalid keyword options, and a transaction hook that is not a plain
+    function (the extension runs on WSGI), before any app is at hand."""
+    check_hook(resolve_options({}, options).execution.transaction, asynchronous=False)
 
 
 def _route_settings(app: Flask, options: dict[str, Any]) -> Settings:
@@ -165,7 +172,7 @@ class Batch:
         name: str = "batch",
         **options: Any,
     ) -> None:
-        resolve_options({}, options)  # refuse unknown or invalid options now, not at init_app
+        _check(options)  # refuse unknown or invalid options now, not at init_app
         self.route = route
         self.name = name
         self.options = options

@@ -16,8 +16,10 @@ and Django live in :mod:`flask_batch.integrations`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Protocol
+
+# The group a hook is given is the wire model's own (every member of the group carries it).
+from .wire.model import Group
 
 __all__ = [
     "AsyncTransaction",
@@ -26,18 +28,6 @@ __all__ = [
     "Transaction",
     "TransactionHook",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    """An atomic group, as its hook sees it."""
-
-    #: The group's name: a changeset's boundary, a JSON ``atomicityGroup`` value.
-    name: str
-    #: How many members the group has.
-    size: int
-    #: The index (in the batch, from 0) of the group's first member.
-    first: int
 
 
 class Transaction(Protocol):

@@ -170,6 +170,7 @@ def test_the_media_type_is_case_insensitive(server: Server) -> None:
 DEFAULTS: dict[str, Any] = {
     "formats": ["multipart/mixed", "application/json"],
     "max_parts": Limits().max_parts,
+    "max_group_size": Limits().max_group_size,
     "max_body_size": Limits().max_body_size,
     "max_part_size": Limits().max_part_size,
     "max_header_size": Limits().max_header_size,
@@ -181,6 +182,10 @@ DEFAULTS: dict[str, Any] = {
     "max_workers_per_request": 1,
     "dependencies": True,
     "preferences": ["continue-on-error", "odata.continue-on-error"],
+    "groups": "refused",
+    "multipart_dialect": "auto",
+    "flat_changesets": False,
+    "answer_status": "auto",
 }
 DESCRIBED = {
     "/batch": DEFAULTS,

@@ -1,6 +1,5 @@
-"""The route options of issue 13 that these services need, under the names
-docs/odata-clients.md proposes (the issue has not named them yet): the one place to rename
-them when they land. Each is a :data:`~tests.odata_services.store.RouteOptions`.
+"""The route options of issue 13 that these services need, each a
+:data:`~tests.odata_services.store.RouteOptions`.
 """
 
 from __future__ import annotations
@@ -13,18 +12,18 @@ from .store import RouteOptions, Store
 def accepted(store: Store) -> dict[str, Any]:
     """Answer every batch ``202 Accepted``: pyodata and azure-storage-blob require it and
     send neither ``DataServiceVersion`` nor ``MaxDataServiceVersion`` to say so."""
-    return {"batch_status": 202}
+    return {"answer_status": 202}
 
 
 def flat_changesets(store: Store) -> dict[str, Any]:
     """Answer a changeset that succeeded with its members' answers as top-level parts (what
     SharePoint does, and what office365-rest-python-client reads)."""
-    return {"changeset_answers": "flat"}
+    return {"flat_changesets": True}
 
 
 def atomic(store: Store) -> dict[str, Any]:
     """Run changesets as transactions of ``store`` (its :meth:`Store.begin` is the hook)."""
-    return {"transaction_hook": store.begin}
+    return {"transaction": store.begin}
 
 
 def combined(*options: RouteOptions) -> RouteOptions:

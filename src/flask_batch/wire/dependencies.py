@@ -1,7 +1,8 @@
 """Dependencies between the requests of a batch, checked before anything runs.
 
 A request may depend only on requests before it, so the graph is acyclic by construction and
-the request order is always a valid execution order.
+the request order is always a valid execution order. A dependency may name an atomic group
+(OData JSON's ``dependsOn``, or a changeset's boundary): it stands for every member.
 """
 
 from __future__ import annotations
@@ -25,39 +26,46 @@ def request_key(request_id: str) -> str:
 def dependency_indices(requests: Sequence[SubRequest]) -> list[tuple[int, ...]]:
     """For each request, the indices of the requests it depends on.
 
-    Refuses (400, naming the request) a dependency on an unknown id, on itself or on a later
-    request, and ambiguous ids when any request has dependencies.
+    Refuses (400, naming the request) a dependency on an unknown id, on itself, on its own
+    group or on a later request, and ambiguous ids (or group names) when any request has
+    dependencies.
     """
     if not any(request.depends_on for request in requests):
         return [()] * len(requests)
-    positions: dict[str, int] = {}
+    positions: dict[str, range] = {}
     for index, request in enumerate(requests):
-        if request.content_id is None:
-            continue
-        key = request_key(request.content_id)
-        if key in positions:
-            raise MalformedBatch(
-                f"the id {request.content_id!r} is used twice: dependencies would be ambiguous",
-                part=index + 1,
-            )
-        positions[key] = index
+        if request.content_id is not None:
+            _name(positions, request_key(request.content_id), range(index, index + 1), index)
+        group = request.group
+        if group is not None and group.first == index:
+            _name(positions, request_key(group.name), range(index, index + group.size), index)
     plan = []
     for index, request in enumerate(requests):
-        indices = []
+        indices: list[int] = []
         for name in request.depends_on:
-            position = positions.get(request_key(name))
-            if position is None:
+            named = positions.get(request_key(name))
+            if named is None:
                 raise MalformedBatch(f"depends on an unknown request {name!r}", part=index + 1)
-            if position == index:
+            if index in named:
+                what = "itself" if len(named) == 1 else "its own group"
                 raise MalformedBatch(
-                    f"depends on itself ({name!r}): a dependency cycle", part=index + 1
+                    f"depends on {what} ({name!r}): a dependency cycle", part=index + 1
                 )
-            if position > index:
+            if named.start > index:
                 raise MalformedBatch(
                     f"depends on {name!r}, which comes later: a request may only depend on "
                     "earlier ones (this also rules out cycles)",
                     part=index + 1,
                 )
-            indices.append(position)
+            indices.extend(named)
         plan.append(tuple(indices))
     return plan
+
+
+def _name(positions: dict[str, range], key: str, named: range, index: int) -> None:
+    """Record that ``key`` names the requests ``named``; refuse a name given twice."""
+    if key in positions:
+        raise MalformedBatch(
+            f"the id {key!r} is used twice: dependencies would be ambiguous", part=index + 1
+        )
+    positions[key] = named

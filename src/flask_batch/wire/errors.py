@@ -15,6 +15,7 @@ from .model import Limits, SubResponse
 __all__ = [
     "ALLOW",
     "PROBLEM_JSON",
+    "AtomicityUnavailable",
     "BatchError",
     "LengthRequired",
     "LimitExceeded",
@@ -42,11 +43,24 @@ class BatchError(Exception):
     #: Headers the answer must carry besides Content-Type (for example ``Allow``).
     headers: ClassVar[tuple[tuple[str, str], ...]] = ()
 
-    def __init__(self, detail: str, *, part: int | None = None) -> None:
-        super().__init__(detail if part is None else f"part {part}: {detail}")
+    def __init__(self, detail: str, *, part: int | None = None, member: int | None = None) -> None:
+        super().__init__(_located(detail, part, member))
         self.detail = detail
-        #: 1-based index of the offending part, when the error is about one part.
+        #: 1-based index of the offending part (of the body), when the error is about one part.
         self.part = part
+        #: 1-based index of the offending member inside the changeset that is :attr:`part`.
+        self.member = member
+
+    def inside(self, part: int) -> BatchError:
+        """This error, found by reading the changeset at ``part`` on its own: the part it
+        names is a member of that changeset (None: the changeset itself)."""
+        return self.at(part, self.part)
+
+    def at(self, part: int, member: int | None = None) -> BatchError:
+        """This error, about part ``part`` of the body (and ``member`` of that changeset)."""
+        self.part, self.member = part, member
+        self.args = (_located(self.detail, part, member),)
+        return self
 
     def problem(self) -> dict[str, Any]:
         """The RFC 9457 problem document for this error."""
@@ -58,7 +72,17 @@ class BatchError(Exception):
         }
         if self.part is not None:
             document["part"] = self.part
+        if self.member is not None:
+            document["member"] = self.member
         return document
+
+
+def _located(detail: str, part: int | None, member: int | None) -> str:
+    if part is None:
+        return detail
+    if member is None:
+        return f"part {part}: {detail}"
+    return f"part {part}, member {member}: {detail}"
 
 
 class MalformedBatch(BatchError):
@@ -72,21 +96,44 @@ class LimitExceeded(BatchError):
     title = "Batch too large"
     slug = "limit-exceeded"
 
-    def __init__(self, limit: str, value: int, detail: str, *, part: int | None = None) -> None:
-        super().__init__(detail, part=part)
+    def __init__(
+        self,
+        limit: str,
+        value: int,
+        detail: str,
+        *,
+        part: int | None = None,
+        member: int | None = None,
+    ) -> None:
+        super().__init__(detail, part=part, member=member)
         self.limit = limit
         self.value = value
 
     @classmethod
     def of(
-        cls, limits: Limits, limit: str, detail: str, *, part: int | None = None
+        cls,
+        limits: Limits,
+        limit: str,
+        detail: str,
+        *,
+        part: int | None = None,
+        member: int | None = None,
     ) -> LimitExceeded:
         """The error for ``limits.<limit>``; ``{value}`` in ``detail`` becomes its value."""
         value = getattr(limits, limit)
-        return cls(limit, value, detail.format(value=value), part=part)
+        return cls(limit, value, detail.format(value=value), part=part, member=member)
 
     def problem(self) -> dict[str, Any]:
         return {**super().problem(), "limit": self.limit, "value": self.value}
+
+
+class AtomicityUnavailable(BatchError):
+    """The batch holds an atomic group the route cannot run as one: refused rather than run
+    without atomicity, which would leave a failed group's first writes applied."""
+
+    status = 422
+    title = "Atomic groups not supported"
+    slug = "atomic-groups-not-supported"
 
 
 class UnsupportedMediaType(BatchError):

@@ -28,6 +28,7 @@ from .json_bodies import (
     is_json,
     json_value_span,
 )
+from .json_groups import AtomicityGroups
 from .jsontext import (
     OPEN_ARRAY,
     OPEN_OBJECT,
@@ -187,6 +188,7 @@ class _Reading:
         """The requests of the array at ``start``, and where it ends."""
         requests: list[SubRequest] = []
         ids: set[str] = set()
+        groups = AtomicityGroups(requests, self.limits)
         limits = self.limits
         more, position = self.text.first_element(start)
         while more:
@@ -196,18 +198,22 @@ class _Reading:
                     limits, "max_parts", "the batch has more than {value} requests", part=index
                 )
             self.part = index
-            request, end = self._request(position, index)
+            (request, group), end = self._request(position, index)
             assert request.content_id is not None
             if request.content_id in ids:
                 raise MalformedBatch(f"the id {request.content_id!r} is used twice", part=index)
             ids.add(request.content_id)
+            if group is not None or groups.seen:  # most batches have none: no look
+                groups.add(request.content_id, group, ids, index)
             requests.append(request)
             more, position = self.text.next_element(end)
+        groups.close()
         self.part = None
         return requests, position
 
-    def _request(self, start: int, index: int) -> tuple[SubRequest, int]:
-        """The request of the object at ``start``, and where the object ends."""
+    def _request(self, start: int, index: int) -> tuple[tuple[SubRequest, str | None], int]:
+        """The request of the object at ``start`` and the name of its atomicity group (see
+        :meth:`_to_request`), and where the object ends."""
         text = self.text
         # The common case in one match: known members only, each once, of the right types.
         match = text.match(_request_matcher(), start, charge_failure=False)
@@ -220,7 +226,9 @@ class _Reading:
             text.scanned += end - start  # the failed match: no further than the object
         return request, end
 
-    def _request_by_members(self, start: int, index: int) -> tuple[SubRequest, int]:
+    def _request_by_members(
+        self, start: int, index: int
+    ) -> tuple[tuple[SubRequest, str | None], int]:
         """:meth:`_request`, member by member: other members, or errors to report."""
         text = self.text
         if text.byte(start) != OPEN_OBJECT:
@@ -234,12 +242,6 @@ class _Reading:
             if member.name in spans:
                 self._check_type(member, index)
                 spans[member.name] = member.start, member.end
-            elif member.name == b"atomicityGroup":
-                raise MalformedBatch(
-                    '"atomicityGroup" is not supported yet: the requests of a group could not '
-                    "be undone together if one failed; send them without it",
-                    part=index,
-                )
             member = text.member(member.end, first=False)
         return self._to_request(tuple(spans.values()), index), member
 
@@ -250,6 +252,9 @@ class _Reading:
         if name in (b"id", b"method", b"url"):
             typed = text.is_string(start)
             expected = f'a request needs "{name.decode()}" as a non-empty string'
+        elif name == b"atomicityGroup":
+            typed = text.is_string(start)
+            expected = '"atomicityGroup" must be a non-empty string'
         elif name == b"headers":
             typed = text.is_strings_object(start, end)
             expected = '"headers" must be an object of strings'
@@ -261,8 +266,9 @@ class _Reading:
         if not typed:
             raise MalformedBatch(expected, part=index)
 
-    def _to_request(self, spans: Sequence[Span], index: int) -> SubRequest:
-        """The request whose members' values are at ``spans`` (:data:`_REQUEST_MEMBERS`)."""
+    def _to_request(self, spans: Sequence[Span], index: int) -> tuple[SubRequest, str | None]:
+        """The request whose members' values are at ``spans`` (:data:`_REQUEST_MEMBERS`),
+        and the name of its atomicity group (None: it is in none)."""
         limits = self.limits
         request_id = self._string(spans[_ID], "id", index, _part_head_too_large)
         method = self._string(spans[_METHOD], "method", index, _head_too_large).upper()
@@ -280,6 +286,9 @@ class _Reading:
         if head > limits.max_header_size:
             raise _head_too_large(limits, index)
         depends_on = self._depends_on(spans[_DEPENDS_ON], spans[_DEPENDS_ON_SNAKE], index)
+        group = None
+        if spans[_GROUP][0] >= 0:
+            group = self._string(spans[_GROUP], "atomicityGroup", index, _part_head_too_large)
         # Its MIME headers in multipart: "Content-ID: <id>", "Depends-On: <ids>", blank line.
         part_head = len(f"Content-ID: {request_id}\r\n\r\n".encode("utf-8", "surrogatepass"))
         if depends_on:
@@ -288,7 +297,8 @@ class _Reading:
         if part_head > limits.max_header_size:
             raise _part_head_too_large(limits, index)
         body, invalid_reason = self._body(spans[_BODY], headers, index)
-        return SubRequest(method, target, headers, body, request_id, depends_on, invalid_reason)
+        request = SubRequest(method, target, headers, body, request_id, depends_on, invalid_reason)
+        return request, group
 
     def _string(
         self, span: Span, key: str, index: int, too_large: Callable[[Limits, int], LimitExceeded]
@@ -403,8 +413,17 @@ _HEADERS_KEPT = 1024
 _BATCH_SHAPE = 'a JSON batch is an object with a "requests" array'
 #: The members of a request that are read (the others are only checked to be JSON), in the
 #: order of the groups of :func:`_request_matcher`; the value of an absent one is at _ABSENT.
-_REQUEST_MEMBERS = (b"id", b"method", b"url", b"headers", b"dependsOn", b"depends_on", b"body")
-_ID, _METHOD, _URL, _HEADERS, _DEPENDS_ON, _DEPENDS_ON_SNAKE, _BODY = range(7)
+_REQUEST_MEMBERS = (
+    b"id",
+    b"method",
+    b"url",
+    b"headers",
+    b"dependsOn",
+    b"depends_on",
+    b"atomicityGroup",
+    b"body",
+)
+_ID, _METHOD, _URL, _HEADERS, _DEPENDS_ON, _DEPENDS_ON_SNAKE, _GROUP, _BODY = range(8)
 _GROUPS = range(1, len(_REQUEST_MEMBERS) + 1)
 _ABSENT = (-1, -1)
 
@@ -412,7 +431,7 @@ _ABSENT = (-1, -1)
 @cache
 def _request_matcher() -> re.Pattern[bytes]:
     """A request with only the members it is read for, each once, each of its type."""
-    types = (STRING, STRING, STRING, STRINGS_OBJECT, STRINGS_ARRAY, STRINGS_ARRAY)
+    types = (STRING, STRING, STRING, STRINGS_OBJECT, STRINGS_ARRAY, STRINGS_ARRAY, STRING)
     values = (*types, value_pattern())
     return re.compile(
         object_pattern([(n.decode(), v) for n, v in zip(_REQUEST_MEMBERS, values, strict=True)])
@@ -485,6 +504,8 @@ def encode_json_request(request: SubRequest) -> bytes:
     }
     if request.depends_on:
         item["dependsOn"] = list(request.depends_on)
+    if request.group is not None:
+        item["atomicityGroup"] = request.group.name
     if not request.body:
         return dumps_compact(item)
     content_type = first_header(request.headers, "content-type")

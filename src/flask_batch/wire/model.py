@@ -16,6 +16,7 @@ __all__ = [
     "KIB",
     "MIB",
     "UNLIMITED",
+    "Group",
     "Headers",
     "Limits",
     "Part",
@@ -45,7 +46,16 @@ def option(default: Any, doc: str) -> Any:
 class Limits:
     """Everything a batch client controls is bounded; exceeding a bound answers ``413``."""
 
-    max_parts: int = option(100, "sub-requests in one batch (Google's APIs allow 100 to 1,000)")
+    max_parts: int = option(
+        100,
+        "sub-requests in one batch, each member of an atomic group counted (Google's APIs allow "
+        "100 to 1,000)",
+    )
+    max_group_size: int = option(
+        1000,
+        "requests in one atomic group (a changeset, a JSON atomicityGroup), as OData's "
+        "libraries allow by default",
+    )
     max_body_size: int = option(
         16 * MIB, "bytes of the whole batch body (after decompression, if it came compressed)"
     )
@@ -92,6 +102,7 @@ DEFAULT_LIMITS = Limits()
 #: What a client accepts from its server: the server's own limits bound what it sends.
 UNLIMITED = Limits(
     max_parts=sys.maxsize,
+    max_group_size=sys.maxsize,
     max_body_size=sys.maxsize,
     max_part_size=sys.maxsize,
     max_header_size=sys.maxsize,
@@ -99,6 +110,21 @@ UNLIMITED = Limits(
     max_answer_part_size=sys.maxsize,
     max_answer_size=sys.maxsize,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """An atomic group of requests (an OData changeset, a JSON ``atomicityGroup``): its
+    members are adjacent in the batch, run in order, and succeed or fail together. The
+    transaction hook is given one (:mod:`flask_batch.transactions`); every member's
+    :attr:`SubRequest.group` is the same object, which is how members know their group."""
+
+    #: The group's name: a changeset's boundary, a JSON ``atomicityGroup`` value.
+    name: str
+    #: How many members the group has.
+    size: int
+    #: The index (in the batch, from 0) of the group's first member.
+    first: int
 
 
 class Part(NamedTuple):
@@ -128,6 +154,8 @@ class SubRequest(NamedTuple):
     depends_on: tuple[str, ...] = ()
     #: Why this request is answered 400 without running (the rest of the batch goes on).
     invalid_reason: str | None = None
+    #: The atomic group this request is a member of, or None.
+    group: Group | None = None
 
 
 class SubResponse(NamedTuple):

@@ -28,7 +28,7 @@ from .fields import (
     parse_fields,
     resume_offset,
 )
-from .model import Headers, Limits, Part
+from .model import Headers, Limits, Part, first_header
 
 __all__ = ["MultipartReader", "encode_close", "encode_part"]
 
@@ -63,10 +63,11 @@ class MultipartReader:
     padding) after a boundary. :attr:`scanned` counts that work.
     """
 
-    def __init__(self, boundary: str, limits: Limits) -> None:
+    def __init__(self, boundary: str, limits: Limits, noun: str = "the batch") -> None:
         # A delimiter starts on a new line; CR before the LF is stripped later.
         self._delimiter = b"\n--" + boundary.encode("ascii")
         self._limits = limits
+        self._noun = noun  # what the body is, as errors name it: "the batch", "the changeset"
         # How far the fast path (_whole_part) looks for a part's blank line: past that, the
         # steps refuse the part.
         self._header_reach = min(limits.max_header_size, sys.maxsize // 2)
@@ -107,6 +108,16 @@ class MultipartReader:
         if self._state is not _State.EPILOGUE:
             self._buffer += data
 
+    def adopt(self, body: bytearray) -> None:
+        """Take a whole body at once before anything else, handed over: ``body`` becomes the
+        reader's buffer instead of being copied into it (a changeset read apart from its
+        batch costs its size once)."""
+        if self._received or len(self._buffer) != 1:
+            raise RuntimeError("adopt() takes a whole body, before any push()")
+        self._received = len(body)
+        body[0:0] = self._buffer  # the line end a first delimiter is found after
+        self._buffer = body
+
     def end(self) -> None:
         """The body ended: :meth:`next_part` returns the last parts, then refuses a body that
         stopped early."""
@@ -140,7 +151,9 @@ class MultipartReader:
             # No progress: more bytes are needed, or the body is done.
             if self._too_large:
                 raise LimitExceeded.of(
-                    self._limits, "max_body_size", "the batch body is larger than {value} bytes"
+                    self._limits,
+                    "max_body_size",
+                    self._noun + " body is larger than {value} bytes",
                 )
             if self._final and state is not _State.EPILOGUE:
                 self._refuse_incomplete()
@@ -224,7 +237,7 @@ class MultipartReader:
         close = self._delimiter[1:].decode("ascii") + "--"
         if self._state is _State.PREAMBLE:
             if self._received == 0:
-                raise MalformedBatch("the batch body is empty")
+                raise MalformedBatch(f"{self._noun} body is empty")
             raise MalformedBatch(f"the boundary delimiter {close[:-2]!r} never occurs in the body")
         raise MalformedBatch(
             f"the body ended inside the part, before the close delimiter {close!r}",
@@ -320,7 +333,10 @@ class MultipartReader:
         self._parts += 1
         if self._parts > self._limits.max_parts:
             raise LimitExceeded.of(
-                self._limits, "max_parts", "the batch has more than {value} parts", part=self._parts
+                self._limits,
+                "max_parts",
+                self._noun + " has more than {value} parts",
+                part=self._parts,
             )
         del self._buffer[:offset]
         self._state = _State.HEADERS
@@ -331,7 +347,9 @@ class MultipartReader:
         delimiter = self._next_delimiter(final)
         if delimiter is not None:
             if delimiter[1] is True:
-                raise MalformedBatch("the batch has no parts: it starts with the close delimiter")
+                raise MalformedBatch(
+                    f"{self._noun} has no parts: it starts with the close delimiter"
+                )
             self._start_part(delimiter[1])
             return True
         # The preamble is dropped as it comes: only what may still be a delimiter is kept.
@@ -442,13 +460,21 @@ class MultipartReader:
         return content
 
     def _check_part_size(self, end: int) -> None:
-        if end > self._limits.max_part_size:  # the part's headers and content so far
+        # The part's headers and content so far. A part that is itself multipart/mixed (an
+        # OData changeset) is bounded by the body: its own parts, read apart, by max_part_size.
+        if end > self._limits.max_part_size and not self._holds_multipart():
             raise LimitExceeded.of(
                 self._limits,
                 "max_part_size",
                 "the part is larger than {value} bytes",
                 part=self._parts,
             )
+
+    def _holds_multipart(self) -> bool:
+        content_type = first_header(self._headers, "content-type")
+        return content_type is not None and content_type.lstrip().lower().startswith(
+            "multipart/mixed"
+        )
 
 
 def _blanks_end(buffer: bytearray, position: int, run: int) -> tuple[int, int]:

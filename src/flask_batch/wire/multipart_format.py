@@ -10,18 +10,28 @@ requests and responses, for the server (read requests, write responses) and the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+import sys
+from collections.abc import Iterable, Sequence
 
-from .errors import MalformedBatch
+from .errors import BatchError, LimitExceeded, MalformedBatch
 from .fields import CRLF, encode_text
 from .http1 import parse_request, parse_response, response_head, serialise_request
-from .media_type import boundary_of, multipart_type, new_boundary, parse_media_type
-from .model import UNLIMITED, Headers, Limits, Part, SubRequest, SubResponse
+from .media_type import (
+    boundary_of,
+    boundary_param,
+    multipart_type,
+    new_boundary,
+    odata_boundary,
+    parse_media_type,
+)
+from .model import UNLIMITED, Group, Headers, Limits, Part, SubRequest, SubResponse
 from .multipart import MultipartReader, encode_close, encode_part
 
 __all__ = [
     "RequestReader",
     "ResponseWriter",
+    "body_location",
     "encode_requests",
     "read_requests",
     "read_responses",
@@ -30,24 +40,38 @@ __all__ = [
 ]
 
 _ACCEPTED_ENCODINGS = frozenset({"binary", "8bit", "7bit"})
+#: Methods that change nothing: a changeset (a group of changes) cannot hold them (OData).
+_READS = frozenset({"GET", "HEAD"})
 
 
 class RequestReader:
     """Reads a batch request body delimited by ``boundary``, fed in chunks, into
-    :class:`SubRequest` values."""
+    :class:`SubRequest` values.
+
+    A part that is itself ``multipart/mixed`` is an OData changeset: an atomic group whose
+    members are ``application/http`` requests, read once the changeset has arrived whole (its
+    bytes are the body's: bounded by ``max_body_size``, and read again once, so the work stays
+    linear). Every member counts as a request toward ``max_parts``, and a changeset holds at
+    most ``max_group_size`` of them; an error inside one names the changeset's part and the
+    member.
+    """
 
     def __init__(self, boundary: str, limits: Limits) -> None:
         self._limits = limits
         self._reader = MultipartReader(boundary, limits)
         self._requests: list[SubRequest] = []
+        self._parts = 0  # parts of the body read (a changeset is one)
+        self._member_limits: Limits | None = None  # a changeset's reader's: see _changeset
+        self._nested_scanned = 0  # the work of the changesets' readers
         # The requests of a batch tend to repeat their headers: each block is read once.
         # Per batch, so that no batch can learn from timing what another one sent.
         self._seen_fields: dict[bytes, Headers] = {}
 
     @property
     def scanned(self) -> int:
-        """The multipart reader's work meter (:attr:`MultipartReader.scanned`)."""
-        return self._reader.scanned
+        """The multipart readers' work meter (:attr:`MultipartReader.scanned`): the body's,
+        and its changesets'."""
+        return self._reader.scanned + self._nested_scanned
 
     def feed(self, data: bytes) -> None:
         self._reader.push(data)
@@ -62,43 +86,124 @@ class RequestReader:
     def _read_parts(self) -> None:
         # One part at a time: a part's errors come before those of the parts after it.
         while (part := self._reader.next_part()) is not None:
-            self._requests.append(self._to_request(part, len(self._requests) + 1))
+            self._parts += 1
+            index = self._parts
+            # Once a changeset was read, its members count toward max_parts too.
+            if self._member_limits is not None and len(self._requests) >= self._limits.max_parts:
+                raise _too_many_requests(self._limits, index)
+            content_type, content_id, depends_on = _mime_fields(part, index)
+            if (
+                content_type is not None
+                and content_type.lower() != "application/http"  # the common case first
+                and (boundary := _changeset_boundary(content_type, index)) is not None
+            ):
+                self._changeset(part.content, boundary, index, depends_on)
+                continue
+            self._requests.append(self._request(part, index, content_id, depends_on))
 
-    def _to_request(self, part: Part, index: int) -> SubRequest:
-        content_type: str | None = None
-        content_id: str | None = None
-        encoding: str | None = None
-        depends_on: str | None = None
-        for name, value in part.headers:
-            lowered = name.lower()
-            # The first of a repeated header counts.
-            if lowered == "content-type":
-                content_type = value if content_type is None else content_type
-            elif lowered == "content-id":
-                content_id = value if content_id is None else content_id
-            elif lowered == "content-transfer-encoding":
-                encoding = value if encoding is None else encoding
-            elif lowered == "depends-on":
-                depends_on = value if depends_on is None else depends_on
-        if content_type is not None and content_type.lower() != "application/http":
-            _check_content_type(content_type, index)
-        if encoding is not None and encoding.strip().lower() not in _ACCEPTED_ENCODINGS:
-            raise MalformedBatch(
-                f"Content-Transfer-Encoding {encoding!r} is not supported: send binary", part=index
-            )
+    def _request(
+        self, part: Part, index: int, content_id: str | None, depends_on: tuple[str, ...]
+    ) -> SubRequest:
         method, target, headers, body = parse_request(
             part.content, self._limits, index, seen=self._seen_fields
         )
-        return SubRequest(
-            method,
-            target,
-            headers,
-            body,
-            content_id,
-            tuple(name.strip() for name in depends_on.split(",") if name.strip())
-            if depends_on
-            else (),
+        return SubRequest(method, target, headers, body, content_id, depends_on)
+
+    def _changeset(
+        self, content: bytes | bytearray, boundary: str, index: int, depends_on: tuple[str, ...]
+    ) -> None:
+        """Read the changeset at part ``index`` into its members (``depends_on``: what its
+        own ``Depends-On`` names, which every member waits for)."""
+        limits = self._limits
+        if self._member_limits is None:  # the parts are counted here, members and all
+            self._member_limits = dataclasses.replace(limits, max_parts=sys.maxsize)
+        reader = MultipartReader(boundary, self._member_limits, "the changeset")
+        first = len(self._requests)
+        members: list[SubRequest] = []
+        try:
+            if isinstance(content, bytearray):
+                reader.adopt(content)  # a large changeset: its buffer, not a copy of it
+            else:
+                reader.push(content)
+            reader.end()
+            while (part := reader.next_part()) is not None:
+                member = len(members) + 1
+                if member > limits.max_group_size:
+                    raise LimitExceeded.of(
+                        limits,
+                        "max_group_size",
+                        "the changeset has more than {value} requests",
+                        part=member,
+                    )
+                if first + member > limits.max_parts:
+                    raise _too_many_requests(limits, member)
+                content_type, content_id, own = _mime_fields(part, member)
+                if _changeset_boundary(content_type, member) is not None:
+                    raise MalformedBatch(
+                        "a changeset cannot contain another changeset", part=member
+                    )
+                request = self._request(part, member, content_id, depends_on + own)
+                if request.method in _READS:
+                    raise MalformedBatch(
+                        f"a changeset holds changes only: a {request.method} request goes "
+                        "outside it, as its own part",
+                        part=member,
+                    )
+                members.append(request)
+        except BatchError as error:
+            raise error.inside(index) from None
+        finally:
+            self._nested_scanned += reader.scanned
+        group = Group(boundary, len(members), first)
+        self._requests.extend(member._replace(group=group) for member in members)
+
+
+def body_location(requests: Sequence[SubRequest], index: int) -> tuple[int, int | None]:
+    """Where the request at ``index`` (from 0, each member of a changeset counted) is in a
+    multipart body: its part (from 1) and, for a changeset's member, its place in it."""
+    part, position = 0, 0
+    while True:
+        group = requests[position].group
+        part += 1
+        end = position + (1 if group is None else group.size)
+        if index < end:
+            return part, (None if group is None else index - position + 1)
+        position = end
+
+
+def _mime_fields(part: Part, index: int) -> tuple[str | None, str | None, tuple[str, ...]]:
+    """A part's Content-Type, Content-ID and Depends-On ids (the first of a repeated header
+    counts); refuses a Content-Transfer-Encoding other than the identity ones."""
+    content_type: str | None = None
+    content_id: str | None = None
+    encoding: str | None = None
+    depends_on: str | None = None
+    for name, value in part.headers:
+        lowered = name.lower()
+        if lowered == "content-type":
+            content_type = value if content_type is None else content_type
+        elif lowered == "content-id":
+            content_id = value if content_id is None else content_id
+        elif lowered == "content-transfer-encoding":
+            encoding = value if encoding is None else encoding
+        elif lowered == "depends-on":
+            depends_on = value if depends_on is None else depends_on
+    if encoding is not None and encoding.strip().lower() not in _ACCEPTED_ENCODINGS:
+        raise MalformedBatch(
+            f"Content-Transfer-Encoding {encoding!r} is not supported: send binary", part=index
         )
+    if not depends_on:
+        return content_type, content_id, ()
+    return content_type, content_id, tuple(n.strip() for n in depends_on.split(",") if n.strip())
+
+
+def _too_many_requests(limits: Limits, index: int) -> LimitExceeded:
+    return LimitExceeded.of(
+        limits,
+        "max_parts",
+        "the batch has more than {value} requests (each member of a changeset counts)",
+        part=index,
+    )
 
 
 def read_requests(
@@ -111,20 +216,24 @@ def read_requests(
     return reader.close()
 
 
-def _check_content_type(content_type: str, index: int) -> None:
-    """Refuse a part that does not carry an HTTP message as Google and OData send it."""
+def _changeset_boundary(content_type: str | None, index: int) -> str | None:
+    """The boundary of a part that is a changeset (``multipart/mixed``), or None for a part
+    carrying an HTTP message as Google and OData send it; refuses any other part."""
+    if content_type is None or content_type.lower() == "application/http":
+        return None
     try:
-        media_type, _ = parse_media_type(content_type)
+        media_type, params = parse_media_type(content_type)
+        if media_type == "multipart/mixed":
+            return boundary_param(params)
     except MalformedBatch as error:
         raise MalformedBatch(error.detail, part=index) from None
-    if media_type == "multipart/mixed":
-        raise MalformedBatch(
-            "nested multipart/mixed parts (changesets) are not supported", part=index
-        )
     if media_type != "application/http":
         raise MalformedBatch(
-            f"a part must be Content-Type: application/http, not {media_type!r}", part=index
+            "a part must be Content-Type: application/http (or multipart/mixed: a changeset), "
+            f"not {media_type!r}",
+            part=index,
         )
+    return None
 
 
 def response_content_id(request_id: str | None) -> str | None:
@@ -148,12 +257,35 @@ def request_content_id(response_id: str | None) -> str | None:
 
 
 class ResponseWriter:
-    """Writes the answer of a batch, one part at a time, so it can be streamed."""
+    """Writes the answer of a batch, one part at a time, so it can be streamed.
 
-    def __init__(self, boundary: str | None = None) -> None:
-        self.boundary = boundary or new_boundary()
+    The members of an atomic group are written as a changeset: one ``multipart/mixed`` part
+    holding one ``application/http`` part per member, framed by a boundary of its own
+    (``changesetresponse_<uuid>``, as OData's reference servers write it, each member with
+    ``Content-Transfer-Encoding: binary``); the schedule writes a failed group as one part,
+    the failing member's answer (:attr:`collapses_failed_groups`). With ``flat``, each member
+    of a changeset that succeeded is a part of the batch's answer instead, as SharePoint's
+    client reads them (a failed one is still one part: the client raises that answer). With
+    ``odata``, the whole answer is spelt so: its boundary ``batchresponse_<uuid>``, every
+    part binary.
+    """
+
+    def __init__(
+        self, boundary: str | None = None, *, flat: bool = False, odata: bool = False
+    ) -> None:
+        self.boundary = boundary or (odata_boundary("batchresponse") if odata else new_boundary())
+        #: A failed changeset is one part in its place (OData; SharePoint's client too).
+        self.collapses_failed_groups = True
+        self._flat = flat
         # Every part opens alike: delimiter and Content-Type, written once.
-        self._opening = b"--%s\r\nContent-Type: application/http\r\n" % self.boundary.encode()
+        self._delimiter = b"--%s\r\n" % self.boundary.encode()
+        self._opening = self._delimiter + (
+            _MEMBER_HEADERS if odata else b"Content-Type: application/http\r\n"
+        )
+        self._group: Group | None = None  # the changeset being written
+        self._left = 0  # its members not written yet
+        self._member_opening = b""  # its members' delimiter and headers
+        self._changeset_close = b""  # its close delimiter
 
     @property
     def content_type(self) -> str:
@@ -176,11 +308,37 @@ class ResponseWriter:
         id_line = b""
         if content_id is not None:
             id_line = b"Content-ID: " + encode_text(content_id, "Content-ID") + CRLF
-        head = b"".join((self._opening, id_line, CRLF, status_line, field_lines, CRLF))
-        return head, body, CRLF
+        group = request.group
+        if group is None or self._flat:
+            head = b"".join((self._opening, id_line, CRLF, status_line, field_lines, CRLF))
+            return head, body, CRLF
+        # Nothing above raised: the changeset's state may change now.
+        opening = b""
+        if group is not self._group:  # a changeset begins: a part holding a multipart body
+            boundary = odata_boundary("changesetresponse").encode()
+            opening = b"%sContent-Type: multipart/mixed; boundary=%s\r\n\r\n" % (
+                self._delimiter,
+                boundary,
+            )
+            self._group, self._left = group, group.size
+            self._member_opening = b"--%s\r\n%s" % (boundary, _MEMBER_HEADERS)
+            self._changeset_close = b"--%s--\r\n" % boundary
+        self._left -= 1
+        tail = CRLF
+        if self._left == 0:
+            tail += self._changeset_close
+            self._group = None
+        head = b"".join(
+            (opening, self._member_opening, id_line, CRLF, status_line, field_lines, CRLF)
+        )
+        return head, body, tail
 
     def close(self) -> bytes:
         return encode_close(self.boundary)
+
+
+#: A changeset member's part headers, as OData's reference servers write them.
+_MEMBER_HEADERS = b"Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
 
 
 def _part_headers(content_id: str | None, depends_on: tuple[str, ...] = ()) -> Headers:
