@@ -11,6 +11,7 @@ told what to do with each whole batch (answer, lose it, 413, 503). It plugs into
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -97,6 +98,14 @@ class FakeEndpoint:
     ran: Counter[str] = field(default_factory=Counter)
     #: Direct (not batched) requests: "METHOD url".
     direct: list[str] = field(default_factory=list)
+    #: How an atomic group is answered in the multipart format: "nested" (OData: a group
+    #: that succeeded by one nested multipart part, one that failed by one part, its failing
+    #: member's answer with that member's Content-ID), "anonymous" (the same, the failure's
+    #: part with no Content-ID), "flat" (each member's answer a part of its own). A failed
+    #: group's other members answer 424 where they have answers of their own (JSON, flat).
+    group_layout: str = "nested"
+    #: The status of a batch's answer (OData V2 and V3, and Azure, answer 202).
+    answer_status: int = 200
 
     def fail(self, path: str, *statuses: int | tuple[int, tuple[tuple[str, str], ...]]) -> None:
         """The part at ``path`` answers these statuses first (then 200)."""
@@ -147,18 +156,58 @@ class FakeEndpoint:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         dependencies = dependency_indices(sub_requests)
         answers: list[SubResponse] = []
-        for request, depends_on in zip(sub_requests, dependencies, strict=True):
+        failing: dict[int, int] = {}  # a failed group's first member -> its failing member
+        for index, (request, depends_on) in enumerate(zip(sub_requests, dependencies, strict=True)):
+            group = request.group
             failed = [d for d in depends_on if not 200 <= answers[d].status < 300]
-            if failed:
+            if failed or (group is not None and group.first in failing):
                 answers.append(problem_response(424, "Failed dependency", "not run"))
                 continue
             answers.append(self._part(request))
-        writer = ResponseWriter() if not json_format else JsonResponseWriter()
+            if group is not None and answers[index].status >= 400:
+                failing[group.first] = index
+                for applied in range(group.first, index):  # rolled back
+                    answers[applied] = problem_response(424, "Failed dependency", "rolled back")
+        if json_format:
+            return self._json_answer(sub_requests, answers)
+        writer = ResponseWriter()
+        body = writer.start()
+        index = 0
+        while index < len(sub_requests):
+            request, group = sub_requests[index], sub_requests[index].group
+            if group is None or self.group_layout == "flat":
+                body += writer.part(answers[index], request)
+                index += 1
+                continue
+            members = range(group.first, group.first + group.size)
+            if group.first in failing:
+                carrier = sub_requests[failing[group.first]]
+                if self.group_layout == "anonymous":
+                    carrier = carrier._replace(content_id=None)
+                body += writer.part(answers[failing[group.first]], carrier)
+            else:
+                body += _changeset_answer(
+                    writer.boundary, [(answers[i], sub_requests[i]) for i in members]
+                )
+            index = members.stop
+        body += writer.close()
+        return self.answer_status, [("Content-Type", writer.content_type)], body
+
+    def _json_answer(
+        self, sub_requests: list[SubRequest], answers: list[SubResponse]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """A JSON answer; each member of a group says its group (OData JSON 4.01, 19.3)."""
+        writer = JsonResponseWriter()
         body = writer.start()
         for request, answer in zip(sub_requests, answers, strict=True):
-            body += writer.part(answer, request)
+            item = writer.part(answer, request)
+            if request.group is not None:
+                opening = item.index(b"{") + 1
+                marked = b'"atomicityGroup":' + json.dumps(request.group.name).encode() + b","
+                item = item[:opening] + marked + item[opening:]
+            body += item
         body += writer.close()
-        return 200, [("Content-Type", writer.content_type)], body
+        return self.answer_status, [("Content-Type", writer.content_type)], body
 
     def _part(self, request: SubRequest) -> SubResponse:
         path = request.target.split("?")[0]
@@ -182,6 +231,15 @@ class FakeEndpoint:
                 raise httpx.ConnectError("connection refused", request=request) from None
             raise httpx.ReadError("the connection was lost", request=request) from None
         return httpx.Response(code, headers=headers, content=body)
+
+
+def _changeset_answer(boundary: str, answered: list[tuple[SubResponse, SubRequest]]) -> bytes:
+    """The part of a batch answer that answers a changeset that succeeded: a multipart/mixed
+    part with each member's answer (as OData's reference servers write it)."""
+    inner = ResponseWriter(f"changesetresponse_{uuid.uuid4()}")
+    nested = b"".join(inner.part(answer, request) for answer, request in answered)
+    head = f"--{boundary}\r\nContent-Type: {inner.content_type}\r\n\r\n".encode()
+    return head + nested + inner.close() + b"\r\n"
 
 
 def _problem_answer(limit: str, value: int) -> tuple[int, list[tuple[str, str]], bytes]:

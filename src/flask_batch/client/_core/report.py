@@ -63,6 +63,9 @@ def summary(failures: Sequence[Failed[OuterT]], total: int) -> Summary[OuterT]:
     )
 
 
+#: The statuses of a batch answer: ``200``, and ``202 Accepted``, which OData V2 and V3 and
+#: Azure's services answer (and clients of theirs require).
+BATCH_ANSWER_STATUSES = frozenset({200, 202})
 #: What a status that no batch endpoint answers to a POST most likely means.
 _HINTS = {
     404: "it is probably not a batch endpoint (is the URL right?)",
@@ -89,7 +92,7 @@ def media_type_of(content_type: str | None) -> str:
 
 def not_a_batch_answer(reply: Reply[OuterT], answer_type: str) -> str | None:
     """Why ``reply`` is not a batch answer (of ``answer_type``), in one line, or None."""
-    if reply.status != 200:
+    if reply.status not in BATCH_ANSWER_STATUSES:
         return outline(reply)
     media_type = media_type_of(reply.content_type)
     if media_type != answer_type:
