@@ -49,7 +49,7 @@ from flask_batch.client import Batching
 try:
     from flask_batch.wire.model import Limits
     from flask_batch.wire.multipart_format import ResponseWriter, read_requests
-    from flask_batch.wsgi import Dispatcher, call_app
+    from flask_batch.wsgi_parts import Dispatcher, call_app
 
     INTERNALS_ERROR = ""
 except ImportError as error:

@@ -11,7 +11,6 @@ told what to do with each whole batch (answer, lose it, 413, 503). It plugs into
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -87,6 +86,8 @@ class FakeEndpoint:
     max_body_size: int | None = None
     #: What GET on the batch URL answers (None: 404).
     description: Mapping[str, Any] | None = None
+    #: The status of a batch's answer (202: as OData 1.0 to 3.0 and Azure answer).
+    answer_status: int = 200
     #: Each batch that arrived: its parts as "METHOD target", and as they were read.
     batches: list[list[str]] = field(default_factory=list)
     parts: list[list[SubRequest]] = field(default_factory=list)
@@ -104,8 +105,6 @@ class FakeEndpoint:
     #: part with no Content-ID), "flat" (each member's answer a part of its own). A failed
     #: group's other members answer 424 where they have answers of their own (JSON, flat).
     group_layout: str = "nested"
-    #: The status of a batch's answer (OData V2 and V3, and Azure, answer 202).
-    answer_status: int = 200
 
     def fail(self, path: str, *statuses: int | tuple[int, tuple[tuple[str, str], ...]]) -> None:
         """The part at ``path`` answers these statuses first (then 200)."""
@@ -168,44 +167,26 @@ class FakeEndpoint:
                 failing[group.first] = index
                 for applied in range(group.first, index):  # rolled back
                     answers[applied] = problem_response(424, "Failed dependency", "rolled back")
-        if json_format:
-            return self._json_answer(sub_requests, answers)
-        writer = ResponseWriter()
+        # The server's own writers: a group nested in a changeset's answer, unless flat.
+        flat = self.group_layout == "flat"
+        writer: ResponseWriter | JsonResponseWriter = (
+            JsonResponseWriter() if json_format else ResponseWriter(flat=flat)
+        )
+        collapses = not json_format and not flat
         body = writer.start()
         index = 0
         while index < len(sub_requests):
             request, group = sub_requests[index], sub_requests[index].group
-            if group is None or self.group_layout == "flat":
+            if group is None or group.first not in failing or not collapses:
                 body += writer.part(answers[index], request)
                 index += 1
                 continue
-            members = range(group.first, group.first + group.size)
-            if group.first in failing:
-                carrier = sub_requests[failing[group.first]]
-                if self.group_layout == "anonymous":
-                    carrier = carrier._replace(content_id=None)
-                body += writer.part(answers[failing[group.first]], carrier)
-            else:
-                body += _changeset_answer(
-                    writer.boundary, [(answers[i], sub_requests[i]) for i in members]
-                )
-            index = members.stop
-        body += writer.close()
-        return self.answer_status, [("Content-Type", writer.content_type)], body
-
-    def _json_answer(
-        self, sub_requests: list[SubRequest], answers: list[SubResponse]
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """A JSON answer; each member of a group says its group (OData JSON 4.01, 19.3)."""
-        writer = JsonResponseWriter()
-        body = writer.start()
-        for request, answer in zip(sub_requests, answers, strict=True):
-            item = writer.part(answer, request)
-            if request.group is not None:
-                opening = item.index(b"{") + 1
-                marked = b'"atomicityGroup":' + json.dumps(request.group.name).encode() + b","
-                item = item[:opening] + marked + item[opening:]
-            body += item
+            # A failed changeset: one part in its place, the failing member's answer.
+            carrier = sub_requests[failing[group.first]]._replace(group=None)
+            if self.group_layout == "anonymous":
+                carrier = carrier._replace(content_id=None)
+            body += writer.part(answers[failing[group.first]], carrier)
+            index = group.first + group.size
         body += writer.close()
         return self.answer_status, [("Content-Type", writer.content_type)], body
 
@@ -231,15 +212,6 @@ class FakeEndpoint:
                 raise httpx.ConnectError("connection refused", request=request) from None
             raise httpx.ReadError("the connection was lost", request=request) from None
         return httpx.Response(code, headers=headers, content=body)
-
-
-def _changeset_answer(boundary: str, answered: list[tuple[SubResponse, SubRequest]]) -> bytes:
-    """The part of a batch answer that answers a changeset that succeeded: a multipart/mixed
-    part with each member's answer (as OData's reference servers write it)."""
-    inner = ResponseWriter(f"changesetresponse_{uuid.uuid4()}")
-    nested = b"".join(inner.part(answer, request) for answer, request in answered)
-    head = f"--{boundary}\r\nContent-Type: {inner.content_type}\r\n\r\n".encode()
-    return head + nested + inner.close() + b"\r\n"
 
 
 def _problem_answer(limit: str, value: int) -> tuple[int, list[tuple[str, str]], bytes]:

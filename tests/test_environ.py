@@ -9,7 +9,7 @@ from werkzeug.test import EnvironBuilder
 
 from flask_batch.targets import PART_KEY
 from flask_batch.wire.model import SubRequest
-from flask_batch.wsgi import Dispatcher
+from flask_batch.wsgi_parts import Dispatcher
 
 ORIGIN = "http://example.com:8080"
 # Keys a server sets that must match a direct request exactly.

@@ -25,13 +25,15 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "transactions",
         "answers",
         "schedule",
+        "groups",
         "execution",
         "targets",
         "part_headers",
+        "conventions",
         "intake",
         "options",
     ),
-    "adapters": ("wsgi", "asgi_parts", "asgi"),
+    "adapters": ("wsgi_parts", "wsgi", "asgi_parts", "asgi"),
     "flask": ("flask",),
 }
 #: Libraries no module of the server side below the Flask extension may import.

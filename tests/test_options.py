@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from flask_batch.options import OPTIONS, Conventions, resolve_options
+from flask_batch.conventions import Conventions
+from flask_batch.options import OPTIONS, resolve_options
 from flask_batch.wire.model import Limits
 
 README = Path(__file__).resolve().parent.parent / "README.md"

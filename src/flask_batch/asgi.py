@@ -33,6 +33,7 @@ from collections.abc import (
 from contextlib import aclosing
 
 from .asgi_parts import ASGIApp, Message, Parts, Receive, Scope, Send, under
+from .conventions import Versions
 from .execution import astream_answers
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
 from .options import MiddlewareOptions
@@ -55,6 +56,8 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
     request order, as the Flask extension and the WSGI middleware do.
     """
 
+    asynchronous = True
+
     @functools.cached_property
     def _limiters(self) -> dict[asyncio.AbstractEventLoop, asyncio.Semaphore]:
         # One semaphore per event loop (a server runs one; test clients may run several).
@@ -72,7 +75,8 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
         method = scope.get("method", "")
         nested = bool(scope.get(PART_KEY))
         if method in DESCRIBE_METHODS and not nested:
-            await _send_whole(send, describe(self.limits, self.execution), head=method == "HEAD")
+            described = describe(self.limits, self.execution, self.settings.conventions)
+            await _send_whole(send, described, head=method == "HEAD")
             return
         headers = _fields(scope)
         more_body = True
@@ -88,8 +92,8 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 content_encoding=headers.get("content-encoding"),
                 nested=nested,
                 started=started,
-                json_dialect=self.settings.conventions.json_dialect,
-                odata_version=headers.get("odata-version") or headers.get("odata-maxversion"),
+                conventions=self.settings.conventions,
+                versions=Versions.read(lambda name: headers.get(name.lower())),
             )
             while more_body:
                 message = await _receive(receive, intake)
@@ -124,10 +128,11 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             policy=run.policy,
             limiter=self._limiter() if concurrent else None,
             stop=gone,
+            member_dispatch=parts.member,
         )
         try:
             async with aclosing(answer):
-                await _stream(send, run.headers, answer)
+                await _stream(send, intake.status, run.headers, answer)
         finally:
             watcher.cancel()
             await parts.finish()
@@ -212,11 +217,13 @@ async def _send_whole(send: Send, answer: Answer, *, head: bool = False) -> None
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-async def _stream(send: Send, headers: list[tuple[str, str]], chunks: AsyncIterator[bytes]) -> None:
+async def _stream(
+    send: Send, status: int, headers: list[tuple[str, str]], chunks: AsyncIterator[bytes]
+) -> None:
     """Send the batch's answer as its parts are written; the status line waits for the first."""
     start: Message | None = {
         "type": "http.response.start",
-        "status": 200,
+        "status": status,
         "headers": _encode(headers),
     }
     try:

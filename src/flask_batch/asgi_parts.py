@@ -141,6 +141,27 @@ class Parts:
             raise error
         raise RuntimeError("the application returned without completing its response")
 
+    async def member(self, request: SubRequest) -> SubResponse:
+        """Run a member of an atomic group in the current task (the group's, where its
+        transaction hook's ``begin`` ran: flask_batch.groups), to its end: what it does after
+        its response (background tasks) is done inside the group's transaction too."""
+        try:
+            scope = self.scope(request)
+        except PartRefused as refusal:
+            return refusal.answer()
+        exchange = _Exchange(
+            request.body, asyncio.get_running_loop().create_future(), self._answer_limit
+        )
+        try:
+            await exchange.run(self._app, scope)
+        except Exception:
+            if not exchange.complete:
+                raise
+            logger.exception("a part's application raised after its response")
+        if not exchange.complete:
+            raise RuntimeError("the application returned without completing its response")
+        return exchange.response(self._answer_limit)
+
     def scope(self, request: SubRequest) -> Scope:
         """The ASGI scope of ``request``, as a server would have built it."""
         route = self._router.route(request.target, request.method)

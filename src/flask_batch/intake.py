@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
+from .conventions import Conventions, Versions, answer_status, json_dialect
 from .execution import Execution
 from .schedule import Policy
 from .wire.content_coding import BodyDecoder
@@ -31,19 +32,17 @@ from .wire.errors import (
     reason_phrase,
 )
 from .wire.formats import JSON, MULTIPART, Reader, Writer, negotiate
-from .wire.json_answers import JSON_DIALECTS, JsonDialect
 from .wire.model import Limits, SubRequest
+from .wire.multipart_format import body_location
 from .wire.prefer import parse_preferences
 
 __all__ = [
     "DESCRIBE_METHODS",
-    "JSON_DIALECT_OPTIONS",
     "Answer",
     "Intake",
     "RunPlan",
     "declared_length",
     "describe",
-    "dialect_of",
     "error_answer",
     "plan_run",
     "whole_answer",
@@ -80,8 +79,10 @@ def whole_answer(status: str, headers: list[tuple[str, str]], body: bytes) -> An
     return Answer(status, [*headers, ("Content-Length", str(len(body)))], [body])
 
 
-def describe(limits: Limits, execution: Execution) -> Answer:
-    """What an endpoint accepts (GET, HEAD and OPTIONS), so clients can size batches."""
+def describe(limits: Limits, execution: Execution, conventions: Conventions) -> Answer:
+    """What an endpoint accepts (GET, HEAD and OPTIONS), so clients can size batches and
+    know how their groups will run and be answered."""
+    groups = "atomic" if execution.transaction is not None else "refused"
     document = {
         "formats": [MULTIPART, JSON],
         **{field.name: getattr(limits, field.name) for field in fields(Limits)},
@@ -89,6 +90,9 @@ def describe(limits: Limits, execution: Execution) -> Answer:
         "max_workers_per_request": execution.workers_per_request,
         "dependencies": True,
         "preferences": ["continue-on-error", "odata.continue-on-error"],
+        "groups": "in-order" if execution.non_atomic_groups else groups,
+        "flat_changesets": conventions.flat_changesets,
+        "answer_status": conventions.answer_status,
     }
     headers = [("Content-Type", "application/json"), ("Allow", ALLOW)]
     return whole_answer("200 OK", headers, json.dumps(document).encode("ascii"))
@@ -113,20 +117,6 @@ def declared_length(content_length: str | None, limits: Limits) -> int | None:
     return length
 
 
-#: The ``json_dialect`` option's values: "auto" decides by the request (:func:`dialect_of`).
-JSON_DIALECT_OPTIONS = ("auto", *JSON_DIALECTS)
-
-
-def dialect_of(option: str, odata_version: str | None) -> JsonDialect:
-    """The JSON dialect of an answer: the route's choice, or with "auto", OData when the batch
-    request says it speaks OData (an ``OData-Version`` or ``OData-MaxVersion`` header: OData
-    JSON 4.01 section 19.5 wants lower-case header names), else Microsoft Graph's (the usual
-    capitalisation, which its clients look for)."""
-    if option == "auto":
-        return "odata" if odata_version else "graph"
-    return "odata" if option == "odata" else "graph"
-
-
 class Intake:
     """One batch request read push-style: the head is checked at once, the body chunk by chunk.
 
@@ -149,14 +139,21 @@ class Intake:
         content_encoding: str | None = None,
         nested: bool = False,
         started: float | None = None,
-        json_dialect: str = "auto",
-        odata_version: str | None = None,
+        conventions: Conventions = Conventions(),  # noqa: B008 (frozen: nothing is shared)
+        versions: Versions = Versions(),  # noqa: B008
     ) -> None:
         if nested:
             raise MalformedBatch("a batch cannot contain another batch")
         if method != "POST":
             raise MethodNotAllowed("a batch is sent with POST (GET describes the endpoint)")
-        reader, writer = negotiate(content_type, limits, dialect_of(json_dialect, odata_version))
+        reader, writer = negotiate(
+            content_type,
+            limits,
+            json_dialect=json_dialect(conventions, versions),
+            flat_changesets=conventions.flat_changesets,
+        )
+        #: The status of the batch's answer (README "Dialects").
+        self.status = answer_status(conventions, versions)
         #: The length the request declared, or None when the transport frames the body.
         self.length = declared_length(content_length, limits)
         if self.length is None and not framed:
@@ -204,6 +201,20 @@ class Intake:
         return self._reader.close()
 
 
+def _refuse_groups(requests: Sequence[SubRequest]) -> None:
+    """Refuse a batch holding an atomic group on a route that cannot make it atomic (no
+    transaction hook) and was not told to run groups without atomicity."""
+    for request in requests:
+        if request.group is not None:
+            raise AtomicityUnavailable(
+                f"the batch holds the atomic group {request.group.name!r}, which this route "
+                "cannot make all or nothing: it has no transaction hook. The application sets "
+                "one with the route's transaction option (or non_atomic_groups=True to run "
+                "groups in order without atomicity)",
+                part=request.group.first + 1,
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class RunPlan:
     """How a batch that was read will run, and the headers of its answer."""
@@ -225,20 +236,24 @@ def plan_run(
     """Dependencies (refused with :class:`BatchError`), the error policy the ``Prefer`` header
     asks for, the deadline counted from ``started`` (:func:`time.monotonic`), and how many
     parts may run at once."""
-    grouped = next((request for request in requests if request.group is not None), None)
-    if grouped is not None:
-        assert grouped.group is not None
-        raise AtomicityUnavailable(
-            f"this batch route cannot run atomic groups yet (the group {grouped.group.name!r})",
-            part=grouped.group.first + 1,
-        )
-    dependencies = dependency_indices(requests)
+    try:
+        if execution.transaction is None and not execution.non_atomic_groups:
+            _refuse_groups(requests)
+        dependencies = dependency_indices(requests)
+    except BatchError as error:
+        # It names the request by its place among all requests: in a multipart body, a
+        # changeset's members are inside one part.
+        if error.part is not None and writer.content_type.startswith(MULTIPART):
+            part, member = body_location(requests, error.part - 1)
+            error.at(part, None if isinstance(error, AtomicityUnavailable) else member)
+        raise
     preferences = parse_preferences(prefer)
     policy = Policy(
         deadline=None if limits.deadline is None else started + limits.deadline,
         workers=min(execution.workers_per_request, len(requests)),
         continue_on_error=preferences.continue_on_error,
         max_answer_size=limits.max_answer_size,
+        transaction=execution.transaction,
     )
     headers = [("Content-Type", writer.content_type), ("Cache-Control", "no-store")]
     if preferences.applied is not None:

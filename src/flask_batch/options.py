@@ -1,7 +1,8 @@
 """The options of a batch endpoint: each declared once, read by every adapter.
 
 An option is a field of :class:`~flask_batch.wire.model.Limits`, of
-:class:`~flask_batch.execution.Execution` or of :class:`Conventions`, with its default and
+:class:`~flask_batch.execution.Execution` or of
+:class:`~flask_batch.conventions.Conventions`, with its default and
 what it does (:func:`~flask_batch.wire.model.option`). :data:`OPTIONS` lists them from those
 fields, with their config keys; :func:`resolve_options` turns keyword arguments and
 ``BATCH_*`` config keys into :class:`Settings`; the middlewares take them as keyword arguments
@@ -12,48 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Generic, TypedDict, TypeVar, Unpack
+from typing import Any, ClassVar, Generic, TypedDict, TypeVar, Unpack
 
+from .conventions import Conventions
 from .execution import Execution
-from .intake import JSON_DIALECT_OPTIONS
-from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, check_header_patterns
-from .wire.model import Limits, option
+from .groups import check_hook
+from .part_headers import DEFAULT_HEADER_RULES, HeaderRules
+from .transactions import AsyncTransactionHook, TransactionHook
+from .wire.model import Limits
 
 __all__ = [
     "OPTIONS",
     "BatchOptions",
-    "Conventions",
     "MiddlewareOptions",
     "Option",
     "Settings",
     "resolve_options",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Conventions:
-    """How a route judges a part's headers and spells its answers: options that are neither
-    a limit nor how parts run."""
-
-    pinned_headers: tuple[str, ...] = option(
-        (),
-        "header names (or patterns, * for any characters, any case) that only the batch "
-        "request may carry, added to the built-in set",
-    )
-    json_dialect: str = option(
-        "auto",
-        'how JSON answers spell header names: "graph" (Content-Type), "odata" (content-type), '
-        "or \"auto\": OData's when the batch request carries OData-Version, else Graph's",
-    )
-
-    def __post_init__(self) -> None:
-        # Any iterable of names is taken; a string is refused (it is not a list of names).
-        object.__setattr__(self, "pinned_headers", check_header_patterns(self.pinned_headers))
-        if self.json_dialect not in JSON_DIALECT_OPTIONS:
-            raise ValueError(
-                f"json_dialect must be one of {list(JSON_DIALECT_OPTIONS)}, "
-                f"not {self.json_dialect!r}"
-            )
 
 
 @dataclass(frozen=True)
@@ -93,8 +69,12 @@ class BatchOptions(TypedDict, total=False):
     max_answer_size: int
     max_workers: int
     max_workers_per_request: int | None
+    transaction: TransactionHook | AsyncTransactionHook | None
+    non_atomic_groups: bool
     pinned_headers: Iterable[str]
     json_dialect: str
+    answer_status: int | str
+    flat_changesets: bool
 
 
 @dataclass(frozen=True)
@@ -141,9 +121,14 @@ class MiddlewareOptions(Generic[_AppT]):
     as keyword arguments (typed by :class:`BatchOptions`, so type checkers and Starlette's
     ``add_middleware`` see them). An invalid value raises ValueError."""
 
+    #: Whether the middleware serves an event loop (ASGI): its transaction hook must then
+    #: be a coroutine function, else a plain one (TypeError at construction).
+    asynchronous: ClassVar[bool] = False
+
     def __init__(self, app: _AppT, path: str = "/batch", **options: Unpack[BatchOptions]) -> None:
         self.app = app
         self.path = path
         self.settings = resolve_options({}, options)
         self.limits = self.settings.limits
         self.execution = self.settings.execution
+        check_hook(self.execution.transaction, asynchronous=self.asynchronous)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 from .answers import (
     DEADLINE_PASSED,
@@ -23,17 +24,20 @@ from .answers import (
     answer_too_large,
     slices,
 )
+from .transactions import AsyncTransactionHook, TransactionHook
 from .wire.errors import problem_response
 from .wire.formats import Writer
-from .wire.model import SubRequest, SubResponse
+from .wire.model import Group, SubRequest, SubResponse
 
 __all__ = [
     "DEFAULT_POLICY",
     "HOLD_BYTES",
     "HOLD_PARTS",
     "QUICK_PART",
+    "Answers",
     "AsyncDispatch",
     "Dispatch",
+    "GroupOutcome",
     "Policy",
     "Schedule",
 ]
@@ -41,6 +45,14 @@ __all__ = [
 logger = logging.getLogger("flask_batch")
 
 Dispatch = Callable[[SubRequest], SubResponse]
+
+
+class Answers(Protocol):
+    """The answers of a batch's parts by index (None: not answered yet)."""
+
+    def __getitem__(self, index: int, /) -> SubResponse | None: ...
+
+
 AsyncDispatch = Callable[[SubRequest], Awaitable[SubResponse]]
 
 
@@ -57,6 +69,23 @@ class Policy:
     #: Bytes of answer bodies the whole batch may send (None: no bound); a part whose answer
     #: would go past it is answered 502 instead.
     max_answer_size: int | None = None
+    #: What makes an atomic group all or nothing (None: its members run in order, without
+    #: atomicity; a batch reaches a route without either only if it holds no group).
+    transaction: TransactionHook | AsyncTransactionHook | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOutcome:
+    """What the members of a group answer, once it is over."""
+
+    #: Each member's answer, in order (what dependencies on the member see).
+    answers: list[SubResponse]
+    #: For a group that failed atomically, the one answer that stands for all of it, and the
+    #: index of the member whose Content-ID it carries (None: no member's): how multipart
+    #: answers a failed changeset (OData), where the writer lays groups out nested.
+    failure: tuple[SubResponse, int | None] | None = None
+    #: The client went away during the group: the batch stops.
+    abandoned: bool = False
 
 
 DEFAULT_POLICY = Policy()
@@ -94,7 +123,22 @@ class Schedule:
         self.stopped = False
         # No deadline and not stopped: too_late() is None without a look at the clock.
         self._unhindered = policy.deadline is None
+        #: The atomic groups, by the index of their first member: each runs as one unit.
+        self.groups = {r.group.first: r.group for r in requests if r.group is not None}
         self._waiting = list(range(len(requests)))
+        # What each unit waits for: a part, its dependencies; a group, its members' outside it.
+        self._waits_for = dependencies
+        if self.groups:
+            self._waiting = [i for i in self._waiting if _unit_start(requests[i].group, i)]
+            self._waits_for = list(dependencies)
+            for first, group in self.groups.items():
+                members = range(first, first + group.size)
+                outside = {d for i in members for d in dependencies[i] if d not in members}
+                self._waits_for[first] = tuple(sorted(outside))
+        # A failed group answered by one part (GroupOutcome.failure): that part, by its first
+        # member's index, and the other members, which the answer leaves out.
+        self._collapsed: dict[int, tuple[SubResponse, SubRequest]] = {}
+        self._left_out: set[int] = set()
         self._written = 0
         self._held = 0  # answers held back, and the size of their bodies (release())
         self._held_bytes = 0
@@ -117,10 +161,10 @@ class Schedule:
             if running + len(start) >= workers:
                 break
             scanned += 1
-            if not all(self.answers[i] is not None for i in self.dependencies[index]):
+            if not all(self.answers[i] is not None for i in self._waits_for[index]):
                 still_waiting.append(index)
                 continue
-            settled = self.settle(index)
+            settled = None if index in self.groups else self.settle(index)
             if settled is not None:
                 self.finish(index, settled)
             else:
@@ -134,12 +178,17 @@ class Schedule:
         dependencies = self.dependencies[index]
         if request.invalid_reason is None and not dependencies and self._unhindered:
             return None  # the common case, decided at once
+        return self.refusal(index, self.answers) or self.too_late()
+
+    def refusal(self, index: int, answers: Answers) -> SubResponse | None:
+        """The answer of part ``index`` if it is invalid or a dependency of it failed, its
+        dependencies' answers looked up in ``answers`` (None: not answered yet)."""
+        request = self.requests[index]
         if request.invalid_reason is not None:
             return problem_response(400, "Invalid request", request.invalid_reason)
-        for dependency in dependencies:
-            answer = self.answers[dependency]
-            assert answer is not None, "a part starts only after its dependencies"
-            if not 200 <= answer.status < 300:
+        for dependency in self.dependencies[index]:
+            answer = answers[dependency]
+            if answer is not None and not 200 <= answer.status < 300:
                 name = self.requests[dependency].content_id
                 return problem_response(
                     424,
@@ -147,12 +196,16 @@ class Schedule:
                     f"this part depends on {name!r}, which answered {answer.status}; "
                     "it was not run",
                 )
-        return self.too_late()
+        return None
 
     def too_late(self) -> SubResponse | None:
         """SKIPPED after a failure under stop-on-error, DEADLINE_PASSED past the deadline."""
         if self.stopped:
             return SKIPPED
+        return self.past_deadline()
+
+    def past_deadline(self) -> SubResponse | None:
+        """DEADLINE_PASSED once the batch's deadline has passed."""
         if self.policy.deadline is not None and time.monotonic() >= self.policy.deadline:
             return DEADLINE_PASSED
         return None
@@ -178,9 +231,10 @@ class Schedule:
             async with limiter:  # a part waiting here has not started yet
                 return await self.arun(index, dispatch)
         # Checked again as the part really starts: a shared limiter may start it late.
-        late = self.too_late()
-        if late is not None:
-            return late
+        return self.too_late() or await self.acall(index, dispatch)
+
+    async def acall(self, index: int, dispatch: AsyncDispatch) -> SubResponse:
+        """:meth:`call` with a coroutine function."""
         try:
             return await dispatch(self.requests[index])
         except Exception:
@@ -200,6 +254,18 @@ class Schedule:
             self.stopped = True
             self._unhindered = False
 
+    def finish_group(self, first: int, outcome: GroupOutcome) -> None:
+        """Every member of the group at ``first`` is answered: ``outcome``."""
+        for offset, answer in enumerate(outcome.answers):
+            self.finish(first + offset, answer)
+        if outcome.failure is not None and self.writer.collapses_failed_groups:
+            answer, carrier = outcome.failure
+            request = self.requests[first]._replace(group=None, content_id=None)
+            if carrier is not None:  # the failing member's Content-ID
+                request = request._replace(content_id=self.requests[carrier].content_id)
+            self._collapsed[first] = (answer, request)
+            self._left_out.update(range(first + 1, first + len(outcome.answers)))
+
     def release(self, answer: SubResponse, seconds: float) -> bool:
         """Whether the answers held so far go out now, ``answer`` having taken ``seconds``.
 
@@ -211,6 +277,13 @@ class Schedule:
             return False
         self._held = self._held_bytes = 0
         return True
+
+    def release_all(self) -> bool:
+        """What is held back goes out now (around a group, which may take long); whether
+        anything was held."""
+        held = self._held > 0
+        self._held = self._held_bytes = 0
+        return held
 
     @property
     def waiting(self) -> bool:
@@ -265,8 +338,16 @@ class Schedule:
 
         An answer past the batch's ``max_answer_size`` is replaced by a 502 part.
         """
-        answer, request = self.answers[index], self.requests[index]
+        if self._collapsed or self._left_out:
+            if index in self._left_out:
+                return _NOTHING
+            if index in self._collapsed:
+                return self._write(index, *self._collapsed.pop(index))
+        answer = self.answers[index]
         assert answer is not None
+        return self._write(index, answer, self.requests[index])
+
+    def _write(self, index: int, answer: SubResponse, request: SubRequest) -> Pieces:
         budget = self.policy.max_answer_size
         if budget is not None:
             self._answered_bytes += len(answer.body)
@@ -279,3 +360,12 @@ class Schedule:
             # A response that cannot be framed (CR/LF in a header, say) must not reach the wire.
             logger.error("part %d: cannot send the application's response: %s", index + 1, error)
             return self.writer.part_pieces(INVALID_RESPONSE, request)
+
+
+#: A part the answer leaves out (a member of a failed changeset answered by one part).
+_NOTHING: Pieces = (b"", b"", b"")
+
+
+def _unit_start(group: Group | None, index: int) -> bool:
+    """Whether ``index`` starts a unit of the run: a part, or a group's first member."""
+    return group is None or group.first == index

@@ -26,6 +26,8 @@ from flask_batch import asgi as batch_asgi
 from flask_batch import wsgi as batch_wsgi
 from flask_batch.wire.model import MIB
 
+from .ledger import Ledger
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -51,9 +53,19 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/answers": {"max_answer_part_size": 1000, "max_answer_size": 2500},
     "/batch/mib-body": {"max_body_size": MIB},
     "/batch/parallel-capped": {"max_workers": 4, "max_workers_per_request": 2},
+    # Atomic groups: TRANSACTION stands for the front end's hook over the Api's ledger.
+    "/batch/tx": {"transaction": "TRANSACTION"},
+    "/batch/tx-parallel": {"transaction": "TRANSACTION", "max_workers": 4},
+    "/batch/tx-deadline": {"transaction": "TRANSACTION", "deadline": 0.5},
+    "/batch/tx-small": {"transaction": "TRANSACTION", "max_parts": 4, "max_group_size": 2},
+    "/batch/in-order": {"non_atomic_groups": True},
+    "/batch/tx-flat": {"transaction": "TRANSACTION", "flat_changesets": True},
+    "/batch/accepted": {"answer_status": 202},
+    # The last one wraps the others (test_confinement.py): a route as plain as "/batch".
     "/batch/odata": {"json_dialect": "odata"},
     "/batch/graph": {"json_dialect": "graph"},
 }
+TRANSACTION = "TRANSACTION"
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,8 @@ class Reply:
     delay: float = 0.0
     #: Raise instead of answering.
     fail: bool = False
+    #: Answer once this is true (polled; ten seconds at most): a part that waits for others.
+    until: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -102,6 +116,17 @@ class Api:
     #: The ``X-Test`` headers of the requests the server is done with (wsgi_telling_ends).
     over: set[str] = field(default_factory=set)
     changed: threading.Condition = field(default_factory=threading.Condition)
+    #: The transactional store of the atomic groups' tests, and its hooks.
+    ledger: Ledger = field(default_factory=Ledger)
+    #: How many parts arrived at each meeting (/meet).
+    met: dict[str, int] = field(default_factory=dict)
+
+    def options(self, path: str, asynchronous: bool) -> dict[str, Any]:
+        """The options of the batch route at ``path``, with this Api's transaction hook."""
+        options = dict(ROUTES[path])
+        if options.get("transaction") == TRANSACTION:
+            options["transaction"] = self.ledger.abegin if asynchronous else self.ledger.begin
+        return options
 
     def end(self, tag: str | None) -> None:
         if tag is None:
@@ -132,6 +157,16 @@ class Api:
             return Reply(200, spelt, [b"spelt"])
         if seen.path == "/ok":
             return Reply(200, text, [b"ok"])
+        if seen.path.startswith("/service/"):  # the service of OData's examples
+            return _service(seen)
+        if seen.path == "/set":  # a write, in the current transaction (if any)
+            self.ledger.write(query["key"], query.get("value", "1"))
+            return Reply(200, text, [b"set"])
+        if seen.path == "/meet":  # waits until ``n`` parts came to the meeting ``name``
+            name, count = query["name"], int(query.get("n", "2"))
+            with self.lock:
+                self.met[name] = self.met.get(name, 0) + 1
+            return Reply(200, text, [b"met"], until=lambda: self.met[name] >= count)
         if seen.path == "/echo":
             return Reply(200, [("Content-Type", "application/octet-stream")], [seen.body])
         if seen.path == "/inspect":
@@ -150,6 +185,19 @@ class Api:
                 headers.append(("Content-Length", str(size)))
             return Reply(200, headers, _pieces(size, chunk, self.produced))
         return Reply(404, text, [b"not found"])
+
+
+def _service(seen: Seen) -> Reply:
+    """What the service of the OData 4.01 protocol's batch examples answers (section 11.7)."""
+    json_type = [("Content-Type", "application/json")]
+    if (seen.method, seen.path) == ("GET", "/service/Customers('ALFKI')"):
+        return Reply(200, json_type, [b'{"CustomerID": "ALFKI"}'])
+    if (seen.method, seen.path) == ("POST", "/service/Customers"):
+        location = ("Location", "http://host/service.svc/Customer('POIUY')")
+        return Reply(201, [*json_type, location], [seen.body])
+    if (seen.method, seen.path) == ("PATCH", "/service/Customers('ALFKI')"):
+        return Reply(204, [], [])
+    return Reply(404, [("Content-Type", "application/xml")], [b"<error/>"])
 
 
 def _pieces(size: int, chunk: int, produced: list[int]) -> Iterator[bytes]:
@@ -209,8 +257,8 @@ def flask_app(api: Api) -> Flask:
         reply = _wait(api.answer(seen))
         return Response(reply.chunks, status=reply.status, headers=reply.headers)
 
-    for index, (path, options) in enumerate(ROUTES.items()):
-        add_batch_route(app, path, f"batch{index}", **options)
+    for index, path in enumerate(ROUTES):
+        add_batch_route(app, path, f"batch{index}", **api.options(path, asynchronous=False))
     return app
 
 
@@ -240,14 +288,18 @@ def wsgi_app(api: Api) -> WSGIApplication:
         return reply.chunks
 
     wrapped: WSGIApplication = application
-    for path, options in ROUTES.items():
-        wrapped = batch_wsgi.BatchMiddleware(wrapped, path, **options)
+    for path in ROUTES:
+        wrapped = batch_wsgi.BatchMiddleware(wrapped, path, **api.options(path, False))
     return wrapped
 
 
 def _wait(reply: Reply) -> Reply:
     if reply.delay:
         time.sleep(reply.delay)
+    if reply.until is not None:
+        deadline = time.monotonic() + 10
+        while not reply.until() and time.monotonic() < deadline:
+            time.sleep(0.002)
     if reply.fail:
         raise RuntimeError("the view failed")
     return reply
@@ -286,6 +338,10 @@ def asgi_app(api: Api) -> ASGIApp:
         reply = api.answer(seen)
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if reply.until is not None:
+            deadline = time.monotonic() + 10
+            while not reply.until() and time.monotonic() < deadline:
+                await asyncio.sleep(0.002)
         if reply.fail:
             raise RuntimeError("the view failed")
         raw_headers = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in reply.headers]
@@ -295,6 +351,6 @@ def asgi_app(api: Api) -> ASGIApp:
         await send({"type": "http.response.body", "body": b""})
 
     wrapped: ASGIApp = application
-    for path, options in ROUTES.items():
-        wrapped = batch_asgi.BatchMiddleware(wrapped, path, **options)
+    for path in ROUTES:
+        wrapped = batch_asgi.BatchMiddleware(wrapped, path, **api.options(path, True))
     return wrapped

@@ -95,5 +95,7 @@ def server(request: pytest.FixtureRequest, servers: dict[str, Server]) -> Iterat
     chosen = servers[request.param]
     chosen.ran.clear()
     chosen.api.over.clear()
+    chosen.api.ledger.clear()
+    chosen.api.met.clear()
     yield chosen
     chosen.ran.clear()

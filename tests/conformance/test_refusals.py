@@ -182,6 +182,9 @@ DEFAULTS: dict[str, Any] = {
     "max_workers_per_request": 1,
     "dependencies": True,
     "preferences": ["continue-on-error", "odata.continue-on-error"],
+    "groups": "refused",
+    "flat_changesets": False,
+    "answer_status": "auto",
 }
 DESCRIBED = {
     "/batch": DEFAULTS,

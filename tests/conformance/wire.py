@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask_batch.wire.http1 import parse_response
 from flask_batch.wire.json_answers import read_json_responses
-from flask_batch.wire.model import SubRequest, SubResponse
+from flask_batch.wire.media_type import boundary_of
+from flask_batch.wire.model import UNLIMITED, SubRequest, SubResponse
+from flask_batch.wire.multipart import MultipartReader
 from flask_batch.wire.multipart_format import encode_requests, read_responses
 
 BOUNDARY = "conformance-boundary"
@@ -48,13 +51,39 @@ class Answer:
         assert document["status"] == self.status
         return document
 
-    def parts(self) -> list[SubResponse]:
-        """The sub-responses of a batch answer, checked to be a 200 batch."""
-        assert self.status == 200, (self.status, self.body[:500])
+    def tree(self, status: int = 200) -> Tree:
+        """The parts of a multipart batch answer, changesets nested (:func:`read_tree`),
+        checked to be answered ``status``."""
+        assert self.status == status, (self.status, self.body[:500])
+        return read_tree(self.header("Content-Type") or "", self.body)
+
+    def parts(self, status: int = 200) -> list[SubResponse]:
+        """The sub-responses of a batch answer, checked to be one, answered ``status``."""
+        assert self.status == status, (self.status, self.body[:500])
         content_type = self.header("Content-Type") or ""
         if content_type.startswith("application/json"):
             return [response for _, response in read_json_responses(self.body)]
         return [response for _, response in read_responses(content_type, self.body)]
+
+
+#: A multipart answer read as a tree: an ``application/http`` part is (its Content-ID, the
+#: response); a changeset is (None, the list of its members, each one such pair).
+Tree = list[tuple[str | None, "SubResponse | Tree"]]
+
+
+def read_tree(content_type: str, body: bytes | bytearray) -> Tree:
+    """A multipart answer with its changesets nested, each part's MIME headers checked."""
+    reader = MultipartReader(boundary_of(content_type), UNLIMITED)
+    tree: Tree = []
+    for index, part in enumerate(reader.feed(bytes(body)) + reader.close(), start=1):
+        part_type = part.header("Content-Type") or ""
+        if part_type.startswith("multipart/mixed"):
+            assert part.header("Content-ID") is None, part.headers
+            tree.append((None, read_tree(part_type, part.content)))
+        else:
+            assert part_type == "application/http", part.headers
+            tree.append((part.header("Content-ID"), parse_response(part.content, index)))
+    return tree
 
 
 def connect(base: str) -> socket.socket:

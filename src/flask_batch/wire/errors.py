@@ -54,8 +54,12 @@ class BatchError(Exception):
     def inside(self, part: int) -> BatchError:
         """This error, found by reading the changeset at ``part`` on its own: the part it
         names is a member of that changeset (None: the changeset itself)."""
-        self.member, self.part = self.part, part
-        self.args = (_located(self.detail, part, self.member),)
+        return self.at(part, self.part)
+
+    def at(self, part: int, member: int | None = None) -> BatchError:
+        """This error, about part ``part`` of the body (and ``member`` of that changeset)."""
+        self.part, self.member = part, member
+        self.args = (_located(self.detail, part, member),)
         return self
 
     def problem(self) -> dict[str, Any]:

@@ -34,6 +34,10 @@ class Reader(Metered, Protocol):
 
 
 class Writer(Protocol):
+    #: Whether a failed atomic group is answered by one part standing for all its members
+    #: (multipart's changesets, nested), rather than by one answer per member.
+    collapses_failed_groups: bool
+
     @property
     def content_type(self) -> str: ...
 
@@ -49,17 +53,22 @@ class Writer(Protocol):
 
 
 def negotiate(
-    content_type: str | None, limits: Limits, json_dialect: JsonDialect = "graph"
+    content_type: str | None,
+    limits: Limits,
+    *,
+    json_dialect: JsonDialect = "graph",
+    flat_changesets: bool = False,
 ) -> tuple[Reader, Writer]:
-    """The reader for a batch body of ``content_type``, and the writer of its answer
-    (a JSON answer in ``json_dialect``).
+    """The reader for a batch body of ``content_type``, and the writer of its answer (a JSON
+    answer in ``json_dialect``; a multipart one with each member of a changeset as a part of
+    its own if ``flat_changesets``).
 
     Only the two batch media types are accepted: neither can be sent by a cross-site HTML form
     without a CORS preflight (``multipart/form-data``, ``text/plain`` and urlencoded can).
     """
     media_type, params = parse_media_type(content_type) if content_type else ("", {})
     if media_type == MULTIPART:
-        return RequestReader(boundary_param(params), limits), ResponseWriter()
+        return RequestReader(boundary_param(params), limits), ResponseWriter(flat=flat_changesets)
     if media_type == JSON:
         return JsonRequestReader(limits), JsonResponseWriter(json_dialect)
     raise UnsupportedMediaType(

@@ -57,6 +57,8 @@ class JsonResponseWriter:
     """
 
     content_type = MEDIA_TYPE
+    #: A failed group's members are answered each in turn (OData JSON 4.01 section 19.6).
+    collapses_failed_groups = False
 
     def __init__(self, dialect: JsonDialect = "graph") -> None:
         if dialect not in JSON_DIALECTS:
@@ -87,6 +89,8 @@ class JsonResponseWriter:
             # A repeated header (several Set-Cookie) becomes a list: nothing is lost.
             headers[spelt] = value if previous is None else [*_as_list(previous), value]
         item: dict[str, Any] = {"id": request.content_id, "status": response.status}
+        if request.group is not None:  # every member's answer names its group (19.6)
+            item = {"id": request.content_id, "atomicityGroup": request.group.name, **item}
         item["headers"] = headers
         as_written: bytes | bytearray = b""  # a JSON body, as the application wrote it
         if body:

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import re
 import secrets
+import uuid
 
 from .errors import MalformedBatch, UnsupportedMediaType
 from .fields import TOKEN_PATTERN
 
-__all__ = ["boundary_of", "boundary_param", "multipart_type", "new_boundary", "parse_media_type"]
+__all__ = [
+    "boundary_of",
+    "boundary_param",
+    "multipart_type",
+    "new_boundary",
+    "odata_boundary",
+    "parse_media_type",
+]
 
 # RFC 2046 bchars; the boundary may contain spaces but not end with one.
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
@@ -78,3 +86,10 @@ def multipart_type(boundary: str) -> str:
 def new_boundary() -> str:
     """A boundary no part can contain by accident or by design: 128 random bits."""
     return "batch_" + secrets.token_hex(16)
+
+
+def odata_boundary(kind: str) -> str:
+    """A boundary as OData's reference servers (ASP.NET Core OData, WCF Data Services) name
+    them: ``batchresponse_<uuid>``, ``changesetresponse_<uuid>`` (``kind``); a random UUID
+    (122 random bits), unquoted."""
+    return f"{kind}_{uuid.uuid4()}"

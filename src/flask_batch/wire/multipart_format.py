@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from .errors import BatchError, LimitExceeded, MalformedBatch
 from .fields import CRLF, encode_fields, encode_text
 from .http1 import parse_request, parse_response, response_head, serialise_request
-from .media_type import boundary_of, boundary_param, multipart_type, new_boundary, parse_media_type
+from .media_type import (
+    boundary_of,
+    boundary_param,
+    multipart_type,
+    new_boundary,
+    odata_boundary,
+    parse_media_type,
+)
 from .model import UNLIMITED, Group, Headers, Limits, Part, SubRequest, SubResponse
 from .multipart import MultipartReader, encode_close, encode_part
 
@@ -26,6 +33,7 @@ __all__ = [
     "ReadAnswer",
     "RequestReader",
     "ResponseWriter",
+    "body_location",
     "encode_request",
     "encode_requests",
     "read_answers",
@@ -150,6 +158,19 @@ class RequestReader:
         self._requests.extend(member._replace(group=group) for member in members)
 
 
+def body_location(requests: Sequence[SubRequest], index: int) -> tuple[int, int | None]:
+    """Where the request at ``index`` (from 0, each member of a changeset counted) is in a
+    multipart body: its part (from 1) and, for a changeset's member, its place in it."""
+    part, position = 0, 0
+    while True:
+        group = requests[position].group
+        part += 1
+        end = position + (1 if group is None else group.size)
+        if index < end:
+            return part, (None if group is None else index - position + 1)
+        position = end
+
+
 def _mime_fields(part: Part, index: int) -> tuple[str | None, str | None, tuple[str, ...]]:
     """A part's Content-Type, Content-ID and Depends-On ids (the first of a repeated header
     counts); refuses a Content-Transfer-Encoding other than the identity ones."""
@@ -236,12 +257,28 @@ def request_content_id(response_id: str | None) -> str | None:
 
 
 class ResponseWriter:
-    """Writes the answer of a batch, one part at a time, so it can be streamed."""
+    """Writes the answer of a batch, one part at a time, so it can be streamed.
 
-    def __init__(self, boundary: str | None = None) -> None:
+    The members of an atomic group are written as a changeset: one ``multipart/mixed`` part
+    holding one ``application/http`` part per member, framed by a boundary of its own
+    (``changesetresponse_<uuid>``, as OData's reference servers write it, each member with
+    ``Content-Transfer-Encoding: binary``); the schedule writes a failed group as one part
+    (:attr:`collapses_failed_groups`). With ``flat``, each member is a part of the batch's
+    answer instead, as SharePoint's client reads them.
+    """
+
+    def __init__(self, boundary: str | None = None, *, flat: bool = False) -> None:
         self.boundary = boundary or new_boundary()
+        #: A failed changeset is one part, in its place (OData), unless members are flat.
+        self.collapses_failed_groups = not flat
+        self._flat = flat
         # Every part opens alike: delimiter and Content-Type, written once.
-        self._opening = b"--%s\r\nContent-Type: application/http\r\n" % self.boundary.encode()
+        self._delimiter = b"--%s\r\n" % self.boundary.encode()
+        self._opening = self._delimiter + b"Content-Type: application/http\r\n"
+        self._group: Group | None = None  # the changeset being written
+        self._left = 0  # its members not written yet
+        self._member_opening = b""  # its members' delimiter and headers
+        self._changeset_close = b""  # its close delimiter
 
     @property
     def content_type(self) -> str:
@@ -264,11 +301,37 @@ class ResponseWriter:
         id_line = b""
         if content_id is not None:
             id_line = b"Content-ID: " + encode_text(content_id, "Content-ID") + CRLF
-        head = b"".join((self._opening, id_line, CRLF, status_line, field_lines, CRLF))
-        return head, body, CRLF
+        group = request.group
+        if group is None or self._flat:
+            head = b"".join((self._opening, id_line, CRLF, status_line, field_lines, CRLF))
+            return head, body, CRLF
+        # Nothing above raised: the changeset's state may change now.
+        opening = b""
+        if group is not self._group:  # a changeset begins: a part holding a multipart body
+            boundary = odata_boundary("changesetresponse").encode()
+            opening = b"%sContent-Type: multipart/mixed; boundary=%s\r\n\r\n" % (
+                self._delimiter,
+                boundary,
+            )
+            self._group, self._left = group, group.size
+            self._member_opening = b"--%s\r\n%s" % (boundary, _MEMBER_HEADERS)
+            self._changeset_close = b"--%s--\r\n" % boundary
+        self._left -= 1
+        tail = CRLF
+        if self._left == 0:
+            tail += self._changeset_close
+            self._group = None
+        head = b"".join(
+            (opening, self._member_opening, id_line, CRLF, status_line, field_lines, CRLF)
+        )
+        return head, body, tail
 
     def close(self) -> bytes:
         return encode_close(self.boundary)
+
+
+#: A changeset member's part headers, as OData's reference servers write them.
+_MEMBER_HEADERS = b"Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
 
 
 def _part_headers(

@@ -63,9 +63,6 @@ def summary(failures: Sequence[Failed[OuterT]], total: int) -> Summary[OuterT]:
     )
 
 
-#: The statuses of a batch answer: ``200``, and ``202 Accepted``, which OData V2 and V3 and
-#: Azure's services answer (and clients of theirs require).
-BATCH_ANSWER_STATUSES = frozenset({200, 202})
 #: What a status that no batch endpoint answers to a POST most likely means.
 _HINTS = {
     404: "it is probably not a batch endpoint (is the URL right?)",
@@ -81,6 +78,10 @@ def status_line(reply: Reply[OuterT]) -> str:
     return f"{reply.status} {reply.reason}".rstrip()
 
 
+#: The statuses of a batch's answer.
+BATCH_ANSWER_STATUSES = frozenset({200, 202})
+
+
 def media_type_of(content_type: str | None) -> str:
     """The media type of a ``Content-Type``, or what to say when there is none to read."""
     try:
@@ -91,7 +92,10 @@ def media_type_of(content_type: str | None) -> str:
 
 
 def not_a_batch_answer(reply: Reply[OuterT], answer_type: str) -> str | None:
-    """Why ``reply`` is not a batch answer (of ``answer_type``), in one line, or None."""
+    """Why ``reply`` is not a batch answer (of ``answer_type``), in one line, or None.
+
+    A batch answer is ``200 OK``, or ``202 Accepted`` as OData 1.0 to 3.0 services (and
+    Azure's) answer batches."""
     if reply.status not in BATCH_ANSWER_STATUSES:
         return outline(reply)
     media_type = media_type_of(reply.content_type)

@@ -1,0 +1,249 @@
+"""WSGI sub-requests: each part of a batch run through a WSGI application in-process, with
+the environ a server would have built for it (docs/design.md section 3).
+
+:class:`Dispatcher` derives each part's environ from the batch request's and runs the part in
+an empty :class:`contextvars.Context` (a member of an atomic group: in a copy of its group's),
+so no context-local state (Flask's ``g``, request, session, current user) flows from the
+batch request into a part or from one part into the next; :func:`call_app` gathers the answer
+under the part's limit; :func:`client_gone` tells a client that left, where the server shows
+the connection.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import io
+import select
+import socket
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
+
+from .answers import AnswerBody, answer_too_large
+from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
+from .targets import PART_KEY, PartRefused, Router, server_host
+from .wire.model import DEFAULT_LIMITS, SubRequest, SubResponse
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo, WriteableBuffer
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+
+__all__ = ["Dispatcher", "call_app", "client_gone"]
+
+#: Outer keys every part shares; everything else (server objects, the outer request) stays out.
+_SHARED_KEYS = (
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SERVER_PROTOCOL",
+    "SCRIPT_NAME",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "REMOTE_USER",
+    "HTTPS",
+    "wsgi.version",
+    "wsgi.url_scheme",
+    "wsgi.errors",
+    "wsgi.multithread",
+    "wsgi.multiprocess",
+    "wsgi.run_once",
+)
+
+
+class Dispatcher:
+    """Runs sub-requests of one batch through a WSGI application."""
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        outer: WSGIEnvironment,
+        header_rules: HeaderRules = DEFAULT_HEADER_RULES,
+        *,
+        answer_limit: int = DEFAULT_LIMITS.max_answer_part_size,
+        concurrent: bool = False,
+    ) -> None:
+        self._app = app
+        self._own_fields = header_rules.own_fields
+        self._answer_limit = answer_limit
+        self._base = _base_environ(outer)
+        if concurrent:
+            self._base["wsgi.multithread"] = True  # parts of this batch run in threads
+        script_name: str = self._base.get("SCRIPT_NAME", "")
+        # Relative targets resolve against the batch URL (REQUEST_URI may lack SCRIPT_NAME).
+        batch_path = script_name + outer.get("PATH_INFO", "")
+        self._router = Router(
+            outer.get("wsgi.url_scheme", "http"),
+            self._base["HTTP_HOST"],
+            batch_path.encode("latin-1"),
+            script_name.encode("latin-1"),
+        )
+
+    def __call__(self, request: SubRequest) -> SubResponse:
+        return self._run(request, contextvars.Context())
+
+    def member(self, request: SubRequest) -> SubResponse:
+        """Run a member of an atomic group in a copy of the current context: the group's,
+        where its transaction hook's ``begin`` ran (flask_batch.groups)."""
+        return self._run(request, contextvars.copy_context())
+
+    def _run(self, request: SubRequest, context: contextvars.Context) -> SubResponse:
+        try:
+            environ = self.environ(request)
+        except PartRefused as refusal:
+            return refusal.answer()
+        return context.run(call_app, self._app, environ, self._answer_limit)
+
+    def environ(self, request: SubRequest) -> WSGIEnvironment:
+        """The WSGI environ of ``request``, as a server would have built it."""
+        route = self._router.route(request.target, request.method)
+        raw_path, query = route.raw_path, route.query
+        request_uri = f"{raw_path}?{query}" if query else raw_path
+        environ = self._base.copy()
+        environ["REQUEST_METHOD"] = request.method
+        environ["PATH_INFO"] = route.local.decode("latin-1")
+        environ["QUERY_STRING"] = query
+        environ["REQUEST_URI"] = environ["RAW_URI"] = request_uri
+        environ["wsgi.input"] = _input(request.body)
+        # The part's own headers, each replacing the batch request's of the same name; in an
+        # environ, a repeated one is one key, its values joined (PEP 3333).
+        fields, length = self._own_fields(request.headers, len(request.body))
+        seen: set[str] = set()
+        for name, value in fields:
+            key = _environ_key(name)
+            if key in seen:
+                environ[key] = f"{environ[key]}, {value}"
+            else:
+                seen.add(key)
+                environ[key] = value
+        if length is not None:
+            environ["CONTENT_LENGTH"] = length
+        return environ
+
+
+def client_gone(environ: WSGIEnvironment) -> Callable[[], bool] | None:
+    """How to tell that the client closed its connection while the batch runs, where the
+    server shows the connection (Werkzeug's ``werkzeug.socket``, gunicorn's
+    ``gunicorn.socket``): its end of stream is readable. A WSGI application hears of a client
+    that left only when an answer's write fails, too late for a group that is about to
+    commit. None where the connection cannot be seen."""
+    connection = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
+    if not isinstance(connection, socket.socket):
+        return None
+
+    def gone() -> bool:
+        try:
+            readable, _, _ = select.select([connection], [], [], 0)
+        except (OSError, ValueError):  # closed under us
+            return True
+        if not readable:
+            return False
+        try:  # the body was read whole: what is readable is the end, or a next request
+            return connection.recv(1, socket.MSG_PEEK) == b""
+        except (BlockingIOError, InterruptedError, ValueError):  # TLS: no peeking
+            return False
+        except OSError:  # reset
+            return True
+
+    return gone
+
+
+def _input(body: bytes | bytearray) -> IO[bytes]:
+    """A part's ``wsgi.input``; never a copy of its body (BytesIO shares bytes, not a
+    bytearray, which a large part's body is)."""
+    if isinstance(body, bytes):
+        return io.BytesIO(body)
+    return io.BufferedReader(_BufferReader(body))
+
+
+class _BufferReader(io.RawIOBase):
+    """Reads a buffer in place."""
+
+    def __init__(self, buffer: bytearray) -> None:
+        super().__init__()
+        self._view = memoryview(buffer)
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: WriteableBuffer) -> int:
+        with memoryview(target) as into:
+            start = self._position
+            size = min(len(into), len(self._view) - start)
+            into[:size] = self._view[start : start + size]
+        self._position = start + size
+        return size
+
+    def close(self) -> None:
+        self._view.release()
+        super().close()
+
+
+def _base_environ(outer: WSGIEnvironment) -> WSGIEnvironment:
+    """What every part of the batch shares: server facts and the inherited headers."""
+    base = {key: outer[key] for key in _SHARED_KEYS if key in outer}
+    # Environ keys cannot tell "-" from "_": neither can the names Connection lists.
+    listed = connection_options(outer.get("HTTP_CONNECTION", "").replace("_", "-"))
+    for key, value in outer.items():
+        if key.startswith("HTTP_") and inherited(key[5:].replace("_", "-").lower(), listed):
+            base[key] = value
+    scheme = outer.get("wsgi.url_scheme", "http")
+    base["HTTP_HOST"] = outer.get("HTTP_HOST") or server_host(
+        outer.get("SERVER_NAME", "localhost"), outer.get("SERVER_PORT"), scheme
+    )
+    base["wsgi.input_terminated"] = True
+    base[PART_KEY] = True
+    return base
+
+
+@functools.lru_cache(maxsize=1024)
+def _environ_key(name: str) -> str:
+    """The environ key of a part's header (names repeat from part to part)."""
+    key = name.upper().replace("-", "_")
+    return key if key == "CONTENT_TYPE" else "HTTP_" + key
+
+
+class _AnswerTooLarge(Exception):
+    """Raised from ``write()`` (PEP 3333's legacy writer) past the part's answer limit."""
+
+
+def call_app(
+    app: WSGIApplication, environ: WSGIEnvironment, limit: int = DEFAULT_LIMITS.max_answer_part_size
+) -> SubResponse:
+    """Run ``app`` on ``environ`` and collect its whole response, up to ``limit`` bytes of
+    body: a larger one is not read further, and stands as a 502."""
+    started: list[Any] = []
+    body = AnswerBody(limit)
+
+    def write(chunk: bytes) -> None:
+        if not body.add(chunk):
+            raise _AnswerTooLarge
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        if exc_info is not None and exc_info[1] is not None and started:
+            raise exc_info[1].with_traceback(exc_info[2])
+        started[:] = (status, headers)
+        return write
+
+    try:
+        iterable = app(environ, start_response)
+    except _AnswerTooLarge:
+        return answer_too_large("max_answer_part_size", limit)
+    try:
+        for chunk in iterable:
+            if not isinstance(chunk, bytes):
+                raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
+            if not body.add(chunk):
+                break  # not read further: closing the iterable stops a streaming answer
+    finally:
+        close = getattr(iterable, "close", None)
+        if close is not None:
+            close()
+    if not started:
+        raise RuntimeError("the application did not call start_response")
+    status, headers = started
+    if body.over:
+        return answer_too_large("max_answer_part_size", limit)
+    code, _, reason = status.partition(" ")
+    return SubResponse(int(code), reason, tuple(headers), body.value)
