@@ -24,7 +24,7 @@ from flask_batch.client._core.queueing import Changeset, grouped
 from flask_batch.client._core.run import Run
 from flask_batch.wire.model import Group, Limits, SubRequest
 from flask_batch.wire.multipart_format import encode_requests, read_requests
-from tests.fake_batch import BATCH_URL, LOSE, FakeEndpoint, status, too_large
+from tests.fake_batch import BATCH_URL, LOSE, REFUSE, FakeEndpoint, status, too_large
 from tests.fake_batch import Lost as Dropped
 
 JSON_TYPE = (("Content-Type", "application/json"),)
@@ -63,7 +63,7 @@ def exchange(
                 "POST", BATCH_URL, {"Content-Type": batch.content_type}, batch.body
             )
         except Dropped as dropped:
-            run.feed(batch, Lost(ConnectionError(dropped.kind)))
+            run.feed(batch, Lost(ConnectionError(dropped.kind), dropped.kind == "refuse"))
             continue
         content_type = dict(headers).get("Content-Type")
         run.feed(batch, Reply(code, "", content_type, None, body, None))
@@ -143,7 +143,7 @@ def test_a_group_larger_than_the_discovered_max_group_size_is_refused_with_its_d
 def test_an_endpoint_that_says_it_takes_no_groups_is_not_sent_one() -> None:
     endpoint = FakeEndpoint()
     limits = KnownLimits()
-    limits.discovered({"groups": False})
+    limits.discovered({"groups": "refused"})
     results = exchange(Run([*group(put("/a")), put("/b")], limits=limits), endpoint)
     assert endpoint.batches == [["PUT /b"]]
     assert statuses(results) == [
@@ -378,3 +378,21 @@ def test_queued_changesets_become_one_wire_group_each() -> None:
     g1, g2 = Group("g1", 2, 0), Group("g2", 1, 3)
     assert [r.group for r in made] == [g1, g1, None, g2]
     assert made[0].group is made[1].group
+
+
+def test_a_group_is_never_retried_where_groups_run_in_order_without_atomicity() -> None:
+    """There the writes before a failure stayed applied: sent again, they would be made
+    twice."""
+    endpoint = FakeEndpoint(group_layout="flat")
+    endpoint.fail("/b", 503)
+    limits = KnownLimits()
+    limits.discovered({"groups": "in-order"})
+    results = exchange(Run(group(put("/a"), put("/b")), limits=limits), endpoint)
+    assert len(endpoint.batches) == 1
+    assert statuses(results) == [424, 503]
+    lost = FakeEndpoint(outcomes=[LOSE])
+    exchange(Run(group(put("/a"), put("/b")), limits=limits), lost)
+    assert len(lost.batches) == 1
+    refused = FakeEndpoint(outcomes=[REFUSE])  # the connection: nothing of it ran
+    exchange(Run(group(put("/a"), put("/b")), limits=limits), refused)
+    assert len(refused.batches) == 2

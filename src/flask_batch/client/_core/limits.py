@@ -87,10 +87,13 @@ class KnownLimits:
         return self.bound("max_group_size")[0]
 
     @property
-    def refuses_groups(self) -> bool:
-        """Whether the endpoint said it takes no atomic group (its description's ``groups``
-        is false): a server that predates them says nothing, and is left to answer."""
-        return self.document is not None and self.document.get("groups") is False
+    def groups(self) -> str | None:
+        """How the endpoint said it runs atomic groups (its description's ``groups``):
+        ``"atomic"``, ``"in-order"`` (without atomicity: a member's write stays applied when
+        a later one fails), ``"refused"``; None if it did not say (a server that predates
+        them says nothing, and is left to answer)."""
+        said = None if self.document is None else self.document.get("groups")
+        return said if isinstance(said, str) else None
 
     def discovered(self, document: object) -> None:
         """Take what a discovery answered (None: it failed); discovery is not tried again.

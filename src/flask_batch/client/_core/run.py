@@ -30,8 +30,10 @@ Rules, in one place:
   others. A group is retried when the status it failed with (its first failing member's,
   ``424`` aside) is one the policy retries and the policy allows every member's method, or
   when it was answered ``424`` because something it depends on is being retried; a batch
-  lost as a whole retries it only if every member may be retried. A group larger than the
-  endpoint's known ``max_group_size`` or ``max_parts`` is never sent. Which answer is whose:
+  lost as a whole retries it only if every member may be retried; on an endpoint that says
+  it runs groups in order without atomicity, only if nothing of it ran (the writes before a
+  failure stayed applied). A group larger than the endpoint's known ``max_group_size`` or ``max_parts``, or
+  for an endpoint that says it refuses groups, is never sent. Which answer is whose:
   :mod:`.matching`.
 - A batch's exchange (connect, send, the whole answer) ends by a deadline: the smallest
   timeout of the requests it carries (:attr:`.model.PreparedBatch.timeout`), which the
@@ -307,7 +309,7 @@ class Run(Generic[OuterT]):
         max_group_size, known = self.limits.bound("max_group_size")
         refused: dict[int, str] = {}
         for members in self._waiting_groups():
-            if self.limits.refuses_groups:
+            if self.limits.groups == "refused":
                 refused[members[0]] = (
                     "the batch endpoint takes no atomic groups (its description says so)"
                 )
@@ -466,6 +468,8 @@ class Run(Generic[OuterT]):
         sent again (``retrying``: the requests of the batch already being retried)."""
         if members[0].attempts >= self.retry.attempts or None in answers:
             return False
+        if members[0].request.group is not None and self.limits.groups == "in-order":
+            return False  # what its members wrote before a failure stayed applied
         status = failed_with([answer.status for answer in answers if answer is not None])
         if status in self.retry.statuses and all(
             self.retry.allows(item.request.method) for item in members
@@ -572,16 +576,23 @@ class Run(Generic[OuterT]):
             own = {item.index for item in members}
             for item in members:
                 item.attempts += 1
-            if retryable and all(
-                item.attempts < self.retry.attempts
-                and (nothing_ran or self.retry.allows(item.request.method))
-                # Its dependencies in this batch must go again with it.
+            # Run without atomicity, a group may have written something: not again, unless
+            # nothing ran.
+            in_order = members[0].request.group is not None and self.limits.groups == "in-order"
+            if (
+                retryable
+                and (nothing_ran or not in_order)
                 and all(
-                    d in eligible_indices
-                    for d in self._depends_on[item.index]
-                    if d in batch.items and d not in own
+                    item.attempts < self.retry.attempts
+                    and (nothing_ran or self.retry.allows(item.request.method))
+                    # Its dependencies in this batch must go again with it.
+                    and all(
+                        d in eligible_indices
+                        for d in self._depends_on[item.index]
+                        if d in batch.items and d not in own
+                    )
+                    for item in members
                 )
-                for item in members
             ):
                 eligible += members
                 eligible_indices |= own
