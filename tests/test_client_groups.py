@@ -262,14 +262,6 @@ def test_json_groups_say_their_group_and_a_failed_one_answers_424() -> None:
     assert statuses(results) == [200, 424, 409]
 
 
-@pytest.mark.parametrize("format", [MultipartFormat, JsonFormat])
-def test_a_batch_answered_202_accepted_is_read(format: type[Format]) -> None:
-    """OData V2 and V3 and Azure answer a batch 202; V4 and Google 200."""
-    endpoint = FakeEndpoint(answer_status=202)
-    results = exchange(Run([*group(put("/a"), put("/b")), put("/c")], format=format), endpoint)
-    assert statuses(results) == [200, 200, 200]
-
-
 # -- retries ------------------------------------------------------------------------------------
 
 
