@@ -152,10 +152,12 @@ def test_an_endpoint_that_says_it_takes_no_groups_is_not_sent_one() -> None:
     ]
 
 
-def test_a_group_beyond_the_assumed_max_group_size_asks_the_endpoint_first() -> None:
-    assert Run(group(*(put(f"/{i}") for i in range(1001)))).needs_discovery()
-    # 1,000: the servers' default (and 100 parts, which this does not exceed alone).
-    assert not Run(group(*(put(f"/{i}") for i in range(1000)))).needs_discovery()
+def test_a_queue_holding_a_group_asks_the_endpoint_first() -> None:
+    """Whether it takes groups at all (a route that takes none refuses the whole batch), and
+    how large."""
+    assert Run([put("/a"), *group(put("/b"), first=1)]).needs_discovery()
+    assert not Run([put("/a"), put("/b")]).needs_discovery()
+    assert not Run(group(put("/a")), limits=no_discovery()).needs_discovery()
 
 
 def test_a_413_naming_max_group_size_fails_the_group_and_sends_the_rest_again() -> None:

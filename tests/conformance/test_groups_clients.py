@@ -87,14 +87,14 @@ def test_a_failed_commit_fails_every_member_as_the_server_answered(server: Serve
 def test_a_group_over_the_endpoints_max_group_size_is_refused_and_the_rest_goes(
     server: Server,
 ) -> None:
-    """/batch/tx-small takes 2 members in a group: its 413 is learned, and the group fails
-    unsent while the other request goes again."""
+    """/batch/tx-small takes 2 members in a group, as its description says: the group fails
+    unsent, and the other request goes. (A 413 naming it: tests/test_client_groups.py.)"""
     with session(server, "/batch/tx-small") as s:
         alone = set_key(s, server, "alone")
         with s.changeset():
             for key in "abc":
                 set_key(s, server, key)
-        with pytest.raises(BatchFailed, match="max_group_size") as info:
+        with pytest.raises(BatchFailed, match="at most 2 requests in a group") as info:
             s.send_batch()
     assert alone.status_code == 200
     assert len(info.value.requests) == 3
@@ -160,3 +160,17 @@ def test_the_odata_protocols_example_batch_through_the_client(
     assert created.headers["Location"] == "http://host/service.svc/Customer('POIUY')"
     assert created.json() == {"CustomerID": "POIUY"}
     assert alfki.json() == {"CustomerID": "ALFKI"}
+
+
+def test_a_route_that_takes_no_group_fails_only_the_group(server: Server) -> None:
+    """Asked first (its description says "groups": "refused"), the client sends the rest of
+    the queue and fails only the group, rather than have the whole batch refused (422)."""
+    with session(server, "/batch") as s:
+        alone = s.get(f"{server.base}/ok")
+        with s.changeset():
+            member = set_key(s, server, "a")
+        with pytest.raises(BatchFailed, match="takes no atomic groups") as info:
+            s.send_batch()
+    assert alone.status_code == 200
+    assert info.value.requests == [member.request]
+    assert server.api.ledger.committed == {}

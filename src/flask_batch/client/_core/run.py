@@ -32,9 +32,9 @@ Rules, in one place:
   when it was answered ``424`` because something it depends on is being retried; a batch
   lost as a whole retries it only if every member may be retried; on an endpoint that says
   it runs groups in order without atomicity, only if nothing of it ran (the writes before a
-  failure stayed applied). A group larger than the endpoint's known ``max_group_size`` or ``max_parts``, or
-  for an endpoint that says it refuses groups, is never sent. Which answer is whose:
-  :mod:`.matching`.
+  failure stayed applied). A group larger than the endpoint's known ``max_group_size`` or
+  ``max_parts``, or for an endpoint that says it refuses groups, is never sent. Which answer
+  is whose: :mod:`.matching`.
 - A batch's exchange (connect, send, the whole answer) ends by a deadline: the smallest
   timeout of the requests it carries (:attr:`.model.PreparedBatch.timeout`), which the
   driver keeps.
@@ -187,14 +187,15 @@ class Run(Generic[OuterT]):
 
     def needs_discovery(self) -> bool:
         """Whether asking the endpoint its limits could help before sending: the queue would
-        be split under what is known so far, and discovery was not tried yet."""
+        be split under what is known so far, or it holds an atomic group (a route that takes
+        none refuses the whole batch: asked first, the client fails only the group), and
+        discovery was not tried yet."""
         if not (self.split and self.limits.discoverable):
             return False
+        if self._waiting_groups():  # whether the endpoint takes them, and how many members
+            return True
         waiting = [item.index for item in self._items if item.state is _State.WAITING]
-        assumed_group_size = self.limits.max_group_size
-        return len(self._pack(waiting)) > 1 or any(
-            len(members) > assumed_group_size for members in self._waiting_groups()
-        )
+        return len(self._pack(waiting)) > 1
 
     def next_batch(self) -> PreparedBatch | None:
         """The next batch to send now, or None (everything ready is in flight or done)."""
