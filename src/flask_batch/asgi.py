@@ -105,7 +105,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             requests = intake.close()
             run = plan_run(
                 requests,
-                intake.writer,
+                intake,
                 limits=self.limits,
                 execution=self.execution,
                 prefer=headers.get("prefer"),

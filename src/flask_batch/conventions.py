@@ -20,12 +20,17 @@ from .wire.model import option
 __all__ = [
     "ANSWER_STATUSES",
     "JSON_DIALECT_OPTIONS",
+    "MULTIPART_DIALECTS",
     "Conventions",
     "Versions",
     "answer_status",
     "json_dialect",
+    "odata_version",
+    "speaks_odata",
 ]
 
+#: The ``multipart_dialect`` option's values: "auto" decides by the request (:func:`speaks_odata`).
+MULTIPART_DIALECTS = ("auto", "google", "odata")
 #: The ``answer_status`` option's values: "auto" decides by the request (:func:`answer_status`).
 ANSWER_STATUSES = ("auto", 200, 202)
 #: The ``json_dialect`` option's values: "auto" decides by the request (:func:`json_dialect`).
@@ -47,6 +52,13 @@ class Conventions:
         'how JSON answers spell header names: "graph" (Content-Type), "odata" (content-type), '
         "or \"auto\": OData's when the batch request carries OData-Version, else Graph's",
     )
+    multipart_dialect: str = option(
+        "auto",
+        'the dialect of multipart batches: "google" (every part runs whatever the others '
+        'answer), "odata" (the batch stops at its first failed request, and its answer ends '
+        'there, unless it prefers odata.continue-on-error), or "auto": OData\'s when the batch '
+        "request carries an OData version header, else Google's",
+    )
     answer_status: int | str = option(
         "auto",
         'the status of a batch\'s answer: 200, 202, or "auto": 202 when the batch request says '
@@ -55,8 +67,9 @@ class Conventions:
     )
     flat_changesets: bool = option(
         False,
-        "answer each member of a changeset as a part of the batch's answer (SharePoint's "
-        "client reads them so), instead of one multipart part per changeset (OData's rule)",
+        "answer each member of a changeset that succeeded as a part of the batch's answer "
+        "(SharePoint's client reads them so), instead of one multipart part per changeset "
+        "(OData's rule); a failed changeset is one part either way",
     )
 
     def __post_init__(self) -> None:
@@ -66,6 +79,11 @@ class Conventions:
             raise ValueError(
                 f"json_dialect must be one of {list(JSON_DIALECT_OPTIONS)}, "
                 f"not {self.json_dialect!r}"
+            )
+        if self.multipart_dialect not in MULTIPART_DIALECTS:
+            raise ValueError(
+                f"multipart_dialect must be one of {list(MULTIPART_DIALECTS)}, "
+                f"not {self.multipart_dialect!r}"
             )
         if self.answer_status not in ANSWER_STATUSES or type(self.answer_status) is bool:
             raise ValueError(
@@ -112,3 +130,20 @@ def answer_status(conventions: Conventions, versions: Versions) -> int:
         return 202 if versions.data_service else 200
     assert isinstance(status, int)
     return status
+
+
+def speaks_odata(conventions: Conventions, versions: Versions) -> bool:
+    """Whether a multipart batch is OData's: the route's choice, or with "auto", whether the
+    request carries an OData version header (any of the four). Google's clients send none."""
+    dialect = conventions.multipart_dialect
+    if dialect == "auto":
+        return bool(versions.odata or versions.data_service)
+    return dialect == "odata"
+
+
+def odata_version(versions: Versions) -> str | None:
+    """The ``OData-Version`` of the answer to a request that speaks OData 4 (None: another),
+    as OData's services say which version they answered in: 4.01 if it asked for 4.01."""
+    if not versions.odata:
+        return None
+    return "4.01" if versions.odata.strip().startswith("4.01") else "4.0"

@@ -106,6 +106,8 @@ def stream_answers(
         # every part before this one is written.
         client_gone = gone or _present
         for index in range(len(requests)):
+            if schedule.ended:
+                break  # the answer ended with a part that failed (OData)
             if groups and index in groups:
                 if schedule.release_all():  # a group may take long: what is held goes first
                     yield from schedule.flush()

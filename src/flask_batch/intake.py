@@ -13,7 +13,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
-from .conventions import Conventions, Versions, answer_status, json_dialect
+from .conventions import (
+    Conventions,
+    Versions,
+    answer_status,
+    json_dialect,
+    odata_version,
+    speaks_odata,
+)
 from .execution import Execution
 from .schedule import Policy
 from .wire.content_coding import BodyDecoder
@@ -91,6 +98,7 @@ def describe(limits: Limits, execution: Execution, conventions: Conventions) -> 
         "dependencies": True,
         "preferences": ["continue-on-error", "odata.continue-on-error"],
         "groups": "in-order" if execution.non_atomic_groups else groups,
+        "multipart_dialect": conventions.multipart_dialect,
         "flat_changesets": conventions.flat_changesets,
         "answer_status": conventions.answer_status,
     }
@@ -146,14 +154,20 @@ class Intake:
             raise MalformedBatch("a batch cannot contain another batch")
         if method != "POST":
             raise MethodNotAllowed("a batch is sent with POST (GET describes the endpoint)")
+        odata = speaks_odata(conventions, versions)
         reader, writer = negotiate(
             content_type,
             limits,
             json_dialect=json_dialect(conventions, versions),
             flat_changesets=conventions.flat_changesets,
+            odata=odata,
         )
-        #: The status of the batch's answer (README "Dialects").
+        #: Whether the batch speaks OData's multipart dialect (README "Dialects").
+        self.odata = odata and writer.content_type.startswith(MULTIPART)
+        #: The status of the batch's answer, and its own headers (README "Dialects").
         self.status = answer_status(conventions, versions)
+        version = odata_version(versions)
+        self.headers = [] if version is None else [("OData-Version", version)]
         #: The length the request declared, or None when the transport frames the body.
         self.length = declared_length(content_length, limits)
         if self.length is None and not framed:
@@ -226,7 +240,7 @@ class RunPlan:
 
 def plan_run(
     requests: Sequence[SubRequest],
-    writer: Writer,
+    intake: Intake,
     *,
     limits: Limits,
     execution: Execution,
@@ -234,8 +248,10 @@ def plan_run(
     started: float,
 ) -> RunPlan:
     """Dependencies (refused with :class:`BatchError`), the error policy the ``Prefer`` header
-    asks for, the deadline counted from ``started`` (:func:`time.monotonic`), and how many
-    parts may run at once."""
+    asks for (and the dialect's default: an OData multipart batch stops at its first error,
+    and its answer ends there), the deadline counted from ``started``
+    (:func:`time.monotonic`), and how many parts may run at once."""
+    writer = intake.writer
     try:
         if execution.transaction is None and not execution.non_atomic_groups:
             _refuse_groups(requests)
@@ -248,14 +264,19 @@ def plan_run(
             error.at(part, None if isinstance(error, AtomicityUnavailable) else member)
         raise
     preferences = parse_preferences(prefer)
+    # OData's multipart batches stop at the first error unless they prefer otherwise; in
+    # order, one after another, as OData processes them: the answer ends with that error.
+    ends = intake.odata and not (preferences.applied and preferences.continue_on_error)
     policy = Policy(
         deadline=None if limits.deadline is None else started + limits.deadline,
-        workers=min(execution.workers_per_request, len(requests)),
-        continue_on_error=preferences.continue_on_error,
+        workers=1 if ends else min(execution.workers_per_request, len(requests)),
+        continue_on_error=preferences.continue_on_error and not ends,
+        end_on_error=ends,
         max_answer_size=limits.max_answer_size,
         transaction=execution.transaction,
     )
     headers = [("Content-Type", writer.content_type), ("Cache-Control", "no-store")]
+    headers += intake.headers
     if preferences.applied is not None:
         headers.append(("Preference-Applied", preferences.applied))
     return RunPlan(dependencies, policy, headers)

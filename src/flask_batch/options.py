@@ -73,6 +73,7 @@ class BatchOptions(TypedDict, total=False):
     non_atomic_groups: bool
     pinned_headers: Iterable[str]
     json_dialect: str
+    multipart_dialect: str
     answer_status: int | str
     flat_changesets: bool
 

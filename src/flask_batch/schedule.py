@@ -66,6 +66,9 @@ class Policy:
     workers: int = 1
     #: False: once a part answers >= 400, start no more parts (the rest are answered 424).
     continue_on_error: bool = True
+    #: With continue_on_error False: the answer ends with the part that failed (OData's
+    #: multipart rule), instead of answering the parts not run 424 (Google's).
+    end_on_error: bool = False
     #: Bytes of answer bodies the whole batch may send (None: no bound); a part whose answer
     #: would go past it is answered 502 instead.
     max_answer_size: int | None = None
@@ -121,6 +124,7 @@ class Schedule:
         self.policy = policy
         self.answers: list[SubResponse | None] = [None] * len(requests)
         self.stopped = False
+        self._end = len(requests)  # the parts the answer holds (end_on_error cuts it short)
         # No deadline and not stopped: too_late() is None without a look at the clock.
         self._unhindered = policy.deadline is None
         #: The atomic groups, by the index of their first member: each runs as one unit.
@@ -148,8 +152,13 @@ class Schedule:
 
     @property
     def done(self) -> bool:
-        """Every part is answered and written."""
-        return self._written == len(self.requests)
+        """Every part the answer holds is answered and written."""
+        return self._written == self._end
+
+    @property
+    def ended(self) -> bool:
+        """The answer ends early, with a part that failed (``Policy.end_on_error``)."""
+        return self._end < len(self.requests)
 
     def startable(self, running: int, workers: int) -> list[int]:
         """The waiting parts to start now, in request order, with ``running`` parts running
@@ -253,11 +262,15 @@ class Schedule:
         if answer.status >= 400 and not self.policy.continue_on_error:
             self.stopped = True
             self._unhindered = False
+            if self.policy.end_on_error:
+                self._end = min(self._end, index + 1)
 
     def finish_group(self, first: int, outcome: GroupOutcome) -> None:
         """Every member of the group at ``first`` is answered: ``outcome``."""
         for offset, answer in enumerate(outcome.answers):
             self.finish(first + offset, answer)
+        if first < self._end < first + len(outcome.answers):  # it ends with the whole group
+            self._end = first + len(outcome.answers)
         if outcome.failure is not None and self.writer.collapses_failed_groups:
             answer, carrier = outcome.failure
             request = self.requests[first]._replace(group=None, content_id=None)
@@ -300,7 +313,7 @@ class Schedule:
         a large answer's body in slices of its own, read in place (never copied whole);
         ``ending`` goes out with the last chunk."""
         small: list[bytes | bytearray] = []
-        while self._written < len(self.requests) and self.answers[self._written] is not None:
+        while self._written < self._end and self.answers[self._written] is not None:
             head, body, tail = self.write_next()
             if len(body) < LARGE_BODY:  # copied once, with the parts around it
                 small.append(head)

@@ -63,7 +63,7 @@ class BatchEndpoint:
             writer = intake.writer
             run = plan_run(
                 requests,
-                writer,
+                intake,
                 limits=self.limits,
                 execution=self.execution,
                 prefer=environ.get("HTTP_PREFER"),

@@ -62,8 +62,8 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/tx-flat": {"transaction": "TRANSACTION", "flat_changesets": True},
     "/batch/accepted": {"answer_status": 202},
     # The last one wraps the others (test_confinement.py): a route as plain as "/batch".
-    "/batch/odata": {"json_dialect": "odata"},
-    "/batch/graph": {"json_dialect": "graph"},
+    "/batch/odata": {"json_dialect": "odata", "multipart_dialect": "odata"},
+    "/batch/graph": {"json_dialect": "graph", "multipart_dialect": "google"},
 }
 TRANSACTION = "TRANSACTION"
 

@@ -250,3 +250,19 @@ def test_a_route_may_run_groups_in_order_without_atomicity(server: Server) -> No
     assert "was not run: member 2 of the group 'g' answered 409" in (responses[2]["body"]["detail"])
     assert server.api.ledger.committed == {"a": "1"}
     assert calls(server) == [("member", "a")]
+
+
+def test_members_of_a_json_group_that_are_not_adjacent_are_refused(server: Server) -> None:
+    data = encoded(
+        request("1", "/set?key=a", "g"), request("2", "/ok"), request("3", "/set?key=b", "g")
+    )
+    document = server.refused(data, route="/batch/tx", content_type=JSON)
+    assert document["part"] == 3
+    assert "the members of the atomicity group 'g' are not adjacent" in document["detail"]
+    assert calls(server) == []
+
+
+def test_a_json_group_of_more_than_max_group_size_members_is_refused(server: Server) -> None:
+    data = encoded(*(request(str(i), "/set?key=a", "g") for i in range(3)))
+    document = server.refused(data, 413, route="/batch/tx-small", content_type=JSON)
+    assert (document["limit"], document["value"], document["part"]) == ("max_group_size", 2, 3)

@@ -183,6 +183,7 @@ DEFAULTS: dict[str, Any] = {
     "dependencies": True,
     "preferences": ["continue-on-error", "odata.continue-on-error"],
     "groups": "refused",
+    "multipart_dialect": "auto",
     "flat_changesets": False,
     "answer_status": "auto",
 }

@@ -58,17 +58,19 @@ def negotiate(
     *,
     json_dialect: JsonDialect = "graph",
     flat_changesets: bool = False,
+    odata: bool = False,
 ) -> tuple[Reader, Writer]:
     """The reader for a batch body of ``content_type``, and the writer of its answer (a JSON
     answer in ``json_dialect``; a multipart one with each member of a changeset as a part of
-    its own if ``flat_changesets``).
+    its own if ``flat_changesets``, spelt as OData's reference servers write it if ``odata``).
 
     Only the two batch media types are accepted: neither can be sent by a cross-site HTML form
     without a CORS preflight (``multipart/form-data``, ``text/plain`` and urlencoded can).
     """
     media_type, params = parse_media_type(content_type) if content_type else ("", {})
     if media_type == MULTIPART:
-        return RequestReader(boundary_param(params), limits), ResponseWriter(flat=flat_changesets)
+        writer = ResponseWriter(flat=flat_changesets, odata=odata)
+        return RequestReader(boundary_param(params), limits), writer
     if media_type == JSON:
         return JsonRequestReader(limits), JsonResponseWriter(json_dialect)
     raise UnsupportedMediaType(

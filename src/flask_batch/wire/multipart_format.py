@@ -262,19 +262,26 @@ class ResponseWriter:
     The members of an atomic group are written as a changeset: one ``multipart/mixed`` part
     holding one ``application/http`` part per member, framed by a boundary of its own
     (``changesetresponse_<uuid>``, as OData's reference servers write it, each member with
-    ``Content-Transfer-Encoding: binary``); the schedule writes a failed group as one part
-    (:attr:`collapses_failed_groups`). With ``flat``, each member is a part of the batch's
-    answer instead, as SharePoint's client reads them.
+    ``Content-Transfer-Encoding: binary``); the schedule writes a failed group as one part,
+    the failing member's answer (:attr:`collapses_failed_groups`). With ``flat``, each member
+    of a changeset that succeeded is a part of the batch's answer instead, as SharePoint's
+    client reads them (a failed one is still one part: the client raises that answer). With
+    ``odata``, the whole answer is spelt so: its boundary ``batchresponse_<uuid>``, every
+    part binary.
     """
 
-    def __init__(self, boundary: str | None = None, *, flat: bool = False) -> None:
-        self.boundary = boundary or new_boundary()
-        #: A failed changeset is one part, in its place (OData), unless members are flat.
-        self.collapses_failed_groups = not flat
+    def __init__(
+        self, boundary: str | None = None, *, flat: bool = False, odata: bool = False
+    ) -> None:
+        self.boundary = boundary or (odata_boundary("batchresponse") if odata else new_boundary())
+        #: A failed changeset is one part in its place (OData; SharePoint's client too).
+        self.collapses_failed_groups = True
         self._flat = flat
         # Every part opens alike: delimiter and Content-Type, written once.
         self._delimiter = b"--%s\r\n" % self.boundary.encode()
-        self._opening = self._delimiter + b"Content-Type: application/http\r\n"
+        self._opening = self._delimiter + (
+            _MEMBER_HEADERS if odata else b"Content-Type: application/http\r\n"
+        )
         self._group: Group | None = None  # the changeset being written
         self._left = 0  # its members not written yet
         self._member_opening = b""  # its members' delimiter and headers
