@@ -99,6 +99,12 @@ class FakeEndpoint:
     ran: Counter[str] = field(default_factory=Counter)
     #: Direct (not batched) requests: "METHOD url".
     direct: list[str] = field(default_factory=list)
+    #: How an atomic group is answered in the multipart format: "nested" (OData: a group
+    #: that succeeded by one nested multipart part, one that failed by one part, its failing
+    #: member's answer with that member's Content-ID), "anonymous" (the same, the failure's
+    #: part with no Content-ID), "flat" (each member's answer a part of its own). A failed
+    #: group's other members answer 424 where they have answers of their own (JSON, flat).
+    group_layout: str = "nested"
 
     def fail(self, path: str, *statuses: int | tuple[int, tuple[tuple[str, str], ...]]) -> None:
         """The part at ``path`` answers these statuses first (then 200)."""
@@ -149,16 +155,38 @@ class FakeEndpoint:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         dependencies = dependency_indices(sub_requests)
         answers: list[SubResponse] = []
-        for request, depends_on in zip(sub_requests, dependencies, strict=True):
+        failing: dict[int, int] = {}  # a failed group's first member -> its failing member
+        for index, (request, depends_on) in enumerate(zip(sub_requests, dependencies, strict=True)):
+            group = request.group
             failed = [d for d in depends_on if not 200 <= answers[d].status < 300]
-            if failed:
+            if failed or (group is not None and group.first in failing):
                 answers.append(problem_response(424, "Failed dependency", "not run"))
                 continue
             answers.append(self._part(request))
-        writer = ResponseWriter() if not json_format else JsonResponseWriter()
+            if group is not None and answers[index].status >= 400:
+                failing[group.first] = index
+                for applied in range(group.first, index):  # rolled back
+                    answers[applied] = problem_response(424, "Failed dependency", "rolled back")
+        # The server's own writers: a group nested in a changeset's answer, unless flat.
+        flat = self.group_layout == "flat"
+        writer: ResponseWriter | JsonResponseWriter = (
+            JsonResponseWriter() if json_format else ResponseWriter(flat=flat)
+        )
+        collapses = not json_format and not flat
         body = writer.start()
-        for request, answer in zip(sub_requests, answers, strict=True):
-            body += writer.part(answer, request)
+        index = 0
+        while index < len(sub_requests):
+            request, group = sub_requests[index], sub_requests[index].group
+            if group is None or group.first not in failing or not collapses:
+                body += writer.part(answers[index], request)
+                index += 1
+                continue
+            # A failed changeset: one part in its place, the failing member's answer.
+            carrier = sub_requests[failing[group.first]]._replace(group=None)
+            if self.group_layout == "anonymous":
+                carrier = carrier._replace(content_id=None)
+            body += writer.part(answers[failing[group.first]], carrier)
+            index = group.first + group.size
         body += writer.close()
         return self.answer_status, [("Content-Type", writer.content_type)], body
 

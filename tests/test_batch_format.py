@@ -592,6 +592,7 @@ REQUESTS = st.lists(
         ),
         depends_on=st.just(()),
         invalid_reason=st.none(),
+        group=st.none(),  # groups go in changesets: tests/test_client_groups_wire.py
     ),
     min_size=1,
     max_size=6,

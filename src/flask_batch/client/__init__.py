@@ -7,6 +7,9 @@ share one core without I/O (``_core/``: the retry policy :class:`Retry`, the spl
 queue into batches that fit the endpoint's limits, both formats, how an answer is read and a
 failure told) and differ only in how they adapt their library to it.
 
+A :class:`Changeset` is an atomic group being queued (``with session.changeset() as group``),
+which a later request may name in ``depends_on``.
+
 :class:`BatchFailed` and :class:`BatchResponse` are what every client's errors and queued
 responses are: ``except BatchFailed`` catches ``RequestsBatchFailed`` and
 ``HttpxBatchFailed`` alike.
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.policy import IDEMPOTENT_METHODS, Retry
+from ._core.queueing import Changeset
 from ._core.report import BatchFailed
 
 if TYPE_CHECKING:
@@ -29,6 +33,7 @@ __all__ = [
     "BatchNotSent",
     "BatchResponse",
     "Batching",
+    "Changeset",
     "Retry",
     "UnsentRequestsWarning",
 ]

@@ -17,12 +17,21 @@ from ..wire.model import Headers, SubRequest
 from ._core.formats import Format
 from ._core.model import Answered, Failed, PreparedBatch, Reply, smallest
 from ._core.pending import BatchResponse
-from ._core.queueing import NOT_CARRIED, origin, sub_request
+from ._core.queueing import (
+    NOT_CARRIED,
+    Changeset,
+    check_content_id,
+    is_reference,
+    origin,
+    sub_request,
+)
 from ._core.report import BatchFailed, summary
 from ._drivers import remaining
 
 #: The response extension that says how many attempts (batches) an answer took.
 ATTEMPTS = "flask_batch.attempts"
+#: The request extension that gives a request its id in its batch (``content_id=``).
+CONTENT_ID = "flask_batch.content_id"
 # Headers of a part that the batch request does not take over even when every part agrees
 # (what the batch accepts back is the batch's business).
 _NOT_SHARED = NOT_CARRIED | {"expect", "trailer", "accept", "accept-encoding"}
@@ -30,7 +39,7 @@ _NOT_SHARED = NOT_CARRIED | {"expect", "trailer", "accept", "accept-encoding"}
 DEFAULT_TIMEOUT = httpx.Timeout(5.0).as_dict()
 _PHASES = ("connect", "read", "write", "pool")
 #: The request extensions a batched request honours; the others need a connection of its own.
-_BATCHED_EXTENSIONS = frozenset({"timeout"})
+_BATCHED_EXTENSIONS = frozenset({"timeout", CONTENT_ID})
 #: Errors of the wrapped transport after which the batch surely never reached the server.
 SENT_NOTHING = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _NOT_SENT = "the batch has not been sent yet: leave the `with transport.batch()` block"
@@ -111,6 +120,8 @@ class Entry:
     sub_request: SubRequest
     depends_on: tuple[int, ...] = ()
     future: asyncio.Future[httpx.Response] | None = field(default=None, repr=False)
+    #: The changeset it is a member of (None: none).
+    group: Changeset | None = None
 
     @property
     def timeouts(self) -> Mapping[str, float | None]:
@@ -129,10 +140,17 @@ class Entry:
 
 
 def entry(
-    request: httpx.Request, body: bytes, format: type[Format], depends_on: tuple[int, ...] = ()
+    request: httpx.Request,
+    body: bytes,
+    format: type[Format],
+    depends_on: tuple[int, ...] = (),
+    *,
+    target: str | None = None,
+    group: Changeset | None = None,
 ) -> Entry:
-    """``request`` (whose body is ``body``) queued for a batch in ``format``; ``ValueError``
-    for what a batch cannot carry."""
+    """``request`` (whose body is ``body``) queued for a batch in ``format``, to ``target``
+    if given (a reference), as a member of ``group`` if given; ``ValueError`` for what a
+    batch cannot carry."""
     unknown = sorted(set(request.extensions) - _BATCHED_EXTENSIONS)
     if unknown:
         raise ValueError(
@@ -143,13 +161,24 @@ def entry(
     headers = (
         (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw
     )
-    part = sub_request(request.method, request.url.raw_path.decode("ascii"), headers, body)
-    format.check(part)  # refuse now what the format cannot carry
-    return Entry(request, part, depends_on)
+    target = target or request.url.raw_path.decode("ascii")
+    part = sub_request(request.method, target, headers, body)
+    content_id = request.extensions.get(CONTENT_ID)
+    if content_id is not None:
+        part = part._replace(content_id=check_content_id(content_id))
+    format.check(part, in_group=group is not None)  # refuse now what the format cannot carry
+    return Entry(request, part, depends_on, group=group)
 
 
 def origin_of(url: httpx.URL) -> tuple[str, str, int]:
     return origin(url.scheme, url.host, url.port)
+
+
+def refers(request: httpx.Request) -> bool:
+    """Whether ``request`` is a reference to an earlier request of its batch: its URL is a
+    relative one, written as ``httpx.Request("POST", "$1/items")`` builds it."""
+    url = request.url
+    return url.is_relative_url and is_reference(url.raw_path.decode("ascii"))
 
 
 def outer_request(

@@ -5,6 +5,7 @@ one batch when it ends."""
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -12,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ._core.model import Answered, Failed
-from ._core.queueing import Queue
+from ._core.queueing import Changeset, Queue, is_reference, reference_target
 from ._httpx_messages import (
+    CONTENT_ID,
     DEFAULT_TIMEOUT,
     Entry,
     HttpxBatchResponse,
@@ -60,13 +62,18 @@ class BatchScope:
         follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
         timeout: Any = httpx.USE_CLIENT_DEFAULT,
         extensions: Any = None,
-        depends_on: Iterable[httpx.Response] = (),
+        depends_on: Iterable[httpx.Response | Changeset] = (),
+        content_id: str | None = None,
     ) -> HttpxBatchResponse:
         """Queue a request, built as ``httpx.Client.request`` builds it.
 
-        ``depends_on``: responses queued earlier in this scope; the server runs this request
-        only if each of them succeeds (2xx), and answers it 424 otherwise. ``timeout`` bounds
-        the batch it goes in. A batched request's redirect comes back as its answer:
+        ``depends_on``: responses (or changesets) queued earlier in this scope; the server
+        runs this request only if each of them succeeds (2xx), and answers it 424 otherwise.
+        ``content_id``: its id in the batch (letters, digits, ``-._~``), by which a later
+        request refers to what it created: a URL starting with ``$<id>``
+        (``scope.post("$1/items")``) is sent as written, for the server to resolve.
+        ``timeout`` bounds the batch it goes in. A batched request's redirect comes back as
+        its answer:
         ``follow_redirects=True`` raises ``ValueError``, as does an extension other than
         ``timeout`` (it needs a connection of the request's own).
         """
@@ -86,6 +93,13 @@ class BatchScope:
             "cookies": cookies,
             "extensions": extensions,
         }
+        if content_id is not None:
+            extensions = {**(extensions or {}), CONTENT_ID: content_id}
+            message["extensions"] = extensions
+        # A reference has no origin: it is built as the URL it names relative to the batch URL.
+        reference = str(url) if is_reference(str(url)) else None
+        if reference is not None:
+            url = self._transport.batch_url.join(reference)
         client = self._client
         if client is not None:
             request = client.build_request(method, url, timeout=timeout, **message)
@@ -105,13 +119,34 @@ class BatchScope:
                 hook(request)
         body = request.read()
         entry = None
+        group = self._queue.open
         if self._transport.batchable(request):
-            entry = self._transport._entry(request, body, positions)
-        elif positions:
-            raise ValueError(f"{request.url} is not batched, so it cannot depend on others")
+            target = None
+            if reference is not None:
+                target = reference_target(reference, request.url.query.decode("ascii"))
+            entry = self._transport._entry(request, body, positions, target=target, group=group)
+        elif positions or group is not None:
+            what = "depend on others" if positions else "be in a changeset"
+            raise ValueError(f"{request.url} is not batched, so it cannot {what}")
         response = HttpxBatchResponse(request)
-        self._queue.add(entry, response)
+        self._queue.add(entry, response, content_id)
         return response
+
+    def changeset(self) -> AbstractContextManager[Changeset]:
+        """A block whose requests are one atomic group, which the server applies whole or not
+        at all (a changeset; with ``format="json"``, an ``atomicityGroup``), as
+        :meth:`Batching.changeset <flask_batch.client.Batching.changeset>`::
+
+            with transport.batch(client) as batch:
+                with batch.changeset() as transfer:
+                    batch.post("/accounts/a/debits", json={"amount": 5})
+                    batch.post("/accounts/b/credits", json={"amount": 5})
+                batch.get("/accounts", depends_on=[transfer])
+
+        Only batched requests can be members. If the block raises, its requests are taken
+        back unsent.
+        """
+        return self._queue.changeset()
 
     def get(self, url: httpx.URL | str, **kwargs: Any) -> HttpxBatchResponse:
         return self.request("GET", url, **kwargs)

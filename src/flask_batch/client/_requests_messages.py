@@ -29,7 +29,7 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from ..wire.model import Headers, SubRequest, SubResponse
 from ._core.model import Failed, Reply, smallest
 from ._core.pending import BatchResponse
-from ._core.queueing import sub_request
+from ._core.queueing import Changeset, sub_request
 from ._core.report import BatchFailed, summary
 
 # What reading a response means; these raise BatchNotSent until the batch was answered.
@@ -116,19 +116,22 @@ class Queued:
     #: Positions in the queue of the requests it depends on.
     depends_on: tuple[int, ...]
     arguments: TransportArguments
+    #: The changeset it is a member of (None: none).
+    group: Changeset | None = None
 
     @property
     def timeout(self) -> float | None:
         return self.arguments.total
 
 
-def part_of(request: requests.PreparedRequest) -> SubRequest:
-    """The part that carries a prepared request."""
+def part_of(request: requests.PreparedRequest, target: str | None = None) -> SubRequest:
+    """The part that carries a prepared request (to ``target``, if given: a reference)."""
     headers = (
         (name, value.decode("latin-1") if isinstance(value, bytes) else value)
         for name, value in request.headers.items()
     )
-    return sub_request(request.method or "GET", request.path_url, headers, _body(request.body))
+    method = request.method or "GET"
+    return sub_request(method, target or request.path_url, headers, _body(request.body))
 
 
 def _body(body: Any) -> bytes:

@@ -19,6 +19,12 @@ Requests to another origin (and to the batch URL itself) always pass straight th
 wrapped transport. Every response that came in a batch says how many attempts it took in
 ``response.extensions["flask_batch.attempts"]``.
 
+Atomic groups (applied whole or not at all): ``with scope.changeset():`` in a sync batch
+scope, and ``send_all(requests, atomic=True)`` on either transport. Async has no block for
+them on purpose: a group must be complete before any of it is sent, and a block would hold
+back each member until it ends, so awaiting one inside it would wait forever; a list is
+complete when it is given, as ``asyncio.gather`` takes its awaitables.
+
 (Just over 400 lines on purpose: the two transports stand side by side, as httpx keeps its
 own, so that each sync method reads beside its async twin.) Each is thin: what a batch
 exchange means is the client core's (:mod:`flask_batch.client._core`), the loops that do the
@@ -44,19 +50,20 @@ import httpx
 
 from ._core.limits import description
 from ._core.model import Answered, Lost, PreparedBatch, Reply, Result
-from ._core.options import ClientOptions, Options
+from ._core.options import Options
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
+from ._core.queueing import Changeset
 from ._core.report import BatchFailed
 from ._drivers import drive, drive_async, read_within
+from ._httpx_base import TransportBase
 from ._httpx_messages import (
     ATTEMPTS,
+    CONTENT_ID,
     SENT_NOTHING,
     Entry,
     HttpxBatchFailed,
     HttpxBatchResponse,
-    entry,
     failure,
-    origin_of,
     outer_request,
     read,
     reply,
@@ -66,63 +73,21 @@ from ._httpx_scope import BatchScope
 
 __all__ = [
     "ATTEMPTS",
+    "CONTENT_ID",
     "AsyncBatchTransport",
     "BatchFailed",
     "BatchNotSent",
     "BatchResponse",
     "BatchScope",
     "BatchTransport",
+    "Changeset",
     "HttpxBatchFailed",
     "HttpxBatchResponse",
     "UnsentRequestsWarning",
 ]
 
 
-class _Base(ClientOptions[httpx.Response]):
-    """What the sync and async transports share: which requests batch, and how."""
-
-    def __init__(self, batch_url: str | httpx.URL) -> None:
-        self.batch_url = httpx.URL(batch_url)
-        self._origin = origin_of(self.batch_url)
-
-    def batchable(self, request: httpx.Request) -> bool:
-        """Whether ``request`` goes in a batch: same origin as the batch URL, and not the
-        batch URL itself."""
-        return (
-            origin_of(request.url) == self._origin
-            and request.url.raw_path.split(b"?", 1)[0] != self.batch_url.raw_path.split(b"?")[0]
-        )
-
-    def _entry(
-        self, request: httpx.Request, body: bytes, depends_on: tuple[int, ...] = ()
-    ) -> Entry:
-        return entry(request, body, self._format, depends_on)
-
-    def _batched(self, requests: Sequence[httpx.Request]) -> list[int]:
-        """Where the requests of :meth:`send_all` that go in a batch are."""
-        return [index for index, request in enumerate(requests) if self.batchable(request)]
-
-    def _answers(
-        self,
-        requests: Sequence[httpx.Request],
-        batched: Sequence[int],
-        results: Sequence[Result[httpx.Response]],
-        responses: list[httpx.Response | None],
-    ) -> list[httpx.Response]:
-        """The responses of :meth:`send_all`: ``responses`` (those passed through) with the
-        batched ones in place; :class:`HttpxBatchFailed` if any got no answer."""
-        failures = []
-        for index, result in zip(batched, results, strict=True):
-            if isinstance(result, Answered):
-                responses[index] = read(response_of(result, requests[index]))
-            else:
-                failures.append((requests[index], result))
-        if failures:
-            raise failure(failures, len(requests), responses)
-        return [response for response in responses if response is not None]
-
-
-class BatchTransport(_Base, httpx.BaseTransport):
+class BatchTransport(TransportBase, httpx.BaseTransport):
     """A sync httpx transport with explicit batches: :meth:`batch` and :meth:`send_all`.
 
     ``transport`` (by default ``httpx.HTTPTransport()``) carries the batch requests and every
@@ -171,12 +136,17 @@ class BatchTransport(_Base, httpx.BaseTransport):
         self._scopes.add(scope)
         return scope
 
-    def send_all(self, requests: Iterable[httpx.Request]) -> list[httpx.Response]:
+    def send_all(
+        self, requests: Iterable[httpx.Request], *, atomic: bool = False
+    ) -> list[httpx.Response]:
         """Send ``requests`` (batching those that can be) and return their responses in
-        order; raises :class:`HttpxBatchFailed` (with ``responses``) if any got no answer."""
+        order; raises :class:`HttpxBatchFailed` (with ``responses``) if any got no answer.
+        ``atomic=True``: they are one atomic group (:meth:`BatchScope.changeset`)."""
         requests = list(requests)
-        batched = self._batched(requests)
-        results = self.exchange([self._entry(requests[i], requests[i].read()) for i in batched])
+        batched, group = self._batched(requests, atomic)
+        results = self.exchange(
+            [self._entry(requests[i], requests[i].read(), group=group) for i in batched]
+        )
         responses: list[httpx.Response | None] = [None] * len(requests)
         for index in sorted(set(range(len(requests))) - set(batched)):
             responses[index] = read(self._passed_through(requests[index]))
@@ -243,7 +213,7 @@ class BatchTransport(_Base, httpx.BaseTransport):
         return response
 
 
-class AsyncBatchTransport(_Base, httpx.AsyncBaseTransport):
+class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
     """An async httpx transport that batches concurrent requests transparently.
 
     A request to the batch endpoint's origin opens a *window* (or joins the open one). The
@@ -286,6 +256,11 @@ class AsyncBatchTransport(_Base, httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not self.batchable(request):
             return await self._transport.handle_async_request(request)
+        if CONTENT_ID in request.extensions:
+            raise ValueError(
+                f"the {CONTENT_ID!r} extension names a request in its batch, and a batch of "
+                "concurrent requests has no order to write references in: use send_all()"
+            )
         entry = self._entry(request, await request.aread())
         entry.future = asyncio.get_running_loop().create_future()
         window = self._open
@@ -300,12 +275,20 @@ class AsyncBatchTransport(_Base, httpx.AsyncBaseTransport):
             self._open = None  # the next request opens a new window
         return await entry.future
 
-    async def send_all(self, requests: Iterable[httpx.Request]) -> list[httpx.Response]:
+    async def send_all(
+        self, requests: Iterable[httpx.Request], *, atomic: bool = False
+    ) -> list[httpx.Response]:
         """Send ``requests`` now, batching those that can be, and return their responses in
-        order; raises :class:`HttpxBatchFailed` (with ``responses``) if any got no answer."""
+        order; raises :class:`HttpxBatchFailed` (with ``responses``) if any got no answer.
+        ``atomic=True``: they are one atomic group, applied whole or not at all (README,
+        "Atomic groups"; a reference is a request built as ``httpx.Request("POST",
+        "$ada/orders")``, naming a request given ``extensions={CONTENT_ID: "ada"}``).
+        """
         requests = list(requests)
-        batched = self._batched(requests)
-        entries = [self._entry(requests[i], await requests[i].aread()) for i in batched]
+        batched, group = self._batched(requests, atomic)
+        entries = [
+            self._entry(requests[i], await requests[i].aread(), group=group) for i in batched
+        ]
         responses: list[httpx.Response | None] = [None] * len(requests)
 
         async def passed_through(index: int) -> None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any, Unpack
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.exceptions import ChunkedEncodingError
@@ -26,7 +27,14 @@ from ._core.limits import description
 from ._core.model import Answered, Failed, Lost, PreparedBatch, Reply, smallest
 from ._core.options import ClientOptions, Options
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
-from ._core.queueing import Queue, origin
+from ._core.queueing import (
+    Changeset,
+    Queue,
+    check_content_id,
+    is_reference,
+    origin,
+    reference_target,
+)
 from ._core.report import BatchFailed
 from ._drivers import drive, read_within, remaining
 from ._requests_messages import (
@@ -50,6 +58,7 @@ __all__ = [
     "BatchNotSent",
     "BatchResponse",
     "Batching",
+    "Changeset",
     "RequestsBatchFailed",
     "RequestsBatchResponse",
     "UnsentRequestsWarning",
@@ -123,12 +132,16 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         cert: Any = None,
         json: Any = None,
         *,
-        depends_on: Iterable[requests.Response] = (),
+        depends_on: Iterable[requests.Response | Changeset] = (),
+        content_id: str | None = None,
     ) -> requests.Response:
         """Queue a request, as ``requests.Session.request`` would send it.
 
-        ``depends_on``: responses queued earlier in this batch; the server runs this request
-        only if each of them succeeds (2xx), and answers it 424 otherwise. ``timeout`` bounds
+        ``depends_on``: responses (or changesets) queued earlier in this batch; the server
+        runs this request only if each of them succeeds (2xx), and answers it 424 otherwise.
+        ``content_id``: the request's id in its batch (letters, digits, ``-._~``), by which a
+        later request refers to what it created: a URL starting with ``$<id>``
+        (``s.post("$1/items")``) is sent as written, for the server to resolve. ``timeout`` bounds
         the batch the request goes in; ``stream=True`` leaves the body in ``raw`` to be read
         (it arrived whole, with the batch); ``hooks`` run on the filled response. The
         arguments that only a connection of its own could honour raise ``ValueError``:
@@ -145,10 +158,14 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         )
         if isinstance(method, bytes):
             method = method.decode("ascii")
+        if isinstance(url, bytes):
+            url = url.decode("utf-8")
+        # A reference has no origin: it is built as the URL it names relative to the batch URL.
+        reference = url if is_reference(url) else None
         prepared = self.prepare_request(
             requests.Request(
                 method=method.upper(),
-                url=url,
+                url=url if reference is None else urljoin(self.batch_url, url),
                 headers=headers,
                 files=files,
                 data=data or {},
@@ -159,7 +176,23 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
                 hooks=hooks,
             )
         )
-        return self._enqueue(prepared, depends_on, arguments)
+        return self._enqueue(prepared, depends_on, arguments, content_id, reference)
+
+    def changeset(self) -> AbstractContextManager[Changeset]:
+        """A block whose requests are one atomic group, which the server applies whole or not
+        at all (a changeset; with ``format="json"``, an ``atomicityGroup``)::
+
+            with Batching(url) as s:
+                with s.changeset() as transfer:
+                    s.post(f"{base}/accounts/a/debits", json={"amount": 5})
+                    s.post(f"{base}/accounts/b/credits", json={"amount": 5})
+                s.get(f"{base}/accounts", depends_on=[transfer])
+
+        A group always goes in one batch; it is retried as a whole or not at all. If the block
+        raises, its requests are taken back unsent. Changesets do not nest, and the batch
+        cannot be sent inside one.
+        """
+        return self._queue.changeset()
 
     def get(self, url: str | bytes, **kwargs: Any) -> requests.Response:
         # requests.Session.get would pass allow_redirects=True, which a batch cannot honour.
@@ -209,8 +242,10 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
     def _enqueue(
         self,
         request: requests.PreparedRequest,
-        dependencies: Iterable[requests.Response],
+        dependencies: Iterable[requests.Response | Changeset],
         arguments: TransportArguments,
+        content_id: str | None = None,
+        reference: str | None = None,
     ) -> RequestsBatchResponse:
         url = request.url
         if url is None or not (url.startswith(self._origin_prefix) or _origin(url) == self._origin):
@@ -219,12 +254,17 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
                 f"origin {self.batch_url} can"
             )
         depends_on = self._queue.positions(dependencies, "batch")
-        sub_request = part_of(request)
-        self._format.check(sub_request)  # refuse now what the format cannot carry
+        target = None if reference is None else reference_target(reference, urlsplit(url).query)
+        sub_request = part_of(request, target)
+        if content_id is not None:
+            sub_request = sub_request._replace(content_id=check_content_id(content_id))
+        group = self._queue.open
+        self._format.check(sub_request, in_group=group is not None)  # refuse it now
         response = RequestsBatchResponse()
         response.request = request
         response.url = url
-        self._queue.add(Queued(request, sub_request, depends_on, arguments), response)
+        queued = Queued(request, sub_request, depends_on, arguments, group)
+        self._queue.add(queued, response, content_id)
         return response
 
     @property

@@ -240,7 +240,10 @@ def _response(text: JsonText, members: dict[bytes, Span]) -> tuple[str | None, S
     span = members.get(b"body")
     if span is not None:
         marked = value(b"bodyEncoding") == "base64url"
-        if not marked and is_json(body_media_type(content_type)[0]):
+        # No content-type means application/json in OData (JSON Format 4.01, 19.3); an
+        # untyped string stays base64url, as Microsoft Graph sends binary bodies.
+        untyped_json = content_type is None and text.byte(span[0]) != _QUOTE
+        if not marked and (untyped_json or is_json(body_media_type(content_type)[0])):
             body = text.raw(*span)  # the JSON text itself, as the server wrote it
         else:
             body = string_to_body(loads_strict(text.raw(*span)), None if marked else content_type)
@@ -252,6 +255,9 @@ def _response(text: JsonText, members: dict[bytes, Span]) -> tuple[str | None, S
         None if request_id is None else str(request_id),
         SubResponse(status, reason_phrase(status), tuple(fields), body),
     )
+
+
+_QUOTE = ord('"')
 
 
 def _as_list(value: str | list[str]) -> list[str]:

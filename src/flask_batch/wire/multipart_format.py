@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from .errors import BatchError, LimitExceeded, MalformedBatch
-from .fields import CRLF, encode_text
+from .fields import CRLF, encode_fields, encode_text
 from .http1 import parse_request, parse_response, response_head, serialise_request
 from .media_type import (
     boundary_of,
@@ -29,10 +30,13 @@ from .model import UNLIMITED, Group, Headers, Limits, Part, SubRequest, SubRespo
 from .multipart import MultipartReader, encode_close, encode_part
 
 __all__ = [
+    "ReadAnswer",
     "RequestReader",
     "ResponseWriter",
     "body_location",
+    "encode_request",
     "encode_requests",
+    "read_answers",
     "read_requests",
     "read_responses",
     "request_content_id",
@@ -341,8 +345,12 @@ class ResponseWriter:
 _MEMBER_HEADERS = b"Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
 
 
-def _part_headers(content_id: str | None, depends_on: tuple[str, ...] = ()) -> Headers:
+def _part_headers(
+    content_id: str | None, depends_on: tuple[str, ...] = (), *, member: bool = False
+) -> Headers:
     headers: Headers = (("Content-Type", "application/http"),)
+    if member:  # as OData's clients write a changeset's members
+        headers += (("Content-Transfer-Encoding", "binary"),)
     if content_id is not None:
         headers += (("Content-ID", content_id),)
     if depends_on:
@@ -350,24 +358,117 @@ def _part_headers(content_id: str | None, depends_on: tuple[str, ...] = ()) -> H
     return headers
 
 
+def encode_request(
+    request: SubRequest, boundary: str, *, opens_group: bool = False, closes_group: bool = False
+) -> bytes:
+    """One request as it goes in a batch body delimited by ``boundary`` (the client side).
+
+    A member of an atomic group goes inside its group's changeset: a part of the batch that
+    is itself ``multipart/mixed``, delimited by the group's name. The group's first member
+    (``opens_group``) carries the changeset part's head, its last (``closes_group``) the
+    changeset's close delimiter, so the members' bytes joined in order are the changeset part,
+    and each member can be sized, and sent again, on its own.
+    """
+    message = serialise_request(request.method, request.target, request.headers, request.body)
+    group = request.group
+    if group is None:
+        return encode_part(boundary, _part_headers(request.content_id, request.depends_on), message)
+    head = b""
+    if opens_group:
+        delimiter = b"--" + boundary.encode("ascii") + CRLF
+        head = delimiter + encode_fields((("Content-Type", multipart_type(group.name)),)) + CRLF
+    headers = _part_headers(request.content_id, request.depends_on, member=True)
+    member = encode_part(group.name, headers, message)
+    # The changeset's close delimiter; the CRLF after it begins the batch's next delimiter.
+    tail = b"--" + group.name.encode("ascii") + b"--" + CRLF if closes_group else b""
+    return head + member + tail
+
+
 def encode_requests(requests: Iterable[SubRequest], boundary: str) -> bytes:
-    """A batch request body (the client side)."""
-    parts = [
-        encode_part(
-            boundary,
-            _part_headers(request.content_id, request.depends_on),
-            serialise_request(request.method, request.target, request.headers, request.body),
+    """A batch request body (the client side): adjacent members of one group (the same
+    :class:`~.model.Group` object) go in one changeset."""
+    requests = list(requests)
+    parts = []
+    for index, request in enumerate(requests):
+        group = request.group
+        before = requests[index - 1].group if index else None
+        after = requests[index + 1].group if index + 1 < len(requests) else None
+        parts.append(
+            encode_request(
+                request,
+                boundary,
+                opens_group=group is not None and before is not group,
+                closes_group=group is not None and after is not group,
+            )
         )
-        for request in requests
-    ]
     return b"".join(parts) + encode_close(boundary)
 
 
-def read_responses(content_type: str | None, body: bytes) -> list[tuple[str | None, SubResponse]]:
-    """A batch response body as (Content-ID of the request it answers, response) pairs."""
+class ReadAnswer(NamedTuple):
+    """One answer of a batch answer, as a client reads it, with where it came."""
+
+    #: The id of the request it answers (its Content-ID, read by :func:`request_content_id`).
+    content_id: str | None
+    response: SubResponse
+    #: The part of the batch answer it came in (1-based).
+    part: int
+    #: Whether it came inside a changeset's answer (a ``multipart/mixed`` part of the answer).
+    in_changeset: bool
+
+
+def read_answers(content_type: str | None, body: bytes) -> list[ReadAnswer]:
+    """A batch answer body, every answer in it, in order (the client side).
+
+    A part of the answer that is itself ``multipart/mixed`` answers a changeset that
+    succeeded: one answer per member inside. Every other part is one answer, which may stand
+    for a whole changeset that failed (OData answers it with the failing member's answer):
+    which request an answer is for is the caller's to decide, by :attr:`ReadAnswer.content_id`,
+    :attr:`~ReadAnswer.part` and :attr:`~ReadAnswer.in_changeset`.
+    """
     reader = MultipartReader(boundary_of(content_type), UNLIMITED)
-    parts = reader.feed(body) + reader.close()
-    return [
-        (request_content_id(part.header("Content-ID")), parse_response(part.content, index))
-        for index, part in enumerate(parts, start=1)
-    ]
+    answers: list[ReadAnswer] = []
+    for index, part in enumerate(reader.feed(body) + reader.close(), start=1):
+        boundary = _answered_changeset(part, index)
+        if boundary is None:
+            response = parse_response(part.content, index)
+            answers.append(ReadAnswer(_answered_id(part), response, index, False))
+            continue
+        nested = MultipartReader(boundary, UNLIMITED, "the changeset answer")
+        try:
+            if isinstance(part.content, bytearray):
+                nested.adopt(part.content)  # a large one: its buffer, not a copy of it
+            else:
+                nested.push(part.content)
+            nested.end()
+            member = 0
+            while (inner := nested.next_part()) is not None:
+                member += 1
+                if _answered_changeset(inner, member) is not None:
+                    raise MalformedBatch(
+                        "a changeset's answer cannot contain another changeset", part=member
+                    )
+                response = parse_response(inner.content, member)
+                answers.append(ReadAnswer(_answered_id(inner), response, index, True))
+        except BatchError as error:
+            raise error.inside(index) from None
+    return answers
+
+
+def _answered_changeset(part: Part, index: int) -> str | None:
+    """The boundary of an answer's part that is a changeset's answer, or None. Any other
+    part is read as an HTTP response, whatever its Content-Type says (as servers vary)."""
+    content_type = part.header("Content-Type")
+    if content_type is None or not content_type.lstrip().lower().startswith("multipart/"):
+        return None
+    return _changeset_boundary(content_type, index)
+
+
+def _answered_id(part: Part) -> str | None:
+    return request_content_id(part.header("Content-ID"))
+
+
+def read_responses(content_type: str | None, body: bytes) -> list[tuple[str | None, SubResponse]]:
+    """A batch response body as (Content-ID of the request it answers, response) pairs (the
+    members of a changeset's answer each one pair): :func:`read_answers`, without where each
+    came."""
+    return [(answer.content_id, answer.response) for answer in read_answers(content_type, body)]

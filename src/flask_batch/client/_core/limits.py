@@ -13,7 +13,9 @@ server's defaults (100 parts, 16 MiB), but only softly: a request that alone exc
 still sent, and the server decides.
 
 Requests that depend on each other (``depends_on``) form a group that is never split: it goes
-in one batch, so the server orders it and answers ``424`` when a dependency fails.
+in one batch, so the server orders it and answers ``424`` when a dependency fails. So do the
+members of an atomic group (a changeset), which the server runs as one: a group is bounded by
+the endpoint's ``max_group_size`` too, known (discovered, or learned from a ``413``) or assumed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ DEFAULT_LIMITS = Limits()
 BATCH_LIMITS = ("max_parts", "max_body_size")
 #: The limits a ``413`` can name that one part exceeds (that part cannot be sent at all).
 PART_LIMITS = ("max_part_size", "max_header_size", "max_headers")
+#: The limits a discovery reads: those of a batch, and the members of an atomic group.
+DISCOVERED_LIMITS = (*BATCH_LIMITS, "max_group_size")
 
 
 class KnownLimits:
@@ -55,7 +59,7 @@ class KnownLimits:
         self.document: dict[str, Any] | None = None
 
     def _values(self, name: str) -> list[int]:
-        configured = self._configured[name]
+        configured = self._configured.get(name)
         values = [] if configured is None else [configured]
         for source in (self._discovered, self._learned):
             if name in source:
@@ -78,6 +82,19 @@ class KnownLimits:
     def max_body_size(self) -> int:
         return self.bound("max_body_size")[0]
 
+    @property
+    def max_group_size(self) -> int:
+        return self.bound("max_group_size")[0]
+
+    @property
+    def groups(self) -> str | None:
+        """How the endpoint said it runs atomic groups (its description's ``groups``):
+        ``"atomic"``, ``"in-order"`` (without atomicity: a member's write stays applied when
+        a later one fails), ``"refused"``; None if it did not say (a server that predates
+        them says nothing, and is left to answer)."""
+        said = None if self.document is None else self.document.get("groups")
+        return said if isinstance(said, str) else None
+
     def discovered(self, document: object) -> None:
         """Take what a discovery answered (None: it failed); discovery is not tried again.
 
@@ -88,13 +105,13 @@ class KnownLimits:
         if not isinstance(document, Mapping):
             return
         self.document = dict(document)
-        for name in BATCH_LIMITS:
+        for name in DISCOVERED_LIMITS:
             value = document.get(name)
             if type(value) is int and value > 0:
                 self._discovered[name] = value
 
     def learn(self, name: str, value: int) -> None:
-        """A ``413`` said the batch limit ``name`` is ``value``."""
+        """A ``413`` said the limit ``name`` (of a batch, or of a group) is ``value``."""
         self._learned[name] = value
 
     def __repr__(self) -> str:
@@ -115,11 +132,12 @@ def description(status: int, body: bytes) -> object:
 @dataclass(frozen=True, slots=True)
 class TooLarge:
     """What the problem body of a ``413`` (Content Too Large) says: which limit, its value,
-    and which part (1-based)."""
+    which part (1-based) and, in a changeset, which member of it."""
 
     limit: str | None
     value: int | None
     part: int | None
+    member: int | None = None
 
 
 def read_too_large(problem: object) -> TooLarge:
@@ -127,13 +145,12 @@ def read_too_large(problem: object) -> TooLarge:
     if not isinstance(problem, Mapping):
         return TooLarge(None, None, None)
     limit = problem.get("limit")
-    value = problem.get("value")
-    part = problem.get("part")
-    return TooLarge(
-        limit if isinstance(limit, str) else None,
-        value if type(value) is int and value > 0 else None,
-        part if type(part) is int and part > 0 else None,
-    )
+    value, part, member = (_positive(problem.get(name)) for name in ("value", "part", "member"))
+    return TooLarge(limit if isinstance(limit, str) else None, value, part, member)
+
+
+def _positive(value: object) -> int | None:
+    return value if type(value) is int and value > 0 else None
 
 
 def groups_of(indices: Sequence[int], depends_on: Mapping[int, Sequence[int]]) -> list[list[int]]:

@@ -10,6 +10,7 @@ from .formats import Format, FormatName, format_named
 from .limits import KnownLimits
 from .model import OuterT
 from .policy import Retry
+from .queueing import Changeset, grouped
 from .run import Run
 
 
@@ -26,6 +27,10 @@ class Queued(Protocol):
     #: Seconds the whole exchange of its batch may take (None: no bound).
     @property
     def timeout(self) -> float | None: ...
+
+    #: The changeset it is a member of (None: none).
+    @property
+    def group(self) -> Changeset | None: ...
 
 
 class Options(TypedDict, total=False):
@@ -90,8 +95,9 @@ class ClientOptions(Generic[OuterT]):
 
     def _run(self, queue: Sequence[Queued]) -> Run[OuterT]:
         """The run that sends ``queue`` under these options."""
+        requests = [item.sub_request for item in queue]
         return Run(
-            [item.sub_request for item in queue],
+            grouped(requests, [item.group for item in queue], self._format.group_name),
             [item.depends_on for item in queue],
             format=self._format,
             retry=self.retry,

@@ -3,7 +3,7 @@
 (Over 400 lines on purpose: :class:`Run` is one state machine, and its rules, listed below,
 act on the same state of each request; it stays whole so that each rule reads beside the
 state it changes. What is not that state has a module of its own: the formats, the limits
-and packing, the retry policy, the report.)
+and packing, the retry policy, the report, atomic groups and the matching of answers.)
 
 :class:`Run` is the client's protocol logic with no I/O (the sans-IO model of h11): it says
 which batch to send next (:meth:`Run.next_batch`), takes what came back (:meth:`Run.feed`),
@@ -24,6 +24,17 @@ Rules, in one place:
   last answer stands); a part with none fails.
 - An answer that names one Content-ID twice fails its whole batch: which of the two answers
   belongs to that request, and whether another request lost its own, cannot be told.
+- The members of an atomic group (adjacent, one :class:`~flask_batch.wire.model.Group`) go
+  in one batch, every time, and are retried as a whole or not at all: the server applied
+  all of them or none, so re-sending only the member that failed would apply it without the
+  others. A group is retried when the status it failed with (its first failing member's,
+  ``424`` aside) is one the policy retries and the policy allows every member's method, or
+  when it was answered ``424`` because something it depends on is being retried; a batch
+  lost as a whole retries it only if every member may be retried; on an endpoint that says
+  it runs groups in order without atomicity, only if nothing of it ran (the writes before a
+  failure stayed applied). A group larger than the endpoint's known ``max_group_size`` or
+  ``max_parts``, or for an endpoint that says it refuses groups, is never sent. Which answer
+  is whose: :mod:`.matching`.
 - A batch's exchange (connect, send, the whole answer) ends by a deadline: the smallest
   timeout of the requests it carries (:attr:`.model.PreparedBatch.timeout`), which the
   driver keeps.
@@ -40,7 +51,9 @@ from typing import Generic
 
 from ...wire.errors import MalformedBatch
 from ...wire.model import SubRequest, SubResponse, first_header
+from ...wire.multipart_format import ReadAnswer
 from .formats import Format, MultipartFormat
+from .groups import culprit, failed_with, group_members, units
 from .limits import (
     BATCH_LIMITS,
     PART_LIMITS,
@@ -50,6 +63,7 @@ from .limits import (
     pack,
     read_too_large,
 )
+from .matching import Sent, match, repeated_id, request_ids
 from .model import Answered, Failed, Lost, OuterT, PreparedBatch, Reply, Result, smallest
 from .policy import Retry, parse_retry_after
 from .report import NO_PART, media_type_of, not_a_batch_answer, said, status_line
@@ -134,12 +148,23 @@ class Run(Generic[OuterT]):
         for index, (request, dependencies) in enumerate(zip(requests, depends_on, strict=True)):
             if dependencies and any(not 0 <= d < index for d in dependencies):
                 raise ValueError("a request may only depend on requests queued before it")
-            item = _Item(index, request, tuple(dependencies))
-            item.content_id = self.format.content_id(index)
-            self._items.append(item)
+            self._items.append(_Item(index, request, tuple(dependencies)))
+        #: The members of each atomic group, by the index of its first member.
+        self._groups = group_members(requests)
+        for members in self._groups.values():
+            for index in members:
+                self.format.check(requests[index], in_group=True)
+        for item, content_id in zip(self._items, request_ids(requests, self.format), strict=True):
+            item.content_id = content_id
         for item in self._items:
             item.encoded = self._encode(item, item.depends_on)
         self._depends_on = {item.index: item.depends_on for item in self._items}
+        #: What must go in one batch with each request: its dependencies, and for a member of
+        #: a group, the group's first member (so, the whole group).
+        self._links: dict[int, tuple[int, ...]] = {}
+        for item in self._items:
+            first = self._members(item.index)[0]
+            self._links[item.index] = item.depends_on + ((first,) if first != item.index else ())
 
     # -- what the driver asks -------------------------------------------------------------
 
@@ -162,14 +187,20 @@ class Run(Generic[OuterT]):
 
     def needs_discovery(self) -> bool:
         """Whether asking the endpoint its limits could help before sending: the queue would
-        be split under what is known so far, and discovery was not tried yet."""
+        be split under what is known so far, or it holds an atomic group (a route that takes
+        none refuses the whole batch: asked first, the client fails only the group), and
+        discovery was not tried yet."""
         if not (self.split and self.limits.discoverable):
             return False
+        if self._waiting_groups():  # whether the endpoint takes them, and how many members
+            return True
         waiting = [item.index for item in self._items if item.state is _State.WAITING]
         return len(self._pack(waiting)) > 1
 
     def next_batch(self) -> PreparedBatch | None:
         """The next batch to send now, or None (everything ready is in flight or done)."""
+        if self._groups and self.split:
+            self._refuse_groups()
         while True:
             ready = self._ready()
             if not ready:
@@ -216,12 +247,12 @@ class Run(Generic[OuterT]):
         except MalformedBatch as error:
             self._unusable(batch, f"the batch answer is malformed: {error}", outcome.outer)
             return
-        by_id, repeated = _by_id(answers)
+        repeated = repeated_id(answers)
         if repeated is not None:
             name = self.format.id_name
             self._unusable(batch, f"the server answered {name} {repeated} twice", outcome.outer)
             return
-        self._answered(batch, answers, by_id, outcome.outer)
+        self._answered(batch, answers, outcome.outer)
 
     def pause(self) -> float:
         """Seconds to wait before :meth:`next_batch` has something again. Call it only when
@@ -246,7 +277,7 @@ class Run(Generic[OuterT]):
         now = self.now()
         waiting = [item.index for item in self._items if item.state is _State.WAITING]
         ready = []
-        for group in groups_of(waiting, self._depends_on):
+        for group in groups_of(waiting, self._links):
             if all(self._items[i].not_before <= now and self._deps_settled(i) for i in group):
                 ready += group
         ready.sort()
@@ -260,10 +291,41 @@ class Run(Generic[OuterT]):
         )
 
     def _pending_deps(self, index: int) -> tuple[int, ...]:
-        dependencies = self._depends_on[index]
-        if not dependencies:
-            return dependencies
-        return tuple(d for d in dependencies if self._items[d].state is not _State.DONE)
+        """What must still go in one batch with ``index``: its links not answered yet."""
+        links = self._links[index]
+        if not links:
+            return links
+        return tuple(d for d in links if self._items[d].state is not _State.DONE)
+
+    def _members(self, index: int) -> range:
+        """The members of the group of request ``index``, or that request alone."""
+        group = self._items[index].request.group
+        return range(index, index + 1) if group is None else self._groups[group.first]
+
+    def _waiting_groups(self) -> list[range]:
+        return [m for m in self._groups.values() if self._items[m[0]].state is _State.WAITING]
+
+    def _refuse_groups(self) -> None:
+        """Give up, before sending, the waiting groups the endpoint is known to refuse."""
+        max_group_size, known = self.limits.bound("max_group_size")
+        refused: dict[int, str] = {}
+        for members in self._waiting_groups():
+            if self.limits.groups == "refused":
+                refused[members[0]] = (
+                    "the batch endpoint takes no atomic groups (its description says so)"
+                )
+            elif known and len(members) > max_group_size:
+                refused[members[0]] = (
+                    f"an atomic group of {len(members)} requests cannot be split, and the batch "
+                    f"endpoint takes at most {max_group_size} requests in a group"
+                )
+        if refused:
+            waiting = [item.index for item in self._items if item.state is _State.WAITING]
+            self._doom(refused, waiting, None)
+
+    def _sent(self, item: _Item) -> Sent:
+        request = item.request
+        return Sent(item.content_id, request.group, f"{request.method} {request.target}")
 
     def _pack(self, indices: list[int]) -> list[list[int]]:
         if not indices:
@@ -299,9 +361,12 @@ class Run(Generic[OuterT]):
             return None
         max_parts, known_parts = self.limits.bound("max_parts")
         if known_parts and len(indices) > max_parts:
+            what = "requests that depend on each other"
+            if len(self._members(indices[0])) == len(indices):
+                what = "requests of an atomic group"
             return (
-                f"{len(indices)} requests that depend on each other cannot be split, and the "
-                f"batch endpoint takes at most {max_parts} parts"
+                f"{len(indices)} {what} cannot be split, and the batch endpoint takes at most "
+                f"{max_parts} parts"
             )
         max_body, known_body = self.limits.bound("max_body_size")
         size = self._body_size(indices)
@@ -331,11 +396,19 @@ class Run(Generic[OuterT]):
         return PreparedBatch(tuple(indices), body, self.format.content_type, timeout)
 
     def _encode(self, item: _Item, dependencies: tuple[int, ...]) -> bytes:
-        request = item.request._replace(
-            content_id=item.content_id,
-            depends_on=tuple(self._items[d].content_id for d in dependencies),
-        )
-        return self.format.encode(request)
+        """``item`` as it goes in a batch that holds ``dependencies``: a dependency in another
+        atomic group is named by its group, as OData JSON requires (and the group stands for
+        all its members)."""
+        own = item.request.group
+        names: list[str] = []
+        for dependency in dependencies:
+            other = self._items[dependency]
+            group = other.request.group
+            name = group.name if group is not None and group is not own else other.content_id
+            if name not in names:
+                names.append(name)
+        request = item.request._replace(content_id=item.content_id, depends_on=tuple(names))
+        return self.format.encode(request, item.index)
 
     # -- what came back -------------------------------------------------------------------
 
@@ -351,34 +424,24 @@ class Run(Generic[OuterT]):
             retry_after=None,
         )
 
-    def _answered(
-        self,
-        batch: PreparedBatch,
-        answers: list[tuple[str | None, SubResponse]],
-        by_id: dict[str, SubResponse],
-        outer: OuterT,
-    ) -> None:
+    def _answered(self, batch: PreparedBatch, answers: list[ReadAnswer], outer: OuterT) -> None:
         items = [self._items[index] for index in batch.items]
-        matched = _match([item.content_id for item in items], answers, by_id)
+        matched = match([self._sent(item) for item in items], answers)
         retrying: list[_Item] = []
         retrying_indices: set[int] = set()
         final: list[tuple[_Item, SubResponse | None]] = []
-        for item, answer in zip(items, matched, strict=True):
-            item.attempts += 1
-            if answer is None:
-                final.append((item, None))
-                continue
-            item.last, item.last_outer = answer, outer
-            again = item.attempts < self.retry.attempts and (
-                (answer.status in self.retry.statuses and self.retry.allows(item.request.method))
-                # It never ran: a dependency is being retried, and it goes along.
-                or (answer.status == 424 and any(d in retrying_indices for d in item.depends_on))
-            )
-            if again:
-                retrying.append(item)
-                retrying_indices.add(item.index)
+        for unit in units([item.request.group for item in items]):
+            members = [items[place] for place in unit]
+            found = [matched[place] for place in unit]
+            for item, answer in zip(members, found, strict=True):
+                item.attempts += 1
+                if answer is not None:
+                    item.last, item.last_outer = answer, outer
+            if self._again(members, found, retrying_indices):
+                retrying += members
+                retrying_indices.update(item.index for item in members)
             else:
-                final.append((item, answer))
+                final += zip(members, found, strict=True)
         if retrying:
             delay = max(
                 self.retry.delay(
@@ -399,6 +462,23 @@ class Run(Generic[OuterT]):
             else:
                 self._finish(item, Answered(answer, item.attempts, outer))
 
+    def _again(
+        self, members: list[_Item], answers: list[SubResponse | None], retrying: set[int]
+    ) -> bool:
+        """Whether a request, or a group's ``members`` (as a whole), answered ``answers``, is
+        sent again (``retrying``: the requests of the batch already being retried)."""
+        if members[0].attempts >= self.retry.attempts or None in answers:
+            return False
+        if members[0].request.group is not None and self.limits.groups == "in-order":
+            return False  # what its members wrote before a failure stayed applied
+        status = failed_with([answer.status for answer in answers if answer is not None])
+        if status in self.retry.statuses and all(
+            self.retry.allows(item.request.method) for item in members
+        ):
+            return True
+        # It never ran: something it depends on is being retried, and it goes along.
+        return status == 424 and any(d in retrying for item in members for d in item.depends_on)
+
     def _too_large(self, batch: PreparedBatch, reply: Reply[OuterT]) -> None:
         """A 413: learn the limit and re-split, or drop the part that can never be sent."""
         try:
@@ -406,26 +486,24 @@ class Run(Generic[OuterT]):
         except ValueError:
             exceeded = read_too_large(None)
         items = list(batch.items)
-        if (
-            exceeded.limit in PART_LIMITS
-            and exceeded.part is not None
-            and exceeded.part <= len(items)
-        ):
-            bad = items[exceeded.part - 1]
-            doomed = {bad}
-            for index in items:
-                if any(d in doomed for d in self._depends_on[index]):
-                    doomed.add(index)
-            what = f"{exceeded.limit} ({exceeded.value})" if exceeded.value else exceeded.limit
-            for index in sorted(doomed):
-                reason = (
-                    f"the request exceeds the batch endpoint's {what}: it cannot be sent"
-                    if index == bad
-                    else "it depends on a request that cannot be sent"
-                )
-                self._give_up(self._items[index], reason, reply.outer)
-            self._requeue([i for i in items if i not in doomed])
+        what = f"{exceeded.limit} ({exceeded.value})" if exceeded.value else exceeded.limit
+        in_groups = [self._items[index].request.group for index in items]
+        place = culprit(in_groups, exceeded.part, exceeded.member, self.format.group_is_one_part)
+        bad = None if place is None else items[place]
+        if exceeded.limit in PART_LIMITS and bad is not None:
+            reason = f"the request exceeds the batch endpoint's {what}: it cannot be sent"
+            self._requeue(self._doom({bad: reason}, items, reply.outer))
             return
+        if exceeded.limit == "max_group_size" and exceeded.value is not None:
+            self.limits.learn(exceeded.limit, exceeded.value)
+            too_large = {
+                index: f"the atomic group exceeds the batch endpoint's {what}: it cannot be split"
+                for index in items
+                if index in self._groups and len(self._groups[index]) > exceeded.value
+            }
+            if too_large:
+                self._requeue(self._doom(too_large, items, reply.outer))
+                return
         if exceeded.limit in BATCH_LIMITS and exceeded.value is not None:
             self.limits.learn(exceeded.limit, exceeded.value)
             if self._exceeds(items, exceeded.limit, exceeded.value):
@@ -445,6 +523,23 @@ class Run(Generic[OuterT]):
             return
         self._cap = max(1, len(items) // 2)
         self._requeue(items)
+
+    def _doom(self, bad: dict[int, str], among: list[int], outer: OuterT | None) -> list[int]:
+        """Give up the requests of ``bad`` (each with why), the other members of their
+        groups, and every request of ``among`` that depends on one of them; the rest of
+        ``among``, in order, which may still go."""
+        doomed: dict[int, str] = {}
+        for index, reason in bad.items():
+            for member in self._members(index):
+                doomed.setdefault(member, f"a request of its atomic group cannot be sent: {reason}")
+            doomed[index] = reason
+        for index in among:  # in order: what a request depends on comes before it
+            if index not in doomed and any(d in doomed for d in self._depends_on[index]):
+                for member in self._members(index):
+                    doomed[member] = "it depends on a request that cannot be sent"
+        for index in sorted(doomed):
+            self._give_up(self._items[index], doomed[index], outer)
+        return [index for index in among if index not in doomed]
 
     def _exceeds(self, items: list[int], limit: str, value: int) -> bool:
         if limit == "max_parts":
@@ -476,24 +571,34 @@ class Run(Generic[OuterT]):
         eligible: list[_Item] = []
         eligible_indices: set[int] = set()
         others: list[_Item] = []
-        for index in batch.items:
-            item = self._items[index]
-            item.attempts += 1
+        items = [self._items[index] for index in batch.items]
+        for unit in units([item.request.group for item in items]):
+            members = [items[place] for place in unit]
+            own = {item.index for item in members}
+            for item in members:
+                item.attempts += 1
+            # Run without atomicity, a group may have written something: not again, unless
+            # nothing ran.
+            in_order = members[0].request.group is not None and self.limits.groups == "in-order"
             if (
                 retryable
-                and item.attempts < self.retry.attempts
-                and (nothing_ran or self.retry.allows(item.request.method))
-                # Its dependencies in this batch must go again with it.
+                and (nothing_ran or not in_order)
                 and all(
-                    d in eligible_indices
-                    for d in self._depends_on[index]
-                    if d in batch.items and self._items[d].state is _State.IN_FLIGHT
+                    item.attempts < self.retry.attempts
+                    and (nothing_ran or self.retry.allows(item.request.method))
+                    # Its dependencies in this batch must go again with it.
+                    and all(
+                        d in eligible_indices
+                        for d in self._depends_on[item.index]
+                        if d in batch.items and d not in own
+                    )
+                    for item in members
                 )
             ):
-                eligible.append(item)
-                eligible_indices.add(index)
+                eligible += members
+                eligible_indices |= own
             else:
-                others.append(item)
+                others += members
         if eligible:
             delay = self.retry.delay(
                 max(item.attempts for item in eligible), retry_after, self._random
@@ -525,27 +630,3 @@ class Run(Generic[OuterT]):
     def _finish(self, item: _Item, result: Result[object]) -> None:
         item.state = _State.DONE
         item.result = result
-
-
-def _by_id(
-    answers: list[tuple[str | None, SubResponse]],
-) -> tuple[dict[str, SubResponse], str | None]:
-    """The answers by the Content-ID they echo, and the first Content-ID echoed twice."""
-    by_id: dict[str, SubResponse] = {}
-    for content_id, answer in answers:
-        if content_id is not None:
-            if content_id in by_id:
-                return by_id, content_id
-            by_id[content_id] = answer
-    return by_id, None
-
-
-def _match(
-    ids: list[str],
-    answers: list[tuple[str | None, SubResponse]],
-    by_id: dict[str, SubResponse],
-) -> list[SubResponse | None]:
-    """The answer to each sent request: by Content-ID, or by position if the server echoes none."""
-    if not by_id and len(answers) == len(ids):
-        return [answer for _, answer in answers]
-    return [by_id.get(content_id) for content_id in ids]

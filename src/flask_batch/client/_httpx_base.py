@@ -1,0 +1,75 @@
+"""What the sync and async httpx transports share (:class:`TransportBase`): which requests
+go in a batch, how a request becomes an entry, and how :meth:`send_all`'s answers come back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+
+from ._core.model import Answered, Result
+from ._core.options import ClientOptions
+from ._core.queueing import Changeset
+from ._httpx_messages import Entry, entry, failure, origin_of, read, refers, response_of
+
+
+class TransportBase(ClientOptions[httpx.Response]):
+    """What the sync and async transports share: which requests batch, and how."""
+
+    def __init__(self, batch_url: str | httpx.URL) -> None:
+        self.batch_url = httpx.URL(batch_url)
+        self._origin = origin_of(self.batch_url)
+
+    def batchable(self, request: httpx.Request) -> bool:
+        """Whether ``request`` goes in a batch: same origin as the batch URL, and not the
+        batch URL itself; or a reference to an earlier request of the batch (``$1/items``)."""
+        return (
+            origin_of(request.url) == self._origin
+            and request.url.raw_path.split(b"?", 1)[0] != self.batch_url.raw_path.split(b"?")[0]
+        ) or refers(request)
+
+    def _entry(
+        self,
+        request: httpx.Request,
+        body: bytes,
+        depends_on: tuple[int, ...] = (),
+        *,
+        target: str | None = None,
+        group: Changeset | None = None,
+    ) -> Entry:
+        return entry(request, body, self._format, depends_on, target=target, group=group)
+
+    def _batched(
+        self, requests: Sequence[httpx.Request], atomic: bool
+    ) -> tuple[list[int], Changeset | None]:
+        """Where the requests of :meth:`send_all` that go in a batch are, and with
+        ``atomic``, the group they make (every one of them must be batched)."""
+        batched = [index for index, request in enumerate(requests) if self.batchable(request)]
+        if not atomic or not requests:
+            return batched, None
+        if len(batched) < len(requests):
+            passing = requests[min(set(range(len(requests))) - set(batched))]
+            raise ValueError(
+                f"{passing.url} cannot be in an atomic group: it is not batched (only requests "
+                "to the batch endpoint's origin, and references, are)"
+            )
+        return batched, Changeset(closed=True)
+
+    def _answers(
+        self,
+        requests: Sequence[httpx.Request],
+        batched: Sequence[int],
+        results: Sequence[Result[httpx.Response]],
+        responses: list[httpx.Response | None],
+    ) -> list[httpx.Response]:
+        """The responses of :meth:`send_all`: ``responses`` (those passed through) with the
+        batched ones in place; :class:`HttpxBatchFailed` if any got no answer."""
+        failures = []
+        for index, result in zip(batched, results, strict=True):
+            if isinstance(result, Answered):
+                responses[index] = read(response_of(result, requests[index]))
+            else:
+                failures.append((requests[index], result))
+        if failures:
+            raise failure(failures, len(requests), responses)
+        return [response for response in responses if response is not None]
