@@ -36,7 +36,7 @@ from typing import Any
 from bench.timing import median, timed
 from flask_batch.wire.media_type import boundary_of
 from flask_batch.wire.model import KIB, MIB, Limits
-from flask_batch.wire.multipart_format import RequestReader
+from flask_batch.wire.multipart_requests import RequestReader
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

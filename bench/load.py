@@ -41,7 +41,8 @@ from flask import Flask, Response, request
 
 from flask_batch import add_batch_route
 from flask_batch.wire.model import SubRequest
-from flask_batch.wire.multipart_format import encode_requests, read_responses
+from flask_batch.wire.multipart_answers import read_responses
+from flask_batch.wire.multipart_requests import encode_requests
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "load.md"

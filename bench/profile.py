@@ -48,7 +48,8 @@ from flask_batch.client import Batching
 # only disables that table.
 try:
     from flask_batch.wire.model import Limits
-    from flask_batch.wire.multipart_format import ResponseWriter, read_requests
+    from flask_batch.wire.multipart_answers import ResponseWriter
+    from flask_batch.wire.multipart_requests import read_requests
     from flask_batch.wsgi_parts import Dispatcher, call_app
 
     INTERNALS_ERROR = ""

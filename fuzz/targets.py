@@ -42,13 +42,8 @@ from flask_batch.wire.json_bodies import is_json
 from flask_batch.wire.json_requests import JsonRequestReader, encode_json_requests
 from flask_batch.wire.media_type import boundary_of, parse_media_type
 from flask_batch.wire.model import KIB, MIB, UNLIMITED, Headers, Limits, SubRequest, SubResponse
-from flask_batch.wire.multipart_format import (
-    RequestReader,
-    ResponseWriter,
-    encode_requests,
-    read_requests,
-    read_responses,
-)
+from flask_batch.wire.multipart_answers import ResponseWriter, read_responses
+from flask_batch.wire.multipart_requests import RequestReader, encode_requests, read_requests
 
 READER, MESSAGE, ROUNDTRIP, DECODER, JSON = range(5)
 #: Target names for ``fuzz_batch.py --target``; "all" lets byte 0 choose.

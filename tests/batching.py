@@ -9,7 +9,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from flask_batch.wire.model import SubRequest, SubResponse
-from flask_batch.wire.multipart_format import encode_requests, read_responses
+from flask_batch.wire.multipart_answers import read_responses
+from flask_batch.wire.multipart_requests import encode_requests
 
 BOUNDARY = "test-boundary"
 MULTIPART = f"multipart/mixed; boundary={BOUNDARY}"

@@ -27,7 +27,8 @@ from flask_batch.wire.errors import problem_response
 from flask_batch.wire.json_answers import JsonResponseWriter
 from flask_batch.wire.json_requests import JsonRequestReader
 from flask_batch.wire.model import UNLIMITED, SubRequest, SubResponse
-from flask_batch.wire.multipart_format import ResponseWriter, read_requests
+from flask_batch.wire.multipart_answers import ResponseWriter
+from flask_batch.wire.multipart_requests import read_requests
 
 BATCH_URL = "http://api.test/batch"
 BASE = "http://api.test"

@@ -25,7 +25,7 @@ from flask_batch.asgi_parts import Parts
 from flask_batch.schedule import HOLD_PARTS
 from flask_batch.wire.json_requests import encode_json_requests
 from flask_batch.wire.model import SubRequest
-from flask_batch.wire.multipart_format import encode_requests
+from flask_batch.wire.multipart_requests import encode_requests
 
 from .frameworks.driving import (
     BOUNDARY,

@@ -1,4 +1,5 @@
-"""The Google / OData batch dialect: ``flask_batch.wire.multipart_format``.
+"""The Google / OData batch dialect: ``flask_batch.wire.multipart_requests`` and
+``multipart_answers``.
 
 Why: this is where framing and messages meet the contract of docs/design.md section 2: the raw
 requests real clients send must become exactly the sub-requests they meant (targets, headers,
@@ -22,15 +23,13 @@ from hypothesis import strategies as st
 from flask_batch.wire.errors import LimitExceeded, MalformedBatch, UnsupportedMediaType
 from flask_batch.wire.media_type import boundary_of
 from flask_batch.wire.model import Headers, Limits, SubRequest, SubResponse
-from flask_batch.wire.multipart_format import (
-    RequestReader,
+from flask_batch.wire.multipart_answers import (
     ResponseWriter,
-    encode_requests,
-    read_requests,
     read_responses,
     request_content_id,
     response_content_id,
 )
+from flask_batch.wire.multipart_requests import RequestReader, encode_requests, read_requests
 
 from .properties import PROPERTY
 

@@ -20,7 +20,7 @@ import pytest
 
 from flask_batch.wire.json_answers import JsonResponseWriter
 from flask_batch.wire.model import Group, SubRequest, SubResponse
-from flask_batch.wire.multipart_format import ResponseWriter
+from flask_batch.wire.multipart_answers import ResponseWriter
 
 GROUP = Group("changeset_1", 2, 1)
 REQUESTS = [

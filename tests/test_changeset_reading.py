@@ -1,4 +1,4 @@
-"""OData changesets in the multipart format, read: ``flask_batch.wire.multipart_format``.
+"""OData changesets in the multipart format, read: ``flask_batch.wire.multipart_requests``.
 
 Why: a changeset is an atomic group, so what the reader makes of one decides what the
 execution layer makes atomic. Its members must become requests that know their group (name,
@@ -14,7 +14,7 @@ import pytest
 
 from flask_batch.wire.errors import BatchError, LimitExceeded, MalformedBatch
 from flask_batch.wire.model import KIB, Group, Limits, SubRequest
-from flask_batch.wire.multipart_format import RequestReader, read_requests
+from flask_batch.wire.multipart_requests import RequestReader, read_requests
 
 CONTENT_TYPE = "multipart/mixed; boundary=batch"
 LIMITS = Limits()

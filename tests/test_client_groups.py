@@ -23,7 +23,7 @@ from flask_batch.client._core.model import Answered, Failed, Lost, Reply, Result
 from flask_batch.client._core.queueing import Changeset, grouped
 from flask_batch.client._core.run import Run
 from flask_batch.wire.model import Group, Limits, SubRequest
-from flask_batch.wire.multipart_format import encode_requests, read_requests
+from flask_batch.wire.multipart_requests import encode_requests, read_requests
 from tests.fake_batch import BATCH_URL, LOSE, REFUSE, FakeEndpoint, status, too_large
 from tests.fake_batch import Lost as Dropped
 

@@ -20,14 +20,8 @@ from flask_batch.wire.errors import MalformedBatch
 from flask_batch.wire.json_answers import read_json_responses
 from flask_batch.wire.json_requests import JsonRequestReader, encode_json_requests
 from flask_batch.wire.model import UNLIMITED, Group, Limits, SubRequest, SubResponse
-from flask_batch.wire.multipart_format import (
-    ReadAnswer,
-    encode_request,
-    encode_requests,
-    read_answers,
-    read_requests,
-    read_responses,
-)
+from flask_batch.wire.multipart_answers import ReadAnswer, read_answers, read_responses
+from flask_batch.wire.multipart_requests import encode_request, encode_requests, read_requests
 
 from .properties import PROPERTY
 

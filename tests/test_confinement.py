@@ -19,7 +19,8 @@ from werkzeug.test import Client
 
 from flask_batch import add_batch_route
 from flask_batch.wire.model import SubResponse
-from flask_batch.wire.multipart_format import encode_requests, read_responses
+from flask_batch.wire.multipart_answers import read_responses
+from flask_batch.wire.multipart_requests import encode_requests
 
 from .batching import BOUNDARY, batch, header, post, sub
 

@@ -17,7 +17,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from flask_batch.wire.model import SubRequest
-from flask_batch.wire.multipart_format import encode_requests, read_responses
+from flask_batch.wire.multipart_answers import read_responses
+from flask_batch.wire.multipart_requests import encode_requests
 
 from .batching import BOUNDARY, header, post, problem
 from .json_batching import item, responses_of, send

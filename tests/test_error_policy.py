@@ -21,7 +21,8 @@ from flask.testing import FlaskClient
 from werkzeug.datastructures import Headers
 
 from flask_batch.wire.model import SubRequest
-from flask_batch.wire.multipart_format import encode_requests, read_responses
+from flask_batch.wire.multipart_answers import read_responses
+from flask_batch.wire.multipart_requests import encode_requests
 
 from .batching import BOUNDARY, MULTIPART, post
 from .batching import header as part_header

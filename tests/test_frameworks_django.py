@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.test import Client
 
 from flask_batch.wire.model import SubRequest, SubResponse
-from flask_batch.wire.multipart_format import encode_requests, read_responses
+from flask_batch.wire.multipart_answers import read_responses
+from flask_batch.wire.multipart_requests import encode_requests
 
 from .frameworks import django_site
 from .frameworks.driving import BOUNDARY, MULTIPART

@@ -36,7 +36,8 @@ def test_both_middlewares_serve_batches_without_flask() -> None:
         from flask_batch.asgi import BatchMiddleware as ASGIBatch
         from flask_batch.wsgi import BatchMiddleware as WSGIBatch
         from flask_batch import Limits, SubRequest
-        from flask_batch.wire.multipart_format import encode_requests, read_responses
+        from flask_batch.wire.multipart_answers import read_responses
+        from flask_batch.wire.multipart_requests import encode_requests
 
         body = encode_requests([SubRequest("GET", "/hello", (), b"")], "b")
         content_type = "multipart/mixed; boundary=b"

@@ -30,7 +30,8 @@ from flask_batch.wire.json_answers import JsonResponseWriter, read_json_response
 from flask_batch.wire.json_requests import JsonRequestReader, encode_json_requests
 from flask_batch.wire.media_type import boundary_of
 from flask_batch.wire.model import Limits, SubRequest, SubResponse
-from flask_batch.wire.multipart_format import ResponseWriter, read_requests, read_responses
+from flask_batch.wire.multipart_answers import ResponseWriter, read_responses
+from flask_batch.wire.multipart_requests import read_requests
 from fuzz.targets import check
 
 from .child import ROOT, run_in_child
@@ -75,7 +76,7 @@ BACKTRACKING = {
 @pytest.mark.parametrize("call", BACKTRACKING.values(), ids=BACKTRACKING.keys())
 def test_a_bad_line_after_many_fields_is_refused_at_once(call: str) -> None:
     result = run_in_child(
-        "from flask_batch.wire.multipart_format import read_requests\n"
+        "from flask_batch.wire.multipart_requests import read_requests\n"
         "from flask_batch.wire.errors import MalformedBatch\n"
         "from flask_batch.wire.http1 import parse_request, parse_response\n"
         "from flask_batch.wire.model import Limits\n"

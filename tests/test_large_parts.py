@@ -28,7 +28,7 @@ from flask_batch.wire.errors import BatchError
 from flask_batch.wire.http1 import parse_request
 from flask_batch.wire.model import MIB, Part, SubRequest
 from flask_batch.wire.multipart import MultipartReader, encode_close, encode_part
-from flask_batch.wire.multipart_format import encode_requests, read_requests
+from flask_batch.wire.multipart_requests import encode_requests, read_requests
 from flask_batch.wsgi import BatchEndpoint
 
 from .batching import batch as flask_batch

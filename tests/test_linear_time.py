@@ -23,7 +23,7 @@ from flask_batch.wire.errors import BatchError
 from flask_batch.wire.fields import parse_fields
 from flask_batch.wire.media_type import boundary_of
 from flask_batch.wire.model import KIB, MIB, Limits
-from flask_batch.wire.multipart_format import RequestReader
+from flask_batch.wire.multipart_requests import RequestReader
 
 from .child import run_in_child
 
@@ -242,7 +242,7 @@ def test_a_long_folded_header_is_unfolded_in_one_join() -> None:
     # continuation lines was unfolded by adding each line to the value, copying the value
     # again for every line (about 50 s for 4 MiB; 1 MiB took 3 s, 16 KiB 2 ms).
     result = run_in_child(
-        "from flask_batch.wire.multipart_format import read_responses\n"
+        "from flask_batch.wire.multipart_answers import read_responses\n"
         "folded = b' b\\r\\n' * (1024 * 1024)\n"
         "answer = b'\\r\\nHTTP/1.1 204\\r\\n\\r\\n\\r\\n--b--'\n"
         "body = b'--b\\r\\nX-Folded: a\\r\\n' + folded + answer\n"

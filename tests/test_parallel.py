@@ -25,7 +25,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_batch import add_batch_route
 from flask_batch.wire.model import SubRequest
-from flask_batch.wire.multipart_format import encode_requests, read_responses
+from flask_batch.wire.multipart_answers import read_responses
+from flask_batch.wire.multipart_requests import encode_requests
 
 from .batching import BOUNDARY, batch, post, sub
 from .json_batching import item, run

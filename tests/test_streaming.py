@@ -18,7 +18,8 @@ from flask_batch import Execution, Limits, schedule
 from flask_batch.options import Settings
 from flask_batch.schedule import HOLD_BYTES, HOLD_PARTS
 from flask_batch.wire.model import SubRequest
-from flask_batch.wire.multipart_format import encode_requests, read_responses
+from flask_batch.wire.multipart_answers import read_responses
+from flask_batch.wire.multipart_requests import encode_requests
 from flask_batch.wsgi import BatchEndpoint
 
 if TYPE_CHECKING:

@@ -20,7 +20,8 @@ from flask_batch import Execution, Limits, asgi
 from flask_batch.options import OPTIONS, BatchOptions, resolve_options
 from flask_batch.targets import PART_KEY
 from flask_batch.wire.model import SubRequest, SubResponse
-from flask_batch.wire.multipart_format import encode_requests, read_responses
+from flask_batch.wire.multipart_answers import read_responses
+from flask_batch.wire.multipart_requests import encode_requests
 from flask_batch.wsgi import BatchMiddleware
 
 from .frameworks.driving import BOUNDARY, MULTIPART

@@ -40,7 +40,7 @@ from .wire.errors import (
 )
 from .wire.formats import JSON, MULTIPART, Reader, Writer, negotiate
 from .wire.model import Limits, SubRequest
-from .wire.multipart_format import body_location
+from .wire.multipart_requests import body_location
 from .wire.prefer import parse_preferences
 
 __all__ = [

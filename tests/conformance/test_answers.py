@@ -10,7 +10,7 @@ import pytest
 
 from flask_batch.wire.json_requests import encode_json_requests
 from flask_batch.wire.model import SubResponse
-from flask_batch.wire.multipart_format import encode_requests
+from flask_batch.wire.multipart_requests import encode_requests
 
 from ..batching import sub
 from .conftest import Server

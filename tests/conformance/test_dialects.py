@@ -17,7 +17,7 @@ import re
 import pytest
 
 from flask_batch.wire.json_requests import encode_json_requests
-from flask_batch.wire.multipart_format import encode_requests
+from flask_batch.wire.multipart_requests import encode_requests
 
 from ..batching import sub
 from .conftest import Server

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from flask_batch.wire.multipart_format import encode_requests
+from flask_batch.wire.multipart_requests import encode_requests
 
 from ..batching import sub
 from .conftest import Server

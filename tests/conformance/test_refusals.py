@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from flask_batch.wire.model import Limits
-from flask_batch.wire.multipart_format import encode_requests
+from flask_batch.wire.multipart_requests import encode_requests
 
 from ..batching import sub
 from .conftest import Server, differs_on

@@ -22,7 +22,8 @@ from flask_batch.wire.json_answers import read_json_responses
 from flask_batch.wire.media_type import boundary_of
 from flask_batch.wire.model import UNLIMITED, SubRequest, SubResponse
 from flask_batch.wire.multipart import MultipartReader
-from flask_batch.wire.multipart_format import encode_requests, read_responses
+from flask_batch.wire.multipart_answers import read_responses
+from flask_batch.wire.multipart_requests import encode_requests
 
 BOUNDARY = "conformance-boundary"
 MULTIPART = f"multipart/mixed; boundary={BOUNDARY}"

@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from flask_batch.wire.model import SubRequest, SubResponse
-from flask_batch.wire.multipart_format import encode_requests, read_responses
+from flask_batch.wire.multipart_answers import read_responses
+from flask_batch.wire.multipart_requests import encode_requests
 
 Message = dict[str, Any]
 App = Callable[..., Awaitable[None]]

@@ -10,7 +10,8 @@ from .json_bodies import MEDIA_TYPE
 from .json_requests import JsonRequestReader
 from .media_type import boundary_param, parse_media_type
 from .model import Limits, SubRequest, SubResponse
-from .multipart_format import RequestReader, ResponseWriter
+from .multipart_answers import ResponseWriter
+from .multipart_requests import RequestReader
 
 __all__ = ["JSON", "MULTIPART", "Metered", "Reader", "Writer", "negotiate"]
 

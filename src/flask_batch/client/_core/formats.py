@@ -4,9 +4,10 @@ A client looks its format up once, by the name of its ``format=`` option
 (:func:`format_named`, as the server's :func:`~flask_batch.wire.formats.negotiate` looks up a
 batch's by its media type); nothing else compares names. Each run gets its own instance: a
 multipart one holds the run's boundary and Content-ID prefix. Both are thin over the wire
-core's encoders and readers (:mod:`flask_batch.wire.multipart_format`,
-:mod:`flask_batch.wire.json_requests`, :mod:`flask_batch.wire.json_answers`). An atomic group
-is a changeset in one, an ``atomicityGroup`` in the other: each says what a group may hold.
+core's encoders and readers (:mod:`flask_batch.wire.multipart_requests`,
+:mod:`flask_batch.wire.multipart_answers`, :mod:`flask_batch.wire.json_requests`,
+:mod:`flask_batch.wire.json_answers`). An atomic group is a changeset in one, an
+``atomicityGroup`` in the other: each says what a group may hold.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from ...wire.json_requests import encode_json_request, join_json_requests
 from ...wire.media_type import new_boundary
 from ...wire.model import SubRequest
 from ...wire.multipart import encode_close
-from ...wire.multipart_format import ReadAnswer, encode_request, read_answers
+from ...wire.multipart_answers import ReadAnswer, read_answers
+from ...wire.multipart_requests import encode_request
 
 #: What a client's ``format=`` option may say.
 FormatName = Literal["multipart", "json"]

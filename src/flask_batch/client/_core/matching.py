@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ...wire.dependencies import request_key
 from ...wire.errors import problem_response
 from ...wire.model import Group, SubRequest, SubResponse
-from ...wire.multipart_format import ReadAnswer
+from ...wire.multipart_answers import ReadAnswer
 from .formats import Format
 from .groups import units
 

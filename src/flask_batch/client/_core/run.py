@@ -51,7 +51,7 @@ from typing import Generic
 
 from ...wire.errors import MalformedBatch
 from ...wire.model import SubRequest, SubResponse, first_header
-from ...wire.multipart_format import ReadAnswer
+from ...wire.multipart_answers import ReadAnswer
 from .formats import Format, MultipartFormat
 from .groups import culprit, failed_with, group_members, units
 from .limits import (

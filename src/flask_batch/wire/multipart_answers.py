@@ -1,0 +1,204 @@
+"""The answers of a multipart batch (the Google/OData format), both ways:
+:class:`ResponseWriter` (the server) writes one ``application/http`` part per request as it
+is answered, in the route's dialect (Google's or OData's spelling, changesets nested or
+flat), and :func:`read_answers` (the clients) reads every answer back, with where it came
+(a changeset's nested answer, or the one part of a failed changeset).
+
+The requests are :mod:`.multipart_requests`; the JSON format's answers :mod:`.json_answers`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .errors import BatchError, MalformedBatch
+from .fields import CRLF, encode_text
+from .http1 import parse_response, response_head
+from .media_type import boundary_of, multipart_type, new_boundary, odata_boundary
+from .model import UNLIMITED, Group, Part, SubRequest, SubResponse
+from .multipart import MultipartReader, encode_close
+from .multipart_requests import changeset_boundary
+
+__all__ = [
+    "ReadAnswer",
+    "ResponseWriter",
+    "read_answers",
+    "read_responses",
+    "request_content_id",
+    "response_content_id",
+]
+
+
+def response_content_id(request_id: str | None) -> str | None:
+    """Google's rule: ``<X>`` is answered ``<response-X>``; a bare id is echoed as it is."""
+    if request_id is None:
+        return None
+    if request_id.startswith("<") and request_id.endswith(">"):
+        return f"<response-{request_id[1:-1]}>"
+    return request_id
+
+
+def request_content_id(response_id: str | None) -> str | None:
+    """The request id a response id answers (the inverse of :func:`response_content_id`)."""
+    if (
+        response_id is not None
+        and response_id.startswith("<response-")
+        and response_id.endswith(">")
+    ):
+        return f"<{response_id[len('<response-') : -1]}>"
+    return response_id
+
+
+class ResponseWriter:
+    """Writes the answer of a batch, one part at a time, so it can be streamed.
+
+    The members of an atomic group are written as a changeset: one ``multipart/mixed`` part
+    holding one ``application/http`` part per member, framed by a boundary of its own
+    (``changesetresponse_<uuid>``, as OData's reference servers write it, each member with
+    ``Content-Transfer-Encoding: binary``); the schedule writes a failed group as one part,
+    the failing member's answer (:attr:`collapses_failed_groups`). With ``flat``, each member
+    of a changeset that succeeded is a part of the batch's answer instead, as SharePoint's
+    client reads them (a failed one is still one part: the client raises that answer). With
+    ``odata``, the whole answer is spelt so: its boundary ``batchresponse_<uuid>``, every
+    part binary.
+    """
+
+    def __init__(
+        self, boundary: str | None = None, *, flat: bool = False, odata: bool = False
+    ) -> None:
+        self.boundary = boundary or (odata_boundary("batchresponse") if odata else new_boundary())
+        #: A failed changeset is one part in its place (OData; SharePoint's client too).
+        self.collapses_failed_groups = True
+        self._flat = flat
+        # Every part opens alike: delimiter and Content-Type, written once.
+        self._delimiter = b"--%s\r\n" % self.boundary.encode()
+        self._opening = self._delimiter + (
+            _MEMBER_HEADERS if odata else b"Content-Type: application/http\r\n"
+        )
+        self._group: Group | None = None  # the changeset being written
+        self._left = 0  # its members not written yet
+        self._member_opening = b""  # its members' delimiter and headers
+        self._changeset_close = b""  # its close delimiter
+
+    @property
+    def content_type(self) -> str:
+        return multipart_type(self.boundary)
+
+    def start(self) -> bytes:
+        return b""  # no preamble
+
+    def part(self, response: SubResponse, request: SubRequest) -> bytes:
+        """The part answering ``request``; raises ValueError if ``response`` cannot be sent."""
+        head, body, tail = self.part_pieces(response, request)
+        return b"".join((head, body, tail))
+
+    def part_pieces(
+        self, response: SubResponse, request: SubRequest
+    ) -> tuple[bytes, bytes | bytearray, bytes]:
+        """:meth:`part` as its head, the response's body itself (not copied) and its tail."""
+        status_line, field_lines, body = response_head(response, head=request.method == "HEAD")
+        content_id = response_content_id(request.content_id)
+        id_line = b""
+        if content_id is not None:
+            id_line = b"Content-ID: " + encode_text(content_id, "Content-ID") + CRLF
+        group = request.group
+        if group is None or self._flat:
+            head = b"".join((self._opening, id_line, CRLF, status_line, field_lines, CRLF))
+            return head, body, CRLF
+        # Nothing above raised: the changeset's state may change now.
+        opening = b""
+        if group is not self._group:  # a changeset begins: a part holding a multipart body
+            boundary = odata_boundary("changesetresponse").encode()
+            opening = b"%sContent-Type: multipart/mixed; boundary=%s\r\n\r\n" % (
+                self._delimiter,
+                boundary,
+            )
+            self._group, self._left = group, group.size
+            self._member_opening = b"--%s\r\n%s" % (boundary, _MEMBER_HEADERS)
+            self._changeset_close = b"--%s--\r\n" % boundary
+        self._left -= 1
+        tail = CRLF
+        if self._left == 0:
+            tail += self._changeset_close
+            self._group = None
+        head = b"".join(
+            (opening, self._member_opening, id_line, CRLF, status_line, field_lines, CRLF)
+        )
+        return head, body, tail
+
+    def close(self) -> bytes:
+        return encode_close(self.boundary)
+
+
+#: A changeset member's part headers, as OData's reference servers write them.
+_MEMBER_HEADERS = b"Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+
+
+class ReadAnswer(NamedTuple):
+    """One answer of a batch answer, as a client reads it, with where it came."""
+
+    #: The id of the request it answers (its Content-ID, read by :func:`request_content_id`).
+    content_id: str | None
+    response: SubResponse
+    #: The part of the batch answer it came in (1-based).
+    part: int
+    #: Whether it came inside a changeset's answer (a ``multipart/mixed`` part of the answer).
+    in_changeset: bool
+
+
+def read_answers(content_type: str | None, body: bytes) -> list[ReadAnswer]:
+    """A batch answer body, every answer in it, in order (the client side).
+
+    A part of the answer that is itself ``multipart/mixed`` answers a changeset that
+    succeeded: one answer per member inside. Every other part is one answer, which may stand
+    for a whole changeset that failed (OData answers it with the failing member's answer):
+    which request an answer is for is the caller's to decide, by :attr:`ReadAnswer.content_id`,
+    :attr:`~ReadAnswer.part` and :attr:`~ReadAnswer.in_changeset`.
+    """
+    reader = MultipartReader(boundary_of(content_type), UNLIMITED)
+    answers: list[ReadAnswer] = []
+    for index, part in enumerate(reader.feed(body) + reader.close(), start=1):
+        boundary = _answered_changeset(part, index)
+        if boundary is None:
+            response = parse_response(part.content, index)
+            answers.append(ReadAnswer(_answered_id(part), response, index, False))
+            continue
+        nested = MultipartReader(boundary, UNLIMITED, "the changeset answer")
+        try:
+            if isinstance(part.content, bytearray):
+                nested.adopt(part.content)  # a large one: its buffer, not a copy of it
+            else:
+                nested.push(part.content)
+            nested.end()
+            member = 0
+            while (inner := nested.next_part()) is not None:
+                member += 1
+                if _answered_changeset(inner, member) is not None:
+                    raise MalformedBatch(
+                        "a changeset's answer cannot contain another changeset", part=member
+                    )
+                response = parse_response(inner.content, member)
+                answers.append(ReadAnswer(_answered_id(inner), response, index, True))
+        except BatchError as error:
+            raise error.inside(index) from None
+    return answers
+
+
+def _answered_changeset(part: Part, index: int) -> str | None:
+    """The boundary of an answer's part that is a changeset's answer, or None. Any other
+    part is read as an HTTP response, whatever its Content-Type says (as servers vary)."""
+    content_type = part.header("Content-Type")
+    if content_type is None or not content_type.lstrip().lower().startswith("multipart/"):
+        return None
+    return changeset_boundary(content_type, index)
+
+
+def _answered_id(part: Part) -> str | None:
+    return request_content_id(part.header("Content-ID"))
+
+
+def read_responses(content_type: str | None, body: bytes) -> list[tuple[str | None, SubResponse]]:
+    """A batch response body as (Content-ID of the request it answers, response) pairs (the
+    members of a changeset's answer each one pair): :func:`read_answers`, without where each
+    came."""
+    return [(answer.content_id, answer.response) for answer in read_answers(content_type, body)]
