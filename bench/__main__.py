@@ -3,12 +3,12 @@
 ``python -m bench [STEP ...]`` runs only the steps named: ``server`` (in-process cost of
 multipart and JSON batches, scaling, memory), ``hostile`` (reading hostile bodies against a
 plain one), ``parallel`` (parts on a thread pool: waiting views, thread cost), ``groups``
-(members of atomic groups against the same parts outside one), ``alpha`` (flask-batch 0.0.2
-in its own virtual environment), ``profile``, ``e2e`` (end to end through the latency
-proxy), ``async`` (100 concurrent httpx requests, auto-batched or not), ``asgi`` (``python -m
-bench.asgi_cost`` in a subprocess, when that module exists; a failure there is reported and
-the other steps go on), ``report`` (docs/benchmarks.md and the chart, from the results on
-disk). ``--quick`` makes ``e2e`` and ``async`` smoke runs.
+(members of atomic groups against the same parts outside one, and a real SQLAlchemy hook),
+``alpha`` (flask-batch 0.0.2 in its own virtual environment), ``profile``, ``e2e`` (end to
+end through the latency proxy), ``async`` (100 concurrent httpx requests, auto-batched or
+not), ``asgi`` (``python -m bench.asgi_cost`` in a subprocess, when that module exists; a
+failure there is reported and the other steps go on), ``report`` (docs/benchmarks.md and the
+chart, from the results on disk). ``--quick`` makes ``e2e`` and ``async`` smoke runs.
 """
 
 from __future__ import annotations

@@ -29,9 +29,10 @@ from typing import Any
 
 from flask import Flask
 
+from bench import hook_cost
 from bench.server_cost import batch_environ, json_environ, run_batch
 from bench.timing import timed
-from bench.workload import BOUNDARY, Call, batch_body, calls, create_app, json_batch_body
+from bench.workload import Call, batch_body, calls, changesets_body, create_app, json_batch_body
 from flask_batch import add_batch_route
 from flask_batch.transactions import Group
 
@@ -59,19 +60,6 @@ def begin(group: Group) -> _Nothing:
 def writes(n: int) -> list[Call]:
     """``n`` writes of the workload (its PATCH calls)."""
     return [call for call in calls(2 * n) if call.method == "PATCH"]
-
-
-def changesets_body(work: list[Call], size: int) -> bytes:
-    """``work`` as a multipart batch of changesets of ``size`` members each."""
-    parts = []
-    for start in range(0, len(work), size):
-        boundary = f"changeset_{start}"
-        members = batch_body(work[start : start + size], boundary)  # ends with its CRLF
-        parts.append(
-            f"--{BOUNDARY}\r\nContent-Type: multipart/mixed; boundary={boundary}\r\n\r\n".encode()
-            + members
-        )
-    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
 def json_group_body(work: list[Call]) -> bytes:
@@ -116,7 +104,13 @@ def run(n: int = N, rounds: int = ROUNDS) -> dict[str, Any]:
     finally:
         watched.close()
         peer.close()
-    return {"n": n, "rounds": rounds, "seconds": seconds, "ratio": ratios}
+    return {
+        "n": n,
+        "rounds": rounds,
+        "seconds": seconds,
+        "ratio": ratios,
+        "hook": hook_cost.run(n),
+    }
 
 
 def _check(app: Flask, name: str, environ: Any, n: int) -> None:
@@ -168,7 +162,7 @@ def section(data: Any) -> list[str]:
             f"{statistics.median(ratio):.2f}x ({min(ratio):.2f}-{max(ratio):.2f}) | "
             f"{statistics.median(extra):+.1f} |"
         )
-    return [*lines, ""]
+    return [*lines, "", *hook_cost.section(data.get("hook"))]
 
 
 def main() -> int:

@@ -106,6 +106,19 @@ def batch_body(workload: list[Call], boundary: str = BOUNDARY) -> bytes:
     return b"".join(out)
 
 
+def changesets_body(work: list[Call], size: int) -> bytes:
+    """``work`` as a multipart batch of changesets of ``size`` members each."""
+    parts = []
+    for start in range(0, len(work), size):
+        boundary = f"changeset_{start}"
+        members = batch_body(work[start : start + size], boundary)  # ends with its CRLF
+        parts.append(
+            f"--{BOUNDARY}\r\nContent-Type: multipart/mixed; boundary={boundary}\r\n\r\n".encode()
+            + members
+        )
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
 def json_batch_body(workload: list[Call]) -> bytes:
     """The same calls as one JSON batch (OData 4.01 / Microsoft Graph shape), ids "0", "1"..."""
     requests: list[dict[str, Any]] = []
