@@ -70,6 +70,7 @@ class Parts:
         outer: Scope,
         header_rules: HeaderRules = DEFAULT_HEADER_RULES,
         answer_limit: int = DEFAULT_LIMITS.max_answer_part_size,
+        endpoint_takes: Callable[[str, str], bool] | None = None,
     ) -> None:
         self._app = app
         self._own_fields = header_rules.own_fields
@@ -106,7 +107,11 @@ class Parts:
         self._base = base
         full_path = path if self._root_in_path else root + path
         self._router = Router(
-            scheme, host.decode("latin-1"), full_path.encode("utf-8"), root.encode("utf-8")
+            scheme,
+            host.decode("latin-1"),
+            full_path.encode("utf-8"),
+            root.encode("utf-8"),
+            endpoint_takes,
         )
 
     async def __call__(self, request: SubRequest) -> SubResponse:

@@ -60,6 +60,7 @@ class Dispatcher:
         *,
         answer_limit: int = DEFAULT_LIMITS.max_answer_part_size,
         concurrent: bool = False,
+        endpoint_takes: Callable[[str, str], bool] | None = None,
     ) -> None:
         self._app = app
         self._own_fields = header_rules.own_fields
@@ -75,6 +76,7 @@ class Dispatcher:
             self._base["HTTP_HOST"],
             batch_path.encode("latin-1"),
             script_name.encode("latin-1"),
+            endpoint_takes,
         )
 
     def __call__(self, request: SubRequest) -> SubResponse:

@@ -61,11 +61,15 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/in-order": {"non_atomic_groups": True},
     "/batch/tx-flat": {"transaction": "TRANSACTION", "flat_changesets": True},
     "/batch/accepted": {"answer_status": 202},
+    # A path the application's own view shares (SHARED): only POST ?comp=batch is a batch.
+    "/batch/shared": {"shared_path": True, "batch_query": "comp=batch"},
     # The last one wraps the others (test_confinement.py): a route as plain as "/batch".
     "/batch/odata": {"json_dialect": "odata", "multipart_dialect": "odata"},
     "/batch/graph": {"json_dialect": "graph", "multipart_dialect": "google"},
 }
 TRANSACTION = "TRANSACTION"
+#: The shared route's path, where the application answers every request that is no batch.
+SHARED = "/batch/shared"
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,8 @@ class Api:
             return Reply(200, spelt, [b"spelt"])
         if seen.path == "/ok":
             return Reply(200, text, [b"ok"])
+        if seen.path == SHARED:  # the application's own view at the shared route's path
+            return Reply(200, text, [b"the application's own"])
         if seen.path.startswith("/service/"):  # the service of OData's examples
             return _service(seen)
         if seen.path == "/set":  # a write, in the current transaction (if any)
