@@ -228,7 +228,24 @@ def test_tables_failed_transaction_is_rolled_back(tmp_path: Path) -> None:
             table.submit_transaction(tables_transaction("a"))
     assert raised.value.status_code == 409
     assert raised.value.message.endswith("ErrorCode:EntityAlreadyExists")
+    # The failing member's place, which the service read from flask_batch.member_index.
+    assert raised.value.index == 1
     assert azure_tables.entities(store, "people") == before
+
+
+def test_tables_error_names_the_failing_member_wherever_it_is(tmp_path: Path) -> None:
+    """A duplicate fourth operation: ``index`` 3, as Azure writes it ("3:The specified...")."""
+    operations = tables_transaction("b")
+    operations[3] = ("create", {"PartitionKey": "p", "RowKey": "c", "name": "again"})
+    with (
+        serving(azure_tables.create_app, tmp_path / "db", atomic) as (base, store),
+        people_table(base) as table,
+    ):
+        seed_tables(store)
+        with pytest.raises(TableTransactionError) as raised:
+            table.submit_transaction(operations)
+    assert raised.value.index == 3
+    assert raised.value.message.startswith("3:The specified entity already exists.")
 
 
 # --------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from .wire.model import SubResponse
 
 __all__ = [
     "DEFAULT_PORTS",
+    "MEMBER_INDEX_KEY",
+    "PART_INDEX_KEY",
     "PART_KEY",
     "PATH_SAFE",
     "PartRefused",
@@ -32,6 +34,11 @@ __all__ = [
 
 #: Marks a part's environ (WSGI) or scope (ASGI): a batch endpoint reached from a part refuses.
 PART_KEY = "flask_batch.part"
+#: A part's index in its batch (from 0, each member of a group counted), in its environ or
+#: scope: a view learns its place (Azure Tables' errors name it), which no client can forge.
+PART_INDEX_KEY = "flask_batch.part_index"
+#: A group member's index in its group (from 0); absent outside a group.
+MEMBER_INDEX_KEY = "flask_batch.member_index"
 DEFAULT_PORTS = {"http": "80", "https": "443"}
 #: Characters of a path kept as they are when the batch's own path is percent-encoded again.
 PATH_SAFE = "/:@!$&'()*+,;="

@@ -13,7 +13,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -82,6 +82,8 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     client: str | None
+    #: Where the request is in its batch and group (flask_batch.part_index, .member_index).
+    place: tuple[int | None, int | None] = (None, None)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -178,6 +180,9 @@ class Api:
         if seen.path == "/inspect":
             body = json.dumps(seen.document()).encode()
             return Reply(200, [("Content-Type", "application/json")], [body])
+        if seen.path == "/place":  # where the part is: its index in the batch and group
+            body = json.dumps(seen.place).encode()
+            return Reply(200, [("Content-Type", "application/json")], [body])
         if seen.path == "/status":
             return Reply(int(query.get("code", "200")), text, [b"status"])
         if seen.path == "/slow":
@@ -259,6 +264,7 @@ def flask_app(api: Api) -> Flask:
             headers,
             request.get_data(),
             request.remote_addr,
+            _place(request.environ),
         )
         reply = _wait(api.answer(seen))
         return Response(reply.chunks, status=reply.status, headers=reply.headers)
@@ -288,6 +294,7 @@ def wsgi_app(api: Api) -> WSGIApplication:
             headers,
             environ["wsgi.input"].read(length) if length else b"",
             environ.get("REMOTE_ADDR"),
+            _place(environ),
         )
         reply = _wait(api.answer(seen))
         start_response(f"{reply.status} Status", reply.headers)
@@ -297,6 +304,14 @@ def wsgi_app(api: Api) -> WSGIApplication:
     for path in ROUTES:
         wrapped = batch_wsgi.BatchMiddleware(wrapped, path, **api.options(path, False))
     return wrapped
+
+
+def _place(environ_or_scope: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """Where a part is, as its environ or scope says (README, "Where a part is")."""
+    return (
+        environ_or_scope.get("flask_batch.part_index"),
+        environ_or_scope.get("flask_batch.member_index"),
+    )
 
 
 def _wait(reply: Reply) -> Reply:
@@ -340,6 +355,7 @@ def asgi_app(api: Api) -> ASGIApp:
             headers,
             body,
             client[0] if client else None,
+            _place(scope),
         )
         reply = api.answer(seen)
         if reply.delay:
