@@ -141,7 +141,7 @@ def read_batch(
 
 
 def _versions_of(environ: WSGIEnvironment) -> Versions:
-    """The OData version headers of the batch request in ``environ``."""
+    """The version headers of the batch request in ``environ`` (OData's, Azure Storage's)."""
     return Versions.read(lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")))
 
 
