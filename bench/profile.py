@@ -174,7 +174,7 @@ def components(n: int = N, rounds: int = 9) -> dict[str, float] | str:
             ),
             "environ: Dispatcher.environ": (
                 lambda: None,
-                lambda _: [dispatcher.environ(request) for request in requests],
+                lambda _: [dispatcher.environ(request, i) for i, request in enumerate(requests)],
             ),
             "run: Context().run(call_app, app.wsgi_app)": (
                 lambda: [call_environ(call) for call in work],

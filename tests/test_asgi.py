@@ -95,8 +95,9 @@ def test_a_part_scope_is_what_the_server_builds_for_the_same_request(
     assert answer.count(b"HTTP/1.1 200 OK") == len(parts)
     direct, in_batch = raw.seen[: len(targets)], raw.seen[len(targets) :]
     assert len(in_batch) == len(parts)
-    for expected, got in zip([*direct, direct[1]], in_batch, strict=True):
+    for index, (expected, got) in enumerate(zip([*direct, direct[1]], in_batch, strict=True)):
         assert got.pop("flask_batch.part") is True
+        assert got.pop("flask_batch.part_index") == index
         assert sorted(got["headers"]) == sorted(expected["headers"])
         assert {k: v for k, v in got.items() if k != "headers"} == {
             k: v for k, v in expected.items() if k != "headers"
@@ -129,7 +130,7 @@ def test_route_path_follows_the_servers_convention() -> None:
 
 
 def _scope_of(outer: dict[str, Any], part: SubRequest) -> dict[str, Any]:
-    return dict(Parts(RawApp(), outer).scope(part))
+    return dict(Parts(RawApp(), outer).scope(part, 0))
 
 
 def test_outer_headers_are_inherited_except_content_and_hop_by_hop() -> None:
@@ -232,6 +233,7 @@ def test_only_connection_facts_of_the_batch_scope_reach_a_part() -> None:
         "extensions": {"tls": {"client_cert_chain": []}},
         "app": "the application",
         "flask_batch.part": True,
+        "flask_batch.part_index": 0,
         "method": "DELETE",
         "path": "/x",
         "raw_path": b"/x",

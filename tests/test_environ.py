@@ -69,7 +69,7 @@ def sub(
     ],
 )
 def test_environ_matches_a_direct_request(target: str, path: str, query: str) -> None:
-    environ = Dispatcher(lambda e, s: [], outer_environ()).environ(sub(target))
+    environ = Dispatcher(lambda e, s: [], outer_environ()).environ(sub(target), 0)
     expected = direct_environ(path=path, query_string=query)
     for key in COMPARED:
         assert environ[key] == expected[key], key
@@ -83,7 +83,7 @@ def test_environ_matches_a_direct_request(target: str, path: str, query: str) ->
 def test_body_and_content_headers_come_from_the_part() -> None:
     body = b'{"age": 31}'
     part = sub("/people/alice", "PATCH", (("Content-Type", "application/json"),), body)
-    environ = Dispatcher(lambda e, s: [], outer_environ()).environ(part)
+    environ = Dispatcher(lambda e, s: [], outer_environ()).environ(part, 0)
     expected = direct_environ(
         path="/people/alice", method="PATCH", data=body, content_type="application/json"
     )
@@ -107,7 +107,7 @@ def test_outer_headers_are_inherited_except_content_and_hop_by_hop() -> None:
             "Upgrade": "h2c",
         }
     )
-    environ = Dispatcher(lambda e, s: [], outer).environ(sub("/x"))
+    environ = Dispatcher(lambda e, s: [], outer).environ(sub("/x"), 0)
     assert environ["HTTP_AUTHORIZATION"] == "Bearer outer"
     assert environ["HTTP_COOKIE"] == "s=1"
     assert environ["HTTP_X_TRACE"] == "t"
@@ -129,7 +129,7 @@ def test_a_part_header_overrides_the_outer_one() -> None:
     part = sub(
         "/x", headers=(("authorization", "Bearer mine"), ("Accept", "a/b"), ("Accept", "c/d"))
     )
-    environ = Dispatcher(lambda e, s: [], outer).environ(part)
+    environ = Dispatcher(lambda e, s: [], outer).environ(part, 0)
     assert environ["HTTP_AUTHORIZATION"] == "Bearer mine"
     assert environ["HTTP_ACCEPT"] == "a/b, c/d"
 
@@ -144,7 +144,7 @@ def test_host_is_pinned_and_aliasing_headers_are_dropped() -> None:
             ("Cookie", "b=2"),
         ),
     )
-    environ = Dispatcher(lambda e, s: [], outer_environ()).environ(part)
+    environ = Dispatcher(lambda e, s: [], outer_environ()).environ(part, 0)
     assert environ["HTTP_HOST"] == "example.com:8080"
     assert "HTTP_X_USER" not in environ
     assert environ["HTTP_COOKIE"] == "a=1; b=2"
@@ -154,7 +154,7 @@ def test_outer_request_objects_do_not_leak_into_parts() -> None:
     outer = outer_environ()
     outer["werkzeug.request"] = object()
     outer["some.server.socket"] = object()
-    environ = Dispatcher(lambda e, s: [], outer).environ(sub("/x"))
+    environ = Dispatcher(lambda e, s: [], outer).environ(sub("/x"), 0)
     assert "werkzeug.request" not in environ
     assert "some.server.socket" not in environ
 
@@ -170,7 +170,7 @@ def test_outer_request_objects_do_not_leak_into_parts() -> None:
 def test_relative_targets_resolve_against_the_batch_url(
     batch_path: str, target: str, path: str, query: str
 ) -> None:
-    environ = Dispatcher(lambda e, s: [], outer_environ(path=batch_path)).environ(sub(target))
+    environ = Dispatcher(lambda e, s: [], outer_environ(path=batch_path)).environ(sub(target), 0)
     assert environ["REQUEST_URI"] == path + (f"?{query}" if query else "")
     assert environ["QUERY_STRING"] == query
 
@@ -178,11 +178,11 @@ def test_relative_targets_resolve_against_the_batch_url(
 def test_script_name_is_kept_and_stripped_from_the_path() -> None:
     outer = outer_environ(script_root="/api")
     assert outer["SCRIPT_NAME"] == "/api"
-    environ = Dispatcher(lambda e, s: [], outer).environ(sub("/api/people"))
+    environ = Dispatcher(lambda e, s: [], outer).environ(sub("/api/people"), 0)
     expected = direct_environ(path="/people", script_root="/api")
     assert (environ["SCRIPT_NAME"], environ["PATH_INFO"]) == (expected["SCRIPT_NAME"], "/people")
     assert environ["REQUEST_URI"] == "/api/people"
-    relative = Dispatcher(lambda e, s: [], outer).environ(sub("people"))
+    relative = Dispatcher(lambda e, s: [], outer).environ(sub("people"), 0)
     assert (relative["SCRIPT_NAME"], relative["PATH_INFO"]) == ("/api", "/people")
 
 
@@ -198,13 +198,13 @@ def test_script_name_is_kept_and_stripped_from_the_path() -> None:
     ],
 )
 def test_parts_that_leave_the_origin_are_refused_with_400(target: str, title: str) -> None:
-    response = Dispatcher(lambda e, s: [], outer_environ())(sub(target))
+    response = Dispatcher(lambda e, s: [], outer_environ())(sub(target), 0)
     assert response.status == 400
     assert title.encode() in response.body
 
 
 def test_a_path_outside_the_script_root_is_refused() -> None:
-    response = Dispatcher(lambda e, s: [], outer_environ(script_root="/api"))(sub("/admin"))
+    response = Dispatcher(lambda e, s: [], outer_environ(script_root="/api"))(sub("/admin"), 0)
     assert response.status == 400
     assert b"outside this application" in response.body
 
@@ -213,6 +213,6 @@ def test_default_ports_compare_equal() -> None:
     outer = EnvironBuilder(
         path="/batch", base_url="https://example.com/", method="POST"
     ).get_environ()
-    environ = Dispatcher(lambda e, s: [], outer).environ(sub("https://EXAMPLE.com:443/x"))
+    environ = Dispatcher(lambda e, s: [], outer).environ(sub("https://EXAMPLE.com:443/x"), 0)
     assert environ["PATH_INFO"] == "/x"
     assert environ["wsgi.url_scheme"] == "https"

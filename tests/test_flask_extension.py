@@ -339,6 +339,12 @@ def test_bad_options_are_refused_when_registering() -> None:
         ({"pinned_headers": [""]}, "is not a header name"),
         ({"pinned_headers": [b"X-Tenant"]}, "is not a header name"),
         ({"pinned_headers": 7}, "must be a list of header names"),
+        ({"shared_path": "yes"}, "shared_path must be True or False"),
+        ({"batch_query": "comp=batch"}, "batch_query needs shared_path=True"),
+        ({"shared_path": True, "batch_query": "?comp=batch"}, "no '\\?'"),
+        ({"shared_path": True, "batch_query": "comp"}, "name=value fields"),
+        ({"shared_path": True, "batch_query": ""}, "name=value fields"),
+        ({"shared_path": True, "batch_query": 7}, "must be a query string"),
     ],
 )
 def test_bad_pinned_headers_and_dialects_are_refused(options: dict[str, Any], match: str) -> None:
@@ -483,6 +489,43 @@ def test_a_path_already_routed_is_refused_whatever_the_name() -> None:
     assert post(client, _parts(1), route="/traced").status_code == 200
     assert "batch_again" not in app.view_functions
     assert "legacy_batch" not in app.view_functions
+
+
+def test_a_shared_path_takes_post_only_beside_the_views_of_the_path() -> None:
+    """Flask routes each method of a path to one view: a shared batch route takes POST, and
+    the container's own views (variables in the rule, as Azure's) keep the others."""
+    app = Flask(__name__)
+    app.add_url_rule(
+        "/<account>/<container>",
+        "container",
+        lambda account, container: f"{request.method} {container}",
+        methods=["GET", "PUT", "DELETE"],
+    )
+    app.get("/<account>/<container>/<name>")(lambda account, container, name: name)
+    add_batch_route(
+        app, "/<account>/<container>", "blob_batch", shared_path=True, batch_query="comp=batch"
+    )
+    client = app.test_client()
+    for method in ("GET", "PUT", "DELETE"):
+        assert client.open("/a/photos?restype=container", method=method).text == f"{method} photos"
+    answers = batch(client, sub("GET", "/a/photos/x.jpg"), route="/a/photos?comp=batch")
+    assert [(a.status, a.body) for a in answers] == [(200, b"x.jpg")]
+    # A POST without the query: as Flask answers a method no view of the path takes.
+    refused = post(client, _parts(1), route="/a/photos?comp=list")
+    assert refused.status_code == 405
+    assert refused.headers["Allow"] == "DELETE, GET, HEAD, OPTIONS, PUT"
+    # A shared path already routed for POST is refused; for other methods only, it is not.
+    with pytest.raises(ValueError, match=r"'/<account>/<container>' is already routed"):
+        add_batch_route(app, "/<account>/<container>", "again", shared_path=True)
+
+
+def test_a_post_without_the_batch_query_on_a_path_of_no_other_view_is_a_404() -> None:
+    app = Flask(__name__)
+    add_batch_route(app, shared_path=True, batch_query="comp=batch")
+    client = app.test_client()
+    assert post(client, _parts(1), route="/batch?comp=list").status_code == 404
+    assert client.get("/batch").status_code == 405  # no description: GET is no view's here
+    assert post(client, _parts(1), route="/batch?comp=batch").status_code == 200
 
 
 def test_a_blueprint_path_already_routed_is_refused_when_registered() -> None:

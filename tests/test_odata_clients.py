@@ -228,7 +228,24 @@ def test_tables_failed_transaction_is_rolled_back(tmp_path: Path) -> None:
             table.submit_transaction(tables_transaction("a"))
     assert raised.value.status_code == 409
     assert raised.value.message.endswith("ErrorCode:EntityAlreadyExists")
+    # The failing member's place, which the service read from flask_batch.member_index.
+    assert raised.value.index == 1
     assert azure_tables.entities(store, "people") == before
+
+
+def test_tables_error_names_the_failing_member_wherever_it_is(tmp_path: Path) -> None:
+    """A duplicate fourth operation: ``index`` 3, as Azure writes it ("3:The specified...")."""
+    operations = tables_transaction("b")
+    operations[3] = ("create", {"PartitionKey": "p", "RowKey": "c", "name": "again"})
+    with (
+        serving(azure_tables.create_app, tmp_path / "db", atomic) as (base, store),
+        people_table(base) as table,
+    ):
+        seed_tables(store)
+        with pytest.raises(TableTransactionError) as raised:
+            table.submit_transaction(operations)
+    assert raised.value.index == 3
+    assert raised.value.message.startswith("3:The specified entity already exists.")
 
 
 # --------------------------------------------------------------------------------------
@@ -347,8 +364,10 @@ def test_blob_without_a_batch(tmp_path: Path) -> None:
 
 
 def test_blob_delete_blobs(tmp_path: Path) -> None:
+    """No route option: the batch carries x-ms-version, so "auto" answers 202, as Azure does
+    and the client requires; the batch route is at the container's path, as Azure's is."""
     with (
-        serving(azure_blob.create_app, tmp_path / "db", accepted) as (base, store),
+        serving(azure_blob.create_app, tmp_path / "db") as (base, store),
         photos(base) as container,
     ):
         answers = list(container.delete_blobs("a.jpg", "c d.jpg"))
@@ -359,7 +378,7 @@ def test_blob_delete_blobs(tmp_path: Path) -> None:
 
 def test_blob_set_standard_blob_tier_blobs(tmp_path: Path) -> None:
     with (
-        serving(azure_blob.create_app, tmp_path / "db", accepted) as (base, store),
+        serving(azure_blob.create_app, tmp_path / "db") as (base, store),
         photos(base) as container,
     ):
         answers = list(
@@ -373,7 +392,7 @@ def test_blob_batch_is_not_atomic(tmp_path: Path) -> None:
     """As on Azure, a blob batch is no changeset: a missing blob fails its own delete, the
     client raises with every answer, and the other deletes stay done."""
     with (
-        serving(azure_blob.create_app, tmp_path / "db", accepted) as (base, store),
+        serving(azure_blob.create_app, tmp_path / "db") as (base, store),
         photos(base) as container,
         pytest.raises(PartialBatchErrorException) as raised,
     ):

@@ -1,5 +1,6 @@
-"""Every option is declared once (a field of Limits, Execution or Conventions) and the rest
-reads it: the resolution of keywords and config keys, and the README's Configuration table."""
+"""Every option is declared once (a field of Limits, Execution, Conventions or Routing) and
+the rest reads it: the resolution of keywords and config keys, and the README's Configuration
+table."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from flask_batch.conventions import Conventions
+from flask_batch.intake import Routing
 from flask_batch.options import OPTIONS, resolve_options
 from flask_batch.wire.model import Limits
 
@@ -42,3 +44,16 @@ def test_pinned_headers_are_kept_as_a_tuple_of_checked_names() -> None:
     assert settings.conventions.pinned_headers == ("X-Tenant", "X-Internal-*")
     with pytest.raises(ValueError, match="is not a header name"):
         Conventions(pinned_headers=("X Tenant",))
+
+
+def test_a_shared_route_takes_only_a_post_carrying_its_batch_query() -> None:
+    settings = resolve_options({"BATCH_SHARED_PATH": True, "BATCH_BATCH_QUERY": "comp=batch"}, {})
+    takes = settings.routing.takes
+    assert takes("POST", "restype=container&comp=batch")  # any order, among other fields
+    assert takes("POST", "comp=%62atch")  # compared percent-decoded
+    assert not takes("POST", "comp=list")
+    assert not takes("POST", "")
+    assert not takes("GET", "comp=batch")
+    assert Routing(shared_path=True).takes("POST", "anything=1")
+    assert not Routing(shared_path=True).takes("OPTIONS", "")
+    assert Routing().takes("DELETE", "")  # a path of its own: every request is the route's

@@ -131,7 +131,7 @@ def test_the_hook_may_come_from_the_config() -> None:
 def test_a_deadline_that_passes_during_the_last_member_rolls_back() -> None:
     hook = Recorder()
 
-    def dispatch(request: SubRequest) -> SubResponse:
+    def dispatch(request: SubRequest, index: int) -> SubResponse:
         time.sleep(0.1)  # the last member outlasts the deadline
         return OK
 
@@ -147,7 +147,7 @@ def test_a_group_cancelled_while_a_member_runs_rolls_back() -> None:
     hook = AsyncRecorder()
     started = asyncio.Event()
 
-    async def dispatch(request: SubRequest) -> SubResponse:
+    async def dispatch(request: SubRequest, index: int) -> SubResponse:
         started.set()
         await asyncio.Event().wait()  # never answers
         return OK

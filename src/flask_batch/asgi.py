@@ -46,7 +46,8 @@ logger = logging.getLogger("flask_batch")
 
 
 class BatchMiddleware(MiddlewareOptions[ASGIApp]):
-    """Serve batches at ``path`` in front of any ASGI application.
+    """Serve batches at ``path`` in front of any ASGI application (on a ``shared_path``,
+    only a POST, carrying ``batch_query`` if set; every other request passes through).
 
     The options are those of the Flask extension (README, Configuration), as keyword
     arguments; an invalid value raises ValueError. With ``max_workers`` above 1, independent
@@ -64,7 +65,13 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
         return {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or route_path(scope) != self.path:
+        if (
+            scope["type"] != "http"
+            or route_path(scope) != self.path
+            or not self.settings.routing.takes(
+                scope.get("method", ""), scope.get("query_string", b"").decode("latin-1")
+            )
+        ):
             await self.app(scope, receive, send)
             return
         await self.serve(scope, receive, send)
@@ -117,7 +124,13 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 await _drain(receive, self.limits.max_body_size)
             return
         concurrent = run.policy.workers > 1
-        parts = Parts(self.app, scope, self.settings.header_rules, self.limits.max_answer_part_size)
+        parts = Parts(
+            self.app,
+            scope,
+            self.settings.header_rules,
+            self.limits.max_answer_part_size,
+            self.settings.routing.takes,
+        )
         gone = asyncio.Event()  # set when the client disconnects: start no more parts
         watcher = asyncio.ensure_future(_watch_disconnect(receive, gone))
         answer = astream_answers(

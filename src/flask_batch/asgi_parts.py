@@ -17,7 +17,7 @@ from typing import Any
 
 from .answers import AnswerBody, answer_too_large
 from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
-from .targets import PART_KEY, PartRefused, Router, server_host
+from .targets import MEMBER_INDEX_KEY, PART_INDEX_KEY, PART_KEY, PartRefused, Router, server_host
 from .wire.errors import reason_phrase
 from .wire.model import DEFAULT_LIMITS, SubRequest, SubResponse
 
@@ -58,7 +58,9 @@ class Parts:
       ``http.response.pathsend`` or trailers are not offered, so the application falls
       back to plain ``http.response.body`` messages, which a part collects;
     - ``app``, if an outer layer set it (Starlette's ``add_middleware``): the application;
-    - ``"flask_batch.part": True``, by which any batch endpoint refuses to nest.
+    - ``"flask_batch.part": True``, by which any batch endpoint refuses to nest;
+      ``"flask_batch.part_index"``, the part's index in the batch, and for a group's member
+      ``"flask_batch.member_index"``, its index in the group (both from 0).
 
     Nothing else of the batch's scope reaches a part: not what outer middleware derived from
     the batch request (``scope["user"]``, ``scope["session"]``...).
@@ -70,6 +72,7 @@ class Parts:
         outer: Scope,
         header_rules: HeaderRules = DEFAULT_HEADER_RULES,
         answer_limit: int = DEFAULT_LIMITS.max_answer_part_size,
+        endpoint_takes: Callable[[str, str], bool] | None = None,
     ) -> None:
         self._app = app
         self._own_fields = header_rules.own_fields
@@ -106,13 +109,18 @@ class Parts:
         self._base = base
         full_path = path if self._root_in_path else root + path
         self._router = Router(
-            scheme, host.decode("latin-1"), full_path.encode("utf-8"), root.encode("utf-8")
+            scheme,
+            host.decode("latin-1"),
+            full_path.encode("utf-8"),
+            root.encode("utf-8"),
+            endpoint_takes,
         )
 
-    async def __call__(self, request: SubRequest) -> SubResponse:
-        """Run ``request`` through the application; its response once complete."""
+    async def __call__(self, request: SubRequest, index: int) -> SubResponse:
+        """Run ``request``, part ``index`` of the batch, through the application; its
+        response once complete."""
         try:
-            scope = self.scope(request)
+            scope = self.scope(request, index)
         except PartRefused as refusal:
             return refusal.answer()
         loop = asyncio.get_running_loop()
@@ -141,12 +149,12 @@ class Parts:
             raise error
         raise RuntimeError("the application returned without completing its response")
 
-    async def member(self, request: SubRequest) -> SubResponse:
+    async def member(self, request: SubRequest, index: int) -> SubResponse:
         """Run a member of an atomic group in the current task (the group's, where its
         transaction hook's ``begin`` ran: flask_batch.groups), to its end: what it does after
         its response (background tasks) is done inside the group's transaction too."""
         try:
-            scope = self.scope(request)
+            scope = self.scope(request, index)
         except PartRefused as refusal:
             return refusal.answer()
         exchange = _Exchange(
@@ -162,8 +170,9 @@ class Parts:
             raise RuntimeError("the application returned without completing its response")
         return exchange.response(self._answer_limit)
 
-    def scope(self, request: SubRequest) -> Scope:
-        """The ASGI scope of ``request``, as a server would have built it."""
+    def scope(self, request: SubRequest, index: int) -> Scope:
+        """The ASGI scope of ``request``, part ``index`` of the batch, as a server would have
+        built it, and where the part is in its batch (and group)."""
         route = self._router.route(request.target, request.method)
         if self._root_in_path:
             path, raw_path = route.path, route.raw_path
@@ -186,6 +195,9 @@ class Parts:
         scope["query_string"] = route.query.encode("latin-1")
         scope["headers"] = headers
         scope["state"] = self._state.copy()
+        scope[PART_INDEX_KEY] = index
+        if request.group is not None:
+            scope[MEMBER_INDEX_KEY] = index - request.group.first
         return scope
 
     async def finish(self) -> None:

@@ -1,7 +1,8 @@
 """Which dialect a batch request speaks, and how a route spells its answers.
 
 The route's :class:`Conventions` (options neither a limit nor how parts run) and the batch
-request's :class:`Versions` (the OData version headers it carries) decide together: the JSON
+request's :class:`Versions` (the version headers it carries: OData's, Azure Storage's)
+decide together: the JSON
 answers' header spelling (:func:`json_dialect`); whether a multipart batch is OData's, which
 stops at its first error and answers as OData's reference servers write (:func:`speaks_odata`);
 and the status of the batch's answer (:func:`answer_status`). README "Dialects" says how
@@ -62,8 +63,8 @@ class Conventions:
     answer_status: int | str = option(
         "auto",
         'the status of a batch\'s answer: 200, 202, or "auto": 202 when the batch request says '
-        "it speaks OData 1.0 to 3.0 (DataServiceVersion or MaxDataServiceVersion), whose "
-        "clients require it, else 200",
+        "it speaks OData 1.0 to 3.0 (DataServiceVersion or MaxDataServiceVersion) or Azure "
+        "Storage's REST API (x-ms-version), whose clients require it, else 200",
     )
     flat_changesets: bool = option(
         False,
@@ -95,12 +96,14 @@ class Conventions:
 
 @dataclass(frozen=True, slots=True)
 class Versions:
-    """The OData version headers of a batch request (None: absent)."""
+    """The version headers of a batch request that say its dialect (None: absent)."""
 
     #: ``OData-Version`` (or ``OData-MaxVersion``): OData 4.0 and later.
     odata: str | None = None
     #: ``DataServiceVersion`` (or ``MaxDataServiceVersion``): OData 1.0 to 3.0.
     data_service: str | None = None
+    #: ``x-ms-version``: Azure Storage's REST API, which every request to it carries.
+    storage: str | None = None
 
     @classmethod
     def read(cls, header: Callable[[str], str | None]) -> Versions:
@@ -108,6 +111,7 @@ class Versions:
         return cls(
             header("OData-Version") or header("OData-MaxVersion"),
             header("DataServiceVersion") or header("MaxDataServiceVersion"),
+            header("x-ms-version"),
         )
 
 
@@ -124,10 +128,12 @@ def json_dialect(conventions: Conventions, versions: Versions) -> JsonDialect:
 def answer_status(conventions: Conventions, versions: Versions) -> int:
     """The status of a batch's answer: the route's choice, or with "auto", ``202 Accepted``
     for a request that says it speaks OData 1.0 to 3.0 (their clients, pyodata and Azure's,
-    raise on any other), else ``200 OK`` (OData 4, Google, Microsoft Graph)."""
+    raise on any other) or Azure Storage's REST API (Azure answers both of its batches, the
+    blob batch and table transactions, ``202``, and its clients raise on any other), else
+    ``200 OK`` (OData 4, Google, Microsoft Graph)."""
     status = conventions.answer_status
     if status == "auto":
-        return 202 if versions.data_service else 200
+        return 202 if versions.data_service or versions.storage else 200
     assert isinstance(status, int)
     return status
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from flask import Blueprint, Flask, Response, request
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from .groups import check_hook
 from .options import resolve_options
@@ -24,6 +25,8 @@ __all__ = ["EXTENSION_KEY", "Batch", "add_batch_route"]
 EXTENSION_KEY = "batch"
 # Every method reaches the endpoint: POST batches, GET/HEAD/OPTIONS describe it, others 405.
 _METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+# On a shared path, only POST: the application's own views at the path take the others.
+_SHARED_METHODS = ["POST"]
 _OTHER_APPS = (
     "for another WSGI application use flask_batch.wsgi.BatchMiddleware, "
     "for an ASGI application flask_batch.asgi.BatchMiddleware"
@@ -88,7 +91,9 @@ def _add_route(
     app: Flask, rule: str, name: str, options: dict[str, Any], **rule_options: Any
 ) -> None:
     settings = _route_settings(app, options)
-    _refuse_taken(app, rule, name, rule_options.get("subdomain"))
+    routing = settings.routing
+    methods = _SHARED_METHODS if routing.shared_path else _METHODS
+    _refuse_taken(app, rule, name, rule_options.get("subdomain"), methods)
 
     def dispatch(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         # Looked up per call, so WSGI middleware installed later applies to the parts too.
@@ -97,11 +102,26 @@ def _add_route(
     endpoint = BatchEndpoint(dispatch, settings)
 
     def batch_view(**view_args: object) -> Response:
-        # ``view_args``: the variables of a blueprint's url_prefix; the parts carry their own.
+        # ``view_args``: the variables of the rule (a blueprint's url_prefix, the path of a
+        # shared route such as /<account>/<container>); the parts carry their own.
+        if not routing.takes(request.method, request.query_string.decode("latin-1")):
+            _not_a_batch(app)
         answer = endpoint.answer(request.environ)
         return Response(answer.body, status=answer.status, headers=answer.headers)
 
-    app.add_url_rule(rule, name, batch_view, methods=_METHODS, **rule_options)
+    app.add_url_rule(rule, name, batch_view, methods=methods, **rule_options)
+
+
+def _not_a_batch(app: Flask) -> NoReturn:
+    """Refuse a POST at a shared path that lacks the route's ``batch_query``, as Flask
+    refuses a method none of the path's views takes: Flask routes a path and a method to one
+    view, whatever the query, so POST there is the batch route's alone. ``405`` naming the
+    methods of the path's other views, or ``404`` when it has none."""
+    adapter = app.create_url_adapter(request)
+    others = set() if adapter is None else set(adapter.allowed_methods()) - {"POST"}
+    if not others - {"OPTIONS"}:
+        raise NotFound()
+    raise MethodNotAllowed(sorted(others))
 
 
 def _check(options: dict[str, Any]) -> None:
@@ -131,9 +151,11 @@ def _route_settings(app: Flask, options: dict[str, Any]) -> Settings:
     return settings
 
 
-def _refuse_taken(app: Flask, rule: str, name: str, subdomain: str | None) -> None:
+def _refuse_taken(
+    app: Flask, rule: str, name: str, subdomain: str | None, methods: list[str]
+) -> None:
     """Refuse an endpoint name in use, and a rule already routed for any of the batch
-    route's methods: the first route would answer every request, the batch route none."""
+    route's ``methods``: the first route would answer every request, the batch route none."""
     if name in app.view_functions:
         raise ValueError(f"the endpoint {name!r} already exists on {app.name!r}")
     if subdomain is None:
@@ -144,7 +166,7 @@ def _refuse_taken(app: Flask, rule: str, name: str, subdomain: str | None) -> No
             and existing.subdomain == subdomain
             and existing.host is None
             and not existing.build_only
-            and (existing.methods is None or not existing.methods.isdisjoint(_METHODS))
+            and (existing.methods is None or not existing.methods.isdisjoint(methods))
         ):
             raise ValueError(
                 f"the path {rule!r} is already routed to the endpoint {existing.endpoint!r} "

@@ -3,7 +3,8 @@
 An adapter (WSGI, ASGI) moves bytes; this module decides: the checks on the batch request's
 method and headers, the body read chunk by chunk under the limits (:class:`Intake`), the
 problem document refusing a batch, the endpoint's description, and how a batch will run
-(:func:`plan_run`). So every adapter refuses and answers exactly alike.
+(:func:`plan_run`); and which requests at its path a route takes (:class:`Routing`). So every
+adapter refuses and answers exactly alike.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from functools import cache
+from urllib.parse import parse_qsl
 
 from .conventions import (
     Conventions,
@@ -39,7 +42,7 @@ from .wire.errors import (
     reason_phrase,
 )
 from .wire.formats import JSON, MULTIPART, Reader, Writer, negotiate
-from .wire.model import Limits, SubRequest
+from .wire.model import Limits, SubRequest, option
 from .wire.multipart_requests import body_location
 from .wire.prefer import parse_preferences
 
@@ -47,6 +50,7 @@ __all__ = [
     "DESCRIBE_METHODS",
     "Answer",
     "Intake",
+    "Routing",
     "RunPlan",
     "declared_length",
     "describe",
@@ -57,6 +61,66 @@ __all__ = [
 
 #: Methods that describe the endpoint instead of sending a batch.
 DESCRIBE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Which requests at a route's path are the route's: on a path of its own, every one (a
+    batch, a description, or a 405); on a path it shares with the application's own views
+    (Azure's blob batch posts to the container's path), only its batches."""
+
+    shared_path: bool = option(
+        False,
+        "the route shares its path with the application's own views: only a POST there is a "
+        "batch (with batch_query, one carrying it), and every other request reaches the "
+        "application (so GET does not describe the route)",
+    )
+    batch_query: str | None = option(
+        None,
+        'query parameters a POST must carry to be a batch, on a shared path: "comp=batch" '
+        "(each name=value must be there, in any order, among others)",
+    )
+
+    def __post_init__(self) -> None:
+        if type(self.shared_path) is not bool:
+            raise ValueError(f"shared_path must be True or False, not {self.shared_path!r}")
+        if self.batch_query is None:
+            return
+        if not self.shared_path:
+            raise ValueError(
+                "batch_query needs shared_path=True: a route on a path of its own takes every "
+                "request there, whatever its query"
+            )
+        if not isinstance(self.batch_query, str):
+            raise ValueError(f"batch_query must be a query string, not {self.batch_query!r}")
+        _query_fields(self.batch_query)  # refuses one that is not a query
+
+    def takes(self, method: str, query: str) -> bool:
+        """Whether a request at the route's path (``query``: its query string, without
+        ``?``) is the route's; any other one is the application's."""
+        if not self.shared_path:
+            return True
+        if method != "POST":
+            return False
+        if self.batch_query is None:
+            return True
+        return _query_fields(self.batch_query) <= set(parse_qsl(query, keep_blank_values=True))
+
+
+@cache
+def _query_fields(query: str) -> frozenset[tuple[str, str]]:
+    """The name=value fields of ``batch_query``, each percent-decoded (as a request's are
+    when they are compared); refuses an empty or malformed one."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        pairs = []
+    if not pairs or query.startswith("?") or any(not name for name, _ in pairs):
+        raise ValueError(
+            f"batch_query must be name=value fields joined by &, such as 'comp=batch' (no '?'), "
+            f"not {query!r}"
+        )
+    return frozenset(pairs)
 
 
 @dataclass(frozen=True, slots=True)

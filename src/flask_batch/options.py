@@ -1,12 +1,12 @@
 """The options of a batch endpoint: each declared once, read by every adapter.
 
 An option is a field of :class:`~flask_batch.wire.model.Limits`, of
-:class:`~flask_batch.execution.Execution` or of
-:class:`~flask_batch.conventions.Conventions`, with its default and
-what it does (:func:`~flask_batch.wire.model.option`). :data:`OPTIONS` lists them from those
-fields, with their config keys; :func:`resolve_options` turns keyword arguments and
-``BATCH_*`` config keys into :class:`Settings`; the middlewares take them as keyword arguments
-typed by :class:`BatchOptions` (a test checks it names every option with its type).
+:class:`~flask_batch.execution.Execution`, of :class:`~flask_batch.conventions.Conventions`
+or of :class:`~flask_batch.intake.Routing`, with its default and what it does
+(:func:`~flask_batch.wire.model.option`). :data:`OPTIONS` lists them from those fields, with
+their config keys; :func:`resolve_options` turns keyword arguments and ``BATCH_*`` config keys
+into :class:`Settings`; the middlewares take them as keyword arguments typed by
+:class:`BatchOptions` (a test checks it names every option with its type).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, TypedDict, TypeVar, Unpack
 from .conventions import Conventions
 from .execution import Execution
 from .groups import check_hook
+from .intake import Routing
 from .part_headers import DEFAULT_HEADER_RULES, HeaderRules
 from .transactions import AsyncTransactionHook, TransactionHook
 from .wire.model import Limits
@@ -39,20 +40,25 @@ class Option:
     name: str
     default: Any
     doc: str
-    group: type[Limits | Execution | Conventions]
+    group: type[Limits | Execution | Conventions | Routing]
 
     @property
     def config_key(self) -> str:
         return f"BATCH_{self.name.upper()}"
 
 
+_GROUPS: tuple[type[Limits | Execution | Conventions | Routing], ...] = (
+    Limits,
+    Execution,
+    Conventions,
+    Routing,
+)
 #: Every option, in the order the README's Configuration table lists them.
 OPTIONS: tuple[Option, ...] = tuple(
     Option(declared.name, declared.default, declared.metadata["doc"], group)
-    for group in (Limits, Execution, Conventions)
+    for group in _GROUPS
     for declared in fields(group)
 )
-_GROUPS: tuple[type[Limits | Execution | Conventions], ...] = (Limits, Execution, Conventions)
 
 
 class BatchOptions(TypedDict, total=False):
@@ -76,6 +82,8 @@ class BatchOptions(TypedDict, total=False):
     multipart_dialect: str
     answer_status: int | str
     flat_changesets: bool
+    shared_path: bool
+    batch_query: str | None
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     execution: Execution = field(default_factory=Execution)
     conventions: Conventions = field(default_factory=Conventions)
+    routing: Routing = field(default_factory=Routing)
     #: Which of a part's own headers reach the application (``pinned_headers`` included).
     header_rules: HeaderRules = field(init=False)
 
@@ -111,6 +120,7 @@ def resolve_options(config: Mapping[str, Any], options: Mapping[str, Any]) -> Se
         Limits(**values[Limits]),
         Execution(**values[Execution]),
         Conventions(**values[Conventions]),
+        Routing(**values[Routing]),
     )
 
 

@@ -44,7 +44,8 @@ __all__ = [
 
 logger = logging.getLogger("flask_batch")
 
-Dispatch = Callable[[SubRequest], SubResponse]
+#: Runs a part: its request, and its index in the batch (from 0, each member counted).
+Dispatch = Callable[[SubRequest, int], SubResponse]
 
 
 class Answers(Protocol):
@@ -53,7 +54,7 @@ class Answers(Protocol):
     def __getitem__(self, index: int, /) -> SubResponse | None: ...
 
 
-AsyncDispatch = Callable[[SubRequest], Awaitable[SubResponse]]
+AsyncDispatch = Callable[[SubRequest, int], Awaitable[SubResponse]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +227,7 @@ class Schedule:
     def call(self, index: int, dispatch: Dispatch) -> SubResponse:
         """Dispatch part ``index`` now; an exception becomes its 500 answer."""
         try:
-            return dispatch(self.requests[index])
+            return dispatch(self.requests[index], index)
         except Exception:
             return self.failed(index)
 
@@ -245,7 +246,7 @@ class Schedule:
     async def acall(self, index: int, dispatch: AsyncDispatch) -> SubResponse:
         """:meth:`call` with a coroutine function."""
         try:
-            return await dispatch(self.requests[index])
+            return await dispatch(self.requests[index], index)
         except Exception:
             return self.failed(index)
 

@@ -12,6 +12,7 @@ specification says: Latin-1 for WSGI's ``PATH_INFO`` (PEP 3333), UTF-8 for ASGI'
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
@@ -20,6 +21,8 @@ from .wire.model import SubResponse
 
 __all__ = [
     "DEFAULT_PORTS",
+    "MEMBER_INDEX_KEY",
+    "PART_INDEX_KEY",
     "PART_KEY",
     "PATH_SAFE",
     "PartRefused",
@@ -31,6 +34,11 @@ __all__ = [
 
 #: Marks a part's environ (WSGI) or scope (ASGI): a batch endpoint reached from a part refuses.
 PART_KEY = "flask_batch.part"
+#: A part's index in its batch (from 0, each member of a group counted), in its environ or
+#: scope: a view learns its place (Azure Tables' errors name it), which no client can forge.
+PART_INDEX_KEY = "flask_batch.part_index"
+#: A group member's index in its group (from 0); absent outside a group.
+MEMBER_INDEX_KEY = "flask_batch.member_index"
 DEFAULT_PORTS = {"http": "80", "https": "443"}
 #: Characters of a path kept as they are when the batch's own path is percent-encoded again.
 PATH_SAFE = "/:@!$&'()*+,;="
@@ -77,10 +85,19 @@ class Router:
     """Resolves and confines the request-targets of one batch's parts.
 
     ``batch_path`` is the percent-decoded path of the batch request from the origin's root
-    (root included); ``root`` the percent-decoded root the application is mounted at.
+    (root included); ``root`` the percent-decoded root the application is mounted at;
+    ``endpoint_takes`` says which requests at the batch path (by method and query) are the
+    endpoint's (:meth:`flask_batch.intake.Routing.takes`): by default every one.
     """
 
-    def __init__(self, scheme: str, host: str, batch_path: bytes, root: bytes = b"") -> None:
+    def __init__(
+        self,
+        scheme: str,
+        host: str,
+        batch_path: bytes,
+        root: bytes = b"",
+        endpoint_takes: Callable[[str, str], bool] | None = None,
+    ) -> None:
         self._scheme = scheme
         self._host = host
         self._origin = origin(scheme, host)
@@ -89,6 +106,7 @@ class Router:
         # Any spelling of this endpoint (/%62atch, /batch/) is refused; every other batch
         # endpoint refuses by the PART_KEY marker.
         self._batch_endpoint = batch_path.rstrip(b"/")
+        self._endpoint_takes = endpoint_takes
         self._root = root
 
     def route(self, target: str, method: str = "GET") -> Route:
@@ -99,7 +117,9 @@ class Router:
             )
         raw_path, query = self._resolve(target)
         path = unquote_to_bytes(raw_path) if "%" in raw_path else raw_path.encode()
-        if path.rstrip(b"/") == self._batch_endpoint:
+        if path.rstrip(b"/") == self._batch_endpoint and (
+            self._endpoint_takes is None or self._endpoint_takes(method, query)
+        ):
             raise PartRefused("Nested batch", "a batch cannot contain another batch")
         root = self._root
         if root:

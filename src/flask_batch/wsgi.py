@@ -78,6 +78,7 @@ class BatchEndpoint:
             self.settings.header_rules,
             answer_limit=self.limits.max_answer_part_size,
             concurrent=workers > 1,
+            endpoint_takes=self.settings.routing.takes,
         )
         pool = self.pool() if workers > 1 else None
         body = stream_answers(
@@ -140,7 +141,7 @@ def read_batch(
 
 
 def _versions_of(environ: WSGIEnvironment) -> Versions:
-    """The OData version headers of the batch request in ``environ``."""
+    """The version headers of the batch request in ``environ`` (OData's, Azure Storage's)."""
     return Versions.read(lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")))
 
 
@@ -192,9 +193,10 @@ def _timed_chunks(stream: Any, intake: Intake) -> Iterator[bytes]:
 class BatchMiddleware(MiddlewareOptions["WSGIApplication"]):
     """Serve batches at ``path`` in front of any WSGI application (Django, Falcon, Pyramid...).
 
-    A request to ``path`` is a batch whose parts run through ``app``; every other request
-    passes through untouched. The options are those of the Flask extension (README,
-    Configuration), as keyword arguments; an invalid value raises ValueError.
+    A request to ``path`` is a batch whose parts run through ``app`` (on a ``shared_path``,
+    only a POST, carrying ``batch_query`` if set); every other request passes through
+    untouched. The options are those of the Flask extension (README, Configuration), as
+    keyword arguments; an invalid value raises ValueError.
     """
 
     @functools.cached_property
@@ -202,7 +204,9 @@ class BatchMiddleware(MiddlewareOptions["WSGIApplication"]):
         return BatchEndpoint(self.app, self.settings)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != self.path:
+        if environ.get("PATH_INFO") != self.path or not self.settings.routing.takes(
+            environ.get("REQUEST_METHOD", ""), environ.get("QUERY_STRING", "")
+        ):
             return self.app(environ, start_response)
         answer = self.endpoint.answer(environ)
         start_response(answer.status, answer.headers)

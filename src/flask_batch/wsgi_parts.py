@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .answers import AnswerBody, answer_too_large
 from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
-from .targets import PART_KEY, PartRefused, Router, server_host
+from .targets import MEMBER_INDEX_KEY, PART_INDEX_KEY, PART_KEY, PartRefused, Router, server_host
 from .wire.model import DEFAULT_LIMITS, SubRequest, SubResponse
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ class Dispatcher:
         *,
         answer_limit: int = DEFAULT_LIMITS.max_answer_part_size,
         concurrent: bool = False,
+        endpoint_takes: Callable[[str, str], bool] | None = None,
     ) -> None:
         self._app = app
         self._own_fields = header_rules.own_fields
@@ -75,26 +76,29 @@ class Dispatcher:
             self._base["HTTP_HOST"],
             batch_path.encode("latin-1"),
             script_name.encode("latin-1"),
+            endpoint_takes,
         )
 
-    def __call__(self, request: SubRequest) -> SubResponse:
-        return self.run_in(contextvars.Context(), request)
+    def __call__(self, request: SubRequest, index: int) -> SubResponse:
+        return self.run_in(contextvars.Context(), request, index)
 
-    def member(self, request: SubRequest) -> SubResponse:
+    def member(self, request: SubRequest, index: int) -> SubResponse:
         """Run a member of an atomic group in a copy of the current context: the group's,
         where its transaction hook's ``begin`` ran (flask_batch.groups)."""
-        return self.run_in(contextvars.copy_context(), request)
+        return self.run_in(contextvars.copy_context(), request, index)
 
-    def run_in(self, context: contextvars.Context, request: SubRequest) -> SubResponse:
-        """Run ``request`` through the application inside ``context``."""
+    def run_in(self, context: contextvars.Context, request: SubRequest, index: int) -> SubResponse:
+        """Run ``request``, part ``index`` of the batch, through the application inside
+        ``context``."""
         try:
-            environ = self.environ(request)
+            environ = self.environ(request, index)
         except PartRefused as refusal:
             return refusal.answer()
         return context.run(call_app, self._app, environ, self._answer_limit)
 
-    def environ(self, request: SubRequest) -> WSGIEnvironment:
-        """The WSGI environ of ``request``, as a server would have built it."""
+    def environ(self, request: SubRequest, index: int) -> WSGIEnvironment:
+        """The WSGI environ of ``request``, part ``index`` of the batch, as a server would
+        have built it, and where the part is in its batch (and group)."""
         route = self._router.route(request.target, request.method)
         raw_path, query = route.raw_path, route.query
         request_uri = f"{raw_path}?{query}" if query else raw_path
@@ -104,6 +108,9 @@ class Dispatcher:
         environ["QUERY_STRING"] = query
         environ["REQUEST_URI"] = environ["RAW_URI"] = request_uri
         environ["wsgi.input"] = _input(request.body)
+        environ[PART_INDEX_KEY] = index
+        if request.group is not None:
+            environ[MEMBER_INDEX_KEY] = index - request.group.first
         # The part's own headers, each replacing the batch request's of the same name; in an
         # environ, a repeated one is one key, its values joined (PEP 3333).
         fields, length = self._own_fields(request.headers, len(request.body))

@@ -13,7 +13,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -61,11 +61,15 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/in-order": {"non_atomic_groups": True},
     "/batch/tx-flat": {"transaction": "TRANSACTION", "flat_changesets": True},
     "/batch/accepted": {"answer_status": 202},
+    # A path the application's own view shares (SHARED): only POST ?comp=batch is a batch.
+    "/batch/shared": {"shared_path": True, "batch_query": "comp=batch"},
     # The last one wraps the others (test_confinement.py): a route as plain as "/batch".
     "/batch/odata": {"json_dialect": "odata", "multipart_dialect": "odata"},
     "/batch/graph": {"json_dialect": "graph", "multipart_dialect": "google"},
 }
 TRANSACTION = "TRANSACTION"
+#: The shared route's path, where the application answers every request that is no batch.
+SHARED = "/batch/shared"
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,8 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     client: str | None
+    #: Where the request is in its batch and group (flask_batch.part_index, .member_index).
+    place: tuple[int | None, int | None] = (None, None)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -157,6 +163,8 @@ class Api:
             return Reply(200, spelt, [b"spelt"])
         if seen.path == "/ok":
             return Reply(200, text, [b"ok"])
+        if seen.path == SHARED:  # the application's own view at the shared route's path
+            return Reply(200, text, [b"the application's own"])
         if seen.path.startswith("/service/"):  # the service of OData's examples
             return _service(seen)
         if seen.path == "/set":  # a write, in the current transaction (if any)
@@ -171,6 +179,9 @@ class Api:
             return Reply(200, [("Content-Type", "application/octet-stream")], [seen.body])
         if seen.path == "/inspect":
             body = json.dumps(seen.document()).encode()
+            return Reply(200, [("Content-Type", "application/json")], [body])
+        if seen.path == "/place":  # where the part is: its index in the batch and group
+            body = json.dumps(seen.place).encode()
             return Reply(200, [("Content-Type", "application/json")], [body])
         if seen.path == "/status":
             return Reply(int(query.get("code", "200")), text, [b"status"])
@@ -253,6 +264,7 @@ def flask_app(api: Api) -> Flask:
             headers,
             request.get_data(),
             request.remote_addr,
+            _place(request.environ),
         )
         reply = _wait(api.answer(seen))
         return Response(reply.chunks, status=reply.status, headers=reply.headers)
@@ -282,6 +294,7 @@ def wsgi_app(api: Api) -> WSGIApplication:
             headers,
             environ["wsgi.input"].read(length) if length else b"",
             environ.get("REMOTE_ADDR"),
+            _place(environ),
         )
         reply = _wait(api.answer(seen))
         start_response(f"{reply.status} Status", reply.headers)
@@ -291,6 +304,14 @@ def wsgi_app(api: Api) -> WSGIApplication:
     for path in ROUTES:
         wrapped = batch_wsgi.BatchMiddleware(wrapped, path, **api.options(path, False))
     return wrapped
+
+
+def _place(environ_or_scope: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """Where a part is, as its environ or scope says (README, "Where a part is")."""
+    return (
+        environ_or_scope.get("flask_batch.part_index"),
+        environ_or_scope.get("flask_batch.member_index"),
+    )
 
 
 def _wait(reply: Reply) -> Reply:
@@ -334,6 +355,7 @@ def asgi_app(api: Api) -> ASGIApp:
             headers,
             body,
             client[0] if client else None,
+            _place(scope),
         )
         reply = api.answer(seen)
         if reply.delay:

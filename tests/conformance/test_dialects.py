@@ -2,8 +2,9 @@
 
 OData 1.0 to 3.0 clients (pyodata, Azure's) raise on a batch answered anything but
 ``202 Accepted``; OData 4, Google's and Microsoft Graph's clients expect ``200 OK``. A request
-says it speaks OData 1.0 to 3.0 with ``DataServiceVersion`` or ``MaxDataServiceVersion``; a
-route sets the status for clients that say nothing (Azure's blob batch). An OData multipart
+says it speaks OData 1.0 to 3.0 with ``DataServiceVersion`` or ``MaxDataServiceVersion``, and
+Azure Storage's API (whose batches Azure answers ``202``) with ``x-ms-version``; a route sets
+the status for clients that say nothing (pyodata). An OData multipart
 batch (any OData version header, or a route's ``multipart_dialect``) stops at its first
 failed request unless it prefers to continue, and its answer ends with that error (OData 4.01
 Part 1, section 11.7.7.3); Google's runs every part.
@@ -32,6 +33,7 @@ from .wire import BOUNDARY, exchange, head, post
         ("/batch", [("MaxDataServiceVersion", "3.0;NetFx")], 202),
         ("/batch", [("DataServiceVersion", "2.0"), ("MaxDataServiceVersion", "2.0")], 202),
         ("/batch", [("OData-Version", "4.0")], 200),
+        ("/batch", [("x-ms-version", "2026-10-06")], 202),  # Azure Storage: blob batch
         ("/batch/accepted", [], 202),
     ],
 )
@@ -117,6 +119,11 @@ def test_other_batches_run_every_part(
     server: Server, route: str, headers: list[tuple[str, str]]
 ) -> None:
     assert statuses(server, route, headers) == [200, 404, 200]
+
+
+def test_an_azure_storage_batch_is_accepted_and_runs_every_part(server: Server) -> None:
+    # Azure's blob batch: x-ms-version and no OData header; every sub-request runs.
+    assert statuses(server, "/batch", [("x-ms-version", "2026-10-06")], 202) == [200, 404, 200]
 
 
 def test_a_json_odata_batch_runs_every_request(server: Server) -> None:

@@ -76,6 +76,31 @@ def test_a_group_commits_once_every_member_succeeded(server: Server) -> None:
     assert (task is None) == (server.name != "asgi")
 
 
+def test_a_part_is_told_its_place_in_the_batch_and_in_its_group(server: Server) -> None:
+    """``flask_batch.part_index`` (from 0, each member counted) and, for a group's member,
+    ``flask_batch.member_index``, in the part's environ or scope (what /place answers)."""
+    responses = send(
+        server,
+        "/batch/tx",
+        request("0", "/place"),
+        request("1", "/place", "g"),
+        request("2", "/place", "g"),
+        request("3", "/place", "g"),
+        request("4", "/place"),
+    )
+    assert [response["body"] for response in responses] == [
+        [0, None],
+        [1, 0],
+        [2, 1],
+        [3, 2],
+        [4, None],
+    ]
+    # A request of its own has no place, whatever headers it sends.
+    forged = [("Flask-Batch.Part-Index", "7"), ("Flask_Batch.Member_Index", "7")]
+    direct = post(server.base, "/place", b"", None, forged, method="GET")
+    assert json.loads(direct.body) == [None, None]
+
+
 @pytest.mark.parametrize(
     ("failing", "status"),
     [("/status?code=409", 409), ("/raise", 500)],

@@ -3,11 +3,11 @@
 blobs and set their tier, with Azure's statuses, ``x-ms-*`` headers and XML errors, and the
 blob batch (``POST ?comp=batch``) of ``delete_blobs`` and ``set_standard_blob_tier_blobs``.
 
-A batch route owns its path for every method, and routes on the path alone; the blob batch
-shares its path (``/<account>/<container>``, query ``restype=container&comp=batch``) with
-the container's own operations (create, properties, list, delete: PUT, GET, HEAD, DELETE
-with other queries). So the batch route is registered at a path of its own, and the
-container's view hands ``POST ...?comp=batch`` to it (docs/odata-clients.md).
+The blob batch shares its path (``/<account>/<container>``, query
+``restype=container&comp=batch``) with the container's own operations (create, properties,
+list, delete: PUT, GET, HEAD, DELETE with other queries), so its batch route is mounted
+there as Azure mounts it, on a shared path: it takes ``POST ...?comp=batch``, and the
+container's view every other request (docs/odata-clients.md, "Routing").
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from flask_batch import add_batch_route
 from .azure import ACCOUNT, storage_headers
 from .store import RouteOptions, Store, no_options
 
-#: Where the batch route itself lives (the container's view hands batches to it).
-BATCH_ROUTE = f"/{ACCOUNT}/$blob-batch"
-BATCH_ENDPOINT = "blob_batch"
+#: The container's path, which the batch route shares with the container's own view.
+CONTAINER = f"/{ACCOUNT}/<container>"
 
 SCHEMA = """
 CREATE TABLE containers (name TEXT PRIMARY KEY);
@@ -48,11 +47,9 @@ def create_app(database: Path, options: RouteOptions = no_options) -> tuple[Flas
     store = Store(database, SCHEMA)
     app = store.flask_app(__name__)
 
-    @app.route(f"/{ACCOUNT}/<container>", methods=["PUT", "POST"])
+    @app.route(CONTAINER, methods=["PUT"])
     def container(container: str) -> ResponseReturnValue:
-        if request.method == "POST" and request.args.get("comp") == "batch":
-            return app.ensure_sync(app.view_functions[BATCH_ENDPOINT])()  # type: ignore[no-any-return]
-        if request.method == "PUT" and request.args.get("restype") == "container":
+        if request.args.get("restype") == "container":
             if store.exists("containers", container):
                 return _error(
                     409, "ContainerAlreadyExists", "The specified container already exists."
@@ -117,7 +114,9 @@ def create_app(database: Path, options: RouteOptions = no_options) -> tuple[Flas
         headers["Content-Range"] = f"bytes {first}-{end}/{len(data)}"
         return _answer(206, headers, data[int(first) : end + 1])
 
-    add_batch_route(app, BATCH_ROUTE, BATCH_ENDPOINT, **options(store))
+    add_batch_route(
+        app, CONTAINER, "blob_batch", shared_path=True, batch_query="comp=batch", **options(store)
+    )
     return app, store
 
 

@@ -157,6 +157,13 @@ def _answer(status: int, headers: dict[str, str], body: Any = None) -> Response:
 
 
 def _error(status: int, code: str, message: str) -> Response:
-    """Azure Tables' JSON error document, and its ``x-ms-error-code`` header."""
+    """Azure Tables' JSON error document, and its ``x-ms-error-code`` header. Inside a
+    transaction, Azure's message begins with the failing operation's index (``1:The
+    specified entity already exists.``), which the client reads as
+    ``TableTransactionError.index``: the member's place, which the batch route puts in the
+    environ (``flask_batch.member_index``)."""
+    member = request.environ.get("flask_batch.member_index")
+    if member is not None:
+        message = f"{member}:{message}"
     body = {"odata.error": {"code": code, "message": {"lang": "en-US", "value": message}}}
     return _answer(status, {"x-ms-error-code": code}, body)

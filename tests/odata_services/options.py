@@ -10,8 +10,9 @@ from .store import RouteOptions, Store
 
 
 def accepted(store: Store) -> dict[str, Any]:
-    """Answer every batch ``202 Accepted``: pyodata and azure-storage-blob require it and
-    send neither ``DataServiceVersion`` nor ``MaxDataServiceVersion`` to say so."""
+    """Answer every batch ``202 Accepted``: pyodata requires it and sends neither
+    ``DataServiceVersion`` nor ``MaxDataServiceVersion`` to say so (azure-storage-blob's
+    ``x-ms-version`` says it)."""
     return {"answer_status": 202}
 
 

@@ -37,7 +37,8 @@ def option(default: Any, doc: str) -> Any:
     """A dataclass field that is an endpoint option: its default and what it does.
 
     Every option is declared once, so (``flask_batch.options.OPTIONS`` reads the fields of
-    :class:`Limits`, ``Execution`` and ``Conventions``: names, defaults, docs, config keys).
+    :class:`Limits`, ``Execution``, ``Conventions`` and ``Routing``: names, defaults, docs,
+    config keys).
     """
     return field(default=default, metadata={"doc": doc})
 

@@ -15,6 +15,9 @@ these shapes, and each member gets what the server said for it:
   JSON format answers them, since none of them was applied. When that part names no member
   (a server that echoes no Content-ID), which member failed cannot be told, and every member
   gets that answer, as OData says it "applies to all requests in the change set".
+
+An answer may also end early: an OData batch stops at its first failed request unless it
+prefers ``odata.continue-on-error``, and answers nothing after it (:func:`stopped_at`).
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from ...wire.errors import problem_response
 from ...wire.model import Group, SubRequest, SubResponse
 from ...wire.multipart_answers import ReadAnswer
 from .formats import Format
-from .groups import units
+from .groups import failed_with, units
 
-__all__ = ["Sent", "match", "repeated_id", "request_ids"]
+__all__ = ["Sent", "match", "repeated_id", "request_ids", "stopped_at"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,19 @@ def match(sent: Sequence[Sent], answers: Sequence[ReadAnswer]) -> list[SubRespon
             for index, answer in zip(unit, found, strict=True):
                 matched[index] = None if answer is None else answer.response
     return matched
+
+
+def stopped_at(answers: Sequence[SubResponse | None], found: Sequence[Sequence[int]]) -> int | None:
+    """Where a batch stopped at its first error, as an OData batch does (OData 4.01 Part 1,
+    11.7.7.3): the unit of ``found`` (the batch's :func:`~.groups.units`; ``answers``, what
+    :func:`match` gave each request) whose failure its answer ends with, every unit before it
+    answered and none after it; None if the answer did not end so."""
+    answered = [any(answers[place] is not None for place in unit) for unit in found]
+    last = len(answered) - 1 - answered[::-1].index(True) if True in answered else None
+    if last is None or last == len(found) - 1 or not all(answered[:last]):
+        return None
+    status = failed_with([a.status for place in found[last] if (a := answers[place]) is not None])
+    return last if status is not None and status >= 400 else None
 
 
 def _parts(answers: Sequence[ReadAnswer]) -> list[list[ReadAnswer]]:

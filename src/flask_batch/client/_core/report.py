@@ -34,6 +34,15 @@ class BatchFailed(Exception):
 NO_PART = "the batch answer has no part for this request"
 
 
+def stopped(at: str) -> str:
+    """Why a request after the failure ``at`` (``METHOD target (status)``) has no answer: its
+    batch stopped there, as OData batches do by default, so it never ran."""
+    return (
+        f"not run: the batch stopped at its first error, {at}, as an OData batch does; "
+        "send Prefer: odata.continue-on-error to run every request"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Summary(Generic[OuterT]):
     """What a front end says of the requests a run left without an answer."""

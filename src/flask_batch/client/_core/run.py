@@ -20,6 +20,11 @@ Rules, in one place:
 - A part answered 424 because a dependency is being retried never ran: it is retried with
   that dependency, in the same batch. A dependency already answered 2xx is not re-sent, and
   the part that depended on it is sent without the dependency.
+- An answer that ends with a failure, every request before it answered and none after it,
+  stopped at its first error (OData's default): the requests after it never ran. They go
+  again with that failure if it is retried, whatever their method; otherwise each fails
+  saying so (:func:`.report.stopped`), and is not sent again on its own: the batch stopped
+  so that nothing after the failure would run.
 - When a later attempt fails as a whole, a part that already had an answer keeps it (the
   last answer stands); a part with none fails.
 - An answer that names one Content-ID twice fails its whole batch: which of the two answers
@@ -63,10 +68,10 @@ from .limits import (
     pack,
     read_too_large,
 )
-from .matching import Sent, match, repeated_id, request_ids
+from .matching import Sent, match, repeated_id, request_ids, stopped_at
 from .model import Answered, Failed, Lost, OuterT, PreparedBatch, Reply, Result, smallest
 from .policy import Retry, parse_retry_after
-from .report import NO_PART, media_type_of, not_a_batch_answer, said, status_line
+from .report import NO_PART, media_type_of, not_a_batch_answer, said, status_line, stopped
 
 
 class _State(Enum):
@@ -427,17 +432,22 @@ class Run(Generic[OuterT]):
     def _answered(self, batch: PreparedBatch, answers: list[ReadAnswer], outer: OuterT) -> None:
         items = [self._items[index] for index in batch.items]
         matched = match([self._sent(item) for item in items], answers)
+        found_units = units([item.request.group for item in items])
+        stop = stopped_at(matched, found_units)
         retrying: list[_Item] = []
         retrying_indices: set[int] = set()
         final: list[tuple[_Item, SubResponse | None]] = []
-        for unit in units([item.request.group for item in items]):
+        not_run: list[_Item] = []  # after the failure the batch stopped at
+        for number, unit in enumerate(found_units):
             members = [items[place] for place in unit]
             found = [matched[place] for place in unit]
             for item, answer in zip(members, found, strict=True):
                 item.attempts += 1
                 if answer is not None:
                     item.last, item.last_outer = answer, outer
-            if self._again(members, found, retrying_indices):
+            if stop is not None and number > stop:
+                not_run += members
+            elif self._again(members, found, retrying_indices):
                 retrying += members
                 retrying_indices.update(item.index for item in members)
             else:
@@ -453,6 +463,9 @@ class Run(Generic[OuterT]):
                 if item.last is not None
             )
             if self._within_budget(delay):
+                if stop is not None and items[found_units[stop][0]].index in retrying_indices:
+                    retrying += not_run  # they never ran: they go again after it
+                    not_run = []
                 self._wait(retrying, delay)
             else:
                 final += [(item, item.last) for item in retrying]
@@ -461,6 +474,12 @@ class Run(Generic[OuterT]):
                 self._give_up(item, NO_PART, outer)
             else:
                 self._finish(item, Answered(answer, item.attempts, outer))
+        if not_run:
+            assert stop is not None
+            unit = found_units[stop]
+            at = _failure([items[p].request for p in unit], [matched[p] for p in unit])
+            for item in not_run:
+                self._give_up(item, stopped(at), outer)
 
     def _again(
         self, members: list[_Item], answers: list[SubResponse | None], retrying: set[int]
@@ -630,3 +649,15 @@ class Run(Generic[OuterT]):
     def _finish(self, item: _Item, result: Result[object]) -> None:
         item.state = _State.DONE
         item.result = result
+
+
+def _failure(requests: Sequence[SubRequest], answers: Sequence[SubResponse | None]) -> str:
+    """``METHOD target (status reason)`` of the request a unit failed with: a request's own,
+    or a group's member whose answer has the status the group failed with."""
+    status = failed_with([answer.status for answer in answers if answer is not None])
+    request, answer = next(
+        (request, answer)
+        for request, answer in zip(requests, answers, strict=True)
+        if answer is not None and answer.status == status
+    )
+    return f"{request.method} {request.target} ({f'{answer.status} {answer.reason}'.rstrip()})"
