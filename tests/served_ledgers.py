@@ -265,24 +265,45 @@ def _answers(responses: Sequence[_Response]) -> list[Answer]:
     return [Answer(r.status_code, r.json() if r.content else None) for r in responses]
 
 
-def send_all_async(batch_url: str, items: Sequence[Item], format: FormatName) -> list[Answer]:
-    """The async httpx transport's ``send_all``: one group (``atomic=True``), or requests
-    alone; a batch of any other shape, which ``send_all`` cannot send, goes as raw bytes."""
-    groups = [item for item in items if not isinstance(item, Call)]
-    if len(groups) > 1 or (groups and len(items) > 1):
+def send_all_sync(batch_url: str, items: Sequence[Item], format: FormatName) -> list[Answer]:
+    """The sync httpx transport's ``send_all`` (see :func:`_send_all_arguments`)."""
+    arguments = _send_all_arguments(batch_url, items)
+    if arguments is None:
         return send_raw(batch_url, items, format)
-    calls = groups[0] if groups else [item for item in items if isinstance(item, Call)]
-    origin = _origin(batch_url)
+    batch, atomic = arguments
+    with BatchTransport(batch_url, format=format, retries=0) as transport:
+        return _answers(transport.send_all(batch, atomic=atomic))
 
-    async def send() -> list[httpx.Response]:
+
+def send_all_async(batch_url: str, items: Sequence[Item], format: FormatName) -> list[Answer]:
+    """The async httpx transport's ``send_all`` (see :func:`_send_all_arguments`)."""
+    arguments = _send_all_arguments(batch_url, items)
+    if arguments is None:
+        return send_raw(batch_url, items, format)
+
+    async def send(batch: list[httpx.Request], atomic: bool) -> list[httpx.Response]:
         transport = AsyncBatchTransport(batch_url, format=format, retries=0)
         try:
-            batch = [httpx.Request(c.method, origin + c.path, json=c.body) for c in calls]
-            return await transport.send_all(batch, atomic=bool(groups))
+            return await transport.send_all(batch, atomic=atomic)
         finally:
             await transport.aclose()
 
-    return _answers(asyncio.run(send()))
+    return _answers(asyncio.run(send(*arguments)))
+
+
+def _send_all_arguments(
+    batch_url: str, items: Sequence[Item]
+) -> tuple[list[httpx.Request], bool] | None:
+    """What ``send_all`` is given for ``items``: the requests of one group (``atomic``), or
+    requests alone; None for a batch of another shape, which ``send_all`` cannot send (it
+    goes as raw bytes)."""
+    groups = [item for item in items if not isinstance(item, Call)]
+    if groups and len(items) > 1:
+        return None
+    calls = groups[0] if groups else [item for item in items if isinstance(item, Call)]
+    origin = _origin(batch_url)
+    batch = [httpx.Request(c.method, origin + c.path, json=c.body) for c in calls]
+    return batch, bool(groups)
 
 
 def _origin(batch_url: str) -> str:
@@ -294,5 +315,6 @@ def _origin(batch_url: str) -> str:
 SENDERS: dict[str, Sender] = {
     "flask-sqlalchemy": send_with_batching,
     "django": send_with_httpx,
+    "django-atomic-requests": send_all_sync,
     "sqlalchemy-asyncio": send_all_async,
 }

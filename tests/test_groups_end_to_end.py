@@ -7,8 +7,10 @@ and the groups by a recording hook (tests/conformance/test_groups.py); only the 
 (a client's changeset, the server's reader, the engine's group in its thread or task, the
 hook, the application's own session, its commit) shows that what a user sends is applied
 whole or not at all. The stacks and how they are sent batches: tests/served_ledgers.py
-(Flask-SQLAlchemy by ``Batching``, Django by the sync httpx transport, FastAPI by the async
-one's ``send_all(..., atomic=True)``, the others by raw bytes).
+(Flask-SQLAlchemy by ``Batching``'s ``changeset()``, Django by the sync httpx transport's
+``batch.changeset()`` and, with ``ATOMIC_REQUESTS``, its ``send_all(..., atomic=True)``,
+FastAPI by the async one's ``send_all``; plain SQLAlchemy, and the batches ``send_all``
+cannot send (two groups in one), by raw bytes).
 
 One server and one database per stack and database, for the module: each test begins from
 the same rows.
