@@ -9,9 +9,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# One stamp per extra, so `make demo` does not install the test tools.
-$(VENV)/.client: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[client]'
+# One stamp per use, so `make demo` does not install the test tools: the demo's client, and
+# SQLAlchemy for the example API and its transaction hook.
+$(VENV)/.demo: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[client,sqlalchemy]'
 	touch $@
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
@@ -30,7 +31,7 @@ $(VENV)/.fuzz: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[fuzz]'
 	touch $@
 
-demo: $(VENV)/.client
+demo: $(VENV)/.demo
 	$(BIN)/python examples/demo.py
 
 lint: $(VENV)/.dev

@@ -4,7 +4,9 @@
 127.0.0.1 and makes the same calls twice: over a plain ``requests.Session``, one HTTP round
 trip per call, and inside ``flask_batch.client.Batching``, one round trip for them all. It
 prints every answer, the round trips counted at the server, the wall time of each way and
-the speed-up, and checks that both ways got the same answers.
+the speed-up, and checks that both ways got the same answers. Then it sends a changeset
+(``with s.changeset():``) whose second write fails, shows that the database is unchanged,
+and sends it again fixed, committed.
 
 A loopback round trip takes microseconds, which hides what batching is for, so the client
 talks to the server through the benchmarks' latency proxy (``bench/latency_proxy.py``): a
@@ -19,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,8 +45,11 @@ from bench.latency_proxy import LatencyProxy
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-# What a client might do on opening its app: (method, path, JSON body), run in this order.
-CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
+#: A call: method, path, JSON body.
+Call = tuple[str, str, dict[str, Any] | None]
+
+# What a client might do on opening its app, run in this order.
+CALLS: list[Call] = [
     ("GET", "/people/", None),
     ("PATCH", "/people/alice/", {"age": 31}),
     ("POST", "/people/", {"name": "dave", "age": 22}),  # 201 Created
@@ -55,6 +62,16 @@ CALLS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/people/alice/todos/", None),
     ("GET", "/people/", None),
 ]
+
+# A changeset: writes applied all together or not at all. Its second member fails at first
+# (alice exists: 409), so the first is undone and the third does not run; then it is fixed.
+CHANGESET: list[Call] = [
+    ("POST", "/people/", {"name": "erin", "age": 28}),
+    ("POST", "/people/", {"name": "alice", "age": 99}),
+    ("PATCH", "/people/bob/", {"age": 26}),
+]
+FIXED: Call = ("POST", "/people/", {"name": "frank", "age": 35})
+COMMITTED = "alice 30, bob 26, carol 41, erin 28, frank 35"
 
 Client = Callable[[str], list[requests.Response]]
 
@@ -98,6 +115,21 @@ class Run:
     seconds: float
 
 
+@contextmanager
+def serving(app: WSGIApplication) -> Iterator[int]:
+    """Serve ``app`` on 127.0.0.1 in a thread; its port."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    # A short poll interval: shutdown() waits for the serving loop's next look (0.5 s by default).
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    try:
+        yield server.server_port
+    finally:  # stop the server even if the client failed
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
 def run(client: Client, latency: float) -> Run:
     """Run ``client`` against a freshly seeded API, so that every run starts from the same data.
 
@@ -107,21 +139,50 @@ def run(client: Client, latency: float) -> Run:
     every call then costs what it would cost over one kept-alive connection.
     """
     counter = RoundTripCounter(create_app())
-    server = make_server("127.0.0.1", 0, counter, threaded=True)
-    # A short poll interval: shutdown() waits for the serving loop's next look (0.5 s by default).
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        target = ("127.0.0.1", server.server_port)
-        with LatencyProxy(target, rtt=latency, handshake=False) as proxy:
-            start = time.perf_counter()
-            responses = client(f"http://127.0.0.1:{proxy.port}")
-            seconds = time.perf_counter() - start
-    finally:  # stop the server even if the client failed
-        server.shutdown()
-        thread.join()
-        server.server_close()
+    with (
+        serving(counter) as port,
+        LatencyProxy(("127.0.0.1", port), rtt=latency, handshake=False) as proxy,
+    ):
+        start = time.perf_counter()
+        responses = client(f"http://127.0.0.1:{proxy.port}")
+        seconds = time.perf_counter() - start
     return Run(responses, counter.count, seconds)
+
+
+def changeset(base: str, calls: list[Call]) -> list[requests.Response]:
+    """``calls`` as one changeset, in a batch of their own."""
+    with Batching(f"{base}/batch") as s, s.changeset():
+        responses = [s.request(method, base + path, json=body) for method, path, body in calls]
+    return responses  # noqa: RET504 (sent and filled in by the block's exit, not before)
+
+
+def people(database: str) -> str:
+    """The people as the database has them, read on a connection of its own."""
+    with closing(sqlite3.connect(database)) as connection:
+        found = connection.execute("SELECT name, age FROM people ORDER BY name").fetchall()
+    return ", ".join(f"{name} {age}" for name, age in found)
+
+
+def changesets() -> bool:
+    """Send the changeset, then the fixed one, printing the answers and the people table after
+    each; whether the first changed nothing and the second everything."""
+    app = create_app()
+    database = app.config["DATABASE"]
+    before = people(database)
+    fixed = [CHANGESET[0], FIXED, CHANGESET[2]]
+    with serving(app) as port:
+        base = f"http://127.0.0.1:{port}"
+        print("\nA changeset (with s.changeset()): all of it applied, or none of it")
+        table(CHANGESET, changeset(base, CHANGESET))
+        rolled_back = people(database)
+        unchanged = "unchanged" if rolled_back == before else "CHANGED"
+        print(f"  -> the people in the database: {rolled_back} ({unchanged})")
+        print("\nThe same changeset, its second member fixed")
+        table(fixed, changeset(base, fixed))
+        committed = people(database)
+        applied = "committed" if committed == COMMITTED else f"NOT {COMMITTED}"
+        print(f"  -> the people in the database: {committed} ({applied})")
+    return rolled_back == before and committed == COMMITTED
 
 
 def short(text: str, width: int = 52) -> str:
@@ -134,11 +195,17 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def table(calls: list[Call], responses: list[requests.Response]) -> None:
+    print(f"  {'#':>2}  {'method':<6}  {'path':<21}  status  body")
+    for i, ((method, path, _), r) in enumerate(zip(calls, responses, strict=True), 1):
+        problem = r.headers.get("Content-Type") == "application/problem+json"
+        body = r.json()["detail"] if problem else r.text  # what a problem says, in words
+        print(f"  {i:>2}  {method:<6}  {path:<21}  {r.status_code:>6}  {short(body)}")
+
+
 def show(title: str, result: Run) -> None:
     print(f"\n{title}")
-    print(f"  {'#':>2}  {'method':<6}  {'path':<21}  status  body")
-    for i, ((method, path, _), r) in enumerate(zip(CALLS, result.responses, strict=True), 1):
-        print(f"  {i:>2}  {method:<6}  {path:<21}  {r.status_code:>6}  {short(r.text)}")
+    table(CALLS, result.responses)
     trips = plural(result.round_trips, "HTTP round trip")
     print(f"  -> {trips}, {result.seconds * 1000:.0f} ms")
 
@@ -173,9 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  speed-up:       {separate.seconds / batch.seconds:.1f}x faster with one batch")
     if differ:
         print(f"  answers identical: NO, calls {', '.join(map(str, differ))} differ")
-        return 1
-    print(f"  answers identical: yes, all {len(CALLS)}")
-    return 0
+    else:
+        print(f"  answers identical: yes, all {len(CALLS)}")
+    atomic = changesets()
+    return 0 if atomic and not differ else 1
 
 
 if __name__ == "__main__":

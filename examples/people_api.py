@@ -1,25 +1,29 @@
 """A small people + todos JSON API on SQLite: the application the demo sends its calls to.
 
-It is an ordinary Flask app. One line, ``add_batch_route(app)``, adds the batch endpoint, and
-no view knows about batching: that is the point. Calls that arrive inside a batch keep their
-own status codes, headers, errors and side effects.
+It is an ordinary Flask app on SQLAlchemy (a ``scoped_session``, removed as each request
+ends, as Flask's docs have it). One line adds the batch endpoint,
+``add_batch_route(app, transaction=sqlalchemy_transactions(sessions))``, and no view knows
+about batching: that is the point. Calls that arrive inside a batch keep their own status
+codes, headers, errors and side effects; the calls of a changeset are applied all together
+or not at all, though each view commits its own work.
 """
 
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import tempfile
 import weakref
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Flask, abort, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from flask_batch import add_batch_route
+from flask_batch.integrations.sqlalchemy import sqlalchemy_transactions
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS people (
@@ -43,9 +47,9 @@ def create_app(database: str = ":memory:") -> Flask:
     """Create the API on the SQLite file ``database``, creating and seeding it if it is new.
 
     ``":memory:"`` (the default) means a fresh database private to this app. It lives in a
-    temporary file rather than in SQLite's memory because every request opens its own
+    temporary file rather than in SQLite's memory because every request has its own
     connection, possibly in another server thread, and each in-memory connection would see
-    a different, empty database.
+    a different, empty database. ``app.config["DATABASE"]`` says where it is.
     """
     app = Flask(__name__)
     if database == ":memory:":
@@ -53,42 +57,51 @@ def create_app(database: str = ":memory:") -> Flask:
         weakref.finalize(app, shutil.rmtree, tmp, ignore_errors=True)  # with the app, or at exit
         database = str(Path(tmp) / "people.sqlite3")
     app.config["DATABASE"] = database
-    with closing(connect(database)) as db, db:
-        db.executescript(SCHEMA)
-        if db.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 0:
-            db.executemany("INSERT INTO people (name, age) VALUES (?, ?)", PEOPLE)
-            db.executemany("INSERT INTO todos (person, title) VALUES (?, ?)", TODOS)
+    engine = create_engine(f"sqlite:///{database}")
+    event.listen(engine, "connect", enforce_foreign_keys)
+    weakref.finalize(app, engine.dispose)
+    with engine.begin() as connection:
+        for statement in filter(str.strip, SCHEMA.split(";")):
+            connection.execute(text(statement))
+        if connection.execute(text("SELECT COUNT(*) FROM people")).scalar() == 0:
+            connection.execute(text(_ADD_PERSON), [{"name": n, "age": a} for n, a in PEOPLE])
+            connection.execute(text(_ADD_TODO), [{"person": p, "title": t} for p, t in TODOS])
+    sessions = scoped_session(sessionmaker(engine))
+    app.extensions["people_api"] = sessions
+    app.teardown_appcontext(lambda _exc: sessions.remove())  # uncommitted writes roll back
     app.register_blueprint(api)
-    add_batch_route(app)  # POST /batch
+    # POST /batch; each changeset in one transaction, which the views' commits do not end.
+    add_batch_route(app, transaction=sqlalchemy_transactions(sessions))
     return app
 
 
-def connect(database: str) -> sqlite3.Connection:
-    """Open a connection that returns rows as mappings and enforces foreign keys."""
-    db = sqlite3.connect(database)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA foreign_keys = ON")  # per connection: makes DELETE cascade to todos
-    return db
+_ADD_PERSON = "INSERT INTO people (name, age) VALUES (:name, :age)"
+_ADD_TODO = "INSERT INTO todos (person, title) VALUES (:person, :title)"
 
 
-@api.before_request
-def open_db() -> None:
-    """One connection per request: requests never share a transaction, even in a batch."""
-    g.db = connect(current_app.config["DATABASE"])
+def enforce_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite enforces foreign keys per connection, when asked: makes DELETE cascade to
+    todos."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
 
 
-@api.teardown_request
-def close_db(_exc: BaseException | None) -> None:
-    """Close the request's connection, whatever happened; uncommitted writes roll back."""
-    db = g.pop("db", None)
-    if db is not None:
-        db.close()
+def db() -> Session:
+    """The current request's session."""
+    session: Session = current_app.extensions["people_api"]()
+    return session
 
 
-def db() -> sqlite3.Connection:
-    """The current request's connection."""
-    conn: sqlite3.Connection = g.db
-    return conn
+def rows(query: str, **values: Any) -> list[dict[str, Any]]:
+    return [dict(row) for row in db().execute(text(query), values).mappings()]
+
+
+def write(statement: str, **values: Any) -> int:
+    """Run ``statement`` and commit, as a view does; the id of the row it added, if any."""
+    row_id: int = db().execute(text(statement), values).lastrowid  # type: ignore[attr-defined]
+    db().commit()
+    return row_id
 
 
 @api.app_errorhandler(HTTPException)
@@ -108,10 +121,10 @@ def json_object() -> dict[str, Any]:
 
 def find_person(name: str) -> dict[str, Any]:
     """The person called ``name``, or a 404 answer."""
-    row = db().execute("SELECT name, age FROM people WHERE name = ?", (name,)).fetchone()
-    if row is None:
+    found = rows("SELECT name, age FROM people WHERE name = :name", name=name)
+    if not found:
         abort(404, f"no person named {name!r}")
-    return dict(row)
+    return found[0]
 
 
 def valid_age(age: Any) -> int:
@@ -123,8 +136,7 @@ def valid_age(age: Any) -> int:
 
 @api.get("/people/")
 def list_people() -> ResponseReturnValue:
-    rows = db().execute("SELECT name, age FROM people ORDER BY name").fetchall()
-    return jsonify([dict(row) for row in rows])
+    return jsonify(rows("SELECT name, age FROM people ORDER BY name"))
 
 
 @api.post("/people/")
@@ -133,11 +145,9 @@ def create_person() -> ResponseReturnValue:
     name, age = body.get("name"), valid_age(body.get("age"))
     if not isinstance(name, str) or not name.isidentifier():
         abort(400, "name must be a word")
-    with db():  # commits, or rolls back on error
-        exists = db().execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone()
-        if exists:
-            abort(409, f"{name!r} already exists")
-        db().execute("INSERT INTO people (name, age) VALUES (?, ?)", (name, age))
+    if rows("SELECT name FROM people WHERE name = :name", name=name):
+        abort(409, f"{name!r} already exists")
+    write(_ADD_PERSON, name=name, age=age)
     location = url_for(".get_person", name=name)
     return jsonify(name=name, age=age), 201, {"Location": location}
 
@@ -151,28 +161,22 @@ def get_person(name: str) -> ResponseReturnValue:
 def update_person(name: str) -> ResponseReturnValue:
     age = valid_age(json_object().get("age"))
     find_person(name)
-    with db():
-        db().execute("UPDATE people SET age = ? WHERE name = ?", (age, name))
+    write("UPDATE people SET age = :age WHERE name = :name", age=age, name=name)
     return jsonify(find_person(name))
 
 
 @api.delete("/people/<name>/")
 def delete_person(name: str) -> ResponseReturnValue:
     find_person(name)
-    with db():
-        db().execute("DELETE FROM people WHERE name = ?", (name,))
+    write("DELETE FROM people WHERE name = :name", name=name)
     return "", 204
 
 
 @api.get("/people/<name>/todos/")
 def list_todos(name: str) -> ResponseReturnValue:
     find_person(name)
-    rows = (
-        db()
-        .execute("SELECT id, title, done FROM todos WHERE person = ? ORDER BY id", (name,))
-        .fetchall()
-    )
-    return jsonify([{**dict(row), "done": bool(row["done"])} for row in rows])
+    todos = rows("SELECT id, title, done FROM todos WHERE person = :name ORDER BY id", name=name)
+    return jsonify([{**todo, "done": bool(todo["done"])} for todo in todos])
 
 
 @api.post("/people/<name>/todos/")
@@ -181,7 +185,5 @@ def create_todo(name: str) -> ResponseReturnValue:
     if not isinstance(title, str) or not title.strip():
         abort(400, "title must be a non-empty string")
     find_person(name)
-    with db():
-        cursor = db().execute("INSERT INTO todos (person, title) VALUES (?, ?)", (name, title))
-    todo = {"id": cursor.lastrowid, "title": title, "done": False}
-    return jsonify(todo), 201
+    todo_id = write(_ADD_TODO, person=name, title=title)
+    return jsonify(id=todo_id, title=title, done=False), 201

@@ -14,7 +14,15 @@ The API, the same in Flask (plain SQLAlchemy and Flask-SQLAlchemy), Django
 - ``POST /holds`` ``{"entry"}``: a hold on an entry, whose foreign key is checked only when
   the transaction commits (``DEFERRABLE INITIALLY DEFERRED``), so a group's commit can fail;
 - ``GET /session``: ``{"clean": bool, "state": ...}``: whether the request's session (or
-  Django's connection) is as a request outside any batch finds it.
+  Django's connection) is as a request outside any batch finds it;
+- ``POST /checkpoint`` ``{"at"}``: hands the entries this request sees to the test's
+  ``CHECKPOINTS[at]`` (which may record them, look at the database, meet other requests at a
+  barrier), then answers ``{"seen": entries}``: how a test served on a real server steps in
+  between two members of a group.
+
+The same ledger behind real batch routes on real servers: tests/served_ledgers.py. (Over
+400 lines: the API, its Flask versions and the two ways of driving a group belong together,
+and every integration's tests read them side by side.)
 """
 
 from __future__ import annotations
@@ -66,6 +74,9 @@ KINDS = (
 )
 #: A guard against a hang only: a step that needs a fraction of a second.
 GUARD = 60
+#: What ``POST /checkpoint`` calls, by the name its body gives, with the entries it sees (run
+#: on the view's thread; in a worker thread of its own for an async view).
+CHECKPOINTS: dict[str, Callable[[list[list[Any]]], object]] = {}
 
 
 class Base(DeclarativeBase):
@@ -100,6 +111,21 @@ def get(path: str) -> Call:
     return Call("GET", path)
 
 
+#: Three writes whose second is refused (a negative amount breaks the ``CHECK``).
+SECOND_FAILS = (
+    post("/entries", name="bob", amount=5),
+    post("/entries", name="carol", amount=-1),
+    post("/entries", name="dave", amount=7),
+)
+#: Three writes that all succeed, and what ``GET /entries`` finds once they are committed.
+ALL_SUCCEED = (
+    post("/entries", name="bob", amount=5),
+    post("/holds", entry="bob"),
+    post("/entries", name="carol", amount=3),
+)
+ENTRIES_AFTER_ALL_SUCCEED = [["alice", 10], ["bob", 5], ["carol", 3]]
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -132,6 +158,19 @@ class Ledger(ABC):
         assert answer.status == 200, answer
         entries: list[list[Any]] = answer.body
         return entries
+
+
+Rows = list[tuple[Any, ...]]
+
+
+def tables(database: Database) -> tuple[Rows, Rows]:
+    """Every row of the ledger, as committed (on a connection of its own)."""
+    entries = database.rows("SELECT name, amount FROM entries ORDER BY name")
+    return entries, database.rows("SELECT entry FROM holds ORDER BY entry")
+
+
+#: The tables with the one entry the tests begin with.
+BEFORE: tuple[Rows, Rows] = ([("alice", 10)], [])
 
 
 def group_of(steps: Sequence[Step]) -> Group:
@@ -273,8 +312,14 @@ def ledger_views(scope: SessionScope) -> Blueprint:
     @views.get("/entries")
     def list_entries() -> Any:
         with scope() as session:
-            found = session.execute(select(Entry.name, Entry.amount).order_by(Entry.name))
-            return [list(row) for row in found]
+            return entries_seen(session)
+
+    @views.post("/checkpoint")
+    def checkpoint() -> Any:
+        with scope() as session:
+            seen = entries_seen(session)
+        CHECKPOINTS[request.get_json()["at"]](seen)
+        return {"seen": seen}
 
     @views.post("/holds")
     def add_hold() -> Any:
@@ -296,6 +341,12 @@ def ledger_views(scope: SessionScope) -> Blueprint:
         return state
 
     return views
+
+
+def entries_seen(session: Session) -> list[list[Any]]:
+    """Every entry, as ``session`` sees them."""
+    found = session.execute(select(Entry.name, Entry.amount).order_by(Entry.name))
+    return [list(row) for row in found]
 
 
 def clean_session(session: Session) -> dict[str, Any]:
@@ -329,10 +380,11 @@ def enforce_sqlite_foreign_keys(engine: Engine) -> None:
 
 
 @contextmanager
-def sqlalchemy_ledger(database: Database, style: str) -> Iterator[Ledger]:
+def sqlalchemy_ledger(database: Database, style: str, *, served: bool = False) -> Iterator[Ledger]:
     """Flask on plain SQLAlchemy: a ``scoped_session`` (thread-local, never removed, so what
     a group leaves in it is what the thread's next request finds), or a ``sessionmaker``
-    whose views open and close a session each."""
+    whose views open and close a session each. ``served`` (on a real server, whose threads
+    come and go): the scoped session is removed as each request ends, as Flask's docs say."""
     engine = create_engine(database.url)
     enforce_sqlite_foreign_keys(engine)
     factory = make_sessionmaker(engine)
@@ -341,6 +393,8 @@ def sqlalchemy_ledger(database: Database, style: str) -> Iterator[Ledger]:
     if style == "scoped":
         app.register_blueprint(ledger_views(lambda: nullcontext(sessions())))
         hook = sqlalchemy_transactions(sessions)
+        if served:
+            app.teardown_appcontext(lambda error: sessions.remove())
     else:
         app.register_blueprint(ledger_views(factory))
         hook = sqlalchemy_transactions(factory)
@@ -367,8 +421,9 @@ def flask_sqlalchemy_ledger(database: Database) -> Iterator[Ledger]:
 
 
 @contextmanager
-def make_ledger(kind: str, database: Database) -> Iterator[Ledger]:
-    """The ledger of ``kind`` (one of :data:`KINDS`) on ``database``, its tables made."""
+def make_ledger(kind: str, database: Database, *, served: bool = False) -> Iterator[Ledger]:
+    """The ledger of ``kind`` (one of :data:`KINDS`) on ``database``, its tables made;
+    ``served``: for a real server (:func:`sqlalchemy_ledger`)."""
     database.execute(SCHEMA)
     if kind.startswith("django"):
         from .frameworks import django_ledger  # noqa: PLC0415 (Django's settings are global)
@@ -381,6 +436,6 @@ def make_ledger(kind: str, database: Database) -> Iterator[Ledger]:
     elif kind == "flask-sqlalchemy":
         context = flask_sqlalchemy_ledger(database)
     else:
-        context = sqlalchemy_ledger(database, kind.removeprefix("sqlalchemy-"))
+        context = sqlalchemy_ledger(database, kind.removeprefix("sqlalchemy-"), served=served)
     with context as ledger:
         yield ledger

@@ -14,7 +14,21 @@ from typing import Any
 import pytest
 
 from .databases import Database
-from .ledger import GUARD, KINDS, Answer, AsgiLedger, Ledger, get, make_ledger, post
+from .ledger import (
+    ALL_SUCCEED,
+    BEFORE,
+    ENTRIES_AFTER_ALL_SUCCEED,
+    GUARD,
+    KINDS,
+    SECOND_FAILS,
+    Answer,
+    AsgiLedger,
+    Ledger,
+    get,
+    make_ledger,
+    post,
+    tables,
+)
 
 
 @pytest.fixture(params=KINDS)
@@ -24,26 +38,10 @@ def ledger(request: pytest.FixtureRequest, database: Database) -> Iterator[Ledge
         yield made
 
 
-Rows = list[tuple[Any, ...]]
-
-
-def tables(database: Database) -> tuple[Rows, Rows]:
-    """Every row of the ledger, as committed."""
-    entries = database.rows("SELECT name, amount FROM entries ORDER BY name")
-    return entries, database.rows("SELECT entry FROM holds ORDER BY entry")
-
-
-BEFORE: tuple[Rows, Rows] = ([("alice", 10)], [])
-
-
 def test_a_group_whose_second_member_fails_leaves_the_tables_as_they_were(
     ledger: Ledger, database: Database
 ) -> None:
-    answers = ledger.group(
-        post("/entries", name="bob", amount=5),
-        post("/entries", name="carol", amount=-1),  # refused by the CHECK
-        post("/entries", name="dave", amount=7),
-    )
+    answers = ledger.group(*SECOND_FAILS)
     assert [answer.status for answer in answers] == [201, 409, 201]
     assert tables(database) == BEFORE
     assert ledger.entries() == [["alice", 10]]
@@ -64,14 +62,10 @@ def test_a_member_that_raises_after_its_commit_rolls_back_the_group(
 def test_a_group_whose_members_all_succeed_is_seen_by_the_next_request(
     ledger: Ledger, database: Database
 ) -> None:
-    answers = ledger.group(
-        post("/entries", name="bob", amount=5),
-        post("/holds", entry="bob"),
-        post("/entries", name="carol", amount=3),
-    )
+    answers = ledger.group(*ALL_SUCCEED)
     assert [answer.status for answer in answers] == [201, 201, 201]
     assert tables(database) == ([("alice", 10), ("bob", 5), ("carol", 3)], [("bob",)])
-    assert ledger.entries() == [["alice", 10], ["bob", 5], ["carol", 3]]
+    assert ledger.entries() == ENTRIES_AFTER_ALL_SUCCEED
 
 
 def test_what_a_view_commits_stays_in_the_group_until_it_ends(

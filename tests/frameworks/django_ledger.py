@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from flask_batch.integrations.django import django_transactions
 
 from ..databases import Database
-from ..ledger import Ledger, WsgiLedger
+from ..ledger import CHECKPOINTS, Ledger, WsgiLedger
 from . import django_site
 
 #: The alias the views use: the running test's database.
@@ -72,9 +72,19 @@ def entries(request: HttpRequest) -> JsonResponse:
         if body.get("crash"):
             raise RuntimeError("the view crashed after its commit")
         return JsonResponse({"name": body["name"]}, status=201)
+    return JsonResponse(_entries_seen(), safe=False)
+
+
+def _entries_seen() -> list[list[Any]]:
     with connections[USING].cursor() as cursor:
         cursor.execute("SELECT name, amount FROM entries ORDER BY name")
-        return JsonResponse([list(row) for row in cursor.fetchall()], safe=False)
+        return [list(row) for row in cursor.fetchall()]
+
+
+def checkpoint(request: HttpRequest) -> JsonResponse:
+    seen = _entries_seen()
+    CHECKPOINTS[json.loads(request.body)["at"]](seen)
+    return JsonResponse({"seen": seen})
 
 
 def holds(request: HttpRequest) -> JsonResponse:
@@ -114,4 +124,5 @@ urlpatterns = [
     path("holds", csrf_exempt(holds)),
     path("session", session),
     path("rollback-quietly", csrf_exempt(rollback_quietly)),
+    path("checkpoint", csrf_exempt(checkpoint)),
 ]

@@ -17,6 +17,7 @@ from flask_batch.integrations.sqlalchemy_asyncio import async_sqlalchemy_transac
 
 from ..databases import Database
 from ..ledger import (
+    CHECKPOINTS,
     GUARD,
     AsgiLedger,
     Entry,
@@ -24,6 +25,7 @@ from ..ledger import (
     Ledger,
     clean_session,
     enforce_sqlite_foreign_keys,
+    entries_seen,
     event_loop,
 )
 
@@ -54,8 +56,13 @@ def ledger_api(sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
 
     @app.get("/entries")
     async def list_entries(session: Db) -> list[list[Any]]:
-        found = await session.execute(select(Entry.name, Entry.amount).order_by(Entry.name))
-        return [list(row) for row in found]
+        return await session.run_sync(entries_seen)
+
+    @app.post("/checkpoint")
+    async def checkpoint(body: dict[str, Any], session: Db) -> dict[str, Any]:
+        seen = await session.run_sync(entries_seen)
+        await asyncio.to_thread(CHECKPOINTS[body["at"]], seen)  # it may wait: not on the loop
+        return {"seen": seen}
 
     @app.post("/holds")
     async def add_hold(body: dict[str, Any], session: Db) -> JSONResponse:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import uvicorn
@@ -16,28 +17,39 @@ from hypercorn.config import Config as HypercornConfig
 
 
 @contextmanager
-def asgi_server(app: Callable[..., Awaitable[None]], **options: Any) -> Iterator[str]:
+def asgi_server(
+    app: Callable[..., Awaitable[None]],
+    loop: asyncio.AbstractEventLoop | None = None,
+    **options: Any,
+) -> Iterator[str]:
     """Serve an ASGI ``app`` with uvicorn on a free port, in a thread; yield its base URL.
 
-    ``options`` go to :class:`uvicorn.Config` (``root_path``, ``lifespan``...).
+    ``loop``: serve on that running event loop instead (an application whose database
+    connections belong to it, as asyncpg's and aiosqlite's do). ``options`` go to
+    :class:`uvicorn.Config` (``root_path``, ``lifespan``...).
     """
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="auto", **options)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
+    if loop is None:
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        running, stopped = thread.is_alive, partial(thread.join, 10)
+    else:
+        serving = asyncio.run_coroutine_threadsafe(server.serve(sockets=[sock]), loop)
+        running, stopped = (lambda: not serving.done()), partial(serving.result, 10)
     give_up = time.monotonic() + 10
     while not server.started:
-        assert thread.is_alive(), "uvicorn did not start"
+        assert running(), "uvicorn did not start"
         assert time.monotonic() < give_up, "uvicorn did not start in time"
         time.sleep(0.005)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        stopped()
         sock.close()
 
 
