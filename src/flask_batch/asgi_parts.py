@@ -105,7 +105,8 @@ class Parts:
             base["app"] = outer["app"]
         self._base = base
         full_path = path if self._root_in_path else root + path
-        self._router = Router(
+        #: Where the parts go: their targets resolved and confined on the batch's origin.
+        self.router = Router(
             scheme, host.decode("latin-1"), full_path.encode("utf-8"), root.encode("utf-8")
         )
 
@@ -164,7 +165,7 @@ class Parts:
 
     def scope(self, request: SubRequest) -> Scope:
         """The ASGI scope of ``request``, as a server would have built it."""
-        route = self._router.route(request.target, request.method)
+        route = self.router.route(request.target, request.method)
         if self._root_in_path:
             path, raw_path = route.path, route.raw_path
         else:
