@@ -105,8 +105,7 @@ class Parts:
             base["app"] = outer["app"]
         self._base = base
         full_path = path if self._root_in_path else root + path
-        #: Where the parts go: their targets resolved and confined on the batch's origin.
-        self.router = Router(
+        self._router = Router(
             scheme, host.decode("latin-1"), full_path.encode("utf-8"), root.encode("utf-8")
         )
 
@@ -165,7 +164,7 @@ class Parts:
 
     def scope(self, request: SubRequest) -> Scope:
         """The ASGI scope of ``request``, as a server would have built it."""
-        route = self.router.route(request.target, request.method)
+        route = self._router.route(request.target, request.method)
         if self._root_in_path:
             path, raw_path = route.path, route.raw_path
         else:
@@ -202,6 +201,12 @@ class Parts:
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._lingering.discard(task)
         _report(task)
+
+    @property
+    def router(self) -> Router:
+        """Where the parts go: their targets resolved and confined on the batch's origin
+        (what a reference resolves against: flask_batch.references)."""
+        return self._router
 
 
 #: The largest ``http.request`` message a part's body is sent in, when it is large.

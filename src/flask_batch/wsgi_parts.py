@@ -70,8 +70,7 @@ class Dispatcher:
         script_name: str = self._base.get("SCRIPT_NAME", "")
         # Relative targets resolve against the batch URL (REQUEST_URI may lack SCRIPT_NAME).
         batch_path = script_name + outer.get("PATH_INFO", "")
-        #: Where the parts go: their targets resolved and confined on the batch's origin.
-        self.router = Router(
+        self._router = Router(
             outer.get("wsgi.url_scheme", "http"),
             self._base["HTTP_HOST"],
             batch_path.encode("latin-1"),
@@ -96,7 +95,7 @@ class Dispatcher:
 
     def environ(self, request: SubRequest) -> WSGIEnvironment:
         """The WSGI environ of ``request``, as a server would have built it."""
-        route = self.router.route(request.target, request.method)
+        route = self._router.route(request.target, request.method)
         raw_path, query = route.raw_path, route.query
         request_uri = f"{raw_path}?{query}" if query else raw_path
         environ = self._base.copy()
@@ -119,6 +118,12 @@ class Dispatcher:
         if length is not None:
             environ["CONTENT_LENGTH"] = length
         return environ
+
+    @property
+    def router(self) -> Router:
+        """Where the parts go: their targets resolved and confined on the batch's origin
+        (what a reference resolves against: flask_batch.references)."""
+        return self._router
 
 
 def client_gone(environ: WSGIEnvironment) -> Callable[[], bool] | None:
