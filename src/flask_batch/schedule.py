@@ -55,9 +55,6 @@ class Answers(Protocol):
 
 
 AsyncDispatch = Callable[[SubRequest], Awaitable[SubResponse]]
-#: Request ``index`` as it goes to the application, its references resolved from the answers
-#: given, or the answer of one that cannot be (flask_batch.references).
-Resolve = Callable[[int, Answers], SubRequest | SubResponse]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +76,11 @@ class Policy:
     #: What makes an atomic group all or nothing (None: its members run in order, without
     #: atomicity; a batch reaches a route without either only if it holds no group).
     transaction: TransactionHook | AsyncTransactionHook | None = None
+
+
+#: Request ``index`` as it goes to the application, its references resolved from the answers
+#: given, or the answer of one that cannot be (flask_batch.references).
+Resolve = Callable[[int, Answers], SubRequest | SubResponse]
 
 
 @dataclass(frozen=True, slots=True)
