@@ -30,6 +30,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "groups",
         "execution",
         "targets",
+        "references",
         "part_headers",
         "conventions",
         "intake",

@@ -142,6 +142,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             limiter=self._limiter() if concurrent else None,
             stop=gone,
             member_dispatch=parts.member,
+            resolve=run.resolver(parts.router),
         )
         try:
             async with aclosing(answer):

@@ -214,6 +214,12 @@ class Parts:
         self._lingering.discard(task)
         _report(task)
 
+    @property
+    def router(self) -> Router:
+        """Where the parts go: their targets resolved and confined on the batch's origin
+        (what a reference resolves against: flask_batch.references)."""
+        return self._router
+
 
 #: The largest ``http.request`` message a part's body is sent in, when it is large.
 _BODY_PIECE = 1024 * 1024

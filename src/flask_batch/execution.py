@@ -19,7 +19,15 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from .groups import Gone, arun_group, run_group
-from .schedule import DEFAULT_POLICY, AsyncDispatch, Dispatch, GroupOutcome, Policy, Schedule
+from .schedule import (
+    DEFAULT_POLICY,
+    AsyncDispatch,
+    Dispatch,
+    GroupOutcome,
+    Policy,
+    Resolve,
+    Schedule,
+)
 from .transactions import AsyncTransactionHook, TransactionHook
 from .wire.formats import Writer
 from .wire.model import SubRequest, SubResponse, option
@@ -89,6 +97,7 @@ def stream_answers(
     executor: Executor | None = None,
     member_dispatch: Dispatch | None = None,
     gone: Gone | None = None,
+    resolve: Resolve | None = None,
 ) -> Iterator[bytes]:
     """Run the batch and yield its answer, one part at a time and in request order.
 
@@ -97,8 +106,9 @@ def stream_answers(
     without one, parts run one after another in the caller's thread. An atomic group runs in
     one thread, its members through ``member_dispatch`` (in the group's context; default:
     ``dispatch``); ``gone`` says whether the client went away (a group then rolls back).
+    ``resolve`` resolves the references of a part as it starts (flask_batch.references).
     """
-    schedule = Schedule(requests, dependencies, writer, policy)
+    schedule = Schedule(requests, dependencies, writer, policy, resolve)
     groups = schedule.groups
     member = member_dispatch or dispatch
     if executor is None or policy.workers <= 1:
@@ -180,6 +190,7 @@ async def astream_answers(
     limiter: AbstractAsyncContextManager[object] | None = None,
     stop: asyncio.Event | None = None,
     member_dispatch: AsyncDispatch | None = None,
+    resolve: Resolve | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """:func:`stream_answers` on an event loop: ``dispatch`` is a coroutine function.
 
@@ -190,9 +201,9 @@ async def astream_answers(
     answer ends unfinished, as the thread driver's does when its iterator is closed. Closing
     the iterator (``contextlib.aclosing``) instead cancels the running parts (and groups,
     which roll back). An atomic group runs as one task, its members through
-    ``member_dispatch`` (default: ``dispatch``).
+    ``member_dispatch`` (default: ``dispatch``); ``resolve`` as for :func:`stream_answers`.
     """
-    schedule = Schedule(requests, dependencies, writer, policy)
+    schedule = Schedule(requests, dependencies, writer, policy, resolve)
     groups = schedule.groups
     member = member_dispatch or dispatch
     gone = _present if stop is None else stop.is_set

@@ -172,7 +172,7 @@ def _run(
             return run.transaction_failed("begun")
     try:
         for index in run.members:
-            answer = run.before(index, gone()) or run.schedule.call(index, dispatch)
+            answer = run.before(index, gone()) or run.schedule.call(index, dispatch, run)
             if not run.record(answer):
                 break
         ending = run.ending(gone())
@@ -228,7 +228,7 @@ async def _arun(
             return run.transaction_failed("begun")
     try:
         for index in run.members:
-            answer = run.before(index, gone()) or await run.schedule.acall(index, dispatch)
+            answer = run.before(index, gone()) or await run.schedule.acall(index, dispatch, run)
             if not run.record(answer):
                 break
         ending = run.ending(gone())

@@ -25,7 +25,9 @@ from .conventions import (
     speaks_odata,
 )
 from .execution import Execution
+from .references import Resolver
 from .schedule import Policy
+from .targets import Router
 from .wire.content_coding import BodyDecoder
 from .wire.dependencies import dependency_indices
 from .wire.errors import (
@@ -45,6 +47,7 @@ from .wire.formats import JSON, MULTIPART, Reader, Writer, negotiate
 from .wire.model import Limits, SubRequest, option
 from .wire.multipart_requests import body_location
 from .wire.prefer import parse_preferences
+from .wire.references import Reference, plan_references
 
 __all__ = [
     "DESCRIBE_METHODS",
@@ -160,6 +163,7 @@ def describe(limits: Limits, execution: Execution, conventions: Conventions) -> 
         "max_workers": execution.max_workers,
         "max_workers_per_request": execution.workers_per_request,
         "dependencies": True,
+        "references": True,
         "preferences": ["continue-on-error", "odata.continue-on-error"],
         "groups": "in-order" if execution.non_atomic_groups else groups,
         "multipart_dialect": conventions.multipart_dialect,
@@ -244,6 +248,9 @@ class Intake:
             None if encoding == "identity" else BodyDecoder(encoding, limits.max_body_size)
         )
         self._received = 0
+        #: Whether the body may hold a reference (``$<id>``): a ``$``, or a ``\`` (in JSON,
+        #: ``\u0024``), came in it. Most batches have neither, and are not looked at again.
+        self.may_refer = False
         #: The :func:`time.monotonic` instant by which the body must have arrived, or None.
         self.deadline = (
             None if limits.deadline is None or started is None else started + limits.deadline
@@ -268,6 +275,8 @@ class Intake:
         self._received += len(chunk)
         if self._decoder is not None:
             chunk = self._decoder.feed(chunk)
+        if not self.may_refer:  # (find: a memchr; "in" takes the slower path of any buffer)
+            self.may_refer = chunk.find(b"$") >= 0 or chunk.find(b"\\") >= 0
         self._reader.feed(chunk)
 
     def close(self) -> list[SubRequest]:
@@ -297,9 +306,20 @@ def _refuse_groups(requests: Sequence[SubRequest]) -> None:
 class RunPlan:
     """How a batch that was read will run, and the headers of its answer."""
 
+    #: What each request waits for: its dependencies, and the requests it refers to.
     dependencies: list[tuple[int, ...]]
     policy: Policy
     headers: list[tuple[str, str]]
+    requests: Sequence[SubRequest] = ()
+    #: Each request's references (``$<id>``), checked; None: the batch has none.
+    references: list[tuple[Reference, ...]] | None = None
+
+    def resolver(self, router: Router) -> Resolver | None:
+        """What resolves the references of the batch's requests as each starts, on the
+        batch's origin (``router``); None: it has none."""
+        if self.references is None:
+            return None
+        return Resolver(self.requests, self.references, router)
 
 
 def plan_run(
@@ -311,15 +331,16 @@ def plan_run(
     prefer: str | None,
     started: float,
 ) -> RunPlan:
-    """Dependencies (refused with :class:`BatchError`), the error policy the ``Prefer`` header
-    asks for (and the dialect's default: an OData multipart batch stops at its first error,
-    and its answer ends there), the deadline counted from ``started``
+    """Dependencies and references (refused with :class:`BatchError`), the error policy
+    the ``Prefer`` header asks for (and the dialect's default: an OData multipart batch stops
+    at its first error, and its answer ends there), the deadline counted from ``started``
     (:func:`time.monotonic`), and how many parts may run at once."""
     writer = intake.writer
     try:
         if execution.transaction is None and not execution.non_atomic_groups:
             _refuse_groups(requests)
         dependencies = dependency_indices(requests)
+        references = plan_references(requests, dependencies) if intake.may_refer else None
     except BatchError as error:
         # It names the request by its place among all requests: in a multipart body, a
         # changeset's members are inside one part.
@@ -343,4 +364,6 @@ def plan_run(
     headers += intake.headers
     if preferences.applied is not None:
         headers.append(("Preference-Applied", preferences.applied))
-    return RunPlan(dependencies, policy, headers)
+    if references is None:
+        return RunPlan(dependencies, policy, headers)
+    return RunPlan(references[0], policy, headers, requests, references[1])

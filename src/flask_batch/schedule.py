@@ -39,6 +39,7 @@ __all__ = [
     "Dispatch",
     "GroupOutcome",
     "Policy",
+    "Resolve",
     "Schedule",
 ]
 
@@ -76,6 +77,11 @@ class Policy:
     #: What makes an atomic group all or nothing (None: its members run in order, without
     #: atomicity; a batch reaches a route without either only if it holds no group).
     transaction: TransactionHook | AsyncTransactionHook | None = None
+
+
+#: Request ``index`` as it goes to the application, its references resolved from the answers
+#: given, or the answer of one that cannot be (flask_batch.references).
+Resolve = Callable[[int, Answers], SubRequest | SubResponse]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +124,13 @@ class Schedule:
         dependencies: Sequence[tuple[int, ...]],
         writer: Writer,
         policy: Policy,
+        resolve: Resolve | None = None,
     ) -> None:
         self.requests = requests
         self.dependencies = dependencies
         self.writer = writer
         self.policy = policy
+        self._resolve = resolve
         self.answers: list[SubResponse | None] = [None] * len(requests)
         self.stopped = False
         self._end = len(requests)  # the parts the answer holds (end_on_error cuts it short)
@@ -224,10 +232,16 @@ class Schedule:
         # Checked again as the part really starts: a shared pool may start it late.
         return self.too_late() or self.call(index, dispatch)
 
-    def call(self, index: int, dispatch: Dispatch) -> SubResponse:
-        """Dispatch part ``index`` now; an exception becomes its 500 answer."""
+    def call(self, index: int, dispatch: Dispatch, answers: Answers | None = None) -> SubResponse:
+        """Dispatch part ``index`` now, its references resolved from ``answers`` (by default
+        the batch's); an exception becomes its 500 answer."""
         try:
-            return dispatch(self.requests[index], index)
+            request: SubRequest | SubResponse = self.requests[index]
+            if self._resolve is not None:  # its references resolved: flask_batch.references
+                request = self._resolve(index, self.answers if answers is None else answers)
+            if isinstance(request, SubResponse):
+                return request
+            return dispatch(request, index)
         except Exception:
             return self.failed(index)
 
@@ -243,10 +257,17 @@ class Schedule:
         # Checked again as the part really starts: a shared limiter may start it late.
         return self.too_late() or await self.acall(index, dispatch)
 
-    async def acall(self, index: int, dispatch: AsyncDispatch) -> SubResponse:
+    async def acall(
+        self, index: int, dispatch: AsyncDispatch, answers: Answers | None = None
+    ) -> SubResponse:
         """:meth:`call` with a coroutine function."""
         try:
-            return await dispatch(self.requests[index], index)
+            request: SubRequest | SubResponse = self.requests[index]
+            if self._resolve is not None:  # its references resolved: flask_batch.references
+                request = self._resolve(index, self.answers if answers is None else answers)
+            if isinstance(request, SubResponse):
+                return request
+            return await dispatch(request, index)
         except Exception:
             return self.failed(index)
 

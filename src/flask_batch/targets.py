@@ -108,6 +108,13 @@ class Router:
         self._batch_endpoint = batch_path.rstrip(b"/")
         self._endpoint_takes = endpoint_takes
         self._root = root
+        #: The service root, percent-decoded: the batch URL's parent path (``/odata/`` for
+        #: ``/odata/$batch``), within which a reference must resolve (flask_batch.references).
+        self.service_root = batch_path[: batch_path.rfind(b"/") + 1]
+
+    def url(self, target: str) -> str:
+        """The absolute URL of an origin-form ``target`` on this batch's origin."""
+        return f"{self._scheme}://{self._host}{target}"
 
     def route(self, target: str, method: str = "GET") -> Route:
         """Where ``target`` leads; raises :class:`PartRefused` if the part may not go there."""

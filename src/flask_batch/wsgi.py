@@ -90,6 +90,7 @@ class BatchEndpoint:
             executor=pool,
             member_dispatch=dispatcher.member,
             gone=client_gone(environ),
+            resolve=run.resolver(dispatcher.router),
         )
         return Answer(f"{intake.status} {reason_phrase(intake.status)}", run.headers, body)
 

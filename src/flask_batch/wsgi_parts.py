@@ -126,6 +126,12 @@ class Dispatcher:
             environ["CONTENT_LENGTH"] = length
         return environ
 
+    @property
+    def router(self) -> Router:
+        """Where the parts go: their targets resolved and confined on the batch's origin
+        (what a reference resolves against: flask_batch.references)."""
+        return self._router
+
 
 def client_gone(environ: WSGIEnvironment) -> Callable[[], bool] | None:
     """How to tell that the client closed its connection while the batch runs, where the

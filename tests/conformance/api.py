@@ -58,6 +58,9 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/tx-parallel": {"transaction": "TRANSACTION", "max_workers": 4},
     "/batch/tx-deadline": {"transaction": "TRANSACTION", "deadline": 0.5},
     "/batch/tx-small": {"transaction": "TRANSACTION", "max_parts": 4, "max_group_size": 2},
+    # References ($<id>) resolve within the service root, the batch URL's parent: /service/.
+    "/service/$batch": {"transaction": "TRANSACTION"},
+    "/service/$batch-parallel": {"max_workers": 4},
     "/batch/in-order": {"non_atomic_groups": True},
     "/batch/tx-flat": {"transaction": "TRANSACTION", "flat_changesets": True},
     "/batch/accepted": {"answer_status": 202},
@@ -151,6 +154,8 @@ class Api:
             self.ran.append(f"{seen.method} {seen.path}" + (f"?{seen.query}" if seen.query else ""))
         query = {key: values[0] for key, values in parse_qs(seen.query).items()}
         text = [("Content-Type", "text/plain")]
+        if seen.path.startswith(("/service/Items", "/service/Orders")):  # test_references.py
+            return self.items(seen, query)
         if seen.path == "/spelt":  # header names in every case (ASGI sends them lower-case)
             spelt = [
                 ("content-TYPE", "text/plain"),
@@ -196,6 +201,32 @@ class Api:
                 headers.append(("Content-Length", str(size)))
             return Reply(200, headers, _pieces(size, chunk, self.produced))
         return Reply(404, text, [b"not found"])
+
+    def items(self, seen: Seen, query: dict[str, str]) -> Reply:
+        """The service of the references' tests: ``POST /service/Items?id=7`` creates item 7
+        (``201``, ``ETag: "item-7"``, a ``Location`` of the kind ``location`` names); any
+        other request answers what it saw (with ``ETag: "seen"``). A change is written to
+        the ledger (in the group's transaction, if any) under its method and path."""
+        if seen.method != "GET":
+            self.ledger.write(f"{seen.method} {seen.path}", "1")
+        delay = float(query.get("s", "0"))
+        if (seen.method, seen.path) != ("POST", "/service/Items"):
+            body = json.dumps(seen.document()).encode()
+            headers = [("Content-Type", "application/json"), ("ETag", '"seen"')]
+            return Reply(200, headers, [body], delay=delay)
+        item = query.get("id", "1")
+        locations = {
+            "relative": f"Items({item})",
+            "path": f"/service/Items({item})",
+            "absolute": f"http://{seen.headers.get('host')}/service/Items({item})",
+            "elsewhere": f"http://elsewhere.example/service/Items({item})",
+            "outside": f"/admin/Items({item})",
+        }
+        headers = [("Content-Type", "application/json"), ("ETag", f'"item-{item}"')]
+        location = locations.get(query.get("location", "relative"))
+        if location is not None:
+            headers.append(("Location", location))
+        return Reply(201, headers, [json.dumps({"id": item}).encode()], delay=delay)
 
 
 def _service(seen: Seen) -> Reply:

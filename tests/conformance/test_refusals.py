@@ -181,6 +181,7 @@ DEFAULTS: dict[str, Any] = {
     "max_workers": 1,
     "max_workers_per_request": 1,
     "dependencies": True,
+    "references": True,
     "preferences": ["continue-on-error", "odata.continue-on-error"],
     "groups": "refused",
     "multipart_dialect": "auto",

@@ -157,6 +157,12 @@ def post(
     return exchange(base, head(base, method, route, fields) + body, method)
 
 
+def multipart(*requests: SubRequest) -> bytes:
+    """The body of a multipart batch of ``requests`` (adjacent members of a group in one
+    changeset)."""
+    return encode_requests(requests, BOUNDARY)
+
+
 def batch(
     base: str,
     route: str,
@@ -164,7 +170,7 @@ def batch(
     headers: Sequence[tuple[str, str]] = (),
 ) -> list[SubResponse]:
     """Send ``requests`` as one multipart batch; the answers in order."""
-    answers = post(base, route, encode_requests(requests, BOUNDARY), headers=headers).parts()
+    answers = post(base, route, multipart(*requests), headers=headers).parts()
     assert len(answers) == len(requests)
     return answers
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from .errors import MalformedBatch
 from .model import SubRequest
 
-__all__ = ["dependency_indices", "request_key"]
+__all__ = ["dependency_indices", "request_key", "request_names"]
 
 
 def request_key(request_id: str) -> str:
@@ -32,13 +32,7 @@ def dependency_indices(requests: Sequence[SubRequest]) -> list[tuple[int, ...]]:
     """
     if not any(request.depends_on for request in requests):
         return [()] * len(requests)
-    positions: dict[str, range] = {}
-    for index, request in enumerate(requests):
-        if request.content_id is not None:
-            _name(positions, request_key(request.content_id), range(index, index + 1), index)
-        group = request.group
-        if group is not None and group.first == index:
-            _name(positions, request_key(group.name), range(index, index + group.size), index)
+    positions = request_names(requests)
     plan = []
     for index, request in enumerate(requests):
         indices: list[int] = []
@@ -62,10 +56,28 @@ def dependency_indices(requests: Sequence[SubRequest]) -> list[tuple[int, ...]]:
     return plan
 
 
+def request_names(requests: Sequence[SubRequest]) -> dict[str, range]:
+    """What each id and group name (:func:`request_key`) names: the requests it stands for.
+
+    Refuses (400) a name given twice: a dependency or a reference naming it would be
+    ambiguous.
+    """
+    positions: dict[str, range] = {}
+    for index, request in enumerate(requests):
+        if request.content_id is not None:
+            _name(positions, request_key(request.content_id), range(index, index + 1), index)
+        group = request.group
+        if group is not None and group.first == index:
+            _name(positions, request_key(group.name), range(index, index + group.size), index)
+    return positions
+
+
 def _name(positions: dict[str, range], key: str, named: range, index: int) -> None:
     """Record that ``key`` names the requests ``named``; refuse a name given twice."""
     if key in positions:
         raise MalformedBatch(
-            f"the id {key!r} is used twice: dependencies would be ambiguous", part=index + 1
+            f"the id {key!r} is used twice: a dependency or a reference naming it would be "
+            "ambiguous",
+            part=index + 1,
         )
     positions[key] = named
