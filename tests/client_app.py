@@ -173,7 +173,7 @@ def create_app(state: State) -> Flask:
     @app.route("/gzip")
     def gzipped() -> Response:
         return Response(
-            gzip.compress(GZIPPED_TEXT),
+            gzip.compress(GZIPPED_TEXT, mtime=0),
             headers={"Content-Type": "text/plain; charset=utf-8", "Content-Encoding": "gzip"},
         )
 
