@@ -20,7 +20,8 @@ from flask_batch.client import Retry
 from flask_batch.client._core.formats import Format, JsonFormat, MultipartFormat
 from flask_batch.client._core.limits import KnownLimits
 from flask_batch.client._core.model import Answered, Failed, Lost, Reply, Result
-from flask_batch.client._core.queueing import Changeset, grouped
+from flask_batch.client._core.pending import BatchResponse
+from flask_batch.client._core.queueing import Changeset, Queue, grouped
 from flask_batch.client._core.run import Run
 from flask_batch.wire.model import Group, Limits, SubRequest
 from flask_batch.wire.multipart_requests import encode_requests, read_requests
@@ -390,3 +391,16 @@ def test_a_group_is_never_retried_where_groups_run_in_order_without_atomicity() 
     refused = FakeEndpoint(outcomes=[REFUSE])  # the connection: nothing of it ran
     exchange(Run(group(put("/a"), put("/b")), limits=limits), refused)
     assert len(refused.batches) == 2
+
+
+def test_a_reference_is_a_dependency_on_the_request_it_names_outside_its_group() -> None:
+    queue: Queue[str, BatchResponse] = Queue()
+    queue.add("create", BatchResponse(), content_id="a")
+    queue.add("other", BatchResponse(), content_id="b")
+    assert queue.referenced("$a/orders?x=1", ()) == [0]
+    assert queue.referenced("$b", [("If-Match", "$a"), ("if-none-match", " $b ")]) == [1, 0, 1]
+    assert queue.referenced("$unknown/x", [("If-Match", '"etag"')]) == []  # the server says
+    assert queue.referenced("$ab", ()) == []  # a reference names a whole id
+    with queue.changeset():
+        queue.add("member", BatchResponse(), content_id="m")
+        assert queue.referenced("$m/x", [("If-Match", "$a")]) == [0]  # a group goes whole

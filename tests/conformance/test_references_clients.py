@@ -77,3 +77,29 @@ def test_the_sync_httpx_transport_resolves_references(server: Server) -> None:
         updated = scope.patch("$1/Parts", json={})
     assert [created.status_code, updated.status_code] == [201, 200]
     assert updated.json()["path"] == "/service/Items(7)/Parts"
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_reference_outside_a_changeset_depends_on_what_it_names(
+    server: Server, format: FormatName
+) -> None:
+    # The JSON format resolves a reference only to a request the referring one depends on
+    # (OData JSON 4.01, 19.1): the client adds that dependency itself, in both formats, so the
+    # two are sent, run and retried together.
+    service = f"{server.base}/service"
+    with Batching(server.base + ROUTE, timeout=10, format=format) as s:
+        created = s.request("POST", f"{service}/Items", params={"id": "8"}, json={}, content_id="c")
+        tagged = s.get(f"{service}/Items(8)", headers={"If-Match": "$c"})
+        after = s.get("$c/Parts")
+    assert [r.status_code for r in (created, tagged, after)] == [201, 200, 200]
+    assert tagged.json()["headers"]["if-match"] == '"item-8"'
+    assert after.json()["path"] == "/service/Items(8)/Parts"
+
+
+def test_the_httpx_scope_adds_the_dependency_a_reference_implies(server: Server) -> None:
+    transport = BatchTransport(server.base + ROUTE, format="json")
+    with httpx.Client(transport=transport) as client, transport.batch(client) as scope:
+        created = scope.post(f"{server.base}/service/Items?id=9", json={}, content_id="n")
+        parts = scope.get("$n/Parts")
+    assert [created.status_code, parts.status_code] == [201, 200]
+    assert parts.json()["path"] == "/service/Items(9)/Parts"

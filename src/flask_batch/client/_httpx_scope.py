@@ -124,6 +124,8 @@ class BatchScope:
             target = None
             if reference is not None:
                 target = reference_target(reference, request.url.query.decode("ascii"))
+            referenced = self._queue.referenced(target, request.headers.multi_items())
+            positions = tuple(dict.fromkeys((*positions, *referenced)))
             entry = self._transport._entry(request, body, positions, target=target, group=group)
         elif positions or group is not None:
             what = "depend on others" if positions else "be in a changeset"

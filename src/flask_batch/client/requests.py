@@ -256,6 +256,8 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         depends_on = self._queue.positions(dependencies, "batch")
         target = None if reference is None else reference_target(reference, urlsplit(url).query)
         sub_request = part_of(request, target)
+        referenced = self._queue.referenced(target, sub_request.headers)
+        depends_on = tuple(dict.fromkeys((*depends_on, *referenced)))
         if content_id is not None:
             sub_request = sub_request._replace(content_id=check_content_id(content_id))
         group = self._queue.open

@@ -106,7 +106,7 @@ def match(sent: Sequence[Sent], answers: Sequence[ReadAnswer]) -> list[SubRespon
 
 def stopped_at(answers: Sequence[SubResponse | None], found: Sequence[Sequence[int]]) -> int | None:
     """Where a batch stopped at its first error, as an OData batch does (OData 4.01 Part 1,
-    11.7.7.3): the unit of ``found`` (the batch's :func:`~.groups.units`; ``answers``, what
+    11.7.7.4): the unit of ``found`` (the batch's :func:`~.groups.units`; ``answers``, what
     :func:`match` gave each request) whose failure its answer ends with, every unit before it
     answered and none after it; None if the answer did not end so."""
     answered = [any(answers[place] is not None for place in unit) for unit in found]

@@ -35,6 +35,10 @@ _NAMED = 3
 #: What a request's own id may be: OData's request-id (unreserved characters), so that a
 #: reference (``$<id>``) names it in a URL as it is, and a header carries it as it is.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9\-._~]+")
+#: A reference at the start of a target (``$ada/orders``), or the whole of an ETag header.
+_REFERENCE = re.compile(r"\$([A-Za-z0-9\-._~]+)(?:[/?#]|$)")
+#: The headers whose whole value may be a reference: the ETag of the request it names.
+_ETAG_HEADERS = frozenset({"if-match", "if-none-match"})
 #: What stays as written in a reference: every visible ASCII character.
 _VISIBLE = "".join(chr(code) for code in range(0x21, 0x7F))
 
@@ -157,6 +161,24 @@ class Queue(Generic[EntryT, ResponseT]):
                     )
                 positions.append(position)
         return tuple(positions)
+
+    def referenced(self, target: str | None, headers: Iterable[tuple[str, str]]) -> list[int]:
+        """Where the requests a request refers to were queued (``$<id>`` starting its
+        ``target``, or the whole of its ``If-Match``/``If-None-Match``), those of the changeset
+        being queued aside (a group goes whole). A reference ties two requests as
+        ``depends_on`` does: the server runs the one after the other, and they must go in one
+        batch and be retried together. An id no request of this queue has is left to the
+        server, which refuses it."""
+        values = [value.strip() for name, value in headers if name.lower() in _ETAG_HEADERS]
+        found = [_REFERENCE.match(text) for text in (target or "", *values)]
+        in_group = {id(response) for response in self.open.responses} if self.open else set()
+        return [
+            position
+            for match in found
+            if match is not None
+            and (position := self._ids.get(match.group(1))) is not None
+            and id(self._queued[position][1]) not in in_group
+        ]
 
     def add(self, entry: EntryT, response: ResponseT, content_id: str | None = None) -> None:
         """Queue ``entry``, whose response is ``response``; ``content_id``: the id it was given
