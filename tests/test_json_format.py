@@ -38,6 +38,8 @@ from .json_batching import (
 )
 
 ALL_BYTES = bytes(range(256))
+#: A batch request that asks for OData's dialect (json_dialect="auto", the default).
+ODATA_4_01 = {"OData-Version": "4.01"}
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -502,7 +504,8 @@ def test_a_json_null_response_body_is_null(client: FlaskClient) -> None:
 def test_other_response_bodies_are_base64url_without_padding(
     client: FlaskClient, content_type: str, raw: bytes, declared_text: bool
 ) -> None:
-    (answer,) = run(client, reply("1", url64(raw), content_type))
+    """As OData JSON 4.01 sends them (the answer in OData's dialect)."""
+    (answer,) = run(client, reply("1", url64(raw), content_type), headers=ODATA_4_01)
     body = answer["body"]
     assert isinstance(body, str)
     assert _BASE64URL.fullmatch(body), body  # the url-safe alphabet, no padding
@@ -513,11 +516,30 @@ def test_other_response_bodies_are_base64url_without_padding(
     assert json_header(answer, "Content-Type") == content_type
 
 
-def test_every_byte_value_round_trips_both_ways(client: FlaskClient) -> None:
+@pytest.mark.parametrize("content_type", ["application/octet-stream", "image/jpeg"])
+def test_graph_sends_binary_bodies_in_padded_standard_base64(
+    client: FlaskClient, content_type: str
+) -> None:
+    """As Microsoft Graph sends them ("/9j/4AAQ..."): its Python client (msgraph-core)
+    decodes no other, dropping base64url's "-" and "_" silently (tests/test_graph_client.py).
+    A body that is not what its JSON or text type says stays base64url, marked."""
+    raw = b"\xff\xd8\xff\xe0\xfb\xff\xbf\x3e"
+    (answer,) = run(client, reply("1", url64(raw), content_type))
+    assert answer["body"] == base64.b64encode(raw).decode() == "/9j/4Pv/vz4="
+    assert "bodyEncoding" not in answer
+    (marked,) = run(client, reply("2", url64(raw), "application/json"))
+    assert (marked["body"], marked["bodyEncoding"]) == ("_9j_4Pv_vz4", "base64url")
+
+
+@pytest.mark.parametrize("dialect", ["graph", "odata"])
+def test_every_byte_value_round_trips_both_ways(client: FlaskClient, dialect: str) -> None:
+    headers = ODATA_4_01 if dialect == "odata" else None
     data = ALL_BYTES + bytes(range(255, -1, -1)) + b"\r\n--x--\r\n"
     for length in range(len(data) - 3, len(data) + 1):  # each padding length
-        (answer,) = run(client, reply("1", url64(data[:length]), "application/octet-stream"))
-        assert answer["body"] == url64(data[:length])
+        content = reply("1", url64(data[:length]), "application/octet-stream")
+        (answer,) = run(client, content, headers=headers)
+        sent = data[:length]
+        assert answer["body"] == (url64(sent) if headers else base64.b64encode(sent).decode())
 
 
 def test_nan_from_the_app_does_not_make_the_answer_invalid_json(client: FlaskClient) -> None:

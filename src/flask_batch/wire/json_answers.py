@@ -40,9 +40,9 @@ __all__ = [
     "read_json_responses",
 ]
 
-#: How a JSON answer spells header names: "graph" as Microsoft Graph writes them and its
-#: clients expect them (``Content-Type``), "odata" in lower case as OData JSON Format 4.01
-#: (section 19.5) requires (``content-type``).
+#: How a JSON answer spells header names and carries binary bodies: "graph" as Microsoft
+#: Graph writes them and its clients expect them (``Content-Type``, padded standard base64),
+#: "odata" as OData JSON Format 4.01 (section 19.5) requires (``content-type``, base64url).
 JsonDialect = Literal["graph", "odata"]
 JSON_DIALECTS: tuple[JsonDialect, ...] = ("graph", "odata")
 
@@ -50,10 +50,10 @@ JSON_DIALECTS: tuple[JsonDialect, ...] = ("graph", "odata")
 class JsonResponseWriter:
     """Writes ``{"responses": [...]}`` one response at a time, so it can be streamed.
 
-    ``dialect`` (:data:`JsonDialect`) decides how header names are spelt, whatever case the
-    application used: ASGI applications send them in lower case, and Microsoft Graph's
-    JavaScript client looks for ``"Content-Type"``. Names differing only in case are one
-    header: their values make one list, in order.
+    ``dialect`` (:data:`JsonDialect`) decides how binary bodies are encoded and how header
+    names are spelt, whatever case the application used: ASGI applications send them in
+    lower case, and Microsoft Graph's JavaScript client looks for ``"Content-Type"``. Names
+    differing only in case are one header: their values make one list, in order.
     """
 
     content_type = MEDIA_TYPE
@@ -64,6 +64,7 @@ class JsonResponseWriter:
         if dialect not in JSON_DIALECTS:
             raise ValueError(f"dialect must be one of {JSON_DIALECTS}, not {dialect!r}")
         self._spell: Callable[[str], str] = canonical_name if dialect == "graph" else str.lower
+        self._graph = dialect == "graph"
         self._written = 0
 
     def start(self) -> bytes:
@@ -99,8 +100,13 @@ class JsonResponseWriter:
             if span is not None:
                 as_written = body if span == (0, len(body)) else body[span[0] : span[1]]
             else:
-                item["body"], encoded = body_to_string(body, content_type)
-                if encoded and not is_base64url_type(content_type):
+                binary = is_base64url_type(content_type)
+                # Graph's binary bodies are padded standard base64; its Python client
+                # decodes no other (base64url's "-" and "_" it drops, silently).
+                item["body"], encoded = body_to_string(
+                    body, content_type, standard_base64=self._graph and binary
+                )
+                if encoded and not binary:
                     item["bodyEncoding"] = "base64url"  # not what its type says: say so
         encoded_item = dumps_compact(item)  # before counting it: a failure here writes nothing
         separator = b"," if self._written else b""

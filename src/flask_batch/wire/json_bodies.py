@@ -132,17 +132,22 @@ def string_to_body(value: Any, content_type: str | None) -> bytes:
         raise ValueError("the body is not valid base64url") from None
 
 
-def body_to_string(body: bytes | bytearray, content_type: str | None) -> tuple[str, bool]:
+def body_to_string(
+    body: bytes | bytearray, content_type: str | None, *, standard_base64: bool = False
+) -> tuple[str, bool]:
     """The JSON string that carries a text or binary ``body``, and whether it had to be
     base64url: text in its charset, anything else (a JSON type whose body is not valid
-    JSON text included) base64url. A valid JSON body goes as its own text instead
-    (:func:`json_value_span`)."""
+    JSON text included) base64url, or padded standard base64 if ``standard_base64`` (as
+    Microsoft Graph sends binary bodies, and its Python client decodes them). A valid JSON
+    body goes as its own text instead (:func:`json_value_span`)."""
     media_type, params = body_media_type(content_type)
     if media_type.startswith("text/"):
         try:
             return body.decode(params.get("charset", "utf-8")), False
         except (ValueError, LookupError):
             pass  # not what its type says: sent losslessly as base64url, marked as such
+    if standard_base64:
+        return base64.b64encode(body).decode("ascii"), True
     return base64.urlsafe_b64encode(body).rstrip(b"=").decode("ascii"), True
 
 
