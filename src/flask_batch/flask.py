@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -106,7 +107,7 @@ def _add_route(
         # shared route such as /<account>/<container>); the parts carry their own.
         if not routing.takes(request.method, request.query_string.decode("latin-1")):
             _not_a_batch(app)
-        answer = endpoint.answer(request.environ)
+        answer = endpoint.answer(_batch_environ())
         return Response(answer.body, status=answer.status, headers=answer.headers)
 
     app.add_url_rule(rule, name, batch_view, methods=methods, **rule_options)
@@ -128,6 +129,22 @@ def _check(options: dict[str, Any]) -> None:
     """Refuse unknown or invalid keyword options, and a transaction hook that is not a plain
     function (the extension runs on WSGI), before any app is at hand."""
     check_hook(resolve_options({}, options).execution.transaction, asynchronous=False)
+
+
+def _batch_environ() -> WSGIEnvironment:
+    """The batch request's environ, its body readable again if the application already read
+    it (a ``before_request`` hook calling ``request.get_data()``, an extension): the raw
+    ``wsgi.input`` would then wait for bytes that never come, until the client gave up.
+
+    Werkzeug's ``request.stream`` is then the one to read: it never reads past the declared
+    length, and ``get_data()`` gives back what the application's own call cached (a body
+    read without caching leaves only its rest: the batch is then refused as short, at once).
+    An untouched body is read from ``wsgi.input`` as it arrives.
+    """
+    environ = request.environ
+    if "stream" not in request.__dict__:  # Werkzeug's cached_property: never touched
+        return environ
+    return {**environ, "wsgi.input": io.BytesIO(request.get_data(cache=True))}
 
 
 def _route_settings(app: Flask, options: dict[str, Any]) -> Settings:
