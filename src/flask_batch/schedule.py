@@ -2,7 +2,8 @@
 parts that must not run, and the answer's bytes in request order (docs/design.md section 3).
 
 Two drivers run it (:mod:`flask_batch.execution`): one on threads for WSGI, one on an event
-loop for ASGI.
+loop for ASGI. (Just over 400 lines: :class:`Schedule` is the one state both drivers share,
+and the sync and async calls of a part stand side by side.)
 """
 
 from __future__ import annotations
@@ -236,9 +237,7 @@ class Schedule:
         """Dispatch part ``index`` now, its references resolved from ``answers`` (by default
         the batch's); an exception becomes its 500 answer."""
         try:
-            request: SubRequest | SubResponse = self.requests[index]
-            if self._resolve is not None:  # its references resolved: flask_batch.references
-                request = self._resolve(index, self.answers if answers is None else answers)
+            request = self._resolved(index, answers)
             if isinstance(request, SubResponse):
                 return request
             return dispatch(request, index)
@@ -262,14 +261,20 @@ class Schedule:
     ) -> SubResponse:
         """:meth:`call` with a coroutine function."""
         try:
-            request: SubRequest | SubResponse = self.requests[index]
-            if self._resolve is not None:  # its references resolved: flask_batch.references
-                request = self._resolve(index, self.answers if answers is None else answers)
+            request = self._resolved(index, answers)
             if isinstance(request, SubResponse):
                 return request
             return await dispatch(request, index)
         except Exception:
             return self.failed(index)
+
+    def _resolved(self, index: int, answers: Answers | None) -> SubRequest | SubResponse:
+        """Part ``index`` with its references resolved from ``answers`` (by default the
+        batch's; :mod:`flask_batch.references`), or the answer it gets instead of running."""
+        request = self.requests[index]
+        if self._resolve is None:
+            return request
+        return self._resolve(index, self.answers if answers is None else answers)
 
     def failed(self, index: int) -> SubResponse:
         """The answer of a part whose dispatch raised (call from the ``except`` clause)."""
