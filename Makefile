@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint typecheck unit bench load fuzz clean
 
+# pip >= 25.1 installs the development-only dependency groups of pyproject.toml (`--group`).
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=25.1'
 
 # One stamp per use, so `make demo` does not install the test tools: the demo's client, and
 # SQLAlchemy for the example API and its transaction hook.
@@ -16,19 +17,19 @@ $(VENV)/.demo: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[client,httpx,sqlalchemy,sqlalchemy-asyncio,flask-sqlalchemy,django]' --group dev
 	touch $@
 
 $(VENV)/.bench: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/pip install --quiet -e '.[client]' --group bench
 	touch $@
 
 $(VENV)/.load: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[load]'
+	$(BIN)/pip install --quiet -e '.[client]' --group load
 	touch $@
 
 $(VENV)/.fuzz: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[fuzz]'
+	$(BIN)/pip install --quiet -e . --group fuzz
 	touch $@
 
 demo: $(VENV)/.demo
