@@ -35,6 +35,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "conventions",
         "intake",
         "options",
+        "openapi",
     ),
     "adapters": ("wsgi_parts", "wsgi", "asgi_parts", "asgi"),
     "flask": ("flask",),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from .groups import check_hook
+from .openapi import COMPONENTS, path_item_for
 from .options import resolve_options
 from .wsgi import BatchEndpoint
 
@@ -20,10 +22,12 @@ if TYPE_CHECKING:
 
     from .options import Settings
 
-__all__ = ["EXTENSION_KEY", "Batch", "add_batch_route"]
+__all__ = ["EXTENSION_KEY", "Batch", "add_batch_route", "describe_batch_routes"]
 
 #: The key of :class:`Batch` in ``app.extensions``.
 EXTENSION_KEY = "batch"
+#: The key, in ``app.extensions``, of each batch route's settings by endpoint name.
+_ROUTES_KEY = "flask_batch.routes"
 # Every method reaches the endpoint: POST batches, GET/HEAD/OPTIONS describe it, others 405.
 _METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 # On a shared path, only POST: the application's own views at the path take the others.
@@ -111,6 +115,7 @@ def _add_route(
         return Response(answer.body, status=answer.status, headers=answer.headers)
 
     app.add_url_rule(rule, name, batch_view, methods=methods, **rule_options)
+    app.extensions.setdefault(_ROUTES_KEY, {})[name] = settings
 
 
 def _not_a_batch(app: Flask) -> NoReturn:
@@ -233,3 +238,55 @@ class Batch:
             raise RuntimeError(f"Flask-Batch is already registered on the app {app.name!r}")
         add_batch_route(app, self.route, self.name, **self.options)
         app.extensions[EXTENSION_KEY] = self
+
+
+class _Components(Protocol):
+    schemas: dict[str, Any]
+
+    def schema(self, component_id: str, component: dict[str, Any]) -> object: ...
+
+
+class _APISpec(Protocol):
+    """What :func:`describe_batch_routes` uses of an ``apispec.APISpec``."""
+
+    @property
+    def components(self) -> _Components: ...
+
+    def path(self, path: str | None = None, **details: Any) -> object: ...
+
+
+def describe_batch_routes(spec: _APISpec, app: Flask) -> None:
+    """Describe ``app``'s batch routes in an apispec ``APISpec`` (flask-smorest's ``api.spec``).
+
+    Call it once the routes are registered. Each route is described with the limits it
+    enforces (its options, the ``BATCH_*`` config and ``MAX_CONTENT_LENGTH``), its rule's
+    variables as path parameters; the rule, the view and the app are passed on to apispec's
+    Flask plugins (flask-smorest's, apispec-webframeworks'), which require one of them.
+    """
+    routes: dict[str, Settings] = app.extensions.get(_ROUTES_KEY, {})
+    if not routes:
+        raise LookupError(f"the app {app.name!r} has no batch route to describe")
+    for name, schema in COMPONENTS.items():
+        if name not in spec.components.schemas:
+            spec.components.schema(name, schema)
+    for rule in app.url_map.iter_rules():
+        settings = routes.get(rule.endpoint)
+        if settings is None:
+            continue
+        spec.path(
+            path=_VARIABLE.sub(r"{\1}", rule.rule),
+            operations=path_item_for(
+                settings.limits, rule.endpoint, described=not settings.routing.shared_path
+            ),
+            parameters=[
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in sorted(rule.arguments)
+            ],
+            rule=rule,
+            view=app.view_functions[rule.endpoint],
+            app=app,
+        )
+
+
+#: A Flask rule's variable (``<name>``, ``<converter:name>``), written ``{name}`` in OpenAPI.
+_VARIABLE = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
