@@ -36,6 +36,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "intake",
         "options",
         "openapi",
+        "tracing",
     ),
     "adapters": ("wsgi_parts", "wsgi", "asgi_parts", "asgi"),
     "flask": ("flask",),

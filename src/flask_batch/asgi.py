@@ -38,6 +38,7 @@ from .execution import astream_answers
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
 from .options import MiddlewareOptions
 from .targets import PART_KEY
+from .tracing import batch_trace
 from .wire.errors import BatchError
 
 __all__ = ["BatchMiddleware", "route_path"]
@@ -124,12 +125,14 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 await _drain(receive, self.limits.max_body_size)
             return
         concurrent = run.policy.workers > 1
+        trace = batch_trace(lambda: headers, method, route_path(scope), started)
         parts = Parts(
             self.app,
             scope,
             self.settings.header_rules,
             self.limits.max_answer_part_size,
             self.settings.routing.takes,
+            trace_fields=trace.fields,
         )
         gone = asyncio.Event()  # set when the client disconnects: start no more parts
         watcher = asyncio.ensure_future(_watch_disconnect(receive, gone))
@@ -150,6 +153,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
         finally:
             watcher.cancel()
             await parts.finish()
+            trace.end(intake.status)
 
     def _limiter(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()

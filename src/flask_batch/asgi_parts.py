@@ -73,6 +73,8 @@ class Parts:
         header_rules: HeaderRules = DEFAULT_HEADER_RULES,
         answer_limit: int = DEFAULT_LIMITS.max_answer_part_size,
         endpoint_takes: Callable[[str, str], bool] | None = None,
+        *,
+        trace_fields: Iterable[tuple[str, str]] = (),
     ) -> None:
         self._app = app
         self._own_fields = header_rules.own_fields
@@ -94,9 +96,18 @@ class Parts:
             host = (
                 server_host(str(server[0]), server[1], scheme) if server else "localhost"
             ).encode("latin-1")
-        self._headers = [(b"host", host)] + [
-            (name, value) for name, value in headers if inherited(name.decode("latin-1"), listed)
-        ]
+        # The batch's trace context replaces the one the parts would inherit (tracing.py).
+        traced = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in trace_fields]
+        replaced = {name for name, _ in traced}
+        self._headers = (
+            [(b"host", host)]
+            + [
+                (name, value)
+                for name, value in headers
+                if name not in replaced and inherited(name.decode("latin-1"), listed)
+            ]
+            + traced
+        )
         self._state: dict[str, Any] = dict(outer.get("state") or {})
         base: dict[str, Any] = {key: outer[key] for key in _SHARED_KEYS if key in outer}
         base.update({"type": "http", "scheme": scheme, PART_KEY: True})

@@ -20,9 +20,10 @@ from .groups import check_hook
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
 from .options import MiddlewareOptions, Settings
 from .targets import PART_KEY
+from .tracing import batch_trace
 from .wire.errors import BatchError, MalformedBatch, reason_phrase
 from .wire.model import Limits, SubRequest
-from .wsgi_parts import Dispatcher, client_gone
+from .wsgi_parts import Dispatcher, client_gone, request_headers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -72,6 +73,12 @@ class BatchEndpoint:
         except BatchError as error:
             return error_answer(error)
         workers = run.policy.workers
+        trace = batch_trace(
+            lambda: request_headers(environ),
+            environ.get("REQUEST_METHOD", "POST"),
+            environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+            started,
+        )
         dispatcher = Dispatcher(
             self.app,
             environ,
@@ -79,6 +86,7 @@ class BatchEndpoint:
             answer_limit=self.limits.max_answer_part_size,
             concurrent=workers > 1,
             endpoint_takes=self.settings.routing.takes,
+            trace_fields=trace.fields,
         )
         pool = self.pool() if workers > 1 else None
         body = stream_answers(
@@ -92,7 +100,8 @@ class BatchEndpoint:
             gone=client_gone(environ),
             resolve=run.resolver(dispatcher.router),
         )
-        return Answer(f"{intake.status} {reason_phrase(intake.status)}", run.headers, body)
+        status = f"{intake.status} {reason_phrase(intake.status)}"
+        return Answer(status, run.headers, trace.ending(body, intake.status))
 
     def describe(self) -> Answer:
         """What this endpoint accepts (GET, HEAD and OPTIONS), so clients can size batches."""

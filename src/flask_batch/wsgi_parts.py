@@ -16,7 +16,7 @@ import functools
 import io
 import select
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 from .answers import AnswerBody, answer_too_large
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from _typeshed import OptExcInfo, WriteableBuffer
     from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
-__all__ = ["Dispatcher", "call_app", "client_gone"]
+__all__ = ["Dispatcher", "call_app", "client_gone", "request_headers"]
 
 #: Outer keys every part shares; everything else (server objects, the outer request) stays out.
 _SHARED_KEYS = (
@@ -61,11 +61,14 @@ class Dispatcher:
         answer_limit: int = DEFAULT_LIMITS.max_answer_part_size,
         concurrent: bool = False,
         endpoint_takes: Callable[[str, str], bool] | None = None,
+        trace_fields: Iterable[tuple[str, str]] = (),
     ) -> None:
         self._app = app
         self._own_fields = header_rules.own_fields
         self._answer_limit = answer_limit
         self._base = _base_environ(outer)
+        # The batch's trace context replaces the one the parts would inherit (tracing.py).
+        self._base.update((_environ_key(name), value) for name, value in trace_fields)
         if concurrent:
             self._base["wsgi.multithread"] = True  # parts of this batch run in threads
         script_name: str = self._base.get("SCRIPT_NAME", "")
@@ -207,6 +210,18 @@ def _base_environ(outer: WSGIEnvironment) -> WSGIEnvironment:
     base["wsgi.input_terminated"] = True
     base[PART_KEY] = True
     return base
+
+
+def request_headers(environ: WSGIEnvironment) -> dict[str, str]:
+    """The request's header fields in ``environ``, by lower-case name."""
+    fields = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    if "CONTENT_TYPE" in environ:
+        fields["content-type"] = environ["CONTENT_TYPE"]
+    return fields
 
 
 @functools.lru_cache(maxsize=1024)
