@@ -33,6 +33,9 @@ SHORT = {
     "batch_hypercorn": "batch (Hypercorn)",
     "batch_async": "batch (async httpx)",
 }
+#: Scenarios that send their N = 100 calls as one exchange on one connection, so that their
+#: bytes meet one congestion window; the others send one call at a time.
+ONE_EXCHANGE = {"http2", "batch", "batch_hypercorn", "batch_async"}
 #: The networks of the end-to-end runs (``bench.e2e.NETWORKS``), as the tables name them.
 NETWORK_TITLES = {"latency": "", "slow_start": ", TCP slow start"}
 
@@ -385,7 +388,9 @@ def section_e2e(e2e: Any) -> list[str]:
         "default). The batch also runs against Hypercorn (over HTTP/1.1) as a control, so "
         "that batch vs HTTP/2 is also compared on one server. The batch endpoint keeps "
         f"Flask-Batch's default of at most {e2e['max_parts']} parts, so N = 1,000 is sent "
-        f"as {1000 // e2e['max_parts']} batches, one after another.",
+        f"as {1000 // e2e['max_parts']} batches, split by the client itself as for any user "
+        "(every call queued, one `send_batch()`; `asyncio.gather` through the transport), "
+        "one after another or side by side as its defaults say.",
         "",
         *proxy_accuracy(e2e),
         "Medians in milliseconds (min-max over the runs; runs per cell in the last column). "
@@ -477,15 +482,20 @@ def slow_start_text(e2e: Any) -> list[str]:
     n = e2e.get("wire_n", 100)
     lines += [
         f"Bytes on the wire for N = {n} (a cold run, counted by the proxy), and the round "
-        "trips slow start needs to carry them from a fresh window (a scenario with several "
-        "connections spreads its bytes over their windows):",
+        "trips slow start needs to carry them from a fresh window: all of them for HTTP/2 and "
+        "the batches, which send every call at once, and one call's for sequential and 8 "
+        "threads, which send one call at a time on each connection:",
         "",
         "| scenario | bytes up | round trips | bytes down | round trips |",
         "|---|---:|---:|---:|---:|",
     ]
     for key in [k for k in SCENARIO_ORDER if k in wire]:
         up, down = wire[key]["up"], wire[key]["down"]
-        lines.append(f"| {SHORT[key]} | {up:,} | {flights(up)} | {down:,} | {flights(down)} |")
+        if key in ONE_EXCHANGE:
+            trips = [str(flights(up)), str(flights(down))]
+        else:
+            trips = [f"{flights(up // n)} a call", f"{flights(down // n)} a call"]
+        lines.append(f"| {SHORT[key]} | {up:,} | {trips[0]} | {down:,} | {trips[1]} |")
     return [*lines, ""]
 
 

@@ -136,7 +136,11 @@ def results(batch_warm: float = 0.0605, direct: float = 0.005) -> dict[str, Any]
         "proxy_round_trip_ms": {"50": [50.5, 51.0]},
         "direct_seconds": {"100": [direct, direct, 2 * direct], "1000": [0.05]},
         "wire_n": 100,
-        "wire_bytes": {"batch": {"up": 28_014, "down": IW}, "http2": {"up": 6_517, "down": 1}},
+        "wire_bytes": {
+            "batch": {"up": 28_014, "down": IW},
+            "http2": {"up": 6_517, "down": 1},
+            "sequential": {"up": 19_780, "down": 22_570},
+        },
         "cells": cells,
     }
 
@@ -188,6 +192,8 @@ def test_the_report_has_a_table_per_network_and_the_bytes_against_the_windows() 
     assert "### 50 ms round trip, TCP slow start\n" in text
     assert "| batch | 28,014 | 2 | 14,480 | 1 |" in text
     assert "| HTTP/2 | 6,517 | 1 | 1 | 1 |" in text
+    # One call at a time: each call's bytes against the window, not the sum of all of them.
+    assert "| sequential | 19,780 | 1 a call | 22,570 | 1 a call |" in text
     assert "| 50 ms, TCP slow start | 100 |" in text  # the warm table
 
 
