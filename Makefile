@@ -54,7 +54,7 @@ load: $(VENV)/.load
 
 # Latency proxy, end to end at 0 and 50 ms, server-side cost (multipart and JSON) and memory,
 # parallel parts, the async httpx client, ASGI (bench/asgi_cost.py), the alpha release;
-# writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes; see bench/README.md).
+# writes docs/benchmarks.md and docs/benchmarks.png (about 14 minutes; see bench/README.md).
 bench: $(VENV)/.bench
 	$(BIN)/python -m bench
 

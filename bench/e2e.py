@@ -10,6 +10,16 @@ to "every answer has been read and checked"; the client object itself is built b
 - warm: the connections are open (and used once) before the clock starts: a client in the
   middle of a session. Measured at N = 100, the cell the targets are about.
 
+Two networks: pure latency, and the same round trip with TCP slow start (the proxy's
+``--slow-start``: 10 segments of 1,448 bytes in flight at first, doubling each round trip).
+The batch scenarios use the clients' public API as a user would (every call queued, one
+``send_batch()``; ``asyncio.gather`` through ``AsyncBatchTransport``), so that the client
+splits, pools and compresses as it does by default. In the same run: the *direct cost* of
+the same N calls, Flask's own work answering them in-process (``bench.server_cost``'s (a),
+in this process), the floor the targets of issue 14 add round trips to; and the bytes each
+scenario puts on the wire at N = 100 (counted by an in-process proxy), which decide how
+many round trips slow start costs it.
+
 Run ``python -m bench.e2e`` (``--quick`` for a smoke run); results go to
 ``bench/results/e2e.json``.
 """
@@ -18,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import socket
@@ -35,9 +46,13 @@ from typing import Any
 import httpx
 import requests
 
-from bench.serve import GUNICORN_ARGS
+from bench.latency_proxy import LatencyProxy
+from bench.serve import GUNICORN_ARGS, flask_batch_app
+from bench.server_cost import call_environ, run_direct
+from bench.timing import timed
 from bench.workload import Call, calls
 from flask_batch.client import Batching
+from flask_batch.client.httpx import AsyncBatchTransport
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -45,6 +60,10 @@ RESULTS = ROOT / "bench" / "results"
 MAX_PARTS = 100
 THREADS = 8
 TIMEOUT = 120.0
+#: The networks: the proxy's options for each (``bench.latency_proxy``).
+NETWORKS = {"latency": (), "slow_start": ("--slow-start",)}
+#: In-process rounds of the direct cost per N (about 6 ms a round at N = 100).
+DIRECT_ROUNDS = {1: 40, 10: 40, 100: 40, 1000: 10}
 
 
 @dataclass(frozen=True)
@@ -62,6 +81,7 @@ class Cell:
     scenario: str
     variant: str  # "cold" or "warm"
     seconds: list[float] = field(default_factory=list)
+    network: str = "latency"  # a key of NETWORKS
 
 
 class WrongAnswer(AssertionError):
@@ -153,19 +173,39 @@ def http2(base: str, work: list[Call], warm: bool) -> float:
 
 
 def batched(base: str, work: list[Call], warm: bool) -> float:
-    """``flask_batch.client.Batching``: batches of at most ``MAX_PARTS`` calls, one by one."""
+    """``flask_batch.client.Batching``: every call queued, then one ``send_batch()``; the
+    client splits the queue to the endpoint's limits (``MAX_PARTS``) as it does by default."""
     with Batching(base + "/batch", timeout=TIMEOUT) as session:
         if warm:
             session.get(base + "/items/0")
             session.send_batch()
         start = time.perf_counter()
-        for first in range(0, len(work), MAX_PARTS):
-            chunk = work[first : first + MAX_PARTS]
-            for call in chunk:
-                session.request(call.method, base + call.path, json=call.body)
-            for call, r in zip(chunk, session.send_batch(), strict=True):
-                check(call, r.status_code, r.json())
+        for call in work:
+            session.request(call.method, base + call.path, json=call.body)
+        for call, r in zip(work, session.send_batch(), strict=True):
+            check(call, r.status_code, r.json())
         return time.perf_counter() - start
+
+
+def async_batched(base: str, work: list[Call], warm: bool) -> float:
+    """``httpx.AsyncClient`` over ``AsyncBatchTransport``: ``asyncio.gather`` of the calls,
+    which the transport collects into batches (split to the endpoint's limits)."""
+
+    async def run() -> float:
+        transport = AsyncBatchTransport(base + "/batch")
+        async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as client:
+            if warm:
+                (await client.get(base + "/items/0")).raise_for_status()
+            start = time.perf_counter()
+            answers = await asyncio.gather(
+                *(client.request(c.method, base + c.path, json=c.body) for c in work)
+            )
+            for call, r in zip(work, answers, strict=True):
+                check(call, r.status_code, r.json())
+            seconds: float = time.perf_counter() - start
+            return seconds
+
+    return asyncio.run(run())
 
 
 SCENARIOS = [
@@ -174,6 +214,12 @@ SCENARIOS = [
     Scenario("http2", "HTTP/2 multiplexing (httpx, Hypercorn)", "hypercorn", http2),
     Scenario("batch", "Flask-Batch (Batching, gunicorn)", "gunicorn", batched),
     Scenario("batch_hypercorn", "Flask-Batch (Batching, Hypercorn HTTP/1.1)", "hypercorn", batched),
+    Scenario(
+        "batch_async",
+        "Flask-Batch (httpx.AsyncClient with AsyncBatchTransport, gunicorn)",
+        "gunicorn",
+        async_batched,
+    ),
 ]
 
 
@@ -230,6 +276,28 @@ def server(kind: str) -> Iterator[int]:
                     raise
                 time.sleep(0.1)
         yield port
+
+
+def direct_cost(n: int, rounds: int) -> list[float]:
+    """Seconds Flask takes to answer the N calls in this process, one round after another:
+    each call's environ built beforehand, then dispatched into ``app.wsgi_app`` (the
+    server-side floor of ``bench.server_cost``, (a)), on the application the servers run."""
+    app = flask_batch_app()
+    work = calls(n)
+    run_direct(app, [call_environ(call) for call in work])  # first requests: imports, caches
+    seconds = []
+    for _ in range(rounds):
+        environs = [call_environ(call) for call in work]
+        seconds.append(timed(functools.partial(run_direct, app, environs))[0])
+    return seconds
+
+
+def wire_bytes(scenario: Scenario, port: int, work: list[Call]) -> dict[str, int]:
+    """Bytes a cold run of ``scenario`` sends each way, through an in-process proxy that adds
+    nothing (only counted: no time is taken through it)."""
+    with LatencyProxy(("127.0.0.1", port), handshake=False) as counting:
+        scenario.run(f"http://127.0.0.1:{counting.port}", work, False)
+        return {"up": counting.stats.bytes_up, "down": counting.stats.bytes_down}
 
 
 @contextmanager
@@ -290,6 +358,8 @@ def calibrate(rtt_ms: float, trips: int = 40) -> list[float]:
 @dataclass(frozen=True)
 class Plan:
     rtts_ms: Sequence[float] = (0.0, 50.0)
+    #: The same cells again with TCP slow start modelled (at 0 ms it would change nothing).
+    slow_start_rtts_ms: Sequence[float] = (50.0,)
     ns: Sequence[int] = (1, 10, 100, 1000)
     warm_ns: Sequence[int] = (100,)
     #: Each cell is run at least ``min_reps`` times, and more (up to ``max_reps``) while its
@@ -300,7 +370,9 @@ class Plan:
     cell_budget: float = 30.0
 
 
-QUICK = Plan(rtts_ms=(0.0, 20.0), ns=(1, 10, 100), max_reps=2, cell_budget=2.0)
+QUICK = Plan(
+    rtts_ms=(0.0, 20.0), slow_start_rtts_ms=(20.0,), ns=(1, 10, 100), max_reps=2, cell_budget=2.0
+)
 
 
 def reps_for(first: float, plan: Plan) -> int:
@@ -314,11 +386,12 @@ def run_cells(
     rtt_ms: float,
     n: int,
     variant: str,
+    network: str,
     log: Callable[[str], None],
 ) -> list[Cell]:
     """All scenarios at one (rtt, N): round 1 runs each once, later rounds only the unfinished."""
     work = calls(n)
-    cells = {s.key: Cell(rtt_ms, n, s.key, variant) for s in SCENARIOS}
+    cells = {s.key: Cell(rtt_ms, n, s.key, variant, network=network) for s in SCENARIOS}
     wanted: dict[str, int] = {}
     for round_ in range(plan.max_reps):
         for scenario in SCENARIOS:
@@ -331,7 +404,7 @@ def run_cells(
     for cell in cells.values():
         times = sorted(cell.seconds)
         log(
-            f"  {variant:4} rtt={rtt_ms:g}ms N={n:<5} {cell.scenario:16} "
+            f"  {network:10} {variant:4} rtt={rtt_ms:g}ms N={n:<5} {cell.scenario:16} "
             f"median {times[len(times) // 2] * 1000:9.1f} ms  ({len(times)} runs)"
         )
     return list(cells.values())
@@ -342,11 +415,18 @@ class Results:
     cells: list[Cell]
     #: RTT (ms, as text) -> measured round trips through the proxy alone, ms.
     calibration: dict[str, list[float]]
+    #: N (as text) -> seconds of each in-process round of the direct cost (``direct_cost``).
+    direct: dict[str, list[float]] = field(default_factory=dict)
+    #: Scenario -> bytes sent up and down by a cold run at ``WIRE_N`` calls.
+    wire: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+#: The N whose bytes on the wire are counted (the targets' N).
+WIRE_N = 100
 
 
 def run(plan: Plan, log: Callable[[str], None] = print) -> Results:
-    results: list[Cell] = []
-    calibration: dict[str, list[float]] = {}
+    results = Results([], {})
     with ExitStack() as stack:
         ports = {kind: stack.enter_context(server(kind)) for kind in ("gunicorn", "hypercorn")}
         log(f"servers: {ports}")
@@ -354,19 +434,37 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> Results:
         direct = {kind: f"http://127.0.0.1:{port}" for kind, port in ports.items()}
         for scenario in SCENARIOS:
             scenario.run(direct[scenario.server], calls(20), False)
-        for rtt_ms in plan.rtts_ms:
-            calibration[f"{rtt_ms:g}"] = trips = sorted(calibrate(rtt_ms))
-            log(f"  proxy at {rtt_ms:g} ms: a round trip takes {trips[len(trips) // 2]:.2f} ms")
+        for n in sorted({*plan.ns, *plan.warm_ns}):
+            results.direct[str(n)] = times = direct_cost(n, DIRECT_ROUNDS.get(n, 10))
+            log(f"  direct cost, N = {n}: {sorted(times)[len(times) // 2] * 1000:.2f} ms")
+        for scenario in SCENARIOS:
+            wire = wire_bytes(scenario, ports[scenario.server], calls(WIRE_N))
+            results.wire[scenario.key] = wire
+            log(f"  {scenario.key}, N = {WIRE_N}: {wire['up']:,} bytes up, {wire['down']:,} down")
+        runs = [("latency", rtt) for rtt in plan.rtts_ms]
+        runs += [("slow_start", rtt) for rtt in plan.slow_start_rtts_ms]
+        for network, rtt_ms in runs:
+            if network == "latency":
+                results.calibration[f"{rtt_ms:g}"] = trips = sorted(calibrate(rtt_ms))
+                log(f"  proxy at {rtt_ms:g} ms: a round trip takes {trips[len(trips) // 2]:.2f} ms")
             with ExitStack() as proxies:
                 bases = {
-                    kind: f"http://127.0.0.1:{proxies.enter_context(proxy(port, rtt_ms))}"
+                    kind: "http://127.0.0.1:"
+                    + str(proxies.enter_context(proxy(port, rtt_ms, *NETWORKS[network])))
                     for kind, port in ports.items()
                 }
-                for n in plan.ns:
-                    results += run_cells(bases, plan, rtt_ms=rtt_ms, n=n, variant="cold", log=log)
-                for n in plan.warm_ns:
-                    results += run_cells(bases, plan, rtt_ms=rtt_ms, n=n, variant="warm", log=log)
-    return Results(results, calibration)
+                for variant, ns in (("cold", plan.ns), ("warm", plan.warm_ns)):
+                    for n in ns:
+                        results.cells += run_cells(
+                            bases,
+                            plan,
+                            rtt_ms=rtt_ms,
+                            n=n,
+                            variant=variant,
+                            network=network,
+                            log=log,
+                        )
+    return results
 
 
 def save(results: Results, path: Path) -> None:
@@ -374,7 +472,11 @@ def save(results: Results, path: Path) -> None:
     document = {
         "scenarios": {s.key: {"label": s.label, "server": s.server} for s in SCENARIOS},
         "max_parts": MAX_PARTS,
+        "networks": {name: list(options) for name, options in NETWORKS.items()},
         "proxy_round_trip_ms": results.calibration,
+        "direct_seconds": results.direct,
+        "wire_n": WIRE_N,
+        "wire_bytes": results.wire,
         "cells": [asdict(cell) for cell in results.cells],
     }
     path.write_text(json.dumps(document, indent=1) + "\n")

@@ -3,14 +3,22 @@
 Kernel traffic shaping (``tc netem``) is not available on these machines, so this is how the
 benchmarks and ``make demo`` put a realistic network between a client and a server on one
 machine. Every chunk of bytes read from one side is written to the other side ``delay``
-seconds later, in the order it was read: a 50 ms round trip is 25 ms each way. Bandwidth is
-not limited (loopback speed), and connections are independent, so any number of them can
-be open at once.
+seconds later, in the order it was read: a 50 ms round trip is 25 ms each way. Connections
+are independent, so any number of them can be open at once.
 
 A real TCP connection also pays one round trip for its handshake before the client can send
 anything. A local ``connect()`` finishes at once, so by default the proxy models that cost:
 bytes from the client are forwarded no earlier than one round trip after the connection was
 accepted (``handshake=False`` turns that off). TLS handshakes are not modelled.
+
+Two more costs of a real path are optional. **TCP slow start** (``initial_window=10``, the
+command line's ``--slow-start``): each direction of each connection may have only its
+congestion window in flight, 10 segments of 1,448 bytes at first (RFC 6928); the window
+doubles with each round trip that filled it (slow start, no loss), and bytes beyond it wait
+for the next round trip. **Bandwidth** (``bandwidth``, bytes per second each way): a chunk
+leaves only once the bytes before it have been sent. Without them, bandwidth is loopback's
+and a large body crosses in one round trip, which flatters large bodies. When each byte
+leaves is decided by :class:`Link`, which knows no sockets and no clock of its own.
 
 From Python::
 
@@ -19,7 +27,7 @@ From Python::
 
 From the command line (runs until interrupted; prints the port it listens on)::
 
-    python -m bench.latency_proxy 5000 --rtt 50
+    python -m bench.latency_proxy 5000 --rtt 50 [--slow-start] [--bandwidth 100]
 """
 
 from __future__ import annotations
@@ -37,8 +45,75 @@ from types import TracebackType
 CHUNK_SIZE = 64 * 1024
 #: Chunks in flight per direction before the proxy stops reading (64 KiB each: 16 MiB).
 MAX_CHUNKS_IN_FLIGHT = 256
+#: A TCP segment's payload on Ethernet: 1,500 bytes less the IP and TCP headers and the
+#: timestamp option.
+SEGMENT = 1448
+#: RFC 6928's initial congestion window, in segments (Linux's default since 3.0).
+INITIAL_WINDOW = 10
 
 _EOF = b""
+
+
+@dataclass
+class Link:
+    """One direction of one connection: when the bytes given to it reach the other side.
+
+    ``delay`` is the one-way delay; nothing leaves before ``opened`` (the end of the
+    handshake). With ``window`` (bytes), a *flight* of at most ``window`` bytes leaves, and
+    the next may leave once the first is acknowledged, ``round_trip`` after it left, with the
+    window doubled if the flight filled it (slow start without loss; a flight the sender did
+    not fill leaves the window as it was, as Linux does for an application-limited sender).
+    With ``bandwidth`` (bytes per second), a piece leaves only once the link has sent what it
+    was given before. ``None`` for either: unlimited. Pure arithmetic on the times it is
+    given, so that its schedule can be checked exactly.
+    """
+
+    delay: float
+    opened: float = 0.0
+    window: int | None = None
+    round_trip: float = 0.0
+    bandwidth: float | None = None
+    _flight_start: float = field(default=float("-inf"), repr=False)
+    _flight_sent: int = field(default=0, repr=False)
+    _last_left: float = field(default=float("-inf"), repr=False)
+    _line_free: float = field(default=float("-inf"), repr=False)
+
+    def send(self, now: float, size: int) -> list[tuple[float, int]]:
+        """``size`` bytes given at ``now``, as (time they arrive, how many) in order: one
+        piece per flight they need."""
+        pieces: list[tuple[float, int]] = []
+        while size > 0:
+            leaves = max(now, self.opened, self._last_left)
+            take = size if self.window is None else self._room(leaves)
+            if take == 0:  # the window is full: wait for the flight's acknowledgements
+                now = self._flight_start + self.round_trip
+                continue
+            take = min(take, size)
+            self._flight_sent += take
+            self._last_left = leaves
+            pieces.append((self._transmitted(leaves, take) + self.delay, take))
+            size -= take
+        return pieces
+
+    def end(self, now: float) -> float:
+        """When the end of the stream, given at ``now``, arrives: after every byte before it."""
+        return max(now, self.opened, self._last_left, self._line_free) + self.delay
+
+    def _room(self, at: float) -> int:
+        """Bytes that may still leave at ``at`` in the current flight, or a new one."""
+        assert self.window is not None
+        if at >= self._flight_start + self.round_trip:  # the last flight is acknowledged
+            if self._flight_sent >= self.window:
+                self.window *= 2
+            self._flight_start, self._flight_sent = at, 0
+        return self.window - self._flight_sent
+
+    def _transmitted(self, leaves: float, size: int) -> float:
+        """When the last of ``size`` bytes that may leave at ``leaves`` has been sent."""
+        if self.bandwidth is None:
+            return leaves
+        self._line_free = max(leaves, self._line_free) + size / self.bandwidth
+        return self._line_free
 
 
 @dataclass
@@ -61,8 +136,11 @@ class LatencyProxy:
     """Forwards connections on ``host:port`` to ``target``, delaying each direction.
 
     ``rtt`` (seconds) splits evenly into the two one-way delays; ``up`` (client to server)
-    and ``down`` (server to client) set them separately and win over ``rtt``. ``port=0``
-    picks a free port: read :attr:`port` after :meth:`start`.
+    and ``down`` (server to client) set them separately and win over ``rtt``.
+    ``initial_window`` (segments of :data:`SEGMENT` bytes; RFC 6928: :data:`INITIAL_WINDOW`)
+    turns on TCP slow start, ``bandwidth`` (bytes per second, each direction) a limited
+    link; see :class:`Link`. ``port=0`` picks a free port: read :attr:`port` after
+    :meth:`start`.
 
     :meth:`start` runs the proxy on its own event loop in a background thread and
     :meth:`stop` closes every connection and joins the thread; the object is also a context
@@ -77,6 +155,8 @@ class LatencyProxy:
         up: float | None = None,
         down: float | None = None,
         handshake: bool = True,
+        initial_window: int | None = None,
+        bandwidth: float | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -85,7 +165,13 @@ class LatencyProxy:
         self.down = rtt / 2 if down is None else down
         if self.up < 0 or self.down < 0:
             raise ValueError("delays cannot be negative")
+        if initial_window is not None and initial_window < 1:
+            raise ValueError(f"the initial window must be at least 1 segment: {initial_window}")
+        if bandwidth is not None and not bandwidth > 0:
+            raise ValueError(f"the bandwidth must be positive: {bandwidth}")
         self.handshake = handshake
+        self.initial_window = initial_window
+        self.bandwidth = bandwidth
         self.host = host
         self._requested_port = port
         self.port = 0
@@ -193,8 +279,10 @@ class LatencyProxy:
             # Nothing leaves the client before its handshake (one round trip) is over.
             opened = accepted + self.rtt if self.handshake else accepted
             await asyncio.gather(
-                _pipe(client_reader, server_writer, self.up, opened, self._count_up),
-                _pipe(server_reader, client_writer, self.down, accepted, self._count_down),
+                _pipe(client_reader, server_writer, self.link(self.up, opened), self._count_up),
+                _pipe(
+                    server_reader, client_writer, self.link(self.down, accepted), self._count_down
+                ),
             )
         except (ConnectionError, OSError):
             pass  # a side went away: close both, as a network would
@@ -204,6 +292,11 @@ class LatencyProxy:
             for writer in writers:
                 with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
                     await writer.wait_closed()
+
+    def link(self, delay: float, opened: float) -> Link:
+        """A new connection's link in one direction, as this proxy is configured."""
+        window = None if self.initial_window is None else self.initial_window * SEGMENT
+        return Link(delay, opened, window, self.rtt, self.bandwidth)
 
     def _count_up(self, n: int) -> None:
         self.stats.add(up=n)
@@ -215,14 +308,13 @@ class LatencyProxy:
 async def _pipe(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    delay: float,
-    opened: float,
+    link: Link,
     count: Callable[[int], object],
 ) -> None:
-    """Copy ``reader`` to ``writer``, each chunk ``delay`` seconds after it was read.
+    """Copy ``reader`` to ``writer``, each chunk when ``link`` says it arrives.
 
-    Deadlines never decrease (one delay, a monotonic clock), so order is kept. The end of the
-    stream travels with the same delay and becomes a half-close on the other side.
+    A link's times never decrease, so order is kept. The end of the stream travels after the
+    last byte and becomes a half-close on the other side.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(MAX_CHUNKS_IN_FLIGHT)
@@ -233,9 +325,13 @@ async def _pipe(
                 data = await reader.read(CHUNK_SIZE)
             except (ConnectionError, OSError):
                 data = _EOF
-            await queue.put((max(loop.time(), opened) + delay, data))
             if not data:
+                await queue.put((link.end(loop.time()), _EOF))
                 return
+            start = 0
+            for due, size in link.send(loop.time(), len(data)):
+                await queue.put((due, data[start : start + size]))
+                start += size
 
     async def send() -> None:
         while True:
@@ -284,20 +380,46 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not charge one round trip for each new connection's TCP handshake",
     )
-    args = parser.parse_args(argv)
-    proxy = LatencyProxy(
-        (args.target_host, args.target_port),
-        rtt=args.rtt / 1000,
-        up=None if args.up is None else args.up / 1000,
-        down=None if args.down is None else args.down / 1000,
-        handshake=not args.no_handshake,
-        port=args.port,
+    parser.add_argument(
+        "--slow-start",
+        action="store_true",
+        help=f"model TCP slow start from an initial window of {INITIAL_WINDOW} segments",
     )
+    parser.add_argument(
+        "--initial-window",
+        type=int,
+        metavar="SEGMENTS",
+        help=f"model slow start from this initial window ({SEGMENT}-byte segments)",
+    )
+    parser.add_argument("--bandwidth", type=float, help="each direction's bandwidth, Mbit/s")
+    args = parser.parse_args(argv)
+    window = args.initial_window
+    if window is None and args.slow_start:
+        window = INITIAL_WINDOW
+    try:
+        proxy = LatencyProxy(
+            (args.target_host, args.target_port),
+            rtt=args.rtt / 1000,
+            up=None if args.up is None else args.up / 1000,
+            down=None if args.down is None else args.down / 1000,
+            handshake=not args.no_handshake,
+            initial_window=window,
+            bandwidth=None if args.bandwidth is None else args.bandwidth * 1e6 / 8,
+            port=args.port,
+        )
+    except ValueError as error:
+        parser.error(str(error))
 
     def ready() -> None:
+        extras = "".join(
+            [
+                f", slow start from {window} segments" if window else "",
+                f", {args.bandwidth:g} Mbit/s" if args.bandwidth else "",
+            ]
+        )
         print(
             f"listening on 127.0.0.1:{proxy.port} -> {args.target_host}:{args.target_port}, "
-            f"{proxy.up * 1000:g} ms up, {proxy.down * 1000:g} ms down",
+            f"{proxy.up * 1000:g} ms up, {proxy.down * 1000:g} ms down{extras}",
             flush=True,
         )
 
