@@ -297,3 +297,14 @@ def test_the_installed_command_completes_in_bash() -> None:
     assert done.returncode == 0, done.stderr
     assert "_flask_batch_completion()" in done.stdout
     assert "complete -o nosort -F _flask_batch_completion flask-batch" in done.stdout
+
+
+def test_the_readme_example_runs(tmp_path: Path, base: str) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("```http\n", 1)[1].split("```", 1)[0]
+    path = http_file(tmp_path, example)
+    result = run(
+        "send", path, "--url", f"{base}/batch", "--var", "who=alice", env={"API_TOKEN": "t"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 requests: 2 ok, 0 failed" in result.stdout
