@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -23,7 +24,7 @@ from flask_batch.cli import main
 from .servers import live_server
 
 
-def make_app() -> Flask:
+def make_app(**options: Any) -> Flask:
     app = Flask(__name__)
     people = {"alice": {"name": "alice", "age": 30}}
     app.config["batches"] = []
@@ -57,13 +58,8 @@ def make_app() -> Flask:
     def raw() -> Response:
         return Response(request.get_data(), content_type="text/plain; charset=utf-8")
 
-    add_batch_route(app)
+    add_batch_route(app, **options)
     return app
-
-
-@pytest.fixture
-def app() -> Flask:
-    return make_app()
 
 
 @pytest.fixture
@@ -160,6 +156,19 @@ def test_parallel_requests_each_run_whatever_the_others_answer(tmp_path: Path, b
     assert result.exit_code == 1
     assert "HTTP 200 OK" in result.stdout.split("[2] ")[1]
     assert "2 requests: 1 ok, 1 failed" in result.stdout
+
+
+def test_requests_an_odata_batch_never_ran_have_no_answer_and_exit_1(tmp_path: Path) -> None:
+    # An OData multipart batch stops at its first failure: what came after gets no answer.
+    path = http_file(tmp_path, "GET /people\n###\nGET /people/nobody\n###\nGET /people\n")
+    with live_server(make_app(multipart_dialect="odata")) as base:
+        result = run("send", path, "--url", f"{base}/batch", "--parallel")
+    assert result.exit_code == 1
+    third = result.stdout.split("[3] ")[1]
+    assert third.startswith(
+        f"GET {base}/people\nno answer: not run: the batch stopped at its first"
+    )
+    assert "3 requests: 1 ok, 2 failed" in third
 
 
 def test_headers_on_request_and_bodies_from_files(tmp_path: Path, base: str) -> None:
@@ -265,35 +274,27 @@ def test_describe_as_json_is_the_endpoints_own_document(base: str) -> None:
     assert document["formats"] == ["multipart/mixed", "application/json"]
 
 
-def installed() -> str:
+def run_installed(
+    *arguments: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``flask-batch`` entry point installed beside this interpreter."""
     command = shutil.which("flask-batch", path=str(Path(sys.executable).parent))
     if command is None:
         pytest.fail("the flask-batch entry point is not installed (pip install -e .)")
-    return command
+    return subprocess.run(
+        [command, *arguments], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_the_installed_command_sends_and_exits_with_the_outcome(tmp_path: Path, base: str) -> None:
     path = http_file(tmp_path, "GET /people\n###\nGET /people/nobody\n")
-    done = subprocess.run(
-        [installed(), "send", path, "--url", f"{base}/batch"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_installed("send", path, "--url", f"{base}/batch")
     assert done.returncode == 1, done.stderr
     assert "2 requests: 1 ok, 1 failed" in done.stdout
 
 
 def test_the_installed_command_completes_in_bash() -> None:
-    done = subprocess.run(
-        [installed()],
-        env={"_FLASK_BATCH_COMPLETE": "bash_source", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_installed(env={"_FLASK_BATCH_COMPLETE": "bash_source", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     assert "_flask_batch_completion()" in done.stdout
     assert "complete -o nosort -F _flask_batch_completion flask-batch" in done.stdout

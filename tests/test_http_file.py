@@ -246,3 +246,10 @@ def test_hostile_files_are_read_in_linear_time(hostile: str) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.endswith("read\n")
+
+
+def test_an_error_quotes_a_long_name_and_many_variables_in_short() -> None:
+    variables = "\n".join(f"@v{index} = {index}" for index in range(1000))
+    message = error_of(f"{variables}\nGET http://h/{{{{{'x' * 100_000}}}}}\n")
+    assert len(message) < 400
+    assert "(defined: v0, v1, v10, v100, v101, v102, v103, v104, v105, v106, ...;" in message

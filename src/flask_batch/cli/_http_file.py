@@ -148,12 +148,18 @@ class _Section:
         body, body_line = self._body(headers)
         return HttpRequest(number, self.name, method, url, headers, body, body_line)
 
+    def _next(self) -> tuple[int, str] | None:
+        """The next line's number and text, stripped (None at the section's end)."""
+        if self.at == len(self.lines):
+            return None
+        number, line = self.lines[self.at]
+        self.at += 1
+        return number, line.strip()
+
     def _preamble(self) -> tuple[int, str] | None:
         """Comments, names and file variables up to the request line (None: there is none)."""
-        while self.at < len(self.lines):
-            number, line = self.lines[self.at]
-            self.at += 1
-            stripped = line.strip()
+        while (next_line := self._next()) is not None:
+            number, stripped = next_line
             if not stripped:
                 continue
             comment = _comment(stripped)
@@ -225,10 +231,8 @@ class _Section:
 
     def _headers(self) -> tuple[tuple[str, str, int], ...]:
         headers: list[tuple[str, str, int]] = []
-        while self.at < len(self.lines):
-            number, line = self.lines[self.at]
-            self.at += 1
-            stripped = line.strip()
+        while (next_line := self._next()) is not None:
+            number, stripped = next_line
             if not stripped:
                 break
             if _comment(stripped) is not None:
@@ -346,7 +350,9 @@ class Variables:
         if name in self._values:
             return self._values[name]
         if name not in self.file.variables:
-            known = ", ".join(sorted({*self._values, *self.file.variables})) or "none"
+            defined = sorted({*self._values, *self.file.variables})
+            known = ", ".join(defined[:10]) + (", ..." if len(defined) > 10 else "") or "none"
+            name = _shown(name)
             raise self._error(
                 line,
                 f"unknown variable {{{{{name}}}}} (defined: {known}; or pass --var {name}=...)",
@@ -367,6 +373,7 @@ class Variables:
 
     def _system(self, expression: str, line: int) -> str:
         name, *arguments = expression.split()
+        expression = _shown(expression)
         if name == "$processEnv" and len(arguments) == 1 and not arguments[0].startswith("%"):
             if arguments[0] not in self.environ:
                 raise self._error(line, f"environment variable {arguments[0]} is not set")
@@ -387,6 +394,11 @@ class Variables:
             f"{{{{{expression}}}}} is not supported: flask-batch knows $processEnv NAME, $guid, "
             "$uuid, $random.uuid, $timestamp and $randomInt [MIN MAX]",
         )
+
+
+def _shown(text: str) -> str:
+    """``text`` as an error quotes it: its first 80 characters."""
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def _integer(text: str) -> bool:
