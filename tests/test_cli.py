@@ -21,7 +21,7 @@ from flask import Flask, Response, jsonify, request
 from flask_batch import add_batch_route
 from flask_batch.cli import main
 
-from .servers import live_server
+from .servers import live_server, trickling_server
 
 
 def make_app(**options: Any) -> Flask:
@@ -152,7 +152,8 @@ def test_a_failing_request_stops_the_rest_and_exits_1(tmp_path: Path, base: str)
 
 def test_parallel_requests_each_run_whatever_the_others_answer(tmp_path: Path, base: str) -> None:
     path = http_file(tmp_path, "GET /people/nobody\n###\nGET /people\n")
-    result = run("send", path, "--url", f"{base}/batch", "--parallel", "--format", "json")
+    environ = {"FLASK_BATCH_URL": f"{base}/batch"}  # --url's default
+    result = run("send", path, "--parallel", "--format", "json", env=environ)
     assert result.exit_code == 1
     assert "HTTP 200 OK" in result.stdout.split("[2] ")[1]
     assert "2 requests: 1 ok, 1 failed" in result.stdout
@@ -198,6 +199,7 @@ def test_a_parse_error_names_the_file_and_line_and_exits_2(tmp_path: Path, base:
     ("text", "arguments", "message"),
     [
         ("GET /people/{{who}}\n", [], ":1: unknown variable {{who}}"),
+        ("GET /people\n###\nGET /people/{{who}}\n", [], ":3: unknown variable {{who}}"),
         (
             "GET http://elsewhere.example/x\n",
             [],
@@ -238,6 +240,18 @@ def test_a_refused_connection_exits_3(tmp_path: Path) -> None:
     described = run("describe", url)
     assert described.exit_code == 3
     assert described.stderr == f"Error: could not reach {url}: Connection refused\n"
+
+
+def test_an_answer_slower_than_the_timeout_exits_3(tmp_path: Path) -> None:
+    # The server sends its head at once, then a byte every 30 ms for 3 s: only a bound on the
+    # whole exchange stops it.
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+    with trickling_server(head, b"-" * 100, 0.03) as server:
+        path = http_file(tmp_path, "GET /people\n")
+        result = run("send", path, "--url", f"{server.base}/batch", "--timeout", "0.3")
+        assert server.ended(1) != [None]  # the client left before the server gave up
+    assert result.exit_code == 3
+    assert "took longer than its timeout (0.3 s)" in result.stderr
 
 
 def test_a_url_that_is_not_a_batch_endpoint_exits_3(tmp_path: Path, base: str) -> None:

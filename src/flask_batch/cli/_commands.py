@@ -84,6 +84,7 @@ def given_variables(
 @click.option(
     "--url",
     required=True,
+    metavar="URL",
     envvar="FLASK_BATCH_URL",
     callback=batch_url,
     help="The batch endpoint (or $FLASK_BATCH_URL). Relative request URLs resolve against it.",
@@ -106,11 +107,13 @@ def given_variables(
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
     help="Seconds the whole exchange may take (connect, send, every answer).",
 )
 @click.option(
     "--retries",
     type=click.IntRange(min=0),
+    metavar="N",
     default=0,
     show_default=True,
     help="Re-sends of a request answered 429 or 503 (idempotent methods), or of a lost batch.",
@@ -134,9 +137,12 @@ def send(  # noqa: PLR0917 (Click passes every option by keyword)
     variables: dict[str, str],
     show_headers: bool,
 ) -> None:
-    """Send the requests of FILE (a .http file, as the VS Code REST Client and the JetBrains
-    HTTP Client write them) as one batch to the endpoint at --url, and print each answer and
-    a summary."""
+    """Send a .http file's requests as one batch; print each answer.
+
+    FILE is written as the VS Code REST Client and the JetBrains HTTP Client write them; its
+    requests go as one batch to the endpoint at --url, and each answer is printed (JSON
+    indented), then a summary.
+    """
     http_file = read_http_file(file)
     values = Variables(http_file, variables, os.environ)
     session = Batching(url, format=batch_format, timeout=timeout, retries=retries, split=False)
@@ -322,11 +328,15 @@ def printable_body(response: requests.Response) -> str:
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=DESCRIBE_TIMEOUT,
+    metavar="SECONDS",
     show_default=True,
     help="Seconds to wait for the endpoint.",
 )
 def describe(url: str, as_json: bool, timeout: float) -> None:
-    """What the batch endpoint at URL supports, and its limits (its answer to OPTIONS)."""
+    """Print what the batch endpoint at URL supports, and its limits.
+
+    What it answers to OPTIONS: its formats, limits, workers and conventions.
+    """
     try:
         response = requests.options(
             url, headers={"Accept": "application/json"}, timeout=timeout, allow_redirects=False
