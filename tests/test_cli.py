@@ -21,6 +21,7 @@ from flask import Flask, Response, jsonify, request
 from flask_batch import add_batch_route
 from flask_batch.cli import main
 
+from .child import run_in_child
 from .servers import live_server, trickling_server
 
 
@@ -312,6 +313,33 @@ def test_the_installed_command_completes_in_bash() -> None:
     assert done.returncode == 0, done.stderr
     assert "_flask_batch_completion()" in done.stdout
     assert "complete -o nosort -F _flask_batch_completion flask-batch" in done.stdout
+
+
+def test_without_the_client_extra_the_command_says_what_to_install() -> None:
+    result = run_in_child(
+        "import sys\n"
+        "sys.modules['requests'] = None  # as if the client extra were not installed\n"
+        "sys.argv = ['flask-batch', '--help']\n"
+        "from flask_batch.cli import run\n"
+        "run()\n"
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "flask-batch needs the client extra (requests is missing): "
+        "pip install 'flask-batch[client]'\n"
+    )
+
+
+def test_python_m_runs_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "flask_batch.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("flask-batch, version ")
 
 
 def test_the_readme_example_runs(tmp_path: Path, base: str) -> None:

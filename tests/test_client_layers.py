@@ -131,10 +131,11 @@ def test_the_http_file_reader_does_no_io_and_knows_nothing_of_the_package() -> N
 def test_the_command_line_sends_through_the_requests_front_end_only() -> None:
     """The command takes the client's shared names, the requests front end and the core's
     reading of a discovery: no batch encoder, no httpx, nothing of the server side."""
-    allowed = {"..", "..client", "..client.requests", "..client._core.limits", "._http_file"}
+    own = {".", "._commands", "._http_file"}
+    allowed = {"..", "..client", "..client.requests", "..client._core.limits", *own}
     for file in ("__init__.py", "__main__.py", "_commands.py"):
         for name in imported(CLI / file):
             if name.startswith("."):
-                assert name in allowed or name == "._commands", f"{file} imports {name}"
+                assert name in allowed, f"{file} imports {name}"
             else:
                 assert name.split(".")[0] not in {"httpx", "flask", "werkzeug"}, name

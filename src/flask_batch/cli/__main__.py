@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ._commands import main
+from . import run
 
-main(prog_name="flask-batch")
+run()
