@@ -4,6 +4,10 @@ The core (``client/_core/``) decides everything about a batch exchange and does 
 drivers (``client/_drivers.py``) do the I/O for any front end; each front end adapts one
 library and knows nothing of the other. Checked on the source, so a stray import fails here
 before it couples the layers.
+
+The command line (``cli/``) is a client application on top: its ``.http`` reader does no I/O
+and knows nothing of the package, and the command sends through the requests front end, so
+that it never writes a batch of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import pytest
 
 CLIENT = Path(__file__).resolve().parent.parent / "src" / "flask_batch" / "client"
 CORE = sorted((CLIENT / "_core").glob("*.py"))
+CLI = CLIENT.parent / "cli"
 #: What moves bytes, runs concurrently, or is a front end's library: none of it in the core.
 NOT_IN_CORE = {
     "asyncio",
@@ -115,3 +120,22 @@ def test_a_public_client_module_declares_exactly_its_public_names(name: str) -> 
     }
     assert defined <= set(declared)
     assert set(declared) <= defined | taken
+
+
+def test_the_http_file_reader_does_no_io_and_knows_nothing_of_the_package() -> None:
+    for name in imported(CLI / "_http_file.py"):
+        assert not name.startswith("."), name
+        assert name.split(".")[0] not in NOT_IN_CORE | {"os", "pathlib", "click"}, name
+
+
+def test_the_command_line_sends_through_the_requests_front_end_only() -> None:
+    """The command takes the client's shared names, the requests front end and the core's
+    reading of a discovery: no batch encoder, no httpx, nothing of the server side."""
+    own = {".", "._commands", "._http_file"}
+    allowed = {"..", "..client", "..client.requests", "..client._core.limits", *own}
+    for file in ("__init__.py", "__main__.py", "_commands.py"):
+        for name in imported(CLI / file):
+            if name.startswith("."):
+                assert name in allowed, f"{file} imports {name}"
+            else:
+                assert name.split(".")[0] not in {"httpx", "flask", "werkzeug"}, name
