@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit bench load fuzz clean
+.PHONY: demo test lint typecheck unit docs bench load fuzz clean
 
 # pip >= 25.1 installs the development-only dependency groups of pyproject.toml (`--group`).
 $(BIN)/python:
@@ -17,7 +17,11 @@ $(VENV)/.demo: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[client,httpx,sqlalchemy,sqlalchemy-asyncio,flask-sqlalchemy,django]' --group dev
+	$(BIN)/pip install --quiet -e '.[client,httpx,sqlalchemy,sqlalchemy-asyncio,flask-sqlalchemy,django]' --group dev --group docs
+	touch $@
+
+$(VENV)/.docs: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e . --group docs
 	touch $@
 
 $(VENV)/.bench: $(BIN)/python pyproject.toml
@@ -47,6 +51,12 @@ unit: $(VENV)/.dev
 
 test: lint typecheck unit
 
+# The documentation site (mkdocs.yml, docs/) into site/, warnings as errors: a broken link
+# between pages, a page missing from the navigation, a docstring the reference cannot read.
+# `make test` builds it too (tests/test_docs.py).
+docs: $(VENV)/.docs
+	$(BIN)/mkdocs build --strict
+
 # Concurrent batches against gunicorn (sync, then gthread workers) on 127.0.0.1, >= 60 s each;
 # writes bench/results/load.md.
 load: $(VENV)/.load
@@ -71,4 +81,4 @@ fuzz: $(VENV)/.fuzz
 		-dict=fuzz/batch.dict -artifact_prefix=fuzz/.work/ fuzz/.work/corpus fuzz/corpus/seeds
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info .mypy_cache .pytest_cache .ruff_cache
