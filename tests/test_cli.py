@@ -1,7 +1,7 @@
-"""The ``flask-batch`` command against a real server on 127.0.0.1: ``send`` a ``.http``
-file as one batch, ``describe`` an endpoint, and every exit status (README, "The command
-line"). Most tests run the command in-process with Click's runner; the last ones run the
-installed entry point itself."""
+"""The ``flask-batch`` command against a real server on 127.0.0.1: ``send`` a ``.http`` file
+as one batch, ``describe`` an endpoint, and every exit status (docs/clients/cli.md). Most
+tests run the command in-process with Click's runner; the last ones run the installed entry
+point itself."""
 
 from __future__ import annotations
 
@@ -342,9 +342,9 @@ def test_python_m_runs_the_command() -> None:
     assert done.stdout.startswith("flask-batch, version ")
 
 
-def test_the_readme_example_runs(tmp_path: Path, base: str) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    example = readme.split("```http\n", 1)[1].split("```", 1)[0]
+def test_the_documented_example_runs(tmp_path: Path, base: str) -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "clients" / "cli.md").read_text()
+    example = page.split("```http\n", 1)[1].split("```", 1)[0]
     path = http_file(tmp_path, example)
     result = run(
         "send", path, "--url", f"{base}/batch", "--var", "who=alice", env={"API_TOKEN": "t"}

@@ -2,10 +2,11 @@
 
 Why: an OData multipart batch (one that carries an OData version header) stops at its first
 failed request unless it prefers ``odata.continue-on-error``, and its answer ends there: the
-requests after the failure get no answer at all (README "Error policy"). Those requests never
-ran. The clients must say so, and why, instead of "the batch answer has no part"; and when
-the failure that stopped the batch is retried, they must go again with it, whatever their
-method, as a part answered ``424`` for a dependency being retried does. Against a real server.
+requests after the failure get no answer at all (docs/execution.md, "Error policy"). Those
+requests never ran. The clients must say so, and why, instead of "the batch answer has no
+part"; and when the failure that stopped the batch is retried, they must go again with it,
+whatever their method, as a part answered ``424`` for a dependency being retried does.
+Against a real server.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ route reading it on a real server waited for bytes that never came, until the cl
 up. The route now reads what Werkzeug kept: the whole body if the application's read cached
 it, else what is left, which is refused at once as shorter than its ``Content-Length``. (A
 chunked body read in part without caching has no length to be found short by: the route
-reads what is left: README, "The extension, app factories and several routes".)
+reads what is left: docs/frameworks/flask.md.)
 """
 
 from __future__ import annotations

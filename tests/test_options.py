@@ -1,6 +1,6 @@
 """Every option is declared once (a field of Limits, Execution, Conventions or Routing) and
-the rest reads it: the resolution of keywords and config keys, and the README's Configuration
-table."""
+the rest reads it: the resolution of keywords and config keys, and the Configuration page's
+table (docs/configuration.md)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from flask_batch.intake import Routing
 from flask_batch.options import OPTIONS, resolve_options
 from flask_batch.wire.model import Limits
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+CONFIGURATION = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 
-def test_the_readme_table_lists_every_option_with_its_config_key_in_order() -> None:
-    rows = re.findall(r"^\| `(\w+)` \| `(BATCH_\w+)` \|", README.read_text(), re.MULTILINE)
+def test_the_documented_table_lists_every_option_with_its_config_key_in_order() -> None:
+    rows = re.findall(r"^\| `(\w+)` \| `(BATCH_\w+)` \|", CONFIGURATION.read_text(), re.MULTILINE)
     assert rows == [(option.name, option.config_key) for option in OPTIONS]
 
 

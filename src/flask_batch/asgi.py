@@ -50,7 +50,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
     """Serve batches at ``path`` in front of any ASGI application (on a ``shared_path``,
     only a POST, carrying ``batch_query`` if set; every other request passes through).
 
-    The options are those of the Flask extension (README, Configuration), as keyword
+    The options are those of the Flask extension (docs/configuration.md), as keyword
     arguments; an invalid value raises ValueError. With ``max_workers`` above 1, independent
     parts of a batch run concurrently as tasks on the event loop: at most
     ``max_workers_per_request`` at once for one batch, and at most ``max_workers`` at once for

@@ -5,7 +5,7 @@ request's :class:`Versions` (the version headers it carries: OData's, Azure Stor
 decide together: the JSON
 answers' header spelling (:func:`json_dialect`); whether a multipart batch is OData's, which
 stops at its first error and answers as OData's reference servers write (:func:`speaks_odata`);
-and the status of the batch's answer (:func:`answer_status`). README "Dialects" says how
+and the status of the batch's answer (:func:`answer_status`). docs/dialects.md says how
 each is recognised.
 """
 

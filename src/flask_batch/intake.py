@@ -230,7 +230,7 @@ class Intake:
             flat_changesets=conventions.flat_changesets,
             odata=odata,
         )
-        #: Whether the batch speaks OData's multipart dialect (README "Dialects").
+        #: Whether the batch speaks OData's multipart dialect (docs/dialects.md).
         self.odata = odata and writer.content_type.startswith(MULTIPART)
         #: The status of the batch's answer, and its own headers (README "Dialects").
         self.status = answer_status(conventions, versions)

@@ -53,7 +53,7 @@ _GROUPS: tuple[type[Limits | Execution | Conventions | Routing], ...] = (
     Conventions,
     Routing,
 )
-#: Every option, in the order the README's Configuration table lists them.
+#: Every option, in the order docs/configuration.md's table lists them.
 OPTIONS: tuple[Option, ...] = tuple(
     Option(declared.name, declared.default, declared.metadata["doc"], group)
     for group in _GROUPS

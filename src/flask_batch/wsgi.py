@@ -205,7 +205,7 @@ class BatchMiddleware(MiddlewareOptions["WSGIApplication"]):
 
     A request to ``path`` is a batch whose parts run through ``app`` (on a ``shared_path``,
     only a POST, carrying ``batch_query`` if set); every other request passes through
-    untouched. The options are those of the Flask extension (README, Configuration), as
+    untouched. The options are those of the Flask extension (docs/configuration.md), as
     keyword arguments; an invalid value raises ValueError.
     """
 

@@ -338,7 +338,7 @@ def wsgi_app(api: Api) -> WSGIApplication:
 
 
 def _place(environ_or_scope: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    """Where a part is, as its environ or scope says (README, "Where a part is")."""
+    """Where a part is, as its environ or scope says (docs/execution.md, "Where a part is")."""
     return (
         environ_or_scope.get("flask_batch.part_index"),
         environ_or_scope.get("flask_batch.member_index"),

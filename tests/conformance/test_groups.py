@@ -1,4 +1,4 @@
-"""Atomic groups run all or nothing, alike on every front end (README "Atomic groups").
+"""Atomic groups run all or nothing, alike on every front end (docs/atomic-groups.md).
 
 A group's members run in order in one thread (Flask, WSGI) or one task (ASGI), between the
 transaction hook's ``begin`` and its ``commit`` (every member succeeded) or ``rollback`` (a

@@ -1,5 +1,4 @@
-"""The clients' atomic groups against every front end (README "Atomic groups in the
-clients").
+"""The clients' atomic groups against every front end (docs/clients/atomic-groups.md).
 
 Why: the client's half of a group is only right if a real server, running it under its
 transaction hook, applies it whole or not at all and each member's response says what the

@@ -1,5 +1,5 @@
-"""References (``$<id>``) between the requests of a batch, alike on every front end (README
-"References").
+"""References (``$<id>``) between the requests of a batch, alike on every front end
+(docs/references.md).
 
 A URL starting with ``$<id>`` goes where the earlier request's answer says (its
 ``Location``, else its own target), a JSON body's ``@odata.bind`` and ``@odata.id`` strings

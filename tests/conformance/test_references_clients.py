@@ -1,4 +1,4 @@
-"""The clients' references (``$<id>``) resolved by every front end (README "References").
+"""The clients' references (``$<id>``) resolved by every front end (docs/references.md).
 
 Why: the clients send a reference as written and give a request the id it names
 (``content_id=``); only a real server resolving it shows that the two halves agree, in

@@ -39,7 +39,7 @@ def test_other_methods_reach_the_application_not_a_description(server: Server, m
 @differs_on(
     "flask",
     "Flask routes a path and a method to one view, whatever the query: POST at the shared "
-    "path is the batch route's, which answers one without the query 405 (README, shared_path)",
+    "path is the batch route's, which answers one without the query 405 (docs/shared-paths.md)",
 )
 def test_a_post_without_the_batch_query_reaches_the_application(server: Server) -> None:
     answer = post(server.base, f"{SHARED}?comp=list", body(OK), MULTIPART)

@@ -27,7 +27,7 @@ from ..client._core.limits import description
 from ..client.requests import Batching
 from ._http_file import BodyFile, HttpFile, HttpFileError, HttpRequest, Variables, parse
 
-#: Exit statuses (README, "The command line").
+#: Exit statuses (docs/clients/cli.md).
 OK, SOME_FAILED, BAD_INPUT, BATCH_FAILED = 0, 1, 2, 3
 #: Seconds ``describe`` waits for the endpoint.
 DESCRIBE_TIMEOUT = 30.0

@@ -280,9 +280,10 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
     ) -> list[httpx.Response]:
         """Send ``requests`` now, batching those that can be, and return their responses in
         order; raises :class:`HttpxBatchFailed` (with ``responses``) if any got no answer.
-        ``atomic=True``: they are one atomic group, applied whole or not at all (README,
-        "Atomic groups"; a reference is a request built as ``httpx.Request("POST",
-        "$ada/orders")``, naming a request given ``extensions={CONTENT_ID: "ada"}``).
+        ``atomic=True``: they are one atomic group, applied whole or not at all
+        (docs/clients/atomic-groups.md; a reference is a request built as
+        ``httpx.Request("POST", "$ada/orders")``, naming a request given
+        ``extensions={CONTENT_ID: "ada"}``).
         """
         requests = list(requests)
         batched, group = self._batched(requests, atomic)

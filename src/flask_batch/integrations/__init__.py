@@ -1,8 +1,8 @@
 """Transactions for atomic groups, one module per database library.
 
-Each module imports its library, so each comes with its own extra (README, "Transactions
-for atomic groups"); importing this package imports none of them. Nothing in the rest of
-the package imports an integration (tests/test_layers.py).
+Each module imports its library, so each comes with its own extra (docs/atomic-groups.md,
+"Transactions for atomic groups"); importing this package imports none of them. Nothing in
+the rest of the package imports an integration (tests/test_layers.py).
 
 - :mod:`flask_batch.integrations.sqlalchemy`: SQLAlchemy 2 sessions (``scoped_session``,
   ``sessionmaker``);

@@ -34,7 +34,7 @@ class Queued(Protocol):
 
 
 class Options(TypedDict, total=False):
-    """The options every client takes, as keywords (README, "Clients"); the defaults are
+    """The options every client takes, as keywords (docs/clients/index.md); the defaults are
     those of :meth:`ClientOptions._configure`."""
 
     format: FormatName
@@ -47,7 +47,7 @@ class Options(TypedDict, total=False):
 
 
 class ClientOptions(Generic[OuterT]):
-    """Mixed into every front end: the options of the README's table that every client
+    """Mixed into every front end: the options of the clients' table that every client
     shares (``format``, ``retries``, ``max_parts``, ``max_body_size``, ``discover``,
     ``split``, ``concurrency``), and the run they make of a queue."""
 
