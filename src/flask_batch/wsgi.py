@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from .answers import gzipped
 from .conventions import Conventions, Versions
 from .execution import stream_answers
 from .groups import check_hook
@@ -92,6 +93,8 @@ class BatchEndpoint:
             gone=client_gone(environ),
             resolve=run.resolver(dispatcher.router),
         )
+        if intake.gzip:
+            body = gzipped(body)
         return Answer(f"{intake.status} {reason_phrase(intake.status)}", run.headers, body)
 
     def describe(self) -> Answer:
@@ -126,6 +129,7 @@ def read_batch(
         content_length=environ.get("CONTENT_LENGTH"),
         framed=bool(environ.get("wsgi.input_terminated")),
         content_encoding=environ.get("HTTP_CONTENT_ENCODING"),
+        accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
         nested=bool(environ.get(PART_KEY)),
         started=started,
         conventions=conventions,
