@@ -152,9 +152,13 @@ def http2(base: str, work: list[Call], warm: bool) -> float:
     return asyncio.run(run())
 
 
-def batched(base: str, work: list[Call], warm: bool) -> float:
-    """``flask_batch.client.Batching``: batches of at most ``MAX_PARTS`` calls, one by one."""
-    with Batching(base + "/batch", timeout=TIMEOUT) as session:
+def batched(base: str, work: list[Call], warm: bool, *, compress: bool = True) -> float:
+    """``flask_batch.client.Batching``: batches of at most ``MAX_PARTS`` calls, one by one;
+    ``compress=False``: no gzip either way (``bench.compression``), for an A/B."""
+    path = "/batch" if compress else "/batch-identity"
+    with Batching(base + path, timeout=TIMEOUT) as session:
+        if not compress:
+            session.limits.refuse_gzip()
         if warm:
             session.get(base + "/items/0")
             session.send_batch()

@@ -16,7 +16,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from bench import groups
+from bench import compression, groups
 from bench.timing import median
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +123,7 @@ MEMORY_CASES = {
     "json-many": "JSON: 20,000 requests, bodies `[[],...]`",
     "answer128mb": "one part answered with 128 MiB, streamed (Flask)",
     "answer128mb-asgi": "one part answered with 128 MiB, streamed (ASGI)",
+    "answer128mb-gzip": "one part answered with 128 MiB, streamed in gzip (Flask)",
 }
 
 
@@ -198,7 +199,11 @@ def targets(e2e: Any, server: Any, hostile: Any = None) -> list[Target]:
                     max(factors) < 2,
                 )
             )
-        for case, front_end in (("answer128mb", "Flask"), ("answer128mb-asgi", "ASGI")):
+        for case, front_end in (
+            ("answer128mb", "Flask"),
+            ("answer128mb-asgi", "ASGI"),
+            ("answer128mb-gzip", "Flask, gzip"),
+        ):
             answers = [
                 answer
                 for mode in ("tracemalloc", "rss")
@@ -871,7 +876,7 @@ def write_markdown() -> None:
     alpha, profile = load("alpha.json"), load("profile.json")
     parallel, async_client = load("parallel.json"), load("async_client.json")
     asgi, hostile = load("asgi_cost.json"), load("hostile.json")
-    atomic_groups = load("groups.json")
+    atomic_groups, gzip = load("groups.json"), load("gzip.json")
     lines = [
         "# Benchmarks",
         "",
@@ -889,6 +894,7 @@ def write_markdown() -> None:
     lines += section_e2e(e2e)
     lines += section_server(server)
     lines += section_hostile(hostile)
+    lines += compression.section(gzip)
     lines += section_parallel(parallel)
     lines += groups.section(atomic_groups)
     lines += section_async(async_client)
