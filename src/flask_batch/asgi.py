@@ -98,7 +98,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 framed="transfer-encoding" in headers
                 or scope.get("http_version", "1.1") not in ("1.0", "1.1"),
                 content_encoding=headers.get("content-encoding"),
-                accept_encoding=headers.get("accept-encoding"),
+                accept_encoding=_joined(scope, b"accept-encoding"),
                 nested=nested,
                 started=started,
                 conventions=self.settings.conventions,
@@ -221,6 +221,17 @@ def _fields(scope: Scope) -> dict[str, str]:
     for name, value in scope.get("headers", ()):
         fields.setdefault(bytes(name).decode("latin-1").lower(), bytes(value).decode("latin-1"))
     return fields
+
+
+def _joined(scope: Scope, name: bytes) -> str | None:
+    """Every value of the list header ``name`` (lower-case) of ``scope``, joined by commas
+    as a WSGI server joins them (RFC 9110, 5.3), or None if there is none."""
+    values = [
+        bytes(value).decode("latin-1")
+        for key, value in scope.get("headers", ())
+        if bytes(key).lower() == name
+    ]
+    return ", ".join(values) if values else None
 
 
 def _encode(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

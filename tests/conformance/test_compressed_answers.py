@@ -82,6 +82,13 @@ def test_the_client_s_weights_decide(
     assert [r.body for r in answer.parts()] == [b"ok"]
 
 
+def test_repeated_accept_encoding_fields_count_as_one_list(server: Server) -> None:
+    # RFC 9110, 5.3: a field sent twice is its values joined by commas, on every front end.
+    headers = [("Accept-Encoding", "identity;q=0.5"), ("Accept-Encoding", "gzip")]
+    answer = post(server.base, "/batch", body(OK), headers=headers)
+    assert [r.body for r in _inflated(answer).parts()] == [b"ok"]
+
+
 def test_a_route_can_turn_compression_off(server: Server) -> None:
     answer = post(server.base, "/batch/uncompressed", body(OK), headers=GZIP)
     assert answer.header("Content-Encoding") is None
