@@ -24,6 +24,8 @@ from flask_batch.wire.content_coding import GzipEncoder, accepts_gzip
         ("gzip;q=2", False),
         ("gzip;q=nan", False),
         ("gzip;q=0, gzip", False),  # the first entry of a coding counts
+        ("identity;q=0, gzip;q=0.1", True),
+        ("identity;q=0", False),  # nothing acceptable: plain, the field disregarded
         (",,  ,", False),
     ],
 )
