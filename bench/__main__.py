@@ -2,13 +2,14 @@
 
 ``python -m bench [STEP ...]`` runs only the steps named: ``server`` (in-process cost of
 multipart and JSON batches, scaling, memory), ``hostile`` (reading hostile bodies against a
-plain one), ``parallel`` (parts on a thread pool: waiting views, thread cost), ``groups``
-(members of atomic groups against the same parts outside one, and a real SQLAlchemy hook),
-``alpha`` (flask-batch 0.0.2 in its own virtual environment), ``profile``, ``e2e`` (end to
-end through the latency proxy), ``async`` (100 concurrent httpx requests, auto-batched or
-not), ``asgi`` (``python -m bench.asgi_cost`` in a subprocess, when that module exists; a
-failure there is reported and the other steps go on), ``report`` (docs/benchmarks.md and the
-chart, from the results on disk). ``--quick`` makes ``e2e`` and ``async`` smoke runs.
+plain one), ``gzip`` (bytes on the wire and the CPU of compressing them, both ways),
+``parallel`` (parts on a thread pool: waiting views, thread cost), ``groups`` (members of
+atomic groups against the same parts outside one, and a real SQLAlchemy hook), ``alpha``
+(flask-batch 0.0.2 in its own virtual environment), ``profile``, ``e2e`` (end to end through
+the latency proxy), ``async`` (100 concurrent httpx requests, auto-batched or not), ``asgi``
+(``python -m bench.asgi_cost`` in a subprocess, when that module exists; a failure there is
+reported and the other steps go on), ``report`` (docs/benchmarks.md and the chart, from the
+results on disk). ``--quick`` makes ``e2e`` and ``async`` smoke runs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from bench import (
     alpha,
     async_client,
+    compression,
     e2e,
     groups,
     hostile,
@@ -41,6 +43,7 @@ RESULTS = ROOT / "bench" / "results"
 STEPS = (
     "server",
     "hostile",
+    "gzip",
     "parallel",
     "groups",
     "alpha",
@@ -61,6 +64,10 @@ def _save(name: str, data: Any) -> None:
 
 def run_hostile() -> None:
     _save("hostile.json", hostile.run())
+
+
+def run_gzip() -> None:
+    _save("gzip.json", compression.run())
 
 
 def run_groups() -> None:
@@ -118,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     actions: dict[str, Callable[[], None]] = {
         "server": run_server,
         "hostile": run_hostile,
+        "gzip": run_gzip,
         "parallel": run_parallel,
         "groups": run_groups,
         "alpha": run_alpha,

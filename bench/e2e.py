@@ -172,10 +172,14 @@ def http2(base: str, work: list[Call], warm: bool) -> float:
     return asyncio.run(run())
 
 
-def batched(base: str, work: list[Call], warm: bool) -> float:
+def batched(base: str, work: list[Call], warm: bool, *, compress: bool = True) -> float:
     """``flask_batch.client.Batching``: every call queued, then one ``send_batch()``; the
-    client splits the queue to the endpoint's limits (``MAX_PARTS``) as it does by default."""
-    with Batching(base + "/batch", timeout=TIMEOUT) as session:
+    client splits the queue to the endpoint's limits (``MAX_PARTS``) as it does by default.
+    ``compress=False``: no gzip either way (``bench.compression``), for an A/B."""
+    path = "/batch" if compress else "/batch-identity"
+    with Batching(base + path, timeout=TIMEOUT) as session:
+        if not compress:
+            session.limits.refuse_gzip()
         if warm:
             session.get(base + "/items/0")
             session.send_batch()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import groups
+from bench import compression, groups
 from bench.latency_proxy import INITIAL_WINDOW, SEGMENT, Link
 from bench.timing import median
 
@@ -178,6 +178,7 @@ MEMORY_CASES = {
     "json-many": "JSON: 20,000 requests, bodies `[[],...]`",
     "answer128mb": "one part answered with 128 MiB, streamed (Flask)",
     "answer128mb-asgi": "one part answered with 128 MiB, streamed (ASGI)",
+    "answer128mb-gzip": "one part answered with 128 MiB, streamed in gzip (Flask)",
 }
 
 
@@ -254,7 +255,11 @@ def targets(e2e: Any, server: Any, hostile: Any = None) -> list[Target]:
                     max(factors) < 2,
                 )
             )
-        for case, front_end in (("answer128mb", "Flask"), ("answer128mb-asgi", "ASGI")):
+        for case, front_end in (
+            ("answer128mb", "Flask"),
+            ("answer128mb-asgi", "ASGI"),
+            ("answer128mb-gzip", "Flask, gzip"),
+        ):
             answers = [
                 answer
                 for mode in ("tracemalloc", "rss")
@@ -977,7 +982,7 @@ def write_markdown() -> None:
     alpha, profile = load("alpha.json"), load("profile.json")
     parallel, async_client = load("parallel.json"), load("async_client.json")
     asgi, hostile = load("asgi_cost.json"), load("hostile.json")
-    atomic_groups = load("groups.json")
+    atomic_groups, gzip = load("groups.json"), load("gzip.json")
     lines = [
         "# Benchmarks",
         "",
@@ -995,6 +1000,7 @@ def write_markdown() -> None:
     lines += section_e2e(e2e)
     lines += section_server(server)
     lines += section_hostile(hostile)
+    lines += compression.section(gzip)
     lines += section_parallel(parallel)
     lines += groups.section(atomic_groups)
     lines += section_async(async_client)

@@ -16,7 +16,8 @@ Rounds interleave (a), (b), (c) and (d), and the ratios b/a and d/a are taken wi
 round, so slow moments of a shared machine hit all four alike. Memory is measured in fresh
 subprocesses: ``python -m bench.server_cost memory CASE {tracemalloc,rss}``, CASE one of
 :data:`MEMORY_CASES` (8 MiB JSON batches dense in brackets among them, and one part whose
-answer streams 128 MiB, through the Flask extension and through the ASGI middleware).
+answer streams 128 MiB, through the Flask extension and through the ASGI middleware, and in
+gzip through the Flask extension).
 
 Run ``python -m bench.server_cost``; results go to ``bench/results/server.json``.
 """
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import zlib
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -274,6 +276,7 @@ MEMORY_CASES = (
     *(f"json-{shape}" for shape in JSON_SHAPES),
     "answer128mb",
     "answer128mb-asgi",
+    "answer128mb-gzip",
 )
 JSON_MEMORY_SIZE = 8 * MIB
 
@@ -361,7 +364,16 @@ def _answering(case: str) -> _Answering:
             )
 
             def run(body: bytes) -> int:
-                return run_batch(app, batch_environ(body))
+                if not case.endswith("-gzip"):
+                    return run_batch(app, batch_environ(body))
+                # In gzip: the size is the answer's once decompressed, as it streams (a
+                # refusal, the warm-up's, is not compressed).
+                environ = {**batch_environ(body), "HTTP_ACCEPT_ENCODING": "gzip"}
+                inflate = zlib.decompressobj(31)
+                chunks = app.wsgi_app(environ, start_response)
+                if not body.count(b"HTTP/1.1"):
+                    return drain(chunks)
+                return sum(len(inflate.decompress(chunk)) for chunk in chunks)
 
         run(batch_body([]))  # first-request imports and caches happen now (a refused batch)
         return _Answering(len(body), partial(run, body))

@@ -39,6 +39,7 @@ from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, pl
 from .options import MiddlewareOptions
 from .targets import PART_KEY
 from .tracing import batch_trace
+from .wire.content_coding import GzipEncoder
 from .wire.errors import BatchError
 
 __all__ = ["BatchMiddleware", "route_path"]
@@ -98,6 +99,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 framed="transfer-encoding" in headers
                 or scope.get("http_version", "1.1") not in ("1.0", "1.1"),
                 content_encoding=headers.get("content-encoding"),
+                accept_encoding=_joined(scope, b"accept-encoding"),
                 nested=nested,
                 started=started,
                 conventions=self.settings.conventions,
@@ -149,7 +151,8 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
         )
         try:
             async with aclosing(answer):
-                await _stream(send, intake.status, run.headers, answer)
+                encoder = GzipEncoder() if intake.gzip else None
+                await _stream(send, intake.status, run.headers, answer, encoder)
         finally:
             watcher.cancel()
             await parts.finish()
@@ -224,6 +227,17 @@ def _fields(scope: Scope) -> dict[str, str]:
     return fields
 
 
+def _joined(scope: Scope, name: bytes) -> str | None:
+    """Every value of the list header ``name`` (lower-case) of ``scope``, joined by commas
+    as a WSGI server joins them (RFC 9110, 5.3), or None if there is none."""
+    values = [
+        bytes(value).decode("latin-1")
+        for key, value in scope.get("headers", ())
+        if bytes(key).lower() == name
+    ]
+    return ", ".join(values) if values else None
+
+
 def _encode(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
@@ -236,9 +250,14 @@ async def _send_whole(send: Send, answer: Answer, *, head: bool = False) -> None
 
 
 async def _stream(
-    send: Send, status: int, headers: list[tuple[str, str]], chunks: AsyncIterator[bytes]
+    send: Send,
+    status: int,
+    headers: list[tuple[str, str]],
+    chunks: AsyncIterator[bytes],
+    encoder: GzipEncoder | None = None,
 ) -> None:
-    """Send the batch's answer as its parts are written; the status line waits for the first."""
+    """Send the batch's answer as its parts are written (through ``encoder``, if it is
+    compressed); the status line waits for the first."""
     start: Message | None = {
         "type": "http.response.start",
         "status": status,
@@ -249,7 +268,9 @@ async def _stream(
             if start is not None:
                 await send(start)
                 start = None
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            data = chunk if encoder is None else encoder.encode(chunk)
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        end = b"" if encoder is None else encoder.finish()
+        await send({"type": "http.response.body", "body": end, "more_body": False})
     except OSError:
         return  # the client went away (ASGI 2.4 servers raise OSError from send)

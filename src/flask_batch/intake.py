@@ -28,7 +28,7 @@ from .execution import Execution
 from .references import Resolver
 from .schedule import Policy
 from .targets import Router
-from .wire.content_coding import BodyDecoder
+from .wire.content_coding import REQUEST_CODINGS, BodyDecoder, accepts_gzip
 from .wire.dependencies import dependency_indices
 from .wire.errors import (
     ALLOW,
@@ -169,8 +169,14 @@ def describe(limits: Limits, execution: Execution, conventions: Conventions) -> 
         "multipart_dialect": conventions.multipart_dialect,
         "flat_changesets": conventions.flat_changesets,
         "answer_status": conventions.answer_status,
+        "content_codings": REQUEST_CODINGS.split(", "),
+        "compress_answers": conventions.compress_answers,
     }
-    headers = [("Content-Type", "application/json"), ("Allow", ALLOW)]
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Allow", ALLOW),
+        ("Accept-Encoding", REQUEST_CODINGS),
+    ]
     return whole_answer("200 OK", headers, json.dumps(document).encode("ascii"))
 
 
@@ -198,7 +204,8 @@ class Intake:
 
     Every batch-level decision is made here, for every adapter alike: the method, nesting, the
     media type, the framing (a ``Content-Length`` within ``max_body_size``, or a body the
-    transport ends: chunked, or HTTP/2), the content coding, the limits while the body streams
+    transport ends: chunked, or HTTP/2), the content coding (and the answer's: gzip when
+    ``accept_encoding`` prefers it), the limits while the body streams
     in, a body that ends early, and the deadline while it is still arriving. Raises
     :class:`BatchError` (from the constructor, :meth:`feed`, :meth:`check_time` or
     :meth:`close`) to refuse the batch, as soon as what arrived allows.
@@ -213,6 +220,7 @@ class Intake:
         content_length: str | None = None,
         framed: bool = False,
         content_encoding: str | None = None,
+        accept_encoding: str | None = None,
         nested: bool = False,
         started: float | None = None,
         conventions: Conventions = Conventions(),  # noqa: B008 (frozen: nothing is shared)
@@ -236,6 +244,14 @@ class Intake:
         self.status = answer_status(conventions, versions)
         version = odata_version(versions)
         self.headers = [] if version is None else [("OData-Version", version)]
+        # The codings a batch body may come in (RFC 9110, 12.5.3), for clients to compress.
+        self.headers.append(("Accept-Encoding", REQUEST_CODINGS))
+        #: Whether the answer goes in gzip: the route compresses, and the request takes it.
+        self.gzip = conventions.compress_answers and accepts_gzip(accept_encoding)
+        if conventions.compress_answers:
+            self.headers.append(("Vary", "Accept-Encoding"))
+        if self.gzip:
+            self.headers.append(("Content-Encoding", "gzip"))
         #: The length the request declared, or None when the transport frames the body.
         self.length = declared_length(content_length, limits)
         if self.length is None and not framed:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from .answers import gzipped
 from .conventions import Conventions, Versions
 from .execution import stream_answers
 from .groups import check_hook
@@ -101,7 +102,10 @@ class BatchEndpoint:
             resolve=run.resolver(dispatcher.router),
         )
         status = f"{intake.status} {reason_phrase(intake.status)}"
-        return Answer(status, run.headers, trace.ending(body, intake.status))
+        body = trace.ending(body, intake.status)
+        if intake.gzip:
+            body = gzipped(body)
+        return Answer(status, run.headers, body)
 
     def describe(self) -> Answer:
         """What this endpoint accepts (GET, HEAD and OPTIONS), so clients can size batches."""
@@ -135,6 +139,7 @@ def read_batch(
         content_length=environ.get("CONTENT_LENGTH"),
         framed=bool(environ.get("wsgi.input_terminated")),
         content_encoding=environ.get("HTTP_CONTENT_ENCODING"),
+        accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
         nested=bool(environ.get(PART_KEY)),
         started=started,
         conventions=conventions,

@@ -203,7 +203,9 @@ def outer_request(
     if batch is None:
         headers.append((b"Accept", b"application/json"))
         return httpx.Request("GET", batch_url, headers=headers, extensions=extensions)
-    headers.append((b"Content-Type", batch.content_type.encode("ascii")))
+    own = [(name.encode("ascii"), value.encode("ascii")) for name, value in batch.headers]
+    names = {name.lower() for name, _ in own}
+    headers = [field for field in headers if field[0].lower() not in names] + own
     return httpx.Request(
         "POST", batch_url, headers=headers, content=batch.body, extensions=extensions
     )
@@ -235,6 +237,7 @@ def reply(response: httpx.Response, body: bytes, started: float) -> Reply[httpx.
         response.headers.get("Retry-After"),
         body,
         response,
+        response.headers.get("Accept-Encoding"),
     )
 
 

@@ -214,6 +214,7 @@ def reply(response: requests.Response, body: bytes) -> Reply[requests.Response]:
         response.headers.get("Retry-After"),
         body,
         response,
+        response.headers.get("Accept-Encoding"),
     )
 
 

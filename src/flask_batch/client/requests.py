@@ -320,8 +320,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         self, queue: list[Queued], batch: PreparedBatch, deadline: float | None
     ) -> Reply[requests.Response] | Lost:
         """POST one batch; a lost connection or a timeout is an outcome, not an exception."""
-        headers = {"Content-Type": batch.content_type}
-        request = self._own_request("POST", data=batch.body, headers=headers)
+        request = self._own_request("POST", data=batch.body, headers=dict(batch.headers))
         try:
             response, body = self._exchange(
                 request, phases(queue[index] for index in batch.items), deadline
