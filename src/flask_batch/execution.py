@@ -35,7 +35,7 @@ from .transactions import AsyncTransactionHook, TransactionHook
 from .wire.formats import Writer
 from .wire.model import SubRequest, SubResponse, option
 
-__all__ = ["Execution", "astream_answers", "stream_answers"]
+__all__ = ["AHEAD", "HOLD_WAIT", "RUNNER_TURN", "Execution", "astream_answers", "stream_answers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +149,10 @@ RUNNER_TURN = 16
 #: Parts that may start while the answer is away being sent: a client that reads slowly
 #: holds the batch back, as it holds back a batch run one part after another.
 AHEAD = HOLD_PARTS
-#: Seconds an answer held back waits at most for more to go with it (see HOLD_PARTS).
-HOLD_WAIT = QUICK_PART
+#: Seconds an answer held back waits at most for more to go with it: as long as HOLD_PARTS
+#: quick parts may take (QUICK_PART measured the same, and wakes the server's thread more
+#: when parts are slow: docs/performance.md).
+HOLD_WAIT = HOLD_PARTS * QUICK_PART
 
 
 class _PoolRun:
