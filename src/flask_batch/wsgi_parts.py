@@ -70,7 +70,6 @@ class Dispatcher:
         self._own_fields = header_rules.own_fields
         self._answer_limit = answer_limit
         self._base = _base_environ(outer)
-        self._known_headers: dict[Headers, tuple[dict[str, str], bool]] = {}
         if concurrent:
             self._base["wsgi.multithread"] = True  # parts of this batch run in threads
         script_name: str = self._base.get("SCRIPT_NAME", "")
@@ -83,6 +82,8 @@ class Dispatcher:
             script_name.encode("latin-1"),
             endpoint_takes,
         )
+        # The environ items of the header blocks seen in this batch (_header_items).
+        self._known_headers: dict[Headers, tuple[dict[str, str], bool]] = {}
 
     def __call__(self, request: SubRequest, index: int) -> SubResponse:
         return self.run_in(contextvars.Context(), request, index)
