@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -139,11 +140,13 @@ class Schedule:
         self._unhindered = policy.deadline is None
         #: The atomic groups, by the index of their first member: each runs as one unit.
         self.groups = {r.group.first: r.group for r in requests if r.group is not None}
-        self._waiting = list(range(len(requests)))
+        # The units not started yet, in order (a deque: taking from its front costs the same
+        # at any length; a list's front is moved, each time, by all that follows it).
+        self._waiting = deque(range(len(requests)))
         # What each unit waits for: a part, its dependencies; a group, its members' outside it.
         self._waits_for = dependencies
         if self.groups:
-            self._waiting = [i for i in self._waiting if _unit_start(requests[i].group, i)]
+            self._waiting = deque(i for i in self._waiting if _unit_start(requests[i].group, i))
             self._waits_for = list(dependencies)
             for first, group in self.groups.items():
                 members = range(first, first + group.size)
@@ -174,12 +177,10 @@ class Schedule:
         """The waiting parts to start now, in request order, with ``running`` parts running
         and room for ``workers``; parts that must not run are answered on the way."""
         start: list[int] = []
-        scanned = 0
         still_waiting = []
-        for index in self._waiting:
-            if running + len(start) >= workers:
-                break
-            scanned += 1
+        waiting = self._waiting
+        while waiting and running + len(start) < workers:
+            index = waiting.popleft()
             if not all(self.answers[i] is not None for i in self._waits_for[index]):
                 still_waiting.append(index)
                 continue
@@ -188,7 +189,7 @@ class Schedule:
                 self.finish(index, settled)
             else:
                 start.append(index)
-        self._waiting[:scanned] = still_waiting
+        waiting.extendleft(reversed(still_waiting))
         return start
 
     def settle(self, index: int) -> SubResponse | None:
