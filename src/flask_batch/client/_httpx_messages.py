@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -141,8 +141,8 @@ class Entry:
         timeouts: Mapping[str, float | None] = (
             self.request.extensions.get("timeout") or DEFAULT_TIMEOUT
         )
-        self.phases = phases = tuple(timeouts.get(phase) for phase in _PHASES)
-        self.timeout = None if None in phases else max(p for p in phases if p is not None)
+        self.phases = phases = tuple(map(timeouts.get, _PHASES))
+        self.timeout = None if None in phases else max(cast("tuple[float, ...]", phases))
 
 
 def entry(
