@@ -892,7 +892,8 @@ def section_httpx_cost(cost: Any) -> list[str]:
         "taken out), against the same calls through httpx with a transport that answers "
         "each at once with the app's own answer: httpx's own request handling. Our cost is "
         "the difference, taken within each round; µs per call of the process's CPU time "
-        f"(other processes on the machine do not count), medians of {cost['rounds']} rounds "
+        f"(other processes on the machine do not count), each way's fastest of "
+        f"{cost.get('repeats', 1)} runs in a round, medians of {cost['rounds']} rounds "
         "(min-max).",
         "",
         "| transport | httpx alone | batched | ours | target |",
