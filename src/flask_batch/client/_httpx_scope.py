@@ -124,8 +124,7 @@ class BatchScope:
                 target = reference_target(reference, request.url.query.decode("ascii"))
             entry = self._transport._entry(request, body, positions, target=target, group=group)
             referenced = self._queue.referenced(target, entry.sub_request.headers)
-            if referenced:
-                entry.depends_on = tuple(dict.fromkeys((*positions, *referenced)))
+            entry.depends_on = tuple(dict.fromkeys((*positions, *referenced)))
         elif positions or group is not None:
             what = "depend on others" if positions else "be in a changeset"
             raise ValueError(f"{request.url} is not batched, so it cannot {what}")
