@@ -5,7 +5,8 @@ multipart and JSON batches, scaling, memory), ``hostile`` (reading hostile bodie
 plain one), ``gzip`` (bytes on the wire and the CPU of compressing them, both ways),
 ``parallel`` (parts on a thread pool: waiting views, thread cost), ``groups`` (members of
 atomic groups against the same parts outside one, and a real SQLAlchemy hook), ``alpha``
-(flask-batch 0.0.2 in its own virtual environment), ``profile``, ``e2e`` (end to end through
+(flask-batch 0.0.2 in its own virtual environment), ``profile`` (the server's steps, and the
+httpx transports' own cost per call: ``bench.httpx_cost``), ``e2e`` (end to end through
 the latency proxy), ``async`` (100 concurrent httpx requests, auto-batched or not), ``asgi``
 (``python -m bench.asgi_cost`` in a subprocess, when that module exists; a failure there is
 reported and the other steps go on), ``report`` (docs/benchmarks.md and the chart, from the
@@ -31,6 +32,7 @@ from bench import (
     e2e,
     groups,
     hostile,
+    httpx_cost,
     machine,
     parallel,
     profile,
@@ -74,6 +76,13 @@ def run_groups() -> None:
     _save("groups.json", groups.run())
 
 
+def run_httpx_cost() -> None:
+    cost = httpx_cost.measure()
+    for line in httpx_cost.summary(cost):
+        print("    " + line)
+    _save("httpx_cost.json", cost)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("steps", nargs="*", metavar="STEP", help=", ".join(STEPS))
@@ -96,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     def run_profile() -> None:
         _save("profile.json", profile.run())
         (RESULTS / "profile-pyinstrument.txt").write_text(profile.call_tree())
+        run_httpx_cost()
 
     def run_e2e() -> None:
         e2e.save(e2e.run(e2e.QUICK if args.quick else e2e.Plan()), RESULTS / "e2e.json")

@@ -182,7 +182,9 @@ MEMORY_CASES = {
 }
 
 
-def targets(e2e: Any, server: Any, hostile: Any = None, parallel: Any = None) -> list[Target]:
+def targets(
+    e2e: Any, server: Any, hostile: Any = None, parallel: Any = None, httpx_cost: Any = None
+) -> list[Target]:
     out: list[Target] = []
     if server:
         for n in (100, 1000):
@@ -318,12 +320,33 @@ def targets(e2e: Any, server: Any, hostile: Any = None, parallel: Any = None) ->
                 ratio_ <= 1.15,
             )
         )
+    if httpx_cost:
+        out += httpx_targets(httpx_cost)
     return out
 
 
-def section_targets(e2e: Any, server: Any, hostile: Any = None, parallel: Any = None) -> list[str]:
+def httpx_targets(cost: Any) -> list[Target]:
+    """Issue 14: the httpx transports' own cost per call beyond httpx's (bench.httpx_cost)."""
+    out = []
+    for kind, name in (("sync", "BatchTransport"), ("async", "AsyncBatchTransport")):
+        ours = cost[kind]["ours_us"]
+        out.append(
+            Target(
+                f"issue 14: {name}'s own cost per call beyond httpx's own request handling "
+                f"<= {cost['target_us']:g} µs (N = {cost['n']}, in-process)",
+                f"{median(ours):.1f} µs (per round {min(ours):.1f}-{max(ours):.1f}; httpx "
+                f"alone {median(cost[kind]['httpx_us']):.0f} µs/call)",
+                median(ours) <= cost["target_us"],
+            )
+        )
+    return out
+
+
+def section_targets(
+    e2e: Any, server: Any, hostile: Any = None, parallel: Any = None, httpx_cost: Any = None
+) -> list[str]:
     lines = ["## Targets (issues 3, 11 and 14)", "", "| target | measured | |", "|---|---|---|"]
-    for target in targets(e2e, server, hostile, parallel):
+    for target in targets(e2e, server, hostile, parallel, httpx_cost):
         verdict = "not measured" if target.ok is None else status(target.ok)
         lines.append(f"| {target.text} | {target.measured} | {verdict} |")
     note = (
@@ -979,6 +1002,35 @@ def section_profile(profile: Any) -> list[str]:
     return lines
 
 
+def section_httpx_cost(cost: Any) -> list[str]:
+    """The httpx transports' own cost per call (``bench/httpx_cost.py``)."""
+    if not cost:
+        return []
+    lines = [
+        "### The httpx transports' share",
+        "",
+        f"{cost['n']} calls of the workload made through `httpx.Client` (queued in a "
+        "`BatchTransport.batch(client)` scope) and `httpx.AsyncClient` (`asyncio.gather`, "
+        "through `AsyncBatchTransport`), the batch answered by the app in-process (its time "
+        "taken out), against the same calls through httpx with a transport that answers "
+        "each at once with the app's own answer: httpx's own request handling. Our cost is "
+        "the difference, taken within each round; µs per call of the process's CPU time "
+        f"(other processes on the machine do not count), each way's fastest of "
+        f"{cost.get('repeats', 1)} runs in a round, medians of {cost['rounds']} rounds "
+        "(min-max).",
+        "",
+        "| transport | httpx alone | batched | ours | target |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind, name in (("sync", "`BatchTransport`"), ("async", "`AsyncBatchTransport`")):
+        row = cost[kind]
+        lines.append(
+            f"| {name} | {spread(row['httpx_us'])} | {spread(row['batched_us'])} | "
+            f"{spread(row['ours_us'])} | <= {cost['target_us']:g} |"
+        )
+    return [*lines, ""]
+
+
 def section_load() -> list[str]:
     path = RESULTS / "load.md"
     if not path.exists():
@@ -1005,7 +1057,8 @@ def write_markdown() -> None:
         "comparison is between runs made side by side in the same `make bench`.",
         "",
     ]
-    lines += section_targets(e2e, server, hostile, parallel)
+    httpx_cost = load("httpx_cost.json")
+    lines += section_targets(e2e, server, hostile, parallel, httpx_cost)
     lines += section_machine(machine, steps)
     lines += section_e2e(e2e)
     lines += section_server(server)
@@ -1017,6 +1070,7 @@ def write_markdown() -> None:
     lines += section_asgi(asgi)
     lines += section_alpha(alpha, server)
     lines += section_profile(profile)
+    lines += section_httpx_cost(httpx_cost)
     lines += section_load()
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(lines).rstrip() + "\n")

@@ -19,13 +19,14 @@ class TransportBase(ClientOptions[httpx.Response]):
     def __init__(self, batch_url: str | httpx.URL) -> None:
         self.batch_url = httpx.URL(batch_url)
         self._origin = origin_of(self.batch_url)
+        self._batch_path = self.batch_url.raw_path.split(b"?", 1)[0]
 
     def batchable(self, request: httpx.Request) -> bool:
         """Whether ``request`` goes in a batch: same origin as the batch URL, and not the
         batch URL itself; or a reference to an earlier request of the batch (``$1/items``)."""
         return (
             origin_of(request.url) == self._origin
-            and request.url.raw_path.split(b"?", 1)[0] != self.batch_url.raw_path.split(b"?")[0]
+            and request.url.raw_path.split(b"?", 1)[0] != self._batch_path
         ) or refers(request)
 
     def _entry(

@@ -19,10 +19,8 @@ from ._httpx_messages import (
     DEFAULT_TIMEOUT,
     Entry,
     HttpxBatchResponse,
-    elapsed,
     failure,
     fill,
-    response_of,
 )
 
 if TYPE_CHECKING:
@@ -124,9 +122,9 @@ class BatchScope:
             target = None
             if reference is not None:
                 target = reference_target(reference, request.url.query.decode("ascii"))
-            referenced = self._queue.referenced(target, request.headers.multi_items())
-            positions = tuple(dict.fromkeys((*positions, *referenced)))
             entry = self._transport._entry(request, body, positions, target=target, group=group)
+            referenced = self._queue.referenced(target, entry.sub_request.headers)
+            entry.depends_on = tuple(dict.fromkeys((*positions, *referenced)))
         elif positions or group is not None:
             what = "depend on others" if positions else "be in a changeset"
             raise ValueError(f"{request.url} is not batched, so it cannot {what}")
@@ -196,7 +194,7 @@ class BatchScope:
             if entry is not None:
                 result = next(results)
                 if isinstance(result, Answered):
-                    fill(response, response_of(result, request), elapsed(result))
+                    fill(response, result)
                 else:
                     response._pending = result.reason
                     failures.append((request, result))

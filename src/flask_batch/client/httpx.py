@@ -219,7 +219,7 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
     A request to the batch endpoint's origin opens a *window* (or joins the open one). The
     window closes when a pass of the event loop brings no new request (the other ready tasks
     have run), after ``window`` seconds at most (default 2 ms), or when it holds
-    ``max_batch`` requests (default: the endpoint's ``max_parts`` as known so far). Its
+    ``max_batch`` requests (default: the endpoint's ``max_parts`` as known when it opened). Its
     requests then go as one batch (or several, split to the endpoint's limits, ``concurrency``
     at a time), and each caller gets its own ``httpx.Response``. Windows that follow each
     other run concurrently, as the requests in them would have.
@@ -265,12 +265,12 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
         entry.future = asyncio.get_running_loop().create_future()
         window = self._open
         if window is None:
-            window = self._open = _Window()
+            window = self._open = _Window(self.max_batch or self.limits.max_parts)
             task = asyncio.ensure_future(self._collect(window))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         window.entries.append(entry)
-        if len(window.entries) >= (self.max_batch or self.limits.max_parts):
+        if len(window.entries) >= window.size:
             window.full = True
             self._open = None  # the next request opens a new window
         return await entry.future
@@ -394,6 +394,8 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
 class _Window:
     """Requests collected for the next batch."""
 
+    #: How many requests close it (as known when it opened).
+    size: int
     entries: list[Entry] = field(default_factory=list)
     full: bool = False
 

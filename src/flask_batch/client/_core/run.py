@@ -453,7 +453,17 @@ class Run(Generic[OuterT]):
         retrying_indices: set[int] = set()
         final: list[tuple[_Item, SubResponse | None]] = []
         not_run: list[_Item] = []  # after the failure the batch stopped at
+        statuses = self.retry.statuses
         for number, unit in enumerate(found_units):
+            if len(unit) == 1 and (stop is None or number <= stop):
+                # A request alone, answered with what is never retried: final at once (what
+                # _again would say), without the lists a group needs. Most requests are.
+                item, answer = items[unit[0]], matched[unit[0]]
+                if answer is not None and answer.status not in statuses and answer.status != 424:
+                    item.attempts += 1
+                    item.last, item.last_outer = answer, outer
+                    final.append((item, answer))
+                    continue
             members = [items[place] for place in unit]
             found = [matched[place] for place in unit]
             for item, answer in zip(members, found, strict=True):
