@@ -9,17 +9,18 @@ description of the endpoint) is asserted in tests/conformance/.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gzip
 import http.client
 import json
 import logging
 import zlib
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Any
 
 import pytest
 
-from flask_batch import asgi, schedule
+from flask_batch import asgi, asgi_parts, schedule
 from flask_batch.asgi import BatchMiddleware, route_path
 from flask_batch.asgi_parts import Parts
 from flask_batch.schedule import HOLD_PARTS
@@ -499,6 +500,138 @@ def test_nothing_context_local_or_in_state_leaks_between_parts() -> None:
         {"before": "unset", "state": ["mine", "pool"]},
         {"before": "unset", "state": ["mine", "pool"]},
     ]
+
+
+@pytest.mark.parametrize("wait", [False, True])
+def test_each_part_runs_in_a_task_of_its_own_with_no_trip_round_the_loop(
+    wait: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server runs each request in a task of its own: so does a part, even one that answers
+    # at once. Starting a task used to cost two turns of the event loop per part.
+    monkeypatch.setattr(schedule, "QUICK_PART", 60.0)  # answers go out HOLD_PARTS at a time
+    raw = RawApp()
+    app = BatchMiddleware(raw)
+    count = 64
+
+    async def scenario() -> tuple[int, asyncio.Task[Any] | None]:
+        loop = asyncio.get_running_loop()
+        turns = 0
+        ticking = True
+
+        def tick() -> None:  # runs once in each turn of the loop
+            nonlocal turns
+            turns += 1
+            if ticking:
+                loop.call_soon(tick)
+
+        loop.call_soon(tick)
+        target = "/task?wait=1" if wait else "/task"
+        answers = await batch(app, *[sub("GET", target) for _ in range(count)])
+        ticking = False
+        assert [a.status for a in answers] == [200] * count
+        return turns, asyncio.current_task()
+
+    turns, batch_task = run(scenario())
+    assert len(raw.tasks) == count
+    assert all(before is after for before, after in raw.tasks)  # one task, to its end
+    tasks = [task for task, _ in raw.tasks]
+    assert None not in tasks
+    assert batch_task not in tasks
+    assert len({id(task) for task in tasks}) == count
+    # Answering at once costs no turn; waiting, the turn waited for and the batch's wake-up.
+    # The loop still turns between the answer's chunks: the server's other requests go on.
+    chunks = count // HOLD_PARTS
+    assert chunks <= turns <= (2 * count + 2 * chunks if wait else 2 * chunks)
+
+
+async def _started(coroutine: Coroutine[Any, Any, None]) -> tuple[asyncio.Task[None], bool]:
+    return asgi_parts._start_task(asyncio.get_running_loop(), coroutine)
+
+
+def test_a_part_task_waiting_in_its_first_step_is_cancelled_where_it_waits() -> None:
+    seen: list[object] = []
+
+    async def part(waited: asyncio.Future[None]) -> None:
+        seen.append(asyncio.current_task())
+        try:
+            await waited
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    async def scenario() -> None:
+        waited = asyncio.get_running_loop().create_future()
+        task, returned = await _started(part(waited))
+        assert not returned
+        assert seen == [task]  # its first step ran in its own task, before this returned
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert waited.cancelled()  # what it waited for, as a task cancels it
+        assert seen[-1] == "cancelled"
+
+    run(scenario())
+
+
+def test_a_part_task_that_waits_goes_on_in_the_same_task_and_context() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var")
+    seen: list[object] = []
+
+    async def part(waited: asyncio.Future[str]) -> None:
+        before = asyncio.current_task()
+        var.set("part")
+        seen.append(await waited)
+        seen.extend([asyncio.current_task() is before, var.get()])
+
+    async def scenario() -> None:
+        var.set("batch")
+        waited: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        task, _ = await _started(part(waited))
+        assert var.get() == "batch"
+        waited.set_result("got")
+        await task
+        assert seen == ["got", True, "part"]
+
+    run(scenario())
+
+
+def test_a_part_task_over_in_its_first_step_ends_as_it_did() -> None:
+    async def fails() -> None:
+        raise ValueError("in the first step")
+
+    async def returns() -> None:
+        return None
+
+    async def scenario() -> None:
+        failed, returned = await _started(fails())
+        assert not returned
+        with pytest.raises(ValueError, match="first step"):
+            await failed
+        done, returned = await _started(returns())
+        assert returned or done.done()
+        done.cancel()  # over already: cancelling it changes nothing
+        await asyncio.sleep(0)
+        assert not done.cancelled()
+        assert done.result() is None
+
+    run(scenario())
+
+
+def test_a_part_task_started_outside_a_task_starts_at_the_next_turn() -> None:
+    started: list[tuple[asyncio.Task[None], bool]] = []
+
+    async def part() -> None:
+        return None
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_soon(lambda: started.append(asgi_parts._start_task(loop, part())))
+        await asyncio.sleep(0)
+        task, returned = started[0]
+        assert not returned
+        await task
+
+    run(scenario())
 
 
 def _sleepers(

@@ -246,6 +246,10 @@ async def _stream(
                 await send(start)
                 start = None
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            # Parts that answer at once never give the loop a turn (a part's task starts
+            # eagerly): one between chunks, so the server's other requests are not held up
+            # for a whole batch.
+            await asyncio.sleep(0)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except OSError:
         return  # the client went away (ASGI 2.4 servers raise OSError from send)
