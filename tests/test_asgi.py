@@ -24,6 +24,7 @@ from flask_batch import asgi, asgi_parts, schedule
 from flask_batch.asgi import BatchMiddleware, route_path
 from flask_batch.asgi_parts import Parts
 from flask_batch.schedule import HOLD_PARTS
+from flask_batch.targets import PartRefused
 from flask_batch.wire.json_requests import encode_json_requests
 from flask_batch.wire.model import SubRequest
 from flask_batch.wire.multipart_requests import encode_requests
@@ -199,6 +200,30 @@ def test_part_headers_replace_the_outer_ones_and_cannot_move_the_origin() -> Non
         (b"cookie", b"a=1; b=2"),
         (b"content-length", b"2"),
     ]
+
+
+def test_parts_with_the_same_headers_each_get_their_own_scope_headers() -> None:
+    # A batch works out each distinct header block once; every part still gets a list of its
+    # own, its own Content-Length, and a pinned header refuses every part that sends it.
+    parts = Parts(RawApp(), http_scope("POST", "/batch", [("Accept", "text/html")]))
+    block = (("Accept", "a/b"), ("Content-Type", "application/json"))
+    first = parts.scope(sub("PATCH", "/x", b"{}", block), 0)
+    first["headers"].append((b"x-added", b"by the application"))
+    second = parts.scope(sub("PATCH", "/y", b"[1]", block), 1)
+    empty = parts.scope(sub("PATCH", "/z", b"", block), 2)
+    said = parts.scope(sub("PATCH", "/z", b"", (*block, ("Content-Length", "0"))), 3)
+    own = [(b"host", b"testserver"), (b"accept", b"a/b"), (b"content-type", b"application/json")]
+    assert second["headers"] == [*own, (b"content-length", b"3")]
+    assert empty["headers"] == own
+    assert said["headers"] == [*own, (b"content-length", b"0")]
+    pinned = sub("GET", "/x", b"", (("X-Forwarded-User", "admin"),))
+    for index in range(2):
+        with pytest.raises(PartRefused, match="X-Forwarded-User"):
+            parts.scope(pinned, index)
+    for index in range(asgi_parts._MERGED_BLOCKS + 1):  # a batch of many distinct blocks
+        scope = parts.scope(sub("GET", "/x", b"", (("X-N", str(index)),)), index)
+        assert scope["headers"][-1] == (b"x-n", str(index).encode())
+    assert len(parts._merged) <= asgi_parts._MERGED_BLOCKS
 
 
 def test_a_scope_without_host_takes_the_server_address() -> None:
