@@ -43,7 +43,7 @@ from starlette.routing import Route
 
 from bench.workload import ITEMS, Call, batch_body, calls, json_body, multipart_content_type
 from flask_batch.asgi import BatchMiddleware
-from flask_batch.asgi_parts import Parts, _Exchange
+from flask_batch.asgi_parts import Parts, _Exchange, _start_task
 from flask_batch.intake import Intake
 from flask_batch.schedule import DEFAULT_POLICY, Schedule
 from flask_batch.wire.model import DEFAULT_LIMITS
@@ -347,6 +347,13 @@ def breakdown_steps(n: int) -> dict[str, Callable[[], Awaitable[object]]]:
                 loop.create_task, trivial_app(part_scope, None, _discard_message)
             )
 
+    async def started() -> None:
+        loop = asyncio.get_running_loop()
+        for part_scope in scopes:
+            task, returned = _start_task(loop, trivial_app(part_scope, None, _discard_message))
+            if not returned:
+                await task
+
     async def parse() -> None:
         intake().close()
 
@@ -380,6 +387,7 @@ def breakdown_steps(n: int) -> dict[str, Callable[[], Awaitable[object]]]:
         "turn": turns,
         "direct": direct,
         "task": tasks,
+        "start": started,
         "parse": parse,
         "scope": scope_each,
         "exchange": exchange_each,
@@ -397,6 +405,7 @@ async def _discard_message(message: Message) -> None:
 BREAKDOWN_ROWS = (
     ("a trip round the event loop (`asyncio.sleep(0)`), one per part", "turn"),
     ("a task per part in an empty context, awaited, beyond awaiting the app", "task - direct"),
+    ("the part's task as the middleware starts it (`_start_task`)", "start - direct"),
     ("parse: the multipart body read into requests (`Intake`)", "parse"),
     ("the part's scope (`Parts.scope`)", "scope"),
     ("its `receive`/`send`, the ASGI messages, its answer gathered (`_Exchange`)", "exchange"),
@@ -425,10 +434,11 @@ def breakdown(n: int = BREAKDOWN_N, rounds: int = BREAKDOWN_ROUNDS) -> dict[str,
                     timings[name].append(spent)
 
     asyncio.run(measure_all())
-    timings["task - direct"] = [
-        t - d for t, d in zip(timings["task"], timings["direct"], strict=True)
-    ]
-    parts = ("task - direct", "parse", "scope", "exchange", "response", "write")
+    for step in ("task", "start"):
+        timings[f"{step} - direct"] = [
+            t - d for t, d in zip(timings[step], timings["direct"], strict=True)
+        ]
+    parts = ("start - direct", "parse", "scope", "exchange", "response", "write")
     timings["rest"] = [
         timings["whole"][i] - sum(timings[p][i] for p in parts) for i in range(rounds)
     ]
