@@ -325,16 +325,6 @@ class Schedule:
         self._held = self._held_bytes = 0
         return held
 
-    @property
-    def waiting(self) -> bool:
-        """Parts are still to start."""
-        return bool(self._waiting)
-
-    @property
-    def holding(self) -> bool:
-        """Answers are held back (:meth:`release`)."""
-        return self._held > 0
-
     def flush(self, ending: bytes = b"") -> Iterator[bytes]:
         """The parts that can be written now, in request order: the small ones as one chunk,
         a large answer's body in slices of its own, read in place (never copied whole);
