@@ -342,11 +342,53 @@ def httpx_targets(cost: Any) -> list[Target]:
     return out
 
 
+#: Issue 14's targets for the ASGI middleware (bench/asgi_cost.py): b/a at N = 1,000.
+ASGI_TARGETS = {"starlette": ("Starlette", 1.6), "fastapi": ("FastAPI", 1.3)}
+ASGI_TARGET_N = 1000
+
+
+def asgi_targets(asgi: Any) -> list[Target]:
+    """A row per framework of :data:`ASGI_TARGETS`, "not measured" without its result."""
+    rows = asgi.get("results") if isinstance(asgi, dict) else None
+    measured = {
+        row.get("framework"): _round_ratios(row)
+        for row in rows or []
+        if isinstance(row, dict) and row.get("n") == ASGI_TARGET_N
+    }
+    out: list[Target] = []
+    for framework, (name, bound) in ASGI_TARGETS.items():
+        text = f"ASGI b/a, {name}, N = {ASGI_TARGET_N:,}: <= {bound} (issue 14)"
+        ratios = measured.get(framework)
+        if isinstance(ratios, list) and ratios:
+            r = median(ratios)
+            spread_ = f"{r:.2f} (per round: {min(ratios):.2f}-{max(ratios):.2f})"
+            out.append(Target(text, spread_, r <= bound))
+        elif isinstance(ratios, (int, float)):
+            out.append(Target(text, f"{ratios:.2f}", ratios <= bound))
+        else:
+            out.append(Target(text, "-", None))
+    return out
+
+
+def _round_ratios(row: dict[str, Any]) -> Any:
+    """The per-round b/a of a row of ``asgi_cost.json`` (its ``ratio`` is their median)."""
+    direct, batch = row.get("direct"), row.get("batch")
+    if isinstance(direct, list) and isinstance(batch, list) and direct and batch:
+        return [b / a for a, b in zip(direct, batch, strict=False) if a]
+    return row.get("ratio")
+
+
 def section_targets(
-    e2e: Any, server: Any, hostile: Any = None, parallel: Any = None, httpx_cost: Any = None
+    e2e: Any,
+    server: Any,
+    *,
+    hostile: Any = None,
+    parallel: Any = None,
+    httpx_cost: Any = None,
+    asgi: Any = None,
 ) -> list[str]:
     lines = ["## Targets (issues 3, 11 and 14)", "", "| target | measured | |", "|---|---|---|"]
-    for target in targets(e2e, server, hostile, parallel, httpx_cost):
+    for target in targets(e2e, server, hostile, parallel, httpx_cost) + asgi_targets(asgi):
         verdict = "not measured" if target.ok is None else status(target.ok)
         lines.append(f"| {target.text} | {target.measured} | {verdict} |")
     note = (
@@ -1058,7 +1100,9 @@ def write_markdown() -> None:
         "",
     ]
     httpx_cost = load("httpx_cost.json")
-    lines += section_targets(e2e, server, hostile, parallel, httpx_cost)
+    lines += section_targets(
+        e2e, server, hostile=hostile, parallel=parallel, httpx_cost=httpx_cost, asgi=asgi
+    )
     lines += section_machine(machine, steps)
     lines += section_e2e(e2e)
     lines += section_server(server)

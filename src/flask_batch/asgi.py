@@ -270,6 +270,10 @@ async def _stream(
                 start = None
             data = chunk if encoder is None else encoder.encode(chunk)
             await send({"type": "http.response.body", "body": data, "more_body": True})
+            # Parts that answer at once never give the loop a turn (a part's task starts
+            # eagerly): one between chunks, so the server's other requests are not held up
+            # for a whole batch.
+            await asyncio.sleep(0)
         end = b"" if encoder is None else encoder.finish()
         await send({"type": "http.response.body", "body": end, "more_body": False})
     except OSError:

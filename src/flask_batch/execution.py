@@ -345,6 +345,35 @@ async def astream_answers(
     member = member_dispatch or dispatch
     gone = _present if stop is None else stop.is_set
     workers = policy.workers
+    if workers <= 1:
+        # One after another, in request order, as stream_answers runs them: every dependency
+        # is answered by then, and every part before this one is written.
+        for index in range(len(requests)):
+            if gone():
+                return
+            if schedule.stopped and schedule.ended:
+                break  # the answer ended with a part that failed (OData)
+            if groups and index in groups:
+                if schedule.release_all():  # a group may take long: what is held goes first
+                    for chunk in schedule.flush():
+                        yield chunk
+                outcome = await arun_group(schedule, index, member, gone, limiter)
+                schedule.finish_group(index, outcome)
+                schedule.release_all()
+                for chunk in schedule.flush():
+                    yield chunk
+                continue
+            if groups and schedule.answers[index] is not None:
+                continue  # a member of a group, answered with it
+            started = time.perf_counter()
+            answer = schedule.settle(index) or await schedule.arun(index, dispatch, limiter)
+            schedule.finish(index, answer)
+            if schedule.release(answer, time.perf_counter() - started):
+                for chunk in schedule.flush():
+                    yield chunk
+        for chunk in schedule.close():
+            yield chunk
+        return
     running: dict[asyncio.Task[SubResponse | GroupOutcome], int] = {}
     try:
         while not schedule.done:
@@ -353,32 +382,14 @@ async def astream_answers(
                 running.clear()
                 return
             for index in schedule.startable(len(running), workers):
-                if workers > 1:
-                    work: Awaitable[SubResponse | GroupOutcome] = (
-                        arun_group(schedule, index, member, gone, limiter)
-                        if index in groups
-                        else schedule.arun(index, dispatch, limiter)
-                    )
-                    running[asyncio.ensure_future(work)] = index
-                elif index in groups:
-                    if schedule.release_all():  # a group may take long: what is held goes first
-                        for chunk in schedule.flush():
-                            yield chunk
-                    schedule.finish_group(
-                        index, await arun_group(schedule, index, member, gone, limiter)
-                    )
-                    schedule.release_all()
-                else:
-                    started = time.perf_counter()
-                    answer = await schedule.arun(index, dispatch, limiter)
-                    schedule.finish(index, answer)
-                    if not schedule.release(answer, time.perf_counter() - started):
-                        continue
-            # One after another, answers are held back while more parts are to start.
-            holding = workers == 1 and schedule.holding and schedule.waiting
-            if not holding:
-                for chunk in schedule.flush():
-                    yield chunk
+                work: Awaitable[SubResponse | GroupOutcome] = (
+                    arun_group(schedule, index, member, gone, limiter)
+                    if index in groups
+                    else schedule.arun(index, dispatch, limiter)
+                )
+                running[asyncio.ensure_future(work)] = index
+            for chunk in schedule.flush():
+                yield chunk
             if running and not schedule.done:
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:

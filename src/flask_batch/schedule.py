@@ -327,11 +327,6 @@ class Schedule:
         return held
 
     @property
-    def waiting(self) -> bool:
-        """Parts are still to start."""
-        return bool(self._waiting)
-
-    @property
     def holding(self) -> bool:
         """Answers are held back (:meth:`release`)."""
         return self._held > 0
