@@ -5,10 +5,12 @@ multipart and JSON batches, scaling, memory), ``hostile`` (reading hostile bodie
 plain one), ``parallel`` (parts on a thread pool: waiting views, thread cost), ``groups``
 (members of atomic groups against the same parts outside one, and a real SQLAlchemy hook),
 ``alpha`` (flask-batch 0.0.2 in its own virtual environment), ``profile``, ``e2e`` (end to
-end through the latency proxy), ``async`` (100 concurrent httpx requests, auto-batched or
-not), ``asgi`` (``python -m bench.asgi_cost`` in a subprocess, when that module exists; a
-failure there is reported and the other steps go on), ``report`` (docs/benchmarks.md and the
-chart, from the results on disk). ``--quick`` makes ``e2e`` and ``async`` smoke runs.
+end through the latency proxy), ``connections`` (warm blocks and concurrent splits through
+the proxy, before and after: :mod:`bench.connections`), ``async`` (100 concurrent httpx
+requests, auto-batched or not), ``asgi`` (``python -m bench.asgi_cost`` in a subprocess,
+when that module exists; a failure there is reported and the other steps go on), ``report``
+(docs/benchmarks.md and the chart, from the results on disk). ``--quick`` makes ``e2e``,
+``connections`` and ``async`` smoke runs.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from bench import (
     alpha,
     async_client,
+    connections,
     e2e,
     groups,
     hostile,
@@ -46,6 +49,7 @@ STEPS = (
     "alpha",
     "profile",
     "e2e",
+    "connections",
     "async",
     "asgi",
     "report",
@@ -61,6 +65,10 @@ def _save(name: str, data: Any) -> None:
 
 def run_hostile() -> None:
     _save("hostile.json", hostile.run())
+
+
+def run_connections(quick: bool) -> None:
+    _save("connections.json", connections.run(runs=2 if quick else connections.RUNS))
 
 
 def run_groups() -> None:
@@ -123,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "alpha": run_alpha,
         "profile": run_profile,
         "e2e": run_e2e,
+        "connections": lambda: run_connections(args.quick),
         "async": run_async,
         "asgi": run_asgi,
         "report": run_report,
