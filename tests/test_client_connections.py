@@ -11,12 +11,15 @@ events, never time).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Hashable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import requests
 from flask import Flask, Response, jsonify, request
 from requests.adapters import HTTPAdapter
 
@@ -27,9 +30,10 @@ from flask_batch.client._core.model import PreparedBatch, Reply
 from flask_batch.client._core.options import DEFAULT_CONCURRENCY
 from flask_batch.client._core.run import Run
 from flask_batch.client._drivers import KEPT_CONNECTIONS, SharedPools
-from flask_batch.client.httpx import BatchTransport
+from flask_batch.client.httpx import ATTEMPTS, AsyncBatchTransport, BatchTransport
 from flask_batch.wire.model import SubRequest
 from tests.child import run_in_child
+from tests.fake_batch import BASE, BATCH_URL, FakeEndpoint, RequestsAdapter
 from tests.servers import Served, keep_alive_server
 from tests.test_client_retry import attempts
 
@@ -290,6 +294,48 @@ def test_a_retry_goes_while_another_batch_is_still_in_flight(server: Server) -> 
         waiting = s.get(f"{served.base}/wait/retried-meanwhile")  # for flaky's retry
     assert (flaky.status_code, attempts(flaky), flaky.json()) == (200, 2, {"tries": 2})
     assert waiting.json() == {"seen": True}
+
+
+def test_the_async_transport_retries_while_another_batch_is_in_flight(server: Server) -> None:
+    served, _, _ = server
+    policy = Retry(backoff=0.01, jitter=0.0)
+
+    async def send() -> list[httpx.Response]:
+        transport = AsyncBatchTransport(f"{served.base}/batch", max_parts=1, retries=policy)
+        async with httpx.AsyncClient(transport=transport, timeout=30) as client:
+            return await transport.send_all(
+                [
+                    client.build_request("GET", f"{served.base}/flaky/async-meanwhile"),
+                    client.build_request("GET", f"{served.base}/wait/async-meanwhile"),
+                ]
+            )
+
+    flaky, waiting = asyncio.run(send())
+    assert (flaky.json(), flaky.extensions[ATTEMPTS]) == ({"tries": 2}, 2)
+    assert waiting.json() == {"seen": True}
+
+
+def test_a_lone_batch_goes_from_the_calling_thread() -> None:
+    """No pool thread for a queue that fits one batch: what every small batch would pay."""
+    threads: list[str] = []
+
+    class Recording(RequestsAdapter):
+        def send(  # type: ignore[override]
+            self, request: requests.PreparedRequest, **kwargs: Any
+        ) -> requests.Response:
+            threads.append(threading.current_thread().name)
+            return super().send(request, **kwargs)
+
+    endpoint = FakeEndpoint()
+    with Batching(BATCH_URL) as s:
+        s.mount(BASE, Recording(endpoint))
+        s.get(f"{BASE}/one")
+    with Batching(BATCH_URL, max_parts=1, discover=False) as s:
+        s.mount(BASE, Recording(endpoint))
+        s.get(f"{BASE}/one")
+        s.get(f"{BASE}/two")
+    assert threads[0] == threading.current_thread().name
+    assert all(name.startswith("flask-batch") for name in threads[1:]), threads
 
 
 def test_a_dependency_chain_stays_in_one_batch_among_concurrent_ones(server: Server) -> None:

@@ -218,11 +218,11 @@ def drive(
     sleep: Callable[[float], object] = time.sleep,
     timed_out: Callable[[str], BaseException] = TimeoutError,
 ) -> None:
-    """Run ``run`` to the end: ``post(batch, deadline)`` sends one batch (in a thread of a
-    pool when the run lets several be in flight), ``discover(deadline)`` fetches the
-    endpoint's description (None if it fails), ``sleep`` waits. Each is given up at its
-    deadline (the smallest timeout of the requests concerned); a batch given up is lost with
-    ``timed_out(message)``.
+    """Run ``run`` to the end: ``post(batch, deadline)`` sends one batch (from this thread
+    when it is the only one to go, else in a pool's threads, as many at once as the run gives
+    out), ``discover(deadline)`` fetches the endpoint's description (None if it fails),
+    ``sleep`` waits. Each is given up at its deadline (the smallest timeout of the requests
+    concerned); a batch given up is lost with ``timed_out(message)``.
     """
     if discover is not None and run.needs_discovery():
         run.limits.discovered(call_within(run.timeout, discover, lambda: None))
@@ -238,21 +238,21 @@ def drive(
     in_flight: dict[Future[Reply[OuterT] | Lost], PreparedBatch] = {}
     try:
         while not run.done:
-            if run.concurrency == 1:  # no pool: each batch in turn, from this thread
-                batch = run.next_batch()
-                if batch is not None:
-                    run.feed(batch, bounded(batch))
-                    continue
-            else:
-                while (batch := run.next_batch()) is not None:
-                    if pool is None:
-                        pool = ThreadPoolExecutor(run.concurrency, thread_name_prefix="flask-batch")
-                    in_flight[pool.submit(bounded, batch)] = batch
-                if in_flight:  # until one comes back, or a retry is due
-                    done, _ = wait(in_flight, run.wake_in(), FIRST_COMPLETED)
-                    for future in done:
-                        run.feed(in_flight.pop(future), future.result())
-                    continue
+            batches = []
+            while (batch := run.next_batch()) is not None:
+                batches.append(batch)
+            if len(batches) == 1 and not in_flight:  # alone: from this thread, no pool
+                run.feed(batches[0], bounded(batches[0]))
+                continue
+            for batch in batches:
+                if pool is None:
+                    pool = ThreadPoolExecutor(run.concurrency, thread_name_prefix="flask-batch")
+                in_flight[pool.submit(bounded, batch)] = batch
+            if in_flight:  # until one comes back, or a retry is due
+                done, _ = wait(in_flight, run.wake_in(), FIRST_COMPLETED)
+                for future in done:
+                    run.feed(in_flight.pop(future), future.result())
+                continue
             sleep(run.pause())
             run.waited()
     finally:

@@ -396,10 +396,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         settings = self.merge_environment_settings(url, {}, None, None, None)
         proxies = tuple(sorted(settings["proxies"].items()))
         key = (_origin(url), settings["verify"], settings["cert"], proxies)
-        try:
-            return _SHARED_ADAPTERS.get(key)
-        except TypeError:  # a setting that cannot be a key (unhashable): not shared
-            return adapter
+        return _SHARED_ADAPTERS.get(key)
 
     def __exit__(self, *exc_info: object) -> None:
         try:
