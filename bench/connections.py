@@ -3,7 +3,8 @@
 - **blocks**: the README's idiom, a new ``with Batching(url) as s:`` block per batch of
   ``BLOCK_N`` calls; the second block is timed. *own* is the code before: each session's own
   adapter, closed with its block (what a session given ``s.mount(base, HTTPAdapter())``
-  still does); *shared*: the pool kept warm across sessions (the default now).
+  still does); *shared*: the pool kept warm across sessions (the default now). The same for
+  ``BatchTransport``: ``transport=httpx.HTTPTransport()`` of its own against the shared one.
 - **splits**: ``SPLIT_N`` calls in one block against a server that takes ``MAX_PARTS`` parts a
   batch, cold (no connection open when the clock starts): ``concurrency=1`` (batches one
   after another, the default before) against the default now (``concurrency=6``). Limits
@@ -23,12 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from requests.adapters import HTTPAdapter
 
 from bench.e2e import MAX_PARTS, RESULTS, TIMEOUT, check, proxy, server
 from bench.timing import median, timed
 from bench.workload import calls
 from flask_batch.client import Batching
+from flask_batch.client.httpx import _SHARED_TRANSPORTS, BatchTransport
 from flask_batch.client.requests import _SHARED_ADAPTERS
 
 RTT_MS = 50.0
@@ -48,11 +51,25 @@ def block(base: str, own: bool, n: int) -> None:
         check(call, response.status_code, response.json())
 
 
-def second_block(base: str, own: bool) -> float:
+def httpx_block(base: str, own: bool, n: int) -> None:
+    """:func:`block` with a ``BatchTransport`` batch scope."""
+    work = calls(n)
+    transport = BatchTransport(base + "/batch", transport=httpx.HTTPTransport() if own else None)
+    with (
+        httpx.Client(transport=transport, timeout=TIMEOUT) as client,
+        transport.batch(client) as batch,
+    ):
+        responses = [batch.request(c.method, base + c.path, json=c.body) for c in work]
+    for call, response in zip(work, responses, strict=True):
+        check(call, response.status_code, response.json())
+
+
+def second_block(base: str, own: bool, each: Callable[[str, bool, int], None] = block) -> float:
     """Seconds of a second block, after a first one (untimed) and no other connection."""
     _SHARED_ADAPTERS.close_all()
-    block(base, own, BLOCK_N)
-    return timed(lambda: block(base, own, BLOCK_N))[0]
+    _SHARED_TRANSPORTS.close_all()
+    each(base, own, BLOCK_N)
+    return timed(lambda: each(base, own, BLOCK_N))[0]
 
 
 def split(base: str, concurrency: int, n: int) -> float:
@@ -91,6 +108,11 @@ def run(rtt_ms: float = RTT_MS, runs: int = RUNS) -> dict[str, Any]:
         blocks = alternate(
             runs, lambda: second_block(base, True), lambda: second_block(base, False)
         )
+        httpx_blocks = alternate(
+            runs,
+            lambda: second_block(base, True, httpx_block),
+            lambda: second_block(base, False, httpx_block),
+        )
         splits = alternate(runs, lambda: split(base, 1, SPLIT_N), lambda: split(base, 6, SPLIT_N))
         no_latency = alternate(
             runs, lambda: split(direct, 1, SPLIT_N), lambda: split(direct, 6, SPLIT_N)
@@ -102,6 +124,7 @@ def run(rtt_ms: float = RTT_MS, runs: int = RUNS) -> dict[str, Any]:
         "rtt_ms": rtt_ms,
         "runs": runs,
         "blocks": {"n": BLOCK_N, "labels": ["own connection", "shared pool"], **blocks},
+        "httpx_blocks": {"n": BLOCK_N, "labels": ["own transport", "shared"], **httpx_blocks},
         "splits": {"n": SPLIT_N, "labels": ["concurrency=1", "concurrency=6"], **splits},
         "no_latency": {"n": SPLIT_N, **no_latency},
     }
@@ -116,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args.rtt, args.runs)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
-    for name in ("blocks", "splits", "no_latency"):
+    for name in ("blocks", "httpx_blocks", "splits", "no_latency"):
         cell = results[name]
         print(
             f"{name}: A {cell['a']['median_ms']:.1f} ms ({cell['a']['min_ms']:.1f}-"

@@ -96,7 +96,8 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
       limits, discovered or learned from a 413, or its defaults: 100 parts, 16 MiB).
     - ``discover``: ask the endpoint for its limits (``GET`` on the batch URL, once per
       session) before a queue would be split. ``split=False``: one batch, whatever its size.
-    - ``concurrency``: batches of one queue in flight at once (1: one after another).
+    - ``concurrency``: batches of one queue in flight at once (6 by default; 1: one after
+      another). Connections to the batch endpoint outlive the session (README, "Connections").
     - ``sleep``: how to wait before a retry (``time.sleep``; tests pass a fake).
     """
 
