@@ -237,21 +237,44 @@ def test_the_pool_keeps_a_bounded_number_of_connections(server: Server) -> None:
     assert opened[1] == width - KEPT_CONNECTIONS  # the kept ones, and two new ones
 
 
+class Opener:
+    """Stands for the pools of :class:`SharedPools`: each a new number, recorded as opened
+    and closed."""
+
+    def __init__(self) -> None:
+        self.opened: list[int] = []
+        self.closed: list[int] = []
+
+    def open(self) -> int:
+        self.opened.append(len(self.opened))
+        return self.opened[-1]
+
+
 def test_shared_pools_close_the_least_recently_used_beyond_their_bound() -> None:
-    opened: list[int] = []
-    closed: list[int] = []
-
-    def open_one() -> int:
-        opened.append(len(opened))
-        return opened[-1]
-
-    pools = SharedPools(open_one, closed.append, 2)
+    pools = SharedPools((opener := Opener()).open, opener.closed.append, 2)
     keys: list[Hashable] = ["a", "b", "a", "c"]
     assert [pools.get(key) for key in keys] == [0, 1, 0, 2]
-    assert closed == [1]  # "b" was the least recently used
+    assert opener.closed == [1]  # "b" was the least recently used
     pools.close_all()
-    assert sorted(closed) == [0, 1, 2]
+    assert sorted(opener.closed) == [0, 1, 2]
     assert pools.get("a") == 3  # opened again
+
+
+def test_threads_asking_at_once_share_one_pool() -> None:
+    pools = SharedPools((opener := Opener()).open, opener.closed.append)
+    together = threading.Barrier(8)
+    got: list[int] = []
+
+    def ask() -> None:
+        together.wait(timeout=STUCK)
+        got.append(pools.get("origin"))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=STUCK)
+    assert (opener.opened, got) == ([0], [0] * 8)
 
 
 # -- concurrent splits ----------------------------------------------------------------------
