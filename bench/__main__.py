@@ -7,10 +7,12 @@ plain one), ``gzip`` (bytes on the wire and the CPU of compressing them, both wa
 atomic groups against the same parts outside one, and a real SQLAlchemy hook), ``alpha``
 (flask-batch 0.0.2 in its own virtual environment), ``profile`` (the server's steps, and the
 httpx transports' own cost per call: ``bench.httpx_cost``), ``e2e`` (end to end through
-the latency proxy), ``async`` (100 concurrent httpx requests, auto-batched or not), ``asgi``
-(``python -m bench.asgi_cost`` in a subprocess, when that module exists; a failure there is
-reported and the other steps go on), ``report`` (docs/benchmarks.md and the chart, from the
-results on disk). ``--quick`` makes ``e2e`` and ``async`` smoke runs.
+the latency proxy), ``connections`` (warm blocks and concurrent splits through the proxy,
+before and after: :mod:`bench.connections`), ``async`` (100 concurrent httpx requests,
+auto-batched or not), ``asgi`` (``python -m bench.asgi_cost`` in a subprocess, when that
+module exists; a failure there is reported and the other steps go on), ``report``
+(docs/benchmarks.md and the chart, from the results on disk). ``--quick`` makes ``e2e``,
+``connections`` and ``async`` smoke runs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from bench import (
     alpha,
     async_client,
     compression,
+    connections,
     e2e,
     groups,
     hostile,
@@ -51,6 +54,7 @@ STEPS = (
     "alpha",
     "profile",
     "e2e",
+    "connections",
     "async",
     "asgi",
     "report",
@@ -70,6 +74,10 @@ def run_hostile() -> None:
 
 def run_gzip() -> None:
     _save("gzip.json", compression.run())
+
+
+def run_connections(quick: bool) -> None:
+    _save("connections.json", connections.run(runs=2 if quick else connections.RUNS))
 
 
 def run_groups() -> None:
@@ -141,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "alpha": run_alpha,
         "profile": run_profile,
         "e2e": run_e2e,
+        "connections": lambda: run_connections(args.quick),
         "async": run_async,
         "asgi": run_asgi,
         "report": run_report,

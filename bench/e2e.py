@@ -51,7 +51,7 @@ from bench.serve import GUNICORN_ARGS, flask_batch_app
 from bench.server_cost import call_environ, run_direct
 from bench.timing import timed
 from bench.workload import Call, calls
-from flask_batch.client import Batching
+from flask_batch.client import Batching, close_shared_connections
 from flask_batch.client.httpx import AsyncBatchTransport
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,6 +177,8 @@ def batched(base: str, work: list[Call], warm: bool, *, compress: bool = True) -
     client splits the queue to the endpoint's limits (``MAX_PARTS``) as it does by default.
     ``compress=False``: no gzip either way (``bench.compression``), for an A/B."""
     path = "/batch" if compress else "/batch-identity"
+    if not warm:  # cold: no connection the client kept open from an earlier run
+        close_shared_connections()
     with Batching(base + path, timeout=TIMEOUT) as session:
         if not compress:
             session.limits.refuse_gzip()

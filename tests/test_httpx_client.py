@@ -786,7 +786,10 @@ def test_sync_scope_retries_and_re_splits_too() -> None:
     endpoint.fail("/1", (503, (("Retry-After", "1"),)))
     slept: list[float] = []
     transport = BatchTransport(
-        BATCH_URL, transport=httpx.MockTransport(endpoint.httpx_handler), sleep=slept.append
+        BATCH_URL,
+        transport=httpx.MockTransport(endpoint.httpx_handler),
+        sleep=slept.append,
+        concurrency=1,  # the batches in order, and the one wait recorded
     )
     with transport.batch() as batch:
         queued = [batch.get(f"{BASE}/{n}") for n in range(3)]

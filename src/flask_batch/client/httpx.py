@@ -54,7 +54,7 @@ from ._core.options import Options
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.queueing import Changeset
 from ._core.report import BatchFailed
-from ._drivers import drive, drive_async, read_within
+from ._drivers import KEPT_CONNECTIONS, SharedPools, drive, drive_async, read_within
 from ._httpx_base import TransportBase
 from ._httpx_messages import (
     ATTEMPTS,
@@ -86,14 +86,25 @@ __all__ = [
     "UnsentRequestsWarning",
 ]
 
+#: The transports that :class:`BatchTransport` makes when given none, one per batch origin,
+#: kept open across transports and clients (README, "Connections").
+_SHARED_TRANSPORTS = SharedPools(
+    lambda: httpx.HTTPTransport(
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=KEPT_CONNECTIONS)
+    ),
+    httpx.HTTPTransport.close,
+)
+
 
 class BatchTransport(TransportBase, httpx.BaseTransport):
     """A sync httpx transport with explicit batches: :meth:`batch` and :meth:`send_all`.
 
-    ``transport`` (by default ``httpx.HTTPTransport()``) carries the batch requests and every
-    request that is not batched. The options are those of
-    :class:`~flask_batch.client.Batching`: ``format``, ``retries``, ``max_parts``,
-    ``max_body_size``, ``discover``, ``split``, ``concurrency`` (threads) and ``sleep``.
+    ``transport`` carries the batch requests and every request that is not batched; by
+    default an ``httpx.HTTPTransport`` shared by every ``BatchTransport`` of the batch URL's
+    origin, whose connections outlive this one (closing this one leaves them open). The
+    options are those of :class:`~flask_batch.client.Batching`: ``format``, ``retries``,
+    ``max_parts``, ``max_body_size``, ``discover``, ``split``, ``concurrency`` (threads) and
+    ``sleep``.
     """
 
     def __init__(
@@ -106,7 +117,11 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
     ) -> None:
         self._configure(**options)
         super().__init__(batch_url)
-        self._transport = transport if transport is not None else httpx.HTTPTransport()
+        #: Whether the wrapped transport is the caller's, which :meth:`close` closes.
+        self._own_transport = transport is not None
+        self._transport = (
+            transport if transport is not None else _SHARED_TRANSPORTS.get(self._origin)
+        )
         self._sleep = sleep
         self._scopes: weakref.WeakSet[BatchScope] = weakref.WeakSet()
 
@@ -115,12 +130,13 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
         return self._transport.handle_request(request)
 
     def close(self) -> None:
-        """Close the wrapped transport. Batch scopes still holding requests are dropped: their
-        responses raise :class:`BatchNotSent` when read, and an
-        :class:`UnsentRequestsWarning` says so now."""
+        """Close the wrapped transport, if it was given (the shared one stays open). Batch
+        scopes still holding requests are dropped: their responses raise
+        :class:`BatchNotSent` when read, and an :class:`UnsentRequestsWarning` says so now."""
         for scope in list(self._scopes):
             scope._drop("the BatchTransport was closed before its batch scope was sent", 2)
-        self._transport.close()
+        if self._own_transport:
+            self._transport.close()
 
     def batch(self, client: httpx.Client | None = None) -> BatchScope:
         """A scope whose requests are sent as one batch when it ends::
@@ -162,7 +178,6 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
             functools.partial(self._post, entries),
             discover=functools.partial(self._discover, entries),
             sleep=self._sleep,
-            concurrency=self.concurrency,
             timed_out=httpx.TimeoutException,
         )
         return run.results()
@@ -315,7 +330,6 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
             discover=functools.partial(self._discover, entries),
             discovering=self._discovery_lock(),
             sleep=self._sleep,
-            concurrency=self.concurrency,
             timed_out=httpx.TimeoutException,
         )
         return run.results()

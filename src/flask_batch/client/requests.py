@@ -20,6 +20,7 @@ from typing import Any, Unpack
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.exceptions import ChunkedEncodingError
 from requests.hooks import default_hooks, dispatch_hook
 
@@ -36,7 +37,7 @@ from ._core.queueing import (
     reference_target,
 )
 from ._core.report import BatchFailed
-from ._drivers import drive, read_within, remaining
+from ._drivers import KEPT_CONNECTIONS, SharedPools, drive, read_within, remaining
 from ._requests_messages import (
     Phases,
     Queued,
@@ -64,6 +65,12 @@ __all__ = [
     "UnsentRequestsWarning",
 ]
 
+#: The connections to batch endpoints, kept open across sessions (README, "Connections"):
+#: one adapter per origin, TLS settings and proxies.
+_SHARED_ADAPTERS = SharedPools(
+    lambda: HTTPAdapter(pool_connections=1, pool_maxsize=KEPT_CONNECTIONS), HTTPAdapter.close
+)
+
 
 class Batching(requests.Session, ClientOptions[requests.Response]):
     """Queue requests, then send them to ``batch_url`` in one HTTP request.
@@ -89,7 +96,8 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
       limits, discovered or learned from a 413, or its defaults: 100 parts, 16 MiB).
     - ``discover``: ask the endpoint for its limits (``GET`` on the batch URL, once per
       session) before a queue would be split. ``split=False``: one batch, whatever its size.
-    - ``concurrency``: batches of one queue in flight at once (1: one after another).
+    - ``concurrency``: batches of one queue in flight at once (6 by default; 1: one after
+      another). Connections to the batch endpoint outlive the session (README, "Connections").
     - ``sleep``: how to wait before a retry (``time.sleep``; tests pass a fake).
     """
 
@@ -103,6 +111,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
     ) -> None:
         self._queue: Queue[Queued, RequestsBatchResponse] = Queue()
         super().__init__()
+        #: The adapters requests mounted itself, as they were: the batch requests they would
+        #: carry take a shared, warm one instead (:meth:`get_adapter`).
+        self._stock = [
+            (adapter, adapter.max_retries, adapter.poolmanager)
+            for adapter in self.adapters.values()
+            if isinstance(adapter, HTTPAdapter)
+        ]
         self._configure(**options)
         timeout_of(timeout)  # refuse now what could not bound a batch
         self.batch_url = batch_url
@@ -291,7 +306,6 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
                 functools.partial(self._post, queue),
                 discover=functools.partial(self._discover, queue),
                 sleep=self._sleep,
-                concurrency=self.concurrency,
                 timed_out=requests.Timeout,
             )
         except BaseException as error:
@@ -368,6 +382,22 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         response._content_consumed = True  # type: ignore[attr-defined]  # not in the stubs
         return response, body
 
+    def get_adapter(self, url: str) -> BaseAdapter:
+        """The adapter for ``url`` (the batch URL): a shared one, whose connections outlive
+        this session, in place of one requests mounted itself and nobody changed; an
+        adapter of the user's own as it is. Shared only with sessions whose TLS settings
+        and proxies for ``url`` (with the environment's) are the same."""
+        adapter = super().get_adapter(url)
+        if not any(
+            adapter is stock and adapter.max_retries is retries and adapter.poolmanager is pools
+            for stock, retries, pools in self._stock
+        ):
+            return adapter
+        settings = self.merge_environment_settings(url, {}, None, None, None)
+        proxies = tuple(sorted(settings["proxies"].items()))
+        key = (_origin(url), settings["verify"], settings["cert"], proxies)
+        return _SHARED_ADAPTERS.get(key)
+
     def __exit__(self, *exc_info: object) -> None:
         try:
             if exc_info[0] is None:
@@ -378,7 +408,8 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             self.close()
 
     def close(self) -> None:
-        """Close the connections. Requests still queued are never sent: each of their
+        """Close the session's own connections (not those it shares: README, "Connections").
+        Requests still queued are never sent: each of their
         responses raises :class:`BatchNotSent` when read, and an
         :class:`~flask_batch.client.UnsentRequestsWarning` says so now."""
         self._queue.drop("the Batching session was closed before send_batch()", 2)

@@ -122,6 +122,10 @@ class Run(Generic[OuterT]):
     ``clock`` (monotonic seconds) and ``random`` (in [0, 1)) are injectable for tests; so is
     the driver's sleep: after each :meth:`pause` the driver calls :meth:`waited`, and the run
     takes that much time as passed even if the clock says otherwise.
+
+    ``concurrency`` bounds the batches in flight at once (None: no bound): :meth:`next_batch`
+    gives no more until one is fed back, so the run, not the driver, decides what may be in
+    flight.
     """
 
     def __init__(
@@ -134,6 +138,7 @@ class Run(Generic[OuterT]):
         limits: KnownLimits | None = None,
         split: bool = True,
         timeouts: Sequence[float | None] | None = None,
+        concurrency: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
     ) -> None:
@@ -147,6 +152,9 @@ class Run(Generic[OuterT]):
         self.retry = retry or Retry()
         self.limits = limits or KnownLimits()
         self.split = split
+        self.concurrency = concurrency
+        #: Batches given out by :meth:`next_batch` and not fed back yet.
+        self._in_flight = 0
         self._clock = clock
         self._random = random
         self._skew = 0.0
@@ -208,7 +216,10 @@ class Run(Generic[OuterT]):
         return len(self._pack(waiting)) > 1
 
     def next_batch(self) -> PreparedBatch | None:
-        """The next batch to send now, or None (everything ready is in flight or done)."""
+        """The next batch to send now, or None (everything ready is in flight or done, or
+        :attr:`concurrency` batches are in flight)."""
+        if self._full():
+            return None
         if self._groups and self.split:
             self._refuse_groups()
         while True:
@@ -226,6 +237,7 @@ class Run(Generic[OuterT]):
         """What came back for ``batch``."""
         for index in batch.items:
             assert self._items[index].state is _State.IN_FLIGHT, "fed twice"
+        self._in_flight -= 1
         if isinstance(outcome, Lost):
             self._outer_failure(
                 batch,
@@ -280,6 +292,19 @@ class Run(Generic[OuterT]):
         self._due = min(waiting)
         return max(0.0, self._due - self.now())
 
+    def wake_in(self) -> float | None:
+        """While batches are in flight: seconds until a waiting request (a retry) may go
+        although none of them has come back yet, or None (nothing could go before one does)."""
+        if self._full():
+            return None
+        waiting = [item.index for item in self._items if item.state is _State.WAITING]
+        due = [
+            max(self._items[index].not_before for index in group)
+            for group in groups_of(waiting, self._links)
+            if all(self._deps_settled(index) for index in group)
+        ]
+        return max(0.0, min(due) - self.now()) if due else None
+
     def waited(self) -> None:
         """The driver slept the last :meth:`pause`: that time has passed, whatever the clock."""
         self._skew = max(self._skew, self._due - self._clock())
@@ -288,6 +313,9 @@ class Run(Generic[OuterT]):
         return self._clock() + self._skew
 
     # -- sending --------------------------------------------------------------------------
+
+    def _full(self) -> bool:
+        return self.concurrency is not None and self._in_flight >= self.concurrency
 
     def _ready(self) -> list[int]:
         """Waiting requests that may go now, whole dependency groups only."""
@@ -410,6 +438,7 @@ class Run(Generic[OuterT]):
             )
         timeout = smallest([self._timeouts[index] for index in indices])
         body = self.format.join(chunks)
+        self._in_flight += 1
         if len(body) <= COMPRESS_ABOVE or not self.limits.takes_gzip:
             return PreparedBatch(tuple(indices), body, self.format.content_type, timeout)
         compressed = gzip_body(body)
