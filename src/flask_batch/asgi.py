@@ -118,6 +118,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 execution=self.execution,
                 prefer=headers.get("prefer"),
                 started=started,
+                request_id=headers.get("x-request-id"),
             )
         except BatchError as error:
             await _send_whole(send, error_answer(error))
@@ -146,6 +147,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             stop=gone,
             member_dispatch=parts.member,
             resolve=run.resolver(parts.router),
+            observer=run.observer,
         )
         try:
             async with aclosing(answer):

@@ -25,6 +25,7 @@ from .conventions import (
     speaks_odata,
 )
 from .execution import Execution
+from .observe import Observer, observe
 from .references import Resolver
 from .schedule import Policy
 from .targets import Router
@@ -313,6 +314,8 @@ class RunPlan:
     requests: Sequence[SubRequest] = ()
     #: Each request's references (``$<id>``), checked; None: the batch has none.
     references: list[tuple[Reference, ...]] | None = None
+    #: Who logs and signals each part and the batch (None: nobody listens).
+    observer: Observer | None = None
 
     def resolver(self, router: Router) -> Resolver | None:
         """What resolves the references of the batch's requests as each starts, on the
@@ -330,11 +333,14 @@ def plan_run(
     execution: Execution,
     prefer: str | None,
     started: float,
+    request_id: str | None = None,
 ) -> RunPlan:
     """Dependencies and references (refused with :class:`BatchError`), the error policy
     the ``Prefer`` header asks for (and the dialect's default: an OData multipart batch stops
     at its first error, and its answer ends there), the deadline counted from ``started``
-    (:func:`time.monotonic`), and how many parts may run at once."""
+    (:func:`time.monotonic`), how many parts may run at once, and the batch's observer
+    (:func:`flask_batch.observe.observe`; ``request_id``: the batch request's
+    ``X-Request-ID``)."""
     writer = intake.writer
     try:
         if execution.transaction is None and not execution.non_atomic_groups:
@@ -364,6 +370,8 @@ def plan_run(
     headers += intake.headers
     if preferences.applied is not None:
         headers.append(("Preference-Applied", preferences.applied))
+    batch_format = "multipart" if writer.content_type.startswith(MULTIPART) else "json"
+    observer = observe(request_id, batch_format, started)
     if references is None:
-        return RunPlan(dependencies, policy, headers)
-    return RunPlan(references[0], policy, headers, requests, references[1])
+        return RunPlan(dependencies, policy, headers, observer=observer)
+    return RunPlan(references[0], policy, headers, requests, references[1], observer)

@@ -69,6 +69,7 @@ class BatchEndpoint:
                 execution=self.execution,
                 prefer=environ.get("HTTP_PREFER"),
                 started=started,
+                request_id=environ.get("HTTP_X_REQUEST_ID"),
             )
         except BatchError as error:
             return error_answer(error)
@@ -99,6 +100,7 @@ class BatchEndpoint:
             member_dispatch=dispatcher.member,
             gone=client_gone(environ),
             resolve=run.resolver(dispatcher.router),
+            observer=run.observer,
         )
         status = f"{intake.status} {reason_phrase(intake.status)}"
         return Answer(status, run.headers, trace.ending(body, intake.status))
