@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
-from flask_batch import signals
+from flask_batch.signals import batch_answered, part_answered
 
 
 def count_parts(registry: CollectorRegistry = REGISTRY) -> None:
@@ -38,5 +38,5 @@ def count_parts(registry: CollectorRegistry = REGISTRY) -> None:
             failed_batches.inc()
 
     # weak=False: the receivers are local functions, kept alive by the signals themselves.
-    signals.part_answered.connect(on_part, weak=False)
-    signals.batch_answered.connect(on_batch, weak=False)
+    part_answered.connect(on_part, weak=False)
+    batch_answered.connect(on_batch, weak=False)

@@ -36,6 +36,7 @@ from .asgi_parts import ASGIApp, Message, Parts, Receive, Scope, Send, under
 from .conventions import Versions
 from .execution import astream_answers
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
+from .observe import Tally
 from .options import MiddlewareOptions
 from .targets import PART_KEY
 from .tracing import batch_trace
@@ -147,11 +148,12 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             stop=gone,
             member_dispatch=parts.member,
             resolve=run.resolver(parts.router),
+            tally=run.tally,
             observer=run.observer,
         )
         try:
             async with aclosing(answer):
-                await _stream(send, intake.status, run.headers, answer)
+                await _stream(send, intake.status, run.headers, answer, run.tally)
         finally:
             watcher.cancel()
             await parts.finish()
@@ -238,19 +240,21 @@ async def _send_whole(send: Send, answer: Answer, *, head: bool = False) -> None
 
 
 async def _stream(
-    send: Send, status: int, headers: list[tuple[str, str]], chunks: AsyncIterator[bytes]
+    send: Send,
+    status: int,
+    headers: list[tuple[str, str]],
+    chunks: AsyncIterator[bytes],
+    tally: Tally,
 ) -> None:
-    """Send the batch's answer as its parts are written; the status line waits for the first."""
-    start: Message | None = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": _encode(headers),
-    }
+    """Send the batch's answer as its parts are written; the status line waits for the first,
+    and says how the batch went if every part has answered by then (``tally``)."""
+    started = False
     try:
         async for chunk in chunks:
-            if start is not None:
-                await send(start)
-                start = None
+            if not started:
+                fields = _encode(headers + tally.headers())
+                await send({"type": "http.response.start", "status": status, "headers": fields})
+                started = True
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except OSError:

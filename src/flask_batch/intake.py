@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cache
 from urllib.parse import parse_qsl
 
@@ -25,7 +25,7 @@ from .conventions import (
     speaks_odata,
 )
 from .execution import Execution
-from .observe import Observer, observe
+from .observe import Observer, Tally, observe
 from .references import Resolver
 from .schedule import Policy
 from .targets import Router
@@ -134,6 +134,9 @@ class Answer:
     status: str
     headers: list[tuple[str, str]]
     body: Iterable[bytes]
+    #: A streamed answer's tally: its head, sent with the first chunk, adds the tally's
+    #: header fields then (None: the answer is known in full).
+    tally: Tally | None = None
 
     @property
     def status_code(self) -> int:
@@ -316,6 +319,8 @@ class RunPlan:
     references: list[tuple[Reference, ...]] | None = None
     #: Who logs and signals each part and the batch (None: nobody listens).
     observer: Observer | None = None
+    #: How the answer goes: counted as its parts are written.
+    tally: Tally = field(default_factory=Tally)
 
     def resolver(self, router: Router) -> Resolver | None:
         """What resolves the references of the batch's requests as each starts, on the
@@ -371,7 +376,8 @@ def plan_run(
     if preferences.applied is not None:
         headers.append(("Preference-Applied", preferences.applied))
     batch_format = "multipart" if writer.content_type.startswith(MULTIPART) else "json"
-    observer = observe(request_id, batch_format, started)
+    tally = Tally()
+    observer = observe(request_id, batch_format, started, tally)
     if references is None:
-        return RunPlan(dependencies, policy, headers, observer=observer)
-    return RunPlan(references[0], policy, headers, requests, references[1], observer)
+        return RunPlan(dependencies, policy, headers, observer=observer, tally=tally)
+    return RunPlan(references[0], policy, headers, requests, references[1], observer, tally)

@@ -19,11 +19,12 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from .wire.model import SubRequest, SubResponse
 
-__all__ = ["BATCH_ID_HEADER", "Observer", "observe"]
+__all__ = ["BATCH_ID_HEADER", "FAILURES_HEADER", "Observer", "Tally", "observe"]
 
 #: The logger of the per-part and per-batch records: a child of ``flask_batch`` (whose
 #: warnings and errors stay apart), so its INFO lines can be routed or silenced alone.
@@ -35,29 +36,43 @@ BATCH_ID_HEADER = "X-Request-ID"
 _LONGEST_ID = 200
 
 
+#: The answer's header that counts its parts answered 400 or more: sent when every part
+#: was answered by the time the head went out (:meth:`Tally.headers`).
+FAILURES_HEADER = "Batch-Failures"
+
+
+@dataclass(slots=True)
+class Tally:
+    """How a batch's answer went so far: the parts written, and how many failed."""
+
+    parts: int = 0
+    #: Parts answered 400 or more, as written (a part that did not run counts).
+    failures: int = 0
+    #: Every part is written: the counts are final.
+    complete: bool = False
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The header fields that say how the answer went, for a head sent now: the count of
+        failed parts once the answer is complete, none while parts may still fail (the
+        answer streams: the head does not wait for the parts)."""
+        return [(FAILURES_HEADER, str(self.failures))] if self.complete else []
+
+
 class Observer:
     """What one batch's records need: its id, when it started, each part's running time."""
 
-    __slots__ = (
-        "_log",
-        "_ran",
-        "_signals",
-        "_started",
-        "batch_format",
-        "batch_id",
-        "failures",
-        "parts",
-    )
+    __slots__ = ("_log", "_ran", "_signals", "_started", "_tally", "batch_format", "batch_id")
 
-    def __init__(self, batch_id: str, batch_format: str, started: float, signals: Any) -> None:
+    def __init__(
+        self, batch_id: str, batch_format: str, started: float, signals: Any, tally: Tally
+    ) -> None:
         self.batch_id = batch_id
         self.batch_format = batch_format
         self._started = started
         self._log = logger.isEnabledFor(logging.INFO)
         self._signals = signals
         self._ran: dict[int, float] = {}
-        self.parts = 0
-        self.failures = 0
+        self._tally = tally
 
     def ran(self, index: int, since: float) -> None:
         """Part ``index`` was dispatched at ``since`` (:func:`time.perf_counter`) and is done."""
@@ -65,9 +80,6 @@ class Observer:
 
     def part(self, index: int, request: SubRequest, answer: SubResponse) -> None:
         """Part ``index`` is written to the answer: ``request`` answered ``answer``."""
-        self.parts += 1
-        if answer.status >= 400:
-            self.failures += 1
         duration = self._ran.get(index, 0.0)
         fields = {
             "batch_id": self.batch_id,
@@ -97,10 +109,11 @@ class Observer:
     def end(self) -> None:
         """The batch's answer is complete: its summary."""
         duration = time.monotonic() - self._started
+        tally = self._tally
         fields = {
             "batch_id": self.batch_id,
-            "parts": self.parts,
-            "failures": self.failures,
+            "parts": tally.parts,
+            "failures": tally.failures,
             "duration": duration,
             "batch_format": self.batch_format,
         }
@@ -108,8 +121,8 @@ class Observer:
             logger.info(
                 "batch %s: %d parts, %d failed, %.1f ms (%s)",
                 self.batch_id,
-                self.parts,
-                self.failures,
+                tally.parts,
+                tally.failures,
                 duration * 1000,
                 self.batch_format,
                 extra=fields,
@@ -118,13 +131,15 @@ class Observer:
             self._signals.batch_answered.send(None, **fields)
 
 
-def observe(request_id: str | None, batch_format: str, started: float) -> Observer | None:
+def observe(
+    request_id: str | None, batch_format: str, started: float, tally: Tally
+) -> Observer | None:
     """The observer of a batch (None: nobody listens, so nothing is measured).
 
     ``request_id``: the batch request's :data:`BATCH_ID_HEADER`, its id when it is a short,
     printable value (a proxy's or the client's, so the lines join theirs); otherwise the
     batch gets a fresh random one. ``started``: when the batch request arrived
-    (:func:`time.monotonic`).
+    (:func:`time.monotonic`); ``tally``: the batch's, which the summary reports.
     """
     signals = sys.modules.get("flask_batch.signals")
     if signals is not None and not signals.receiving():
@@ -133,4 +148,4 @@ def observe(request_id: str | None, batch_format: str, started: float) -> Observ
         return None
     if not request_id or len(request_id) > _LONGEST_ID or not request_id.isprintable():
         request_id = os.urandom(8).hex()
-    return Observer(request_id, batch_format, started, signals)
+    return Observer(request_id, batch_format, started, signals, tally)

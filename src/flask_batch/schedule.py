@@ -25,7 +25,7 @@ from .answers import (
     answer_too_large,
     slices,
 )
-from .observe import Observer
+from .observe import Observer, Tally
 from .transactions import AsyncTransactionHook, TransactionHook
 from .wire.errors import problem_response
 from .wire.formats import Writer
@@ -128,6 +128,7 @@ class Schedule:
         policy: Policy,
         resolve: Resolve | None = None,
         *,
+        tally: Tally | None = None,
         observer: Observer | None = None,
     ) -> None:
         self.requests = requests
@@ -135,6 +136,8 @@ class Schedule:
         self.writer = writer
         self.policy = policy
         self._resolve = resolve
+        #: How the answer went: its parts written, and how many failed.
+        self.tally = tally or Tally()
         #: Who logs and signals each part written (None: nobody listens).
         self.observer = observer
         self.answers: list[SubResponse | None] = [None] * len(requests)
@@ -368,6 +371,8 @@ class Schedule:
                 yield b"".join(small)
                 small = [tail]
                 yield from slices(body)
+        if self._written == self._end:
+            self.tally.complete = True  # every part is written: the tally is final
         if ending:
             small.append(ending)
         if small and (chunk := b"".join(small)):
@@ -385,6 +390,7 @@ class Schedule:
     def close(self) -> Iterator[bytes]:
         """The rest of the answer once every part is answered: the parts held back, the end."""
         if not self.requests:
+            self.tally.complete = True
             yield self._opening + self.writer.close()
         else:
             yield from self.flush(ending=self.writer.close())
@@ -416,6 +422,10 @@ class Schedule:
             logger.error("part %d: cannot send the application's response: %s", index + 1, error)
             answer = INVALID_RESPONSE
             pieces = self.writer.part_pieces(answer, request)
+        tally = self.tally
+        tally.parts += 1
+        if answer.status >= 400:
+            tally.failures += 1
         if self.observer is not None:
             self.observer.part(index, request, answer)
         return pieces

@@ -15,6 +15,7 @@ import pytest
 
 from flask_batch import signals
 from flask_batch.wire.json_requests import encode_json_requests
+from flask_batch.wire.model import SubRequest
 from flask_batch.wire.multipart_requests import encode_requests
 
 from ..batching import sub
@@ -180,3 +181,54 @@ def test_signals_carry_each_part_and_the_batch(
     assert set(mine[0][1]) == set(PART_FIELDS)
     assert (mine[2][1]["parts"], mine[2][1]["failures"]) == (2, 1)
     assert [r for r in caplog.records if r.name == "flask_batch.parts"] == []
+
+
+# -- outcome at a glance: the Batch-Failures header -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requests", "failures"),
+    [
+        ([sub("GET", "/ok"), sub("GET", "/ok")], "0"),
+        ([sub("GET", "/ok"), sub("GET", "/nowhere"), sub("GET", "/raise")], "2"),
+    ],
+)
+def test_a_batch_answered_before_its_head_counts_its_failures_in_a_header(
+    server: Server, requests: list[SubRequest], failures: str
+) -> None:
+    answer = post(server.base, "/batch", encode_requests(requests, BOUNDARY))
+    assert len(answer.parts()) == len(requests)
+    assert answer.header("Batch-Failures") == failures
+
+
+def test_parts_that_did_not_run_count_as_failures(server: Server) -> None:
+    data = encode_requests([sub("GET", "/status?code=503"), sub("GET", "/ok")], BOUNDARY)
+    answer = post(server.base, "/batch", data, headers=[("Prefer", "continue-on-error=false")])
+    assert [r.status for r in answer.parts()] == [503, 424]
+    assert answer.header("Batch-Failures") == "2"
+
+
+def test_a_json_batch_gets_the_header_too(server: Server) -> None:
+    document = encode_json_requests([sub("GET", "/nowhere", content_id="1")])
+    answer = post(server.base, "/batch", document, "application/json")
+    assert answer.header("Batch-Failures") == "1"
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [
+        # A slow part's answer goes out at once, before the next part runs.
+        [sub("GET", "/slow?s=0.05"), sub("GET", "/nowhere")],
+        # Quick answers go out sixteen at a time (schedule.HOLD_PARTS).
+        [sub("GET", "/ok")] * 17,
+        # A large answer goes out in slices as it is written, the rest after it.
+        [sub("GET", "/sized?size=200000"), sub("GET", "/ok")],
+    ],
+    ids=["slow-part", "many-parts", "large-answer"],
+)
+def test_an_answer_that_streams_before_its_last_part_has_no_header(
+    server: Server, requests: list[SubRequest]
+) -> None:
+    answer = post(server.base, "/batch", encode_requests(requests, BOUNDARY))
+    assert len(answer.parts()) == len(requests)
+    assert answer.header("Batch-Failures") is None
