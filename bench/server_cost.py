@@ -462,7 +462,7 @@ def logging_cost(n: int, rounds: int, app: Flask) -> dict[str, list[float]]:
     parts.addHandler(handler)
     parts.propagate = False
     body = batch_body(calls(n))
-    ratios: dict[str, list[float]] = {"off": [], "on": []}
+    ratios: dict[str, list[float]] = {"off": [], "on": [], "direct_us": []}
     try:
         for round_ in range(rounds + 1):  # round 0 warms up and is dropped
             environs = [call_environ(call) for call in calls(n)]
@@ -474,6 +474,7 @@ def logging_cost(n: int, rounds: int, app: Flask) -> dict[str, list[float]]:
             if round_:
                 ratios["off"].append(off / a)
                 ratios["on"].append(on / a)
+                ratios["direct_us"].append(a / n * 1e6)
     finally:
         parts.removeHandler(handler)
         parts.setLevel(logging.NOTSET)
@@ -526,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"N={n}: b/a off {median(ratios['off']):.3f} "
                 f"({min(ratios['off']):.3f}-{max(ratios['off']):.3f}), "
                 f"on {median(ratios['on']):.3f} "
-                f"({min(ratios['on']):.3f}-{max(ratios['on']):.3f})"
+                f"({min(ratios['on']):.3f}-{max(ratios['on']):.3f}); "
+                f"direct {median(ratios['direct_us']):.1f} us/req"
             )
         return 0
     started = time.perf_counter()
