@@ -36,6 +36,7 @@ from .asgi_parts import ASGIApp, Message, Parts, Receive, Scope, Send, under
 from .conventions import Versions
 from .execution import astream_answers
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
+from .observe import Tally
 from .options import MiddlewareOptions
 from .targets import PART_KEY
 from .tracing import batch_trace
@@ -120,6 +121,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 execution=self.execution,
                 prefer=headers.get("prefer"),
                 started=started,
+                request_id=headers.get("x-request-id"),
             )
         except BatchError as error:
             await _send_whole(send, error_answer(error))
@@ -148,11 +150,13 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             stop=gone,
             member_dispatch=parts.member,
             resolve=run.resolver(parts.router),
+            tally=run.tally,
+            observer=run.observer,
         )
         try:
             async with aclosing(answer):
                 encoder = GzipEncoder() if intake.gzip else None
-                await _stream(send, intake.status, run.headers, answer, encoder)
+                await _stream(send, intake.status, run.headers, answer, run.tally, encoder=encoder)
         finally:
             watcher.cancel()
             await parts.finish()
@@ -254,20 +258,20 @@ async def _stream(
     status: int,
     headers: list[tuple[str, str]],
     chunks: AsyncIterator[bytes],
+    tally: Tally,
+    *,
     encoder: GzipEncoder | None = None,
 ) -> None:
     """Send the batch's answer as its parts are written (through ``encoder``, if it is
-    compressed); the status line waits for the first."""
-    start: Message | None = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": _encode(headers),
-    }
+    compressed); the status line waits for the first, and says how the batch went if every
+    part has answered by then (``tally``)."""
+    started = False
     try:
         async for chunk in chunks:
-            if start is not None:
-                await send(start)
-                start = None
+            if not started:
+                fields = _encode(headers + tally.headers())
+                await send({"type": "http.response.start", "status": status, "headers": fields})
+                started = True
             data = chunk if encoder is None else encoder.encode(chunk)
             await send({"type": "http.response.body", "body": data, "more_body": True})
             # Parts that answer at once never give the loop a turn (a part's task starts

@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from .groups import Gone, arun_group, run_group
+from .observe import Observer, Tally
 from .schedule import (
     DEFAULT_POLICY,
     HOLD_PARTS,
@@ -101,6 +102,8 @@ def stream_answers(
     member_dispatch: Dispatch | None = None,
     gone: Gone | None = None,
     resolve: Resolve | None = None,
+    tally: Tally | None = None,
+    observer: Observer | None = None,
 ) -> Iterator[bytes]:
     """Run the batch and yield its answer, one part at a time and in request order.
 
@@ -109,9 +112,13 @@ def stream_answers(
     without one, parts run one after another in the caller's thread. An atomic group runs in
     one thread, its members through ``member_dispatch`` (in the group's context; default:
     ``dispatch``); ``gone`` says whether the client went away (a group then rolls back).
-    ``resolve`` resolves the references of a part as it starts (flask_batch.references).
+    ``resolve`` resolves the references of a part as it starts (flask_batch.references);
+    ``tally`` counts the parts written and those that failed; ``observer`` logs and signals
+    each part and the batch (both flask_batch.observe).
     """
-    schedule = Schedule(requests, dependencies, writer, policy, resolve)
+    schedule = Schedule(
+        requests, dependencies, writer, policy, resolve, tally=tally, observer=observer
+    )
     groups = schedule.groups
     member = member_dispatch or dispatch
     if executor is None or policy.workers <= 1:
@@ -328,6 +335,8 @@ async def astream_answers(
     stop: asyncio.Event | None = None,
     member_dispatch: AsyncDispatch | None = None,
     resolve: Resolve | None = None,
+    tally: Tally | None = None,
+    observer: Observer | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """:func:`stream_answers` on an event loop: ``dispatch`` is a coroutine function.
 
@@ -338,9 +347,12 @@ async def astream_answers(
     answer ends unfinished, as the thread driver's does when its iterator is closed. Closing
     the iterator (``contextlib.aclosing``) instead cancels the running parts (and groups,
     which roll back). An atomic group runs as one task, its members through
-    ``member_dispatch`` (default: ``dispatch``); ``resolve`` as for :func:`stream_answers`.
+    ``member_dispatch`` (default: ``dispatch``); ``resolve``, ``tally`` and ``observer`` as
+    for :func:`stream_answers`.
     """
-    schedule = Schedule(requests, dependencies, writer, policy, resolve)
+    schedule = Schedule(
+        requests, dependencies, writer, policy, resolve, tally=tally, observer=observer
+    )
     groups = schedule.groups
     member = member_dispatch or dispatch
     gone = _present if stop is None else stop.is_set

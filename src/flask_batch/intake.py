@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cache
 from urllib.parse import parse_qsl
 
@@ -25,6 +25,7 @@ from .conventions import (
     speaks_odata,
 )
 from .execution import Execution
+from .observe import Observer, Tally, observe
 from .references import Resolver
 from .schedule import Policy
 from .targets import Router
@@ -133,6 +134,9 @@ class Answer:
     status: str
     headers: list[tuple[str, str]]
     body: Iterable[bytes]
+    #: A streamed answer's tally: its head, sent with the first chunk, adds the tally's
+    #: header fields then (None: the answer is known in full).
+    tally: Tally | None = None
 
     @property
     def status_code(self) -> int:
@@ -329,6 +333,10 @@ class RunPlan:
     requests: Sequence[SubRequest] = ()
     #: Each request's references (``$<id>``), checked; None: the batch has none.
     references: list[tuple[Reference, ...]] | None = None
+    #: Who logs and signals each part and the batch (None: nobody listens).
+    observer: Observer | None = None
+    #: How the answer goes: counted as its parts are written.
+    tally: Tally = field(default_factory=Tally)
 
     def resolver(self, router: Router) -> Resolver | None:
         """What resolves the references of the batch's requests as each starts, on the
@@ -346,11 +354,14 @@ def plan_run(
     execution: Execution,
     prefer: str | None,
     started: float,
+    request_id: str | None = None,
 ) -> RunPlan:
     """Dependencies and references (refused with :class:`BatchError`), the error policy
     the ``Prefer`` header asks for (and the dialect's default: an OData multipart batch stops
     at its first error, and its answer ends there), the deadline counted from ``started``
-    (:func:`time.monotonic`), and how many parts may run at once."""
+    (:func:`time.monotonic`), how many parts may run at once, and the batch's observer
+    (:func:`flask_batch.observe.observe`; ``request_id``: the batch request's
+    ``X-Request-ID``)."""
     writer = intake.writer
     try:
         if execution.transaction is None and not execution.non_atomic_groups:
@@ -380,6 +391,9 @@ def plan_run(
     headers += intake.headers
     if preferences.applied is not None:
         headers.append(("Preference-Applied", preferences.applied))
+    batch_format = "multipart" if writer.content_type.startswith(MULTIPART) else "json"
+    tally = Tally()
+    observer = observe(request_id, batch_format, started, tally)
     if references is None:
-        return RunPlan(dependencies, policy, headers)
-    return RunPlan(references[0], policy, headers, requests, references[1])
+        return RunPlan(dependencies, policy, headers, observer=observer, tally=tally)
+    return RunPlan(references[0], policy, headers, requests, references[1], observer, tally)

@@ -26,6 +26,7 @@ from .answers import (
     answer_too_large,
     slices,
 )
+from .observe import Observer, Tally
 from .transactions import AsyncTransactionHook, TransactionHook
 from .wire.errors import problem_response
 from .wire.formats import Writer
@@ -127,12 +128,19 @@ class Schedule:
         writer: Writer,
         policy: Policy,
         resolve: Resolve | None = None,
+        *,
+        tally: Tally | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.requests = requests
         self.dependencies = dependencies
         self.writer = writer
         self.policy = policy
         self._resolve = resolve
+        #: How the answer went: its parts written, and how many failed.
+        self.tally = tally or Tally()
+        #: Who logs and signals each part written (None: nobody listens).
+        self.observer = observer
         self.answers: list[SubResponse | None] = [None] * len(requests)
         self.stopped = False
         self._end = len(requests)  # the parts the answer holds (end_on_error cuts it short)
@@ -241,7 +249,13 @@ class Schedule:
             request = self._resolved(index, answers)
             if isinstance(request, SubResponse):
                 return request
-            return dispatch(request, index)
+            if self.observer is None:
+                return dispatch(request, index)
+            since = time.perf_counter()
+            try:
+                return dispatch(request, index)
+            finally:
+                self.observer.ran(index, since)
         except Exception:
             return self.failed(index)
 
@@ -265,7 +279,13 @@ class Schedule:
             request = self._resolved(index, answers)
             if isinstance(request, SubResponse):
                 return request
-            return await dispatch(request, index)
+            if self.observer is None:
+                return await dispatch(request, index)
+            since = time.perf_counter()
+            try:
+                return await dispatch(request, index)
+            finally:
+                self.observer.ran(index, since)
         except Exception:
             return self.failed(index)
 
@@ -347,6 +367,8 @@ class Schedule:
                 yield b"".join(small)
                 small = [tail]
                 yield from slices(body)
+        if self._written == self._end:
+            self.tally.complete = True  # every part is written: the tally is final
         if ending:
             small.append(ending)
         if small and (chunk := b"".join(small)):
@@ -364,10 +386,13 @@ class Schedule:
     def close(self) -> Iterator[bytes]:
         """The rest of the answer once every part is answered: the parts held back, the end."""
         if not self.requests:
+            self.tally.complete = True
             yield self._opening + self.writer.close()
-            return
-        yield from self.flush(ending=self.writer.close())
-        assert self.done
+        else:
+            yield from self.flush(ending=self.writer.close())
+            assert self.done
+        if self.observer is not None:
+            self.observer.end()
 
     def write(self, index: int) -> Pieces:
         """Part ``index`` written: its head, its body (not copied) and its tail.
@@ -387,11 +412,19 @@ class Schedule:
                 self._answered_bytes -= len(answer.body)
                 answer = answer_too_large("max_answer_size", budget)
         try:
-            return self.writer.part_pieces(answer, request)
+            pieces = self.writer.part_pieces(answer, request)
         except ValueError as error:
             # A response that cannot be framed (CR/LF in a header, say) must not reach the wire.
             logger.error("part %d: cannot send the application's response: %s", index + 1, error)
-            return self.writer.part_pieces(INVALID_RESPONSE, request)
+            answer = INVALID_RESPONSE
+            pieces = self.writer.part_pieces(answer, request)
+        tally = self.tally
+        tally.parts += 1
+        if answer.status >= 400:
+            tally.failures += 1
+        if self.observer is not None:
+            self.observer.part(index, request, answer)
+        return pieces
 
 
 #: A part the answer leaves out (a member of a failed changeset answered by one part).
