@@ -126,12 +126,20 @@ class Queued:
 
 def part_of(request: requests.PreparedRequest, target: str | None = None) -> SubRequest:
     """The part that carries a prepared request (to ``target``, if given: a reference)."""
+    method = request.method or "GET"
+    return part(method, target or request.path_url, request.headers.items(), request.body)
+
+
+def part(
+    method: str, target: str, fields: Iterable[tuple[str, str | bytes]], body: Any
+) -> SubRequest:
+    """The part that carries a request prepared as ``requests`` prepares it: its header
+    fields and its body as requests leaves them (bytes values are latin-1, str bodies UTF-8)."""
     headers = (
         (name, value.decode("latin-1") if isinstance(value, bytes) else value)
-        for name, value in request.headers.items()
+        for name, value in fields
     )
-    method = request.method or "GET"
-    return sub_request(method, target or request.path_url, headers, _body(request.body))
+    return sub_request(method, target, headers, _body(body))
 
 
 def _body(body: Any) -> bytes:

@@ -23,6 +23,7 @@ import requests
 from requests.exceptions import ChunkedEncodingError
 from requests.hooks import default_hooks, dispatch_hook
 
+from ..wire.model import SubRequest
 from ._core.limits import description
 from ._core.model import Answered, Failed, Lost, PreparedBatch, Reply, smallest
 from ._core.options import ClientOptions, Options
@@ -52,6 +53,7 @@ from ._requests_messages import (
     sent_nothing,
     timeout_of,
 )
+from ._requests_prepare import FastPreparer
 
 __all__ = [
     "BatchFailed",
@@ -112,6 +114,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         parts = urlsplit(batch_url)
         #: A URL that starts with this has the batch URL's origin: no need to parse it.
         self._origin_prefix = f"{parts.scheme}://{parts.netloc}/"
+        self._preparer = FastPreparer(self._origin_prefix)
 
     def request(  # noqa: PLR0917 (requests.Session.request's positional signature)
         self,
@@ -162,6 +165,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             url = url.decode("utf-8")
         # A reference has no origin: it is built as the URL it names relative to the batch URL.
         reference = url if is_reference(url) else None
+        if reference is None:
+            fast = self._preparer.prepare(
+                self, method, url, params, data, headers, cookies, files, auth, hooks, json
+            )
+            if fast is not None:
+                request, part = fast
+                return self._enqueue(request, depends_on, arguments, content_id, part=part)
         prepared = self.prepare_request(
             requests.Request(
                 method=method.upper(),
@@ -246,7 +256,10 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         arguments: TransportArguments,
         content_id: str | None = None,
         reference: str | None = None,
+        *,
+        part: SubRequest | None = None,
     ) -> RequestsBatchResponse:
+        """Queue a prepared request; ``part``: the part that carries it, if made already."""
         url = request.url
         if url is None or not (url.startswith(self._origin_prefix) or _origin(url) == self._origin):
             raise ValueError(
@@ -255,7 +268,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             )
         depends_on = self._queue.positions(dependencies, "batch")
         target = None if reference is None else reference_target(reference, urlsplit(url).query)
-        sub_request = part_of(request, target)
+        sub_request = part or part_of(request, target)
         referenced = self._queue.referenced(target, sub_request.headers)
         depends_on = tuple(dict.fromkeys((*depends_on, *referenced)))
         if content_id is not None:
@@ -281,6 +294,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         answered 429 or 503 (and batches lost as a whole) are retried as ``retries`` says.
         """
         queued = self._queue.take()
+        self._preparer.new_batch()
         if not queued:
             return []
         queue = [item for item, _ in queued]
