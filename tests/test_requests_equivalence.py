@@ -1,4 +1,5 @@
-"""``Batching`` sends what ``requests`` itself would send, call by call (issue 14).
+"""``Batching`` sends what ``requests`` itself would send, and fills each response as
+``requests`` would have built it (issue 14).
 
 Why: ``Batching`` prepares the common calls without ``Session.prepare_request`` (the session's
 settings merged once, ``client/_requests_prepare.py``), and nothing in that fast path may
@@ -9,28 +10,44 @@ batch, must be that request (method, target, header fields in order, body), and 
 response's ``request`` must be what requests prepared; a call requests refuses is refused
 with the same error. Sessions change between calls (headers, auth, cookies, params, hooks),
 and the calls cover per-call headers (``None`` removes one), auth pairs and objects, cookies
-and jars, params, JSON, form data, text, bytes, generators, files and hooks.
+and jars, params, JSON, form data, text, bytes, generators, files and hooks. Each answer is
+compared with the response requests' own ``HTTPAdapter.build_response`` makes of it, read as
+``Session.send`` reads it.
 """
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
+from http.cookiejar import CookieJar
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 from hypothesis import given
 from hypothesis import strategies as st
+from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase, HTTPDigestAuth
-from requests.cookies import RequestsCookieJar
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
+from urllib3 import HTTPHeaderDict, HTTPResponse
 
 from flask_batch.client import Batching
 from flask_batch.client._core.queueing import NOT_CARRIED
-from flask_batch.wire.model import SubRequest
+from flask_batch.client._requests_messages import (
+    Queued,
+    RequestsBatchResponse,
+    TransportArguments,
+    fill,
+    part_of,
+)
+from flask_batch.wire.model import SubRequest, SubResponse
 from tests.fake_batch import BASE, BATCH_URL, FakeEndpoint, RequestsAdapter
 
 from .properties import PROPERTY
@@ -529,3 +546,114 @@ def test_any_url_is_sent_as_requests_sends_it(calls: list[tuple[str, object]]) -
             for path, params in calls
         ]
     )
+
+
+# -- answers -----------------------------------------------------------------------------
+
+
+def what_requests_builds(
+    request: requests.PreparedRequest, answer: SubResponse, *, stream: bool
+) -> tuple[requests.Response, object]:
+    """The response requests' ``HTTPAdapter`` builds of ``answer`` to ``request``, and what
+    ``Session.send`` gets reading its content at once (what it raises, if it does: then
+    plain requests raises it), or None if ``stream``."""
+    headers = HTTPHeaderDict()
+    message = http.client.HTTPMessage()
+    for name, value in answer.headers:
+        headers.add(name, value)
+        message[name] = value
+    raw = HTTPResponse(
+        body=io.BytesIO(answer.body),
+        headers=headers,
+        status=answer.status,
+        reason=answer.reason,
+        preload_content=False,
+        decode_content=False,
+        request_method=request.method,
+        request_url=request.url,
+    )
+    response = HTTPAdapter().build_response(request, raw)
+    # build_response takes the cookies from the http.client response urllib3 wraps: none here
+    wrapped = SimpleNamespace(_original_response=SimpleNamespace(msg=message))
+    extract_cookies_to_jar(response.cookies, request, wrapped)  # type: ignore[no-untyped-call]
+    return response, None if stream else outcome(lambda: response.content)
+
+
+def outcome(read: Callable[[], object]) -> object:
+    """What ``read()`` gives, or the type and message of what it raises."""
+    try:
+        return read()
+    except Exception as error:
+        return type(error), str(error)
+
+
+def cookies_in(jar: CookieJar) -> list[tuple[str, str | None, str, str]]:
+    return sorted((cookie.name, cookie.value, cookie.domain, cookie.path) for cookie in jar)
+
+
+def answer_fields(response: requests.Response, content: object = None) -> dict[str, object]:
+    """What a response says, for comparison (``content``: what reading it gave already)."""
+    return {
+        "status": response.status_code,
+        "reason": response.reason,
+        "headers": list(response.headers.items()),
+        "encoding": response.encoding,
+        "url": response.url,
+        "cookies": cookies_in(response.cookies),
+        "content": outcome(lambda: response.content) if content is None else content,
+        "text": outcome(lambda: response.text),
+        "raw": (response.raw.status, list(response.raw.headers.items())),
+    }
+
+
+_GZIPPED = gzip.compress(b'{"zipped": true}')
+ANSWER_FIELDS = st.one_of(
+    st.tuples(
+        st.sampled_from(["Content-Length", "content-length"]),
+        st.sampled_from(["0", "3", "16", "36", "3, 3", " 3", "-1", "x", "+3", "٣"]),
+    ),
+    st.tuples(
+        st.sampled_from(["Content-Type", "content-type"]),
+        st.sampled_from(
+            ["application/json", "text/html; charset=latin-1", "text/plain", "image/png", ""]
+        ),
+    ),
+    st.tuples(st.just("Transfer-Encoding"), st.sampled_from(["chunked", "gzip, chunked", "x"])),
+    st.tuples(st.just("Content-Encoding"), st.sampled_from(["gzip", "identity", "br"])),
+    st.tuples(
+        st.sampled_from(["Set-Cookie", "set-cookie"]),
+        st.sampled_from(["sid=1; Path=/", "theme=dark", "other=1; Domain=other.test", "bad"]),
+    ),
+    st.tuples(st.sampled_from(["X-A", "x-a", "ETag"]), _VALID),
+)
+
+
+def _length_or_any(field: tuple[str, str]) -> object:
+    return field[0].lower() if field[0].lower() == "content-length" else object()
+
+
+ANSWERS = st.builds(
+    SubResponse,
+    st.sampled_from([200, 201, 204, 304, 404, 500, 101, 0]),
+    st.sampled_from(["OK", "Not Found", ""]),
+    # (two different lengths make urllib3 refuse the answer: plain requests raises then)
+    st.lists(ANSWER_FIELDS, max_size=5, unique_by=_length_or_any).map(tuple),
+    st.one_of(st.binary(max_size=40), st.just(_GZIPPED), st.just(b'{"a": 1}')),
+)
+
+
+@PROPERTY
+@given(ANSWERS, st.sampled_from(["GET", "HEAD", "POST"]), st.booleans())
+def test_each_response_is_what_requests_would_build(
+    answer: SubResponse, method: str, stream: bool
+) -> None:
+    request = requests.Request(method, f"{BASE}/items/1").prepare()
+    ours = RequestsBatchResponse()
+    ours.request = request
+    ours.url = f"{BASE}/items/1"
+    queued = Queued(request, part_of(request), (), TransportArguments((None, None), None, stream))
+    session_cookies = RequestsCookieJar()
+    fill(ours, queued, answer, elapsed=timedelta(0), session_cookies=session_cookies)
+    theirs, read = what_requests_builds(request, answer, stream=stream)
+    assert answer_fields(ours) == answer_fields(theirs, read)
+    assert cookies_in(session_cookies) == cookies_in(theirs.cookies)
