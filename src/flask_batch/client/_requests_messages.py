@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 from requests.cookies import MockRequest, MockResponse, RequestsCookieJar
@@ -31,7 +31,7 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from ..wire.model import Headers, SubRequest, SubResponse
 from ._core.model import Failed, Reply, smallest
 from ._core.pending import BatchResponse
-from ._core.queueing import Changeset, sub_request
+from ._core.queueing import NOT_CARRIED, Changeset
 from ._core.report import BatchFailed, summary
 
 # What reading a response means; these raise BatchNotSent until the batch was answered.
@@ -126,8 +126,7 @@ class TransportArguments:
     stream: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Queued:
+class Queued(NamedTuple):
     """A request waiting for its batch: as prepared, as a part, and what it depends on."""
 
     request: requests.PreparedRequest
@@ -145,20 +144,26 @@ class Queued:
 
 def part_of(request: requests.PreparedRequest, target: str | None = None) -> SubRequest:
     """The part that carries a prepared request (to ``target``, if given: a reference)."""
-    method = request.method or "GET"
-    return part(method, target or request.path_url, request.headers.items(), request.body)
+    fields = ((name.lower(), (name, value)) for name, value in request.headers.items())
+    return part(request.method or "GET", target or request.path_url, fields, request.body)
 
 
 def part(
-    method: str, target: str, fields: Iterable[tuple[str, str | bytes]], body: Any
+    method: str,
+    target: str,
+    fields: Iterable[tuple[str, tuple[str, str | bytes]]],
+    body: Any,
 ) -> SubRequest:
     """The part that carries a request prepared as ``requests`` prepares it: its header
-    fields and its body as requests leaves them (bytes values are latin-1, str bodies UTF-8)."""
-    headers = (
-        (name, value.decode("latin-1") if isinstance(value, bytes) else value)
-        for name, value in fields
+    fields (each by its name in lower case) but those of the batch's connection
+    (:data:`~._core.queueing.NOT_CARRIED`), bytes values read as latin-1, and its body as
+    requests leaves it (a str is sent in UTF-8)."""
+    headers = tuple(
+        (name, value if type(value) is str else value.decode("latin-1"))  # type: ignore[union-attr]
+        for key, (name, value) in fields
+        if key not in NOT_CARRIED
     )
-    return sub_request(method, target, headers, _body(body))
+    return SubRequest(method, target, headers, _body(body))
 
 
 def _body(body: Any) -> bytes:

@@ -13,6 +13,7 @@ both with what ``requests`` itself prepares, over many calls and sessions.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from http.cookiejar import CookieJar
 from typing import Any
@@ -195,7 +196,7 @@ class FastPreparer:
             if not isinstance(cookies, CookieJar):
                 cookies = cookiejar_from_dict(cookies or {})  # type: ignore[no-untyped-call]
             merge_cookies(merge_cookies(jar, session.cookies), cookies)  # type: ignore[no-untyped-call]
-            request.headers = CaseInsensitiveDict(fields.values())
+            request.headers = _headers(fields)
             cookie = get_cookie_header(jar, request)  # type: ignore[no-untyped-call]
             if cookie is not None:
                 fields["cookie"] = ("Cookie", cookie)
@@ -211,8 +212,8 @@ class FastPreparer:
         auth = auth if auth is not None else session.auth
         if auth:
             fields["authorization"] = ("Authorization", self._authorization(auth))
-        request.headers = CaseInsensitiveDict(fields.values())
-        return request, part(method, target, fields.values(), body)
+        request.headers = _headers(fields)
+        return request, part(method, target, fields.items(), body)
 
     def _fields(self, session: requests.Session, headers: Any) -> Fields | None:
         """The call's header fields before its cookies, body and auth add theirs: the
@@ -251,6 +252,14 @@ class FastPreparer:
         value = _basic_auth_str(*auth)
         self._basic = (auth, value)
         return value
+
+
+def _headers(fields: Fields) -> CaseInsensitiveDict[Any]:
+    """``fields`` as the ``CaseInsensitiveDict`` requests would have built of them: its store
+    is ``fields`` (name in lower case -> the name as set, and the value), copied at once."""
+    headers: CaseInsensitiveDict[Any] = CaseInsensitiveDict.__new__(CaseInsensitiveDict)
+    headers._store = OrderedDict(fields)  # type: ignore[attr-defined]  # not in the stubs
+    return headers
 
 
 def _is_basic(auth: object) -> bool:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Any, Unpack
+from typing import Any, NamedTuple, Unpack
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -107,6 +107,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         super().__init__()
         self._configure(**options)
         timeout_of(timeout)  # refuse now what could not bound a batch
+        self._last_arguments: _LastArguments | None = None
         self.batch_url = batch_url
         self.timeout = timeout
         self._sleep = sleep
@@ -246,8 +247,15 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
                     f"travels in the batch request, which takes {name} from the session; "
                     f"set session.{name} instead"
                 )
-        timeouts, total = timeout_of(self.timeout if timeout is None else timeout)
-        return TransportArguments(timeouts, total, self.stream if stream is None else bool(stream))
+        timeout = self.timeout if timeout is None else timeout
+        stream = self.stream if stream is None else bool(stream)
+        last = self._last_arguments
+        if last is not None and last.timeout is timeout and last.arguments.stream is stream:
+            return last.arguments  # the same objects as last time: the same meaning
+        timeouts, total = timeout_of(timeout)
+        arguments = TransportArguments(timeouts, total, stream)
+        self._last_arguments = _LastArguments(timeout, arguments)
+        return arguments
 
     def _enqueue(
         self,
@@ -402,6 +410,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
     def __del__(self) -> None:
         what = "the Batching session was garbage-collected before send_batch()"
         self._queue.drop(what, 1)
+
+
+class _LastArguments(NamedTuple):
+    """The transport arguments last worked out, and the timeout they were worked out of."""
+
+    timeout: object
+    arguments: TransportArguments
 
 
 def _origin(url: str) -> tuple[str, str, int]:
