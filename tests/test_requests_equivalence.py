@@ -657,3 +657,43 @@ def test_each_response_is_what_requests_would_build(
     theirs, read = what_requests_builds(request, answer, stream=stream)
     assert answer_fields(ours) == answer_fields(theirs, read)
     assert cookies_in(session_cookies) == cookies_in(theirs.cookies)
+
+
+class _Recording(RequestsAdapter):
+    """The fake endpoint's adapter, keeping each request the session sent it."""
+
+    def __init__(self, endpoint: FakeEndpoint) -> None:
+        super().__init__(endpoint)
+        self.sent: list[requests.PreparedRequest] = []
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        self.sent.append(request)
+        return super().send(request, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "change", [_set_header("X-Client", "ours"), _set("auth", ("ada", "pw")), _add_hook]
+)
+def test_the_batch_request_is_prepared_as_requests_prepares_it(change: Change) -> None:
+    """The batch ``POST`` (and the discovery ``GET``) carry the session's settings exactly as
+    ``prepare_request`` applies them, but not its hooks (they see each part's response)."""
+    adapter = _Recording(FakeEndpoint(description={"max_parts": 100}))
+    with Batching(BATCH_URL, discover=True, max_parts=1) as session:
+        session.mount(BASE, adapter)
+        change(session)
+        session.cookies.set("sid", "abc")
+        session.get(f"{BASE}/a")
+        session.get(f"{BASE}/b")
+    discovery, batch, _ = adapter.sent
+    for sent in (discovery, batch):
+        headers = {"Accept": "application/json"} if sent is discovery else None
+        if headers is None:
+            headers = {"Content-Type": sent.headers["Content-Type"]}
+        theirs = requests.Session.prepare_request(
+            session, requests.Request(sent.method, BATCH_URL, data=sent.body, headers=headers)
+        )
+        assert (sent.method, sent.url, sent.body) == (theirs.method, theirs.url, theirs.body)
+        assert list(sent.headers.items()) == list(theirs.headers.items())
+        assert sent.hooks == {"response": []}

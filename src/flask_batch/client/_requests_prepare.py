@@ -122,14 +122,14 @@ class FastPreparer:
         session: requests.Session,
         method: str,
         url: str,
-        params: Any,
-        data: Any,
-        headers: Any,
-        cookies: Any,
-        files: Any,
-        auth: Any,
-        hooks: Any,
-        json: Any,
+        params: Any = None,
+        data: Any = None,
+        headers: Any = None,
+        cookies: Any = None,
+        files: Any = None,
+        auth: Any = None,
+        hooks: Any = None,
+        json: Any = None,
     ) -> tuple[requests.PreparedRequest, SubRequest] | None:
         """The call as ``session.prepare_request`` would prepare it (the arguments as
         ``Session.request`` takes them), and its part; None if this call's shape is not one

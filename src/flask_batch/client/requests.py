@@ -363,7 +363,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
 
     def _own_request(self, method: str, **arguments: Any) -> requests.PreparedRequest:
         """A request of the session's own (a batch, a discovery) to the batch URL."""
-        request = self.prepare_request(requests.Request(method, self.batch_url, **arguments))
+        prepared = None
+        if arguments.keys() <= {"data", "headers"}:
+            prepared = self._preparer.prepare(self, method, self.batch_url, **arguments)
+        if prepared is not None:
+            request = prepared[0]
+        else:
+            request = self.prepare_request(requests.Request(method, self.batch_url, **arguments))
         request.hooks = default_hooks()  # session hooks see each sub-response, not the batch
         return request
 
