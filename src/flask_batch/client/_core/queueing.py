@@ -169,8 +169,6 @@ class Queue(Generic[EntryT, ResponseT]):
         ``depends_on`` does: the server runs the one after the other, and they must go in one
         batch and be retried together. An id no request of this queue has is left to the
         server, which refuses it."""
-        if not self._ids:
-            return []  # no request of this queue has an id to refer to
         values = [value.strip() for name, value in headers if name.lower() in _ETAG_HEADERS]
         found = [_REFERENCE.match(text) for text in (target or "", *values)]
         in_group = {id(response) for response in self.open.responses} if self.open else set()
