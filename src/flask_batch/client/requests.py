@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Any, Unpack
+from typing import Any, NamedTuple, Unpack
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -24,6 +24,7 @@ from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.exceptions import ChunkedEncodingError
 from requests.hooks import default_hooks, dispatch_hook
 
+from ..wire.model import SubRequest
 from ._core.limits import description
 from ._core.model import Answered, Failed, Lost, PreparedBatch, Reply, smallest
 from ._core.options import ClientOptions, Options
@@ -53,6 +54,7 @@ from ._requests_messages import (
     sent_nothing,
     timeout_of,
 )
+from ._requests_prepare import FastPreparer
 
 __all__ = [
     "BatchFailed",
@@ -120,6 +122,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         ]
         self._configure(**options)
         timeout_of(timeout)  # refuse now what could not bound a batch
+        self._last_arguments: _LastArguments | None = None
         self.batch_url = batch_url
         self.timeout = timeout
         self._sleep = sleep
@@ -127,6 +130,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         parts = urlsplit(batch_url)
         #: A URL that starts with this has the batch URL's origin: no need to parse it.
         self._origin_prefix = f"{parts.scheme}://{parts.netloc}/"
+        self._preparer = FastPreparer(self._origin_prefix)
 
     def request(  # noqa: PLR0917 (requests.Session.request's positional signature)
         self,
@@ -177,6 +181,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             url = url.decode("utf-8")
         # A reference has no origin: it is built as the URL it names relative to the batch URL.
         reference = url if is_reference(url) else None
+        if reference is None:
+            fast = self._preparer.prepare(
+                self, method, url, params, data, headers, cookies, files, auth, hooks, json
+            )
+            if fast is not None:
+                request, part = fast
+                return self._enqueue(request, depends_on, arguments, content_id, part=part)
         prepared = self.prepare_request(
             requests.Request(
                 method=method.upper(),
@@ -251,8 +262,15 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
                     f"travels in the batch request, which takes {name} from the session; "
                     f"set session.{name} instead"
                 )
-        timeouts, total = timeout_of(self.timeout if timeout is None else timeout)
-        return TransportArguments(timeouts, total, self.stream if stream is None else bool(stream))
+        timeout = self.timeout if timeout is None else timeout
+        stream = self.stream if stream is None else bool(stream)
+        last = self._last_arguments
+        if last is not None and last.timeout is timeout and last.arguments.stream is stream:
+            return last.arguments  # the same objects as last time: the same meaning
+        timeouts, total = timeout_of(timeout)
+        arguments = TransportArguments(timeouts, total, stream)
+        self._last_arguments = _LastArguments(timeout, arguments)
+        return arguments
 
     def _enqueue(
         self,
@@ -261,7 +279,10 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         arguments: TransportArguments,
         content_id: str | None = None,
         reference: str | None = None,
+        *,
+        part: SubRequest | None = None,
     ) -> RequestsBatchResponse:
+        """Queue a prepared request; ``part``: the part that carries it, if made already."""
         url = request.url
         if url is None or not (url.startswith(self._origin_prefix) or _origin(url) == self._origin):
             raise ValueError(
@@ -270,7 +291,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             )
         depends_on = self._queue.positions(dependencies, "batch")
         target = None if reference is None else reference_target(reference, urlsplit(url).query)
-        sub_request = part_of(request, target)
+        sub_request = part or part_of(request, target)
         referenced = self._queue.referenced(target, sub_request.headers)
         depends_on = tuple(dict.fromkeys((*depends_on, *referenced)))
         if content_id is not None:
@@ -296,6 +317,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         answered 429 or 503 (and batches lost as a whole) are retried as ``retries`` says.
         """
         queued = self._queue.take()
+        self._preparer.new_batch()
         if not queued:
             return []
         queue = [item for item, _ in queued]
@@ -354,7 +376,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
 
     def _own_request(self, method: str, **arguments: Any) -> requests.PreparedRequest:
         """A request of the session's own (a batch, a discovery) to the batch URL."""
-        request = self.prepare_request(requests.Request(method, self.batch_url, **arguments))
+        prepared = None
+        if arguments.keys() <= {"data", "headers"}:
+            prepared = self._preparer.prepare(self, method, self.batch_url, **arguments)
+        if prepared is not None:
+            request = prepared[0]
+        else:
+            request = self.prepare_request(requests.Request(method, self.batch_url, **arguments))
         request.hooks = default_hooks()  # session hooks see each sub-response, not the batch
         return request
 
@@ -418,6 +446,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
     def __del__(self) -> None:
         what = "the Batching session was garbage-collected before send_batch()"
         self._queue.drop(what, 1)
+
+
+class _LastArguments(NamedTuple):
+    """The transport arguments last worked out, and the timeout they were worked out of."""
+
+    timeout: object
+    arguments: TransportArguments
 
 
 def _origin(url: str) -> tuple[str, str, int]:
