@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextvars
 import cProfile
+import io
 import json
 import os
 import pstats
@@ -27,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 from flask import Flask
 from pyinstrument import Profiler
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
+from requests.adapters import BaseAdapter, HTTPAdapter
 
 from bench.server_cost import (
     batch_environ,
@@ -229,13 +230,18 @@ class InProcess(BaseAdapter):
             data=request.body,
             headers=list(request.headers.items()),
         )
-        response = requests.Response()
-        response.status_code = answer.status_code
-        response.reason = answer.status.partition(" ")[2]
-        response.headers = CaseInsensitiveDict(dict(answer.headers))
-        response._content = answer.get_data()
-        response.url = request.url or ""
-        response.request = request
+        # Read as requests' own adapter reads a socket's answer: urllib3 decodes its
+        # Content-Encoding (the batch's answer comes in gzip), which is the client's work.
+        raw = urllib3.HTTPResponse(
+            body=io.BytesIO(answer.get_data()),
+            headers=urllib3.HTTPHeaderDict(list(answer.headers.items())),
+            status=answer.status_code,
+            reason=answer.status.partition(" ")[2],
+            preload_content=False,
+            decode_content=True,
+        )
+        response = HTTPAdapter().build_response(request, raw)
+        response.content  # noqa: B018 (read now, as a non-streamed send does)
         response.elapsed = timedelta(0)
         self.seconds += time.process_time() - start
         return response
