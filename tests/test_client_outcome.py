@@ -1,0 +1,242 @@
+"""What a sent batch came to, at a glance: ``ok``, ``failed()`` and ``retry_failed()``.
+
+Why: a batch answers 200 whatever its parts answered, so a caller had to look at every
+response to learn that one failed, and to rebuild the failed requests by hand to send them
+again. Here, against a real server on 127.0.0.1: the batch's outcome agrees with its parts
+and with the server's ``Batch-Failures`` header, ``retry_failed()`` sends only what may
+succeed on a second try (never a POST that may have run, unless the policy says so), keeps
+dependencies among what it sends, and fills the responses the caller already holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+from flask import Flask, Response
+
+from flask_batch import add_batch_route
+from flask_batch.client import BatchFailed, Batching, BatchNotSent, Retry
+from flask_batch.client._core.outcome import Attempt, reported_failures, to_retry
+from flask_batch.client.requests import SentBatch
+from flask_batch.wire.model import Group
+from tests.servers import live_server
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[str, dict[str, int]]]:
+    """The server's base URL, and how many times each flaky key was asked for."""
+    app = Flask(__name__)
+    add_batch_route(app)
+    add_batch_route(app, "/batch/odata", "odata", multipart_dialect="odata")
+    hits: dict[str, int] = {}
+
+    @app.route("/ok/<key>", methods=["GET", "PUT", "POST"])
+    def ok(key: str) -> Response:
+        return Response(f"ok {key}", content_type="text/plain")
+
+    @app.route("/status/<int:code>")
+    def status(code: int) -> Response:
+        return Response(f"status {code}", status=code, content_type="text/plain")
+
+    @app.route("/flaky/<key>", methods=["GET", "PUT", "POST"])
+    def flaky(key: str) -> Response:
+        """Fails the first time it is asked for ``key``, and succeeds after."""
+        hits[key] = hits.get(key, 0) + 1
+        if hits[key] == 1:
+            return Response("not yet", status=500, content_type="text/plain")
+        return Response(f"{key} {hits[key]}", content_type="text/plain")
+
+    with live_server(app) as base:
+        yield base, hits
+
+
+@pytest.fixture
+def base(served: tuple[str, dict[str, int]]) -> str:
+    return served[0]
+
+
+@pytest.fixture
+def hits(served: tuple[str, dict[str, int]]) -> dict[str, int]:
+    return served[1]
+
+
+def test_a_batch_whose_every_request_succeeded_is_ok(base: str) -> None:
+    s = Batching(f"{base}/batch")
+    first, second = s.get(f"{base}/ok/a"), s.get(f"{base}/ok/b")
+    sent = s.send_batch()
+    assert isinstance(sent, list)
+    assert sent == [first, second]  # still the list of responses it was
+    assert s.last_batch is sent
+    assert sent.ok
+    assert sent.failed() == []
+    assert sent.reported_failures == 0  # the server's Batch-Failures header agrees
+
+
+def test_failed_lists_the_4xx_and_5xx_answers_in_request_order(base: str) -> None:
+    with Batching(f"{base}/batch", retries=0) as s:
+        missing = s.get(f"{base}/status/404")
+        s.get(f"{base}/ok/a")
+        broken = s.get(f"{base}/status/500")
+        s.get(f"{base}/status/302")
+    sent = s.last_batch
+    assert sent is not None
+    assert not sent.ok
+    assert sent.failed() == [missing, broken]
+    assert sent.reported_failures == 2 == len(sent.failed())
+
+
+def test_retry_failed_leaves_what_would_fail_again(base: str) -> None:
+    """A 404 is the same the second time: nothing is sent."""
+    with Batching(f"{base}/batch") as s:
+        s.get(f"{base}/status/404")
+    sent = s.last_batch
+    assert sent is not None
+    assert sent.retry_failed() is sent
+    assert not sent.ok
+    assert [response.status_code for response in sent.failed()] == [404]
+
+
+def test_retry_failed_recovers_a_flaky_endpoint_in_place(base: str, hits: dict[str, int]) -> None:
+    with Batching(f"{base}/batch") as s:
+        fine = s.get(f"{base}/ok/a")
+        flaky = s.get(f"{base}/flaky/get")
+    assert flaky.status_code == 500
+    sent = s.last_batch
+    assert sent is not None
+    assert sent.failed() == [flaky]
+    assert sent.retry_failed().ok
+    assert hits["get"] == 2  # sent once more, alone
+    assert flaky.status_code == 200  # the response already held, filled again
+    assert flaky.text == "get 2"
+    assert fine.text == "ok a"
+    assert sent.failed() == []
+
+
+def test_a_post_that_may_have_run_is_not_retried_by_default(
+    base: str, hits: dict[str, int]
+) -> None:
+    with Batching(f"{base}/batch") as s:
+        created = s.post(f"{base}/flaky/post")
+    sent = s.last_batch
+    assert sent is not None
+    sent.retry_failed()
+    assert hits["post"] == 1  # never sent again
+    assert sent.failed() == [created]
+    assert created.status_code == 500
+
+
+def test_a_post_is_retried_when_the_policy_allows_it(base: str, hits: dict[str, int]) -> None:
+    with Batching(f"{base}/batch", retries=Retry(methods=None)) as s:
+        created = s.post(f"{base}/flaky/post-allowed")
+    sent = s.last_batch
+    assert sent is not None
+    assert sent.retry_failed().ok
+    assert hits["post-allowed"] == 2
+    assert created.status_code == 200
+
+
+def test_a_424_goes_again_with_its_dependency_and_runs_if_it_succeeds(
+    base: str, hits: dict[str, int]
+) -> None:
+    """The dependent POST never ran (424), so it goes again whatever its method, in the
+    same batch as its dependency, which the server runs first."""
+    with Batching(f"{base}/batch") as s:
+        put = s.put(f"{base}/flaky/put")
+        dependent = s.request("POST", f"{base}/ok/after", depends_on=[put])
+    assert (put.status_code, dependent.status_code) == (500, 424)
+    sent = s.last_batch
+    assert sent is not None
+    assert sent.reported_failures == 2
+    assert sent.retry_failed().ok
+    assert (put.status_code, dependent.status_code) == (200, 200)
+    assert dependent.text == "ok after"
+
+
+def test_a_424_whose_dependency_stays_failed_is_not_retried(base: str) -> None:
+    with Batching(f"{base}/batch") as s:
+        missing = s.get(f"{base}/status/404")
+        dependent = s.get(f"{base}/ok/after", depends_on=[missing])
+    sent = s.last_batch
+    assert sent is not None
+    sent.retry_failed()
+    assert [r.status_code for r in sent.failed()] == [404, 424]
+    assert dependent.status_code == 424
+
+
+def test_a_request_with_no_answer_failed_and_is_retried(base: str, hits: dict[str, int]) -> None:
+    """An OData batch stops at its first failed request: the one after it gets no answer
+    (the call raises, and ``last_batch`` still tells what came back)."""
+    s = Batching(f"{base}/batch/odata")
+    first = s.get(f"{base}/flaky/stops")
+    after = s.get(f"{base}/ok/b")
+    with pytest.raises(BatchFailed, match="stopped at its first error"):
+        s.send_batch()
+    sent = s.last_batch
+    assert sent is not None
+    assert not sent.ok
+    assert sent.failed() == [first, after]
+    with pytest.raises(BatchNotSent):
+        after.status_code  # noqa: B018 (reading it is the test)
+    assert sent.reported_failures == 1  # the server counts the parts it answered
+    assert sent.retry_failed().ok
+    assert (first.status_code, after.text) == (200, "ok b")
+    assert hits["stops"] == 2
+
+
+def test_an_empty_batch_is_ok() -> None:
+    s = Batching("http://127.0.0.1:9/batch")
+    sent = s.send_batch()
+    assert isinstance(sent, SentBatch)
+    assert sent == []
+    assert sent.ok
+
+
+def test_a_failed_batch_request_is_a_failure_of_each_request() -> None:
+    """Nothing listens: no request has an answer, and the batch says so."""
+    s = Batching("http://127.0.0.1:9/batch", retries=0)
+    lost = s.get("http://127.0.0.1:9/ok/a")
+    with pytest.raises(requests.ConnectionError):
+        s.send_batch()
+    assert s.last_batch is not None
+    assert s.last_batch.failed() == [lost]
+    assert s.last_batch.reported_failures is None
+
+
+# -- the rules, without a server ----------------------------------------------------------
+
+
+def test_an_atomic_group_is_retried_whole_or_not_at_all() -> None:
+    group = Group("g", first=0, size=2)
+    failing = [Attempt("PUT", (), group, 503), Attempt("PUT", (), group, 424)]
+    assert to_retry(failing, Retry()) == [0, 1]
+    with_post = [Attempt("PUT", (), group, 503), Attempt("POST", (), group, 424)]
+    assert to_retry(with_post, Retry()) == []
+    assert to_retry(with_post, Retry(methods=None)) == [0, 1]
+
+
+def test_what_is_retried() -> None:
+    attempts = [
+        Attempt("GET", (), None, None),  # no answer
+        Attempt("GET", (), None, 408),
+        Attempt("GET", (), None, 429),
+        Attempt("GET", (), None, 502),
+        Attempt("GET", (), None, 400),
+        Attempt("GET", (), None, 200),
+        Attempt("POST", (), None, 503),
+        Attempt("POST", (3,), None, 424),  # its dependency goes again: it goes along
+        Attempt("POST", (4,), None, 424),  # its dependency failed for good
+        Attempt("POST", (5,), None, 424),  # its dependency succeeded since
+    ]
+    assert to_retry(attempts, Retry()) == [0, 1, 2, 3, 7, 9]
+
+
+@pytest.mark.parametrize(
+    ("headers", "count"),
+    [([], None), (["0"], 0), (["1", "2"], 3), (["1", None], None), (["x"], None)],
+)
+def test_the_batch_failures_headers_are_added_up(
+    headers: list[str | None], count: int | None
+) -> None:
+    assert reported_failures(headers) == count
