@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import requests
 from flask import Flask, Response
 
 from flask_batch import add_batch_route
-from flask_batch.client import BatchFailed, Batching, BatchNotSent, Retry
+from flask_batch.client import BatchFailed, Batching, BatchNotSent, Retry, SentBatch
 from flask_batch.client._core.outcome import Attempt, reported_failures, to_retry
-from flask_batch.client.requests import SentBatch
+from flask_batch.client.httpx import BatchTransport, HttpxBatchFailed
 from flask_batch.wire.model import Group
 from tests.servers import live_server
 
@@ -101,8 +102,8 @@ def test_retry_failed_leaves_what_would_fail_again(base: str) -> None:
 def test_retry_failed_recovers_a_flaky_endpoint_in_place(base: str, hits: dict[str, int]) -> None:
     with Batching(f"{base}/batch") as s:
         fine = s.get(f"{base}/ok/a")
-        flaky = s.get(f"{base}/flaky/get")
-    assert flaky.status_code == 500
+        flaky = s.get(f"{base}/flaky/get", stream=True)  # its body read from raw, when asked
+    assert (flaky.status_code, flaky.text) == (500, "not yet")
     sent = s.last_batch
     assert sent is not None
     assert sent.failed() == [flaky]
@@ -202,6 +203,63 @@ def test_a_failed_batch_request_is_a_failure_of_each_request() -> None:
     assert s.last_batch is not None
     assert s.last_batch.failed() == [lost]
     assert s.last_batch.reported_failures is None
+
+
+# -- httpx: a batch scope -------------------------------------------------------------------
+
+
+def test_a_batch_scope_says_what_its_batch_came_to(base: str, hits: dict[str, int]) -> None:
+    transport = BatchTransport(f"{base}/batch")
+    with httpx.Client(transport=transport) as client:
+        with transport.batch(client) as batch:
+            fine = batch.get(f"{base}/ok/a")
+            flaky = batch.put(f"{base}/flaky/httpx-put")
+            dependent = batch.post(f"{base}/ok/after", depends_on=[flaky])
+            missing = batch.get(f"{base}/status/404")
+            created = batch.post(f"{base}/flaky/httpx-post")
+        sent = batch.last_batch
+        assert sent is not None
+        assert sent == [fine, flaky, dependent, missing, created]
+        assert not sent.ok
+        assert sent.failed() == [flaky, dependent, missing, created]
+        assert sent.reported_failures == 4
+        sent.retry_failed()  # the PUT and the 424 after it; not the 404, not the POST
+    assert (flaky.status_code, dependent.status_code) == (200, 200)
+    assert dependent.text == "ok after"
+    assert (hits["httpx-put"], hits["httpx-post"]) == (2, 1)
+    assert sent.failed() == [missing, created]
+
+
+def test_a_batch_scope_that_got_no_answer_keeps_its_outcome(base: str) -> None:
+    transport = BatchTransport(f"{base}/batch/odata")
+    with httpx.Client(transport=transport) as client:
+        batch = transport.batch(client)
+        first = batch.get(f"{base}/flaky/httpx-stops")
+        after = batch.get(f"{base}/ok/b")
+        with pytest.raises(HttpxBatchFailed):
+            batch.send()
+        sent = batch.last_batch
+        assert sent is not None
+        assert sent.failed() == [first, after]
+        assert sent.retry_failed().ok
+    assert (first.status_code, after.text) == (200, "ok b")
+
+
+def test_a_scope_retries_a_request_that_passed_through(base: str, hits: dict[str, int]) -> None:
+    """Requests to another origin are not batched, and go again one by one."""
+    other = base.replace("127.0.0.1", "localhost")
+    transport = BatchTransport(f"{base}/batch")
+    with httpx.Client(transport=transport) as client:
+        batch = transport.batch(client)
+        passed = batch.get(f"{other}/flaky/passing")
+        batch.send()
+        sent = batch.last_batch
+        assert sent is not None
+        assert sent.failed() == [passed]
+        assert sent.reported_failures is None  # no batch was sent
+        assert sent.retry_failed().ok
+    assert hits["passing"] == 2
+    assert passed.text == "passing 2"
 
 
 # -- the rules, without a server ----------------------------------------------------------

@@ -295,6 +295,17 @@ def read(response: httpx.Response) -> httpx.Response:
     return response
 
 
+#: What an ``httpx.Response`` keeps of the body it read, and reads it again without.
+_READ = ("_content", "_text", "_encoding", "_decoder", "_cookies")
+
+
+def unread(response: HttpxBatchResponse) -> None:
+    """Forget what ``response`` read of its last answer, so that filling it again (a
+    request sent again) gives it the new answer's body, not the old one's."""
+    for name in _READ:
+        response.__dict__.pop(name, None)
+
+
 def fill(target: HttpxBatchResponse, source: httpx.Response | Answered[httpx.Response]) -> None:
     """Make the pending ``target`` the response ``source`` is (one passed through, or an
     answer of its batch, which took as long as that batch), and read it."""

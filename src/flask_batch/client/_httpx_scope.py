@@ -4,15 +4,19 @@ one batch when it ends."""
 
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._core.model import Answered, Failed
+from ..observe import FAILURES_HEADER
+from ._core.model import Answered, Failed, Result
+from ._core.outcome import Attempt, SentBatch, outers_of, reported_failures
 from ._core.queueing import Changeset, Queue, is_reference, reference_target
 from ._httpx_messages import (
     CONTENT_ID,
@@ -21,6 +25,7 @@ from ._httpx_messages import (
     HttpxBatchResponse,
     failure,
     fill,
+    unread,
 )
 
 if TYPE_CHECKING:
@@ -38,6 +43,8 @@ class BatchScope:
         self._queue: Queue[Entry | None, HttpxBatchResponse] = Queue()
         self._transport = transport
         self._client = client
+        #: What the last :meth:`send` (or ``with`` block) sent came to, or None.
+        self.last_batch: SentBatch[HttpxBatchResponse] | None = None
 
     @property
     def pending(self) -> int:
@@ -169,10 +176,75 @@ class BatchScope:
     def delete(self, url: httpx.URL | str, **kwargs: Any) -> HttpxBatchResponse:
         return self.request("DELETE", url, **kwargs)
 
-    def send(self) -> list[HttpxBatchResponse]:
+    def send(self) -> SentBatch[HttpxBatchResponse]:
         """Send what is queued (batched, and the others one by one, in order); fill and
-        return the responses. Raises :class:`HttpxBatchFailed` if any got no answer."""
+        return the responses. Raises :class:`HttpxBatchFailed` if any got no answer. The list
+        returned, also kept as :attr:`last_batch` (there too when this raises), says what
+        they came to: ``ok``, ``failed()``, ``retry_failed()`` (README, "Outcome at a
+        glance")."""
         queue = self._queue.take()
+        depends_on = [() if entry is None else entry.depends_on for entry, _ in queue]
+        results = self._send(queue)
+        attempts = [
+            Attempt(response.request.method, depends_on[position], None, _status(response))
+            if entry is None
+            else Attempt(
+                entry.sub_request.method,
+                depends_on[position],
+                entry.sub_request.group,
+                _status(response),
+            )
+            for position, (entry, response) in enumerate(queue)
+        ]
+        self.last_batch = SentBatch(
+            [response for _, response in queue],
+            attempts,
+            self._transport.retry,
+            functools.partial(self._resend, queue, depends_on),
+            reported_failures([outer.headers.get(FAILURES_HEADER) for outer in outers_of(results)]),
+        )
+        failures = [
+            (response.request, result)
+            for response, result in zip(
+                (response for entry, response in queue if entry is not None), results, strict=True
+            )
+            if isinstance(result, Failed)
+        ]
+        if failures:
+            raise failure(failures, len(queue), [r for _, r in queue])
+        return self.last_batch
+
+    def _resend(
+        self,
+        queue: list[tuple[Entry | None, HttpxBatchResponse]],
+        depends_on: list[tuple[int, ...]],
+        positions: list[int],
+    ) -> list[int | None]:
+        """Send the requests of ``queue`` at ``positions`` again (:meth:`SentBatch.retry_failed`),
+        with their dependencies among them; each one's new status (None: no answer)."""
+        place = {position: number for number, position in enumerate(positions)}
+        again = [
+            (
+                None
+                if entry is None
+                else replace(
+                    entry, depends_on=tuple(place[d] for d in depends_on[position] if d in place)
+                ),
+                response,
+            )
+            for position in positions
+            for entry, response in (queue[position],)
+        ]
+        for _, response in again:
+            unread(response)
+        self._send(again)
+        return [_status(response) for _, response in again]
+
+    def _send(
+        self, queue: list[tuple[Entry | None, HttpxBatchResponse]]
+    ) -> list[Result[httpx.Response]]:
+        """Send ``queue`` (``depends_on`` as positions in it); fill each answered response in
+        place, and say why on the others. The results of the batched requests, in order."""
         entries = [entry for entry, _ in queue if entry is not None]
         # Positions in the queue become positions among the batched entries.
         renumber: dict[int, int] = {}
@@ -182,22 +254,17 @@ class BatchScope:
         for entry in entries:
             entry.depends_on = tuple(renumber[d] for d in entry.depends_on)
         try:
-            results = iter(self._transport.exchange(entries))
+            results = self._transport.exchange(entries)
         except BaseException as error:
             for _, response in queue:
                 response._pending = f"the batch could not be sent: {error}"
             raise
-        failures: list[tuple[httpx.Request, Failed[httpx.Response]]] = []
-        for entry, response in queue:
-            request = response._request
-            assert request is not None
-            if entry is not None:
-                result = next(results)
-                if isinstance(result, Answered):
-                    fill(response, result)
-                else:
-                    response._pending = result.reason
-                    failures.append((request, result))
+        batched = (response for entry, response in queue if entry is not None)
+        for response, result in zip(batched, results, strict=True):
+            if isinstance(result, Answered):
+                fill(response, result)
+            else:
+                response._pending = result.reason
         # Then the requests that are not batched, one by one, in order.
         passing = [response for entry, response in queue if entry is None]
         for index, response in enumerate(passing):
@@ -220,9 +287,7 @@ class BatchScope:
                 if response._pending is None:
                     for hook in client.event_hooks["response"]:
                         hook(response)
-        if failures:
-            raise failure(failures, len(queue), [r for _, r in queue])
-        return [response for _, response in queue]
+        return results
 
     def __enter__(self) -> BatchScope:
         return self
@@ -259,3 +324,8 @@ def _authenticate(request: httpx.Request, auth: Any) -> httpx.Request:
         authenticated: httpx.Request = auth(request)
         return authenticated
     raise TypeError(f"invalid auth {auth!r}")
+
+
+def _status(response: HttpxBatchResponse) -> int | None:
+    """The status ``response`` was filled with, or None if it got no answer."""
+    return None if response._pending is not None else response.status_code

@@ -51,6 +51,7 @@ import httpx
 from ._core.limits import description
 from ._core.model import Answered, Lost, PreparedBatch, Reply, Result
 from ._core.options import Options
+from ._core.outcome import SentBatch
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.queueing import Changeset
 from ._core.report import BatchFailed
@@ -83,6 +84,7 @@ __all__ = [
     "Changeset",
     "HttpxBatchFailed",
     "HttpxBatchResponse",
+    "SentBatch",
     "UnsentRequestsWarning",
 ]
 

@@ -55,6 +55,7 @@ from ._requests_messages import (
     reply,
     sent_nothing,
     timeout_of,
+    unread,
 )
 
 __all__ = [
@@ -338,6 +339,8 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             )
             for item, response in (queued[position] for position in positions)
         ]
+        for _, response in again:
+            unread(response)
         return [status_of(result) for result in self._send(again)]
 
     def _send(
