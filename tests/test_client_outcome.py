@@ -262,6 +262,39 @@ def test_a_scope_retries_a_request_that_passed_through(base: str, hits: dict[str
     assert passed.text == "passing 2"
 
 
+def test_send_all_says_what_its_batch_came_to(base: str, hits: dict[str, int]) -> None:
+    transport = BatchTransport(f"{base}/batch")
+    sent = transport.send_all(
+        [httpx.Request("GET", f"{base}/ok/a"), httpx.Request("GET", f"{base}/flaky/send-all")]
+    )
+    fine, flaky = sent
+    assert isinstance(flaky, httpx.Response)
+    assert (fine.text, flaky.status_code) == ("ok a", 500)
+    assert sent.failed() == [flaky]
+    assert sent.reported_failures == 1
+    assert sent.retry_failed().ok
+    assert (flaky.status_code, flaky.text) == (200, "send-all 2")
+
+
+def test_send_all_that_got_no_answer_has_its_batch_on_the_error(base: str) -> None:
+    transport = BatchTransport(f"{base}/batch/odata")
+    requests_ = [
+        httpx.Request("GET", f"{base}/flaky/send-all-stops"),
+        httpx.Request("GET", f"{base}/ok/b"),
+    ]
+    with pytest.raises(HttpxBatchFailed) as raised:
+        transport.send_all(requests_)
+    first = raised.value.responses[0]
+    assert first is not None
+    assert raised.value.responses[1] is None  # as it always was
+    sent = raised.value.batch
+    assert sent is not None
+    assert sent[0] is first
+    assert sent.failed() == list(sent)
+    assert sent.retry_failed().ok
+    assert (first.status_code, sent[1].text) == (200, "ok b")
+
+
 # -- the rules, without a server ----------------------------------------------------------
 
 

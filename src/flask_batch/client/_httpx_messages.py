@@ -16,6 +16,7 @@ import httpx
 from ..wire.model import Headers, SubRequest
 from ._core.formats import Format
 from ._core.model import Answered, Failed, PreparedBatch, Reply, smallest
+from ._core.outcome import SentBatch
 from ._core.pending import BatchResponse
 from ._core.queueing import (
     NOT_CARRIED,
@@ -81,7 +82,11 @@ _GUARDED = frozenset(
 class HttpxBatchFailed(BatchFailed, httpx.TransportError):
     """:class:`~flask_batch.client.BatchFailed` as the httpx transports raise it: an
     ``httpx.TransportError``. ``responses``: what :meth:`BatchTransport.send_all` (or a
-    batch scope) got, in order, None where nothing came."""
+    batch scope) got, in order, None where nothing came; ``batch``: what the batch came
+    to, whose ``retry_failed()`` sends the failed requests again (README, "Outcome at a
+    glance")."""
+
+    batch: SentBatch[Any] | None = None
 
     def __init__(
         self,

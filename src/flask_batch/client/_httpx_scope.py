@@ -182,7 +182,12 @@ class BatchScope:
         returned, also kept as :attr:`last_batch` (there too when this raises), says what
         they came to: ``ok``, ``failed()``, ``retry_failed()`` (README, "Outcome at a
         glance")."""
-        queue = self._queue.take()
+        return self._sent(self._queue.take())
+
+    def _sent(
+        self, queue: list[tuple[Entry | None, HttpxBatchResponse]]
+    ) -> SentBatch[HttpxBatchResponse]:
+        """Send ``queue``: what :meth:`send` does once the requests are taken."""
         depends_on = [() if entry is None else entry.depends_on for entry, _ in queue]
         results = self._send(queue)
         attempts = [
@@ -211,7 +216,9 @@ class BatchScope:
             if isinstance(result, Failed)
         ]
         if failures:
-            raise failure(failures, len(queue), [r for _, r in queue])
+            error = failure(failures, len(queue), [r for _, r in queue])
+            error.batch = self.last_batch
+            raise error
         return self.last_batch
 
     def _resend(

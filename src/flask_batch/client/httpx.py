@@ -44,7 +44,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Unpack
+from typing import Unpack, cast
 
 import httpx
 
@@ -66,7 +66,6 @@ from ._httpx_messages import (
     HttpxBatchResponse,
     failure,
     outer_request,
-    read,
     reply,
     response_of,
 )
@@ -156,19 +155,30 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
 
     def send_all(
         self, requests: Iterable[httpx.Request], *, atomic: bool = False
-    ) -> list[httpx.Response]:
+    ) -> SentBatch[httpx.Response]:
         """Send ``requests`` (batching those that can be) and return their responses in
-        order; raises :class:`HttpxBatchFailed` (with ``responses``) if any got no answer.
-        ``atomic=True``: they are one atomic group (:meth:`BatchScope.changeset`)."""
+        order; raises :class:`HttpxBatchFailed` (with ``responses``, and ``batch``) if any got
+        no answer. ``atomic=True``: they are one atomic group (:meth:`BatchScope.changeset`).
+        The list returned says what they came to: ``ok``, ``failed()``, ``retry_failed()``
+        (README, "Outcome at a glance")."""
         requests = list(requests)
         batched, group = self._batched(requests, atomic)
-        results = self.exchange(
-            [self._entry(requests[i], requests[i].read(), group=group) for i in batched]
-        )
-        responses: list[httpx.Response | None] = [None] * len(requests)
-        for index in sorted(set(range(len(requests))) - set(batched)):
-            responses[index] = read(self._passed_through(requests[index]))
-        return self._answers(requests, batched, results, responses)
+        entries: list[Entry | None] = [None] * len(requests)
+        for index in batched:
+            entries[index] = self._entry(requests[index], requests[index].read(), group=group)
+        queue = [
+            (entry, HttpxBatchResponse(request))
+            for entry, request in zip(entries, requests, strict=True)
+        ]
+        try:
+            sent = BatchScope(self, None)._sent(queue)
+        except HttpxBatchFailed as error:
+            # None where nothing came, as it always was for send_all.
+            error.responses = [
+                None if response._pending is not None else response for _, response in queue
+            ]
+            raise
+        return cast("SentBatch[httpx.Response]", sent)  # its responses are httpx's
 
     def exchange(self, entries: Sequence[Entry]) -> list[Result[httpx.Response]]:
         """Send ``entries`` as batches until each has its final result."""
