@@ -10,6 +10,7 @@ dependencies among what it sends, and fills the responses the caller already hol
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -18,9 +19,16 @@ import requests
 from flask import Flask, Response
 
 from flask_batch import add_batch_route
-from flask_batch.client import BatchFailed, Batching, BatchNotSent, Retry, SentBatch
+from flask_batch.client import (
+    AsyncSentBatch,
+    BatchFailed,
+    Batching,
+    BatchNotSent,
+    Retry,
+    SentBatch,
+)
 from flask_batch.client._core.outcome import Attempt, reported_failures, to_retry
-from flask_batch.client.httpx import BatchTransport, HttpxBatchFailed
+from flask_batch.client.httpx import AsyncBatchTransport, BatchTransport, HttpxBatchFailed
 from flask_batch.wire.model import Group
 from tests.servers import live_server
 
@@ -288,11 +296,58 @@ def test_send_all_that_got_no_answer_has_its_batch_on_the_error(base: str) -> No
     assert first is not None
     assert raised.value.responses[1] is None  # as it always was
     sent = raised.value.batch
-    assert sent is not None
+    assert isinstance(sent, SentBatch)
     assert sent[0] is first
     assert sent.failed() == list(sent)
     assert sent.retry_failed().ok
     assert (first.status_code, sent[1].text) == (200, "ok b")
+
+
+def test_async_send_all_says_what_its_batch_came_to(base: str, hits: dict[str, int]) -> None:
+    other = base.replace("127.0.0.1", "localhost")
+
+    async def main() -> None:
+        transport = AsyncBatchTransport(f"{base}/batch")
+        sent = await transport.send_all(
+            [
+                httpx.Request("GET", f"{base}/ok/a"),
+                httpx.Request("GET", f"{base}/flaky/async"),
+                httpx.Request("POST", f"{base}/flaky/async-post"),
+                httpx.Request("GET", f"{other}/flaky/async-passing"),  # not batched
+            ]
+        )
+        fine, flaky, created, passed = sent
+        assert fine.text == "ok a"
+        assert sent.failed() == [flaky, created, passed]
+        assert sent.reported_failures == 2  # the batch's two; the other passed through
+        assert (await sent.retry_failed()) is sent
+        assert sent.failed() == [created]  # the POST may have run: not sent again
+        assert (flaky.text, passed.text) == ("async 2", "async-passing 2")
+        await transport.aclose()
+
+    asyncio.run(main())
+    assert hits["async-post"] == 1
+
+
+def test_async_send_all_that_got_no_answer_has_its_batch_on_the_error(base: str) -> None:
+    async def main() -> None:
+        transport = AsyncBatchTransport(f"{base}/batch/odata")
+        with pytest.raises(HttpxBatchFailed) as raised:
+            await transport.send_all(
+                [
+                    httpx.Request("GET", f"{base}/flaky/async-stops"),
+                    httpx.Request("GET", f"{base}/ok/b"),
+                ]
+            )
+        assert raised.value.responses[1] is None  # as it always was
+        sent = raised.value.batch
+        assert isinstance(sent, AsyncSentBatch)
+        assert len(sent.failed()) == 2
+        assert (await sent.retry_failed()).ok
+        assert sent[1].text == "ok b"
+        await transport.aclose()
+
+    asyncio.run(main())
 
 
 # -- the rules, without a server ----------------------------------------------------------

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._core.outcome import RETRYABLE_STATUSES, SentBatch
+from ._core.outcome import RETRYABLE_STATUSES, AsyncSentBatch, SentBatch
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.policy import IDEMPOTENT_METHODS, Retry
 from ._core.queueing import Changeset
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IDEMPOTENT_METHODS",
     "RETRYABLE_STATUSES",
+    "AsyncSentBatch",
     "BatchFailed",
     "BatchNotSent",
     "BatchResponse",

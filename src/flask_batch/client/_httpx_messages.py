@@ -16,7 +16,7 @@ import httpx
 from ..wire.model import Headers, SubRequest
 from ._core.formats import Format
 from ._core.model import Answered, Failed, PreparedBatch, Reply, smallest
-from ._core.outcome import SentBatch
+from ._core.outcome import AsyncSentBatch, SentBatch
 from ._core.pending import BatchResponse
 from ._core.queueing import (
     NOT_CARRIED,
@@ -86,7 +86,7 @@ class HttpxBatchFailed(BatchFailed, httpx.TransportError):
     to, whose ``retry_failed()`` sends the failed requests again (README, "Outcome at a
     glance")."""
 
-    batch: SentBatch[Any] | None = None
+    batch: SentBatch[Any] | AsyncSentBatch[Any] | None = None
 
     def __init__(
         self,

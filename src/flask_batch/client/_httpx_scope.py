@@ -188,33 +188,16 @@ class BatchScope:
         self, queue: list[tuple[Entry | None, HttpxBatchResponse]]
     ) -> SentBatch[HttpxBatchResponse]:
         """Send ``queue``: what :meth:`send` does once the requests are taken."""
-        depends_on = [() if entry is None else entry.depends_on for entry, _ in queue]
+        depends_on = depends_of(queue)
         results = self._send(queue)
-        attempts = [
-            Attempt(response.request.method, depends_on[position], None, _status(response))
-            if entry is None
-            else Attempt(
-                entry.sub_request.method,
-                depends_on[position],
-                entry.sub_request.group,
-                _status(response),
-            )
-            for position, (entry, response) in enumerate(queue)
-        ]
         self.last_batch = SentBatch(
             [response for _, response in queue],
-            attempts,
+            attempts_of(queue, depends_on),
             self._transport.retry,
             functools.partial(self._resend, queue, depends_on),
-            reported_failures([outer.headers.get(FAILURES_HEADER) for outer in outers_of(results)]),
+            reported(results),
         )
-        failures = [
-            (response.request, result)
-            for response, result in zip(
-                (response for entry, response in queue if entry is not None), results, strict=True
-            )
-            if isinstance(result, Failed)
-        ]
+        failures = unanswered(queue, results)
         if failures:
             error = failure(failures, len(queue), [r for _, r in queue])
             error.batch = self.last_batch
@@ -227,51 +210,25 @@ class BatchScope:
         depends_on: list[tuple[int, ...]],
         positions: list[int],
     ) -> list[int | None]:
-        """Send the requests of ``queue`` at ``positions`` again (:meth:`SentBatch.retry_failed`),
-        with their dependencies among them; each one's new status (None: no answer)."""
-        place = {position: number for number, position in enumerate(positions)}
-        again = [
-            (
-                None
-                if entry is None
-                else replace(
-                    entry, depends_on=tuple(place[d] for d in depends_on[position] if d in place)
-                ),
-                response,
-            )
-            for position in positions
-            for entry, response in (queue[position],)
-        ]
-        for _, response in again:
-            unread(response)
+        """Send the requests of ``queue`` at ``positions`` again (:meth:`SentBatch.retry_failed`);
+        each one's new status (None: no answer)."""
+        again = resent(queue, depends_on, positions)
         self._send(again)
-        return [_status(response) for _, response in again]
+        return [answered_status(response) for _, response in again]
 
     def _send(
         self, queue: list[tuple[Entry | None, HttpxBatchResponse]]
     ) -> list[Result[httpx.Response]]:
         """Send ``queue`` (``depends_on`` as positions in it); fill each answered response in
         place, and say why on the others. The results of the batched requests, in order."""
-        entries = [entry for entry, _ in queue if entry is not None]
-        # Positions in the queue become positions among the batched entries.
-        renumber: dict[int, int] = {}
-        for position, (entry, _) in enumerate(queue):
-            if entry is not None:
-                renumber[position] = len(renumber)
-        for entry in entries:
-            entry.depends_on = tuple(renumber[d] for d in entry.depends_on)
+        entries = batched_entries(queue)
         try:
             results = self._transport.exchange(entries)
         except BaseException as error:
             for _, response in queue:
                 response._pending = f"the batch could not be sent: {error}"
             raise
-        batched = (response for entry, response in queue if entry is not None)
-        for response, result in zip(batched, results, strict=True):
-            if isinstance(result, Answered):
-                fill(response, result)
-            else:
-                response._pending = result.reason
+        filled(queue, results)
         # Then the requests that are not batched, one by one, in order.
         passing = [response for entry, response in queue if entry is None]
         for index, response in enumerate(passing):
@@ -333,6 +290,87 @@ def _authenticate(request: httpx.Request, auth: Any) -> httpx.Request:
     raise TypeError(f"invalid auth {auth!r}")
 
 
-def _status(response: HttpxBatchResponse) -> int | None:
+#: Requests as a batch scope and ``send_all`` send them: each with its entry, if it is
+#: batched (None: it passes through), and the response filled in place.
+Sent = list[tuple[Entry | None, HttpxBatchResponse]]
+
+
+def depends_of(queue: Sent) -> list[tuple[int, ...]]:
+    """The positions in ``queue`` that each request depends on, before they are sent."""
+    return [() if entry is None else entry.depends_on for entry, _ in queue]
+
+
+def attempts_of(queue: Sent, depends_on: list[tuple[int, ...]]) -> list[Attempt]:
+    """What each request of ``queue``, sent and filled, came to."""
+    return [
+        Attempt(response.request.method, depends_on[position], None, answered_status(response))
+        if entry is None
+        else Attempt(
+            entry.sub_request.method,
+            depends_on[position],
+            entry.sub_request.group,
+            answered_status(response),
+        )
+        for position, (entry, response) in enumerate(queue)
+    ]
+
+
+def reported(results: list[Result[httpx.Response]]) -> int | None:
+    """What the ``Batch-Failures`` headers of the answers ``results`` came in add up to."""
+    return reported_failures([outer.headers.get(FAILURES_HEADER) for outer in outers_of(results)])
+
+
+def unanswered(
+    queue: Sent, results: list[Result[httpx.Response]]
+) -> list[tuple[httpx.Request, Failed[httpx.Response]]]:
+    """The batched requests of ``queue`` that got no answer, with why."""
+    batched = (response for entry, response in queue if entry is not None)
+    return [
+        (response.request, result)
+        for response, result in zip(batched, results, strict=True)
+        if isinstance(result, Failed)
+    ]
+
+
+def batched_entries(queue: Sent) -> list[Entry]:
+    """The entries of the batched requests of ``queue``, their ``depends_on`` turned from
+    positions in the queue into positions among them."""
+    entries = [entry for entry, _ in queue if entry is not None]
+    renumber: dict[int, int] = {}
+    for position, (entry, _) in enumerate(queue):
+        if entry is not None:
+            renumber[position] = len(renumber)
+    for entry in entries:
+        entry.depends_on = tuple(renumber[d] for d in entry.depends_on)
+    return entries
+
+
+def filled(queue: Sent, results: list[Result[httpx.Response]]) -> None:
+    """Fill the responses of the batched requests of ``queue`` with their ``results``, or
+    say why they got none."""
+    batched = (response for entry, response in queue if entry is not None)
+    for response, result in zip(batched, results, strict=True):
+        if isinstance(result, Answered):
+            fill(response, result)
+        else:
+            response._pending = result.reason
+
+
+def resent(queue: Sent, depends_on: list[tuple[int, ...]], positions: list[int]) -> Sent:
+    """The requests of ``queue`` at ``positions``, to be sent again: with their dependencies
+    among them, and their responses ready to be filled again."""
+    place = {position: number for number, position in enumerate(positions)}
+    again: Sent = []
+    for position in positions:
+        entry, response = queue[position]
+        if entry is not None:
+            kept = tuple(place[d] for d in depends_on[position] if d in place)
+            entry = replace(entry, depends_on=kept)
+        unread(response)
+        again.append((entry, response))
+    return again
+
+
+def answered_status(response: HttpxBatchResponse) -> int | None:
     """The status ``response`` was filled with, or None if it got no answer."""
     return None if response._pending is not None else response.status_code

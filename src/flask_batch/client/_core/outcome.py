@@ -11,7 +11,7 @@ included: something it depends on failed).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -104,27 +104,19 @@ def reported_failures(headers: Sequence[str | None]) -> int | None:
     return total
 
 
-class SentBatch(list[ResponseT]):
-    """The responses of a sent batch, in request order (a list, as before), and what they
-    came to: :attr:`ok`, :meth:`failed`, :meth:`retry_failed`.
-
-    ``resend(positions)`` sends the requests at ``positions`` again as one new batch, with
-    their dependencies among them, fills their responses in place, and answers each one's new
-    status (None: no answer).
-    """
+class _Outcome(list[ResponseT]):
+    """What :class:`SentBatch` and :class:`AsyncSentBatch` share: all but the sending."""
 
     def __init__(
         self,
         responses: Iterable[ResponseT],
         attempts: Sequence[Attempt],
         policy: Retry,
-        resend: Callable[[list[int]], list[int | None]],
-        reported: int | None = None,
+        reported: int | None,
     ) -> None:
         super().__init__(responses)
         self._attempts = list(attempts)
         self._policy = policy
-        self._resend = resend
         #: What the server's ``Batch-Failures`` headers said when the batch was first sent:
         #: how many of its parts failed (None: an answer had no such header, or none came).
         self.reported_failures = reported
@@ -143,6 +135,32 @@ class SentBatch(list[ResponseT]):
             if failed(attempt.status)
         ]
 
+    def _retried(self, positions: list[int], statuses: list[int | None]) -> None:
+        """The requests at ``positions`` were sent again, and answered ``statuses``."""
+        for position, status in zip(positions, statuses, strict=True):
+            self._attempts[position].status = status
+
+
+class SentBatch(_Outcome[ResponseT]):
+    """The responses of a sent batch, in request order (a list, as before), and what they
+    came to: :attr:`ok`, :meth:`failed`, :meth:`retry_failed`.
+
+    ``resend(positions)`` sends the requests at ``positions`` again as one new batch, with
+    their dependencies among them, fills their responses in place, and answers each one's new
+    status (None: no answer).
+    """
+
+    def __init__(
+        self,
+        responses: Iterable[ResponseT],
+        attempts: Sequence[Attempt],
+        policy: Retry,
+        resend: Callable[[list[int]], list[int | None]],
+        reported: int | None = None,
+    ) -> None:
+        super().__init__(responses, attempts, policy, reported)
+        self._resend = resend
+
     def retry_failed(self) -> SentBatch[ResponseT]:
         """Send the failed requests that may succeed on a second try (:func:`to_retry`) again,
         as one new batch; their responses, the objects already handed out, are filled in
@@ -150,9 +168,28 @@ class SentBatch(list[ResponseT]):
         when no failure may be retried. Never raises for a request that fails again: it
         stays in :meth:`failed`."""
         positions = to_retry(self._attempts, self._policy)
-        if not positions:
-            return self
-        statuses = self._resend(positions)
-        for position, status in zip(positions, statuses, strict=True):
-            self._attempts[position].status = status
+        if positions:
+            self._retried(positions, self._resend(positions))
+        return self
+
+
+class AsyncSentBatch(_Outcome[ResponseT]):
+    """:class:`SentBatch` of an async client: ``await batch.retry_failed()``."""
+
+    def __init__(
+        self,
+        responses: Iterable[ResponseT],
+        attempts: Sequence[Attempt],
+        policy: Retry,
+        resend: Callable[[list[int]], Awaitable[list[int | None]]],
+        reported: int | None = None,
+    ) -> None:
+        super().__init__(responses, attempts, policy, reported)
+        self._resend = resend
+
+    async def retry_failed(self) -> AsyncSentBatch[ResponseT]:
+        """What :meth:`SentBatch.retry_failed` does, awaited."""
+        positions = to_retry(self._attempts, self._policy)
+        if positions:
+            self._retried(positions, await self._resend(positions))
         return self
