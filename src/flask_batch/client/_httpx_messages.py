@@ -304,7 +304,7 @@ def read(response: httpx.Response) -> httpx.Response:
 _READ = ("_content", "_text", "_encoding", "_decoder", "_cookies")
 
 
-def unread(response: HttpxBatchResponse) -> None:
+def forget_body(response: HttpxBatchResponse) -> None:
     """Forget what ``response`` read of its last answer, so that filling it again (a
     request sent again) gives it the new answer's body, not the old one's."""
     for name in _READ:

@@ -25,7 +25,7 @@ from ._httpx_messages import (
     HttpxBatchResponse,
     failure,
     fill,
-    unread,
+    forget_body,
 )
 
 if TYPE_CHECKING:
@@ -366,7 +366,7 @@ def resent(queue: Sent, depends_on: list[tuple[int, ...]], positions: list[int])
         if entry is not None:
             kept = tuple(place[d] for d in depends_on[position] if d in place)
             entry = replace(entry, depends_on=kept)
-        unread(response)
+        forget_body(response)
         again.append((entry, response))
     return again
 

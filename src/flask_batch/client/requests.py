@@ -15,9 +15,8 @@ import functools
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Unpack
+from typing import Any, NamedTuple, Unpack
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -26,6 +25,7 @@ from requests.exceptions import ChunkedEncodingError
 from requests.hooks import default_hooks, dispatch_hook
 
 from ..observe import FAILURES_HEADER
+from ..wire.model import SubRequest
 from ._core.limits import description
 from ._core.model import Answered, Failed, Lost, PreparedBatch, Reply, Result, smallest
 from ._core.options import ClientOptions, Options
@@ -49,14 +49,15 @@ from ._requests_messages import (
     TransportArguments,
     failure,
     fill,
+    forget_body,
     part_of,
     phases,
     pieces,
     reply,
     sent_nothing,
     timeout_of,
-    unread,
 )
+from ._requests_prepare import FastPreparer
 
 __all__ = [
     "BatchFailed",
@@ -125,6 +126,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         ]
         self._configure(**options)
         timeout_of(timeout)  # refuse now what could not bound a batch
+        self._last_arguments: _LastArguments | None = None
         self.batch_url = batch_url
         self.timeout = timeout
         self._sleep = sleep
@@ -134,6 +136,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         parts = urlsplit(batch_url)
         #: A URL that starts with this has the batch URL's origin: no need to parse it.
         self._origin_prefix = f"{parts.scheme}://{parts.netloc}/"
+        self._preparer = FastPreparer(self._origin_prefix)
 
     def request(  # noqa: PLR0917 (requests.Session.request's positional signature)
         self,
@@ -184,6 +187,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             url = url.decode("utf-8")
         # A reference has no origin: it is built as the URL it names relative to the batch URL.
         reference = url if is_reference(url) else None
+        if reference is None:
+            fast = self._preparer.prepare(
+                self, method, url, params, data, headers, cookies, files, auth, hooks, json
+            )
+            if fast is not None:
+                request, part = fast
+                return self._enqueue(request, depends_on, arguments, content_id, part=part)
         prepared = self.prepare_request(
             requests.Request(
                 method=method.upper(),
@@ -258,8 +268,15 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
                     f"travels in the batch request, which takes {name} from the session; "
                     f"set session.{name} instead"
                 )
-        timeouts, total = timeout_of(self.timeout if timeout is None else timeout)
-        return TransportArguments(timeouts, total, self.stream if stream is None else bool(stream))
+        timeout = self.timeout if timeout is None else timeout
+        stream = self.stream if stream is None else bool(stream)
+        last = self._last_arguments
+        if last is not None and last.timeout is timeout and last.arguments.stream is stream:
+            return last.arguments  # the same objects as last time: the same meaning
+        timeouts, total = timeout_of(timeout)
+        arguments = TransportArguments(timeouts, total, stream)
+        self._last_arguments = _LastArguments(timeout, arguments)
+        return arguments
 
     def _enqueue(
         self,
@@ -268,7 +285,10 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         arguments: TransportArguments,
         content_id: str | None = None,
         reference: str | None = None,
+        *,
+        part: SubRequest | None = None,
     ) -> RequestsBatchResponse:
+        """Queue a prepared request; ``part``: the part that carries it, if made already."""
         url = request.url
         if url is None or not (url.startswith(self._origin_prefix) or _origin(url) == self._origin):
             raise ValueError(
@@ -277,7 +297,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             )
         depends_on = self._queue.positions(dependencies, "batch")
         target = None if reference is None else reference_target(reference, urlsplit(url).query)
-        sub_request = part_of(request, target)
+        sub_request = part or part_of(request, target)
         referenced = self._queue.referenced(target, sub_request.headers)
         depends_on = tuple(dict.fromkeys((*depends_on, *referenced)))
         if content_id is not None:
@@ -306,6 +326,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         ``retry_failed()`` (README, "Outcome at a glance").
         """
         queued = self._queue.take()
+        self._preparer.new_batch()
         results = self._send(queued)
         self.last_batch = SentBatch(
             [response for _, response in queued],
@@ -334,13 +355,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         place = {position: number for number, position in enumerate(positions)}
         again = [
             (
-                replace(item, depends_on=tuple(place[d] for d in item.depends_on if d in place)),
+                item._replace(depends_on=tuple(place[d] for d in item.depends_on if d in place)),
                 response,
             )
             for item, response in (queued[position] for position in positions)
         ]
         for _, response in again:
-            unread(response)
+            forget_body(response)
         return [status_of(result) for result in self._send(again)]
 
     def _send(
@@ -402,7 +423,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
 
     def _own_request(self, method: str, **arguments: Any) -> requests.PreparedRequest:
         """A request of the session's own (a batch, a discovery) to the batch URL."""
-        request = self.prepare_request(requests.Request(method, self.batch_url, **arguments))
+        prepared = None
+        if arguments.keys() <= {"data", "headers"}:
+            prepared = self._preparer.prepare(self, method, self.batch_url, **arguments)
+        if prepared is not None:
+            request = prepared[0]
+        else:
+            request = self.prepare_request(requests.Request(method, self.batch_url, **arguments))
         request.hooks = default_hooks()  # session hooks see each sub-response, not the batch
         return request
 
@@ -466,6 +493,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
     def __del__(self) -> None:
         what = "the Batching session was garbage-collected before send_batch()"
         self._queue.drop(what, 1)
+
+
+class _LastArguments(NamedTuple):
+    """The transport arguments last worked out, and the timeout they were worked out of."""
+
+    timeout: object
+    arguments: TransportArguments
 
 
 def _origin(url: str) -> tuple[str, str, int]:
