@@ -83,8 +83,8 @@ class HttpxBatchFailed(BatchFailed, httpx.TransportError):
     """:class:`~flask_batch.client.BatchFailed` as the httpx transports raise it: an
     ``httpx.TransportError``. ``responses``: what :meth:`BatchTransport.send_all` (or a
     batch scope) got, in order, None where nothing came; ``batch``: what the batch came
-    to, whose ``retry_failed()`` sends the failed requests again (README, "Outcome at a
-    glance")."""
+    to, whose ``retry_failed()`` sends the failed requests again (README, "What a
+    batch came to")."""
 
     batch: SentBatch[Any] | AsyncSentBatch[Any] | None = None
 

@@ -180,8 +180,8 @@ class BatchScope:
         """Send what is queued (batched, and the others one by one, in order); fill and
         return the responses. Raises :class:`HttpxBatchFailed` if any got no answer. The list
         returned, also kept as :attr:`last_batch` (there too when this raises), says what
-        they came to: ``ok``, ``failed()``, ``retry_failed()`` (README, "Outcome at a
-        glance")."""
+        they came to: ``ok``, ``failed()``, ``retry_failed()`` (README, "What a
+        batch came to")."""
         return self._sent(self._queue.take())
 
     def _sent(

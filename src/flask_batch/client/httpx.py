@@ -172,7 +172,7 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
         order; raises :class:`HttpxBatchFailed` (with ``responses``, and ``batch``) if any got
         no answer. ``atomic=True``: they are one atomic group (:meth:`BatchScope.changeset`).
         The list returned says what they came to: ``ok``, ``failed()``, ``retry_failed()``
-        (README, "Outcome at a glance")."""
+        (README, "What a batch came to")."""
         requests = list(requests)
         batched, group = self._batched(requests, atomic)
         entries: list[Entry | None] = [None] * len(requests)

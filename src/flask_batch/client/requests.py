@@ -323,7 +323,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         answered 429 or 503 (and batches lost as a whole) are retried as ``retries`` says.
         The list returned, also kept as :attr:`last_batch` (it is there when this raises
         because some requests got no answer), says what they came to: ``ok``, ``failed()``,
-        ``retry_failed()`` (README, "Outcome at a glance").
+        ``retry_failed()`` (README, "What a batch came to").
         """
         queued = self._queue.take()
         self._preparer.new_batch()
