@@ -194,6 +194,47 @@ def test_a_request_with_no_answer_failed_and_is_retried(base: str, hits: dict[st
     assert hits["stops"] == 2
 
 
+def flaky_app() -> Flask:
+    """A batch endpoint whose one view fails the first time only."""
+    app = Flask(__name__)
+    add_batch_route(app)
+    seen: list[int] = []
+
+    @app.route("/flaky")
+    def flaky() -> Response:
+        seen.append(1)
+        status = 500 if len(seen) == 1 else 200
+        return Response(f"{len(seen)}", status=status, content_type="text/plain")
+
+    return app
+
+
+def test_a_retry_that_gets_no_answer_keeps_the_last_answer() -> None:
+    """The server is gone when the failure is sent again: the response still holds the
+    answer it had, as the client's own retries keep the last answer."""
+    with live_server(flaky_app()) as base:
+        with Batching(f"{base}/batch", retries=0) as s:
+            flaky = s.get(f"{base}/flaky", stream=True)
+        assert (flaky.status_code, flaky.text) == (500, "1")
+    sent = s.last_batch
+    assert sent is not None
+    assert not sent.retry_failed().ok  # connection refused
+    assert (flaky.status_code, flaky.text) == (500, "1")
+    assert sent.failed() == [flaky]
+
+
+def test_a_scope_retry_that_gets_no_answer_keeps_the_last_answer() -> None:
+    with live_server(flaky_app()) as base:
+        transport = BatchTransport(f"{base}/batch", retries=0)
+        with transport.batch() as batch:
+            flaky = batch.get(f"{base}/flaky")
+        assert (flaky.status_code, flaky.text) == (500, "1")
+    sent = batch.last_batch
+    assert sent is not None
+    assert not sent.retry_failed().ok
+    assert (flaky.status_code, flaky.text) == (500, "1")
+
+
 def test_an_empty_batch_is_ok() -> None:
     s = Batching("http://127.0.0.1:9/batch")
     sent = s.send_batch()

@@ -314,6 +314,8 @@ def forget_body(response: HttpxBatchResponse) -> None:
 def fill(target: HttpxBatchResponse, source: httpx.Response | Answered[httpx.Response]) -> None:
     """Make the pending ``target`` the response ``source`` is (one passed through, or an
     answer of its batch, which took as long as that batch), and read it."""
+    if target._pending is None:  # answered before: sent again by retry_failed()
+        forget_body(target)
     if isinstance(source, Answered):
         response_of(source, target.request, into=target)
         took = elapsed(source)

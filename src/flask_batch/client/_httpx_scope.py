@@ -25,7 +25,6 @@ from ._httpx_messages import (
     HttpxBatchResponse,
     failure,
     fill,
-    forget_body,
 )
 
 if TYPE_CHECKING:
@@ -225,8 +224,7 @@ class BatchScope:
         try:
             results = self._transport.exchange(entries)
         except BaseException as error:
-            for _, response in queue:
-                response._pending = f"the batch could not be sent: {error}"
+            unsent(queue, f"the batch could not be sent: {error}")
             raise
         filled(queue, results)
         # Then the requests that are not batched, one by one, in order.
@@ -239,8 +237,10 @@ class BatchScope:
                 fill(response, self._transport._passed_through(request))
                 response.elapsed = timedelta(seconds=time.perf_counter() - started)
             except BaseException as error:
-                for unsent in passing[index:]:
-                    unsent._pending = f"the request could not be sent: {error}"
+                unsent(
+                    [(None, response) for response in passing[index:]],
+                    f"the request could not be sent: {error}",
+                )
                 raise
         client = self._client
         for _, response in queue:
@@ -352,13 +352,21 @@ def filled(queue: Sent, results: list[Result[httpx.Response]]) -> None:
     for response, result in zip(batched, results, strict=True):
         if isinstance(result, Answered):
             fill(response, result)
-        else:
+        elif response._pending is not None:  # one sent again keeps its last answer
             response._pending = result.reason
+
+
+def unsent(queue: Sent, reason: str) -> None:
+    """The responses of ``queue`` got no answer, for ``reason``: one that had an answer
+    (sent again by ``retry_failed()``) keeps it, as the last answer stands."""
+    for _, response in queue:
+        if response._pending is not None:
+            response._pending = reason
 
 
 def resent(queue: Sent, depends_on: list[tuple[int, ...]], positions: list[int]) -> Sent:
     """The requests of ``queue`` at ``positions``, to be sent again: with their dependencies
-    among them, and their responses ready to be filled again."""
+    among them."""
     place = {position: number for number, position in enumerate(positions)}
     again: Sent = []
     for position in positions:
@@ -366,7 +374,6 @@ def resent(queue: Sent, depends_on: list[tuple[int, ...]], positions: list[int])
         if entry is not None:
             kept = tuple(place[d] for d in depends_on[position] if d in place)
             entry = replace(entry, depends_on=kept)
-        forget_body(response)
         again.append((entry, response))
     return again
 

@@ -29,7 +29,7 @@ from ..wire.model import SubRequest
 from ._core.limits import description
 from ._core.model import Answered, Failed, Lost, PreparedBatch, Reply, Result, smallest
 from ._core.options import ClientOptions, Options
-from ._core.outcome import SentBatch, attempt_of, outers_of, reported_failures, status_of
+from ._core.outcome import SentBatch, attempt_of, outers_of, reported_failures
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.queueing import (
     Changeset,
@@ -360,9 +360,10 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             )
             for item, response in (queued[position] for position in positions)
         ]
-        for _, response in again:
-            forget_body(response)
-        return [status_of(result) for result in self._send(again)]
+        self._send(again)
+        return [
+            None if response._pending is not None else response.status_code for _, response in again
+        ]
 
     def _send(
         self, queued: list[tuple[Queued, RequestsBatchResponse]]
@@ -382,15 +383,18 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             )
         except BaseException as error:
             for _, response in queued:
-                response._pending = f"the batch could not be sent: {error}"
+                if response._pending is not None:  # one sent again keeps its last answer
+                    response._pending = f"the batch could not be sent: {error}"
             raise
         results = run.results()
         for (item, response), result in zip(queued, results, strict=True):
             if isinstance(result, Answered):
                 outer = result.outer
                 elapsed = outer.elapsed if outer is not None else timedelta(0)
+                if response._pending is None:  # answered before: sent again by retry_failed()
+                    forget_body(response)
                 fill(response, item, result.response, elapsed=elapsed, session_cookies=self.cookies)
-            else:
+            elif response._pending is not None:  # one sent again keeps its last answer
                 response._pending = result.reason
             response.attempts = result.attempts
         # Hooks run once every answer is in place, so a raising hook loses none of them.
