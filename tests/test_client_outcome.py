@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import requests
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 from flask_batch import add_batch_route
 from flask_batch.client import (
@@ -235,6 +235,39 @@ def test_a_scope_retry_that_gets_no_answer_keeps_the_last_answer() -> None:
     assert (flaky.status_code, flaky.text) == (500, "1")
 
 
+def test_a_reference_goes_again_only_with_what_it_names() -> None:
+    """``$made/items`` names the POST, which succeeded and is not sent again: a batch of the
+    GET alone would be refused (the name is in no request of it), so the GET stays failed."""
+    app = Flask(__name__)
+    add_batch_route(app)
+    seen: list[int] = []
+    batches: list[str] = []
+
+    @app.before_request
+    def count() -> None:
+        if request.path == "/batch":
+            batches.append(request.method)
+
+    @app.post("/made")
+    def made() -> Response:
+        return Response("made", status=201, headers={"Location": "/things/1"})
+
+    @app.get("/things/1/items")
+    def items() -> Response:
+        seen.append(1)
+        return Response(str(len(seen)), status=500 if len(seen) == 1 else 200)
+
+    with live_server(app) as base:
+        s = Batching(f"{base}/batch")
+        created = s.request("POST", f"{base}/made", content_id="made")
+        listed = s.get("$made/items")
+        sent = s.send_batch()
+        assert (created.status_code, listed.status_code) == (201, 500)
+        assert not sent.retry_failed().ok
+    assert (len(seen), batches) == (1, ["POST"])  # nothing was sent again
+    assert sent.failed() == [listed]
+
+
 def test_an_empty_batch_is_ok() -> None:
     s = Batching("http://127.0.0.1:9/batch")
     sent = s.send_batch()
@@ -417,6 +450,15 @@ def test_what_is_retried() -> None:
         Attempt("POST", (5,), None, 424),  # its dependency succeeded since
     ]
     assert to_retry(attempts, Retry()) == [0, 1, 2, 3, 7, 9]
+
+
+def test_a_reference_is_retried_with_what_it_names_or_not_at_all() -> None:
+    named_ok = [Attempt("POST", (), None, 201), Attempt("GET", (0,), None, 500, refers=True)]
+    assert to_retry(named_ok, Retry()) == []
+    named_retried = [Attempt("PUT", (), None, 503), Attempt("GET", (0,), None, 424, refers=True)]
+    assert to_retry(named_retried, Retry()) == [0, 1]
+    # Without a name, a dependency that succeeded is left out and the request goes alone.
+    assert to_retry([named_ok[0], Attempt("GET", (0,), None, 500)], Retry()) == [1]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import httpx
 from ..observe import FAILURES_HEADER
 from ._core.model import Answered, Failed, Result
 from ._core.outcome import Attempt, SentBatch, outers_of, reported_failures
-from ._core.queueing import Changeset, Queue, is_reference, reference_target
+from ._core.queueing import Changeset, Queue, is_reference, reference_target, refers
 from ._httpx_messages import (
     CONTENT_ID,
     DEFAULT_TIMEOUT,
@@ -310,6 +310,7 @@ def attempts_of(queue: Sent, depends_on: list[tuple[int, ...]]) -> list[Attempt]
             depends_on[position],
             entry.sub_request.group,
             answered_status(response),
+            refers(entry.sub_request),
         )
         for position, (entry, response) in enumerate(queue)
     ]

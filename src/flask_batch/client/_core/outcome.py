@@ -19,6 +19,7 @@ from ...wire.model import Group, SubRequest
 from .groups import failed_with, units
 from .model import Answered, OuterT, Result
 from .policy import Retry
+from .queueing import refers
 
 ResponseT = TypeVar("ResponseT")
 
@@ -38,6 +39,9 @@ class Attempt:
     group: Group | None
     #: The status it was answered with; None: no answer.
     status: int | None
+    #: It names another request of the batch (``$1/items``): it goes again only with every
+    #: request it depends on, or the server could not resolve the name.
+    refers: bool = False
 
 
 def status_of(result: Result[OuterT]) -> int | None:
@@ -47,7 +51,7 @@ def status_of(result: Result[OuterT]) -> int | None:
 
 def attempt_of(request: SubRequest, depends_on: tuple[int, ...], result: Result[OuterT]) -> Attempt:
     """What ``request``, which depends on the requests at ``depends_on``, came to."""
-    return Attempt(request.method, depends_on, request.group, status_of(result))
+    return Attempt(request.method, depends_on, request.group, status_of(result), refers(request))
 
 
 def outers_of(results: Sequence[Result[OuterT]]) -> list[OuterT]:
@@ -70,7 +74,8 @@ def to_retry(attempts: Sequence[Attempt], policy: Retry) -> list[int]:
     run; ``Retry(methods=None)`` sends it again). A ``424`` never ran: it goes again when
     each of its failed dependencies goes too (in the same batch, still its dependencies, so
     it runs only if they now succeed), whatever its method. An atomic group goes whole, when
-    the status it failed with says so, or not at all."""
+    the status it failed with says so, or not at all. A request that names another by its id
+    goes only with every request it depends on (the name must be in the new batch)."""
     chosen: list[int] = []
     for unit in units([attempt.group for attempt in attempts]):
         members = [attempts[place] for place in unit]
@@ -79,8 +84,10 @@ def to_retry(attempts: Sequence[Attempt], policy: Retry) -> list[int]:
             continue
         known = [status for status in statuses if status is not None]
         status = failed_with(known) if len(known) == len(statuses) else None
-        if status == 424:
-            outside = [d for place in unit for d in attempts[place].depends_on if d not in unit]
+        outside = [d for place in unit for d in attempts[place].depends_on if d not in unit]
+        if any(member.refers for member in members) and not all(d in chosen for d in outside):
+            goes = False  # it names a request that is not sent again
+        elif status == 424:
             goes = all(not failed(attempts[d].status) or d in chosen for d in outside)
         else:
             goes = (status is None or status in RETRYABLE_STATUSES) and all(
