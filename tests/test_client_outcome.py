@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -58,7 +59,21 @@ def served() -> Iterator[tuple[str, dict[str, int]]]:
         return Response(f"{key} {hits[key]}", content_type="text/plain")
 
     with live_server(app) as base:
+        warm = Batching(f"{base}/batch")
+        warm.get(f"{base}/ok/warm")
+        warm.send_batch()
         yield base, hits
+
+
+def agrees(sent: SentBatch[Any] | AsyncSentBatch[Any], failures: int) -> bool:
+    """Whether the server's ``Batch-Failures`` count agrees with the ``failures`` the batch
+    found. The server sends it only when every part had answered before the answer's head
+    went out, which depends on how fast the parts ran (README, "Outcome at a glance"): a
+    missing header agrees with anything, and the module's first batch warms the server up so
+    that it is there."""
+    if sent.reported_failures is None:
+        return True
+    return sent.reported_failures == failures
 
 
 @pytest.fixture
@@ -80,7 +95,7 @@ def test_a_batch_whose_every_request_succeeded_is_ok(base: str) -> None:
     assert s.last_batch is sent
     assert sent.ok
     assert sent.failed() == []
-    assert sent.reported_failures == 0  # the server's Batch-Failures header agrees
+    assert agrees(sent, 0)
 
 
 def test_failed_lists_the_4xx_and_5xx_answers_in_request_order(base: str) -> None:
@@ -93,7 +108,7 @@ def test_failed_lists_the_4xx_and_5xx_answers_in_request_order(base: str) -> Non
     assert sent is not None
     assert not sent.ok
     assert sent.failed() == [missing, broken]
-    assert sent.reported_failures == 2 == len(sent.failed())
+    assert agrees(sent, 2)
 
 
 def test_retry_failed_leaves_what_would_fail_again(base: str) -> None:
@@ -157,7 +172,7 @@ def test_a_424_goes_again_with_its_dependency_and_runs_if_it_succeeds(
     assert (put.status_code, dependent.status_code) == (500, 424)
     sent = s.last_batch
     assert sent is not None
-    assert sent.reported_failures == 2
+    assert agrees(sent, 2)
     assert sent.retry_failed().ok
     assert (put.status_code, dependent.status_code) == (200, 200)
     assert dependent.text == "ok after"
@@ -188,7 +203,7 @@ def test_a_request_with_no_answer_failed_and_is_retried(base: str, hits: dict[st
     assert sent.failed() == [first, after]
     with pytest.raises(BatchNotSent):
         after.status_code  # noqa: B018 (reading it is the test)
-    assert sent.reported_failures == 1  # the server counts the parts it answered
+    assert agrees(sent, 1)  # the server counts the parts it answered
     assert sent.retry_failed().ok
     assert (first.status_code, after.text) == (200, "ok b")
     assert hits["stops"] == 2
@@ -304,7 +319,7 @@ def test_a_batch_scope_says_what_its_batch_came_to(base: str, hits: dict[str, in
         assert sent == [fine, flaky, dependent, missing, created]
         assert not sent.ok
         assert sent.failed() == [flaky, dependent, missing, created]
-        assert sent.reported_failures == 4
+        assert agrees(sent, 4)
         sent.retry_failed()  # the PUT and the 424 after it; not the 404, not the POST
     assert (flaky.status_code, dependent.status_code) == (200, 200)
     assert dependent.text == "ok after"
@@ -353,7 +368,7 @@ def test_send_all_says_what_its_batch_came_to(base: str, hits: dict[str, int]) -
     assert isinstance(flaky, httpx.Response)
     assert (fine.text, flaky.status_code) == ("ok a", 500)
     assert sent.failed() == [flaky]
-    assert sent.reported_failures == 1
+    assert agrees(sent, 1)
     assert sent.retry_failed().ok
     assert (flaky.status_code, flaky.text) == (200, "send-all 2")
 
@@ -393,7 +408,7 @@ def test_async_send_all_says_what_its_batch_came_to(base: str, hits: dict[str, i
         fine, flaky, created, passed = sent
         assert fine.text == "ok a"
         assert sent.failed() == [flaky, created, passed]
-        assert sent.reported_failures == 2  # the batch's two; the other passed through
+        assert agrees(sent, 2)  # the batch's two; the other passed through
         assert (await sent.retry_failed()) is sent
         assert sent.failed() == [created]  # the POST may have run: not sent again
         assert (flaky.text, passed.text) == ("async 2", "async-passing 2")

@@ -333,8 +333,9 @@ def fill(target: HttpxBatchResponse, source: httpx.Response | Answered[httpx.Res
     target.__class__ = _Filled  # before reading it, which reads many of its attributes
     try:
         read(target)
-    except BaseException:
+    except BaseException as error:
         target.__class__ = HttpxBatchResponse  # not filled after all (a stream that broke)
+        target._pending = f"its answer broke while it was read: {error}"
         raise
     target.elapsed = took
 
