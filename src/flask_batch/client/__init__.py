@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._core.outcome import RETRYABLE_STATUSES, AsyncSentBatch, SentBatch
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.policy import IDEMPOTENT_METHODS, Retry
 from ._core.queueing import Changeset
@@ -33,12 +34,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IDEMPOTENT_METHODS",
+    "RETRYABLE_STATUSES",
+    "AsyncSentBatch",
     "BatchFailed",
     "BatchNotSent",
     "BatchResponse",
     "Batching",
     "Changeset",
     "Retry",
+    "SentBatch",
     "UnsentRequestsWarning",
     "close_shared_connections",
 ]

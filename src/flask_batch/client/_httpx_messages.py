@@ -16,6 +16,7 @@ import httpx
 from ..wire.model import Headers, SubRequest
 from ._core.formats import Format
 from ._core.model import Answered, Failed, PreparedBatch, Reply, smallest
+from ._core.outcome import AsyncSentBatch, SentBatch
 from ._core.pending import BatchResponse
 from ._core.queueing import (
     NOT_CARRIED,
@@ -81,7 +82,11 @@ _GUARDED = frozenset(
 class HttpxBatchFailed(BatchFailed, httpx.TransportError):
     """:class:`~flask_batch.client.BatchFailed` as the httpx transports raise it: an
     ``httpx.TransportError``. ``responses``: what :meth:`BatchTransport.send_all` (or a
-    batch scope) got, in order, None where nothing came."""
+    batch scope) got, in order, None where nothing came; ``batch``: what the batch came
+    to, whose ``retry_failed()`` sends the failed requests again (README, "What a
+    batch came to")."""
+
+    batch: SentBatch[Any] | AsyncSentBatch[Any] | None = None
 
     def __init__(
         self,
@@ -295,9 +300,22 @@ def read(response: httpx.Response) -> httpx.Response:
     return response
 
 
+#: What an ``httpx.Response`` keeps of the body it read, and reads it again without.
+_READ = ("_content", "_text", "_encoding", "_decoder", "_cookies")
+
+
+def forget_body(response: HttpxBatchResponse) -> None:
+    """Forget what ``response`` read of its last answer, so that filling it again (a
+    request sent again) gives it the new answer's body, not the old one's."""
+    for name in _READ:
+        response.__dict__.pop(name, None)
+
+
 def fill(target: HttpxBatchResponse, source: httpx.Response | Answered[httpx.Response]) -> None:
     """Make the pending ``target`` the response ``source`` is (one passed through, or an
     answer of its batch, which took as long as that batch), and read it."""
+    if target._pending is None:  # answered before: sent again by retry_failed()
+        forget_body(target)
     if isinstance(source, Answered):
         response_of(source, target.request, into=target)
         took = elapsed(source)
@@ -315,8 +333,9 @@ def fill(target: HttpxBatchResponse, source: httpx.Response | Answered[httpx.Res
     target.__class__ = _Filled  # before reading it, which reads many of its attributes
     try:
         read(target)
-    except BaseException:
+    except BaseException as error:
         target.__class__ = HttpxBatchResponse  # not filled after all (a stream that broke)
+        target._pending = f"its answer broke while it was read: {error}"
         raise
     target.elapsed = took
 

@@ -180,6 +180,13 @@ def _body(body: Any) -> bytes:
     return b"".join(chunk.encode("utf-8") if isinstance(chunk, str) else chunk for chunk in body)
 
 
+def forget_body(response: RequestsBatchResponse) -> None:
+    """Forget the body ``response`` read of its last answer, so that filling it again (a
+    request sent again) gives it the new answer's, as a fresh response would."""
+    response._content = False  # type: ignore[assignment]  # requests' "not read yet"
+    response._content_consumed = False  # type: ignore[attr-defined]  # not in the stubs
+
+
 def fill(
     response: RequestsBatchResponse,
     queued: Queued,

@@ -44,13 +44,14 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Unpack
+from typing import Unpack, cast
 
 import httpx
 
 from ._core.limits import description
 from ._core.model import Answered, Lost, PreparedBatch, Reply, Result
 from ._core.options import Options
+from ._core.outcome import AsyncSentBatch, SentBatch
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.queueing import Changeset
 from ._core.report import BatchFailed
@@ -64,17 +65,28 @@ from ._httpx_messages import (
     HttpxBatchFailed,
     HttpxBatchResponse,
     failure,
+    fill,
     outer_request,
-    read,
     reply,
     response_of,
 )
-from ._httpx_scope import BatchScope
+from ._httpx_scope import (
+    BatchScope,
+    Sent,
+    attempts_of,
+    batched_entries,
+    depends_of,
+    filled,
+    reported,
+    resent,
+    unanswered,
+)
 
 __all__ = [
     "ATTEMPTS",
     "CONTENT_ID",
     "AsyncBatchTransport",
+    "AsyncSentBatch",
     "BatchFailed",
     "BatchNotSent",
     "BatchResponse",
@@ -83,6 +95,7 @@ __all__ = [
     "Changeset",
     "HttpxBatchFailed",
     "HttpxBatchResponse",
+    "SentBatch",
     "UnsentRequestsWarning",
 ]
 
@@ -154,19 +167,30 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
 
     def send_all(
         self, requests: Iterable[httpx.Request], *, atomic: bool = False
-    ) -> list[httpx.Response]:
+    ) -> SentBatch[httpx.Response]:
         """Send ``requests`` (batching those that can be) and return their responses in
-        order; raises :class:`HttpxBatchFailed` (with ``responses``) if any got no answer.
-        ``atomic=True``: they are one atomic group (:meth:`BatchScope.changeset`)."""
+        order; raises :class:`HttpxBatchFailed` (with ``responses``, and ``batch``) if any got
+        no answer. ``atomic=True``: they are one atomic group (:meth:`BatchScope.changeset`).
+        The list returned says what they came to: ``ok``, ``failed()``, ``retry_failed()``
+        (README, "What a batch came to")."""
         requests = list(requests)
         batched, group = self._batched(requests, atomic)
-        results = self.exchange(
-            [self._entry(requests[i], requests[i].read(), group=group) for i in batched]
-        )
-        responses: list[httpx.Response | None] = [None] * len(requests)
-        for index in sorted(set(range(len(requests))) - set(batched)):
-            responses[index] = read(self._passed_through(requests[index]))
-        return self._answers(requests, batched, results, responses)
+        entries: list[Entry | None] = [None] * len(requests)
+        for index in batched:
+            entries[index] = self._entry(requests[index], requests[index].read(), group=group)
+        queue = [
+            (entry, HttpxBatchResponse(request))
+            for entry, request in zip(entries, requests, strict=True)
+        ]
+        try:
+            sent = BatchScope(self, None)._sent(queue)
+        except HttpxBatchFailed as error:
+            # None where nothing came, as it always was for send_all.
+            error.responses = [
+                None if response._pending is not None else response for _, response in queue
+            ]
+            raise
+        return cast("SentBatch[httpx.Response]", sent)  # its responses are httpx's
 
     def exchange(self, entries: Sequence[Entry]) -> list[Result[httpx.Response]]:
         """Send ``entries`` as batches until each has its final result."""
@@ -292,32 +316,91 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
 
     async def send_all(
         self, requests: Iterable[httpx.Request], *, atomic: bool = False
-    ) -> list[httpx.Response]:
+    ) -> AsyncSentBatch[httpx.Response]:
         """Send ``requests`` now, batching those that can be, and return their responses in
-        order; raises :class:`HttpxBatchFailed` (with ``responses``) if any got no answer.
-        ``atomic=True``: they are one atomic group, applied whole or not at all (README,
-        "Atomic groups"; a reference is a request built as ``httpx.Request("POST",
-        "$ada/orders")``, naming a request given ``extensions={CONTENT_ID: "ada"}``).
+        order; raises :class:`HttpxBatchFailed` (with ``responses``, and ``batch``) if any got
+        no answer. ``atomic=True``: they are one atomic group, applied whole or not at all
+        (README, "Atomic groups"; a reference is a request built as ``httpx.Request("POST",
+        "$ada/orders")``, naming a request given ``extensions={CONTENT_ID: "ada"}``). The
+        list returned says what they came to: ``ok``, ``failed()``, ``await
+        retry_failed()`` (README, "What a batch came to").
         """
         requests = list(requests)
         batched, group = self._batched(requests, atomic)
-        entries = [
-            self._entry(requests[i], await requests[i].aread(), group=group) for i in batched
+        entries: list[Entry | None] = [None] * len(requests)
+        for index in batched:
+            body = await requests[index].aread()
+            entries[index] = self._entry(requests[index], body, group=group)
+        queue = [
+            (entry, HttpxBatchResponse(request))
+            for entry, request in zip(entries, requests, strict=True)
         ]
-        responses: list[httpx.Response | None] = [None] * len(requests)
+        depends_on = depends_of(queue)
+        results = await self._send(queue)
+        sent = AsyncSentBatch(
+            [response for _, response in queue],
+            attempts_of(queue, depends_on),
+            self.retry,
+            functools.partial(self._resend, queue, depends_on),
+            reported(results),
+        )
+        failures = unanswered(queue, results)
+        if failures:
+            # None where nothing came, as it always was for send_all.
+            error = failure(
+                failures,
+                len(queue),
+                [None if response._pending is not None else response for _, response in queue],
+            )
+            error.batch = sent
+            raise error
+        return cast("AsyncSentBatch[httpx.Response]", sent)  # its responses are httpx's
 
-        async def passed_through(index: int) -> None:
-            responses[index] = await self._fetch(requests[index])
+    async def _resend(
+        self, queue: Sent, depends_on: list[tuple[int, ...]], positions: list[int]
+    ) -> list[int | None]:
+        """Send the requests of ``queue`` at ``positions`` again (``retry_failed()``); each
+        one's new status (None: no answer)."""
+        again = resent(queue, depends_on, positions)
+        await self._send(again)
+        return [
+            None if response._pending is not None else response.status_code for _, response in again
+        ]
 
-        others = sorted(set(range(len(requests))) - set(batched))
-        passing = [asyncio.ensure_future(passed_through(index)) for index in others]
+    async def _send(self, queue: Sent) -> list[Result[httpx.Response]]:
+        """Send ``queue``, the batched requests as batches and the others at the same time;
+        fill each response in place, or say why it got no answer."""
+        entries = batched_entries(queue)
+
+        async def passed_through(response: HttpxBatchResponse) -> None:
+            source = await self._transport.handle_async_request(response.request)
+            try:
+                raw = b"".join([piece async for piece in source.aiter_raw()])
+            finally:
+                await source.aclose()
+            # As it came (still encoded), in a stream that the sync fill can read.
+            as_read = httpx.Response(
+                source.status_code,
+                headers=source.headers,
+                stream=httpx.ByteStream(raw),
+                request=response.request,
+                extensions=source.extensions,
+            )
+            fill(response, as_read)
+
+        passing = [
+            asyncio.ensure_future(passed_through(response))
+            for entry, response in queue
+            if entry is None
+        ]
         try:
             results = await self.exchange(entries)
             await asyncio.gather(*passing)
         finally:
             for task in passing:
                 task.cancel()
-        return self._answers(requests, batched, results, responses)
+        filled(queue, results)
+        return results
 
     async def exchange(self, entries: Sequence[Entry]) -> list[Result[httpx.Response]]:
         """Send ``entries`` as batches until each has its final result."""

@@ -24,10 +24,12 @@ from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.exceptions import ChunkedEncodingError
 from requests.hooks import default_hooks, dispatch_hook
 
+from ..observe import FAILURES_HEADER
 from ..wire.model import SubRequest
 from ._core.limits import description
-from ._core.model import Answered, Failed, Lost, PreparedBatch, Reply, smallest
+from ._core.model import Answered, Failed, Lost, PreparedBatch, Reply, Result, smallest
 from ._core.options import ClientOptions, Options
+from ._core.outcome import SentBatch, attempt_of, outers_of, reported_failures
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.queueing import (
     Changeset,
@@ -47,6 +49,7 @@ from ._requests_messages import (
     TransportArguments,
     failure,
     fill,
+    forget_body,
     part_of,
     phases,
     pieces,
@@ -64,6 +67,7 @@ __all__ = [
     "Changeset",
     "RequestsBatchFailed",
     "RequestsBatchResponse",
+    "SentBatch",
     "UnsentRequestsWarning",
 ]
 
@@ -126,6 +130,8 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         self.batch_url = batch_url
         self.timeout = timeout
         self._sleep = sleep
+        #: What the last :meth:`send_batch` (or ``with`` block) sent came to, or None.
+        self.last_batch: SentBatch[RequestsBatchResponse] | None = None
         self._origin = _origin(batch_url)
         parts = urlsplit(batch_url)
         #: A URL that starts with this has the batch URL's origin: no need to parse it.
@@ -310,14 +316,59 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         """How many requests wait for the next batch."""
         return len(self._queue)
 
-    def send_batch(self) -> list[RequestsBatchResponse]:
+    def send_batch(self) -> SentBatch[RequestsBatchResponse]:
         """Send the queued requests; fill and return their responses in order.
 
         They go as one batch, or as several if they exceed the endpoint's limits; parts
         answered 429 or 503 (and batches lost as a whole) are retried as ``retries`` says.
+        The list returned, also kept as :attr:`last_batch` (it is there when this raises
+        because some requests got no answer), says what they came to: ``ok``, ``failed()``,
+        ``retry_failed()`` (README, "What a batch came to").
         """
         queued = self._queue.take()
         self._preparer.new_batch()
+        results = self._send(queued)
+        self.last_batch = SentBatch(
+            [response for _, response in queued],
+            [
+                attempt_of(item.sub_request, item.depends_on, result)
+                for (item, _), result in zip(queued, results, strict=True)
+            ],
+            self.retry,
+            functools.partial(self._resend, queued),
+            reported_failures([outer.headers.get(FAILURES_HEADER) for outer in outers_of(results)]),
+        )
+        failures = [
+            (item, result)
+            for (item, _), result in zip(queued, results, strict=True)
+            if isinstance(result, Failed)
+        ]
+        if failures:
+            raise failure(failures, len(queued))
+        return self.last_batch
+
+    def _resend(
+        self, queued: list[tuple[Queued, RequestsBatchResponse]], positions: list[int]
+    ) -> list[int | None]:
+        """Send the requests of ``queued`` at ``positions`` again (:meth:`SentBatch.retry_failed`),
+        with their dependencies among them; each one's new status (None: no answer)."""
+        place = {position: number for number, position in enumerate(positions)}
+        again = [
+            (
+                item._replace(depends_on=tuple(place[d] for d in item.depends_on if d in place)),
+                response,
+            )
+            for item, response in (queued[position] for position in positions)
+        ]
+        self._send(again)
+        return [
+            None if response._pending is not None else response.status_code for _, response in again
+        ]
+
+    def _send(
+        self, queued: list[tuple[Queued, RequestsBatchResponse]]
+    ) -> list[Result[requests.Response]]:
+        """Send ``queued``; fill each answered response in place, and say why on the others."""
         if not queued:
             return []
         queue = [item for item, _ in queued]
@@ -332,25 +383,25 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             )
         except BaseException as error:
             for _, response in queued:
-                response._pending = f"the batch could not be sent: {error}"
+                if response._pending is not None:  # one sent again keeps its last answer
+                    response._pending = f"the batch could not be sent: {error}"
             raise
-        failures: list[tuple[Queued, Failed[requests.Response]]] = []
-        for (item, response), result in zip(queued, run.results(), strict=True):
+        results = run.results()
+        for (item, response), result in zip(queued, results, strict=True):
             if isinstance(result, Answered):
                 outer = result.outer
                 elapsed = outer.elapsed if outer is not None else timedelta(0)
+                if response._pending is None:  # answered before: sent again by retry_failed()
+                    forget_body(response)
                 fill(response, item, result.response, elapsed=elapsed, session_cookies=self.cookies)
-            else:
+            elif response._pending is not None:  # one sent again keeps its last answer
                 response._pending = result.reason
-                failures.append((item, result))
             response.attempts = result.attempts
         # Hooks run once every answer is in place, so a raising hook loses none of them.
         for item, response in queued:
             if response._pending is None:
                 dispatch_hook("response", item.request.hooks, response)  # type: ignore[no-untyped-call]
-        if failures:
-            raise failure(failures, len(queued))
-        return [response for _, response in queued]
+        return results
 
     def _post(
         self, queue: list[Queued], batch: PreparedBatch, deadline: float | None
