@@ -2,13 +2,17 @@
 
 ``python -m bench [STEP ...]`` runs only the steps named: ``server`` (in-process cost of
 multipart and JSON batches, scaling, memory), ``hostile`` (reading hostile bodies against a
-plain one), ``parallel`` (parts on a thread pool: waiting views, thread cost), ``groups``
-(members of atomic groups against the same parts outside one, and a real SQLAlchemy hook),
-``alpha`` (flask-batch 0.0.2 in its own virtual environment), ``profile``, ``e2e`` (end to
-end through the latency proxy), ``async`` (100 concurrent httpx requests, auto-batched or
-not), ``asgi`` (``python -m bench.asgi_cost`` in a subprocess, when that module exists; a
-failure there is reported and the other steps go on), ``report`` (docs/benchmarks.md and the
-chart, from the results on disk). ``--quick`` makes ``e2e`` and ``async`` smoke runs.
+plain one), ``gzip`` (bytes on the wire and the CPU of compressing them, both ways),
+``parallel`` (parts on a thread pool: waiting views, thread cost), ``groups`` (members of
+atomic groups against the same parts outside one, and a real SQLAlchemy hook), ``alpha``
+(flask-batch 0.0.2 in its own virtual environment), ``profile`` (the server's steps, and the
+httpx transports' own cost per call: ``bench.httpx_cost``), ``e2e`` (end to end through
+the latency proxy), ``connections`` (warm blocks and concurrent splits through the proxy,
+before and after: :mod:`bench.connections`), ``async`` (100 concurrent httpx requests,
+auto-batched or not), ``asgi`` (``python -m bench.asgi_cost`` in a subprocess, when that
+module exists; a failure there is reported and the other steps go on), ``report``
+(docs/benchmarks.md and the chart, from the results on disk). ``--quick`` makes ``e2e``,
+``connections`` and ``async`` smoke runs.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ from typing import Any
 from bench import (
     alpha,
     async_client,
+    compression,
+    connections,
     e2e,
     groups,
     hostile,
+    httpx_cost,
     machine,
     parallel,
     profile,
@@ -41,11 +48,13 @@ RESULTS = ROOT / "bench" / "results"
 STEPS = (
     "server",
     "hostile",
+    "gzip",
     "parallel",
     "groups",
     "alpha",
     "profile",
     "e2e",
+    "connections",
     "async",
     "asgi",
     "report",
@@ -63,8 +72,23 @@ def run_hostile() -> None:
     _save("hostile.json", hostile.run())
 
 
+def run_gzip() -> None:
+    _save("gzip.json", compression.run())
+
+
+def run_connections(quick: bool) -> None:
+    _save("connections.json", connections.run(runs=2 if quick else connections.RUNS))
+
+
 def run_groups() -> None:
     _save("groups.json", groups.run())
+
+
+def run_httpx_cost() -> None:
+    cost = httpx_cost.measure()
+    for line in httpx_cost.summary(cost):
+        print("    " + line)
+    _save("httpx_cost.json", cost)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     def run_profile() -> None:
         _save("profile.json", profile.run())
         (RESULTS / "profile-pyinstrument.txt").write_text(profile.call_tree())
+        run_httpx_cost()
 
     def run_e2e() -> None:
         e2e.save(e2e.run(e2e.QUICK if args.quick else e2e.Plan()), RESULTS / "e2e.json")
@@ -118,11 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     actions: dict[str, Callable[[], None]] = {
         "server": run_server,
         "hostile": run_hostile,
+        "gzip": run_gzip,
         "parallel": run_parallel,
         "groups": run_groups,
         "alpha": run_alpha,
         "profile": run_profile,
         "e2e": run_e2e,
+        "connections": lambda: run_connections(args.quick),
         "async": run_async,
         "asgi": run_asgi,
         "report": run_report,

@@ -17,13 +17,15 @@ moments of a shared machine hit both alike. The ASGI floor is lower than Flask's
 call costs a fraction of a Flask one), so the same protocol work weighs more in the ratio.
 
 Run ``python -m bench.asgi_cost``; results go to ``bench/results/asgi_cost.json`` and a
-Markdown table is printed.
+Markdown table is printed. ``--breakdown`` times each source of the middleware's per-part
+cost alone instead (:func:`breakdown`; docs/performance.md, section ASGI).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import gc
 import json
 import statistics
@@ -41,6 +43,10 @@ from starlette.routing import Route
 
 from bench.workload import ITEMS, Call, batch_body, calls, json_body, multipart_content_type
 from flask_batch.asgi import BatchMiddleware
+from flask_batch.asgi_parts import Parts, _Exchange, _start_task
+from flask_batch.intake import Intake
+from flask_batch.schedule import DEFAULT_POLICY, Schedule
+from flask_batch.wire.model import DEFAULT_LIMITS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -196,11 +202,17 @@ class Cost:
         }
 
 
+#: The clock of the rounds: wall time; ``--cpu`` takes this thread's CPU time instead (on a
+#: busy shared machine, the time other processes take the processor is not counted).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.thread_time}
+clock = CLOCKS["wall"]
+
+
 async def _timed(run: Awaitable[int]) -> float:
     gc.collect()
-    start = time.perf_counter()
+    start = clock()
     await run
-    return time.perf_counter() - start
+    return clock() - start
 
 
 async def measure(framework: str, n: int, rounds: int) -> Cost:
@@ -268,12 +280,198 @@ def markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: Rounds of the breakdown (each step timed alone on one 1,000-part batch, per round).
+BREAKDOWN_ROUNDS = 21
+BREAKDOWN_N = 1000
+_TRIVIAL_START: Message = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
+}
+_TRIVIAL_BODY: Message = {"type": "http.response.body", "body": b"{}"}
+
+
+async def trivial_app(scope: Message, receive: Any, send: Any) -> None:
+    """An application that only answers: what surrounds it is the middleware's own cost."""
+    await send(_TRIVIAL_START)
+    await send(_TRIVIAL_BODY)
+
+
+def breakdown_steps(n: int) -> dict[str, Callable[[], Awaitable[object]]]:
+    """Each source of the middleware's per-part cost as a step timed alone over ``n`` parts
+    (the middleware's internals, as they are now: the steps follow them when they change)."""
+    body = batch_body(calls(n))
+    content_type = multipart_content_type()
+    outer, _ = batch_request(body)
+    middleware = BatchMiddleware(trivial_app, max_parts=n, max_body_size=64 * 1024 * 1024)
+
+    def intake() -> Intake:
+        read = Intake(
+            middleware.limits,
+            method="POST",
+            content_type=content_type,
+            content_length=str(len(body)),
+        )
+        read.feed(body)
+        return read
+
+    first = intake()
+    requests = first.close()
+    parts = Parts(trivial_app, outer)
+    scopes = [parts.scope(request, index) for index, request in enumerate(requests)]
+    limit = DEFAULT_LIMITS.max_answer_part_size
+
+    async def exchanged() -> list[_Exchange]:
+        loop = asyncio.get_running_loop()
+        done = []
+        for request, part_scope in zip(requests, scopes, strict=True):
+            exchange = _Exchange(request.body, loop.create_future(), limit)
+            await exchange.run(trivial_app, part_scope)
+            done.append(exchange)
+        return done
+
+    answers = [exchange.response(limit) for exchange in asyncio.run(exchanged())]
+
+    async def turns() -> None:
+        for _ in range(n):
+            await asyncio.sleep(0)
+
+    async def direct() -> None:
+        for part_scope in scopes:
+            await trivial_app(part_scope, None, _discard_message)
+
+    async def tasks() -> None:
+        loop = asyncio.get_running_loop()
+        for part_scope in scopes:
+            await contextvars.Context().run(
+                loop.create_task, trivial_app(part_scope, None, _discard_message)
+            )
+
+    async def started() -> None:
+        loop = asyncio.get_running_loop()
+        for part_scope in scopes:
+            task, returned = _start_task(loop, trivial_app(part_scope, None, _discard_message))
+            if not returned:
+                await task
+
+    async def parse() -> None:
+        intake().close()
+
+    async def scope_each() -> None:
+        for index, request in enumerate(requests):
+            parts.scope(request, index)
+
+    async def convert(exchanges: list[_Exchange]) -> None:
+        for exchange in exchanges:
+            exchange.response(limit)
+
+    async def write() -> None:
+        schedule = Schedule(requests, [()] * n, first.writer, DEFAULT_POLICY)
+        for index, answer in enumerate(answers):
+            schedule.finish(index, answer)
+        for _ in schedule.close():
+            pass
+
+    async def whole() -> None:
+        await run_batch(middleware, body)
+
+    holder: list[list[_Exchange]] = []
+
+    async def exchange_each() -> None:
+        holder[:] = [await exchanged()]
+
+    async def response_each() -> None:
+        await convert(holder[0] if holder else await exchanged())
+
+    return {
+        "turn": turns,
+        "direct": direct,
+        "task": tasks,
+        "start": started,
+        "parse": parse,
+        "scope": scope_each,
+        "exchange": exchange_each,
+        "response": response_each,
+        "write": write,
+        "whole": whole,
+    }
+
+
+async def _discard_message(message: Message) -> None:
+    return None
+
+
+#: What each row of the breakdown is, and how it is derived from the steps timed.
+BREAKDOWN_ROWS = (
+    ("a trip round the event loop (`asyncio.sleep(0)`), one per part", "turn"),
+    ("a task per part in an empty context, awaited, beyond awaiting the app", "task - direct"),
+    ("the part's task as the middleware starts it (`_start_task`)", "start - direct"),
+    ("parse: the multipart body read into requests (`Intake`)", "parse"),
+    ("the part's scope (`Parts.scope`)", "scope"),
+    ("its `receive`/`send`, the ASGI messages, its answer gathered (`_Exchange`)", "exchange"),
+    ("the response's headers to `str`, its `SubResponse`", "response"),
+    ("the answer written (`Schedule`, the multipart writer)", "write"),
+    ("the whole batch, trivial application", "whole"),
+    ("the rest (engine, streaming, the driver's awaits)", "rest"),
+)
+
+
+def breakdown(n: int = BREAKDOWN_N, rounds: int = BREAKDOWN_ROUNDS) -> dict[str, list[float]]:
+    """CPU µs per part of each step, per round: the steps alternate within each round, so a
+    busy moment of a shared machine touches them all (CPU time of this thread, which a
+    neighbour's load does not add to)."""
+    steps = breakdown_steps(n)
+    timings: dict[str, list[float]] = {name: [] for name in steps}
+
+    async def measure_all() -> None:
+        for round_ in range(rounds + 1):  # round 0 warms up and is dropped
+            for name, step in steps.items():
+                gc.collect()
+                start = time.thread_time()
+                await step()
+                spent = (time.thread_time() - start) / n * 1e6
+                if round_:
+                    timings[name].append(spent)
+
+    asyncio.run(measure_all())
+    for step in ("task", "start"):
+        timings[f"{step} - direct"] = [
+            t - d for t, d in zip(timings[step], timings["direct"], strict=True)
+        ]
+    parts = ("start - direct", "parse", "scope", "exchange", "response", "write")
+    timings["rest"] = [
+        timings["whole"][i] - sum(timings[p][i] for p in parts) for i in range(rounds)
+    ]
+    return timings
+
+
+def breakdown_markdown(timings: dict[str, list[float]]) -> str:
+    lines = ["| per part, N = 1,000 | CPU µs (median, min-max) |", "|---|---:|"]
+    for label, key in BREAKDOWN_ROWS:
+        values = timings[key]
+        lines.append(
+            f"| {label} | {statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f}) |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.asgi_cost", description=__doc__)
     parser.add_argument("--n", type=int, nargs="*", default=sorted(ROUNDS), help="batch sizes")
     parser.add_argument("--framework", nargs="*", default=list(APPS), choices=list(APPS))
     parser.add_argument("--no-save", action="store_true", help="print only")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="time each source of the per-part cost alone"
+    )
+    parser.add_argument(
+        "--cpu", action="store_true", help="CPU time of this thread instead of wall time"
+    )
     args = parser.parse_args(argv)
+    global clock  # noqa: PLW0603 (the one setting of a command-line run)
+    clock = CLOCKS["cpu" if args.cpu else "wall"]
+    if args.breakdown:
+        print(breakdown_markdown(breakdown()))
+        return 0
     data = run(args.n, args.framework)
     print(markdown(data))
     if not args.no_save:

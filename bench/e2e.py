@@ -51,7 +51,7 @@ from bench.serve import GUNICORN_ARGS, flask_batch_app
 from bench.server_cost import call_environ, run_direct
 from bench.timing import timed
 from bench.workload import Call, calls
-from flask_batch.client import Batching
+from flask_batch.client import Batching, close_shared_connections
 from flask_batch.client.httpx import AsyncBatchTransport
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,10 +172,16 @@ def http2(base: str, work: list[Call], warm: bool) -> float:
     return asyncio.run(run())
 
 
-def batched(base: str, work: list[Call], warm: bool) -> float:
+def batched(base: str, work: list[Call], warm: bool, *, compress: bool = True) -> float:
     """``flask_batch.client.Batching``: every call queued, then one ``send_batch()``; the
-    client splits the queue to the endpoint's limits (``MAX_PARTS``) as it does by default."""
-    with Batching(base + "/batch", timeout=TIMEOUT) as session:
+    client splits the queue to the endpoint's limits (``MAX_PARTS``) as it does by default.
+    ``compress=False``: no gzip either way (``bench.compression``), for an A/B."""
+    path = "/batch" if compress else "/batch-identity"
+    if not warm:  # cold: no connection the client kept open from an earlier run
+        close_shared_connections()
+    with Batching(base + path, timeout=TIMEOUT) as session:
+        if not compress:
+            session.limits.refuse_gzip()
         if warm:
             session.get(base + "/items/0")
             session.send_batch()

@@ -13,8 +13,8 @@ parts run one after another in the server's thread. One app per W, side by side:
    in request order as soon as one of the W threads is free (as the engine does), at no
    cost (the CPU-only parts count as 0).
 2. **Thread cost**, where threads cannot help: the plain workload (no waiting, pure Python,
-   so the GIL lets one part run at a time), W = 4 against W = 1: the price of handing
-   every part to a pool thread and back.
+   so the GIL lets one part run at a time), W = 4 against W = 1: the price of running the
+   parts on pool threads (issue 14's target: at most 1.15).
 
 Rounds interleave every W, so slow moments of the shared machine hit them alike. Every
 answer is checked (every part 200 OK). Run ``python -m bench.parallel``; results go to

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import groups
+from bench import compression, groups
 from bench.latency_proxy import INITIAL_WINDOW, SEGMENT, Link
 from bench.timing import median
 
@@ -178,10 +178,19 @@ MEMORY_CASES = {
     "json-many": "JSON: 20,000 requests, bodies `[[],...]`",
     "answer128mb": "one part answered with 128 MiB, streamed (Flask)",
     "answer128mb-asgi": "one part answered with 128 MiB, streamed (ASGI)",
+    "answer128mb-gzip": "one part answered with 128 MiB, streamed in gzip (Flask)",
 }
 
 
-def targets(e2e: Any, server: Any, hostile: Any = None) -> list[Target]:
+def targets(
+    e2e: Any,
+    server: Any,
+    *,
+    hostile: Any = None,
+    parallel: Any = None,
+    httpx_cost: Any = None,
+    profile: Any = None,
+) -> list[Target]:
     out: list[Target] = []
     if server:
         for n in (100, 1000):
@@ -254,7 +263,11 @@ def targets(e2e: Any, server: Any, hostile: Any = None) -> list[Target]:
                     max(factors) < 2,
                 )
             )
-        for case, front_end in (("answer128mb", "Flask"), ("answer128mb-asgi", "ASGI")):
+        for case, front_end in (
+            ("answer128mb", "Flask"),
+            ("answer128mb-asgi", "ASGI"),
+            ("answer128mb-gzip", "Flask, gzip"),
+        ):
             answers = [
                 answer
                 for mode in ("tracemalloc", "rss")
@@ -291,6 +304,18 @@ def targets(e2e: Any, server: Any, hostile: Any = None) -> list[Target]:
                     worst < 4,
                 )
             )
+    client = (profile or {}).get("client")
+    if client:
+        queue, send = client["default"]["queue_us"], client["default"]["send_us"]
+        out.append(
+            Target(
+                f"issue 14: the client's own cost per call, `Batching`, N = {client['n']} "
+                "(queue + encode + read + fill, CPU time) <= 50 µs",
+                f"{queue + send:.0f} µs (queue {queue:.0f}, send {send:.0f}; see Where the "
+                "batch endpoint's time goes)",
+                queue + send <= 50,
+            )
+        )
     if hostile:
         worst = max(hostile["cells"], key=lambda cell: median(cell["ratio"]["blanks"]))
         ratio_ = median(worst["ratio"]["blanks"])
@@ -303,12 +328,89 @@ def targets(e2e: Any, server: Any, hostile: Any = None) -> list[Target]:
                 ratio_ <= 1.5,
             )
         )
+    for cost in (parallel or {}).get("thread_cost") or []:
+        ratio_ = median(cost["ratio"])
+        out.append(
+            Target(
+                f"issue 14: parts on a thread pool, CPU only, N = {cost['n']:,}: "
+                f"W = {cost['workers']} / W = 1 <= 1.15",
+                f"{ratio_:.2f} (per round: {min(cost['ratio']):.2f}-{max(cost['ratio']):.2f})",
+                ratio_ <= 1.15,
+            )
+        )
+    if httpx_cost:
+        out += httpx_targets(httpx_cost)
     return out
 
 
-def section_targets(e2e: Any, server: Any, hostile: Any = None) -> list[str]:
+def httpx_targets(cost: Any) -> list[Target]:
+    """Issue 14: the httpx transports' own cost per call beyond httpx's (bench.httpx_cost)."""
+    out = []
+    for kind, name in (("sync", "BatchTransport"), ("async", "AsyncBatchTransport")):
+        ours = cost[kind]["ours_us"]
+        out.append(
+            Target(
+                f"issue 14: {name}'s own cost per call beyond httpx's own request handling "
+                f"<= {cost['target_us']:g} µs (N = {cost['n']}, in-process)",
+                f"{median(ours):.1f} µs (per round {min(ours):.1f}-{max(ours):.1f}; httpx "
+                f"alone {median(cost[kind]['httpx_us']):.0f} µs/call)",
+                median(ours) <= cost["target_us"],
+            )
+        )
+    return out
+
+
+#: Issue 14's targets for the ASGI middleware (bench/asgi_cost.py): b/a at N = 1,000.
+ASGI_TARGETS = {"starlette": ("Starlette", 1.6), "fastapi": ("FastAPI", 1.3)}
+ASGI_TARGET_N = 1000
+
+
+def asgi_targets(asgi: Any) -> list[Target]:
+    """A row per framework of :data:`ASGI_TARGETS`, "not measured" without its result."""
+    rows = asgi.get("results") if isinstance(asgi, dict) else None
+    measured = {
+        row.get("framework"): _round_ratios(row)
+        for row in rows or []
+        if isinstance(row, dict) and row.get("n") == ASGI_TARGET_N
+    }
+    out: list[Target] = []
+    for framework, (name, bound) in ASGI_TARGETS.items():
+        text = f"ASGI b/a, {name}, N = {ASGI_TARGET_N:,}: <= {bound} (issue 14)"
+        ratios = measured.get(framework)
+        if isinstance(ratios, list) and ratios:
+            r = median(ratios)
+            spread_ = f"{r:.2f} (per round: {min(ratios):.2f}-{max(ratios):.2f})"
+            out.append(Target(text, spread_, r <= bound))
+        elif isinstance(ratios, (int, float)):
+            out.append(Target(text, f"{ratios:.2f}", ratios <= bound))
+        else:
+            out.append(Target(text, "-", None))
+    return out
+
+
+def _round_ratios(row: dict[str, Any]) -> Any:
+    """The per-round b/a of a row of ``asgi_cost.json`` (its ``ratio`` is their median)."""
+    direct, batch = row.get("direct"), row.get("batch")
+    if isinstance(direct, list) and isinstance(batch, list) and direct and batch:
+        return [b / a for a, b in zip(direct, batch, strict=False) if a]
+    return row.get("ratio")
+
+
+def section_targets(
+    e2e: Any,
+    server: Any,
+    *,
+    hostile: Any = None,
+    parallel: Any = None,
+    httpx_cost: Any = None,
+    asgi: Any = None,
+    profile: Any = None,
+) -> list[str]:
     lines = ["## Targets (issues 3, 11 and 14)", "", "| target | measured | |", "|---|---|---|"]
-    for target in targets(e2e, server, hostile):
+    rows = targets(
+        e2e, server, hostile=hostile, parallel=parallel, httpx_cost=httpx_cost, profile=profile
+    )
+    for target in rows + asgi_targets(asgi):
         verdict = "not measured" if target.ok is None else status(target.ok)
         lines.append(f"| {target.text} | {target.measured} | {verdict} |")
     note = (
@@ -946,12 +1048,11 @@ def section_profile(profile: Any) -> list[str]:
             "",
             f"`flask_batch.client.Batching` making {client['n']} calls against the same app "
             "in-process (a `requests` transport that calls the app; its time is taken out), "
-            "µs per call, medians. *queue*: `session.request(...)` for each call, which "
-            "prepares a full `requests` request; *send*: `send_batch()` less the server's "
-            "time (encode the batch, read the answer, fill every response). `requests` "
-            "looks up proxy settings in the environment for every request unless "
-            f"`trust_env = False` ({client['environment_variables']} environment variables "
-            "here).",
+            "µs of CPU time per call, medians. *queue*: `session.request(...)` for each call, "
+            "prepared as `requests` prepares it; *send*: `send_batch()` less the server's "
+            "time (encode the batch, read the answer, fill every response). "
+            "`trust_env = False` skips `requests`' look-ups in the environment (netrc, "
+            f"proxies; {client['environment_variables']} environment variables here).",
             "",
             "| session | queue, µs/call | send, µs/call | total for 100 calls |",
             "|---|---:|---:|---:|",
@@ -962,6 +1063,35 @@ def section_profile(profile: Any) -> list[str]:
             "",
         ]
     return lines
+
+
+def section_httpx_cost(cost: Any) -> list[str]:
+    """The httpx transports' own cost per call (``bench/httpx_cost.py``)."""
+    if not cost:
+        return []
+    lines = [
+        "### The httpx transports' share",
+        "",
+        f"{cost['n']} calls of the workload made through `httpx.Client` (queued in a "
+        "`BatchTransport.batch(client)` scope) and `httpx.AsyncClient` (`asyncio.gather`, "
+        "through `AsyncBatchTransport`), the batch answered by the app in-process (its time "
+        "taken out), against the same calls through httpx with a transport that answers "
+        "each at once with the app's own answer: httpx's own request handling. Our cost is "
+        "the difference, taken within each round; µs per call of the process's CPU time "
+        f"(other processes on the machine do not count), each way's fastest of "
+        f"{cost.get('repeats', 1)} runs in a round, medians of {cost['rounds']} rounds "
+        "(min-max).",
+        "",
+        "| transport | httpx alone | batched | ours | target |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for kind, name in (("sync", "`BatchTransport`"), ("async", "`AsyncBatchTransport`")):
+        row = cost[kind]
+        lines.append(
+            f"| {name} | {spread(row['httpx_us'])} | {spread(row['batched_us'])} | "
+            f"{spread(row['ours_us'])} | <= {cost['target_us']:g} |"
+        )
+    return [*lines, ""]
 
 
 def section_load() -> list[str]:
@@ -977,7 +1107,7 @@ def write_markdown() -> None:
     alpha, profile = load("alpha.json"), load("profile.json")
     parallel, async_client = load("parallel.json"), load("async_client.json")
     asgi, hostile = load("asgi_cost.json"), load("hostile.json")
-    atomic_groups = load("groups.json")
+    atomic_groups, gzip = load("groups.json"), load("gzip.json")
     lines = [
         "# Benchmarks",
         "",
@@ -990,17 +1120,28 @@ def write_markdown() -> None:
         "comparison is between runs made side by side in the same `make bench`.",
         "",
     ]
-    lines += section_targets(e2e, server, hostile)
+    httpx_cost = load("httpx_cost.json")
+    lines += section_targets(
+        e2e,
+        server,
+        hostile=hostile,
+        parallel=parallel,
+        httpx_cost=httpx_cost,
+        asgi=asgi,
+        profile=profile,
+    )
     lines += section_machine(machine, steps)
     lines += section_e2e(e2e)
     lines += section_server(server)
     lines += section_hostile(hostile)
+    lines += compression.section(gzip)
     lines += section_parallel(parallel)
     lines += groups.section(atomic_groups)
     lines += section_async(async_client)
     lines += section_asgi(asgi)
     lines += section_alpha(alpha, server)
     lines += section_profile(profile)
+    lines += section_httpx_cost(httpx_cost)
     lines += section_load()
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text("\n".join(lines).rstrip() + "\n")

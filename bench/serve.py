@@ -45,8 +45,14 @@ GUNICORN_ARGS = [
 
 
 def flask_batch_app() -> Flask:
-    """The workload application with a Flask-Batch endpoint at ``/batch`` (its defaults)."""
-    return create_app(add_batch_route)
+    """The workload application with a Flask-Batch endpoint at ``/batch`` (its defaults),
+    and the same at ``/batch-identity`` without gzip answers (``bench.compression``)."""
+
+    def add_routes(app: Flask) -> None:
+        add_batch_route(app)
+        add_batch_route(app, "/batch-identity", "batch_identity", compress_answers=False)
+
+    return create_app(add_routes)
 
 
 async def serve_hypercorn(port: int) -> None:

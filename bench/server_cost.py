@@ -16,7 +16,8 @@ Rounds interleave (a), (b), (c) and (d), and the ratios b/a and d/a are taken wi
 round, so slow moments of a shared machine hit all four alike. Memory is measured in fresh
 subprocesses: ``python -m bench.server_cost memory CASE {tracemalloc,rss}``, CASE one of
 :data:`MEMORY_CASES` (8 MiB JSON batches dense in brackets among them, and one part whose
-answer streams 128 MiB, through the Flask extension and through the ASGI middleware).
+answer streams 128 MiB, through the Flask extension and through the ASGI middleware, and in
+gzip through the Flask extension).
 
 Run ``python -m bench.server_cost``; results go to ``bench/results/server.json``.
 """
@@ -28,10 +29,13 @@ import asyncio
 import ctypes
 import io
 import json
+import logging
+import os
 import subprocess
 import sys
 import time
 import tracemalloc
+import zlib
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -274,6 +278,7 @@ MEMORY_CASES = (
     *(f"json-{shape}" for shape in JSON_SHAPES),
     "answer128mb",
     "answer128mb-asgi",
+    "answer128mb-gzip",
 )
 JSON_MEMORY_SIZE = 8 * MIB
 
@@ -361,7 +366,16 @@ def _answering(case: str) -> _Answering:
             )
 
             def run(body: bytes) -> int:
-                return run_batch(app, batch_environ(body))
+                if not case.endswith("-gzip"):
+                    return run_batch(app, batch_environ(body))
+                # In gzip: the size is the answer's once decompressed, as it streams (a
+                # refusal, the warm-up's, is not compressed).
+                environ = {**batch_environ(body), "HTTP_ACCEPT_ENCODING": "gzip"}
+                inflate = zlib.decompressobj(31)
+                chunks = app.wsgi_app(environ, start_response)
+                if not body.count(b"HTTP/1.1"):
+                    return drain(chunks)
+                return sum(len(inflate.decompress(chunk)) for chunk in chunks)
 
         run(batch_body([]))  # first-request imports and caches happen now (a refused batch)
         return _Answering(len(body), partial(run, body))
@@ -448,6 +462,39 @@ def memory(log: Callable[[str], None]) -> list[dict[str, Any]]:
     return results
 
 
+def logging_cost(n: int, rounds: int, app: Flask) -> dict[str, list[float]]:
+    """b/a with the ``flask_batch.parts`` records off and on, side by side in each round.
+
+    On, the records are formatted as lines into ``os.devnull`` (a handler that formats them,
+    as a real one would); off, the logger is not enabled for INFO and nothing is built.
+    """
+    parts = logging.getLogger("flask_batch.parts")
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (closed below)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    parts.addHandler(handler)
+    parts.propagate = False
+    body = batch_body(calls(n))
+    ratios: dict[str, list[float]] = {"off": [], "on": [], "direct_us": []}
+    try:
+        for round_ in range(rounds + 1):  # round 0 warms up and is dropped
+            environs = [call_environ(call) for call in calls(n)]
+            a, _ = timed(partial(run_direct, app, environs))
+            parts.setLevel(logging.WARNING)
+            off, _ = timed(partial(run_batch, app, batch_environ(body)))
+            parts.setLevel(logging.INFO)
+            on, _ = timed(partial(run_batch, app, batch_environ(body)))
+            if round_:
+                ratios["off"].append(off / a)
+                ratios["on"].append(on / a)
+                ratios["direct_us"].append(a / n * 1e6)
+    finally:
+        parts.removeHandler(handler)
+        parts.setLevel(logging.NOTSET)
+        parts.propagate = True
+        handler.stream.close()
+    return ratios
+
+
 def run(ns: Iterable[int], log: Callable[[str], None] = print) -> dict[str, Any]:
     app = bench_app()
     costs = []
@@ -477,11 +524,24 @@ def main(argv: list[str] | None = None) -> int:
     mem = sub.add_parser("memory", help="one memory case, in this process (prints JSON)")
     mem.add_argument("case", choices=MEMORY_CASES)
     mem.add_argument("mode", choices=["tracemalloc", "rss"])
+    logs = sub.add_parser("logging", help="b/a with the per-part log records off and on")
+    logs.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--n", type=int, nargs="*", default=[10, 100, 1000, 10_000])
     parser.add_argument("--out", type=Path, default=RESULTS / "server.json")
     args = parser.parse_args(argv)
     if args.command == "memory":
         print(json.dumps(memory_case(args.case, args.mode)))
+        return 0
+    if args.command == "logging":
+        for n in args.n:
+            ratios = logging_cost(n, args.rounds, bench_app())
+            print(
+                f"N={n}: b/a off {median(ratios['off']):.3f} "
+                f"({min(ratios['off']):.3f}-{max(ratios['off']):.3f}), "
+                f"on {median(ratios['on']):.3f} "
+                f"({min(ratios['on']):.3f}-{max(ratios['on']):.3f}); "
+                f"direct {median(ratios['direct_us']):.1f} us/req"
+            )
         return 0
     started = time.perf_counter()
     results = run(args.n)

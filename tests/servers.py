@@ -5,12 +5,16 @@ from __future__ import annotations
 import select
 import socket
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from uvicorn.middleware.wsgi import _WSGIMiddleware  # uvicorn's own, even with a2wsgi
 from werkzeug.serving import make_server
+
+from .frameworks.serving import asgi_server
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -33,6 +37,40 @@ def live_server(app: WSGIApplication) -> Iterator[str]:
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
+
+
+@dataclass
+class Served:
+    """A :func:`keep_alive_server`: its base URL, and the client addresses (host, port) of
+    the HTTP requests it served: one per connection."""
+
+    base: str
+    clients: set[tuple[str, int]] = field(default_factory=set)
+
+    @property
+    def connections(self) -> int:
+        return len(self.clients)
+
+
+@contextmanager
+def keep_alive_server(app: WSGIApplication, threads: int = 32) -> Iterator[Served]:
+    """Serve the WSGI ``app`` with uvicorn, which keeps connections alive (Werkzeug's server
+    closes each after one answer), in up to ``threads`` threads at once; the connections it
+    served are counted by their client address, what tells a client that reuses its
+    connections from one that opens a new one each time."""
+    with warnings.catch_warnings():  # uvicorn's WSGI middleware says it is deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        wsgi = _WSGIMiddleware(app, workers=threads)  # type: ignore[arg-type]
+
+    async def counted(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("client"):
+            served.clients.add(tuple(scope["client"]))
+        await wsgi(scope, receive, send)  # type: ignore[arg-type]
+
+    with asgi_server(counted) as base:
+        served = Served(base)
+        yield served
+    wsgi.executor.shutdown(wait=False)
 
 
 @dataclass

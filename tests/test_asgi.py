@@ -9,20 +9,22 @@ description of the endpoint) is asserted in tests/conformance/.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gzip
 import http.client
 import json
 import logging
 import zlib
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Any
 
 import pytest
 
-from flask_batch import asgi, schedule
+from flask_batch import asgi, asgi_parts, schedule
 from flask_batch.asgi import BatchMiddleware, route_path
 from flask_batch.asgi_parts import Parts
 from flask_batch.schedule import HOLD_PARTS
+from flask_batch.targets import PartRefused
 from flask_batch.wire.json_requests import encode_json_requests
 from flask_batch.wire.model import SubRequest
 from flask_batch.wire.multipart_requests import encode_requests
@@ -198,6 +200,30 @@ def test_part_headers_replace_the_outer_ones_and_cannot_move_the_origin() -> Non
         (b"cookie", b"a=1; b=2"),
         (b"content-length", b"2"),
     ]
+
+
+def test_parts_with_the_same_headers_each_get_their_own_scope_headers() -> None:
+    # A batch works out each distinct header block once; every part still gets a list of its
+    # own, its own Content-Length, and a pinned header refuses every part that sends it.
+    parts = Parts(RawApp(), http_scope("POST", "/batch", [("Accept", "text/html")]))
+    block = (("Accept", "a/b"), ("Content-Type", "application/json"))
+    first = parts.scope(sub("PATCH", "/x", b"{}", block), 0)
+    first["headers"].append((b"x-added", b"by the application"))
+    second = parts.scope(sub("PATCH", "/y", b"[1]", block), 1)
+    empty = parts.scope(sub("PATCH", "/z", b"", block), 2)
+    said = parts.scope(sub("PATCH", "/z", b"", (*block, ("Content-Length", "0"))), 3)
+    own = [(b"host", b"testserver"), (b"accept", b"a/b"), (b"content-type", b"application/json")]
+    assert second["headers"] == [*own, (b"content-length", b"3")]
+    assert empty["headers"] == own
+    assert said["headers"] == [*own, (b"content-length", b"0")]
+    pinned = sub("GET", "/x", b"", (("X-Forwarded-User", "admin"),))
+    for index in range(2):
+        with pytest.raises(PartRefused, match="X-Forwarded-User"):
+            parts.scope(pinned, index)
+    for index in range(asgi_parts._MERGED_BLOCKS + 1):  # a batch of many distinct blocks
+        scope = parts.scope(sub("GET", "/x", b"", (("X-N", str(index)),)), index)
+        assert scope["headers"][-1] == (b"x-n", str(index).encode())
+    assert len(parts._merged) <= asgi_parts._MERGED_BLOCKS
 
 
 def test_a_scope_without_host_takes_the_server_address() -> None:
@@ -501,6 +527,138 @@ def test_nothing_context_local_or_in_state_leaks_between_parts() -> None:
     ]
 
 
+@pytest.mark.parametrize("wait", [False, True])
+def test_each_part_runs_in_a_task_of_its_own_with_no_trip_round_the_loop(
+    wait: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server runs each request in a task of its own: so does a part, even one that answers
+    # at once. Starting a task used to cost two turns of the event loop per part.
+    monkeypatch.setattr(schedule, "QUICK_PART", 60.0)  # answers go out HOLD_PARTS at a time
+    raw = RawApp()
+    app = BatchMiddleware(raw)
+    count = 64
+
+    async def scenario() -> tuple[int, asyncio.Task[Any] | None]:
+        loop = asyncio.get_running_loop()
+        turns = 0
+        ticking = True
+
+        def tick() -> None:  # runs once in each turn of the loop
+            nonlocal turns
+            turns += 1
+            if ticking:
+                loop.call_soon(tick)
+
+        loop.call_soon(tick)
+        target = "/task?wait=1" if wait else "/task"
+        answers = await batch(app, *[sub("GET", target) for _ in range(count)])
+        ticking = False
+        assert [a.status for a in answers] == [200] * count
+        return turns, asyncio.current_task()
+
+    turns, batch_task = run(scenario())
+    assert len(raw.tasks) == count
+    assert all(before is after for before, after in raw.tasks)  # one task, to its end
+    tasks = [task for task, _ in raw.tasks]
+    assert None not in tasks
+    assert batch_task not in tasks
+    assert len({id(task) for task in tasks}) == count
+    # Answering at once costs no turn; waiting, the turn waited for and the batch's wake-up.
+    # The loop still turns between the answer's chunks: the server's other requests go on.
+    chunks = count // HOLD_PARTS
+    assert chunks <= turns <= (2 * count + 2 * chunks if wait else 2 * chunks)
+
+
+async def _started(coroutine: Coroutine[Any, Any, None]) -> tuple[asyncio.Task[None], bool]:
+    return asgi_parts._start_task(asyncio.get_running_loop(), coroutine)
+
+
+def test_a_part_task_waiting_in_its_first_step_is_cancelled_where_it_waits() -> None:
+    seen: list[object] = []
+
+    async def part(waited: asyncio.Future[None]) -> None:
+        seen.append(asyncio.current_task())
+        try:
+            await waited
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    async def scenario() -> None:
+        waited = asyncio.get_running_loop().create_future()
+        task, returned = await _started(part(waited))
+        assert not returned
+        assert seen == [task]  # its first step ran in its own task, before this returned
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert waited.cancelled()  # what it waited for, as a task cancels it
+        assert seen[-1] == "cancelled"
+
+    run(scenario())
+
+
+def test_a_part_task_that_waits_goes_on_in_the_same_task_and_context() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var")
+    seen: list[object] = []
+
+    async def part(waited: asyncio.Future[str]) -> None:
+        before = asyncio.current_task()
+        var.set("part")
+        seen.append(await waited)
+        seen.extend([asyncio.current_task() is before, var.get()])
+
+    async def scenario() -> None:
+        var.set("batch")
+        waited: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        task, _ = await _started(part(waited))
+        assert var.get() == "batch"
+        waited.set_result("got")
+        await task
+        assert seen == ["got", True, "part"]
+
+    run(scenario())
+
+
+def test_a_part_task_over_in_its_first_step_ends_as_it_did() -> None:
+    async def fails() -> None:
+        raise ValueError("in the first step")
+
+    async def returns() -> None:
+        return None
+
+    async def scenario() -> None:
+        failed, returned = await _started(fails())
+        assert not returned
+        with pytest.raises(ValueError, match="first step"):
+            await failed
+        done, returned = await _started(returns())
+        assert returned or done.done()
+        done.cancel()  # over already: cancelling it changes nothing
+        await asyncio.sleep(0)
+        assert not done.cancelled()
+        assert done.result() is None
+
+    run(scenario())
+
+
+def test_a_part_task_started_outside_a_task_starts_at_the_next_turn() -> None:
+    started: list[tuple[asyncio.Task[None], bool]] = []
+
+    async def part() -> None:
+        return None
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_soon(lambda: started.append(asgi_parts._start_task(loop, part())))
+        await asyncio.sleep(0)
+        task, returned = started[0]
+        assert not returned
+        await task
+
+    run(scenario())
+
+
 def _sleepers(
     raw: RawApp, names: list[str], seconds: float, on_body: Callable[[bytes], None]
 ) -> Exchange:
@@ -541,8 +699,9 @@ def test_answers_of_quick_parts_are_sent_together(monkeypatch: pytest.MonkeyPatc
     names = [str(i) for i in range(2 * HOLD_PARTS + 3)]
     answer = _sleepers(RawApp(), names, 0, messages.append)
     assert [part_json(p)["name"] for p in answer.parts()] == names
-    # HOLD_PARTS answers a message, then the rest, then the close delimiter.
-    assert [m.count(b"HTTP/1.1 200 OK") for m in messages] == [HOLD_PARTS, HOLD_PARTS, 3, 0]
+    # HOLD_PARTS answers a message, then the rest with the close delimiter.
+    assert [m.count(b"HTTP/1.1 200 OK") for m in messages] == [HOLD_PARTS, HOLD_PARTS, 3]
+    assert messages[-1].endswith(b"--\r\n")
 
 
 def test_a_part_is_answered_without_waiting_for_its_background_work() -> None:

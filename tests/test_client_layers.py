@@ -38,7 +38,10 @@ NOT_IN_CORE = {
 }
 #: Each front end's files, and the libraries and files of the other one it must not import.
 FRONT_ENDS = {
-    "requests": (["requests.py", "_requests_messages.py"], {"httpx", ".httpx", "._httpx_"}),
+    "requests": (
+        ["requests.py", "_requests_messages.py", "_requests_prepare.py"],
+        {"httpx", ".httpx", "._httpx_"},
+    ),
     "httpx": (
         ["httpx.py", "_httpx_base.py", "_httpx_messages.py", "_httpx_scope.py"],
         {"requests", "urllib3"},

@@ -140,6 +140,9 @@ def attempts(response: requests.Response) -> int:
 
 
 def session(endpoint: FakeEndpoint, slept: list[float], **options: object) -> Batching:
+    """A session of the fake endpoint, sending one batch at a time unless told otherwise:
+    what it sleeps, recorded, is what a lone batch waits."""
+    options.setdefault("concurrency", 1)
     s = Batching(BATCH_URL, sleep=slept.append, **options)  # type: ignore[arg-type]
     s.mount(BASE, RequestsAdapter(endpoint))
     return s

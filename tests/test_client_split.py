@@ -135,6 +135,9 @@ def test_batches_are_cut_by_their_exact_body_size(format: type[Format]) -> None:
 
 
 def session(endpoint: FakeEndpoint, **options: object) -> Batching:
+    """A session of the fake endpoint, sending one batch at a time unless told otherwise:
+    the order of the batches is what these tests check."""
+    options.setdefault("concurrency", 1)
     s = Batching(BATCH_URL, sleep=lambda seconds: None, **options)  # type: ignore[arg-type]
     s.mount(BASE, RequestsAdapter(endpoint))
     return s

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
 from werkzeug.test import EnvironBuilder
 
-from flask_batch.targets import PART_KEY
+from flask_batch.part_headers import HeaderRules
+from flask_batch.targets import PART_KEY, PartRefused
 from flask_batch.wire.model import SubRequest
 from flask_batch.wsgi_parts import Dispatcher
 
@@ -216,3 +218,54 @@ def test_default_ports_compare_equal() -> None:
     environ = Dispatcher(lambda e, s: [], outer).environ(sub("https://EXAMPLE.com:443/x"), 0)
     assert environ["PATH_INFO"] == "/x"
     assert environ["wsgi.url_scheme"] == "https"
+
+
+class CountingRules(HeaderRules):
+    """Header rules that count the header blocks they are asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = 0
+
+    def own_fields(
+        self, headers: Iterable[tuple[str, str]], body_length: int
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        self.blocks += 1
+        return super().own_fields(headers, body_length)
+
+
+def test_a_header_block_the_parts_repeat_is_worked_out_once_per_batch() -> None:
+    # Why: the parts of a batch repeat their headers (issue 14: environ per part).
+    rules = CountingRules()
+    block = (("Accept", "application/json"), ("X-Tag", "a"), ("x-tag", "b"))
+    dispatcher = Dispatcher(lambda e, s: [], outer_environ(), rules)
+    environs = [
+        dispatcher.environ(sub(f"/items/{i}", "PATCH", block, b'{"n": %d}' % i), i)
+        for i in range(10)
+    ]
+    assert rules.blocks == 1
+    for i, environ in enumerate(environs):
+        assert environ["HTTP_X_TAG"] == "a, b"
+        assert environ["HTTP_ACCEPT"] == "application/json"
+        assert environ["CONTENT_LENGTH"] == str(len(b'{"n": %d}' % i))
+    # The same block without a body says no length; another batch works it out again.
+    assert "CONTENT_LENGTH" not in dispatcher.environ(sub("/items/1", "GET", block), 10)
+    Dispatcher(lambda e, s: [], outer_environ(), rules).environ(sub("/x", "GET", block), 0)
+    assert rules.blocks == 2
+
+
+def test_a_said_content_length_of_a_repeated_block_is_the_body_s() -> None:
+    dispatcher = Dispatcher(lambda e, s: [], outer_environ())
+    block = (("Content-Length", "999"),)
+    for body in (b"", b"abc", b""):
+        assert dispatcher.environ(sub("/x", "POST", block, body), 0)["CONTENT_LENGTH"] == str(
+            len(body)
+        )
+
+
+def test_a_pinned_header_is_refused_in_every_part_that_repeats_it() -> None:
+    dispatcher = Dispatcher(lambda e, s: [], outer_environ())
+    block = (("X-Forwarded-User", "admin"),)
+    for index in range(3):
+        with pytest.raises(PartRefused, match="X-Forwarded-User"):
+            dispatcher.environ(sub("/x", "GET", block), index)

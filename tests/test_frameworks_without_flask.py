@@ -14,6 +14,7 @@ BLOCK_FLASK = """
 import sys
 sys.modules["flask"] = None  # importing flask now raises ImportError
 sys.modules["werkzeug"] = None
+sys.modules["blinker"] = None  # it comes with Flask: not there either
 """
 
 
@@ -115,3 +116,39 @@ def test_with_flask_the_public_api_is_unchanged() -> None:
     assert flask_batch.add_batch_route is add_batch_route
     assert flask_batch.Batch is Batch
     assert set(flask_batch.__all__) >= {"Batch", "add_batch_route", "Limits", "BatchError"}
+
+
+def test_without_blinker_parts_are_logged_and_the_signals_say_what_is_missing() -> None:
+    result = _run(
+        """
+        import io, logging
+
+        from flask_batch.wsgi import BatchMiddleware
+        from flask_batch import SubRequest
+        from flask_batch.wire.multipart_requests import encode_requests
+
+        logging.basicConfig(level=logging.INFO, format="%(name)s %(status)s")
+        body = encode_requests([SubRequest("GET", "/hello", (), b"")], "b")
+
+        def wsgi_app(environ, start_response):
+            start_response("204 No Content", [])
+            return []
+
+        environ = {
+            "REQUEST_METHOD": "POST", "PATH_INFO": "/batch", "SERVER_NAME": "localhost",
+            "SERVER_PORT": "80", "wsgi.url_scheme": "http",
+            "CONTENT_TYPE": "multipart/mixed; boundary=b",
+            "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+        }
+        b"".join(BatchMiddleware(wsgi_app)(environ, lambda status, headers: None))
+        try:
+            import flask_batch.signals
+        except ImportError as error:
+            print(error)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == "flask_batch.parts 204"
+    assert result.stdout.strip() == (
+        "flask_batch.signals needs blinker (it comes with Flask): pip install blinker"
+    )

@@ -369,6 +369,35 @@ def test_other_origins_pass_straight_through_in_order(servers: Servers) -> None:
     assert servers.other_state.posts("/batch") == other_posts
 
 
+def test_a_passed_through_answer_that_breaks_while_read_leaves_its_response_unfilled() -> None:
+    """A filled response drops its guard (issue 14's fast path): one whose reading failed
+    must keep it, and say why it has no answer."""
+
+    class Broken(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"a first piece"
+            raise httpx.ReadError("the connection was lost")
+
+    endpoint = FakeEndpoint()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "elsewhere.test":
+            return httpx.Response(200, stream=Broken())
+        return endpoint.httpx_handler(request)
+
+    transport = BatchTransport(BATCH_URL, transport=httpx.MockTransport(handler))
+    batch = transport.batch()
+    batched = batch.get(f"{BASE}/here")
+    broken = batch.get("http://elsewhere.test/there")
+    after = batch.get("http://elsewhere.test/after")
+    with pytest.raises(httpx.ReadError):
+        batch.send()
+    assert batched.json() == {"method": "GET", "path": "/here"}
+    for response in (broken, after):
+        with pytest.raises(BatchNotSent, match="could not be sent: the connection was lost"):
+            _ = response.status_code
+
+
 def test_send_all_returns_the_responses_in_order(servers: Servers) -> None:
     transport = BatchTransport(servers.batch_url)
     posts = servers.posts()
@@ -757,7 +786,10 @@ def test_sync_scope_retries_and_re_splits_too() -> None:
     endpoint.fail("/1", (503, (("Retry-After", "1"),)))
     slept: list[float] = []
     transport = BatchTransport(
-        BATCH_URL, transport=httpx.MockTransport(endpoint.httpx_handler), sleep=slept.append
+        BATCH_URL,
+        transport=httpx.MockTransport(endpoint.httpx_handler),
+        sleep=slept.append,
+        concurrency=1,  # the batches in order, and the one wait recorded
     )
     with transport.batch() as batch:
         queued = [batch.get(f"{BASE}/{n}") for n in range(3)]

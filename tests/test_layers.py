@@ -38,6 +38,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "options",
         "openapi",
         "tracing",
+        "observe",
+        "signals",
     ),
     "adapters": ("wsgi_parts", "wsgi", "asgi_parts", "asgi"),
     "flask": ("flask",),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from .wire.content_coding import GzipEncoder
 from .wire.errors import problem_response
 from .wire.model import SubResponse
 
@@ -18,6 +19,7 @@ __all__ = [
     "AnswerBody",
     "Pieces",
     "answer_too_large",
+    "gzipped",
     "slices",
 ]
 
@@ -55,6 +57,20 @@ def slices(body: bytes | bytearray) -> Iterator[bytes]:
     with memoryview(body) as view:
         for start in range(0, len(body), SLICE):
             yield view[start : start + SLICE].tobytes()
+
+
+def gzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The answer ``chunks`` in gzip, each as it comes (a WSGI body: closing this closes
+    ``chunks``, so a client that leaves stops the batch as it would uncompressed)."""
+    encoder = GzipEncoder()
+    try:
+        for chunk in chunks:
+            yield encoder.encode(chunk)
+        yield encoder.finish()
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def answer_too_large(limit: str, value: int) -> SubResponse:

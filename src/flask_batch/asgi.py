@@ -36,9 +36,11 @@ from .asgi_parts import ASGIApp, Message, Parts, Receive, Scope, Send, under
 from .conventions import Versions
 from .execution import astream_answers
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
+from .observe import Tally
 from .options import MiddlewareOptions
 from .targets import PART_KEY
 from .tracing import batch_trace
+from .wire.content_coding import GzipEncoder
 from .wire.errors import BatchError
 
 __all__ = ["BatchMiddleware", "route_path"]
@@ -98,6 +100,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 framed="transfer-encoding" in headers
                 or scope.get("http_version", "1.1") not in ("1.0", "1.1"),
                 content_encoding=headers.get("content-encoding"),
+                accept_encoding=_joined(scope, b"accept-encoding"),
                 nested=nested,
                 started=started,
                 conventions=self.settings.conventions,
@@ -118,6 +121,7 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
                 execution=self.execution,
                 prefer=headers.get("prefer"),
                 started=started,
+                request_id=headers.get("x-request-id"),
             )
         except BatchError as error:
             await _send_whole(send, error_answer(error))
@@ -146,10 +150,13 @@ class BatchMiddleware(MiddlewareOptions[ASGIApp]):
             stop=gone,
             member_dispatch=parts.member,
             resolve=run.resolver(parts.router),
+            tally=run.tally,
+            observer=run.observer,
         )
         try:
             async with aclosing(answer):
-                await _stream(send, intake.status, run.headers, answer)
+                encoder = GzipEncoder() if intake.gzip else None
+                await _stream(send, intake.status, run.headers, answer, run.tally, encoder=encoder)
         finally:
             watcher.cancel()
             await parts.finish()
@@ -224,6 +231,17 @@ def _fields(scope: Scope) -> dict[str, str]:
     return fields
 
 
+def _joined(scope: Scope, name: bytes) -> str | None:
+    """Every value of the list header ``name`` (lower-case) of ``scope``, joined by commas
+    as a WSGI server joins them (RFC 9110, 5.3), or None if there is none."""
+    values = [
+        bytes(value).decode("latin-1")
+        for key, value in scope.get("headers", ())
+        if bytes(key).lower() == name
+    ]
+    return ", ".join(values) if values else None
+
+
 def _encode(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
@@ -236,20 +254,31 @@ async def _send_whole(send: Send, answer: Answer, *, head: bool = False) -> None
 
 
 async def _stream(
-    send: Send, status: int, headers: list[tuple[str, str]], chunks: AsyncIterator[bytes]
+    send: Send,
+    status: int,
+    headers: list[tuple[str, str]],
+    chunks: AsyncIterator[bytes],
+    tally: Tally,
+    *,
+    encoder: GzipEncoder | None = None,
 ) -> None:
-    """Send the batch's answer as its parts are written; the status line waits for the first."""
-    start: Message | None = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": _encode(headers),
-    }
+    """Send the batch's answer as its parts are written (through ``encoder``, if it is
+    compressed); the status line waits for the first, and says how the batch went if every
+    part has answered by then (``tally``)."""
+    started = False
     try:
         async for chunk in chunks:
-            if start is not None:
-                await send(start)
-                start = None
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if not started:
+                fields = _encode(headers + tally.headers())
+                await send({"type": "http.response.start", "status": status, "headers": fields})
+                started = True
+            data = chunk if encoder is None else encoder.encode(chunk)
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+            # Parts that answer at once never give the loop a turn (a part's task starts
+            # eagerly): one between chunks, so the server's other requests are not held up
+            # for a whole batch.
+            await asyncio.sleep(0)
+        end = b"" if encoder is None else encoder.finish()
+        await send({"type": "http.response.body", "body": end, "more_body": False})
     except OSError:
         return  # the client went away (ASGI 2.4 servers raise OSError from send)

@@ -12,14 +12,14 @@ import asyncio
 import contextvars
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, MutableMapping
 from typing import Any
 
 from .answers import AnswerBody, answer_too_large
 from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
 from .targets import MEMBER_INDEX_KEY, PART_INDEX_KEY, PART_KEY, PartRefused, Router, server_host
 from .wire.errors import reason_phrase
-from .wire.model import DEFAULT_LIMITS, SubRequest, SubResponse
+from .wire.model import DEFAULT_LIMITS, Headers, SubRequest, SubResponse
 
 __all__ = ["ASGIApp", "Message", "Parts", "Receive", "Scope", "Send", "under"]
 
@@ -35,6 +35,9 @@ logger = logging.getLogger("flask_batch")
 #: What the batch's scope shares with every part: the server's and the connection's facts.
 _SHARED_KEYS = ("asgi", "http_version", "root_path", "client", "server")
 _DISCONNECT: Message = {"type": "http.disconnect"}
+#: Distinct header blocks of one batch's parts kept worked out, at most (a client chooses
+#: them: bounded).
+_MERGED_BLOCKS = 256
 
 
 class Parts:
@@ -108,6 +111,7 @@ class Parts:
             ]
             + traced
         )
+        self._merged: dict[Headers, tuple[list[tuple[bytes, bytes]], bool]] = {}
         self._state: dict[str, Any] = dict(outer.get("state") or {})
         base: dict[str, Any] = {key: outer[key] for key in _SHARED_KEYS if key in outer}
         base.update({"type": "http", "scheme": scheme, PART_KEY: True})
@@ -138,14 +142,16 @@ class Parts:
         exchange = _Exchange(request.body, loop.create_future(), self._answer_limit)
         # Its own task, as a server gives each request, started in an empty context: nothing
         # context-local (or keyed on the current task) is shared with the batch or other parts.
-        task = _start_task(loop, exchange.run(self._app, scope))
+        task, returned = _start_task(loop, exchange.run(self._app, scope))
         try:
             await exchange.answered
         except asyncio.CancelledError:
             task.cancel()
             raise
         if exchange.complete:
-            if task.done():
+            if returned:
+                pass  # nothing left to run or to report
+            elif task.done():
                 _report(task)
             else:  # the application works on after its response (background tasks)
                 self._lingering.add(task)
@@ -189,16 +195,9 @@ class Parts:
             path, raw_path = route.path, route.raw_path
         else:
             path, raw_path = route.local, _skip_decoded(route.raw_path, self._root_length)
-        fields, length = self._own_fields(request.headers, len(request.body))
-        if fields:  # each replaces the batch request's of the same name
-            own = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
-            replaced = {name for name, _ in own}
-            headers = [field for field in self._headers if field[0] not in replaced]
-            headers += own
-        else:
-            headers = self._headers.copy()
-        if length is not None:
-            headers.append((b"content-length", length.encode("ascii")))
+        headers, says_length = self._headers_of(request.headers)
+        if says_length or request.body:
+            headers.append((b"content-length", b"%d" % len(request.body)))
         scope = self._base.copy()
         scope["method"] = request.method
         scope["path"] = path.decode("utf-8", "replace")
@@ -210,6 +209,23 @@ class Parts:
         if request.group is not None:
             scope[MEMBER_INDEX_KEY] = index - request.group.first
         return scope
+
+    def _headers_of(self, own: Headers) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """A part's scope headers for its own ``own`` (a new list, without Content-Length),
+        and whether it said a Content-Length. Parts repeat their header blocks: each distinct
+        one is worked out once per batch."""
+        known = self._merged.get(own)
+        if known is None:
+            fields, length = self._own_fields(own, 0)  # raises PartRefused (not kept)
+            headers = self._headers
+            if fields:  # each replaces the batch request's of the same name
+                mine = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
+                replaced = {name for name, _ in mine}
+                headers = [field for field in headers if field[0] not in replaced] + mine
+            if len(self._merged) >= _MERGED_BLOCKS:
+                self._merged.clear()
+            known = self._merged[own] = (headers, length is not None)
+        return known[0].copy(), known[1]
 
     async def finish(self) -> None:
         """Wait for the work parts do after their responses (cancelled if this is)."""
@@ -331,9 +347,10 @@ class _Exchange:
         assert self.status is not None
         if self.answer.over:
             return answer_too_large("max_answer_part_size", limit)
+        # (bytes and bytearray decode alike; a list comprehension is about twice as quick as
+        # a generator here.)
         headers = tuple(
-            (bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
-            for name, value in self.headers
+            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.headers]
         )
         return SubResponse(self.status, reason_phrase(self.status), headers, self.answer.value)
 
@@ -347,18 +364,92 @@ if sys.version_info >= (3, 12):
 
     def _start_task(
         loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, None]
-    ) -> asyncio.Task[None]:
+    ) -> tuple[asyncio.Task[None], bool]:
         """A task in an empty context, started eagerly: an application that answers without
-        suspending (most do) has answered when this returns, with no trip round the loop."""
-        return asyncio.Task(coroutine, loop=loop, context=contextvars.Context(), eager_start=True)
+        suspending (most do) has answered when this returns, with no trip round the loop.
+        And False: whether it is over, and how, the task says itself."""
+        task = asyncio.Task(coroutine, loop=loop, context=contextvars.Context(), eager_start=True)
+        return task, False
 
 else:
 
     def _start_task(
         loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, None]
-    ) -> asyncio.Task[None]:
-        """A task in an empty context (it starts at the loop's next turn)."""
-        return contextvars.Context().run(loop.create_task, coroutine)
+    ) -> tuple[asyncio.Task[None], bool]:
+        """A task in an empty context whose first step runs now, as Python 3.12's eager start
+        runs it: in the task's own context, the task current (``asyncio.current_task()``);
+        and whether the coroutine has returned (then the task has nothing left to do).
+
+        Starting a task on Python 3.11 costs two turns of the loop (its first step, then the
+        caller's wake-up); an application that answers without suspending has answered when
+        this returns. The task itself still steps once, at the loop's next turn, to take
+        over the rest of the coroutine (nothing, if it returned): see :class:`_Resumed`.
+        """
+        context = contextvars.Context()
+        current = asyncio.current_task(loop)
+        if current is None:  # not called from a task: nothing to step aside for
+            return context.run(loop.create_task, coroutine), False
+        resumed = _Resumed(coroutine)
+        task = loop.create_task(resumed, context=context)
+        # The swap asyncio's own tasks make around each step (the API it keeps for task
+        # implementations of others: asyncio.tasks.__all__).
+        asyncio.tasks._leave_task(loop, current)
+        asyncio.tasks._enter_task(loop, task)
+        try:
+            context.run(resumed.first_step)
+        finally:
+            asyncio.tasks._leave_task(loop, task)
+            asyncio.tasks._enter_task(loop, current)
+        return task, resumed.returned
+
+    class _Resumed(Coroutine[Any, Any, None]):
+        """What a task runs after :func:`_start_task` ran the first step of ``coroutine``:
+        where that step stopped (the future it waits for, a bare yield), or its end."""
+
+        __slots__ = ("_coroutine", "_error", "_resumed", "_waiting_for", "returned")
+
+        def __init__(self, coroutine: Coroutine[Any, Any, None]) -> None:
+            self._coroutine = coroutine
+            self._waiting_for: Any = None
+            self.returned = False
+            self._error: BaseException | None = None
+            self._resumed = False
+
+        def first_step(self) -> None:
+            try:
+                self._waiting_for = self._coroutine.send(None)
+            except StopIteration:
+                self.returned = True
+            except BaseException as error:  # the task's outcome, raised when it steps
+                self._error = error
+
+        def send(self, value: Any) -> Any:
+            if not self._resumed:
+                self._resumed = True
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise error
+                if self.returned:
+                    raise StopIteration
+                if self._waiting_for is not None:  # the task waits for it, as if just yielded
+                    return self._waiting_for
+                # A bare yield (asyncio.sleep(0)): the turn it asked for has passed.
+            return self._coroutine.send(value)
+
+        def throw(self, *error: Any) -> Any:
+            if not self._resumed:
+                if self.returned or self._error is not None:
+                    return self.send(None)  # over already: as cancelling a done task, nothing
+                self._resumed = True
+                if asyncio.isfuture(self._waiting_for):
+                    self._waiting_for.cancel()  # as the task would cancel what it waits for
+            return self._coroutine.throw(*error)
+
+        def close(self) -> None:
+            self._coroutine.close()
+
+        def __await__(self) -> Generator[Any, None, None]:  # a task never awaits it
+            raise NotImplementedError
 
 
 def _report(task: asyncio.Task[None]) -> None:

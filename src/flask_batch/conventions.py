@@ -72,6 +72,11 @@ class Conventions:
         "(SharePoint's client reads them so), instead of one multipart part per changeset "
         "(OData's rule); a failed changeset is one part either way",
     )
+    compress_answers: bool = option(
+        True,
+        "gzip the batch's answer when the batch request's Accept-Encoding takes it; False for "
+        "a route whose answers mix secrets with what a third party can put in them (BREACH)",
+    )
 
     def __post_init__(self) -> None:
         # Any iterable of names is taken; a string is refused (it is not a list of names).
@@ -92,6 +97,10 @@ class Conventions:
             )
         if type(self.flat_changesets) is not bool:
             raise ValueError(f"flat_changesets must be True or False, not {self.flat_changesets!r}")
+        if type(self.compress_answers) is not bool:
+            raise ValueError(
+                f"compress_answers must be True or False, not {self.compress_answers!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)

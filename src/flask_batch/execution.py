@@ -13,14 +13,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from .groups import Gone, arun_group, run_group
+from .observe import Observer, Tally
 from .schedule import (
     DEFAULT_POLICY,
+    HOLD_PARTS,
+    QUICK_PART,
     AsyncDispatch,
     Dispatch,
     GroupOutcome,
@@ -32,7 +36,7 @@ from .transactions import AsyncTransactionHook, TransactionHook
 from .wire.formats import Writer
 from .wire.model import SubRequest, SubResponse, option
 
-__all__ = ["Execution", "astream_answers", "stream_answers"]
+__all__ = ["AHEAD", "HOLD_WAIT", "RUNNER_TURN", "Execution", "astream_answers", "stream_answers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,8 @@ def stream_answers(
     member_dispatch: Dispatch | None = None,
     gone: Gone | None = None,
     resolve: Resolve | None = None,
+    tally: Tally | None = None,
+    observer: Observer | None = None,
 ) -> Iterator[bytes]:
     """Run the batch and yield its answer, one part at a time and in request order.
 
@@ -106,9 +112,13 @@ def stream_answers(
     without one, parts run one after another in the caller's thread. An atomic group runs in
     one thread, its members through ``member_dispatch`` (in the group's context; default:
     ``dispatch``); ``gone`` says whether the client went away (a group then rolls back).
-    ``resolve`` resolves the references of a part as it starts (flask_batch.references).
+    ``resolve`` resolves the references of a part as it starts (flask_batch.references);
+    ``tally`` counts the parts written and those that failed; ``observer`` logs and signals
+    each part and the batch (both flask_batch.observe).
     """
-    schedule = Schedule(requests, dependencies, writer, policy, resolve)
+    schedule = Schedule(
+        requests, dependencies, writer, policy, resolve, tally=tally, observer=observer
+    )
     groups = schedule.groups
     member = member_dispatch or dispatch
     if executor is None or policy.workers <= 1:
@@ -137,33 +147,167 @@ def stream_answers(
                 yield from schedule.flush()
         yield from schedule.close()
         return
-    workers = policy.workers
-    left = threading.Event()  # the client went away: running groups roll back
+    yield from _PoolRun(schedule, executor, dispatch, member, gone).answer()
 
-    def group_gone() -> bool:
-        return left.is_set() or (gone is not None and gone())
 
-    running: dict[Future[SubResponse | GroupOutcome], int] = {}
-    try:
-        while not schedule.done:
-            for index in schedule.startable(len(running), workers):
-                future: Future[SubResponse | GroupOutcome]
-                if index in groups:
-                    future = executor.submit(run_group, schedule, index, member, group_gone)
-                else:
-                    future = executor.submit(schedule.run, index, dispatch)
-                running[future] = index
-            yield from schedule.flush()
-            if running and not schedule.done:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    if _finish(schedule, running.pop(future), future.result()):
+#: Parts a runner runs before it goes back to the end of the pool's queue, so that the
+#: batches sharing a pool take turns (a handful of parts each, not a whole batch each).
+RUNNER_TURN = 16
+#: Parts that may start while the answer is away being sent: a client that reads slowly
+#: holds the batch back, as it holds back a batch run one part after another.
+AHEAD = HOLD_PARTS
+#: Seconds an answer held back waits at most for more to go with it: as long as HOLD_PARTS
+#: quick parts may take (QUICK_PART measured the same, and wakes the server's thread more
+#: when parts are slow: docs/performance.md).
+HOLD_WAIT = HOLD_PARTS * QUICK_PART
+
+
+class _PoolRun:
+    """One batch's parts on a pool: a few runners, each taking parts from the batch until
+    none is ready, instead of a future and a wakeup of the server's thread per part (the
+    handoff cost more than half a Flask call). The server's thread only writes the answer:
+    woken when answers are worth sending (:meth:`Schedule.release`) or nothing runs.
+
+    Every change to the schedule is made under one lock, so the answer is written from a
+    consistent state; a part itself runs outside it.
+    """
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        executor: Executor,
+        dispatch: Dispatch,
+        member: Dispatch,
+        gone: Gone | None,
+    ) -> None:
+        self.schedule = schedule
+        self.executor = executor
+        self.dispatch = dispatch
+        self.member = member
+        self.client_gone = gone
+        self.workers = schedule.policy.workers
+        self.lock = threading.Condition(threading.Lock())
+        self.ready: deque[int] = deque()  # started by the schedule, not yet taken by a runner
+        self.running = 0  # parts (or groups) running
+        self.runners = 0  # runners submitted to the pool and not yet returned
+        self.closed = False  # the answer is over or abandoned: start nothing more
+        self.abandoned = False  # the client went away during a group
+        self.wake = False  # the server's thread has something to do
+        self.untimed = False  # it waits with no timeout (nothing was held back)
+        self.away = False  # the answer is being sent (the generator is suspended)
+        self.started_away = 0  # parts started meanwhile (at most AHEAD)
+        self.error: BaseException | None = None  # what a runner raised, re-raised here
+
+    def answer(self) -> Iterator[bytes]:
+        """The answer, in request order, as the runners answer the parts."""
+        schedule, lock = self.schedule, self.lock
+        try:
+            with lock:
+                self._fill()
+            while not schedule.done:
+                with lock:
+                    while not (self.wake or self.error or self._idle):
+                        # What is held back waits HOLD_WAIT at most for more to go with it.
+                        self.untimed = not schedule.holding
+                        if not lock.wait(None if self.untimed else HOLD_WAIT):
+                            break
+                    self.wake = self.untimed = False
+                    if self.error is not None:
+                        raise self.error
+                    if self.abandoned:
                         return
-    finally:
-        left.set()
-        for future in running:  # the client went away: start nothing more
-            future.cancel()
-    yield from schedule.close()
+                    schedule.release_all()
+                yield from self._sent(schedule.flush())
+        finally:
+            with lock:
+                self.closed = True
+        yield from self._sent(schedule.close())
+
+    def _sent(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """``chunks``, each made under the lock and sent outside it; parts may start while
+        they are away (up to AHEAD)."""
+        while True:
+            with self.lock:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    self.away = False
+                    self._fill()
+                    return
+                self.away = True
+                self.started_away = 0
+            yield chunk
+
+    @property
+    def _idle(self) -> bool:
+        return self.running == 0 and not self.ready
+
+    def _fill(self) -> None:
+        """Start what may start, and enough runners for it (under the lock)."""
+        if self.closed:
+            return
+        room = self.workers
+        if self.away:
+            room = min(room, self.running + len(self.ready) + AHEAD - self.started_away)
+        started = self.schedule.startable(self.running + len(self.ready), room)
+        if started:
+            self.ready.extend(started)
+            if self.away:
+                self.started_away += len(started)
+        while self.runners < self.running + len(self.ready):
+            self.executor.submit(self._runner)
+            self.runners += 1
+
+    def _runner(self) -> None:
+        """Run ready parts one after another, for a turn of RUNNER_TURN parts at most."""
+        lock = self.lock
+        try:
+            for _ in range(RUNNER_TURN):
+                with lock:
+                    if self.closed or not self.ready:
+                        self.runners -= 1
+                        return
+                    index = self.ready.popleft()
+                    self.running += 1
+                started = time.perf_counter()
+                if index in self.schedule.groups:
+                    result: SubResponse | GroupOutcome = run_group(
+                        self.schedule, index, self.member, self._group_gone
+                    )
+                else:
+                    result = self.schedule.run(index, self.dispatch)
+                with lock:
+                    self.running -= 1
+                    self._record(index, result, time.perf_counter() - started)
+            with lock:
+                self.runners -= 1
+                self._fill()  # a runner whose turn is over goes to the end of the pool's queue
+        except BaseException as error:  # the pool is shutting down, say: the answer stops
+            with lock:
+                self.error = error
+                self.closed = True
+                lock.notify()
+
+    def _record(self, index: int, result: SubResponse | GroupOutcome, seconds: float) -> None:
+        """What part (or group) ``index`` answered (under the lock)."""
+        schedule = self.schedule
+        if isinstance(result, GroupOutcome):
+            schedule.finish_group(index, result)
+            if result.abandoned:
+                self.abandoned = self.closed = True
+            wake = True  # what the group answered goes out now (it may have taken long)
+        else:
+            schedule.finish(index, result)
+            wake = schedule.release(result, seconds)
+        self._fill()
+        if wake or self._idle:
+            self.wake = True
+            self.lock.notify()
+        elif self.untimed and schedule.holding:
+            self.untimed = False
+            self.lock.notify()  # the server's thread now waits HOLD_WAIT at most
+
+    def _group_gone(self) -> bool:
+        return self.closed or (self.client_gone is not None and self.client_gone())
 
 
 def _finish(schedule: Schedule, index: int, result: SubResponse | GroupOutcome) -> bool:
@@ -191,6 +335,8 @@ async def astream_answers(
     stop: asyncio.Event | None = None,
     member_dispatch: AsyncDispatch | None = None,
     resolve: Resolve | None = None,
+    tally: Tally | None = None,
+    observer: Observer | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """:func:`stream_answers` on an event loop: ``dispatch`` is a coroutine function.
 
@@ -201,13 +347,45 @@ async def astream_answers(
     answer ends unfinished, as the thread driver's does when its iterator is closed. Closing
     the iterator (``contextlib.aclosing``) instead cancels the running parts (and groups,
     which roll back). An atomic group runs as one task, its members through
-    ``member_dispatch`` (default: ``dispatch``); ``resolve`` as for :func:`stream_answers`.
+    ``member_dispatch`` (default: ``dispatch``); ``resolve``, ``tally`` and ``observer`` as
+    for :func:`stream_answers`.
     """
-    schedule = Schedule(requests, dependencies, writer, policy, resolve)
+    schedule = Schedule(
+        requests, dependencies, writer, policy, resolve, tally=tally, observer=observer
+    )
     groups = schedule.groups
     member = member_dispatch or dispatch
     gone = _present if stop is None else stop.is_set
     workers = policy.workers
+    if workers <= 1:
+        # One after another, in request order, as stream_answers runs them: every dependency
+        # is answered by then, and every part before this one is written.
+        for index in range(len(requests)):
+            if gone():
+                return
+            if schedule.stopped and schedule.ended:
+                break  # the answer ended with a part that failed (OData)
+            if groups and index in groups:
+                if schedule.release_all():  # a group may take long: what is held goes first
+                    for chunk in schedule.flush():
+                        yield chunk
+                outcome = await arun_group(schedule, index, member, gone, limiter)
+                schedule.finish_group(index, outcome)
+                schedule.release_all()
+                for chunk in schedule.flush():
+                    yield chunk
+                continue
+            if groups and schedule.answers[index] is not None:
+                continue  # a member of a group, answered with it
+            started = time.perf_counter()
+            answer = schedule.settle(index) or await schedule.arun(index, dispatch, limiter)
+            schedule.finish(index, answer)
+            if schedule.release(answer, time.perf_counter() - started):
+                for chunk in schedule.flush():
+                    yield chunk
+        for chunk in schedule.close():
+            yield chunk
+        return
     running: dict[asyncio.Task[SubResponse | GroupOutcome], int] = {}
     try:
         while not schedule.done:
@@ -216,32 +394,14 @@ async def astream_answers(
                 running.clear()
                 return
             for index in schedule.startable(len(running), workers):
-                if workers > 1:
-                    work: Awaitable[SubResponse | GroupOutcome] = (
-                        arun_group(schedule, index, member, gone, limiter)
-                        if index in groups
-                        else schedule.arun(index, dispatch, limiter)
-                    )
-                    running[asyncio.ensure_future(work)] = index
-                elif index in groups:
-                    if schedule.release_all():  # a group may take long: what is held goes first
-                        for chunk in schedule.flush():
-                            yield chunk
-                    schedule.finish_group(
-                        index, await arun_group(schedule, index, member, gone, limiter)
-                    )
-                    schedule.release_all()
-                else:
-                    started = time.perf_counter()
-                    answer = await schedule.arun(index, dispatch, limiter)
-                    schedule.finish(index, answer)
-                    if not schedule.release(answer, time.perf_counter() - started):
-                        continue
-            # One after another, answers are held back while more parts are to start.
-            holding = workers == 1 and schedule.holding and schedule.waiting
-            if not holding:
-                for chunk in schedule.flush():
-                    yield chunk
+                work: Awaitable[SubResponse | GroupOutcome] = (
+                    arun_group(schedule, index, member, gone, limiter)
+                    if index in groups
+                    else schedule.arun(index, dispatch, limiter)
+                )
+                running[asyncio.ensure_future(work)] = index
+            for chunk in schedule.flush():
+                yield chunk
             if running and not schedule.done:
                 done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:

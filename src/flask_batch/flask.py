@@ -12,9 +12,10 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from .groups import check_hook
+from .intake import Answer
 from .openapi import COMPONENTS, path_item_for
 from .options import resolve_options
-from .wsgi import BatchEndpoint
+from .wsgi import BatchEndpoint, start_with_first_chunk
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -111,11 +112,27 @@ def _add_route(
         # shared route such as /<account>/<container>); the parts carry their own.
         if not routing.takes(request.method, request.query_string.decode("latin-1")):
             _not_a_batch(app)
-        answer = endpoint.answer(_batch_environ())
-        return Response(answer.body, status=answer.status, headers=answer.headers)
+        return _BatchResponse(endpoint.answer(_batch_environ()))
 
     app.add_url_rule(rule, name, batch_view, methods=methods, **rule_options)
     app.extensions.setdefault(_ROUTES_KEY, {})[name] = settings
+
+
+class _BatchResponse(Response):
+    """A batch's answer as a Flask response, whose head goes out with its first chunk (the
+    WSGI middleware's, :func:`flask_batch.wsgi.start_with_first_chunk`)."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer.body, status=answer.status, headers=answer.headers)
+        self.answer = answer
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.answer.tally is None:
+            return super().__call__(environ, start_response)
+        # The application's after_request functions had their say: their headers count.
+        body, status, headers = self.get_wsgi_response(environ)
+        answer = Answer(status, list(headers), body, self.answer.tally)
+        return start_with_first_chunk(answer, start_response)
 
 
 def _not_a_batch(app: Flask) -> NoReturn:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cache
 from urllib.parse import parse_qsl
 
@@ -25,10 +25,11 @@ from .conventions import (
     speaks_odata,
 )
 from .execution import Execution
+from .observe import Observer, Tally, observe
 from .references import Resolver
 from .schedule import Policy
 from .targets import Router
-from .wire.content_coding import BodyDecoder
+from .wire.content_coding import REQUEST_CODINGS, BodyDecoder, accepts_gzip
 from .wire.dependencies import dependency_indices
 from .wire.errors import (
     ALLOW,
@@ -133,6 +134,9 @@ class Answer:
     status: str
     headers: list[tuple[str, str]]
     body: Iterable[bytes]
+    #: A streamed answer's tally: its head, sent with the first chunk, adds the tally's
+    #: header fields then (None: the answer is known in full).
+    tally: Tally | None = None
 
     @property
     def status_code(self) -> int:
@@ -169,8 +173,14 @@ def describe(limits: Limits, execution: Execution, conventions: Conventions) -> 
         "multipart_dialect": conventions.multipart_dialect,
         "flat_changesets": conventions.flat_changesets,
         "answer_status": conventions.answer_status,
+        "content_codings": REQUEST_CODINGS.split(", "),
+        "compress_answers": conventions.compress_answers,
     }
-    headers = [("Content-Type", "application/json"), ("Allow", ALLOW)]
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Allow", ALLOW),
+        ("Accept-Encoding", REQUEST_CODINGS),
+    ]
     return whole_answer("200 OK", headers, json.dumps(document).encode("ascii"))
 
 
@@ -198,7 +208,8 @@ class Intake:
 
     Every batch-level decision is made here, for every adapter alike: the method, nesting, the
     media type, the framing (a ``Content-Length`` within ``max_body_size``, or a body the
-    transport ends: chunked, or HTTP/2), the content coding, the limits while the body streams
+    transport ends: chunked, or HTTP/2), the content coding (and the answer's: gzip when
+    ``accept_encoding`` prefers it), the limits while the body streams
     in, a body that ends early, and the deadline while it is still arriving. Raises
     :class:`BatchError` (from the constructor, :meth:`feed`, :meth:`check_time` or
     :meth:`close`) to refuse the batch, as soon as what arrived allows.
@@ -213,6 +224,7 @@ class Intake:
         content_length: str | None = None,
         framed: bool = False,
         content_encoding: str | None = None,
+        accept_encoding: str | None = None,
         nested: bool = False,
         started: float | None = None,
         conventions: Conventions = Conventions(),  # noqa: B008 (frozen: nothing is shared)
@@ -232,10 +244,18 @@ class Intake:
         )
         #: Whether the batch speaks OData's multipart dialect (docs/dialects.md).
         self.odata = odata and writer.content_type.startswith(MULTIPART)
-        #: The status of the batch's answer, and its own headers (README "Dialects").
+        #: The status of the batch's answer, and its own headers (docs/dialects.md).
         self.status = answer_status(conventions, versions)
         version = odata_version(versions)
         self.headers = [] if version is None else [("OData-Version", version)]
+        # The codings a batch body may come in (RFC 9110, 12.5.3), for clients to compress.
+        self.headers.append(("Accept-Encoding", REQUEST_CODINGS))
+        #: Whether the answer goes in gzip: the route compresses, and the request takes it.
+        self.gzip = conventions.compress_answers and accepts_gzip(accept_encoding)
+        if conventions.compress_answers:
+            self.headers.append(("Vary", "Accept-Encoding"))
+        if self.gzip:
+            self.headers.append(("Content-Encoding", "gzip"))
         #: The length the request declared, or None when the transport frames the body.
         self.length = declared_length(content_length, limits)
         if self.length is None and not framed:
@@ -313,6 +333,10 @@ class RunPlan:
     requests: Sequence[SubRequest] = ()
     #: Each request's references (``$<id>``), checked; None: the batch has none.
     references: list[tuple[Reference, ...]] | None = None
+    #: Who logs and signals each part and the batch (None: nobody listens).
+    observer: Observer | None = None
+    #: How the answer goes: counted as its parts are written.
+    tally: Tally = field(default_factory=Tally)
 
     def resolver(self, router: Router) -> Resolver | None:
         """What resolves the references of the batch's requests as each starts, on the
@@ -330,11 +354,14 @@ def plan_run(
     execution: Execution,
     prefer: str | None,
     started: float,
+    request_id: str | None = None,
 ) -> RunPlan:
     """Dependencies and references (refused with :class:`BatchError`), the error policy
     the ``Prefer`` header asks for (and the dialect's default: an OData multipart batch stops
     at its first error, and its answer ends there), the deadline counted from ``started``
-    (:func:`time.monotonic`), and how many parts may run at once."""
+    (:func:`time.monotonic`), how many parts may run at once, and the batch's observer
+    (:func:`flask_batch.observe.observe`; ``request_id``: the batch request's
+    ``X-Request-ID``)."""
     writer = intake.writer
     try:
         if execution.transaction is None and not execution.non_atomic_groups:
@@ -364,6 +391,9 @@ def plan_run(
     headers += intake.headers
     if preferences.applied is not None:
         headers.append(("Preference-Applied", preferences.applied))
+    batch_format = "multipart" if writer.content_type.startswith(MULTIPART) else "json"
+    tally = Tally()
+    observer = observe(request_id, batch_format, started, tally)
     if references is None:
-        return RunPlan(dependencies, policy, headers)
-    return RunPlan(references[0], policy, headers, requests, references[1])
+        return RunPlan(dependencies, policy, headers, observer=observer, tally=tally)
+    return RunPlan(references[0], policy, headers, requests, references[1], observer, tally)

@@ -82,6 +82,7 @@ class BatchOptions(TypedDict, total=False):
     multipart_dialect: str
     answer_status: int | str
     flat_changesets: bool
+    compress_answers: bool
     shared_path: bool
     batch_query: str | None
 

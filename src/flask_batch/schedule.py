@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from .answers import (
     answer_too_large,
     slices,
 )
+from .observe import Observer, Tally
 from .transactions import AsyncTransactionHook, TransactionHook
 from .wire.errors import problem_response
 from .wire.formats import Writer
@@ -126,12 +128,19 @@ class Schedule:
         writer: Writer,
         policy: Policy,
         resolve: Resolve | None = None,
+        *,
+        tally: Tally | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.requests = requests
         self.dependencies = dependencies
         self.writer = writer
         self.policy = policy
         self._resolve = resolve
+        #: How the answer went: its parts written, and how many failed.
+        self.tally = tally or Tally()
+        #: Who logs and signals each part written (None: nobody listens).
+        self.observer = observer
         self.answers: list[SubResponse | None] = [None] * len(requests)
         self.stopped = False
         self._end = len(requests)  # the parts the answer holds (end_on_error cuts it short)
@@ -139,11 +148,13 @@ class Schedule:
         self._unhindered = policy.deadline is None
         #: The atomic groups, by the index of their first member: each runs as one unit.
         self.groups = {r.group.first: r.group for r in requests if r.group is not None}
-        self._waiting = list(range(len(requests)))
+        # The units not started yet, in order (a deque: taking from its front costs the same
+        # at any length; a list's front is moved, each time, by all that follows it).
+        self._waiting = deque(range(len(requests)))
         # What each unit waits for: a part, its dependencies; a group, its members' outside it.
         self._waits_for = dependencies
         if self.groups:
-            self._waiting = [i for i in self._waiting if _unit_start(requests[i].group, i)]
+            self._waiting = deque(i for i in self._waiting if _unit_start(requests[i].group, i))
             self._waits_for = list(dependencies)
             for first, group in self.groups.items():
                 members = range(first, first + group.size)
@@ -174,12 +185,10 @@ class Schedule:
         """The waiting parts to start now, in request order, with ``running`` parts running
         and room for ``workers``; parts that must not run are answered on the way."""
         start: list[int] = []
-        scanned = 0
         still_waiting = []
-        for index in self._waiting:
-            if running + len(start) >= workers:
-                break
-            scanned += 1
+        waiting = self._waiting
+        while waiting and running + len(start) < workers:
+            index = waiting.popleft()
             if not all(self.answers[i] is not None for i in self._waits_for[index]):
                 still_waiting.append(index)
                 continue
@@ -188,7 +197,7 @@ class Schedule:
                 self.finish(index, settled)
             else:
                 start.append(index)
-        self._waiting[:scanned] = still_waiting
+        waiting.extendleft(reversed(still_waiting))
         return start
 
     def settle(self, index: int) -> SubResponse | None:
@@ -240,7 +249,13 @@ class Schedule:
             request = self._resolved(index, answers)
             if isinstance(request, SubResponse):
                 return request
-            return dispatch(request, index)
+            if self.observer is None:
+                return dispatch(request, index)
+            since = time.perf_counter()
+            try:
+                return dispatch(request, index)
+            finally:
+                self.observer.ran(index, since)
         except Exception:
             return self.failed(index)
 
@@ -264,7 +279,13 @@ class Schedule:
             request = self._resolved(index, answers)
             if isinstance(request, SubResponse):
                 return request
-            return await dispatch(request, index)
+            if self.observer is None:
+                return await dispatch(request, index)
+            since = time.perf_counter()
+            try:
+                return await dispatch(request, index)
+            finally:
+                self.observer.ran(index, since)
         except Exception:
             return self.failed(index)
 
@@ -326,11 +347,6 @@ class Schedule:
         return held
 
     @property
-    def waiting(self) -> bool:
-        """Parts are still to start."""
-        return bool(self._waiting)
-
-    @property
     def holding(self) -> bool:
         """Answers are held back (:meth:`release`)."""
         return self._held > 0
@@ -351,6 +367,8 @@ class Schedule:
                 yield b"".join(small)
                 small = [tail]
                 yield from slices(body)
+        if self._written == self._end:
+            self.tally.complete = True  # every part is written: the tally is final
         if ending:
             small.append(ending)
         if small and (chunk := b"".join(small)):
@@ -368,10 +386,13 @@ class Schedule:
     def close(self) -> Iterator[bytes]:
         """The rest of the answer once every part is answered: the parts held back, the end."""
         if not self.requests:
+            self.tally.complete = True
             yield self._opening + self.writer.close()
-            return
-        yield from self.flush(ending=self.writer.close())
-        assert self.done
+        else:
+            yield from self.flush(ending=self.writer.close())
+            assert self.done
+        if self.observer is not None:
+            self.observer.end()
 
     def write(self, index: int) -> Pieces:
         """Part ``index`` written: its head, its body (not copied) and its tail.
@@ -391,11 +412,19 @@ class Schedule:
                 self._answered_bytes -= len(answer.body)
                 answer = answer_too_large("max_answer_size", budget)
         try:
-            return self.writer.part_pieces(answer, request)
+            pieces = self.writer.part_pieces(answer, request)
         except ValueError as error:
             # A response that cannot be framed (CR/LF in a header, say) must not reach the wire.
             logger.error("part %d: cannot send the application's response: %s", index + 1, error)
-            return self.writer.part_pieces(INVALID_RESPONSE, request)
+            answer = INVALID_RESPONSE
+            pieces = self.writer.part_pieces(answer, request)
+        tally = self.tally
+        tally.parts += 1
+        if answer.status >= 400:
+            tally.failures += 1
+        if self.observer is not None:
+            self.observer.part(index, request, answer)
+        return pieces
 
 
 #: A part the answer leaves out (a member of a failed changeset answered by one part).

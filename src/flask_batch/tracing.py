@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 __all__ = ["NO_TRACE", "TRACER", "BatchTrace", "batch_trace"]
@@ -45,13 +45,13 @@ class BatchTrace:
             self._span.end()
             self._span = None
 
-    def ending(self, body: Iterable[bytes], status: int) -> Iterable[bytes]:
+    def ending(self, body: Iterator[bytes], status: int) -> Iterator[bytes]:
         """``body``, ending the batch's own span once it has been sent (or closed)."""
         if self._span is None:
             return body
         return self._sent(body, status)
 
-    def _sent(self, body: Iterable[bytes], status: int) -> Iterator[bytes]:
+    def _sent(self, body: Iterator[bytes], status: int) -> Iterator[bytes]:
         try:
             yield from body
         finally:

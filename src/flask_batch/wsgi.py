@@ -14,10 +14,12 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from .answers import gzipped
 from .conventions import Conventions, Versions
 from .execution import stream_answers
 from .groups import check_hook
 from .intake import DESCRIBE_METHODS, Answer, Intake, describe, error_answer, plan_run
+from .observe import Tally
 from .options import MiddlewareOptions, Settings
 from .targets import PART_KEY
 from .tracing import batch_trace
@@ -28,7 +30,7 @@ from .wsgi_parts import Dispatcher, client_gone, request_headers
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["BatchEndpoint", "BatchMiddleware", "read_batch"]
+__all__ = ["BatchEndpoint", "BatchMiddleware", "read_batch", "start_with_first_chunk"]
 
 _CHUNK_SIZE = 64 * 1024
 
@@ -69,6 +71,7 @@ class BatchEndpoint:
                 execution=self.execution,
                 prefer=environ.get("HTTP_PREFER"),
                 started=started,
+                request_id=environ.get("HTTP_X_REQUEST_ID"),
             )
         except BatchError as error:
             return error_answer(error)
@@ -99,9 +102,14 @@ class BatchEndpoint:
             member_dispatch=dispatcher.member,
             gone=client_gone(environ),
             resolve=run.resolver(dispatcher.router),
+            tally=run.tally,
+            observer=run.observer,
         )
         status = f"{intake.status} {reason_phrase(intake.status)}"
-        return Answer(status, run.headers, trace.ending(body, intake.status))
+        body = trace.ending(body, intake.status)
+        if intake.gzip:
+            body = gzipped(body)
+        return Answer(status, run.headers, body, run.tally)
 
     def describe(self) -> Answer:
         """What this endpoint accepts (GET, HEAD and OPTIONS), so clients can size batches."""
@@ -135,6 +143,7 @@ def read_batch(
         content_length=environ.get("CONTENT_LENGTH"),
         framed=bool(environ.get("wsgi.input_terminated")),
         content_encoding=environ.get("HTTP_CONTENT_ENCODING"),
+        accept_encoding=environ.get("HTTP_ACCEPT_ENCODING"),
         nested=bool(environ.get(PART_KEY)),
         started=started,
         conventions=conventions,
@@ -218,6 +227,28 @@ class BatchMiddleware(MiddlewareOptions["WSGIApplication"]):
             environ.get("REQUEST_METHOD", ""), environ.get("QUERY_STRING", "")
         ):
             return self.app(environ, start_response)
-        answer = self.endpoint.answer(environ)
+        return start_with_first_chunk(self.endpoint.answer(environ), start_response)
+
+
+def start_with_first_chunk(answer: Answer, start_response: StartResponse) -> Iterable[bytes]:
+    """``answer``'s body, its head given to ``start_response``: a streamed answer's with its
+    first chunk (PEP 3333 lets the first iteration call it), so that the head can say how the
+    batch went if every part has answered by then (:meth:`flask_batch.observe.Tally.headers`).
+    """
+    if answer.tally is None:
         start_response(answer.status, answer.headers)
         return answer.body
+    return _started_late(answer, answer.tally, start_response)
+
+
+def _started_late(answer: Answer, tally: Tally, start_response: StartResponse) -> Iterator[bytes]:
+    chunks = iter(answer.body)
+    try:
+        first = next(chunks, b"")
+        start_response(answer.status, answer.headers + tally.headers())
+        yield first
+        yield from chunks
+    finally:
+        close = getattr(answer.body, "close", None)
+        if close is not None:
+            close()

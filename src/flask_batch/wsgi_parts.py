@@ -22,7 +22,7 @@ from typing import IO, TYPE_CHECKING, Any
 from .answers import AnswerBody, answer_too_large
 from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
 from .targets import MEMBER_INDEX_KEY, PART_INDEX_KEY, PART_KEY, PartRefused, Router, server_host
-from .wire.model import DEFAULT_LIMITS, SubRequest, SubResponse
+from .wire.model import DEFAULT_LIMITS, Headers, SubRequest, SubResponse
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo, WriteableBuffer
@@ -47,6 +47,10 @@ _SHARED_KEYS = (
     "wsgi.multiprocess",
     "wsgi.run_once",
 )
+
+#: Distinct header blocks a batch's dispatcher remembers (a block past them is worked out for
+#: each part that sends it).
+_KNOWN_HEADER_BLOCKS = 64
 
 
 class Dispatcher:
@@ -81,6 +85,8 @@ class Dispatcher:
             script_name.encode("latin-1"),
             endpoint_takes,
         )
+        # The environ items of the header blocks seen in this batch (_header_items).
+        self._known_headers: dict[Headers, tuple[dict[str, str], bool]] = {}
 
     def __call__(self, request: SubRequest, index: int) -> SubResponse:
         return self.run_in(contextvars.Context(), request, index)
@@ -114,20 +120,33 @@ class Dispatcher:
         environ[PART_INDEX_KEY] = index
         if request.group is not None:
             environ[MEMBER_INDEX_KEY] = index - request.group.first
-        # The part's own headers, each replacing the batch request's of the same name; in an
-        # environ, a repeated one is one key, its values joined (PEP 3333).
-        fields, length = self._own_fields(request.headers, len(request.body))
-        seen: set[str] = set()
+        # The part's own headers, each replacing the batch request's of the same name.
+        items, says_length = self._header_items(request.headers)
+        environ.update(items)
+        if says_length or request.body:
+            environ["CONTENT_LENGTH"] = str(len(request.body))
+        return environ
+
+    def _header_items(self, headers: Headers) -> tuple[dict[str, str], bool]:
+        """The environ items of a part's own headers, and whether they say a Content-Length.
+
+        In an environ a repeated header is one key, its values joined (PEP 3333). The parts
+        of a batch repeat their header blocks (the parser gives each distinct block once):
+        each is worked out once per batch, and only in this batch, so that no batch learns
+        from timing what another sent. Raises :class:`PartRefused` for a pinned header.
+        """
+        known = self._known_headers.get(headers)
+        if known is not None:
+            return known
+        fields, length = self._own_fields(headers, 0)  # a length only if the part says one
+        items: dict[str, str] = {}
         for name, value in fields:
             key = _environ_key(name)
-            if key in seen:
-                environ[key] = f"{environ[key]}, {value}"
-            else:
-                seen.add(key)
-                environ[key] = value
-        if length is not None:
-            environ["CONTENT_LENGTH"] = length
-        return environ
+            items[key] = f"{items[key]}, {value}" if key in items else value
+        known = (items, length is not None)
+        if len(self._known_headers) < _KNOWN_HEADER_BLOCKS:
+            self._known_headers[headers] = known
+        return known
 
     @property
     def router(self) -> Router:

@@ -64,6 +64,7 @@ ROUTES: dict[str, dict[str, Any]] = {
     "/batch/in-order": {"non_atomic_groups": True},
     "/batch/tx-flat": {"transaction": "TRANSACTION", "flat_changesets": True},
     "/batch/accepted": {"answer_status": 202},
+    "/batch/uncompressed": {"compress_answers": False},
     # A path the application's own view shares (SHARED): only POST ?comp=batch is a batch.
     "/batch/shared": {"shared_path": True, "batch_query": "comp=batch"},
     # The last one wraps the others (test_confinement.py): a route as plain as "/batch".

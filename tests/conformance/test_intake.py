@@ -91,10 +91,12 @@ def test_a_slow_trickle_is_cut_off_at_the_deadline_too(server: Server) -> None:
     assert time.monotonic() - started < 10
 
 
-def test_a_client_that_leaves_mid_answer_stops_the_batch(server: Server) -> None:
+@pytest.mark.parametrize("coding", ["identity", "gzip"])  # a gzip answer stops alike
+def test_a_client_that_leaves_mid_answer_stops_the_batch(server: Server, coding: str) -> None:
     parts = [sub("GET", "/slow?s=0.2") for _ in range(20)]
     data = encode_requests(parts, BOUNDARY)
     fields = [("Content-Type", MULTIPART), ("Content-Length", str(len(data))), LEAVES]
+    fields.append(("Accept-Encoding", coding))
     with connect(server.base) as sock:
         sock.sendall(head(server.base, "POST", "/batch", fields) + data)
         sock.recv(1)  # the answer has started: the first part ran

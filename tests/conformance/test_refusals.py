@@ -187,6 +187,8 @@ DEFAULTS: dict[str, Any] = {
     "multipart_dialect": "auto",
     "flat_changesets": False,
     "answer_status": "auto",
+    "content_codings": ["gzip", "deflate"],
+    "compress_answers": True,
 }
 DESCRIBED = {
     "/batch": DEFAULTS,

@@ -53,6 +53,11 @@ class RawApp:
     lifespans: list[dict[str, Any]] = field(default_factory=list)
     websockets: list[dict[str, Any]] = field(default_factory=list)
     background_done: list[str] = field(default_factory=list)
+    #: The task each ``/task`` part ran in, before and after it waited (kept alive, so no
+    #: two can share an id).
+    tasks: list[tuple[asyncio.Task[Any] | None, asyncio.Task[Any] | None]] = field(
+        default_factory=list
+    )
     meeting: asyncio.Barrier | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -124,6 +129,12 @@ class RawApp:
             self.events.append("answered")
             await asyncio.sleep(0.05)
             self.background_done.append(query.get("name", ""))
+        elif path == "/task":
+            started_in = asyncio.current_task()
+            if "wait" in query:
+                await asyncio.sleep(0)
+            self.tasks.append((started_in, asyncio.current_task()))
+            await respond(send, {}, 200)
         elif path == "/var":
             before = REQUEST_VAR.get("unset")
             REQUEST_VAR.set(f"set by {query.get('name')}")

@@ -10,6 +10,9 @@ failure told) and differ only in how they adapt their library to it.
 A :class:`Changeset` is an atomic group being queued (``with session.changeset() as group``),
 which a later request may name in ``depends_on``.
 
+:func:`close_shared_connections` closes the connections the clients keep open to batch
+endpoints across sessions (docs/clients/index.md, "Connections").
+
 :class:`BatchFailed` and :class:`BatchResponse` are what every client's errors and queued
 responses are: ``except BatchFailed`` catches ``RequestsBatchFailed`` and
 ``HttpxBatchFailed`` alike.
@@ -19,23 +22,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._core.outcome import RETRYABLE_STATUSES, AsyncSentBatch, SentBatch
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.policy import IDEMPOTENT_METHODS, Retry
 from ._core.queueing import Changeset
 from ._core.report import BatchFailed
+from ._drivers import close_shared_connections
 
 if TYPE_CHECKING:
     from .requests import Batching
 
 __all__ = [
     "IDEMPOTENT_METHODS",
+    "RETRYABLE_STATUSES",
+    "AsyncSentBatch",
     "BatchFailed",
     "BatchNotSent",
     "BatchResponse",
     "Batching",
     "Changeset",
     "Retry",
+    "SentBatch",
     "UnsentRequestsWarning",
+    "close_shared_connections",
 ]
 
 

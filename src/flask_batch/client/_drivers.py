@@ -1,4 +1,5 @@
-"""The I/O loops of a run: :func:`drive` (threads) and :func:`drive_async` (asyncio).
+"""The I/O loops of a run: :func:`drive` (threads) and :func:`drive_async` (asyncio), and
+the connection pools front ends keep warm across sessions (:class:`SharedPools`).
 
 A front end gives a loop the callables that move bytes (post a batch, ask for the endpoint's
 description, sleep); the loop asks the run (:mod:`._core.run`, no I/O) what to do next and
@@ -11,20 +12,27 @@ deadline checked after each (:func:`read_within`), so an abandoned exchange stop
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import os
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from ._core.model import Lost, OuterT, PreparedBatch, Reply
 from ._core.run import Run
 
 ResultT = TypeVar("ResultT")
+PoolT = TypeVar("PoolT")
+
+#: Idle connections a shared pool keeps to one origin (more may be open at once; those
+#: beyond it are closed when their exchange ends).
+KEPT_CONNECTIONS = 10
 
 
 class Overdue(Exception):
@@ -98,6 +106,71 @@ class _Workers:
 _workers = _Workers()
 
 
+#: Every :class:`SharedPools`, for :func:`close_shared_connections`.
+_EVERY_SHARED_POOLS: list[SharedPools[Any]] = []
+
+
+def close_shared_connections() -> None:
+    """Close the connections every client keeps open to batch endpoints across sessions; the
+    next batch opens new ones (a benchmark's cold run, or a test that counts connections)."""
+    for pools in list(_EVERY_SHARED_POOLS):
+        pools.close_all()
+
+
+class SharedPools(Generic[PoolT]):
+    """Connection pools that outlive the sessions using them, one per key, so that a new
+    session (the README's ``with Batching(url) as s:`` for each batch) finds its connection
+    open: no new handshake per batch.
+
+    A key names everything a connection depends on (origin, TLS settings, proxies): sessions
+    whose keys differ never share one. At most ``most`` pools are kept, the least recently
+    used one closed beyond that; all are closed at the interpreter's exit. Safe across
+    threads; a forked child forgets the parent's pools without closing them (their sockets
+    are the parent's, and one shared by two processes would mix their answers).
+    """
+
+    def __init__(
+        self, open: Callable[[], PoolT], close: Callable[[PoolT], object], most: int = 16
+    ) -> None:
+        self._open = open
+        self._close = close
+        self._most = most
+        self._lock = threading.Lock()
+        self._pools: OrderedDict[Hashable, PoolT] = OrderedDict()
+        atexit.register(self.close_all)
+        _EVERY_SHARED_POOLS.append(self)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget)
+
+    def get(self, key: Hashable) -> PoolT:
+        """The pool for ``key``, opened if there is none."""
+        evicted: list[PoolT] = []
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = self._open()
+                while len(self._pools) > self._most:
+                    evicted.append(self._pools.popitem(last=False)[1])
+            else:
+                self._pools.move_to_end(key)
+        for old in evicted:
+            self._close(old)
+        return pool
+
+    def close_all(self) -> None:
+        """Close every pool (the next :meth:`get` opens a new one)."""
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            self._close(pool)
+
+    def _forget(self) -> None:
+        # The lock too: another thread of the parent may have held it at the fork.
+        self._lock = threading.Lock()
+        self._pools = OrderedDict()
+
+
 def call_within(
     timeout: float | None,
     call: Callable[[float | None], ResultT],
@@ -155,13 +228,13 @@ def drive(
     *,
     discover: Callable[[float | None], object] | None = None,
     sleep: Callable[[float], object] = time.sleep,
-    concurrency: int = 1,
     timed_out: Callable[[str], BaseException] = TimeoutError,
 ) -> None:
-    """Run ``run`` to the end: ``post(batch, deadline)`` sends one batch (in up to
-    ``concurrency`` threads), ``discover(deadline)`` fetches the endpoint's description
-    (None if it fails), ``sleep`` waits. Each is given up at its deadline (the smallest
-    timeout of the requests concerned); a batch given up is lost with ``timed_out(message)``.
+    """Run ``run`` to the end: ``post(batch, deadline)`` sends one batch (from this thread
+    when it is the only one to go, else in a pool's threads, as many at once as the run gives
+    out), ``discover(deadline)`` fetches the endpoint's description (None if it fails),
+    ``sleep`` waits. Each is given up at its deadline (the smallest timeout of the requests
+    concerned); a batch given up is lost with ``timed_out(message)``.
     """
     if discover is not None and run.needs_discovery():
         run.limits.discovered(call_within(run.timeout, discover, lambda: None))
@@ -177,21 +250,21 @@ def drive(
     in_flight: dict[Future[Reply[OuterT] | Lost], PreparedBatch] = {}
     try:
         while not run.done:
-            if concurrency == 1:  # no pool: each batch in turn, from this thread
-                batch = run.next_batch()
-                if batch is not None:
-                    run.feed(batch, bounded(batch))
-                    continue
-            else:
-                while len(in_flight) < concurrency and (batch := run.next_batch()) is not None:
-                    if pool is None:
-                        pool = ThreadPoolExecutor(concurrency, thread_name_prefix="flask-batch")
-                    in_flight[pool.submit(bounded, batch)] = batch
-                if in_flight:
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        run.feed(in_flight.pop(future), future.result())
-                    continue
+            batches = []
+            while (batch := run.next_batch()) is not None:
+                batches.append(batch)
+            if len(batches) == 1 and not in_flight:  # alone: from this thread, no pool
+                run.feed(batches[0], bounded(batches[0]))
+                continue
+            for batch in batches:
+                if pool is None:
+                    pool = ThreadPoolExecutor(run.concurrency, thread_name_prefix="flask-batch")
+                in_flight[pool.submit(bounded, batch)] = batch
+            if in_flight:  # until one comes back, or a retry is due
+                done, _ = wait(in_flight, run.wake_in(), FIRST_COMPLETED)
+                for future in done:
+                    run.feed(in_flight.pop(future), future.result())
+                continue
             sleep(run.pause())
             run.waited()
     finally:
@@ -206,7 +279,6 @@ async def drive_async(
     discover: Callable[[float | None], Awaitable[object]] | None = None,
     discovering: asyncio.Lock | None = None,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    concurrency: int = 1,
     timed_out: Callable[[str], BaseException] = TimeoutError,
 ) -> None:
     """:func:`drive` on an event loop: the batches in flight are tasks, cancelled at their
@@ -228,10 +300,12 @@ async def drive_async(
     in_flight: dict[asyncio.Task[Reply[OuterT] | Lost], PreparedBatch] = {}
     try:
         while not run.done:
-            while len(in_flight) < concurrency and (batch := run.next_batch()) is not None:
+            while (batch := run.next_batch()) is not None:
                 in_flight[asyncio.ensure_future(bounded(batch))] = batch
-            if in_flight:
-                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            if in_flight:  # until one comes back, or a retry is due
+                done, _ = await asyncio.wait(
+                    in_flight, timeout=run.wake_in(), return_when=asyncio.FIRST_COMPLETED
+                )
                 for task in done:
                     run.feed(in_flight.pop(task), task.result())
                 continue

@@ -1,5 +1,5 @@
 """What the sync and async httpx transports share (:class:`TransportBase`): which requests
-go in a batch, how a request becomes an entry, and how :meth:`send_all`'s answers come back."""
+go in a batch, and how a request becomes an entry."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from collections.abc import Sequence
 
 import httpx
 
-from ._core.model import Answered, Result
 from ._core.options import ClientOptions
 from ._core.queueing import Changeset
-from ._httpx_messages import Entry, entry, failure, origin_of, read, refers, response_of
+from ._httpx_messages import Entry, entry, origin_of, refers
 
 
 class TransportBase(ClientOptions[httpx.Response]):
@@ -19,13 +18,14 @@ class TransportBase(ClientOptions[httpx.Response]):
     def __init__(self, batch_url: str | httpx.URL) -> None:
         self.batch_url = httpx.URL(batch_url)
         self._origin = origin_of(self.batch_url)
+        self._batch_path = self.batch_url.raw_path.split(b"?", 1)[0]
 
     def batchable(self, request: httpx.Request) -> bool:
         """Whether ``request`` goes in a batch: same origin as the batch URL, and not the
         batch URL itself; or a reference to an earlier request of the batch (``$1/items``)."""
         return (
             origin_of(request.url) == self._origin
-            and request.url.raw_path.split(b"?", 1)[0] != self.batch_url.raw_path.split(b"?")[0]
+            and request.url.raw_path.split(b"?", 1)[0] != self._batch_path
         ) or refers(request)
 
     def _entry(
@@ -54,22 +54,3 @@ class TransportBase(ClientOptions[httpx.Response]):
                 "to the batch endpoint's origin, and references, are)"
             )
         return batched, Changeset(closed=True)
-
-    def _answers(
-        self,
-        requests: Sequence[httpx.Request],
-        batched: Sequence[int],
-        results: Sequence[Result[httpx.Response]],
-        responses: list[httpx.Response | None],
-    ) -> list[httpx.Response]:
-        """The responses of :meth:`send_all`: ``responses`` (those passed through) with the
-        batched ones in place; :class:`HttpxBatchFailed` if any got no answer."""
-        failures = []
-        for index, result in zip(batched, results, strict=True):
-            if isinstance(result, Answered):
-                responses[index] = read(response_of(result, requests[index]))
-            else:
-                failures.append((requests[index], result))
-        if failures:
-            raise failure(failures, len(requests), responses)
-        return [response for response in responses if response is not None]

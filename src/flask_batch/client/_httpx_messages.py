@@ -9,13 +9,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
 from ..wire.model import Headers, SubRequest
 from ._core.formats import Format
 from ._core.model import Answered, Failed, PreparedBatch, Reply, smallest
+from ._core.outcome import AsyncSentBatch, SentBatch
 from ._core.pending import BatchResponse
 from ._core.queueing import (
     NOT_CARRIED,
@@ -81,7 +82,11 @@ _GUARDED = frozenset(
 class HttpxBatchFailed(BatchFailed, httpx.TransportError):
     """:class:`~flask_batch.client.BatchFailed` as the httpx transports raise it: an
     ``httpx.TransportError``. ``responses``: what :meth:`BatchTransport.send_all` (or a
-    batch scope) got, in order, None where nothing came."""
+    batch scope) got, in order, None where nothing came; ``batch``: what the batch came
+    to, whose ``retry_failed()`` sends the failed requests again (docs/clients/index.md, "What a
+    batch came to")."""
+
+    batch: SentBatch[Any] | AsyncSentBatch[Any] | None = None
 
     def __init__(
         self,
@@ -112,7 +117,15 @@ class HttpxBatchResponse(BatchResponse, httpx.Response):
         return self._pending_repr() or httpx.Response.__repr__(self)
 
 
-@dataclass
+class _Filled(HttpxBatchResponse):
+    """An :class:`HttpxBatchResponse` once filled (its class from then on): nothing is
+    guarded any more, so reading an attribute takes object's own path, not the guard's (a
+    Python call on each read, by httpx's code and the caller's alike)."""
+
+    __getattribute__ = object.__getattribute__
+
+
+@dataclass(slots=True)
 class Entry:
     """A request waiting for its batch."""
 
@@ -122,21 +135,19 @@ class Entry:
     future: asyncio.Future[httpx.Response] | None = field(default=None, repr=False)
     #: The changeset it is a member of (None: none).
     group: Changeset | None = None
+    #: Its timeout of each phase (connect, read, write, pool: :data:`_PHASES`), httpx's
+    #: default if it has none; None: that phase is unbounded.
+    phases: tuple[float | None, ...] = field(init=False)
+    #: The seconds the whole exchange of its batch may take: its longest phase (None if one
+    #: is unbounded).
+    timeout: float | None = field(init=False)
 
-    @property
-    def timeouts(self) -> Mapping[str, float | None]:
-        """Its timeout of each phase (connect, read, write, pool), httpx's default if none."""
+    def __post_init__(self) -> None:
         timeouts: Mapping[str, float | None] = (
             self.request.extensions.get("timeout") or DEFAULT_TIMEOUT
         )
-        return timeouts
-
-    @property
-    def timeout(self) -> float | None:
-        """The seconds the whole exchange of its batch may take: its longest phase (None if
-        one is unbounded)."""
-        phases = [self.timeouts.get(phase) for phase in _PHASES]
-        return None if None in phases else max(p for p in phases if p is not None)
+        self.phases = phases = tuple(map(timeouts.get, _PHASES))
+        self.timeout = None if None in phases else max(cast("tuple[float, ...]", phases))
 
 
 def entry(
@@ -151,16 +162,16 @@ def entry(
     """``request`` (whose body is ``body``) queued for a batch in ``format``, to ``target``
     if given (a reference), as a member of ``group`` if given; ``ValueError`` for what a
     batch cannot carry."""
-    unknown = sorted(set(request.extensions) - _BATCHED_EXTENSIONS)
-    if unknown:
+    if not _BATCHED_EXTENSIONS.issuperset(request.extensions):
+        unknown = sorted(set(request.extensions) - _BATCHED_EXTENSIONS)
         raise ValueError(
             f"the request extension {', '.join(map(repr, unknown))} cannot be honoured in "
             "a batch: a batched request travels in the batch request, with no connection "
             "of its own; send it outside the batch (another origin, or directly)"
         )
-    headers = (
+    headers = [
         (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw
-    )
+    ]
     target = target or request.url.raw_path.decode("ascii")
     part = sub_request(request.method, target, headers, body)
     content_id = request.extensions.get(CONTENT_ID)
@@ -193,36 +204,41 @@ def outer_request(
     for it, and never past ``deadline``."""
     if batch is not None:
         entries = [entries[index] for index in batch.items]
-    headers = _shared_headers([entry.request for entry in entries])
+    headers = _shared_headers([entry.sub_request.headers for entry in entries])
     left = remaining(deadline)
+    distinct = {entry.phases for entry in entries}  # requests mostly share their timeouts
     timeouts = {
-        phase: smallest([*(entry.timeouts.get(phase) for entry in entries), left])
-        for phase in _PHASES
+        phase: smallest([*(phases[at] for phases in distinct), left])
+        for at, phase in enumerate(_PHASES)
     }
     extensions: dict[str, Any] = {"timeout": timeouts}
     if batch is None:
         headers.append((b"Accept", b"application/json"))
         return httpx.Request("GET", batch_url, headers=headers, extensions=extensions)
-    headers.append((b"Content-Type", batch.content_type.encode("ascii")))
+    own = [(name.encode("ascii"), value.encode("ascii")) for name, value in batch.headers]
+    names = {name.lower() for name, _ in own}
+    headers = [field for field in headers if field[0].lower() not in names] + own
     return httpx.Request(
         "POST", batch_url, headers=headers, content=batch.body, extensions=extensions
     )
 
 
-def _shared_headers(requests: Sequence[httpx.Request]) -> list[tuple[bytes, bytes]]:
-    """The headers every request carries with the same value (each part keeps its own)."""
-    if not requests:
+def _shared_headers(parts: Sequence[Headers]) -> list[tuple[bytes, bytes]]:
+    """The headers every part carries with the same value (each part keeps its own)."""
+    if not parts:
         return []
     shared = [
         (name, value)
-        for name, value in requests[0].headers.raw
-        if name.decode("latin-1").lower() not in _NOT_SHARED
-        and not name.lower().startswith(b"content-")
+        for name, value in parts[0]
+        if name.lower() not in _NOT_SHARED and not name.lower().startswith("content-")
     ]
-    for request in requests[1:]:
-        present = set(request.headers.raw)
-        shared = [field for field in shared if field in present]
-    return shared
+    seen = parts[0]
+    for headers in parts[1:]:
+        if headers != seen:  # parts mostly repeat the headers of the one before
+            present = set(headers)
+            shared = [field for field in shared if field in present]
+            seen = headers
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in shared]
 
 
 def reply(response: httpx.Response, body: bytes, started: float) -> Reply[httpx.Response]:
@@ -235,24 +251,33 @@ def reply(response: httpx.Response, body: bytes, started: float) -> Reply[httpx.
         response.headers.get("Retry-After"),
         body,
         response,
+        response.headers.get("Accept-Encoding"),
     )
 
 
-def response_of(result: Answered[httpx.Response], request: httpx.Request) -> httpx.Response:
-    """The ``httpx.Response`` an answer stands for, as a transport returns it (unread)."""
+def response_of(
+    result: Answered[httpx.Response],
+    request: httpx.Request,
+    into: httpx.Response | None = None,
+) -> httpx.Response:
+    """The ``httpx.Response`` an answer stands for, as a transport returns it (unread); made
+    in ``into`` if given (a pending response, filled in place)."""
     answer = result.response
     extensions = {
         "http_version": b"HTTP/1.1",
         "reason_phrase": answer.reason.encode("latin-1", "replace"),
         ATTEMPTS: result.attempts,
     }
-    return httpx.Response(
+    response = httpx.Response.__new__(httpx.Response) if into is None else into
+    httpx.Response.__init__(
+        response,
         answer.status,
         headers=_raw(answer.headers),
         stream=httpx.ByteStream(bytes(answer.body)),  # read from the wire: bytes, not copied
         request=request,
         extensions=extensions,
     )
+    return response
 
 
 def _raw(headers: Headers) -> list[tuple[bytes, bytes]]:
@@ -275,20 +300,43 @@ def read(response: httpx.Response) -> httpx.Response:
     return response
 
 
-def fill(
-    target: HttpxBatchResponse, source: httpx.Response, took: timedelta = timedelta(0)
-) -> None:
-    """Make the pending ``target`` the response ``source`` is, and read it."""
-    httpx.Response.__init__(
-        target,
-        source.status_code,
-        headers=source.headers,
-        stream=source.stream,
-        request=source.request,
-        extensions=source.extensions,
-    )
+#: What an ``httpx.Response`` keeps of the body it read, and reads it again without.
+_READ = ("_content", "_text", "_encoding", "_decoder", "_cookies")
+
+
+def forget_body(response: HttpxBatchResponse) -> None:
+    """Forget what ``response`` read of its last answer, so that filling it again (a
+    request sent again) gives it the new answer's body, not the old one's."""
+    for name in _READ:
+        response.__dict__.pop(name, None)
+
+
+def fill(target: HttpxBatchResponse, source: httpx.Response | Answered[httpx.Response]) -> None:
+    """Make the pending ``target`` the response ``source`` is (one passed through, or an
+    answer of its batch, which took as long as that batch), and read it."""
+    if target._pending is None:  # answered before: sent again by retry_failed()
+        forget_body(target)
+    if isinstance(source, Answered):
+        response_of(source, target.request, into=target)
+        took = elapsed(source)
+    else:
+        httpx.Response.__init__(
+            target,
+            source.status_code,
+            headers=source.headers,
+            stream=source.stream,
+            request=source.request,
+            extensions=source.extensions,
+        )
+        took = timedelta(0)
     target._pending = None
-    read(target)
+    target.__class__ = _Filled  # before reading it, which reads many of its attributes
+    try:
+        read(target)
+    except BaseException as error:
+        target.__class__ = HttpxBatchResponse  # not filled after all (a stream that broke)
+        target._pending = f"its answer broke while it was read: {error}"
+        raise
     target.elapsed = took
 
 

@@ -4,25 +4,27 @@ one batch when it ends."""
 
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._core.model import Answered, Failed
-from ._core.queueing import Changeset, Queue, is_reference, reference_target
+from ..observe import FAILURES_HEADER
+from ._core.model import Answered, Failed, Result
+from ._core.outcome import Attempt, SentBatch, outers_of, reported_failures
+from ._core.queueing import Changeset, Queue, is_reference, reference_target, refers
 from ._httpx_messages import (
     CONTENT_ID,
     DEFAULT_TIMEOUT,
     Entry,
     HttpxBatchResponse,
-    elapsed,
     failure,
     fill,
-    response_of,
 )
 
 if TYPE_CHECKING:
@@ -40,6 +42,8 @@ class BatchScope:
         self._queue: Queue[Entry | None, HttpxBatchResponse] = Queue()
         self._transport = transport
         self._client = client
+        #: What the last :meth:`send` (or ``with`` block) sent came to, or None.
+        self.last_batch: SentBatch[HttpxBatchResponse] | None = None
 
     @property
     def pending(self) -> int:
@@ -124,9 +128,9 @@ class BatchScope:
             target = None
             if reference is not None:
                 target = reference_target(reference, request.url.query.decode("ascii"))
-            referenced = self._queue.referenced(target, request.headers.multi_items())
-            positions = tuple(dict.fromkeys((*positions, *referenced)))
             entry = self._transport._entry(request, body, positions, target=target, group=group)
+            referenced = self._queue.referenced(target, entry.sub_request.headers)
+            entry.depends_on = tuple(dict.fromkeys((*positions, *referenced)))
         elif positions or group is not None:
             what = "depend on others" if positions else "be in a changeset"
             raise ValueError(f"{request.url} is not batched, so it cannot {what}")
@@ -171,35 +175,58 @@ class BatchScope:
     def delete(self, url: httpx.URL | str, **kwargs: Any) -> HttpxBatchResponse:
         return self.request("DELETE", url, **kwargs)
 
-    def send(self) -> list[HttpxBatchResponse]:
+    def send(self) -> SentBatch[HttpxBatchResponse]:
         """Send what is queued (batched, and the others one by one, in order); fill and
-        return the responses. Raises :class:`HttpxBatchFailed` if any got no answer."""
-        queue = self._queue.take()
-        entries = [entry for entry, _ in queue if entry is not None]
-        # Positions in the queue become positions among the batched entries.
-        renumber: dict[int, int] = {}
-        for position, (entry, _) in enumerate(queue):
-            if entry is not None:
-                renumber[position] = len(renumber)
-        for entry in entries:
-            entry.depends_on = tuple(renumber[d] for d in entry.depends_on)
+        return the responses. Raises :class:`HttpxBatchFailed` if any got no answer. The list
+        returned, also kept as :attr:`last_batch` (there too when this raises), says what
+        they came to: ``ok``, ``failed()``, ``retry_failed()`` (docs/clients/index.md, "What a
+        batch came to")."""
+        return self._sent(self._queue.take())
+
+    def _sent(
+        self, queue: list[tuple[Entry | None, HttpxBatchResponse]]
+    ) -> SentBatch[HttpxBatchResponse]:
+        """Send ``queue``: what :meth:`send` does once the requests are taken."""
+        depends_on = depends_of(queue)
+        results = self._send(queue)
+        self.last_batch = SentBatch(
+            [response for _, response in queue],
+            attempts_of(queue, depends_on),
+            self._transport.retry,
+            functools.partial(self._resend, queue, depends_on),
+            reported(results),
+        )
+        failures = unanswered(queue, results)
+        if failures:
+            error = failure(failures, len(queue), [r for _, r in queue])
+            error.batch = self.last_batch
+            raise error
+        return self.last_batch
+
+    def _resend(
+        self,
+        queue: list[tuple[Entry | None, HttpxBatchResponse]],
+        depends_on: list[tuple[int, ...]],
+        positions: list[int],
+    ) -> list[int | None]:
+        """Send the requests of ``queue`` at ``positions`` again (:meth:`SentBatch.retry_failed`);
+        each one's new status (None: no answer)."""
+        again = resent(queue, depends_on, positions)
+        self._send(again)
+        return [answered_status(response) for _, response in again]
+
+    def _send(
+        self, queue: list[tuple[Entry | None, HttpxBatchResponse]]
+    ) -> list[Result[httpx.Response]]:
+        """Send ``queue`` (``depends_on`` as positions in it); fill each answered response in
+        place, and say why on the others. The results of the batched requests, in order."""
+        entries = batched_entries(queue)
         try:
-            results = iter(self._transport.exchange(entries))
+            results = self._transport.exchange(entries)
         except BaseException as error:
-            for _, response in queue:
-                response._pending = f"the batch could not be sent: {error}"
+            unsent(queue, f"the batch could not be sent: {error}")
             raise
-        failures: list[tuple[httpx.Request, Failed[httpx.Response]]] = []
-        for entry, response in queue:
-            request = response._request
-            assert request is not None
-            if entry is not None:
-                result = next(results)
-                if isinstance(result, Answered):
-                    fill(response, response_of(result, request), elapsed(result))
-                else:
-                    response._pending = result.reason
-                    failures.append((request, result))
+        filled(queue, results)
         # Then the requests that are not batched, one by one, in order.
         passing = [response for entry, response in queue if entry is None]
         for index, response in enumerate(passing):
@@ -210,8 +237,10 @@ class BatchScope:
                 fill(response, self._transport._passed_through(request))
                 response.elapsed = timedelta(seconds=time.perf_counter() - started)
             except BaseException as error:
-                for unsent in passing[index:]:
-                    unsent._pending = f"the request could not be sent: {error}"
+                unsent(
+                    [(None, response) for response in passing[index:]],
+                    f"the request could not be sent: {error}",
+                )
                 raise
         client = self._client
         for _, response in queue:
@@ -222,9 +251,7 @@ class BatchScope:
                 if response._pending is None:
                     for hook in client.event_hooks["response"]:
                         hook(response)
-        if failures:
-            raise failure(failures, len(queue), [r for _, r in queue])
-        return [response for _, response in queue]
+        return results
 
     def __enter__(self) -> BatchScope:
         return self
@@ -261,3 +288,97 @@ def _authenticate(request: httpx.Request, auth: Any) -> httpx.Request:
         authenticated: httpx.Request = auth(request)
         return authenticated
     raise TypeError(f"invalid auth {auth!r}")
+
+
+#: Requests as a batch scope and ``send_all`` send them: each with its entry, if it is
+#: batched (None: it passes through), and the response filled in place.
+Sent = list[tuple[Entry | None, HttpxBatchResponse]]
+
+
+def depends_of(queue: Sent) -> list[tuple[int, ...]]:
+    """The positions in ``queue`` that each request depends on, before they are sent."""
+    return [() if entry is None else entry.depends_on for entry, _ in queue]
+
+
+def attempts_of(queue: Sent, depends_on: list[tuple[int, ...]]) -> list[Attempt]:
+    """What each request of ``queue``, sent and filled, came to."""
+    return [
+        Attempt(response.request.method, depends_on[position], None, answered_status(response))
+        if entry is None
+        else Attempt(
+            entry.sub_request.method,
+            depends_on[position],
+            entry.sub_request.group,
+            answered_status(response),
+            refers(entry.sub_request),
+        )
+        for position, (entry, response) in enumerate(queue)
+    ]
+
+
+def reported(results: list[Result[httpx.Response]]) -> int | None:
+    """What the ``Batch-Failures`` headers of the answers ``results`` came in add up to."""
+    return reported_failures([outer.headers.get(FAILURES_HEADER) for outer in outers_of(results)])
+
+
+def unanswered(
+    queue: Sent, results: list[Result[httpx.Response]]
+) -> list[tuple[httpx.Request, Failed[httpx.Response]]]:
+    """The batched requests of ``queue`` that got no answer, with why."""
+    batched = (response for entry, response in queue if entry is not None)
+    return [
+        (response.request, result)
+        for response, result in zip(batched, results, strict=True)
+        if isinstance(result, Failed)
+    ]
+
+
+def batched_entries(queue: Sent) -> list[Entry]:
+    """The entries of the batched requests of ``queue``, their ``depends_on`` turned from
+    positions in the queue into positions among them."""
+    entries = [entry for entry, _ in queue if entry is not None]
+    renumber: dict[int, int] = {}
+    for position, (entry, _) in enumerate(queue):
+        if entry is not None:
+            renumber[position] = len(renumber)
+    for entry in entries:
+        entry.depends_on = tuple(renumber[d] for d in entry.depends_on)
+    return entries
+
+
+def filled(queue: Sent, results: list[Result[httpx.Response]]) -> None:
+    """Fill the responses of the batched requests of ``queue`` with their ``results``, or
+    say why they got none."""
+    batched = (response for entry, response in queue if entry is not None)
+    for response, result in zip(batched, results, strict=True):
+        if isinstance(result, Answered):
+            fill(response, result)
+        elif response._pending is not None:  # one sent again keeps its last answer
+            response._pending = result.reason
+
+
+def unsent(queue: Sent, reason: str) -> None:
+    """The responses of ``queue`` got no answer, for ``reason``: one that had an answer
+    (sent again by ``retry_failed()``) keeps it, as the last answer stands."""
+    for _, response in queue:
+        if response._pending is not None:
+            response._pending = reason
+
+
+def resent(queue: Sent, depends_on: list[tuple[int, ...]], positions: list[int]) -> Sent:
+    """The requests of ``queue`` at ``positions``, to be sent again: with their dependencies
+    among them."""
+    place = {position: number for number, position in enumerate(positions)}
+    again: Sent = []
+    for position in positions:
+        entry, response = queue[position]
+        if entry is not None:
+            kept = tuple(place[d] for d in depends_on[position] if d in place)
+            entry = replace(entry, depends_on=kept)
+        again.append((entry, response))
+    return again
+
+
+def answered_status(response: HttpxBatchResponse) -> int | None:
+    """The status ``response`` was filled with, or None if it got no answer."""
+    return None if response._pending is not None else response.status_code

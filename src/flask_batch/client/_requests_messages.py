@@ -4,13 +4,15 @@ and :class:`~._core.pending.BatchResponse`."""
 
 from __future__ import annotations
 
+import functools
 import http.client
 import io
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 from requests.cookies import MockRequest, MockResponse, RequestsCookieJar
@@ -29,7 +31,7 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from ..wire.model import Headers, SubRequest, SubResponse
 from ._core.model import Failed, Reply, smallest
 from ._core.pending import BatchResponse
-from ._core.queueing import Changeset, sub_request
+from ._core.queueing import NOT_CARRIED, Changeset
 from ._core.report import BatchFailed, summary
 
 # What reading a response means; these raise BatchNotSent until the batch was answered.
@@ -62,6 +64,8 @@ _NOT_SENT = (
 )
 #: The most a read of the batch answer asks for at once.
 _PIECE = 64 * 1024
+#: A Content-Length urllib3 reads as it is written (it takes ``" 3"``, ``"+3"``... too).
+_DIGITS = re.compile(r"[0-9]+")
 #: A (connect, read) timeout of requests, each in seconds or None.
 Phases = tuple[float | None, float | None]
 
@@ -90,9 +94,24 @@ class RequestsBatchResponse(BatchResponse, requests.Response):
     _pending: str | None = _NOT_SENT
     _guarded = _GUARDED
     attempts: int = 0
+    #: What ``raw`` is made of when first read (most answers are read whole at once, and
+    #: their ``raw`` never is): the answer and its request, or None.
+    _unread: tuple[SubResponse, requests.PreparedRequest] | None = None
+    _raw: Any = None
 
     def __repr__(self) -> str:
         return self._pending_repr() or requests.Response.__repr__(self)
+
+    @property
+    def raw(self) -> Any:
+        """The urllib3 response requests would have read the answer from."""
+        if self._unread is not None:
+            self._raw, self._unread = _raw(*self._unread), None
+        return self._raw
+
+    @raw.setter
+    def raw(self, value: Any) -> None:
+        self._raw, self._unread = value, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +126,7 @@ class TransportArguments:
     stream: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Queued:
+class Queued(NamedTuple):
     """A request waiting for its batch: as prepared, as a part, and what it depends on."""
 
     request: requests.PreparedRequest
@@ -126,12 +144,26 @@ class Queued:
 
 def part_of(request: requests.PreparedRequest, target: str | None = None) -> SubRequest:
     """The part that carries a prepared request (to ``target``, if given: a reference)."""
-    headers = (
-        (name, value.decode("latin-1") if isinstance(value, bytes) else value)
-        for name, value in request.headers.items()
+    fields = ((name.lower(), (name, value)) for name, value in request.headers.items())
+    return part(request.method or "GET", target or request.path_url, fields, request.body)
+
+
+def part(
+    method: str,
+    target: str,
+    fields: Iterable[tuple[str, tuple[str, str | bytes]]],
+    body: Any,
+) -> SubRequest:
+    """The part that carries a request prepared as ``requests`` prepares it: its header
+    fields (each by its name in lower case) but those of the batch's connection
+    (:data:`~._core.queueing.NOT_CARRIED`), bytes values read as latin-1, and its body as
+    requests leaves it (a str is sent in UTF-8)."""
+    headers = tuple(
+        (name, value if type(value) is str else value.decode("latin-1"))  # type: ignore[union-attr]
+        for key, (name, value) in fields
+        if key not in NOT_CARRIED
     )
-    method = request.method or "GET"
-    return sub_request(method, target or request.path_url, headers, _body(request.body))
+    return SubRequest(method, target, headers, _body(body))
 
 
 def _body(body: Any) -> bytes:
@@ -148,6 +180,13 @@ def _body(body: Any) -> bytes:
     return b"".join(chunk.encode("utf-8") if isinstance(chunk, str) else chunk for chunk in body)
 
 
+def forget_body(response: RequestsBatchResponse) -> None:
+    """Forget the body ``response`` read of its last answer, so that filling it again (a
+    request sent again) gives it the new answer's, as a fresh response would."""
+    response._content = False  # type: ignore[assignment]  # requests' "not read yet"
+    response._content_consumed = False  # type: ignore[attr-defined]  # not in the stubs
+
+
 def fill(
     response: RequestsBatchResponse,
     queued: Queued,
@@ -157,9 +196,81 @@ def fill(
     session_cookies: RequestsCookieJar,
 ) -> None:
     """Make the pending ``response`` to ``queued`` the ``answer``, as ``requests`` would
-    have built it."""
+    have built it (``HTTPAdapter.build_response``, then ``Session.send``'s read)."""
     request = queued.request
-    raw = HTTPResponse(
+    stream = queued.arguments.stream
+    fields = _joined(answer.headers)
+    response._pending = None
+    response.status_code = answer.status
+    response.reason = answer.reason
+    response.headers = CaseInsensitiveDict(fields.values())
+    content_type = fields.get("content-type")
+    response.encoding = _encoding(None if content_type is None else content_type[1])
+    response.elapsed = elapsed
+    known, length = _known_length(fields, answer.status, request.method)
+    if stream or not known:
+        raw = _raw(answer, request)
+        response.raw = raw
+        length = raw.length_remaining
+    else:
+        response._unread = (answer, request)  # ``raw`` is made when read, if ever
+    if (
+        answer.status  # requests leaves the content of a status 0 unset (None)
+        and not stream  # streamed: read from raw, as plain requests would
+        and "content-encoding" not in fields
+        and length in (None, len(answer.body))
+    ):
+        # With no content coding to undo and the declared length met, reading ``raw`` would
+        # return the body unchanged: it is the content, read now as Session.send reads a
+        # response it does not stream, without that pass through urllib3. Otherwise
+        # ``content`` reads ``raw``, and fails as plain requests would.
+        response._content = bytes(answer.body)  # read from the wire: bytes, not copied
+        response._content_consumed = True  # type: ignore[attr-defined]  # not in the stubs
+    # A jar takes cookies only from these headers: without them, there is nothing to do.
+    if "set-cookie" in fields or "set-cookie2" in fields:
+        message = http.client.HTTPMessage()
+        for name, value in answer.headers:
+            message[name] = value
+        for jar in (response.cookies, session_cookies):
+            jar.extract_cookies(MockResponse(message), MockRequest(request))  # type: ignore[arg-type]
+
+
+def _joined(fields: Headers) -> dict[str, tuple[str, str]]:
+    """An answer's header fields as urllib3's ``HTTPHeaderDict`` gives them to requests: by
+    name in lower case, the name as first written, the values of a repeated name joined."""
+    joined: dict[str, tuple[str, str]] = {}
+    for name, value in fields:
+        key = name.lower()
+        found = joined.get(key)
+        joined[key] = (name, value) if found is None else (found[0], f"{found[1]}, {value}")
+    return joined
+
+
+def _known_length(
+    fields: dict[str, tuple[str, str]], status: int, method: str | None
+) -> tuple[bool, int | None]:
+    """The length urllib3 would expect of an answer's body (None: until it ends), if its
+    framing is plain enough to say it without urllib3: no transfer coding, and no length or
+    one length in digits. ``(False, None)`` otherwise."""
+    if "transfer-encoding" in fields:
+        return False, None
+    declared = fields.get("content-length")
+    if declared is not None and not _DIGITS.fullmatch(declared[1]):
+        return False, None
+    if status in {204, 304} or 100 <= status < 200 or method == "HEAD":
+        return True, 0
+    return True, None if declared is None else int(declared[1])
+
+
+@functools.lru_cache(maxsize=64)
+def _encoding(content_type: str | None) -> str | None:
+    """The encoding requests takes from a Content-Type (a pure function of it)."""
+    return get_encoding_from_headers({} if content_type is None else {"content-type": content_type})
+
+
+def _raw(answer: SubResponse, request: requests.PreparedRequest) -> HTTPResponse:
+    """The urllib3 response ``answer`` would have been, unread, as requests wraps it."""
+    return HTTPResponse(
         body=io.BytesIO(answer.body),
         headers=_header_dict(answer.headers),
         status=answer.status,
@@ -169,33 +280,6 @@ def fill(
         request_method=request.method,
         request_url=request.url,
     )
-    # What requests.adapters.HTTPAdapter.build_response does, on the response handed out.
-    response._pending = None
-    response.status_code = answer.status
-    response.reason = answer.reason
-    response.headers = CaseInsensitiveDict(raw.headers)
-    response.encoding = get_encoding_from_headers(response.headers)
-    response.raw = raw
-    response.elapsed = elapsed
-    if (
-        answer.status  # requests leaves the content of a status 0 unset (None)
-        and not queued.arguments.stream  # streamed: read from raw, as plain requests would
-        and "content-encoding" not in raw.headers
-        and raw.length_remaining in (None, len(answer.body))
-    ):
-        # With no content coding to undo and the declared length met, reading ``raw`` would
-        # return the body unchanged: it is the content, read now as Session.send reads a
-        # response it does not stream, without that pass through urllib3. Otherwise
-        # ``content`` reads ``raw``, and fails as plain requests would.
-        response._content = bytes(answer.body)  # read from the wire: bytes, not copied
-        response._content_consumed = True  # type: ignore[attr-defined]  # not in the stubs
-    # A jar takes cookies only from these headers: without them, there is nothing to do.
-    if "set-cookie" in raw.headers or "set-cookie2" in raw.headers:
-        message = http.client.HTTPMessage()
-        for name, value in answer.headers:
-            message[name] = value
-        for jar in (response.cookies, session_cookies):
-            jar.extract_cookies(MockResponse(message), MockRequest(request))  # type: ignore[arg-type]
 
 
 def _header_dict(fields: Headers) -> HTTPHeaderDict:
@@ -214,6 +298,7 @@ def reply(response: requests.Response, body: bytes) -> Reply[requests.Response]:
         response.headers.get("Retry-After"),
         body,
         response,
+        response.headers.get("Accept-Encoding"),
     )
 
 

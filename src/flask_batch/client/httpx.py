@@ -44,17 +44,18 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Unpack
+from typing import Unpack, cast
 
 import httpx
 
 from ._core.limits import description
 from ._core.model import Answered, Lost, PreparedBatch, Reply, Result
 from ._core.options import Options
+from ._core.outcome import AsyncSentBatch, SentBatch
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.queueing import Changeset
 from ._core.report import BatchFailed
-from ._drivers import drive, drive_async, read_within
+from ._drivers import KEPT_CONNECTIONS, SharedPools, drive, drive_async, read_within
 from ._httpx_base import TransportBase
 from ._httpx_messages import (
     ATTEMPTS,
@@ -64,17 +65,28 @@ from ._httpx_messages import (
     HttpxBatchFailed,
     HttpxBatchResponse,
     failure,
+    fill,
     outer_request,
-    read,
     reply,
     response_of,
 )
-from ._httpx_scope import BatchScope
+from ._httpx_scope import (
+    BatchScope,
+    Sent,
+    attempts_of,
+    batched_entries,
+    depends_of,
+    filled,
+    reported,
+    resent,
+    unanswered,
+)
 
 __all__ = [
     "ATTEMPTS",
     "CONTENT_ID",
     "AsyncBatchTransport",
+    "AsyncSentBatch",
     "BatchFailed",
     "BatchNotSent",
     "BatchResponse",
@@ -83,17 +95,29 @@ __all__ = [
     "Changeset",
     "HttpxBatchFailed",
     "HttpxBatchResponse",
+    "SentBatch",
     "UnsentRequestsWarning",
 ]
+
+#: The transports that :class:`BatchTransport` makes when given none, one per batch origin,
+#: kept open across transports and clients (docs/clients/index.md, "Connections").
+_SHARED_TRANSPORTS = SharedPools(
+    lambda: httpx.HTTPTransport(
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=KEPT_CONNECTIONS)
+    ),
+    httpx.HTTPTransport.close,
+)
 
 
 class BatchTransport(TransportBase, httpx.BaseTransport):
     """A sync httpx transport with explicit batches: :meth:`batch` and :meth:`send_all`.
 
-    ``transport`` (by default ``httpx.HTTPTransport()``) carries the batch requests and every
-    request that is not batched. The options are those of
-    :class:`~flask_batch.client.Batching`: ``format``, ``retries``, ``max_parts``,
-    ``max_body_size``, ``discover``, ``split``, ``concurrency`` (threads) and ``sleep``.
+    ``transport`` carries the batch requests and every request that is not batched; by
+    default an ``httpx.HTTPTransport`` shared by every ``BatchTransport`` of the batch URL's
+    origin, whose connections outlive this one (closing this one leaves them open). The
+    options are those of :class:`~flask_batch.client.Batching`: ``format``, ``retries``,
+    ``max_parts``, ``max_body_size``, ``discover``, ``split``, ``concurrency`` (threads) and
+    ``sleep``.
     """
 
     def __init__(
@@ -106,7 +130,11 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
     ) -> None:
         self._configure(**options)
         super().__init__(batch_url)
-        self._transport = transport if transport is not None else httpx.HTTPTransport()
+        #: Whether the wrapped transport is the caller's, which :meth:`close` closes.
+        self._own_transport = transport is not None
+        self._transport = (
+            transport if transport is not None else _SHARED_TRANSPORTS.get(self._origin)
+        )
         self._sleep = sleep
         self._scopes: weakref.WeakSet[BatchScope] = weakref.WeakSet()
 
@@ -115,12 +143,13 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
         return self._transport.handle_request(request)
 
     def close(self) -> None:
-        """Close the wrapped transport. Batch scopes still holding requests are dropped: their
-        responses raise :class:`BatchNotSent` when read, and an
-        :class:`UnsentRequestsWarning` says so now."""
+        """Close the wrapped transport, if it was given (the shared one stays open). Batch
+        scopes still holding requests are dropped: their responses raise
+        :class:`BatchNotSent` when read, and an :class:`UnsentRequestsWarning` says so now."""
         for scope in list(self._scopes):
             scope._drop("the BatchTransport was closed before its batch scope was sent", 2)
-        self._transport.close()
+        if self._own_transport:
+            self._transport.close()
 
     def batch(self, client: httpx.Client | None = None) -> BatchScope:
         """A scope whose requests are sent as one batch when it ends::
@@ -138,19 +167,30 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
 
     def send_all(
         self, requests: Iterable[httpx.Request], *, atomic: bool = False
-    ) -> list[httpx.Response]:
+    ) -> SentBatch[httpx.Response]:
         """Send ``requests`` (batching those that can be) and return their responses in
-        order; raises :class:`HttpxBatchFailed` (with ``responses``) if any got no answer.
-        ``atomic=True``: they are one atomic group (:meth:`BatchScope.changeset`)."""
+        order; raises :class:`HttpxBatchFailed` (with ``responses``, and ``batch``) if any got
+        no answer. ``atomic=True``: they are one atomic group (:meth:`BatchScope.changeset`).
+        The list returned says what they came to: ``ok``, ``failed()``, ``retry_failed()``
+        (docs/clients/index.md, "What a batch came to")."""
         requests = list(requests)
         batched, group = self._batched(requests, atomic)
-        results = self.exchange(
-            [self._entry(requests[i], requests[i].read(), group=group) for i in batched]
-        )
-        responses: list[httpx.Response | None] = [None] * len(requests)
-        for index in sorted(set(range(len(requests))) - set(batched)):
-            responses[index] = read(self._passed_through(requests[index]))
-        return self._answers(requests, batched, results, responses)
+        entries: list[Entry | None] = [None] * len(requests)
+        for index in batched:
+            entries[index] = self._entry(requests[index], requests[index].read(), group=group)
+        queue = [
+            (entry, HttpxBatchResponse(request))
+            for entry, request in zip(entries, requests, strict=True)
+        ]
+        try:
+            sent = BatchScope(self, None)._sent(queue)
+        except HttpxBatchFailed as error:
+            # None where nothing came, as it always was for send_all.
+            error.responses = [
+                None if response._pending is not None else response for _, response in queue
+            ]
+            raise
+        return cast("SentBatch[httpx.Response]", sent)  # its responses are httpx's
 
     def exchange(self, entries: Sequence[Entry]) -> list[Result[httpx.Response]]:
         """Send ``entries`` as batches until each has its final result."""
@@ -162,7 +202,6 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
             functools.partial(self._post, entries),
             discover=functools.partial(self._discover, entries),
             sleep=self._sleep,
-            concurrency=self.concurrency,
             timed_out=httpx.TimeoutException,
         )
         return run.results()
@@ -219,7 +258,7 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
     A request to the batch endpoint's origin opens a *window* (or joins the open one). The
     window closes when a pass of the event loop brings no new request (the other ready tasks
     have run), after ``window`` seconds at most (default 2 ms), or when it holds
-    ``max_batch`` requests (default: the endpoint's ``max_parts`` as known so far). Its
+    ``max_batch`` requests (default: the endpoint's ``max_parts`` as known when it opened). Its
     requests then go as one batch (or several, split to the endpoint's limits, ``concurrency``
     at a time), and each caller gets its own ``httpx.Response``. Windows that follow each
     other run concurrently, as the requests in them would have.
@@ -265,45 +304,104 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
         entry.future = asyncio.get_running_loop().create_future()
         window = self._open
         if window is None:
-            window = self._open = _Window()
+            window = self._open = _Window(self.max_batch or self.limits.max_parts)
             task = asyncio.ensure_future(self._collect(window))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         window.entries.append(entry)
-        if len(window.entries) >= (self.max_batch or self.limits.max_parts):
+        if len(window.entries) >= window.size:
             window.full = True
             self._open = None  # the next request opens a new window
         return await entry.future
 
     async def send_all(
         self, requests: Iterable[httpx.Request], *, atomic: bool = False
-    ) -> list[httpx.Response]:
+    ) -> AsyncSentBatch[httpx.Response]:
         """Send ``requests`` now, batching those that can be, and return their responses in
-        order; raises :class:`HttpxBatchFailed` (with ``responses``) if any got no answer.
-        ``atomic=True``: they are one atomic group, applied whole or not at all
+        order; raises :class:`HttpxBatchFailed` (with ``responses``, and ``batch``) if any got
+        no answer. ``atomic=True``: they are one atomic group, applied whole or not at all
         (docs/clients/atomic-groups.md; a reference is a request built as
         ``httpx.Request("POST", "$ada/orders")``, naming a request given
-        ``extensions={CONTENT_ID: "ada"}``).
+        ``extensions={CONTENT_ID: "ada"}``). The list returned says what they came to:
+        ``ok``, ``failed()``, ``await retry_failed()`` (docs/clients/index.md, "What a batch
+        came to").
         """
         requests = list(requests)
         batched, group = self._batched(requests, atomic)
-        entries = [
-            self._entry(requests[i], await requests[i].aread(), group=group) for i in batched
+        entries: list[Entry | None] = [None] * len(requests)
+        for index in batched:
+            body = await requests[index].aread()
+            entries[index] = self._entry(requests[index], body, group=group)
+        queue = [
+            (entry, HttpxBatchResponse(request))
+            for entry, request in zip(entries, requests, strict=True)
         ]
-        responses: list[httpx.Response | None] = [None] * len(requests)
+        depends_on = depends_of(queue)
+        results = await self._send(queue)
+        sent = AsyncSentBatch(
+            [response for _, response in queue],
+            attempts_of(queue, depends_on),
+            self.retry,
+            functools.partial(self._resend, queue, depends_on),
+            reported(results),
+        )
+        failures = unanswered(queue, results)
+        if failures:
+            # None where nothing came, as it always was for send_all.
+            error = failure(
+                failures,
+                len(queue),
+                [None if response._pending is not None else response for _, response in queue],
+            )
+            error.batch = sent
+            raise error
+        return cast("AsyncSentBatch[httpx.Response]", sent)  # its responses are httpx's
 
-        async def passed_through(index: int) -> None:
-            responses[index] = await self._fetch(requests[index])
+    async def _resend(
+        self, queue: Sent, depends_on: list[tuple[int, ...]], positions: list[int]
+    ) -> list[int | None]:
+        """Send the requests of ``queue`` at ``positions`` again (``retry_failed()``); each
+        one's new status (None: no answer)."""
+        again = resent(queue, depends_on, positions)
+        await self._send(again)
+        return [
+            None if response._pending is not None else response.status_code for _, response in again
+        ]
 
-        others = sorted(set(range(len(requests))) - set(batched))
-        passing = [asyncio.ensure_future(passed_through(index)) for index in others]
+    async def _send(self, queue: Sent) -> list[Result[httpx.Response]]:
+        """Send ``queue``, the batched requests as batches and the others at the same time;
+        fill each response in place, or say why it got no answer."""
+        entries = batched_entries(queue)
+
+        async def passed_through(response: HttpxBatchResponse) -> None:
+            source = await self._transport.handle_async_request(response.request)
+            try:
+                raw = b"".join([piece async for piece in source.aiter_raw()])
+            finally:
+                await source.aclose()
+            # As it came (still encoded), in a stream that the sync fill can read.
+            as_read = httpx.Response(
+                source.status_code,
+                headers=source.headers,
+                stream=httpx.ByteStream(raw),
+                request=response.request,
+                extensions=source.extensions,
+            )
+            fill(response, as_read)
+
+        passing = [
+            asyncio.ensure_future(passed_through(response))
+            for entry, response in queue
+            if entry is None
+        ]
         try:
             results = await self.exchange(entries)
             await asyncio.gather(*passing)
         finally:
             for task in passing:
                 task.cancel()
-        return self._answers(requests, batched, results, responses)
+        filled(queue, results)
+        return results
 
     async def exchange(self, entries: Sequence[Entry]) -> list[Result[httpx.Response]]:
         """Send ``entries`` as batches until each has its final result."""
@@ -316,7 +414,6 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
             discover=functools.partial(self._discover, entries),
             discovering=self._discovery_lock(),
             sleep=self._sleep,
-            concurrency=self.concurrency,
             timed_out=httpx.TimeoutException,
         )
         return run.results()
@@ -395,6 +492,8 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
 class _Window:
     """Requests collected for the next batch."""
 
+    #: How many requests close it (as known when it opened).
+    size: int
     entries: list[Entry] = field(default_factory=list)
     full: bool = False
 

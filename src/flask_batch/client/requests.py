@@ -16,16 +16,20 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Any, Unpack
+from typing import Any, NamedTuple, Unpack
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.exceptions import ChunkedEncodingError
 from requests.hooks import default_hooks, dispatch_hook
 
+from ..observe import FAILURES_HEADER
+from ..wire.model import SubRequest
 from ._core.limits import description
-from ._core.model import Answered, Failed, Lost, PreparedBatch, Reply, smallest
+from ._core.model import Answered, Failed, Lost, PreparedBatch, Reply, Result, smallest
 from ._core.options import ClientOptions, Options
+from ._core.outcome import SentBatch, attempt_of, outers_of, reported_failures
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.queueing import (
     Changeset,
@@ -36,7 +40,7 @@ from ._core.queueing import (
     reference_target,
 )
 from ._core.report import BatchFailed
-from ._drivers import drive, read_within, remaining
+from ._drivers import KEPT_CONNECTIONS, SharedPools, drive, read_within, remaining
 from ._requests_messages import (
     Phases,
     Queued,
@@ -45,6 +49,7 @@ from ._requests_messages import (
     TransportArguments,
     failure,
     fill,
+    forget_body,
     part_of,
     phases,
     pieces,
@@ -52,6 +57,7 @@ from ._requests_messages import (
     sent_nothing,
     timeout_of,
 )
+from ._requests_prepare import FastPreparer
 
 __all__ = [
     "BatchFailed",
@@ -61,8 +67,15 @@ __all__ = [
     "Changeset",
     "RequestsBatchFailed",
     "RequestsBatchResponse",
+    "SentBatch",
     "UnsentRequestsWarning",
 ]
+
+#: The connections to batch endpoints, kept open across sessions (docs/clients/index.md,
+#: "Connections"): one adapter per origin, TLS settings and proxies.
+_SHARED_ADAPTERS = SharedPools(
+    lambda: HTTPAdapter(pool_connections=1, pool_maxsize=KEPT_CONNECTIONS), HTTPAdapter.close
+)
 
 
 class Batching(requests.Session, ClientOptions[requests.Response]):
@@ -89,7 +102,9 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
       limits, discovered or learned from a 413, or its defaults: 100 parts, 16 MiB).
     - ``discover``: ask the endpoint for its limits (``GET`` on the batch URL, once per
       session) before a queue would be split. ``split=False``: one batch, whatever its size.
-    - ``concurrency``: batches of one queue in flight at once (1: one after another).
+    - ``concurrency``: batches of one queue in flight at once (6 by default; 1: one after
+      another). Connections to the batch endpoint outlive the session (docs/clients/index.md,
+      "Connections").
     - ``sleep``: how to wait before a retry (``time.sleep``; tests pass a fake).
     """
 
@@ -103,15 +118,26 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
     ) -> None:
         self._queue: Queue[Queued, RequestsBatchResponse] = Queue()
         super().__init__()
+        #: The adapters requests mounted itself, as they were: the batch requests they would
+        #: carry take a shared, warm one instead (:meth:`get_adapter`).
+        self._stock = [
+            (adapter, adapter.max_retries, adapter.poolmanager)
+            for adapter in self.adapters.values()
+            if isinstance(adapter, HTTPAdapter)
+        ]
         self._configure(**options)
         timeout_of(timeout)  # refuse now what could not bound a batch
+        self._last_arguments: _LastArguments | None = None
         self.batch_url = batch_url
         self.timeout = timeout
         self._sleep = sleep
+        #: What the last :meth:`send_batch` (or ``with`` block) sent came to, or None.
+        self.last_batch: SentBatch[RequestsBatchResponse] | None = None
         self._origin = _origin(batch_url)
         parts = urlsplit(batch_url)
         #: A URL that starts with this has the batch URL's origin: no need to parse it.
         self._origin_prefix = f"{parts.scheme}://{parts.netloc}/"
+        self._preparer = FastPreparer(self._origin_prefix)
 
     def request(  # noqa: PLR0917 (requests.Session.request's positional signature)
         self,
@@ -162,6 +188,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             url = url.decode("utf-8")
         # A reference has no origin: it is built as the URL it names relative to the batch URL.
         reference = url if is_reference(url) else None
+        if reference is None:
+            fast = self._preparer.prepare(
+                self, method, url, params, data, headers, cookies, files, auth, hooks, json
+            )
+            if fast is not None:
+                request, part = fast
+                return self._enqueue(request, depends_on, arguments, content_id, part=part)
         prepared = self.prepare_request(
             requests.Request(
                 method=method.upper(),
@@ -236,8 +269,15 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
                     f"travels in the batch request, which takes {name} from the session; "
                     f"set session.{name} instead"
                 )
-        timeouts, total = timeout_of(self.timeout if timeout is None else timeout)
-        return TransportArguments(timeouts, total, self.stream if stream is None else bool(stream))
+        timeout = self.timeout if timeout is None else timeout
+        stream = self.stream if stream is None else bool(stream)
+        last = self._last_arguments
+        if last is not None and last.timeout is timeout and last.arguments.stream is stream:
+            return last.arguments  # the same objects as last time: the same meaning
+        timeouts, total = timeout_of(timeout)
+        arguments = TransportArguments(timeouts, total, stream)
+        self._last_arguments = _LastArguments(timeout, arguments)
+        return arguments
 
     def _enqueue(
         self,
@@ -246,7 +286,10 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         arguments: TransportArguments,
         content_id: str | None = None,
         reference: str | None = None,
+        *,
+        part: SubRequest | None = None,
     ) -> RequestsBatchResponse:
+        """Queue a prepared request; ``part``: the part that carries it, if made already."""
         url = request.url
         if url is None or not (url.startswith(self._origin_prefix) or _origin(url) == self._origin):
             raise ValueError(
@@ -255,7 +298,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             )
         depends_on = self._queue.positions(dependencies, "batch")
         target = None if reference is None else reference_target(reference, urlsplit(url).query)
-        sub_request = part_of(request, target)
+        sub_request = part or part_of(request, target)
         referenced = self._queue.referenced(target, sub_request.headers)
         depends_on = tuple(dict.fromkeys((*depends_on, *referenced)))
         if content_id is not None:
@@ -274,13 +317,59 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         """How many requests wait for the next batch."""
         return len(self._queue)
 
-    def send_batch(self) -> list[RequestsBatchResponse]:
+    def send_batch(self) -> SentBatch[RequestsBatchResponse]:
         """Send the queued requests; fill and return their responses in order.
 
         They go as one batch, or as several if they exceed the endpoint's limits; parts
         answered 429 or 503 (and batches lost as a whole) are retried as ``retries`` says.
+        The list returned, also kept as :attr:`last_batch` (it is there when this raises
+        because some requests got no answer), says what they came to: ``ok``, ``failed()``,
+        ``retry_failed()`` (docs/clients/index.md, "What a batch came to").
         """
         queued = self._queue.take()
+        self._preparer.new_batch()
+        results = self._send(queued)
+        self.last_batch = SentBatch(
+            [response for _, response in queued],
+            [
+                attempt_of(item.sub_request, item.depends_on, result)
+                for (item, _), result in zip(queued, results, strict=True)
+            ],
+            self.retry,
+            functools.partial(self._resend, queued),
+            reported_failures([outer.headers.get(FAILURES_HEADER) for outer in outers_of(results)]),
+        )
+        failures = [
+            (item, result)
+            for (item, _), result in zip(queued, results, strict=True)
+            if isinstance(result, Failed)
+        ]
+        if failures:
+            raise failure(failures, len(queued))
+        return self.last_batch
+
+    def _resend(
+        self, queued: list[tuple[Queued, RequestsBatchResponse]], positions: list[int]
+    ) -> list[int | None]:
+        """Send the requests of ``queued`` at ``positions`` again (:meth:`SentBatch.retry_failed`),
+        with their dependencies among them; each one's new status (None: no answer)."""
+        place = {position: number for number, position in enumerate(positions)}
+        again = [
+            (
+                item._replace(depends_on=tuple(place[d] for d in item.depends_on if d in place)),
+                response,
+            )
+            for item, response in (queued[position] for position in positions)
+        ]
+        self._send(again)
+        return [
+            None if response._pending is not None else response.status_code for _, response in again
+        ]
+
+    def _send(
+        self, queued: list[tuple[Queued, RequestsBatchResponse]]
+    ) -> list[Result[requests.Response]]:
+        """Send ``queued``; fill each answered response in place, and say why on the others."""
         if not queued:
             return []
         queue = [item for item, _ in queued]
@@ -291,37 +380,35 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
                 functools.partial(self._post, queue),
                 discover=functools.partial(self._discover, queue),
                 sleep=self._sleep,
-                concurrency=self.concurrency,
                 timed_out=requests.Timeout,
             )
         except BaseException as error:
             for _, response in queued:
-                response._pending = f"the batch could not be sent: {error}"
+                if response._pending is not None:  # one sent again keeps its last answer
+                    response._pending = f"the batch could not be sent: {error}"
             raise
-        failures: list[tuple[Queued, Failed[requests.Response]]] = []
-        for (item, response), result in zip(queued, run.results(), strict=True):
+        results = run.results()
+        for (item, response), result in zip(queued, results, strict=True):
             if isinstance(result, Answered):
                 outer = result.outer
                 elapsed = outer.elapsed if outer is not None else timedelta(0)
+                if response._pending is None:  # answered before: sent again by retry_failed()
+                    forget_body(response)
                 fill(response, item, result.response, elapsed=elapsed, session_cookies=self.cookies)
-            else:
+            elif response._pending is not None:  # one sent again keeps its last answer
                 response._pending = result.reason
-                failures.append((item, result))
             response.attempts = result.attempts
         # Hooks run once every answer is in place, so a raising hook loses none of them.
         for item, response in queued:
             if response._pending is None:
                 dispatch_hook("response", item.request.hooks, response)  # type: ignore[no-untyped-call]
-        if failures:
-            raise failure(failures, len(queued))
-        return [response for _, response in queued]
+        return results
 
     def _post(
         self, queue: list[Queued], batch: PreparedBatch, deadline: float | None
     ) -> Reply[requests.Response] | Lost:
         """POST one batch; a lost connection or a timeout is an outcome, not an exception."""
-        headers = {"Content-Type": batch.content_type}
-        request = self._own_request("POST", data=batch.body, headers=headers)
+        request = self._own_request("POST", data=batch.body, headers=dict(batch.headers))
         try:
             response, body = self._exchange(
                 request, phases(queue[index] for index in batch.items), deadline
@@ -341,7 +428,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
 
     def _own_request(self, method: str, **arguments: Any) -> requests.PreparedRequest:
         """A request of the session's own (a batch, a discovery) to the batch URL."""
-        request = self.prepare_request(requests.Request(method, self.batch_url, **arguments))
+        prepared = None
+        if arguments.keys() <= {"data", "headers"}:
+            prepared = self._preparer.prepare(self, method, self.batch_url, **arguments)
+        if prepared is not None:
+            request = prepared[0]
+        else:
+            request = self.prepare_request(requests.Request(method, self.batch_url, **arguments))
         request.hooks = default_hooks()  # session hooks see each sub-response, not the batch
         return request
 
@@ -369,6 +462,22 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         response._content_consumed = True  # type: ignore[attr-defined]  # not in the stubs
         return response, body
 
+    def get_adapter(self, url: str) -> BaseAdapter:
+        """The adapter for ``url`` (the batch URL): a shared one, whose connections outlive
+        this session, in place of one requests mounted itself and nobody changed; an
+        adapter of the user's own as it is. Shared only with sessions whose TLS settings
+        and proxies for ``url`` (with the environment's) are the same."""
+        adapter = super().get_adapter(url)
+        if not any(
+            adapter is stock and adapter.max_retries is retries and adapter.poolmanager is pools
+            for stock, retries, pools in self._stock
+        ):
+            return adapter
+        settings = self.merge_environment_settings(url, {}, None, None, None)
+        proxies = tuple(sorted(settings["proxies"].items()))
+        key = (_origin(url), settings["verify"], settings["cert"], proxies)
+        return _SHARED_ADAPTERS.get(key)
+
     def __exit__(self, *exc_info: object) -> None:
         try:
             if exc_info[0] is None:
@@ -379,7 +488,8 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             self.close()
 
     def close(self) -> None:
-        """Close the connections. Requests still queued are never sent: each of their
+        """Close the session's own connections (not those it shares: docs/clients/index.md,
+        "Connections"). Requests still queued are never sent: each of their
         responses raises :class:`BatchNotSent` when read, and an
         :class:`~flask_batch.client.UnsentRequestsWarning` says so now."""
         self._queue.drop("the Batching session was closed before send_batch()", 2)
@@ -388,6 +498,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
     def __del__(self) -> None:
         what = "the Batching session was garbage-collected before send_batch()"
         self._queue.drop(what, 1)
+
+
+class _LastArguments(NamedTuple):
+    """The transport arguments last worked out, and the timeout they were worked out of."""
+
+    timeout: object
+    arguments: TransportArguments
 
 
 def _origin(url: str) -> tuple[str, str, int]:

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ...wire.content_coding import accepts_gzip
 from ...wire.model import Limits
 
 #: What a client assumes before it knows better: the server's own defaults.
@@ -57,6 +58,11 @@ class KnownLimits:
         self.discoverable = discover
         #: The discovery document, once a discovery succeeded.
         self.document: dict[str, Any] | None = None
+        #: Whether the endpoint takes batch bodies in gzip: it said so in its description or
+        #: the ``Accept-Encoding`` of an answer (RFC 9110, 12.5.3); False for good after a
+        #: ``415`` to one (something on the way refuses what the endpoint says it takes).
+        self.takes_gzip = False
+        self._gzip_refused = False
 
     def _values(self, name: str) -> list[int]:
         configured = self._configured.get(name)
@@ -105,10 +111,23 @@ class KnownLimits:
         if not isinstance(document, Mapping):
             return
         self.document = dict(document)
+        codings = document.get("content_codings")
+        if isinstance(codings, list):
+            self.takes_gzip = "gzip" in codings and not self._gzip_refused
         for name in DISCOVERED_LIMITS:
             value = document.get(name)
             if type(value) is int and value > 0:
                 self._discovered[name] = value
+
+    def heard(self, accept_encoding: str | None) -> None:
+        """An answer's ``Accept-Encoding`` (None: it had none, and says nothing new)."""
+        if accept_encoding is not None:
+            self.takes_gzip = accepts_gzip(accept_encoding) and not self._gzip_refused
+
+    def refuse_gzip(self) -> None:
+        """A compressed batch was answered ``415``: the rest go as they are."""
+        self.takes_gzip = False
+        self._gzip_refused = True
 
     def learn(self, name: str, value: int) -> None:
         """A ``413`` said the limit ``name`` (of a batch, or of a group) is ``value``."""

@@ -23,6 +23,17 @@ class PreparedBatch:
     content_type: str
     #: Seconds its whole exchange may take: the smallest timeout of its requests (None: none).
     timeout: float | None = None
+    #: ``"gzip"`` when :attr:`body` is compressed (the endpoint said it takes it), else None.
+    content_encoding: str | None = None
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The batch request's own headers: its media type and coding, and the coding its
+        answer may come in (the front end decodes it)."""
+        headers = [("Content-Type", self.content_type), ("Accept-Encoding", "gzip")]
+        if self.content_encoding is not None:
+            headers.append(("Content-Encoding", self.content_encoding))
+        return headers
 
     def overdue(self) -> str:
         """What to say when the exchange outlived :attr:`timeout`."""
@@ -40,6 +51,8 @@ class Reply(Generic[OuterT]):
     body: bytes
     #: The driver's response object, handed back in :class:`Failed`.
     outer: OuterT
+    #: The codings the endpoint says it takes in batch bodies (its ``Accept-Encoding``).
+    accept_encoding: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,10 @@ from .policy import Retry
 from .queueing import Changeset, grouped
 from .run import Run
 
+#: Batches of one queue in flight at once, by default: as many connections as a browser opens
+#: to one origin, so a queue split into a few batches takes about one round trip, not one each.
+DEFAULT_CONCURRENCY = 6
+
 
 class Queued(Protocol):
     """A request waiting for its batch, as a run needs it."""
@@ -71,7 +75,7 @@ class ClientOptions(Generic[OuterT]):
         max_body_size: int | None = None,
         discover: bool = True,
         split: bool = True,
-        concurrency: int = 1,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         """Check and keep the options; ``ValueError`` (or ``TypeError``) for a bad one."""
         self.format = format
@@ -104,4 +108,5 @@ class ClientOptions(Generic[OuterT]):
             limits=self.limits,
             split=self.split,
             timeouts=[item.timeout for item in queue],
+            concurrency=self.concurrency,
         )

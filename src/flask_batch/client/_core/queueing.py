@@ -54,6 +54,19 @@ def check_content_id(content_id: object) -> str:
     return content_id
 
 
+def named_ids(target: str | None, headers: Iterable[tuple[str, str]]) -> list[str]:
+    """The ids of the requests of its batch that a request names: ``$<id>`` starting its
+    ``target``, or the whole of its ``If-Match``/``If-None-Match``."""
+    values = [value.strip() for name, value in headers if name.lower() in _ETAG_HEADERS]
+    found = [_REFERENCE.match(text) for text in (target or "", *values)]
+    return [match.group(1) for match in found if match is not None]
+
+
+def refers(request: SubRequest) -> bool:
+    """Whether ``request`` names another request of its batch (:func:`named_ids`)."""
+    return bool(named_ids(request.target, request.headers))
+
+
 def is_reference(url: str) -> bool:
     """Whether ``url`` refers to an earlier request of its batch (``$1/items``: OData's
     ``$<Content-ID>`` as the first segment of a relative URL). The server resolves it, so it
@@ -169,14 +182,13 @@ class Queue(Generic[EntryT, ResponseT]):
         ``depends_on`` does: the server runs the one after the other, and they must go in one
         batch and be retried together. An id no request of this queue has is left to the
         server, which refuses it."""
-        values = [value.strip() for name, value in headers if name.lower() in _ETAG_HEADERS]
-        found = [_REFERENCE.match(text) for text in (target or "", *values)]
+        if not self._ids:  # no request of this queue has an id: none can be referred to
+            return []
         in_group = {id(response) for response in self.open.responses} if self.open else set()
         return [
             position
-            for match in found
-            if match is not None
-            and (position := self._ids.get(match.group(1))) is not None
+            for name in named_ids(target, headers)
+            if (position := self._ids.get(name)) is not None
             and id(self._queued[position][1]) not in in_group
         ]
 

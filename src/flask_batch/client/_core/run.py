@@ -54,6 +54,7 @@ from collections.abc import Callable, Sequence
 from enum import Enum, auto
 from typing import Generic
 
+from ...wire.content_coding import gzip_body
 from ...wire.errors import MalformedBatch
 from ...wire.model import SubRequest, SubResponse, first_header
 from ...wire.multipart_answers import ReadAnswer
@@ -72,6 +73,10 @@ from .matching import Sent, match, repeated_id, request_ids, stopped_at
 from .model import Answered, Failed, Lost, OuterT, PreparedBatch, Reply, Result, smallest
 from .policy import Retry, parse_retry_after
 from .report import NO_PART, media_type_of, not_a_batch_answer, said, status_line, stopped
+
+#: A batch body larger than this goes in gzip where the endpoint takes it: one TCP segment's
+#: payload (RFC 6928's 1,460 less options), below which compressing saves no round trip.
+COMPRESS_ABOVE = 1400
 
 
 class _State(Enum):
@@ -117,6 +122,10 @@ class Run(Generic[OuterT]):
     ``clock`` (monotonic seconds) and ``random`` (in [0, 1)) are injectable for tests; so is
     the driver's sleep: after each :meth:`pause` the driver calls :meth:`waited`, and the run
     takes that much time as passed even if the clock says otherwise.
+
+    ``concurrency`` bounds the batches in flight at once (None: no bound): :meth:`next_batch`
+    gives no more until one is fed back, so the run, not the driver, decides what may be in
+    flight.
     """
 
     def __init__(
@@ -129,6 +138,7 @@ class Run(Generic[OuterT]):
         limits: KnownLimits | None = None,
         split: bool = True,
         timeouts: Sequence[float | None] | None = None,
+        concurrency: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
     ) -> None:
@@ -142,6 +152,9 @@ class Run(Generic[OuterT]):
         self.retry = retry or Retry()
         self.limits = limits or KnownLimits()
         self.split = split
+        self.concurrency = concurrency
+        #: Batches given out by :meth:`next_batch` and not fed back yet.
+        self._in_flight = 0
         self._clock = clock
         self._random = random
         self._skew = 0.0
@@ -203,7 +216,10 @@ class Run(Generic[OuterT]):
         return len(self._pack(waiting)) > 1
 
     def next_batch(self) -> PreparedBatch | None:
-        """The next batch to send now, or None (everything ready is in flight or done)."""
+        """The next batch to send now, or None (everything ready is in flight or done, or
+        :attr:`concurrency` batches are in flight)."""
+        if self._full():
+            return None
         if self._groups and self.split:
             self._refuse_groups()
         while True:
@@ -221,6 +237,7 @@ class Run(Generic[OuterT]):
         """What came back for ``batch``."""
         for index in batch.items:
             assert self._items[index].state is _State.IN_FLIGHT, "fed twice"
+        self._in_flight -= 1
         if isinstance(outcome, Lost):
             self._outer_failure(
                 batch,
@@ -231,6 +248,13 @@ class Run(Generic[OuterT]):
                 nothing_ran=outcome.sent_nothing,
                 retry_after=None,
             )
+            return
+        self.limits.heard(outcome.accept_encoding)
+        if outcome.status == 415 and batch.content_encoding is not None:
+            # The endpoint takes no compressed body after all (a proxy in front of it, say):
+            # nothing ran, and the batch goes again as it is.
+            self.limits.refuse_gzip()
+            self._requeue(list(batch.items))
             return
         if outcome.status == 413 and self.split:
             self._too_large(batch, outcome)
@@ -268,6 +292,19 @@ class Run(Generic[OuterT]):
         self._due = min(waiting)
         return max(0.0, self._due - self.now())
 
+    def wake_in(self) -> float | None:
+        """While batches are in flight: seconds until a waiting request (a retry) may go
+        although none of them has come back yet, or None (nothing could go before one does)."""
+        if self._full():
+            return None
+        waiting = [item.index for item in self._items if item.state is _State.WAITING]
+        due = [
+            max(self._items[index].not_before for index in group)
+            for group in groups_of(waiting, self._links)
+            if all(self._deps_settled(index) for index in group)
+        ]
+        return max(0.0, min(due) - self.now()) if due else None
+
     def waited(self) -> None:
         """The driver slept the last :meth:`pause`: that time has passed, whatever the clock."""
         self._skew = max(self._skew, self._due - self._clock())
@@ -276,6 +313,9 @@ class Run(Generic[OuterT]):
         return self._clock() + self._skew
 
     # -- sending --------------------------------------------------------------------------
+
+    def _full(self) -> bool:
+        return self.concurrency is not None and self._in_flight >= self.concurrency
 
     def _ready(self) -> list[int]:
         """Waiting requests that may go now, whole dependency groups only."""
@@ -398,7 +438,11 @@ class Run(Generic[OuterT]):
             )
         timeout = smallest([self._timeouts[index] for index in indices])
         body = self.format.join(chunks)
-        return PreparedBatch(tuple(indices), body, self.format.content_type, timeout)
+        self._in_flight += 1
+        if len(body) <= COMPRESS_ABOVE or not self.limits.takes_gzip:
+            return PreparedBatch(tuple(indices), body, self.format.content_type, timeout)
+        compressed = gzip_body(body)
+        return PreparedBatch(tuple(indices), compressed, self.format.content_type, timeout, "gzip")
 
     def _encode(self, item: _Item, dependencies: tuple[int, ...]) -> bytes:
         """``item`` as it goes in a batch that holds ``dependencies``: a dependency in another
@@ -438,7 +482,17 @@ class Run(Generic[OuterT]):
         retrying_indices: set[int] = set()
         final: list[tuple[_Item, SubResponse | None]] = []
         not_run: list[_Item] = []  # after the failure the batch stopped at
+        statuses = self.retry.statuses
         for number, unit in enumerate(found_units):
+            if len(unit) == 1 and (stop is None or number <= stop):
+                # A request alone, answered with what is never retried: final at once (what
+                # _again would say), without the lists a group needs. Most requests are.
+                item, answer = items[unit[0]], matched[unit[0]]
+                if answer is not None and answer.status not in statuses and answer.status != 424:
+                    item.attempts += 1
+                    item.last, item.last_outer = answer, outer
+                    final.append((item, answer))
+                    continue
             members = [items[place] for place in unit]
             found = [matched[place] for place in unit]
             for item, answer in zip(members, found, strict=True):
