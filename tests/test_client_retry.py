@@ -200,8 +200,10 @@ def test_attempts_are_capped_and_the_last_answer_stands(endpoint: FakeEndpoint) 
     assert (b.status_code, attempts(b)) == (503, 3)
     assert len(endpoint.batches) == 3
     first, second = slept
-    assert 0.125 <= first <= 0.25
-    assert 0.25 <= second <= 0.5  # doubled
+    # Each sleep lasts until the retry is due, less the time its batch took to come back
+    # (milliseconds here), so the lower bounds leave a little room.
+    assert 0.1 <= first <= 0.25
+    assert 0.2 <= second <= 0.5  # doubled
 
 
 def test_retries_is_configurable_and_zero_turns_it_off(endpoint: FakeEndpoint) -> None:
