@@ -3,7 +3,7 @@ the problem answers of parts that do not run or whose answer cannot be sent."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from .wire.content_coding import GzipEncoder
 from .wire.errors import problem_response
@@ -17,6 +17,7 @@ __all__ = [
     "SLICE",
     "UNHANDLED",
     "AnswerBody",
+    "ClosingBody",
     "Pieces",
     "answer_too_large",
     "gzipped",
@@ -59,18 +60,60 @@ def slices(body: bytes | bytearray) -> Iterator[bytes]:
             yield view[start : start + SLICE].tobytes()
 
 
-def gzipped(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """The answer ``chunks`` in gzip, each as it comes (a WSGI body: closing this closes
-    ``chunks``, so a client that leaves stops the batch as it would uncompressed)."""
+class ClosingBody:
+    """A WSGI answer body made from another (``inner``), which its ``close()`` closes, then
+    runs ``then``: once, whether the body was read to its end, in part, or not at all.
+
+    Why not a generator with ``finally``: a server calls ``close()`` on every body (PEP
+    3333), even one it never started, and closing a generator that never started runs none
+    of its ``finally``; the batch under it would stay open. Every wrapper of a batch's answer
+    (gzip, the trace's end, the head sent with the first chunk) is one of these.
+    """
+
+    __slots__ = ("_chunks", "_inner", "_then")
+
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        inner: Iterable[bytes],
+        then: Callable[[], object] | None = None,
+    ) -> None:
+        self._chunks = chunks
+        self._inner: Iterable[bytes] | None = inner
+        self._then = then
+
+    def __iter__(self) -> ClosingBody:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        inner, then = self._inner, self._then
+        if inner is None:
+            return  # closed already
+        self._inner = self._then = None
+        try:
+            for body in (self._chunks, inner) if self._chunks is not inner else (inner,):
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            if then is not None:
+                then()
+
+
+def gzipped(chunks: Iterator[bytes]) -> ClosingBody:
+    """The answer ``chunks`` in gzip, each as it comes (closing it closes ``chunks``, so a
+    client that leaves stops the batch as it would uncompressed)."""
+    return ClosingBody(_gzip(chunks), chunks)
+
+
+def _gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
     encoder = GzipEncoder()
-    try:
-        for chunk in chunks:
-            yield encoder.encode(chunk)
-        yield encoder.finish()
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
+    for chunk in chunks:
+        yield encoder.encode(chunk)
+    yield encoder.finish()
 
 
 def answer_too_large(limit: str, value: int) -> SubResponse:

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from .answers import ClosingBody
+
 __all__ = ["NO_TRACE", "TRACER", "BatchTrace", "batch_trace"]
 
 #: The tracer name of the batch spans this package starts.
@@ -46,19 +48,10 @@ class BatchTrace:
             self._span = None
 
     def ending(self, body: Iterator[bytes], status: int) -> Iterator[bytes]:
-        """``body``, ending the batch's own span once it has been sent (or closed)."""
+        """``body`` (a WSGI answer), ending the batch's own span once it is closed."""
         if self._span is None:
             return body
-        return self._sent(body, status)
-
-    def _sent(self, body: Iterator[bytes], status: int) -> Iterator[bytes]:
-        try:
-            yield from body
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
-            self.end(status)
+        return ClosingBody(body, body, lambda: self.end(status))
 
 
 #: No trace to continue: OpenTelemetry is not in use.

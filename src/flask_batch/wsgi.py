@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from .answers import gzipped
+from .answers import ClosingBody, gzipped
 from .conventions import Conventions, Versions
 from .execution import stream_answers
 from .groups import check_hook
@@ -241,14 +241,15 @@ def start_with_first_chunk(answer: Answer, start_response: StartResponse) -> Ite
     return _started_late(answer, answer.tally, start_response)
 
 
-def _started_late(answer: Answer, tally: Tally, start_response: StartResponse) -> Iterator[bytes]:
+def _started_late(answer: Answer, tally: Tally, start_response: StartResponse) -> ClosingBody:
+    return ClosingBody(_head_with_first(answer, tally, start_response), answer.body)
+
+
+def _head_with_first(
+    answer: Answer, tally: Tally, start_response: StartResponse
+) -> Iterator[bytes]:
     chunks = iter(answer.body)
-    try:
-        first = next(chunks, b"")
-        start_response(answer.status, answer.headers + tally.headers())
-        yield first
-        yield from chunks
-    finally:
-        close = getattr(answer.body, "close", None)
-        if close is not None:
-            close()
+    first = next(chunks, b"")
+    start_response(answer.status, answer.headers + tally.headers())
+    yield first
+    yield from chunks
