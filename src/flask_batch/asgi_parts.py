@@ -16,7 +16,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable,
 from typing import Any
 
 from .answers import AnswerBody, answer_too_large
-from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
+from .part_headers import (
+    DEFAULT_HEADER_RULES,
+    HeaderRules,
+    connection_options,
+    inherited,
+    voided,
+)
 from .targets import MEMBER_INDEX_KEY, PART_INDEX_KEY, PART_KEY, PartRefused, Router, server_host
 from .wire.errors import reason_phrase
 from .wire.model import DEFAULT_LIMITS, Headers, SubRequest, SubResponse
@@ -221,6 +227,7 @@ class Parts:
             if fields:  # each replaces the batch request's of the same name
                 mine = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
                 replaced = {name for name, _ in mine}
+                replaced.update(name.encode("latin-1") for name in voided(n for n, _ in fields))
                 headers = [field for field in headers if field[0] not in replaced] + mine
             if len(self._merged) >= _MERGED_BLOCKS:
                 self._merged.clear()

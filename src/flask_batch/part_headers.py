@@ -22,10 +22,12 @@ __all__ = [
     "NOT_INHERITED",
     "PART_IGNORED",
     "PINNED_HEADERS",
+    "TIED_HEADERS",
     "HeaderRules",
     "check_header_patterns",
     "connection_options",
     "inherited",
+    "voided",
 ]
 
 #: Headers of the batch request no part inherits (besides ``Content-*`` and ``Proxy-*``, and
@@ -42,6 +44,10 @@ PART_IGNORED = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te"}
     | {"upgrade", "expect", "trailer", "proxy-connection", "http2-settings"}
 )
+#: Headers that go with another: a part that brings the first without the second does not
+#: inherit the batch request's second either. W3C Trace Context: a ``tracestate`` belongs to
+#: the ``traceparent`` beside it, and would mislabel a part's own trace.
+TIED_HEADERS = {"traceparent": "tracestate"}
 #: Headers that only the batch request may carry (``*`` matches any characters, case does not
 #: matter): the client's address, where the request came from and who the user is, as the
 #: proxies, load balancers, CDNs and authenticating gateways in front of an application set
@@ -114,6 +120,13 @@ def inherited(name: str, listed: frozenset[str] = frozenset()) -> bool:
         and not name.startswith(_NOT_INHERITED_PREFIXES)
         and name not in listed
     )
+
+
+def voided(own: Iterable[str]) -> tuple[str, ...]:
+    """The batch request's headers a part no longer inherits because of its own (lower-case
+    names, :meth:`HeaderRules.own_fields`), beyond those they replace: :data:`TIED_HEADERS`."""
+    names = set(own)
+    return tuple(tied for name, tied in TIED_HEADERS.items() if name in names and tied not in names)
 
 
 def check_header_patterns(patterns: Iterable[str]) -> tuple[str, ...]:

@@ -20,7 +20,13 @@ from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
 from .answers import AnswerBody, answer_too_large
-from .part_headers import DEFAULT_HEADER_RULES, HeaderRules, connection_options, inherited
+from .part_headers import (
+    DEFAULT_HEADER_RULES,
+    HeaderRules,
+    connection_options,
+    inherited,
+    voided,
+)
 from .targets import MEMBER_INDEX_KEY, PART_INDEX_KEY, PART_KEY, PartRefused, Router, server_host
 from .wire.model import DEFAULT_LIMITS, Headers, SubRequest, SubResponse
 
@@ -86,7 +92,7 @@ class Dispatcher:
             endpoint_takes,
         )
         # The environ items of the header blocks seen in this batch (_header_items).
-        self._known_headers: dict[Headers, tuple[dict[str, str], bool]] = {}
+        self._known_headers: dict[Headers, tuple[dict[str, str], bool, tuple[str, ...]]] = {}
 
     def __call__(self, request: SubRequest, index: int) -> SubResponse:
         return self.run_in(contextvars.Context(), request, index)
@@ -121,14 +127,17 @@ class Dispatcher:
         if request.group is not None:
             environ[MEMBER_INDEX_KEY] = index - request.group.first
         # The part's own headers, each replacing the batch request's of the same name.
-        items, says_length = self._header_items(request.headers)
+        items, says_length, dropped = self._header_items(request.headers)
         environ.update(items)
+        for key in dropped:
+            environ.pop(key, None)
         if says_length or request.body:
             environ["CONTENT_LENGTH"] = str(len(request.body))
         return environ
 
-    def _header_items(self, headers: Headers) -> tuple[dict[str, str], bool]:
-        """The environ items of a part's own headers, and whether they say a Content-Length.
+    def _header_items(self, headers: Headers) -> tuple[dict[str, str], bool, tuple[str, ...]]:
+        """The environ items of a part's own headers, whether they say a Content-Length, and
+        the keys of the batch request's headers they void (part_headers.voided).
 
         In an environ a repeated header is one key, its values joined (PEP 3333). The parts
         of a batch repeat their header blocks (the parser gives each distinct block once):
@@ -143,7 +152,8 @@ class Dispatcher:
         for name, value in fields:
             key = _environ_key(name)
             items[key] = f"{items[key]}, {value}" if key in items else value
-        known = (items, length is not None)
+        dropped = tuple(_environ_key(name) for name in voided(name for name, _ in fields))
+        known = (items, length is not None, dropped)
         if len(self._known_headers) < _KNOWN_HEADER_BLOCKS:
             self._known_headers[headers] = known
         return known

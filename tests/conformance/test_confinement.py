@@ -402,3 +402,29 @@ def test_a_chunked_part_reaches_the_application_with_only_its_decoded_length(
     assert seen["body"] == "abcde"
     assert "transfer-encoding" not in seen["headers"]
     assert seen["headers"]["content-length"] == "5"
+
+
+def test_a_part_with_its_own_traceparent_does_not_inherit_the_batchs_tracestate(
+    server: Server,
+) -> None:
+    own = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    batch_parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    alone, with_state, inheriting = batch(
+        server.base,
+        "/batch",
+        sub("GET", "/inspect", headers=(("traceparent", own),)),
+        sub("GET", "/inspect", headers=(("traceparent", own), ("tracestate", "mine=1"))),
+        sub("GET", "/inspect"),
+        headers=[("traceparent", batch_parent), ("tracestate", "batch=1")],
+    )
+    # A tracestate belongs to the traceparent beside it (W3C Trace Context).
+    assert inspected(alone)["traceparent"] == own
+    assert "tracestate" not in inspected(alone)
+    assert (inspected(with_state)["traceparent"], inspected(with_state)["tracestate"]) == (
+        own,
+        "mine=1",
+    )
+    assert (inspected(inheriting)["traceparent"], inspected(inheriting)["tracestate"]) == (
+        batch_parent,
+        "batch=1",
+    )
