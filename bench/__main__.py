@@ -6,11 +6,12 @@ plain one), ``gzip`` (bytes on the wire and the CPU of compressing them, both wa
 ``parallel`` (parts on a thread pool: waiting views, thread cost), ``groups`` (members of
 atomic groups against the same parts outside one, and a real SQLAlchemy hook), ``alpha``
 (flask-batch 0.0.2 in its own virtual environment), ``profile`` (the server's steps, and the
-httpx transports' own cost per call: ``bench.httpx_cost``), ``e2e`` (end to end through
-the latency proxy), ``connections`` (warm blocks and concurrent splits through the proxy,
-before and after: :mod:`bench.connections`), ``async`` (100 concurrent httpx requests,
-auto-batched or not), ``asgi`` (``python -m bench.asgi_cost`` in a subprocess, when that
-module exists; a failure there is reported and the other steps go on), ``report``
+httpx transports' own cost per call: ``bench.httpx_cost``), ``e2e`` (end to end through the
+latency proxy), ``floor`` (where a batch's wall time goes: the client's CPU, the server's,
+the rest: :mod:`bench.floor`), ``connections`` (warm blocks and concurrent splits through
+the proxy, before and after: :mod:`bench.connections`), ``async`` (100 concurrent httpx
+requests, auto-batched or not), ``asgi`` (``python -m bench.asgi_cost`` in a subprocess,
+when that module exists; a failure there is reported and the other steps go on), ``report``
 (docs/benchmarks.md and the chart, from the results on disk). ``--quick`` makes ``e2e``,
 ``connections`` and ``async`` smoke runs.
 """
@@ -33,6 +34,7 @@ from bench import (
     compression,
     connections,
     e2e,
+    floor,
     groups,
     hostile,
     httpx_cost,
@@ -54,6 +56,7 @@ STEPS = (
     "alpha",
     "profile",
     "e2e",
+    "floor",
     "connections",
     "async",
     "asgi",
@@ -78,6 +81,10 @@ def run_gzip() -> None:
 
 def run_connections(quick: bool) -> None:
     _save("connections.json", connections.run(runs=2 if quick else connections.RUNS))
+
+
+def run_floor() -> None:
+    _save("floor.json", floor.run(log=lambda line: print("  " + line)))
 
 
 def run_groups() -> None:
@@ -149,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "alpha": run_alpha,
         "profile": run_profile,
         "e2e": run_e2e,
+        "floor": run_floor,
         "connections": lambda: run_connections(args.quick),
         "async": run_async,
         "asgi": run_asgi,

@@ -172,7 +172,18 @@ def http2(base: str, work: list[Call], warm: bool) -> float:
     return asyncio.run(run())
 
 
-def batched(base: str, work: list[Call], warm: bool, *, compress: bool = True) -> float:
+#: What a scenario reads when its clock starts and stops (``bench.floor`` reads more there).
+Clock = Callable[[], float]
+
+
+def batched(
+    base: str,
+    work: list[Call],
+    warm: bool,
+    *,
+    compress: bool = True,
+    clock: Clock = time.perf_counter,
+) -> float:
     """``flask_batch.client.Batching``: every call queued, then one ``send_batch()``; the
     client splits the queue to the endpoint's limits (``MAX_PARTS``) as it does by default.
     ``compress=False``: no gzip either way (``bench.compression``), for an A/B."""
@@ -185,15 +196,17 @@ def batched(base: str, work: list[Call], warm: bool, *, compress: bool = True) -
         if warm:
             session.get(base + "/items/0")
             session.send_batch()
-        start = time.perf_counter()
+        start = clock()
         for call in work:
             session.request(call.method, base + call.path, json=call.body)
         for call, r in zip(work, session.send_batch(), strict=True):
             check(call, r.status_code, r.json())
-        return time.perf_counter() - start
+        return clock() - start
 
 
-def async_batched(base: str, work: list[Call], warm: bool) -> float:
+def async_batched(
+    base: str, work: list[Call], warm: bool, *, clock: Clock = time.perf_counter
+) -> float:
     """``httpx.AsyncClient`` over ``AsyncBatchTransport``: ``asyncio.gather`` of the calls,
     which the transport collects into batches (split to the endpoint's limits)."""
 
@@ -202,13 +215,13 @@ def async_batched(base: str, work: list[Call], warm: bool) -> float:
         async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as client:
             if warm:
                 (await client.get(base + "/items/0")).raise_for_status()
-            start = time.perf_counter()
+            start = clock()
             answers = await asyncio.gather(
                 *(client.request(c.method, base + c.path, json=c.body) for c in work)
             )
             for call, r in zip(work, answers, strict=True):
                 check(call, r.status_code, r.json())
-            seconds: float = time.perf_counter() - start
+            seconds: float = clock() - start
             return seconds
 
     return asyncio.run(run())
@@ -264,6 +277,14 @@ def _process(args: list[str], **kwargs: Any) -> Iterator[subprocess.Popen[str]]:
 @contextmanager
 def server(kind: str) -> Iterator[int]:
     """Start ``kind`` (gunicorn or hypercorn) on a free port; yield the port once it answers."""
+    with serving(kind) as (port, _):
+        yield port
+
+
+@contextmanager
+def serving(kind: str) -> Iterator[tuple[int, int]]:
+    """:func:`server`, yielding its port and its process id (gunicorn's master, whose one
+    worker is a child process)."""
     port = free_port()
     if kind == "gunicorn":
         args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN_ARGS]
@@ -281,10 +302,10 @@ def server(kind: str) -> Iterator[int]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield port
+        yield port, process.pid
 
 
-def direct_cost(n: int, rounds: int) -> list[float]:
+def direct_cost(n: int, rounds: int, clock: Clock = time.perf_counter) -> list[float]:
     """Seconds Flask takes to answer the N calls in this process, one round after another:
     each call's environ built beforehand, then dispatched into ``app.wsgi_app`` (the
     server-side floor of ``bench.server_cost``, (a)), on the application the servers run."""
@@ -294,7 +315,7 @@ def direct_cost(n: int, rounds: int) -> list[float]:
     seconds = []
     for _ in range(rounds):
         environs = [call_environ(call) for call in work]
-        seconds.append(timed(functools.partial(run_direct, app, environs))[0])
+        seconds.append(timed(functools.partial(run_direct, app, environs), clock)[0])
     return seconds
 
 

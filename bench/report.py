@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import compression, groups
+from bench import compression, floor, groups
 from bench.latency_proxy import INITIAL_WINDOW, SEGMENT, Link
 from bench.timing import median
 
@@ -1132,6 +1132,7 @@ def write_markdown() -> None:
     )
     lines += section_machine(machine, steps)
     lines += section_e2e(e2e)
+    lines += floor.section(load("floor.json"))
     lines += section_server(server)
     lines += section_hostile(hostile)
     lines += compression.section(gzip)

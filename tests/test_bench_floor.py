@@ -1,0 +1,70 @@
+"""``bench.floor``: where an end-to-end batch's wall time goes.
+
+Why: its table says which share (the client's CPU, the server's, the rest) stands between
+the batch and issue 14's targets; a reading of the wrong process, or a sum taken the wrong
+way, would send the work to the wrong place. Nothing is timed against a bound.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from bench import floor
+from bench.e2e import Clock
+from bench.workload import calls
+
+
+def test_the_cpu_time_read_is_the_processs_own_and_grows_with_its_work() -> None:
+    before = floor.cpu_seconds(os.getpid())
+    sum(i * i for i in range(300_000))
+    assert floor.cpu_seconds(os.getpid()) > before
+
+
+def test_the_worker_is_the_child_of_the_master() -> None:
+    # A master of its own, as gunicorn's: it starts one worker and says its process id.
+    spawn = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
+        "print(child.pid, flush=True)\n"
+        "child.wait()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", spawn], stdout=subprocess.PIPE, text=True
+    ) as master:
+        assert master.stdout is not None
+        worker = int(master.stdout.readline())
+        try:
+            assert floor.worker_of(master.pid) == worker
+        finally:
+            os.kill(worker, signal.SIGKILL)
+
+
+def test_a_run_is_measured_between_the_scenarios_two_clock_readings() -> None:
+    marks = floor.Marks(os.getpid())
+
+    def scenario(base: str, work: object, warm: bool, *, clock: Clock) -> float:
+        assert (base, warm) == ("http://x", True)
+        start = clock()
+        sum(i * i for i in range(300_000))
+        return clock() - start
+
+    seconds = scenario("http://x", calls(1), True, clock=marks)
+    spans = marks.spans()
+    assert spans["wall"] == seconds
+    assert spans["client"] > 0
+    assert spans["server"] > 0
+
+
+def test_the_section_budgets_the_targets_and_subtracts_both_processes() -> None:
+    span = {"wall": 0.030, "client": 0.008, "server": 0.012}
+    data = {"n": 100, "runs": 1, "samples": {"batch warm": [span]}, "direct_seconds": [0.010]}
+    text = "\n".join(floor.section(data))
+    assert "leave 9.0 ms warm" in text  # 1.15 x (50 + 10) - 60
+    assert "and 11.0 ms cold" in text  # 1.1 x (100 + 10) - 110
+    assert (
+        "| batch warm | 30.0 (30.0-30.0) | 8.0 (8.0-8.0) | 12.0 (12.0-12.0) | 2.0 | 10.0 |" in text
+    )
+    assert floor.section(None) == []
