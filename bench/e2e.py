@@ -330,6 +330,13 @@ def wire_bytes(scenario: Scenario, port: int, work: list[Call]) -> dict[str, int
 @contextmanager
 def proxy(port: int, rtt_ms: float, *options: str) -> Iterator[int]:
     """The latency proxy in front of ``port``, in its own process; yields its port."""
+    with proxying(port, rtt_ms, *options) as (proxied, _):
+        yield proxied
+
+
+@contextmanager
+def proxying(port: int, rtt_ms: float, *options: str) -> Iterator[tuple[int, int]]:
+    """:func:`proxy`, yielding its port and its process id."""
     args = [sys.executable, "-m", "bench.latency_proxy", str(port), "--rtt", str(rtt_ms)]
     args += options
     with _process(args, stdout=subprocess.PIPE) as process:
@@ -337,7 +344,7 @@ def proxy(port: int, rtt_ms: float, *options: str) -> Iterator[int]:
         line = process.stdout.readline()  # "listening on 127.0.0.1:PORT -> ..."
         if not line.startswith("listening on"):
             raise RuntimeError(f"the latency proxy did not start: {line!r}")
-        yield int(line.split()[2].rsplit(":", 1)[1])
+        yield int(line.split()[2].rsplit(":", 1)[1]), process.pid
 
 
 def calibrate(rtt_ms: float, trips: int = 40) -> list[float]:

@@ -43,7 +43,7 @@ def test_the_worker_is_the_child_of_the_master() -> None:
 
 
 def test_a_run_is_measured_between_the_scenarios_two_clock_readings() -> None:
-    marks = floor.Marks(os.getpid())
+    marks = floor.Marks(os.getpid(), os.getpid())
 
     def scenario(base: str, work: object, warm: bool, *, clock: Clock) -> float:
         assert (base, warm) == ("http://x", True)
@@ -56,15 +56,25 @@ def test_a_run_is_measured_between_the_scenarios_two_clock_readings() -> None:
     assert spans["wall"] == seconds
     assert spans["client"] > 0
     assert spans["server"] > 0
+    assert spans["proxy"] > 0  # the same process again
+    assert floor.cpu_seconds(None) == 0.0  # no proxy at 0 ms
 
 
-def test_the_section_budgets_the_targets_and_subtracts_both_processes() -> None:
-    span = {"wall": 0.030, "client": 0.008, "server": 0.012}
-    data = {"n": 100, "runs": 1, "samples": {"batch warm": [span]}, "direct_seconds": [0.010]}
+def test_the_section_budgets_the_targets_and_subtracts_every_process_and_round_trip() -> None:
+    warm = {"wall": 0.030, "client": 0.008, "server": 0.012, "proxy": 0.0}
+    cold = {"wall": 0.135, "client": 0.008, "server": 0.012, "proxy": 0.003}
+    data = {
+        "n": 100,
+        "runs": 1,
+        "samples": {"0": {"batch warm": [warm]}, "50": {"batch cold": [cold]}},
+        "direct_seconds": [0.010],
+    }
     text = "\n".join(floor.section(data))
     assert "leave 9.0 ms warm" in text  # 1.15 x (50 + 10) - 60
     assert "and 11.0 ms cold" in text  # 1.1 x (100 + 10) - 110
-    assert (
-        "| batch warm | 30.0 (30.0-30.0) | 8.0 (8.0-8.0) | 12.0 (12.0-12.0) | 2.0 | 10.0 |" in text
-    )
+    # rest: 30 - 8 - 12 - 0, and 135 - 8 - 12 - 3 - 2 x 50
+    assert "| 0 ms | batch warm | 30.0 (30.0-30.0) | 8.0 (8.0-8.0) |" in text
+    assert "| 0.0 (0.0-0.0) | 2.0 | 10.0 |" in text
+    assert "| 50 ms | batch cold | 135.0 (135.0-135.0) |" in text
+    assert "| 3.0 (3.0-3.0) | 2.0 | 12.0 |" in text
     assert floor.section(None) == []
