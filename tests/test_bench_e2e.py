@@ -109,9 +109,11 @@ def test_a_small_run_measures_every_scenario_on_both_networks(tmp_path: Path) ->
 def results(batch_warm: float = 0.0605, direct: float = 0.005) -> dict[str, Any]:
     """An end-to-end results document as ``bench.e2e.save`` writes it, with made-up times."""
 
-    def cell(n: int, key: str, variant: str, network: str, seconds: float) -> dict[str, Any]:
+    def cell(
+        n: int, key: str, variant: str, network: str, seconds: float, *, rtt: float = 50.0
+    ) -> dict[str, Any]:
         return {
-            "rtt_ms": 50.0,
+            "rtt_ms": rtt,
             "n": n,
             "scenario": key,
             "variant": variant,
@@ -127,6 +129,7 @@ def results(batch_warm: float = 0.0605, direct: float = 0.005) -> dict[str, Any]
         cell(100, "http2", "cold", "slow_start", 0.42),
         cell(100, "batch", "cold", "latency", 0.16),
         cell(1000, "batch", "cold", "latency", 0.95),
+        cell(100, "batch", "warm", "latency", 0.0121, rtt=0.0),
     ]
     scenarios = {s.key: {"label": s.label, "server": s.server} for s in e2e.SCENARIOS}
     return {
@@ -150,7 +153,11 @@ def test_each_issue_14_target_is_the_batch_over_its_limit_in_the_same_run() -> N
     warm = targets[
         "issue 14: warm, 50 ms, N = 100, slow start: batch / (1 RTT + direct cost) <= 1.15"
     ]
-    assert warm.measured.startswith("1.10 (60.5 ms vs 1 x 50 + 5.00 ms)")  # 60.5 / 55
+    # 60.5 / 55; 1.15 x 55 - 50 left beyond the round trip, against the same batch at 0 ms.
+    assert warm.measured == (
+        "1.10 (60.5 ms vs 1 x 50 + 5.00 ms; the target leaves 13.2 ms beyond the round trips, "
+        "the same batch at 0 ms takes 12.1)"
+    )
     assert warm.ok
     warm_async = targets[
         "issue 14: warm, 50 ms, N = 100, slow start: batch (async httpx) / "
@@ -169,7 +176,8 @@ def test_each_issue_14_target_is_the_batch_over_its_limit_in_the_same_run() -> N
     ]
     assert thousand.measured.startswith("6.33")  # 950 / 150, the pure-latency cell
     h2 = targets["issue 14: cold, 50 ms, N = 100, slow start: HTTP/2 / batch >= 3"]
-    assert h2.measured.startswith("2.00")  # 420 / 210
+    # 420 / 210; and 420 / (2 x 50 + 5) at best.
+    assert h2.measured == "2.00 (420 ms vs 210 ms; a batch at its limit, 105 ms, would give 4.00)"
     assert not h2.ok
     # No async cell at N = 1,000 in this document: no row rather than a made-up one.
     assert not any("N = 1,000" in text and "async" in text for text in targets)
