@@ -116,8 +116,8 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
     default an ``httpx.HTTPTransport`` shared by every ``BatchTransport`` of the batch URL's
     origin, whose connections outlive this one (closing this one leaves them open). The
     options are those of :class:`~flask_batch.client.Batching`: ``format``, ``retries``,
-    ``max_parts``, ``max_body_size``, ``discover``, ``split``, ``concurrency`` (threads) and
-    ``sleep``.
+    ``max_parts``, ``max_body_size``, ``discover``, ``split``, ``concurrency`` (threads),
+    ``compress_bodies`` and ``sleep``.
     """
 
     def __init__(

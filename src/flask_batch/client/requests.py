@@ -111,6 +111,9 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
       would be split, unless a client of the URL did already (what clients learn of an
       endpoint outlives them: docs/clients/index.md, "What a client knows of its
       endpoint"). ``split=False``: one batch, whatever its size.
+    - ``compress_bodies``: send large batch bodies in gzip once the endpoint said it takes
+      them (None, the default), from the first batch (True: an endpoint known to take them;
+      a ``415`` still sends the batch again as it is), or never (False).
     - ``concurrency``: batches of one queue in flight at once (6 by default; 1: one after
       another). Connections to the batch endpoint outlive the session (docs/clients/index.md,
       "Connections").

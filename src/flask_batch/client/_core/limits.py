@@ -89,11 +89,17 @@ class KnownLimits:
         max_parts: int | None = None,
         max_body_size: int | None = None,
         discover: bool = True,
+        compress_bodies: bool | None = None,
         shared: Callable[[], EndpointKnowledge] | None = None,
     ) -> None:
         for name, value in (("max_parts", max_parts), ("max_body_size", max_body_size)):
             if value is not None and (type(value) is not int or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None, not {value!r}")
+        if compress_bodies is not None and type(compress_bodies) is not bool:
+            raise ValueError(
+                f"compress_bodies must be True, False or None, not {compress_bodies!r}"
+            )
+        self._compress = compress_bodies
         self._configured = {"max_parts": max_parts, "max_body_size": max_body_size}
         self._discover = discover
         self._shared = shared
@@ -119,6 +125,15 @@ class KnownLimits:
         """Whether the endpoint takes batch bodies in gzip, as far as is known (False for
         good after a ``415`` to one)."""
         return self._known.takes_gzip and not self._known.gzip_refused
+
+    @property
+    def compresses(self) -> bool:
+        """Whether a large batch body goes in gzip: as ``compress_bodies`` says (True: from
+        the first batch, for an endpoint the caller knows takes it; False: never), else as
+        the endpoint said; never after a ``415`` to one."""
+        if self._compress is False or self._known.gzip_refused:
+            return False
+        return self._compress is True or self._known.takes_gzip
 
     def _values(self, name: str) -> list[int]:
         configured = self._configured.get(name)

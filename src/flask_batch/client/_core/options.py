@@ -48,12 +48,13 @@ class Options(TypedDict, total=False):
     discover: bool
     split: bool
     concurrency: int
+    compress_bodies: bool | None
 
 
 class ClientOptions(Generic[OuterT]):
     """Mixed into every front end: the options of the clients' table that every client
     shares (``format``, ``retries``, ``max_parts``, ``max_body_size``, ``discover``,
-    ``split``, ``concurrency``), and the run they make of a queue."""
+    ``split``, ``concurrency``, ``compress_bodies``), and the run they make of a queue."""
 
     #: How batched requests are retried.
     retry: Retry
@@ -77,6 +78,7 @@ class ClientOptions(Generic[OuterT]):
         discover: bool = True,
         split: bool = True,
         concurrency: int = DEFAULT_CONCURRENCY,
+        compress_bodies: bool | None = None,
         shared: Callable[[], EndpointKnowledge] | None = None,
     ) -> None:
         """Check and keep the options; ``ValueError`` (or ``TypeError``) for a bad one.
@@ -87,7 +89,11 @@ class ClientOptions(Generic[OuterT]):
             raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
         self.retry = Retry.of(retries)
         self.limits = KnownLimits(
-            max_parts=max_parts, max_body_size=max_body_size, discover=discover, shared=shared
+            max_parts=max_parts,
+            max_body_size=max_body_size,
+            discover=discover,
+            compress_bodies=compress_bodies,
+            shared=shared,
         )
         self.split = split
         self.concurrency = concurrency
