@@ -30,7 +30,7 @@ from requests.adapters import HTTPAdapter
 from bench.e2e import MAX_PARTS, RESULTS, TIMEOUT, check, proxy, server
 from bench.timing import median, timed
 from bench.workload import calls
-from flask_batch.client import Batching, close_shared_connections
+from flask_batch.client import Batching, close_shared_connections, forget_endpoints
 from flask_batch.client.httpx import BatchTransport
 
 RTT_MS = 50.0
@@ -73,6 +73,7 @@ def second_block(base: str, own: bool, each: Callable[[str, bool, int], None] = 
 def split(base: str, concurrency: int, n: int) -> float:
     """Seconds of one cold block of ``n`` calls, split into batches of ``MAX_PARTS``."""
     close_shared_connections()
+    forget_endpoints()
     work = calls(n)
 
     def run() -> None:

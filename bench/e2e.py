@@ -9,6 +9,10 @@ to "every answer has been read and checked"; the client object itself is built b
   each new connection's TCP handshake, see ``bench.latency_proxy``): a client starting up.
 - warm: the connections are open (and used once) before the clock starts: a client in the
   middle of a session. Measured at N = 100, the cell the targets are about.
+- known (the batch clients only, with slow start, N = 100): no connection is open, but the
+  clients of the process know the endpoint from an earlier batch (``forget_endpoints``
+  not called): a long-running service whose idle connection the server closed. Cold runs
+  forget what is known, as a new process would.
 
 Two networks: pure latency, and the same round trip with TCP slow start (the proxy's
 ``--slow-start``: 10 segments of 1,448 bytes in flight at first, doubling each round trip).
@@ -51,7 +55,7 @@ from bench.serve import GUNICORN_ARGS, flask_batch_app
 from bench.server_cost import call_environ, run_direct
 from bench.timing import timed
 from bench.workload import Call, calls
-from flask_batch.client import Batching, close_shared_connections
+from flask_batch.client import Batching, close_shared_connections, forget_endpoints
 from flask_batch.client.httpx import AsyncBatchTransport
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +75,7 @@ class Scenario:
     key: str
     label: str
     server: str  # "gunicorn" or "hypercorn"
-    run: Callable[[str, list[Call], bool], float]  # (base URL, calls, warm) -> seconds
+    run: Callable[[str, list[Call], str], float]  # (base URL, calls, variant) -> seconds
 
 
 @dataclass
@@ -79,7 +83,7 @@ class Cell:
     rtt_ms: float
     n: int
     scenario: str
-    variant: str  # "cold" or "warm"
+    variant: str  # "cold", "warm" or "known"
     seconds: list[float] = field(default_factory=list)
     network: str = "latency"  # a key of NETWORKS
 
@@ -97,10 +101,10 @@ def check(call: Call, status: int, body: Any) -> None:
 # -- the scenarios ----------------------------------------------------------------------------
 
 
-def sequential(base: str, work: list[Call], warm: bool) -> float:
+def sequential(base: str, work: list[Call], variant: str) -> float:
     """One ``requests.Session``, one keep-alive connection, one call after the other."""
     with requests.Session() as session:
-        if warm:
+        if variant == "warm":
             session.get(base + "/items/0", timeout=TIMEOUT).raise_for_status()
         start = time.perf_counter()
         for call in work:
@@ -109,7 +113,7 @@ def sequential(base: str, work: list[Call], warm: bool) -> float:
         return time.perf_counter() - start
 
 
-def threaded(base: str, work: list[Call], warm: bool) -> float:
+def threaded(base: str, work: list[Call], variant: str) -> float:
     """8 threads, each with its own ``requests.Session`` (8 connections), sharing the calls."""
     sessions = [requests.Session() for _ in range(THREADS)]
     pending = iter(work)
@@ -119,7 +123,7 @@ def threaded(base: str, work: list[Call], warm: bool) -> float:
 
     def worker(session: requests.Session) -> None:
         try:
-            if warm:
+            if variant == "warm":
                 session.get(base + "/items/0", timeout=TIMEOUT).raise_for_status()
         finally:
             start_line.wait()
@@ -151,12 +155,12 @@ def threaded(base: str, work: list[Call], warm: bool) -> float:
     return seconds
 
 
-def http2(base: str, work: list[Call], warm: bool) -> float:
+def http2(base: str, work: list[Call], variant: str) -> float:
     """httpx over HTTP/2 (h2c, prior knowledge): one connection, every call in flight at once."""
 
     async def run() -> float:
         async with httpx.AsyncClient(http1=False, http2=True, timeout=TIMEOUT) as client:
-            if warm:
+            if variant == "warm":
                 (await client.get(base + "/items/0")).raise_for_status()
             start = time.perf_counter()
             answers = await asyncio.gather(
@@ -179,7 +183,7 @@ Clock = Callable[[], float]
 def batched(
     base: str,
     work: list[Call],
-    warm: bool,
+    variant: str,
     *,
     compress: bool = True,
     clock: Clock = time.perf_counter,
@@ -188,12 +192,17 @@ def batched(
     client splits the queue to the endpoint's limits (``MAX_PARTS``) as it does by default.
     ``compress=False``: no gzip either way (``bench.compression``), for an A/B."""
     path = "/batch" if compress else "/batch-identity"
-    if not warm:  # cold: no connection the client kept open from an earlier run
+    if variant == "known":  # an earlier batch of the process taught the endpoint
+        with Batching(base + path, timeout=TIMEOUT) as session:
+            session.get(base + "/items/0")
+    if variant != "warm":  # no connection the client kept open from an earlier run
         close_shared_connections()
-    with Batching(base + path, timeout=TIMEOUT) as session:
-        if not compress:
-            session.limits.refuse_gzip()
-        if warm:
+    if variant == "cold":  # nor anything learned: a new process
+        forget_endpoints()
+    with Batching(
+        base + path, timeout=TIMEOUT, compress_bodies=None if compress else False
+    ) as session:
+        if variant == "warm":
             session.get(base + "/items/0")
             session.send_batch()
         start = clock()
@@ -205,15 +214,23 @@ def batched(
 
 
 def async_batched(
-    base: str, work: list[Call], warm: bool, *, clock: Clock = time.perf_counter
+    base: str, work: list[Call], variant: str, *, clock: Clock = time.perf_counter
 ) -> float:
     """``httpx.AsyncClient`` over ``AsyncBatchTransport``: ``asyncio.gather`` of the calls,
     which the transport collects into batches (split to the endpoint's limits)."""
 
+    if variant == "cold":  # nothing learned: a new process (its connections are its own)
+        forget_endpoints()
+
     async def run() -> float:
+        if variant == "known":  # an earlier transport of the process taught the endpoint
+            async with httpx.AsyncClient(
+                transport=AsyncBatchTransport(base + "/batch"), timeout=TIMEOUT
+            ) as earlier:
+                (await earlier.get(base + "/items/0")).raise_for_status()
         transport = AsyncBatchTransport(base + "/batch")
         async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as client:
-            if warm:
+            if variant == "warm":
                 (await client.get(base + "/items/0")).raise_for_status()
             start = clock()
             answers = await asyncio.gather(
@@ -240,6 +257,9 @@ SCENARIOS = [
         async_batched,
     ),
 ]
+
+#: The scenarios measured "known" too: the clients that share what they know of an endpoint.
+KNOWN_SCENARIOS = ("batch", "batch_async")
 
 
 # -- processes --------------------------------------------------------------------------------
@@ -323,7 +343,7 @@ def wire_bytes(scenario: Scenario, port: int, work: list[Call]) -> dict[str, int
     """Bytes a cold run of ``scenario`` sends each way, through an in-process proxy that adds
     nothing (only counted: no time is taken through it)."""
     with LatencyProxy(("127.0.0.1", port), handshake=False) as counting:
-        scenario.run(f"http://127.0.0.1:{counting.port}", work, False)
+        scenario.run(f"http://127.0.0.1:{counting.port}", work, "cold")
         return {"up": counting.stats.bytes_up, "down": counting.stats.bytes_down}
 
 
@@ -396,6 +416,8 @@ class Plan:
     slow_start_rtts_ms: Sequence[float] = (50.0,)
     ns: Sequence[int] = (1, 10, 100, 1000)
     warm_ns: Sequence[int] = (100,)
+    #: The cells "known" (``KNOWN_SCENARIOS``), with slow start only.
+    known_ns: Sequence[int] = (100,)
     #: Each cell is run at least ``min_reps`` times, and more (up to ``max_reps``) while its
     #: runs fit in ``cell_budget`` seconds: the slowest cells (sequential, N = 1,000, 50 ms:
     #: about 50 s a run) are run once.
@@ -425,20 +447,21 @@ def run_cells(
 ) -> list[Cell]:
     """All scenarios at one (rtt, N): round 1 runs each once, later rounds only the unfinished."""
     work = calls(n)
-    cells = {s.key: Cell(rtt_ms, n, s.key, variant, network=network) for s in SCENARIOS}
+    scenarios = [s for s in SCENARIOS if variant != "known" or s.key in KNOWN_SCENARIOS]
+    cells = {s.key: Cell(rtt_ms, n, s.key, variant, network=network) for s in scenarios}
     wanted: dict[str, int] = {}
     for round_ in range(plan.max_reps):
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             cell = cells[scenario.key]
             if round_ and len(cell.seconds) >= wanted[scenario.key]:
                 continue
-            cell.seconds.append(scenario.run(bases[scenario.server], work, variant == "warm"))
+            cell.seconds.append(scenario.run(bases[scenario.server], work, variant))
             if not round_:
                 wanted[scenario.key] = reps_for(cell.seconds[0], plan)
     for cell in cells.values():
         times = sorted(cell.seconds)
         log(
-            f"  {network:10} {variant:4} rtt={rtt_ms:g}ms N={n:<5} {cell.scenario:16} "
+            f"  {network:10} {variant:5} rtt={rtt_ms:g}ms N={n:<5} {cell.scenario:16} "
             f"median {times[len(times) // 2] * 1000:9.1f} ms  ({len(times)} runs)"
         )
     return list(cells.values())
@@ -467,7 +490,7 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> Results:
         # Warm up both servers and every client code path (imports, first connections).
         direct = {kind: f"http://127.0.0.1:{port}" for kind, port in ports.items()}
         for scenario in SCENARIOS:
-            scenario.run(direct[scenario.server], calls(20), False)
+            scenario.run(direct[scenario.server], calls(20), "cold")
         for n in sorted({*plan.ns, *plan.warm_ns}):
             results.direct[str(n)] = times = direct_cost(n, DIRECT_ROUNDS.get(n, 10))
             log(f"  direct cost, N = {n}: {sorted(times)[len(times) // 2] * 1000:.2f} ms")
@@ -487,7 +510,8 @@ def run(plan: Plan, log: Callable[[str], None] = print) -> Results:
                     + str(proxies.enter_context(proxy(port, rtt_ms, *NETWORKS[network])))
                     for kind, port in ports.items()
                 }
-                for variant, ns in (("cold", plan.ns), ("warm", plan.warm_ns)):
+                known_ns = plan.known_ns if network == "slow_start" else ()
+                for variant, ns in (("cold", plan.ns), ("warm", plan.warm_ns), ("known", known_ns)):
                     for n in ns:
                         results.cells += run_cells(
                             bases,

@@ -29,19 +29,18 @@ from typing import Any
 from bench.e2e import Clock, async_batched, batched, direct_cost, proxying, serving
 from bench.timing import median
 from bench.workload import Call, calls
-from flask_batch.client import close_shared_connections
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Runs per cell (alternating between the cells), and the calls in a batch.
 RUNS, N = 9, 100
 #: The networks: nominal round trip in ms (0: no proxy at all).
 RTTS = (0.0, 50.0)
-#: The scenarios measured: (key in the results, bench.e2e's function, warm).
-CELLS: tuple[tuple[str, Callable[..., float], bool], ...] = (
-    ("batch warm", batched, True),
-    ("batch_async warm", async_batched, True),
-    ("batch cold", batched, False),
-    ("batch_async cold", async_batched, False),
+#: The scenarios measured: (key in the results, bench.e2e's function, its variant).
+CELLS: tuple[tuple[str, Callable[..., float], str], ...] = (
+    ("batch warm", batched, "warm"),
+    ("batch_async warm", async_batched, "warm"),
+    ("batch cold", batched, "cold"),
+    ("batch_async cold", async_batched, "cold"),
 )
 #: What each reading holds, in order.
 SHARES = ("wall", "client", "server", "proxy")
@@ -112,13 +111,15 @@ def network(port: int, rtt_ms: float) -> Iterator[tuple[str, int | None]]:
 
 
 def measure(
-    base: str, pids: tuple[int, int | None], run: Callable[..., float], warm: bool, work: list[Call]
+    base: str,
+    pids: tuple[int, int | None],
+    run: Callable[..., float],
+    variant: str,
+    work: list[Call],
 ) -> dict[str, float]:
     marks = Marks(*pids)
     clock: Clock = marks
-    if not warm:
-        close_shared_connections()
-    run(base, work, warm, clock=clock)
+    run(base, work, variant, clock=clock)  # a cold one forgets connections and endpoints
     return marks.spans()
 
 
@@ -130,11 +131,11 @@ def run(runs: int = RUNS, log: Callable[[str], None] = print) -> dict[str, Any]:
         for rtt in RTTS:
             cells = samples[f"{rtt:g}"] = {key: [] for key, _, _ in CELLS}
             with network(port, rtt) as (base, proxy):
-                for _, scenario, warm in CELLS:  # first runs: imports, the server's caches
-                    measure(base, (worker, proxy), scenario, warm, work)
+                for _, scenario, variant in CELLS:  # first runs: imports, the server's caches
+                    measure(base, (worker, proxy), scenario, variant, work)
                 for _ in range(runs):
-                    for key, scenario, warm in CELLS:
-                        cells[key].append(measure(base, (worker, proxy), scenario, warm, work))
+                    for key, scenario, variant in CELLS:
+                        cells[key].append(measure(base, (worker, proxy), scenario, variant, work))
             for key, spans in cells.items():
                 shares = ", ".join(
                     f"{share} {median([s[share] for s in spans]) * 1e3:.1f}" for share in SHARES

@@ -577,8 +577,51 @@ def section_e2e(e2e: Any) -> list[str]:
                     + f" | {speedup} |"
                 )
         lines.append("")
+    lines += known_endpoint_table(e2e, networks)
     lines += [f"![wall time vs N per scenario]({CHART.name})", ""]
     return lines
+
+
+def known_endpoint_table(e2e: Any, networks: Sequence[tuple[str, float]]) -> list[str]:
+    """The batch clients cold beside "known": no connection open, but the endpoint known from
+    an earlier batch of the process (its gzip, its limits), against 2 RTT + direct cost."""
+    direct = (e2e.get("direct_seconds") or {}).get
+    rows = []
+    for network, rtt in networks:
+        for n in sorted({c["n"] for c in e2e["cells"] if c["variant"] == "known"}):
+            for key in ("batch", "batch_async"):
+                cold = e2e_cell(e2e, rtt, n, key, "cold", network=network)
+                known = e2e_cell(e2e, rtt, n, key, "known", network=network)
+                if not (cold and known):
+                    continue
+                floor = direct(str(n))
+                over = (
+                    f"{median(cold) / (2 * rtt / 1000 + median(floor)):.2f} / "
+                    f"{median(known) / (2 * rtt / 1000 + median(floor)):.2f}"
+                    if floor
+                    else "-"
+                )
+                rows.append(
+                    f"| {rtt:g} ms{NETWORK_TITLES[network]} | {n:,} | {SHORT[key]} | "
+                    f"{spread(cold, unit='ms')} | {spread(known, unit='ms')} | "
+                    f"{median(cold) / median(known):.2f} | {over} |"
+                )
+    if not rows:
+        return []
+    return [
+        "### Cold connection, endpoint known",
+        "",
+        "No connection open when the clock starts, as cold, but the process's clients know "
+        "the endpoint from an earlier batch (whether it takes gzip bodies, its limits): a "
+        "long-running service whose idle connection the server closed. The cold runs forget "
+        "what is known first, as a new process would.",
+        "",
+        "| RTT | N | client | cold, ms | known, ms | cold / known "
+        "| over 2 RTT + direct cost: cold / known |",
+        "|---:|---:|---|---:|---:|---:|---:|",
+        *rows,
+        "",
+    ]
 
 
 def slow_start_text(e2e: Any) -> list[str]:

@@ -5,6 +5,10 @@ A module that takes the ``app`` fixture says which application it tests with a m
 
 ``database`` is a real database of the test's own, SQLite then PostgreSQL (a throw-away
 cluster started once per session: tests/databases.py).
+
+Every test starts with the clients knowing nothing of any batch endpoint: what one test's
+client learned (a 413's limit, a gzip refusal) would otherwise bound the next test's, as the
+fake endpoints of the suite share their URLs.
 """
 
 from __future__ import annotations
@@ -17,10 +21,18 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from flask_batch.client import forget_endpoints
+
 from .databases import Database, PostgresCluster, PostgresMissing, give_up, new_database
 from .tracking import Tracker, tracker_of
 
 _STARTED: list[PostgresCluster] = []
+
+
+@pytest.fixture(autouse=True)
+def _endpoints_unknown() -> None:
+    """Every test's clients start as a new process's would (see the module's docstring)."""
+    forget_endpoints()
 
 
 @pytest.fixture

@@ -37,12 +37,12 @@ BATCH_SCENARIOS = [s for s in e2e.SCENARIOS if s.key in {"batch", "batch_async"}
 
 
 @pytest.mark.parametrize("scenario", BATCH_SCENARIOS, ids=lambda s: s.key)
-@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+@pytest.mark.parametrize("variant", ["cold", "warm", "known"])
 def test_each_batch_scenario_answers_every_call_split_to_the_server_limit(
-    base: str, scenario: e2e.Scenario, warm: bool
+    base: str, scenario: e2e.Scenario, variant: str
 ) -> None:
     # 150 calls: more than the endpoint's 100 parts, so the client splits as it does alone.
-    assert scenario.run(base, calls(150), warm) > 0  # every answer checked, or WrongAnswer
+    assert scenario.run(base, calls(150), variant) > 0  # every answer checked, or WrongAnswer
 
 
 def test_a_wrong_answer_fails_the_run() -> None:
@@ -86,7 +86,9 @@ def test_a_small_run_measures_every_scenario_on_both_networks(tmp_path: Path) ->
     # networks, the direct cost, the bytes), at the smallest size. gunicorn is in the bench
     # extra only.
     pytest.importorskip("gunicorn")
-    plan = e2e.Plan(rtts_ms=(0.0,), slow_start_rtts_ms=(10.0,), ns=(2,), warm_ns=(2,), max_reps=1)
+    plan = e2e.Plan(
+        rtts_ms=(0.0,), slow_start_rtts_ms=(10.0,), ns=(2,), warm_ns=(2,), known_ns=(2,), max_reps=1
+    )
     e2e.save(e2e.run(plan, log=lambda line: None), tmp_path / "e2e.json")
     document = json.loads((tmp_path / "e2e.json").read_text())
     keys = {s.key for s in e2e.SCENARIOS}
@@ -97,10 +99,12 @@ def test_a_small_run_measures_every_scenario_on_both_networks(tmp_path: Path) ->
         for network, rtt in (("latency", 0.0), ("slow_start", 10.0))
         for variant in ("cold", "warm")
         for key in keys
-    }
+    } | {("slow_start", 10.0, "known", key) for key in e2e.KNOWN_SCENARIOS}
     assert set(document["wire_bytes"]) == keys
     assert set(document["direct_seconds"]) == {"2"}
-    assert "### 10 ms round trip, TCP slow start" in "\n".join(report.section_e2e(document))
+    text = "\n".join(report.section_e2e(document))
+    assert "### 10 ms round trip, TCP slow start" in text
+    assert "### Cold connection, endpoint known" in text
 
 
 # -- the report ---------------------------------------------------------------------------
@@ -125,6 +129,7 @@ def results(batch_warm: float = 0.0605, direct: float = 0.005) -> dict[str, Any]
         cell(100, "batch", "warm", "slow_start", batch_warm),
         cell(100, "batch_async", "warm", "slow_start", 0.165),
         cell(100, "batch", "cold", "slow_start", 0.21),
+        cell(100, "batch", "known", "slow_start", 0.175),
         cell(100, "batch_async", "cold", "slow_start", 0.105),
         cell(100, "http2", "cold", "slow_start", 0.42),
         cell(100, "batch", "cold", "latency", 0.16),
@@ -203,6 +208,11 @@ def test_the_report_has_a_table_per_network_and_the_bytes_against_the_windows() 
     # One call at a time: each call's bytes against the window, not the sum of all of them.
     assert "| sequential | 19,780 | 1 a call | 22,570 | 1 a call |" in text
     assert "| 50 ms, TCP slow start | 100 |" in text  # the warm table
+    # Cold beside known, each over 2 RTT + direct cost (210 / 105, 175 / 105).
+    assert (
+        "| 50 ms, TCP slow start | 100 | batch | 210 (189-315) | 175 (158-262) | 1.20 "
+        "| 2.00 / 1.67 |" in text
+    )
 
 
 def test_an_older_results_file_without_networks_is_read_as_pure_latency() -> None:

@@ -45,13 +45,13 @@ def test_the_worker_is_the_child_of_the_master() -> None:
 def test_a_run_is_measured_between_the_scenarios_two_clock_readings() -> None:
     marks = floor.Marks(os.getpid(), os.getpid())
 
-    def scenario(base: str, work: object, warm: bool, *, clock: Clock) -> float:
-        assert (base, warm) == ("http://x", True)
+    def scenario(base: str, work: object, variant: str, *, clock: Clock) -> float:
+        assert (base, variant) == ("http://x", "warm")
         start = clock()
         sum(i * i for i in range(300_000))
         return clock() - start
 
-    seconds = scenario("http://x", calls(1), True, clock=marks)
+    seconds = scenario("http://x", calls(1), "warm", clock=marks)
     spans = marks.spans()
     assert spans["wall"] == seconds
     assert spans["client"] > 0

@@ -75,8 +75,8 @@ def statuses(results: list[Result[None]]) -> list[int | str]:
     return [r.response.status if isinstance(r, Answered) else r.reason for r in results]
 
 
-def no_discovery(**limits: int) -> KnownLimits:
-    return KnownLimits(discover=False, **limits)
+def no_discovery(max_parts: int | None = None) -> KnownLimits:
+    return KnownLimits(discover=False, max_parts=max_parts)
 
 
 # -- sending ----------------------------------------------------------------------------------

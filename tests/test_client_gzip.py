@@ -12,14 +12,14 @@ import gzip
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from flask import Flask, request
 
 from flask_batch import add_batch_route
-from flask_batch.client import Batching
+from flask_batch.client import Batching, forget_endpoints
 from flask_batch.client._core.limits import KnownLimits
 from flask_batch.client._core.run import COMPRESS_ABOVE, Run
 from flask_batch.client.httpx import AsyncBatchTransport, BatchTransport
@@ -81,8 +81,8 @@ LARGE = 40
 DOCUMENT = {"name": "a name long enough to matter", "tags": ["one", "two", "three"]}
 
 
-def _with_batching(base: str) -> Callable[[int], list[dict[str, object]]]:
-    session = Batching(f"{base}/batch", retries=0)
+def _with_batching(base: str, **options: Any) -> Callable[[int], list[dict[str, object]]]:
+    session = Batching(f"{base}/batch", retries=0, **options)
 
     def send(count: int) -> list[dict[str, object]]:
         responses = [session.post(f"{base}/items/{n}", json=DOCUMENT) for n in range(count)]
@@ -96,8 +96,8 @@ def _requests(base: str, count: int) -> list[httpx.Request]:
     return [httpx.Request("POST", f"{base}/items/{n}", json=DOCUMENT) for n in range(count)]
 
 
-def _with_transport(base: str) -> Callable[[int], list[dict[str, object]]]:
-    transport = BatchTransport(f"{base}/batch", retries=0)
+def _with_transport(base: str, **options: Any) -> Callable[[int], list[dict[str, object]]]:
+    transport = BatchTransport(f"{base}/batch", retries=0, **options)
 
     def send(count: int) -> list[dict[str, object]]:
         return [response.json() for response in transport.send_all(_requests(base, count))]
@@ -105,8 +105,8 @@ def _with_transport(base: str) -> Callable[[int], list[dict[str, object]]]:
     return send
 
 
-def _with_async_transport(base: str) -> Callable[[int], list[dict[str, object]]]:
-    transport = AsyncBatchTransport(f"{base}/batch", retries=0)
+def _with_async_transport(base: str, **options: Any) -> Callable[[int], list[dict[str, object]]]:
+    transport = AsyncBatchTransport(f"{base}/batch", retries=0, **options)
 
     def send(count: int) -> list[dict[str, object]]:
         async def all_of_them() -> list[httpx.Response]:
@@ -117,7 +117,7 @@ def _with_async_transport(base: str) -> Callable[[int], list[dict[str, object]]]
     return send
 
 
-CLIENTS = {
+CLIENTS: dict[str, Callable[..., Callable[[int], list[dict[str, object]]]]] = {
     "batching": _with_batching,
     "httpx": _with_transport,
     "async-httpx": _with_async_transport,
@@ -168,13 +168,62 @@ def test_answers_come_in_gzip_and_large_bodies_go_in_it(
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize(
+    ("compress_bodies", "sent"),
+    [
+        (None, [None, "gzip", None, None]),  # the first answer says gzip is taken
+        (True, ["gzip", None, None, None]),  # compressed from the first batch
+    ],
+)
 def test_a_415_to_a_compressed_batch_sends_it_again_as_it_is(
-    client: str, served: tuple[str, Exchanges]
+    client: str, compress_bodies: bool | None, sent: list[str | None], served: tuple[str, Exchanges]
 ) -> None:
     base, exchanges = served
     exchanges.refuse_compressed = True
-    send = CLIENTS[client](base)
+    send = CLIENTS[client](base, compress_bodies=compress_bodies)
+    for _ in range(3):  # refused compressed, then sent as it is, and never compressed again
+        assert send(LARGE) == _expected(LARGE)
+    assert exchanges.sent == sent
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_compress_bodies_true_compresses_the_first_large_batch(
+    client: str, served: tuple[str, Exchanges]
+) -> None:
+    base, exchanges = served
+    send = CLIENTS[client](base, compress_bodies=True)
+    assert send(LARGE) == _expected(LARGE)  # nothing known, compressed all the same
+    assert send(1) == _expected(1)  # too small to be worth it
+    assert exchanges.sent == ["gzip", None]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_415_is_the_endpoints_until_forgotten(client: str, served: tuple[str, Exchanges]) -> None:
+    base, exchanges = served
+    exchanges.refuse_compressed = True
+
+    def new_client_sends() -> None:
+        assert CLIENTS[client](base, compress_bodies=True)(LARGE) == _expected(LARGE)
+
+    new_client_sends()  # refused compressed, then sent as it is
+    new_client_sends()  # the next client knows the endpoint refuses it
+    forget_endpoints()
+    new_client_sends()  # tried again
+    assert exchanges.sent == ["gzip", None, None, "gzip", None]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_compress_bodies_false_never_compresses(client: str, served: tuple[str, Exchanges]) -> None:
+    base, exchanges = served
+    send = CLIENTS[client](base, compress_bodies=False)
     assert send(LARGE) == _expected(LARGE)
-    assert send(LARGE) == _expected(LARGE)  # refused compressed, then sent as it is
-    assert send(LARGE) == _expected(LARGE)  # and never compressed again
-    assert exchanges.sent == [None, "gzip", None, None]
+    assert send(LARGE) == _expected(LARGE)  # the endpoint said it takes gzip: not for this one
+    assert exchanges.sent == [None, None]
+    assert exchanges.answered == ["gzip", "gzip"]  # answers still come compressed
+
+
+@pytest.mark.parametrize("value", [1, 0, "yes", "gzip"])
+def test_compress_bodies_takes_only_true_false_or_none(value: object) -> None:
+    for client in (Batching, BatchTransport, AsyncBatchTransport):
+        with pytest.raises(ValueError, match="compress_bodies must be True, False or None"):
+            client("http://api.test/batch", compress_bodies=value)  # type: ignore[arg-type]

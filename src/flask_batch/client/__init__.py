@@ -11,7 +11,9 @@ A :class:`Changeset` is an atomic group being queued (``with session.changeset()
 which a later request may name in ``depends_on``.
 
 :func:`close_shared_connections` closes the connections the clients keep open to batch
-endpoints across sessions (docs/clients/index.md, "Connections").
+endpoints across sessions (docs/clients/index.md, "Connections"); :func:`forget_endpoints`
+forgets what they learned of those endpoints (docs/clients/index.md, "What a client knows of
+its endpoint").
 
 :class:`BatchFailed` and :class:`BatchResponse` are what every client's errors and queued
 responses are: ``except BatchFailed`` catches ``RequestsBatchFailed`` and
@@ -27,7 +29,7 @@ from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.policy import IDEMPOTENT_METHODS, Retry
 from ._core.queueing import Changeset
 from ._core.report import BatchFailed
-from ._drivers import close_shared_connections
+from ._drivers import close_shared_connections, forget_endpoints
 
 if TYPE_CHECKING:
     from .requests import Batching
@@ -45,6 +47,7 @@ __all__ = [
     "SentBatch",
     "UnsentRequestsWarning",
     "close_shared_connections",
+    "forget_endpoints",
 ]
 
 

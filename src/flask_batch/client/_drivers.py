@@ -1,5 +1,6 @@
 """The I/O loops of a run: :func:`drive` (threads) and :func:`drive_async` (asyncio), and
-the connection pools front ends keep warm across sessions (:class:`SharedPools`).
+the connection pools front ends keep warm across sessions (:class:`SharedPools`), and what
+the clients of a batch URL know of its endpoint (:data:`KNOWN_ENDPOINTS`).
 
 A front end gives a loop the callables that move bytes (post a batch, ask for the endpoint's
 description, sleep); the loop asks the run (:mod:`._core.run`, no I/O) what to do next and
@@ -24,6 +25,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Generic, TypeVar
 
+from ._core.limits import EndpointKnowledge, endpoint_of
 from ._core.model import Lost, OuterT, PreparedBatch, Reply
 from ._core.run import Run
 
@@ -169,6 +171,67 @@ class SharedPools(Generic[PoolT]):
         # The lock too: another thread of the parent may have held it at the fork.
         self._lock = threading.Lock()
         self._pools = OrderedDict()
+
+
+class SharedKnowledge:
+    """What the clients of each batch URL know of its endpoint (its limits, its description,
+    whether it takes gzip bodies), kept across clients so that a new one starts knowing it:
+    no discovery again, and its first large batch compressed.
+
+    At most ``most`` endpoints are kept, the least recently used forgotten beyond that; what
+    is older than ``max_age`` seconds (by ``clock``) is forgotten when next asked for, and
+    gathered again (a server redeployed may have changed; a ``413`` or a ``415`` corrects it
+    sooner). Safe across threads; a forked child keeps what its parent knew (it is data, not
+    a socket), with a lock of its own.
+    """
+
+    def __init__(
+        self,
+        most: int = 256,
+        max_age: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._most = most
+        self.max_age = max_age
+        self.clock = clock
+        self._lock = threading.Lock()
+        #: Each endpoint's knowledge, and when it was first asked for.
+        self._known: OrderedDict[Hashable, tuple[float, EndpointKnowledge]] = OrderedDict()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._new_lock)
+
+    def of(self, batch_url: str) -> EndpointKnowledge:
+        """The knowledge of ``batch_url``'s endpoint: a new one if none, or too old."""
+        key = endpoint_of(batch_url)
+        now = self.clock()
+        with self._lock:
+            kept = self._known.get(key)
+            if kept is None or now - kept[0] > self.max_age:
+                kept = self._known[key] = (now, EndpointKnowledge())
+                while len(self._known) > self._most:
+                    self._known.popitem(last=False)
+            self._known.move_to_end(key)
+        return kept[1]
+
+    def forget(self) -> None:
+        """Forget every endpoint: the next client gathers what it needs again."""
+        with self._lock:
+            self._known.clear()
+
+    def _new_lock(self) -> None:
+        # Another thread of the parent may have held it at the fork.
+        self._lock = threading.Lock()
+
+
+#: What the clients know of each batch endpoint (docs/clients/index.md, "What a client
+#: knows of its endpoint").
+KNOWN_ENDPOINTS = SharedKnowledge()
+
+
+def forget_endpoints() -> None:
+    """Forget what every client learned of batch endpoints (limits, description, gzip): the
+    next batch starts as a new process's would (a benchmark's cold run, or a test)."""
+    KNOWN_ENDPOINTS.forget()
 
 
 def call_within(

@@ -3,19 +3,25 @@ go in a batch, and how a request becomes an entry."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Unpack
 
 import httpx
 
-from ._core.options import ClientOptions
+from ._core.options import ClientOptions, Options
 from ._core.queueing import Changeset
+from ._drivers import KNOWN_ENDPOINTS
 from ._httpx_messages import Entry, entry, origin_of, refers
 
 
 class TransportBase(ClientOptions[httpx.Response]):
     """What the sync and async transports share: which requests batch, and how."""
 
-    def __init__(self, batch_url: str | httpx.URL) -> None:
+    def __init__(self, batch_url: str | httpx.URL, **options: Unpack[Options]) -> None:
+        """Check and keep the options; what is known of the endpoint is shared with the
+        other clients of ``batch_url``."""
+        self._configure(shared=functools.partial(KNOWN_ENDPOINTS.of, str(batch_url)), **options)
         self.batch_url = httpx.URL(batch_url)
         self._origin = origin_of(self.batch_url)
         self._batch_path = self.batch_url.raw_path.split(b"?", 1)[0]

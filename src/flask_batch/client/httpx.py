@@ -116,8 +116,8 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
     default an ``httpx.HTTPTransport`` shared by every ``BatchTransport`` of the batch URL's
     origin, whose connections outlive this one (closing this one leaves them open). The
     options are those of :class:`~flask_batch.client.Batching`: ``format``, ``retries``,
-    ``max_parts``, ``max_body_size``, ``discover``, ``split``, ``concurrency`` (threads) and
-    ``sleep``.
+    ``max_parts``, ``max_body_size``, ``discover``, ``split``, ``concurrency`` (threads),
+    ``compress_bodies`` and ``sleep``.
     """
 
     def __init__(
@@ -128,8 +128,7 @@ class BatchTransport(TransportBase, httpx.BaseTransport):
         sleep: Callable[[float], object] = time.sleep,
         **options: Unpack[Options],
     ) -> None:
-        self._configure(**options)
-        super().__init__(batch_url)
+        super().__init__(batch_url, **options)
         #: Whether the wrapped transport is the caller's, which :meth:`close` closes.
         self._own_transport = transport is not None
         self._transport = (
@@ -277,8 +276,7 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         **options: Unpack[Options],
     ) -> None:
-        self._configure(**options)
-        super().__init__(batch_url)
+        super().__init__(batch_url, **options)
         if not isinstance(window, (int, float)) or not 0 <= window < float("inf"):
             raise ValueError(f"window must be a number of seconds >= 0, not {window!r}")
         if max_batch is not None and (type(max_batch) is not int or max_batch < 1):

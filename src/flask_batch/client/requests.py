@@ -40,7 +40,14 @@ from ._core.queueing import (
     reference_target,
 )
 from ._core.report import BatchFailed
-from ._drivers import KEPT_CONNECTIONS, SharedPools, drive, read_within, remaining
+from ._drivers import (
+    KEPT_CONNECTIONS,
+    KNOWN_ENDPOINTS,
+    SharedPools,
+    drive,
+    read_within,
+    remaining,
+)
 from ._requests_messages import (
     Phases,
     Queued,
@@ -100,8 +107,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
       with ``Retry(methods=None)``).
     - ``max_parts``, ``max_body_size``: never send larger batches (by default the endpoint's
       limits, discovered or learned from a 413, or its defaults: 100 parts, 16 MiB).
-    - ``discover``: ask the endpoint for its limits (``GET`` on the batch URL, once per
-      session) before a queue would be split. ``split=False``: one batch, whatever its size.
+    - ``discover``: ask the endpoint for its limits (``GET`` on the batch URL) before a queue
+      would be split, unless a client of the URL did already (what clients learn of an
+      endpoint outlives them: docs/clients/index.md, "What a client knows of its
+      endpoint"). ``split=False``: one batch, whatever its size.
+    - ``compress_bodies``: send large batch bodies in gzip once the endpoint said it takes
+      them (None, the default), from the first batch (True: an endpoint known to take them;
+      a ``415`` still sends the batch again as it is), or never (False).
     - ``concurrency``: batches of one queue in flight at once (6 by default; 1: one after
       another). Connections to the batch endpoint outlive the session (docs/clients/index.md,
       "Connections").
@@ -125,7 +137,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             for adapter in self.adapters.values()
             if isinstance(adapter, HTTPAdapter)
         ]
-        self._configure(**options)
+        self._configure(shared=functools.partial(KNOWN_ENDPOINTS.of, batch_url), **options)
         timeout_of(timeout)  # refuse now what could not bound a batch
         self._last_arguments: _LastArguments | None = None
         self.batch_url = batch_url

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypedDict
 
 from ...wire.model import SubRequest
 from .formats import Format, FormatName, format_named
-from .limits import KnownLimits
+from .limits import EndpointKnowledge, KnownLimits
 from .model import OuterT
 from .policy import Retry
 from .queueing import Changeset, grouped
@@ -48,17 +48,19 @@ class Options(TypedDict, total=False):
     discover: bool
     split: bool
     concurrency: int
+    compress_bodies: bool | None
 
 
 class ClientOptions(Generic[OuterT]):
     """Mixed into every front end: the options of the clients' table that every client
     shares (``format``, ``retries``, ``max_parts``, ``max_body_size``, ``discover``,
-    ``split``, ``concurrency``), and the run they make of a queue."""
+    ``split``, ``concurrency``, ``compress_bodies``), and the run they make of a queue."""
 
     #: How batched requests are retried.
     retry: Retry
     #: What this client knows of the endpoint's limits (configured, discovered, learned from
-    #: a 413); shared by all its batches.
+    #: a 413); shared by all its batches, and but for the configured ones, with the other
+    #: clients of its batch URL.
     limits: KnownLimits
     #: Whether a queue that exceeds the limits is split (else: one batch, whatever its size).
     split: bool
@@ -76,14 +78,22 @@ class ClientOptions(Generic[OuterT]):
         discover: bool = True,
         split: bool = True,
         concurrency: int = DEFAULT_CONCURRENCY,
+        compress_bodies: bool | None = None,
+        shared: Callable[[], EndpointKnowledge] | None = None,
     ) -> None:
-        """Check and keep the options; ``ValueError`` (or ``TypeError``) for a bad one."""
+        """Check and keep the options; ``ValueError`` (or ``TypeError``) for a bad one.
+        ``shared`` gives what the clients of the batch URL know of it (not an option: the
+        front end's)."""
         self.format = format
         if type(concurrency) is not int or concurrency < 1:
             raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
         self.retry = Retry.of(retries)
         self.limits = KnownLimits(
-            max_parts=max_parts, max_body_size=max_body_size, discover=discover
+            max_parts=max_parts,
+            max_body_size=max_body_size,
+            discover=discover,
+            compress_bodies=compress_bodies,
+            shared=shared,
         )
         self.split = split
         self.concurrency = concurrency
@@ -100,6 +110,7 @@ class ClientOptions(Generic[OuterT]):
     def _run(self, queue: Sequence[Queued]) -> Run[OuterT]:
         """The run that sends ``queue`` under these options."""
         requests = [item.sub_request for item in queue]
+        self.limits.renew()
         return Run(
             grouped(requests, [item.group for item in queue], self._format.group_name),
             [item.depends_on for item in queue],

@@ -439,7 +439,7 @@ class Run(Generic[OuterT]):
         timeout = smallest([self._timeouts[index] for index in indices])
         body = self.format.join(chunks)
         self._in_flight += 1
-        if len(body) <= COMPRESS_ABOVE or not self.limits.takes_gzip:
+        if len(body) <= COMPRESS_ABOVE or not self.limits.compresses:
             return PreparedBatch(tuple(indices), body, self.format.content_type, timeout)
         compressed = gzip_body(body)
         return PreparedBatch(tuple(indices), compressed, self.format.content_type, timeout, "gzip")
