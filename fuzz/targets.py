@@ -219,13 +219,18 @@ def _read(
     return result
 
 
+def reader_case(cursor: Cursor) -> tuple[Limits, list[int], str, bytes]:
+    """What a reader input (:func:`reader_input`, after its byte 0) holds: the limits, the
+    chunk sizes, the Content-Type and the body."""
+    limits = _small_limits(cursor)
+    sizes = _chunk_sizes(cursor)
+    return limits, sizes, cursor.line(512).decode("latin-1"), cursor.rest()
+
+
 def check_reader(cursor: Cursor) -> None:
     """Only 4xx BatchErrors; the same requests or refusal read whole, in the fuzzer's chunks
     and (short bodies) byte by byte; what was read respects the limits."""
-    limits = _small_limits(cursor)
-    sizes = _chunk_sizes(cursor)
-    content_type = cursor.line(512).decode("latin-1")
-    body = cursor.rest()
+    limits, sizes, content_type, body = reader_case(cursor)
     whole = _read(content_type, [body], limits)
     chunkings = [split(body, sizes)]
     if len(body) <= BYTEWISE:
