@@ -43,9 +43,7 @@ Outcome = tuple[SubRequest, ...] | tuple[str, object, str | None]
 def outcome(content_type: str, chunks: Sequence[bytes], limits: Limits, *, shaped: bool) -> Outcome:
     """The requests read (``shaped``: with the one-pass reading), or the refusal."""
     try:
-        reader = RequestReader(boundary_of(content_type), limits)
-        if not shaped:
-            reader._shape = None
+        reader = RequestReader(boundary_of(content_type), limits, one_pass=shaped)
         for chunk in chunks:
             reader.feed(chunk)
         return tuple(reader.close())

@@ -71,7 +71,10 @@ class RequestReader:
     member.
     """
 
-    def __init__(self, boundary: str, limits: Limits) -> None:
+    def __init__(self, boundary: str, limits: Limits, *, one_pass: bool = True) -> None:
+        """``one_pass``: read the usual parts in one pass each (:meth:`_read_shaped`); False
+        reads every part the general way, to the same requests (the tests and the fuzzer
+        compare the two)."""
         self._limits = limits
         self._reader = MultipartReader(boundary, limits)
         self._requests: list[SubRequest] = []
@@ -83,7 +86,8 @@ class RequestReader:
         self._seen_fields: dict[bytes, Headers] = {}
         # Of those blocks, the ones a shaped part may have: their fields and body length.
         self._framings: dict[bytes, tuple[Headers, int]] = {}
-        self._shape = _SHAPED_PART if limits.max_headers >= _SHAPED_FIELDS else None
+        one_pass = one_pass and limits.max_headers >= _SHAPED_FIELDS
+        self._shape = _SHAPED_PART if one_pass else None
 
     @property
     def scanned(self) -> int:
