@@ -270,3 +270,48 @@ def test_a_head_that_runs_into_the_next_part_is_read_the_general_way() -> None:
     reader.feed(body)
     reader.close()
     assert reader.scanned <= 3 * len(body)
+
+
+SHAPED = b"Content-Type: application/http\r\n"
+#: Parts at the edges of the shape, each between two plain parts.
+EDGES = {
+    "empty-content-id": part(SHAPED + b"Content-ID:  \t\r\n", b"GET /x\r\n\r\n"),
+    "content-id-with-blanks-around": part(
+        SHAPED + b"Content-ID: \t<a b> \t\r\n", b"GET /x\r\n\r\n"
+    ),
+    "latin-1-content-id": part(SHAPED + b"Content-ID: \xe9t\xe9\r\n", b"GET /x\r\n\r\n"),
+    "folded-content-id": part(SHAPED + b"Content-ID: a\r\n b\r\n", b"GET /x\r\n\r\n"),
+    "blank-depends-on": part(SHAPED + b"Depends-On: , ,\r\n", b"GET /x\r\n\r\n"),
+    "depends-on-list": part(SHAPED + b"Depends-On: a,b , c\t\r\n", b"GET /x\r\n\r\n"),
+    "content-id-twice": part(SHAPED + b"Content-ID: a\r\nContent-ID: b\r\n", b"GET /x\r\n\r\n"),
+    "lower-case-names": part(b"content-type: application/http\r\n", b"GET /x\r\n\r\n"),
+    "msgtype": part(b"Content-Type: application/http; msgtype=request\r\n", b"GET /x\r\n\r\n"),
+    "http-1.0": part(SHAPED, b"GET /x HTTP/1.0\r\n\r\n"),
+    "http-2.0": part(SHAPED, b"GET /x HTTP/2.0\r\n\r\n"),
+    "no-version": part(SHAPED, b"GET /x\r\n\r\n"),
+    "chunked": part(
+        SHAPED, b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+    ),
+    "length-twice": part(SHAPED, b"POST /x\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc"),
+    "lengths-differ": part(SHAPED, b"POST /x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc"),
+    "length-signed": part(SHAPED, b"POST /x\r\nContent-Length: +3\r\n\r\nabc"),
+    "length-too-long": part(SHAPED, b"POST /x\r\nContent-Length: 9\r\n\r\nabc"),
+    "length-then-line-ends": part(SHAPED, b"POST /x\r\nContent-Length: 3\r\n\r\nabc\r\n\r\n"),
+    "length-then-bytes": part(SHAPED, b"POST /x\r\nContent-Length: 3\r\n\r\nabcd"),
+    "no-length-blank-lines": part(SHAPED, b"POST /x\r\n\r\n\r\n\n\r\n"),
+    "no-length-body": part(SHAPED, b"POST /x\r\n\r\n\r\nbody\r\n"),
+    "obs-fold": part(SHAPED, b"GET /x\r\nA: b\r\n c\r\n\r\n"),
+    "nul-in-value": part(SHAPED, b"GET /x\r\nA: b\x00c\r\n\r\n"),
+    "bare-cr-in-value": part(SHAPED, b"GET /x\r\nA: b\rX-Injected: 1\r\n\r\n"),
+    "space-before-colon": part(SHAPED, b"GET /x\r\nA : b\r\n\r\n"),
+    "delimiter-in-body": part(SHAPED, b"POST /x\r\nContent-Length: 9\r\n\r\nab\r\n--b\r\ncd"),
+    "large-body": part(SHAPED, b"POST /x\r\n\r\n" + b"x" * 70_000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGES))
+def test_parts_at_the_edges_of_the_shape_read_alike(name: str) -> None:
+    body = FIRST + EDGES[name] + EDGES[name] + LAST
+    for limits in (Limits(), EXACT, Limits(max_headers=4, max_header_size=60)):
+        for chunks in chunkings(body, (len(FIRST) + 40,)):
+            assert_same(CONTENT_TYPE, chunks, limits)
