@@ -36,7 +36,7 @@ _ACCEPTED_ENCODINGS = frozenset({"binary", "8bit", "7bit"})
 #: Methods that change nothing: a changeset (a group of changes) cannot hold them (OData).
 _READS = frozenset({"GET", "HEAD"})
 #: The shape of nearly every part of a batch, as Google's and OData's clients and ours write
-#: it, read in one pass (:meth:`RequestReader._shaped_request`): group 1, the part's headers
+#: it, read in one pass (:meth:`RequestReader._read_shaped`): group 1, the part's headers
 #: in this order and spelling and their blank line (2: the Content-ID, 3: the Depends-On);
 #: the request line (4-6: method, target, version); 7: the HTTP header lines, up to their
 #: blank line. Each line matches in one way only, and possessively: a part that does not fit
@@ -176,7 +176,7 @@ class RequestReader:
     def _framing(self, block: bytes) -> tuple[Headers, int] | None:
         """The fields of a shaped part's HTTP header block, and its body's length (or
         :data:`_TO_PART_END`); None when the block needs the general way: a field over the
-        limits, a Transfer-Encoding, a Content-Length that is repeated or not digits."""
+        limits, a Transfer-Encoding, Content-Lengths that differ or one that is not digits."""
         try:
             headers = parse_fields(block, self._limits, None, seen=self._seen_fields)
         except BatchError:
