@@ -200,11 +200,11 @@ def _small_limits(cursor: Cursor) -> Limits:
 
 
 def _read(
-    content_type: str, chunks: Sequence[bytes], limits: Limits
+    content_type: str, chunks: Sequence[bytes], limits: Limits, *, one_pass: bool = True
 ) -> tuple[SubRequest, ...] | Refused:
     """The requests or the refusal; the reader's work is checked against the bytes it got."""
     try:
-        reader = RequestReader(boundary_of(content_type), limits)
+        reader = RequestReader(boundary_of(content_type), limits, one_pass=one_pass)
     except BatchError as error:
         return refused(error)
     result: tuple[SubRequest, ...] | Refused
@@ -219,14 +219,23 @@ def _read(
     return result
 
 
-def check_reader(cursor: Cursor) -> None:
-    """Only 4xx BatchErrors; the same requests or refusal read whole, in the fuzzer's chunks
-    and (short bodies) byte by byte; what was read respects the limits."""
+def reader_case(cursor: Cursor) -> tuple[Limits, list[int], str, bytes]:
+    """What a reader input (:func:`reader_input`, after its byte 0) holds: the limits, the
+    chunk sizes, the Content-Type and the body."""
     limits = _small_limits(cursor)
     sizes = _chunk_sizes(cursor)
-    content_type = cursor.line(512).decode("latin-1")
-    body = cursor.rest()
+    return limits, sizes, cursor.line(512).decode("latin-1"), cursor.rest()
+
+
+def check_reader(cursor: Cursor) -> None:
+    """Only 4xx BatchErrors; the same requests or refusal read whole, in the fuzzer's chunks
+    and (short bodies) byte by byte, and with the usual parts read in one pass or not; what
+    was read respects the limits."""
+    limits, sizes, content_type, body = reader_case(cursor)
     whole = _read(content_type, [body], limits)
+    general = _read(content_type, [body], limits, one_pass=False)
+    if whole != general:
+        raise Finding(f"the one-pass reading gives {whole!r}, the general one {general!r}")
     chunkings = [split(body, sizes)]
     if len(body) <= BYTEWISE:
         chunkings.append([body[i : i + 1] for i in range(len(body))])

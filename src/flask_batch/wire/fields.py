@@ -15,6 +15,8 @@ from .model import Headers, Limits
 __all__ = [
     "BLANK_LINE",
     "CRLF",
+    "FIELD_VALUE",
+    "HTTP_FIELD_LINES",
     "TOKEN",
     "TOKEN_PATTERN",
     "encode_field",
@@ -34,6 +36,13 @@ _TOKEN_TEXT = TOKEN.decode("ascii")
 # (white space around it is not part of it), so each line matches in exactly one way and a bad
 # line fails in linear time (with "[ \t]*([^\r\n]*)" a bad line after n good ones costs 2^n).
 _VALUE = r"(?:([^\x00\r\n \t](?:[^\x00\r\n]*[^\x00\r\n \t])?)[ \t]*)?\r?\n"
+#: A field's value with the blanks after it, and its line end (group 1: the value and those
+#: blanks, to strip). As bytes, for patterns that read a whole part. Any run of bytes but NUL,
+#: CR and LF is a value with blanks around it, or blanks alone: what the field patterns read.
+FIELD_VALUE = rb"[ \t]*+([^\x00\r\n]*+)\r?\n"
+#: Any number of HTTP field lines: what :func:`parse_fields` reads without error, as bytes,
+#: without groups, and possessively (a line matches in one way only: none is tried again).
+HTTP_FIELD_LINES = rb"(?:" + TOKEN + rb":[^\x00\r\n]*+\r?\n)*+"
 # MIME headers may have white space before the colon (RFC 5322 obs-syntax); HTTP may not.
 _MIME_FIELD = re.compile("^(" + _TOKEN_TEXT + r")[ \t]*:[ \t]*" + _VALUE, re.MULTILINE)
 _HTTP_FIELD = re.compile("^(" + _TOKEN_TEXT + r"):[ \t]*" + _VALUE, re.MULTILINE)

@@ -16,6 +16,8 @@ from .model import UNLIMITED, Headers, Limits, SubResponse
 __all__ = [
     "HOP_BY_HOP",
     "MAX_CHUNKS",
+    "REQUEST_LINE",
+    "SUPPORTED_VERSIONS",
     "parse_request",
     "parse_response",
     "response_fields",
@@ -24,12 +26,15 @@ __all__ = [
     "serialise_response",
 ]
 
-_REQUEST_LINE = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+)(?: (HTTP/\d\.\d))?")
+#: A request line without its line end: groups method, target, and version (optional).
+REQUEST_LINE = rb"(" + TOKEN + rb") ([\x21-\x7e]+)(?: (HTTP/\d\.\d))?"
+_REQUEST_LINE = re.compile(REQUEST_LINE)
 _REQUEST_LINE_AT_START = re.compile(_REQUEST_LINE.pattern + rb"\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/\d\.\d ([0-9]{3})(?: (.*))?")
 _LEADING_LINE_ENDS = re.compile(rb"[\r\n]*")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
-_SUPPORTED_VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
+#: The HTTP versions a part's request line may name (or none).
+SUPPORTED_VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
 _WHITESPACE = b" \t\r\n"
 
 #: Headers that describe one connection, not the message: never copied into a part's answer.
@@ -114,7 +119,7 @@ def parse_request(
         if match is None:
             raise MalformedBatch(f"invalid HTTP request line {start_line[:80]!r}", part=part)
         method, target, version = match.groups()
-    if version is not None and version not in _SUPPORTED_VERSIONS:
+    if version is not None and version not in SUPPORTED_VERSIONS:
         raise MalformedBatch(f"unsupported HTTP version {version.decode()}", part=part)
     length: str | None = None
     for name, value in headers:

@@ -85,6 +85,7 @@ class MultipartReader:
         self._dropped = 0  # of those blanks, how many the preamble no longer holds
         self._possible: re.Pattern[bytes] | None = None  # see _possible_delimiter
         self._next_part_offset = 0  # in DELIMITED: where the next part's headers begin
+        self._looked_at = (0, 0)  # see look_at_whole_part: the next part's offset, the work
         self._too_large = False  # bytes past max_body_size arrived
         self._final = False  # end() was called
         #: The work meter: bytes examined so far. Every search adds the bytes it looked at,
@@ -219,6 +220,46 @@ class MultipartReader:
         self._parts += 1
         self._next_part_offset = after + 2
         return Part(headers, bytes(buffer[content_start:end]))
+
+    def look_at_whole_part(
+        self, head: re.Pattern[bytes]
+    ) -> tuple[bytearray, re.Match[bytes], int] | None:
+        """A look at the next part, without reading it, for a reader that knows the shape its
+        parts usually have (:class:`~.multipart_requests.RequestReader`): when ``head``
+        matches from the part's first byte (within ``max_header_size``), its group 1 being
+        the part's headers and their blank line, and the part is wholly in the buffer with
+        nothing about it unusual (as :meth:`_whole_part` sees it).
+
+        Returns the buffer (read it at once, keep nothing of it), the match, and where the
+        part's content ends; :meth:`skip_part` then goes past the part. None: nothing was
+        read, and :meth:`next_part` reads the part as usual.
+        """
+        if self._state is not _State.DELIMITED or self._parts >= self._limits.max_parts:
+            return None
+        buffer = self._buffer
+        start = self._next_part_offset
+        match = head.match(buffer, start, start + self._header_reach)
+        if match is None:
+            return None
+        content_start = match.end(1)
+        delimiter = self._delimiter
+        found = buffer.find(delimiter, content_start - 1)
+        after = found + len(delimiter)
+        if found < 0 or not buffer.startswith(CRLF, after):
+            return None
+        end = found - 1 if found > content_start and buffer[found - 1] == 0x0D else found
+        end = max(end, content_start)
+        if end - start > self._limits.max_part_size or end - content_start >= _HAND_OVER_FROM:
+            return None
+        # As _whole_part counts: the delimiter searched for, the head read.
+        self._looked_at = (after + 2, after + match.end() - 2 * start)
+        return buffer, match, end
+
+    def skip_part(self) -> None:
+        """Go past the part :meth:`look_at_whole_part` last returned (read by its caller)."""
+        self._next_part_offset, looked_at = self._looked_at
+        self._parts += 1
+        self.scanned += looked_at
 
     def _leave_to_steps(
         self, start: int, scan: int, headers: Headers | None = None, content_start: int = 0
