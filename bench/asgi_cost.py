@@ -322,10 +322,9 @@ def breakdown_steps(n: int) -> dict[str, Callable[[], Awaitable[object]]]:
     limit = DEFAULT_LIMITS.max_answer_part_size
 
     async def exchanged() -> list[_Exchange]:
-        loop = asyncio.get_running_loop()
         done = []
         for request, part_scope in zip(requests, scopes, strict=True):
-            exchange = _Exchange(request.body, loop.create_future(), limit)
+            exchange = _Exchange(request.body, limit)
             await exchange.run(trivial_app, part_scope)
             done.append(exchange)
         return done

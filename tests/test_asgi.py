@@ -569,6 +569,57 @@ def test_each_part_runs_in_a_task_of_its_own_with_no_trip_round_the_loop(
     assert chunks <= turns <= (2 * count + 2 * chunks if wait else 2 * chunks)
 
 
+def test_a_part_that_answers_at_once_is_not_waited_for_with_a_future() -> None:
+    # A future per part, made, resolved and awaited, was spent for nothing when the part had
+    # answered in its task's first step (most do); one that waits is still waited for.
+    def futures_made(target: str, count: int) -> int:
+        made = 0
+
+        async def scenario() -> None:
+            nonlocal made
+            loop = asyncio.get_running_loop()
+            create_future = loop.create_future
+
+            def counted() -> asyncio.Future[Any]:
+                nonlocal made
+                made += 1
+                return create_future()
+
+            loop.create_future = counted  # type: ignore[method-assign]
+            answers = await batch(BatchMiddleware(RawApp()), *[sub("GET", target)] * count)
+            assert [a.status for a in answers] == [200] * count
+
+        run(scenario())
+        return made
+
+    assert futures_made("/task", 16) == futures_made("/task", 1)
+    assert futures_made("/task?wait=1", 16) > futures_made("/task?wait=1", 1)
+
+
+def test_a_loop_task_factory_makes_the_part_tasks() -> None:
+    # Parts' tasks are made without loop.create_task when the loop has no task factory; one
+    # that has one (instrumentation, say) still makes them.
+    made: list[asyncio.Task[Any]] = []
+    raw = RawApp()
+
+    def factory(
+        loop: asyncio.AbstractEventLoop, coroutine: Any, /, **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        task = asyncio.Task(coroutine, loop=loop, **kwargs)
+        made.append(task)
+        return task
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_task_factory(factory)
+        answers = await batch(BatchMiddleware(raw), *[sub("GET", "/task")] * 3)
+        assert [a.status for a in answers] == [200] * 3
+
+    run(scenario())
+    tasks = [task for task, _ in raw.tasks]
+    assert len(tasks) == 3
+    assert all(any(task is mine for mine in made) for task in tasks)
+
+
 async def _started(coroutine: Coroutine[Any, Any, None]) -> tuple[asyncio.Task[None], bool]:
     return asgi_parts._start_task(asyncio.get_running_loop(), coroutine)
 

@@ -145,15 +145,16 @@ class Parts:
         except PartRefused as refusal:
             return refusal.answer()
         loop = asyncio.get_running_loop()
-        exchange = _Exchange(request.body, loop.create_future(), self._answer_limit)
+        exchange = _Exchange(request.body, self._answer_limit)
         # Its own task, as a server gives each request, started in an empty context: nothing
         # context-local (or keyed on the current task) is shared with the batch or other parts.
         task, returned = _start_task(loop, exchange.run(self._app, scope))
-        try:
-            await exchange.answered
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
+        if not exchange.ended:  # it waits for something: wait for its answer (or its end)
+            try:
+                await exchange.answered(loop)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
         if exchange.complete:
             if returned:
                 pass  # nothing left to run or to report
@@ -180,9 +181,7 @@ class Parts:
             scope = self.scope(request, index)
         except PartRefused as refusal:
             return refusal.answer()
-        exchange = _Exchange(
-            request.body, asyncio.get_running_loop().create_future(), self._answer_limit
-        )
+        exchange = _Exchange(request.body, self._answer_limit)
         try:
             await exchange.run(self._app, scope)
         except Exception:
@@ -263,23 +262,25 @@ class _Exchange:
     """The ``receive`` and ``send`` of one part, and the response they collect."""
 
     __slots__ = (
+        "_answered",
         "_body_sent",
-        "_ended",
+        "_receive_wakeup",
         "_sent_body",
         "answer",
-        "answered",
         "body",
         "complete",
+        "ended",
         "headers",
         "status",
     )
 
-    def __init__(
-        self, body: bytes | bytearray, answered: asyncio.Future[None], answer_limit: int
-    ) -> None:
+    def __init__(self, body: bytes | bytearray, answer_limit: int) -> None:
         self.body = body
-        #: Resolved when the response is complete or the application returned.
-        self.answered = answered
+        #: The response is complete or the application returned.
+        self.ended = False
+        # Made only for a part that has to be waited for: most answer in their task's first
+        # step, and a future made, resolved and awaited for each would be spent for nothing.
+        self._answered: asyncio.Future[None] | None = None
         self.status: int | None = None
         self.headers: Iterable[tuple[bytes, bytes]] = ()
         #: The response body, gathered up to the part's answer limit.
@@ -287,7 +288,7 @@ class _Exchange:
         self.complete = False
         self._sent_body = False
         self._body_sent = 0  # bytes of a large body sent so far
-        self._ended: asyncio.Event | None = None
+        self._receive_wakeup: asyncio.Event | None = None
 
     async def run(self, app: ASGIApp, scope: Scope) -> None:
         try:
@@ -312,10 +313,10 @@ class _Exchange:
                 piece = view[start:end].tobytes()
             return {"type": "http.request", "body": piece, "more_body": not self._sent_body}
         # As a server does: nothing more to read; the client "leaves" once it has its answer.
-        if not self.answered.done():
-            if self._ended is None:
-                self._ended = asyncio.Event()
-            await self._ended.wait()
+        if not self.ended:
+            if self._receive_wakeup is None:
+                self._receive_wakeup = asyncio.Event()
+            await self._receive_wakeup.wait()
         return dict(_DISCONNECT)
 
     async def send(self, message: Message) -> None:
@@ -344,11 +345,22 @@ class _Exchange:
                 "http.response.body"
             )
 
+    def answered(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        """A future resolved once :attr:`ended` is (at once if it is already)."""
+        if self._answered is None:
+            self._answered = loop.create_future()
+            if self.ended:
+                self._answered.set_result(None)
+        return self._answered
+
     def _end(self) -> None:
-        if not self.answered.done():
-            self.answered.set_result(None)
-        if self._ended is not None:
-            self._ended.set()
+        if self.ended:
+            return
+        self.ended = True
+        if self._answered is not None:
+            self._answered.set_result(None)
+        if self._receive_wakeup is not None:
+            self._receive_wakeup.set()
 
     def response(self, limit: int) -> SubResponse:
         assert self.status is not None
@@ -397,7 +409,12 @@ else:
         if current is None:  # not called from a task: nothing to step aside for
             return context.run(loop.create_task, coroutine), False
         resumed = _Resumed(coroutine)
-        task = loop.create_task(resumed, context=context)
+        task = (
+            # What loop.create_task does without a task factory, less its Python call.
+            asyncio.Task(resumed, loop=loop, context=context)
+            if loop.get_task_factory() is None
+            else loop.create_task(resumed, context=context)
+        )
         # The swap asyncio's own tasks make around each step (the API it keeps for task
         # implementations of others: asyncio.tasks.__all__).
         asyncio.tasks._leave_task(loop, current)

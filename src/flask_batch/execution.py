@@ -378,7 +378,13 @@ async def astream_answers(
             if groups and schedule.answers[index] is not None:
                 continue  # a member of a group, answered with it
             started = time.perf_counter()
-            answer = schedule.settle(index) or await schedule.arun(index, dispatch, limiter)
+            # settle() has just looked at the deadline and the failures (arun() looks again
+            # for a part that waited for the limiter): a part answers at once without it.
+            answer = schedule.settle(index) or await (
+                schedule.acall(index, dispatch)
+                if limiter is None
+                else schedule.arun(index, dispatch, limiter)
+            )
             schedule.finish(index, answer)
             if schedule.release(answer, time.perf_counter() - started):
                 for chunk in schedule.flush():

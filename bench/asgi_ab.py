@@ -1,0 +1,114 @@
+"""Two versions of the ASGI middleware side by side: ``bench.asgi_cost``'s workload at
+N = 1,000 (Starlette, FastAPI) and the whole batch against its ``trivial_app``, in CPU time of
+the thread, each version in its own processes, old and new alternating (docs/performance.md,
+section ASGI).
+
+``python -m bench.asgi_ab OLD [NEW]``: each is a tree holding ``src/`` and ``bench/`` (a
+``git worktree``, or ``git archive REV src bench`` unpacked); NEW is this checkout by default.
+Prints, for each measure, the median of every round of each side and the 10th to 90th
+percentile. On a shared machine the rounds spread widely: compare medians of many rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import flask_batch
+from bench import asgi_cost
+from bench.workload import batch_body, calls
+from flask_batch.asgi import BatchMiddleware
+
+ROOT = Path(__file__).resolve().parent.parent
+N = 1000
+
+
+def child(rounds: int) -> dict[str, list[float]]:
+    """One process's rounds, of the version on ``sys.path``: per measure, one value a round
+    (b/a, and b - a, a and the trivial batch in µs a part)."""
+    asgi_cost.clock = time.thread_time
+    found: dict[str, list[float]] = {}
+    for framework in ("starlette", "fastapi"):
+        cost = asyncio.run(asgi_cost.measure(framework, N, rounds))
+        found[f"{framework} b/a"] = cost.ratio
+        found[f"{framework} b - a"] = [
+            (b - a) / N * 1e6 for a, b in zip(cost.direct, cost.batch, strict=True)
+        ]
+        found[f"{framework} a"] = [a / N * 1e6 for a in cost.direct]
+    middleware = BatchMiddleware(asgi_cost.trivial_app, max_parts=N, max_body_size=64 * 1024 * 1024)
+    body = batch_body(calls(N))
+
+    async def trivial() -> list[float]:
+        spent = []
+        for round_ in range(rounds + 1):  # round 0 warms up and is dropped
+            gc.collect()
+            start = time.thread_time()
+            await asgi_cost.run_batch(middleware, body)
+            if round_:
+                spent.append((time.thread_time() - start) / N * 1e6)
+        return spent
+
+    found["trivial batch"] = asyncio.run(trivial())
+    return found
+
+
+def _run(tree: Path, rounds: int) -> dict[str, list[float]]:
+    """One process of the version in ``tree`` (its ``bench.asgi_cost`` too: it follows the
+    middleware's internals)."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "src"), str(tree)])}
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", str(rounds), str(tree / "src")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=environment,
+    )
+    found: dict[str, list[float]] = json.loads(done.stdout)
+    return found
+
+
+def _summary(values: list[float]) -> str:
+    ordered = sorted(values)
+    tenth = len(ordered) // 10
+    return f"{statistics.median(ordered):.2f} ({ordered[tenth]:.2f}-{ordered[-1 - tenth]:.2f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.asgi_ab", description=__doc__)
+    parser.add_argument("old", type=Path, nargs="?", help="the tree of the code before")
+    parser.add_argument("new", type=Path, nargs="?", default=ROOT, help="the code after")
+    parser.add_argument("--pairs", type=int, default=10, help="processes of each version")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds in each process")
+    parser.add_argument("--child", nargs=2, metavar=("ROUNDS", "SRC"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        rounds, source = args.child
+        if not flask_batch.__file__ or not flask_batch.__file__.startswith(source):
+            raise SystemExit(f"flask_batch came from {flask_batch.__file__}, not {source}")
+        print(json.dumps(child(int(rounds))))
+        return 0
+    if args.old is None:
+        parser.error("the tree of the code before is needed")
+    sides: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
+    for pair in range(args.pairs):
+        order = ("old", "new") if pair % 2 == 0 else ("new", "old")
+        for side in order:
+            for name, values in _run(getattr(args, side).resolve(), args.rounds).items():
+                sides[side].setdefault(name, []).extend(values)
+        print(f"pair {pair + 1} of {args.pairs}", file=sys.stderr)
+    print(f"| {N} parts, CPU time | old | new |\n|---|---:|---:|")
+    for name, old in sides["old"].items():
+        print(f"| {name} | {_summary(old)} | {_summary(sides['new'][name])} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
