@@ -8,6 +8,7 @@ HTTP version, no ``Host``, and no ``Content-Length`` (the body then runs to the 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from .errors import LimitExceeded, MalformedBatch, reason_phrase
 from .fields import CRLF, TOKEN, encode_fields, encode_text, head_end, parse_fields
@@ -16,8 +17,10 @@ from .model import UNLIMITED, Headers, Limits, SubResponse
 __all__ = [
     "HOP_BY_HOP",
     "MAX_CHUNKS",
+    "ResponseHead",
     "parse_request",
     "parse_response",
+    "parse_response_head",
     "response_fields",
     "response_head",
     "serialise_request",
@@ -312,14 +315,37 @@ def serialise_request(method: str, target: str, headers: Headers, body: bytes | 
 
 def parse_response(data: bytes | bytearray, part: int | None = None) -> SubResponse:
     """Parse one embedded response; the body is bounded by Content-Length when it has one."""
+    head, body_start = parse_response_head(data, part)
+    end = len(data)
+    if head.length is not None:
+        end = min(end, body_start + head.length)
+    body = bytes(data[body_start:end]) if isinstance(data, bytearray) else data[body_start:end]
+    return SubResponse(head.status, head.reason, head.headers, body)
+
+
+class ResponseHead(NamedTuple):
+    """An embedded response's status line and header fields, read."""
+
+    status: int
+    reason: str
+    headers: Headers
+    #: What its Content-Length says, when that is a plain number: where its body ends.
+    length: int | None
+
+
+def parse_response_head(data: bytes | bytearray, part: int | None) -> tuple[ResponseHead, int]:
+    """The head of the response in ``data`` (:func:`parse_response`), and where its body
+    begins. It depends on the bytes before that offset alone, which is what lets a reader
+    keep the heads it has read by their bytes."""
     status_line, headers, body_start = _split_head(data, None, part)
     match = _STATUS_LINE.fullmatch(status_line)
     if match is None:
         raise MalformedBatch(f"invalid HTTP status line {status_line[:80]!r}", part=part)
-    end = len(data)
     length = next((v for k, v in headers if k.lower() == "content-length"), None)
-    if length is not None and length.isascii() and length.isdigit():
-        end = min(end, body_start + int(length))
-    body = bytes(data[body_start:end]) if isinstance(data, bytearray) else data[body_start:end]
     reason = (match.group(2) or b"").decode("latin-1")
-    return SubResponse(int(match.group(1)), reason, headers, body)
+    if length is not None and not (length.isascii() and length.isdigit()):
+        length = None
+    head = ResponseHead(
+        int(match.group(1)), reason, headers, None if length is None else int(length)
+    )
+    return head, body_start
