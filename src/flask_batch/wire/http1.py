@@ -304,13 +304,33 @@ def response_fields(
     return tuple(fields), b"" if keep_length else response.body
 
 
-def serialise_request(method: str, target: str, headers: Headers, body: bytes | bytearray) -> bytes:
-    """A complete HTTP/1.1 request for a part; adds Content-Length when there is a body."""
-    fields = [field for field in headers if field[0].lower() != "content-length"]
-    if body:
-        fields.append(("Content-Length", str(len(body))))
+def serialise_request(
+    method: str,
+    target: str,
+    headers: Headers,
+    body: bytes | bytearray,
+    *,
+    seen: dict[Headers, bytes] | None = None,
+) -> bytes:
+    """A complete HTTP/1.1 request for a part; adds Content-Length when there is a body.
+
+    ``seen``: header blocks already encoded, by their fields (one batch's requests tend to
+    repeat their headers, as :func:`~.fields.parse_fields` reads them); it is filled in.
+    """
     request_line = f"{method} {target} HTTP/1.1\r\n".encode("ascii")
-    return b"".join((request_line, encode_fields(tuple(fields)), CRLF, body))
+    known = seen if type(headers) is tuple else None  # a key must be hashable
+    lines = None if known is None else known.get(headers)
+    if lines is None:
+        lines = encode_fields(tuple(f for f in headers if f[0].lower() != "content-length"))
+        if known is not None and len(known) < _SEEN_FIELDS:
+            known[headers] = lines
+    length = b"Content-Length: %d\r\n" % len(body) if body else b""
+    return b"".join((request_line, lines, length, CRLF, body))
+
+
+#: Header blocks one batch's encoding remembers (:func:`serialise_request`): a bound on its
+#: memory.
+_SEEN_FIELDS = 256
 
 
 def parse_response(data: bytes | bytearray, part: int | None = None) -> SubResponse:
