@@ -370,7 +370,7 @@ class Run(Generic[OuterT]):
 
     def _sent(self, item: _Item) -> Sent:
         request = item.request
-        return Sent(item.content_id, request.group, f"{request.method} {request.target}")
+        return Sent(item.content_id, request.group, request.method, request.target)
 
     def _pack(self, indices: list[int]) -> list[list[int]]:
         if not indices:
