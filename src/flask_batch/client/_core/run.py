@@ -330,9 +330,9 @@ class Run(Generic[OuterT]):
 
     def _deps_settled(self, index: int) -> bool:
         """No dependency of ``index`` is in flight (it would go with it otherwise)."""
-        return all(
-            self._items[dependency].state is not _State.IN_FLIGHT
-            for dependency in self._depends_on[index]
+        depends_on = self._depends_on[index]
+        return not depends_on or all(
+            self._items[dependency].state is not _State.IN_FLIGHT for dependency in depends_on
         )
 
     def _pending_deps(self, index: int) -> tuple[int, ...]:
