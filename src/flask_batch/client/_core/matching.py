@@ -65,7 +65,7 @@ def request_ids(requests: Sequence[SubRequest], format: Format) -> list[str]:
             continue
         made = candidate = format.content_id(index)
         count = 0
-        while request_key(candidate) in taken:  # a given id a format could make ("1")
+        while taken and request_key(candidate) in taken:  # a given id a format could make ("1")
             count += 1
             candidate = f"{made}-{count}"
         ids.append(candidate)

@@ -181,7 +181,8 @@ class Run(Generic[OuterT]):
         #: a group, the group's first member (so, the whole group).
         self._links: dict[int, tuple[int, ...]] = {}
         for item in self._items:
-            first = self._members(item.index)[0]
+            group = item.request.group  # its first member: group_members checked where it is
+            first = item.index if group is None else group.first
             self._links[item.index] = item.depends_on + ((first,) if first != item.index else ())
 
     # -- what the driver asks -------------------------------------------------------------
