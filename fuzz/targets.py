@@ -42,7 +42,12 @@ from flask_batch.wire.json_bodies import is_json
 from flask_batch.wire.json_requests import JsonRequestReader, encode_json_requests
 from flask_batch.wire.media_type import boundary_of, parse_media_type
 from flask_batch.wire.model import KIB, MIB, UNLIMITED, Headers, Limits, SubRequest, SubResponse
-from flask_batch.wire.multipart_answers import ResponseWriter, read_responses
+from flask_batch.wire.multipart_answers import (
+    ReadAnswer,
+    ResponseWriter,
+    read_answers,
+    read_responses,
+)
 from flask_batch.wire.multipart_requests import RequestReader, encode_requests, read_requests
 
 READER, MESSAGE, ROUNDTRIP, DECODER, JSON = range(5)
@@ -251,10 +256,22 @@ def check_reader(cursor: Cursor) -> None:
             raise Finding(f"chunking changes the result: whole {whole!r}, chunked {chunked!r}")
     if isinstance(whole, tuple):
         _check_within(whole, limits, len(body))
-    try:  # the client's reader of batch answers, on the same bytes
-        read_responses(content_type, body)
+    # The client's reader of batch answers, on the same bytes: its one pass over an answer
+    # shaped as the server writes one (bytes) reads what its general reader does (the rest).
+    answered = _answers(content_type, body)
+    answered_generally = _answers(content_type, bytearray(body))
+    if answered != answered_generally:
+        raise Finding(
+            f"the answer reads {answered!r} in one pass, {answered_generally!r} in general"
+        )
+
+
+def _answers(content_type: str, body: bytes | bytearray) -> list[ReadAnswer] | tuple[Refused, str]:
+    """The answers read, or how they were refused and the message saying why."""
+    try:
+        return read_answers(content_type, body)  # type: ignore[arg-type]  # a bytearray too
     except BatchError as error:
-        refused(error)
+        return refused(error), str(error)
 
 
 def _check_within(requests: tuple[SubRequest, ...], limits: Limits, size: int) -> None:

@@ -16,7 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flask_batch.wire import http1
 from flask_batch.wire.errors import BatchError, LimitExceeded, MalformedBatch, reason_phrase
+from flask_batch.wire.fields import encode_fields
 from flask_batch.wire.http1 import (
     HOP_BY_HOP,
     MAX_CHUNKS,
@@ -588,6 +590,32 @@ def test_serialise_request_refuses_injection() -> None:
         serialise_request("GET", "/", (("X-A", "1\r\nX-B: 2"),), b"")
 
 
+def test_serialise_request_encodes_each_header_block_once_per_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch's requests repeat their header blocks: with ``seen``, each distinct block is
+    encoded once, and the bytes are those written without it."""
+    encoded: list[Headers] = []
+
+    def counted(fields: Headers) -> bytes:
+        encoded.append(fields)
+        return encode_fields(fields)
+
+    blocks = [(("Accept", "*/*"), ("Content-Length", "9")), (("Accept", "*/*"), ("X-N", "1"))]
+    calls = [("PATCH", f"/items/{n}", blocks[n % 2], b"[%d]" % n) for n in range(20)]
+    expected = [serialise_request(*call) for call in calls]
+    monkeypatch.setattr(http1, "encode_fields", counted)  # what serialise_request calls
+    seen: dict[Headers, bytes] = {}
+    assert [serialise_request(*call, seen=seen) for call in calls] == expected
+    assert encoded == [(("Accept", "*/*"),), blocks[1]]
+    # A block that cannot be sent is refused each time, and never kept.
+    bad = (("X-A", "1\r\nX-B: 2"),)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="CR, LF or NUL"):
+            serialise_request("GET", "/", bad, b"", seen=seen)
+    assert bad not in seen
+
+
 SERIALISABLE_HEADERS = st.lists(
     st.tuples(
         st.text(alphabet="!#$%&'*+-.^_`|~0123456789ABCXYZabcxyz", min_size=1, max_size=10),
@@ -643,6 +671,9 @@ def test_request_round_trip(
     if body:
         kept += (("Content-Length", str(len(body))),)
     assert parse_request(data, LIMITS) == (method, target, kept, body)
+    seen: dict[Headers, bytes] = {}  # the same bytes with header blocks kept, and reused
+    assert serialise_request(method, target, tuple(headers), body, seen=seen) == data
+    assert serialise_request(method, target, tuple(headers), body, seen=seen) == data
 
 
 FRAGMENTS = st.sampled_from(

@@ -8,6 +8,7 @@ HTTP version, no ``Host``, and no ``Content-Length`` (the body then runs to the 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from .errors import LimitExceeded, MalformedBatch, reason_phrase
 from .fields import CRLF, TOKEN, encode_fields, encode_text, head_end, parse_fields
@@ -18,8 +19,10 @@ __all__ = [
     "MAX_CHUNKS",
     "REQUEST_LINE",
     "SUPPORTED_VERSIONS",
+    "ResponseHead",
     "parse_request",
     "parse_response",
+    "parse_response_head",
     "response_fields",
     "response_head",
     "serialise_request",
@@ -306,25 +309,68 @@ def response_fields(
     return tuple(fields), b"" if keep_length else response.body
 
 
-def serialise_request(method: str, target: str, headers: Headers, body: bytes | bytearray) -> bytes:
-    """A complete HTTP/1.1 request for a part; adds Content-Length when there is a body."""
-    fields = [field for field in headers if field[0].lower() != "content-length"]
-    if body:
-        fields.append(("Content-Length", str(len(body))))
+def serialise_request(
+    method: str,
+    target: str,
+    headers: Headers,
+    body: bytes | bytearray,
+    *,
+    seen: dict[Headers, bytes] | None = None,
+) -> bytes:
+    """A complete HTTP/1.1 request for a part; adds Content-Length when there is a body.
+
+    ``seen``: header blocks already encoded, by their fields (one batch's requests tend to
+    repeat their headers, as :func:`~.fields.parse_fields` reads them); it is filled in.
+    """
     request_line = f"{method} {target} HTTP/1.1\r\n".encode("ascii")
-    return b"".join((request_line, encode_fields(tuple(fields)), CRLF, body))
+    known = seen if type(headers) is tuple else None  # a key must be hashable
+    lines = None if known is None else known.get(headers)
+    if lines is None:
+        lines = encode_fields(tuple(f for f in headers if f[0].lower() != "content-length"))
+        if known is not None and len(known) < _SEEN_FIELDS:
+            known[headers] = lines
+    length = b"Content-Length: %d\r\n" % len(body) if body else b""
+    return b"".join((request_line, lines, length, CRLF, body))
+
+
+#: Header blocks one batch's encoding remembers (:func:`serialise_request`): a bound on its
+#: memory.
+_SEEN_FIELDS = 256
 
 
 def parse_response(data: bytes | bytearray, part: int | None = None) -> SubResponse:
     """Parse one embedded response; the body is bounded by Content-Length when it has one."""
+    head, body_start = parse_response_head(data, part)
+    end = len(data)
+    if head.length is not None:
+        end = min(end, body_start + head.length)
+    body = bytes(data[body_start:end]) if isinstance(data, bytearray) else data[body_start:end]
+    return SubResponse(head.status, head.reason, head.headers, body)
+
+
+class ResponseHead(NamedTuple):
+    """An embedded response's status line and header fields, read."""
+
+    status: int
+    reason: str
+    headers: Headers
+    #: What its Content-Length says, when that is a plain number: where its body ends.
+    length: int | None
+
+
+def parse_response_head(data: bytes | bytearray, part: int | None) -> tuple[ResponseHead, int]:
+    """The head of the response in ``data`` (:func:`parse_response`), and where its body
+    begins. It depends on the bytes before that offset alone, which is what lets a reader
+    keep the heads it has read by their bytes."""
     status_line, headers, body_start = _split_head(data, None, part)
     match = _STATUS_LINE.fullmatch(status_line)
     if match is None:
         raise MalformedBatch(f"invalid HTTP status line {status_line[:80]!r}", part=part)
-    end = len(data)
     length = next((v for k, v in headers if k.lower() == "content-length"), None)
-    if length is not None and length.isascii() and length.isdigit():
-        end = min(end, body_start + int(length))
-    body = bytes(data[body_start:end]) if isinstance(data, bytearray) else data[body_start:end]
     reason = (match.group(2) or b"").decode("latin-1")
-    return SubResponse(int(match.group(1)), reason, headers, body)
+    if length is not None and not (length.isascii() and length.isdigit()):
+        length = None
+    head = ResponseHead(
+        int(match.group(1)), reason, headers, None if length is None else int(length)
+    )
+    return head, body_start

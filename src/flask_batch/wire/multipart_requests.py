@@ -349,7 +349,12 @@ def _part_headers(
 
 
 def encode_request(
-    request: SubRequest, boundary: str, *, opens_group: bool = False, closes_group: bool = False
+    request: SubRequest,
+    boundary: str,
+    *,
+    opens_group: bool = False,
+    closes_group: bool = False,
+    seen: dict[Headers, bytes] | None = None,
 ) -> bytes:
     """One request as it goes in a batch body delimited by ``boundary`` (the client side).
 
@@ -357,9 +362,12 @@ def encode_request(
     is itself ``multipart/mixed``, delimited by the group's name. The group's first member
     (``opens_group``) carries the changeset part's head, its last (``closes_group``) the
     changeset's close delimiter, so the members' bytes joined in order are the changeset part,
-    and each member can be sized, and sent again, on its own.
+    and each member can be sized, and sent again, on its own. ``seen``: header blocks already
+    encoded (:func:`~.http1.serialise_request`).
     """
-    message = serialise_request(request.method, request.target, request.headers, request.body)
+    message = serialise_request(
+        request.method, request.target, request.headers, request.body, seen=seen
+    )
     group = request.group
     if group is None:
         return encode_part(boundary, _part_headers(request.content_id, request.depends_on), message)

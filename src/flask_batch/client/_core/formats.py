@@ -21,7 +21,7 @@ from ...wire.formats import JSON, MULTIPART
 from ...wire.json_answers import read_json_responses
 from ...wire.json_requests import encode_json_request, join_json_requests
 from ...wire.media_type import new_boundary
-from ...wire.model import SubRequest
+from ...wire.model import Headers, SubRequest
 from ...wire.multipart import encode_close
 from ...wire.multipart_answers import ReadAnswer, read_answers
 from ...wire.multipart_requests import encode_request
@@ -97,6 +97,8 @@ class MultipartFormat(Format):
         self._prefix = uuid.uuid4().hex
         self.content_type = f"{MULTIPART}; boundary={self._boundary}"
         self.overhead = len(self._close)
+        #: The header blocks of the run's requests, encoded: requests repeat theirs.
+        self._encoded_fields: dict[Headers, bytes] = {}
 
     @classmethod
     def check(cls, request: SubRequest, *, in_group: bool = False) -> None:
@@ -118,6 +120,7 @@ class MultipartFormat(Format):
             self._boundary,
             opens_group=group is not None and index == group.first,
             closes_group=group is not None and index == group.first + group.size - 1,
+            seen=self._encoded_fields,
         )
 
     def join(self, parts: Sequence[bytes]) -> bytes:

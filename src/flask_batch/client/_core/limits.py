@@ -286,7 +286,9 @@ def pack(
     current: list[int] = []
     current_size = overhead
     for group in groups:
-        size = sum(sizes[index] for index in group) + separator * len(group)
+        # Most groups are a request alone: its size without a generator.
+        size = sizes[group[0]] if len(group) == 1 else sum(sizes[index] for index in group)
+        size += separator * len(group)
         fits = (
             len(current) + len(group) <= max_parts
             and current_size + size - (0 if current else separator) <= max_body_size

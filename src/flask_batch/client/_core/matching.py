@@ -23,7 +23,7 @@ prefers ``odata.continue-on-error``, and answers nothing after it (:func:`stoppe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ...wire.dependencies import request_key
 from ...wire.errors import problem_response
@@ -35,14 +35,20 @@ from .groups import failed_with, units
 __all__ = ["Sent", "match", "repeated_id", "request_ids", "stopped_at"]
 
 
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """A request as it was sent in a batch: its id, its group, and how to name it."""
+class Sent(NamedTuple):
+    """A request as it was sent in a batch: its id, its group, and what it asked (a named
+    tuple: one is made per request of every answered batch)."""
 
     content_id: str
     group: Group | None
-    #: ``METHOD target``, to name it in what the client writes for the others of its group.
-    described: str
+    method: str
+    target: str
+
+    @property
+    def described(self) -> str:
+        """``METHOD target``, to name it in what the client writes for the others of its
+        group."""
+        return f"{self.method} {self.target}"
 
 
 def request_ids(requests: Sequence[SubRequest], format: Format) -> list[str]:
@@ -59,7 +65,7 @@ def request_ids(requests: Sequence[SubRequest], format: Format) -> list[str]:
             continue
         made = candidate = format.content_id(index)
         count = 0
-        while request_key(candidate) in taken:  # a given id a format could make ("1")
+        while taken and request_key(candidate) in taken:  # a given id a format could make ("1")
             count += 1
             candidate = f"{made}-{count}"
         ids.append(candidate)
@@ -80,9 +86,15 @@ def repeated_id(answers: Sequence[ReadAnswer]) -> str | None:
 def match(sent: Sequence[Sent], answers: Sequence[ReadAnswer]) -> list[SubResponse | None]:
     """The answer to each request of ``sent`` (None: none), in order; ``answers`` echo no id
     twice (:func:`repeated_id`)."""
-    sent_units = units([request.group for request in sent])
-    parts = _parts(answers)
     by_id = {a.content_id: a for a in answers if a.content_id is not None}
+    groups = [request.group for request in sent]
+    if by_id and not any(group is not None for group in groups):
+        # No atomic group: each request's answer is the one that echoes its id (most are).
+        return [
+            None if (a := by_id.get(request.content_id)) is None else a.response for request in sent
+        ]
+    sent_units = units(groups)
+    parts = _parts(answers)
     if not by_id:
         return _by_position(sent, sent_units, parts, answers)
     matched: list[SubResponse | None] = [None] * len(sent)
@@ -109,6 +121,8 @@ def stopped_at(answers: Sequence[SubResponse | None], found: Sequence[Sequence[i
     11.7.7.4): the unit of ``found`` (the batch's :func:`~.groups.units`; ``answers``, what
     :func:`match` gave each request) whose failure its answer ends with, every unit before it
     answered and none after it; None if the answer did not end so."""
+    if not found or any(answers[place] is not None for place in found[-1]):
+        return None  # the last request (or group) was answered: it went to the end
     answered = [any(answers[place] is not None for place in unit) for unit in found]
     last = len(answered) - 1 - answered[::-1].index(True) if True in answered else None
     if last is None or last == len(found) - 1 or not all(answered[:last]):

@@ -181,7 +181,8 @@ class Run(Generic[OuterT]):
         #: a group, the group's first member (so, the whole group).
         self._links: dict[int, tuple[int, ...]] = {}
         for item in self._items:
-            first = self._members(item.index)[0]
+            group = item.request.group  # its first member: group_members checked where it is
+            first = item.index if group is None else group.first
             self._links[item.index] = item.depends_on + ((first,) if first != item.index else ())
 
     # -- what the driver asks -------------------------------------------------------------
@@ -330,9 +331,9 @@ class Run(Generic[OuterT]):
 
     def _deps_settled(self, index: int) -> bool:
         """No dependency of ``index`` is in flight (it would go with it otherwise)."""
-        return all(
-            self._items[dependency].state is not _State.IN_FLIGHT
-            for dependency in self._depends_on[index]
+        depends_on = self._depends_on[index]
+        return not depends_on or all(
+            self._items[dependency].state is not _State.IN_FLIGHT for dependency in depends_on
         )
 
     def _pending_deps(self, index: int) -> tuple[int, ...]:
@@ -370,7 +371,7 @@ class Run(Generic[OuterT]):
 
     def _sent(self, item: _Item) -> Sent:
         request = item.request
-        return Sent(item.content_id, request.group, f"{request.method} {request.target}")
+        return Sent(item.content_id, request.group, request.method, request.target)
 
     def _pack(self, indices: list[int]) -> list[list[int]]:
         if not indices:

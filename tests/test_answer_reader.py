@@ -1,0 +1,216 @@
+"""The client's reader of multipart batch answers: the one-pass reading of the answer this
+package's server writes gives what the general reader gives, for any bytes; anything else
+goes the general way."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flask_batch.wire import http1, multipart_answers
+from flask_batch.wire.errors import BatchError
+from flask_batch.wire.media_type import boundary_of
+from flask_batch.wire.model import Group, SubRequest, SubResponse
+from flask_batch.wire.multipart_answers import ReadAnswer, ResponseWriter, read_answers
+
+from .properties import PROPERTY
+
+JSON = (("Content-Type", "application/json"),)
+
+
+def _answer(
+    pairs: list[tuple[SubRequest, SubResponse]], *, odata: bool = False, flat: bool = False
+) -> tuple[str, bytes]:
+    writer = ResponseWriter(odata=odata, flat=flat)
+    body = b"".join(writer.part(response, request) for request, response in pairs)
+    return writer.content_type, body + writer.close()
+
+
+def _calls(count: int) -> list[tuple[SubRequest, SubResponse]]:
+    return [
+        (
+            SubRequest("GET", f"/items/{index}", (), b"", f"<run+{index}>"),
+            SubResponse(200, "OK", JSON, b"[%s]" % (b"1" * (index % 2))),
+        )
+        for index in range(count)
+    ]
+
+
+def _outcome(content_type: str, body: bytes | bytearray) -> object:
+    """The answers read, or the error: its type, message and part."""
+    try:
+        return read_answers(content_type, body)  # type: ignore[arg-type]  # a bytearray too
+    except BatchError as error:
+        return (type(error).__name__, str(error), error.part)
+
+
+def _general(content_type: str, body: bytes) -> object:
+    """What the general reader makes of ``body`` (it reads all but bytes)."""
+    return _outcome(content_type, bytearray(body))
+
+
+@pytest.mark.parametrize("odata", [False, True])
+def test_the_servers_answer_is_read_in_one_pass_alike(odata: bool) -> None:
+    content_type, body = _answer(_calls(5), odata=odata)
+    plain = multipart_answers._read_plain(boundary_of(content_type), body)
+    assert plain is not None
+    assert plain == _general(content_type, body)
+    assert plain[1] == ReadAnswer(
+        "<run+1>", SubResponse(200, "OK", (*JSON, ("Content-Length", "3")), b"[1]"), 2, False
+    )
+
+
+def test_each_distinct_head_is_read_once_per_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """100 answers with two distinct heads: two heads read, per answer read."""
+    read: list[bytes | bytearray] = []
+    parse = http1.parse_response_head
+
+    def counted(data: bytes | bytearray, part: int | None) -> tuple[http1.ResponseHead, int]:
+        read.append(data)
+        return parse(data, part)
+
+    monkeypatch.setattr(multipart_answers, "parse_response_head", counted)
+    content_type, body = _answer(_calls(100))
+    assert len(read_answers(content_type, body)) == 100
+    assert len(read) == 2
+    read_answers(content_type, body)
+    assert len(read) == 4  # nothing is kept from one answer to the next
+
+
+def test_a_head_the_cache_is_full_for_is_still_read() -> None:
+    pairs = [
+        (SubRequest("GET", "/", (), b"", None), SubResponse(200, "OK", (("X-N", str(n)),), b""))
+        for n in range(multipart_answers._KNOWN_HEADS + 10)
+    ]
+    content_type, body = _answer(pairs)
+    answers = read_answers(content_type, body)
+    assert [a.response.headers[0] for a in answers] == [("X-N", str(n)) for n in range(266)]
+
+
+#: One part's headers and a response with no body: an answer's first part, after "--b".
+_ONE = b"\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"preamble\r\n--b" + _ONE + b"\r\n--b--",
+        b"--b" + _ONE.replace(b"Content-Type", b"content-type") + b"\r\n--b--",
+        b"--b " + _ONE + b"\r\n--b--",
+        b"--b" + _ONE.replace(b"\r\nC", b"\nC", 1) + b"\r\n--b--",
+        b"--b" + _ONE.replace(b"http\r\n", b"http\r\nContent-ID: a \r\n") + b"\r\n--b--",
+    ],
+)
+def test_other_shapes_are_read_the_general_way(body: bytes) -> None:
+    assert multipart_answers._read_plain("b", body) is None
+    assert _outcome("multipart/mixed; boundary=b", body) == _general(
+        "multipart/mixed; boundary=b", body
+    )
+
+
+_PART = b"Content-Type: application/http\r\n\r\n"
+
+
+@pytest.mark.parametrize("near", [b"\r\n--b-", b"\r\n--bxy", b"\r\n--b -", b"\n--b\r"])
+def test_a_near_delimiter_is_content(near: bytes) -> None:
+    """A line that begins like a delimiter but is none belongs to the part (the one pass
+    leaves such an answer to the general reader), even when what follows it looks like the
+    next part."""
+    first = b"HTTP/1.1 200 OK\r\n\r\nab" + near + _PART + b"HTTP/1.1 202 Accepted\r\n\r\n"
+    body = b"--b\r\n" + _PART + first + b"\r\n--b\r\n" + _PART + b"HTTP/1.1 201 Created\r\n\r\n"
+    body += b"\r\n--b--\r\n"
+    answers = read_answers("multipart/mixed; boundary=b", body)
+    assert [(a.response.status, a.response.body) for a in answers] == [
+        (200, first.partition(b"\r\n\r\n")[2]),
+        (201, b""),
+    ]
+    assert answers == _general("multipart/mixed; boundary=b", body)
+
+
+@pytest.mark.parametrize(
+    ("body", "part"),
+    [
+        (b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 2x OK\r\n\r\n\r\n--b--", 1),
+        # The body's end is refused before the empty part's response (read after all parts).
+        (b"--b\r\nContent-Type: application/http\r\n\r\n\r\n--b\r\n", 2),
+        (b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n\r\n\r\n--b\r\n", 2),
+    ],
+)
+def test_an_error_is_the_general_readers(body: bytes, part: int) -> None:
+    content_type = "multipart/mixed; boundary=b"
+    outcome = _outcome(content_type, body)
+    assert isinstance(outcome, tuple)
+    assert outcome[2] == part
+    assert outcome == _general(content_type, body)
+
+
+_SNIPPETS = [
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b"\r\n\r\n",
+    b" ",
+    b"\t",
+    b"-",
+    b"--",
+    b"\x00",
+    b"Content-Length: 3\r\n",
+    b"Content-Length: x\r\n",
+    b"HTTP/1.1 204 No\r\n",
+    b"Content-ID: x \r\n",
+    b"Content-Transfer-Encoding: binary\r\n",
+]
+#: Stands for the answer's delimiter in an edit; then what may follow it.
+_DELIMITER = b"<delimiter>"
+_AFTER_DELIMITER = [b"", b"-", b"x", b" \r\n", b"\t\n", b"\n", b"--", b"\r\n", b"\r"]
+
+
+@PROPERTY
+@given(
+    responses=st.lists(
+        st.tuples(
+            st.sampled_from([200, 204, 304, 404, 500]),
+            st.binary(max_size=40) | st.sampled_from([b"", b"\r\n\r\n", b"--", b"\n--"]),
+            st.sampled_from([None, "<a+1>", "7", "<x>"]),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    grouped=st.booleans(),
+    odata=st.booleans(),
+    flat=st.booleans(),
+    edits=st.lists(
+        st.tuples(
+            st.floats(0, 1),
+            st.integers(0, 3),
+            st.sampled_from(_SNIPPETS) | st.sampled_from(_AFTER_DELIMITER).map(_DELIMITER.__add__),
+        ),
+        max_size=3,
+    ),
+)
+def test_any_answer_is_read_as_the_general_reader_reads_it(
+    responses: list[tuple[int, bytes, str | None]],
+    grouped: bool,
+    odata: bool,
+    flat: bool,
+    edits: list[tuple[float, int, bytes]],
+) -> None:
+    """Answers the server writes (changesets too), edited: cut, or with framing inserted."""
+    group = Group("g", 2, 0) if grouped and len(responses) >= 2 else None
+    pairs = [
+        (
+            SubRequest("PATCH", "/", (), b"", content_id, group=group if index < 2 else None),
+            SubResponse(status, "", JSON, body),
+        )
+        for index, (status, body, content_id) in enumerate(responses)
+    ]
+    content_type, body = _answer(pairs, odata=odata, flat=flat)
+    boundary = boundary_of(content_type).encode()
+    for at, cut, snippet in edits:
+        place = int(at * len(body))
+        inserted = snippet
+        if snippet.startswith(_DELIMITER):  # a delimiter, or something like one
+            inserted = b"\r\n--" + boundary + snippet[len(_DELIMITER) :]
+        body = body[:place] + inserted + body[place + cut :]
+    assert _outcome(content_type, body) == _general(content_type, body)
