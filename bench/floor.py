@@ -125,6 +125,9 @@ def measure(
 
 def run(runs: int = RUNS, log: Callable[[str], None] = print) -> dict[str, Any]:
     work = calls(N)
+    # In CPU time, like the processes' shares it is compared with; first, while nothing else
+    # of this step runs in the process.
+    direct = direct_cost(N, 40, time.process_time)
     samples: dict[str, dict[str, list[dict[str, float]]]] = {}
     with serving("gunicorn") as (port, master):
         worker = worker_of(master)
@@ -141,8 +144,6 @@ def run(runs: int = RUNS, log: Callable[[str], None] = print) -> dict[str, Any]:
                     f"{share} {median([s[share] for s in spans]) * 1e3:.1f}" for share in SHARES
                 )
                 log(f"{rtt:g} ms, {key}: {shares} ms")
-    # In CPU time, like the processes' shares it is compared with.
-    direct = direct_cost(N, 40, time.process_time)
     log(f"direct cost (CPU): {median(direct) * 1e3:.2f} ms")
     return {"n": N, "runs": runs, "samples": samples, "direct_seconds": direct}
 
