@@ -44,6 +44,7 @@ from .wire.errors import (
     problem_body,
     reason_phrase,
 )
+from .wire.fields import number
 from .wire.formats import JSON, MULTIPART, Reader, Writer, negotiate
 from .wire.model import Limits, SubRequest, option
 from .wire.multipart_requests import body_location
@@ -191,9 +192,9 @@ def declared_length(content_length: str | None, limits: Limits) -> int | None:
     """
     if not content_length:
         return None
-    if not (content_length.isascii() and content_length.isdigit()):
-        raise MalformedBatch(f"invalid Content-Length {content_length!r}")
-    length = int(content_length)
+    length = number(content_length)
+    if length is None:
+        raise MalformedBatch(f"invalid Content-Length {content_length[:40]!r}")
     if length > limits.max_body_size:
         raise LimitExceeded.of(
             limits,

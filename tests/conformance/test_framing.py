@@ -137,6 +137,27 @@ def test_an_enormous_number_of_tiny_parts_stops_at_max_parts(server: Server) -> 
     assert document["part"] == 101
 
 
+@pytest.mark.parametrize(
+    "length",
+    [b"9" * 5000, b"1" + b"0" * 19, b"0" * 5000 + b"3"],
+    ids=["5000-digits", "20-digits", "leading-zeros"],
+)
+def test_a_part_content_length_of_many_digits_is_a_clear_refusal(
+    server: Server, length: bytes
+) -> None:
+    # Python's int() refuses over 4,300 digits with a ValueError (it was a 500), and takes
+    # time that grows with the square of the digits below that.
+    message = b"POST /echo HTTP/1.1\r\nContent-Length: " + length + b"\r\n\r\nabc"
+    if length.lstrip(b"0") == b"3":  # leading zeros, and a number of a sane size: read
+        (answer,) = post(server.base, "/batch", body(message)).parts()
+        assert (answer.status, answer.body) == (200, b"abc")
+        return
+    document = server.refused(body(message))
+    assert document["part"] == 1
+    assert "invalid Content-Length" in document["detail"]
+    assert len(document["detail"]) < 200  # the value is not echoed whole
+
+
 def test_a_stream_of_hostile_batches_never_gets_a_500(server: Server) -> None:
     samples = [
         b"\x00" * 1000,

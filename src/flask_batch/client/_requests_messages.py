@@ -8,7 +8,6 @@ import functools
 import http.client
 import io
 import math
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,6 +27,7 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
+from ..wire.fields import number
 from ..wire.model import Headers, SubRequest, SubResponse
 from ._core.model import Failed, Reply, smallest
 from ._core.pending import BatchResponse
@@ -65,7 +65,6 @@ _NOT_SENT = (
 #: The most a read of the batch answer asks for at once.
 _PIECE = 64 * 1024
 #: A Content-Length urllib3 reads as it is written (it takes ``" 3"``, ``"+3"``... too).
-_DIGITS = re.compile(r"[0-9]+")
 #: A (connect, read) timeout of requests, each in seconds or None.
 Phases = tuple[float | None, float | None]
 
@@ -255,11 +254,12 @@ def _known_length(
     if "transfer-encoding" in fields:
         return False, None
     declared = fields.get("content-length")
-    if declared is not None and not _DIGITS.fullmatch(declared[1]):
+    length = None if declared is None else number(declared[1])
+    if declared is not None and length is None:
         return False, None
     if status in {204, 304} or 100 <= status < 200 or method == "HEAD":
         return True, 0
-    return True, None if declared is None else int(declared[1])
+    return True, length
 
 
 @functools.lru_cache(maxsize=64)

@@ -11,7 +11,7 @@ import re
 from typing import NamedTuple
 
 from .errors import LimitExceeded, MalformedBatch, reason_phrase
-from .fields import CRLF, TOKEN, encode_fields, encode_text, head_end, parse_fields
+from .fields import CRLF, TOKEN, encode_fields, encode_text, head_end, number, parse_fields
 from .model import UNLIMITED, Headers, Limits, SubResponse
 
 __all__ = [
@@ -172,9 +172,9 @@ def _sized_body(
     length_text: str, data: bytes | bytearray, start: int, part: int | None
 ) -> bytes | bytearray:
     """The body a Content-Length frames; nothing but line ends may follow it."""
-    if not (length_text.isdigit() and length_text.isascii()):
-        raise MalformedBatch(f"invalid Content-Length {length_text!r}", part=part)
-    length = int(length_text)
+    length = number(length_text)
+    if length is None:
+        raise MalformedBatch(f"invalid Content-Length {length_text[:40]!r}", part=part)
     available = len(data) - start
     if length > available:
         raise MalformedBatch(
@@ -368,9 +368,7 @@ def parse_response_head(data: bytes | bytearray, part: int | None) -> tuple[Resp
         raise MalformedBatch(f"invalid HTTP status line {status_line[:80]!r}", part=part)
     length = next((v for k, v in headers if k.lower() == "content-length"), None)
     reason = (match.group(2) or b"").decode("latin-1")
-    if length is not None and not (length.isascii() and length.isdigit()):
-        length = None
     head = ResponseHead(
-        int(match.group(1)), reason, headers, None if length is None else int(length)
+        int(match.group(1)), reason, headers, None if length is None else number(length)
     )
     return head, body_start

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Sequence
 
 from .errors import BatchError, LimitExceeded, MalformedBatch
-from .fields import CRLF, FIELD_VALUE, HTTP_FIELD_LINES, encode_fields, parse_fields
+from .fields import CRLF, FIELD_VALUE, HTTP_FIELD_LINES, encode_fields, number, parse_fields
 from .http1 import REQUEST_LINE, SUPPORTED_VERSIONS, parse_request, serialise_request
 from .media_type import boundary_of, boundary_param, multipart_type, parse_media_type
 from .model import Group, Headers, Limits, Part, SubRequest
@@ -188,9 +188,10 @@ class RequestReader:
                 return None
             if lowered == "content-length":
                 lengths.add(value)
-        if len(lengths) > 1 or any(not (v.isdigit() and v.isascii()) for v in lengths):
+        length = number(lengths.pop()) if len(lengths) == 1 else _TO_PART_END
+        if lengths or length is None:  # several, or not a number: the general way says so
             return None
-        framing = (headers, int(lengths.pop()) if lengths else _TO_PART_END)
+        framing = (headers, length)
         if len(self._framings) < _FRAMINGS:
             self._framings[block] = framing
         return framing

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ...wire.fields import number
 from ...wire.model import Group, SubRequest
 from .groups import failed_with, units
 from .model import Answered, OuterT, Result
@@ -105,9 +106,10 @@ def reported_failures(headers: Sequence[str | None]) -> int | None:
         return None
     total = 0
     for value in headers:
-        if value is None or not value.strip().isdigit():
+        count = None if value is None else number(value.strip())
+        if count is None:
             return None
-        total += int(value)
+        total += count
     return total
 
 
