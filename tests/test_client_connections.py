@@ -197,6 +197,36 @@ def test_sessions_with_other_tls_settings_or_proxies_do_not_share(
         assert served.connections - before == 1, setting
 
 
+def test_the_environment_is_read_once_per_send_and_each_send_reads_it(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests reads proxies and the CA bundle from the environment once per request (about
+    0.1 ms): a queue split into batches, with its discovery, is one send and reads it once,
+    not twice per batch; the next send reads it again."""
+    served, _, _ = server
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    calls = {"merge_environment_settings": 0, "send": 0}
+    for owner, name in ((requests.Session, "merge_environment_settings"), (HTTPAdapter, "send")):
+        monkeypatch.setattr(owner, name, _counted(getattr(owner, name), name, calls))
+    with Batching(f"{served.base}/batch", timeout=10, max_parts=2, discover=True) as s:
+        answers = [s.get(f"{served.base}/echo/{n}") for n in range(5)]
+    assert [answer.json() for answer in answers] == [{"n": n} for n in range(5)]
+    assert calls == {"merge_environment_settings": 1, "send": 4}  # discovery and 3 batches
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # a proxy nobody listens on
+    with pytest.raises(requests.RequestException, match="proxy"):
+        with Batching(f"{served.base}/batch", timeout=10, retries=0) as s:
+            s.get(f"{served.base}/echo/0")
+
+
+def _counted(method: Any, name: str, calls: dict[str, int]) -> Any:
+    def counted(*arguments: Any, **keywords: Any) -> Any:
+        calls[name] += 1
+        return method(*arguments, **keywords)
+
+    return counted
+
+
 def test_an_adapter_the_user_mounted_is_used_as_it_is_never_shared(server: Server) -> None:
     served, _, _ = server
     before = served.connections

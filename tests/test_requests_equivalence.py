@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import http.client
 import io
+import pickle
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from requests.auth import AuthBase, HTTPDigestAuth
 from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
 from urllib3 import HTTPHeaderDict, HTTPResponse
 
-from flask_batch.client import Batching
+from flask_batch.client import Batching, BatchNotSent
 from flask_batch.client._core.queueing import NOT_CARRIED
 from flask_batch.client._requests_messages import (
     Queued,
@@ -657,6 +658,29 @@ def test_each_response_is_what_requests_would_build(
     theirs, read = what_requests_builds(request, answer, stream=stream)
     assert answer_fields(ours) == answer_fields(theirs, read)
     assert cookies_in(session_cookies) == cookies_in(theirs.cookies)
+
+
+def test_a_response_has_every_attribute_requests_response_sets() -> None:
+    """``RequestsBatchResponse`` sets ``requests.Response()``'s attributes itself, to make
+    queueing cheaper: an upgrade of requests that adds one fails here, not in use."""
+    request = requests.Request("GET", f"{BASE}/items/1").prepare()
+    ours = RequestsBatchResponse()
+    with pytest.raises(BatchNotSent):
+        ours.cookies  # noqa: B018 (reading it is the test)
+    queued = Queued(request, part_of(request), (), TransportArguments((None, None), None, False))
+    fill(
+        ours,
+        queued,
+        SubResponse(200, "OK", (), b"{}"),
+        elapsed=timedelta(0),
+        session_cookies=RequestsCookieJar(),
+    )
+    theirs = requests.Response()
+    for name in vars(theirs):
+        assert hasattr(ours, name), name
+    assert (ours.history, ours.cookies.keys(), ours.elapsed) == ([], [], timedelta(0))
+    assert ours.url is None  # as requests leaves a response its adapter did not set
+    assert pickle.loads(pickle.dumps(ours)).json() == {}  # unpickled, not pending again
 
 
 class _Recording(RequestsAdapter):

@@ -64,7 +64,8 @@ _NOT_SENT = (
 )
 #: The most a read of the batch answer asks for at once.
 _PIECE = 64 * 1024
-#: A Content-Length urllib3 reads as it is written (it takes ``" 3"``, ``"+3"``... too).
+#: A pending response's ``elapsed``, as ``requests.Response()`` sets it (filling sets it again).
+_NO_TIME = timedelta(0)
 #: A (connect, read) timeout of requests, each in seconds or None.
 Phases = tuple[float | None, float | None]
 
@@ -97,6 +98,40 @@ class RequestsBatchResponse(BatchResponse, requests.Response):
     #: their ``raw`` never is): the answer and its request, or None.
     _unread: tuple[SubResponse, requests.PreparedRequest] | None = None
     _raw: Any = None
+    _cookies: RequestsCookieJar | None = None
+
+    def __init__(self) -> None:
+        """What ``requests.Response()`` sets, but the headers (filling sets them; until then
+        reading them raises) and the cookie jar (made when first read: most answers set no
+        cookie). ``Response()`` makes both, about 3 µs a queued call that filling throws
+        away; ``tests/test_requests_equivalence.py`` checks nothing else is missing."""
+        self._content = False  # type: ignore[assignment]  # requests' "not read yet"
+        self._content_consumed = False
+        self._next = None
+        self.status_code = None  # type: ignore[assignment]  # as requests leaves it
+        self.url = None  # type: ignore[assignment]
+        self.encoding = None
+        self.history = []
+        self.reason = None  # type: ignore[assignment]
+        self.elapsed = _NO_TIME
+        self.request = None
+
+    @property
+    def cookies(self) -> RequestsCookieJar:
+        """The cookies the answer set."""
+        jar = self._cookies
+        if jar is None:
+            jar = self._cookies = RequestsCookieJar()
+        return jar
+
+    @cookies.setter
+    def cookies(self, jar: RequestsCookieJar) -> None:
+        self._cookies = jar
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled: a response is pickled only once filled (pickling reads its content)."""
+        requests.Response.__setstate__(self, state)  # type: ignore[attr-defined]  # not in the stubs
+        self._pending = None
 
     def __repr__(self) -> str:
         return self._pending_repr() or requests.Response.__repr__(self)
@@ -183,7 +218,7 @@ def forget_body(response: RequestsBatchResponse) -> None:
     """Forget the body ``response`` read of its last answer, so that filling it again (a
     request sent again) gives it the new answer's, as a fresh response would."""
     response._content = False  # type: ignore[assignment]  # requests' "not read yet"
-    response._content_consumed = False  # type: ignore[attr-defined]  # not in the stubs
+    response._content_consumed = False
 
 
 def fill(
@@ -224,7 +259,7 @@ def fill(
         # response it does not stream, without that pass through urllib3. Otherwise
         # ``content`` reads ``raw``, and fails as plain requests would.
         response._content = bytes(answer.body)  # read from the wire: bytes, not copied
-        response._content_consumed = True  # type: ignore[attr-defined]  # not in the stubs
+        response._content_consumed = True
     # A jar takes cookies only from these headers: without them, there is nothing to do.
     if "set-cookie" in fields or "set-cookie2" in fields:
         message = http.client.HTTPMessage()

@@ -137,6 +137,8 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             for adapter in self.adapters.values()
             if isinstance(adapter, HTTPAdapter)
         ]
+        #: The environment's settings for the batch URL while a send is under way.
+        self._environment: dict[str, Any] | None = None
         self._configure(shared=functools.partial(KNOWN_ENDPOINTS.of, batch_url), **options)
         timeout_of(timeout)  # refuse now what could not bound a batch
         self._last_arguments: _LastArguments | None = None
@@ -386,6 +388,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             return []
         queue = [item for item, _ in queued]
         run = self._run(queue)
+        self._environment = self._environment_settings()
         try:
             drive(
                 run,
@@ -399,6 +402,8 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
                 if response._pending is not None:  # one sent again keeps its last answer
                     response._pending = f"the batch could not be sent: {error}"
             raise
+        finally:
+            self._environment = None
         results = run.results()
         for (item, response), result in zip(queued, results, strict=True):
             if isinstance(result, Answered):
@@ -458,10 +463,8 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         checked after each (``Overdue`` once it passed)."""
         left = remaining(deadline)
         timeout = (smallest([timeouts[0], left]), smallest([timeouts[1], left]))
-        # Proxies and CA bundle from the environment, as Session.request would: once.
-        settings = self.merge_environment_settings(request.url, {}, True, None, None)
         response = requests.Session.send(
-            self, request, timeout=timeout, allow_redirects=False, **settings
+            self, request, timeout=timeout, allow_redirects=False, **self._environment_settings()
         )
         try:
             if isinstance(response._content, bytes) or not hasattr(response.raw, "read1"):
@@ -485,10 +488,21 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             for stock, retries, pools in self._stock
         ):
             return adapter
-        settings = self.merge_environment_settings(url, {}, None, None, None)
+        settings = self._environment_settings(url)
         proxies = tuple(sorted(settings["proxies"].items()))
         key = (_origin(url), settings["verify"], settings["cert"], proxies)
         return _SHARED_ADAPTERS.get(key)
+
+    def _environment_settings(self, url: str | None = None) -> dict[str, Any]:
+        """The proxies, CA bundle and TLS settings a request of the session's own to ``url``
+        (the batch URL by default) is sent with, the environment's merged in as
+        ``Session.request`` merges them. Worked out once per :meth:`send_batch` (about
+        0.1 ms; requests works them out once per request, and a batch is one request),
+        shared by its batches, its discovery and the adapter they are sent through."""
+        url = url or self.batch_url
+        if self._environment is not None and url == self.batch_url:
+            return self._environment
+        return self.merge_environment_settings(url, {}, True, None, None)
 
     def __exit__(self, *exc_info: object) -> None:
         try:
