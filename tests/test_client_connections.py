@@ -214,9 +214,11 @@ def test_the_environment_is_read_once_per_send_and_each_send_reads_it(
     assert [answer.json() for answer in answers] == [{"n": n} for n in range(5)]
     assert calls == {"merge_environment_settings": 1, "send": 4}  # discovery and 3 batches
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # a proxy nobody listens on
-    with pytest.raises(requests.RequestException, match="proxy"):
-        with Batching(f"{served.base}/batch", timeout=10, retries=0) as s:
-            s.get(f"{served.base}/echo/0")
+    with (
+        pytest.raises(requests.RequestException, match="proxy"),
+        Batching(f"{served.base}/batch", timeout=10, retries=0) as s,
+    ):
+        s.get(f"{served.base}/echo/0")
 
 
 def _counted(method: Any, name: str, calls: dict[str, int]) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any, NamedTuple, Unpack
@@ -138,7 +138,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             if isinstance(adapter, HTTPAdapter)
         ]
         #: The environment's settings for the batch URL while a send is under way.
-        self._environment: dict[str, Any] | None = None
+        self._environment: Mapping[str, Any] | None = None
         self._configure(shared=functools.partial(KNOWN_ENDPOINTS.of, batch_url), **options)
         timeout_of(timeout)  # refuse now what could not bound a batch
         self._last_arguments: _LastArguments | None = None
@@ -493,7 +493,7 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         key = (_origin(url), settings["verify"], settings["cert"], proxies)
         return _SHARED_ADAPTERS.get(key)
 
-    def _environment_settings(self, url: str | None = None) -> dict[str, Any]:
+    def _environment_settings(self, url: str | None = None) -> Mapping[str, Any]:
         """The proxies, CA bundle and TLS settings a request of the session's own to ``url``
         (the batch URL by default) is sent with, the environment's merged in as
         ``Session.request`` merges them. Worked out once per :meth:`send_batch` (about
