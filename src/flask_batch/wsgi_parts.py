@@ -301,12 +301,25 @@ def call_app(
     app: WSGIApplication, environ: WSGIEnvironment, limit: int = DEFAULT_LIMITS.max_answer_part_size
 ) -> SubResponse:
     """Run ``app`` on ``environ`` and collect its whole response, up to ``limit`` bytes of
-    body: a larger one is not read further, and stands as a 502."""
+    body: a larger one is not read further, and stands as a 502.
+
+    Most answers are one chunk: it is kept as it is, and an :class:`AnswerBody` is made only
+    for a second chunk or a ``write()``.
+    """
     started: list[Any] = []
-    body = AnswerBody(limit)
+    first = b""  # the body so far, while it is one chunk within the limit
+    body: AnswerBody | None = None
+
+    def gathered() -> AnswerBody:
+        nonlocal body, first
+        if body is None:
+            body = AnswerBody(limit)
+            body.add(first)  # within the limit
+            first = b""
+        return body
 
     def write(chunk: bytes) -> None:
-        if not body.add(chunk):
+        if not gathered().add(chunk):
             raise _AnswerTooLarge
 
     def start_response(
@@ -325,7 +338,9 @@ def call_app(
         for chunk in iterable:
             if not isinstance(chunk, bytes):
                 raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
-            if not body.add(chunk):
+            if body is None and not first and len(chunk) <= limit:
+                first = chunk
+            elif not gathered().add(chunk):
                 break  # not read further: closing the iterable stops a streaming answer
     finally:
         close = getattr(iterable, "close", None)
@@ -334,7 +349,22 @@ def call_app(
     if not started:
         raise RuntimeError("the application did not call start_response")
     status, headers = started
-    if body.over:
-        return answer_too_large("max_answer_part_size", limit)
-    code, _, reason = status.partition(" ")
-    return SubResponse(int(code), reason, tuple(headers), body.value)
+    value: bytes | bytearray = first
+    if body is not None:
+        if body.over:
+            return answer_too_large("max_answer_part_size", limit)
+        value = body.value
+    known = _STATUSES.get(status)
+    if known is None:
+        code, _, reason = status.partition(" ")
+        known = (int(code), reason)
+        if len(_STATUSES) < _KNOWN_STATUSES:
+            _STATUSES[status] = known
+    return _new_tuple(SubResponse, (*known, tuple(headers), value))
+
+
+#: Status lines the applications gave, read (a few recur in every batch); bounded.
+_STATUSES: dict[str, tuple[int, str]] = {}
+_KNOWN_STATUSES = 256
+#: Makes a named tuple without the Python-level ``__new__`` its class has (SubResponse).
+_new_tuple = tuple.__new__
