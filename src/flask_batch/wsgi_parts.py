@@ -95,8 +95,8 @@ class Dispatcher:
             script_name.encode("latin-1"),
             endpoint_takes,
         )
-        # The environ items of the header blocks seen in this batch (_header_items).
-        self._known_headers: dict[Headers, tuple[dict[str, str], bool, tuple[str, ...]]] = {}
+        # What the parts sending each header block seen in this batch start from (_headed).
+        self._known_headers: dict[Headers, tuple[WSGIEnvironment, bool]] = {}
         # The batch's requests, when its parts are called one after another in request order
         # (empty: in any order, from any thread), and the environs (or refusals) built ahead.
         self._in_order = in_order
@@ -149,28 +149,27 @@ class Dispatcher:
         have built it, and where the part is in its batch (and group)."""
         route = self._router.route(request.target, request.method)
         raw_path, query = route.raw_path, route.query
-        request_uri = f"{raw_path}?{query}" if query else raw_path
-        environ = self._base.copy()
+        # The batch's shared items with the part's own headers (_headed).
+        headed, says_length = self._headed(request.headers)
+        environ = headed.copy()
         environ["REQUEST_METHOD"] = request.method
         environ["PATH_INFO"] = route.local.decode("latin-1")
         environ["QUERY_STRING"] = query
-        environ["REQUEST_URI"] = environ["RAW_URI"] = request_uri
-        environ["wsgi.input"] = _input(request.body)
+        environ["REQUEST_URI"] = environ["RAW_URI"] = f"{raw_path}?{query}" if query else raw_path
+        body = request.body
+        environ["wsgi.input"] = io.BytesIO(body) if type(body) is bytes else _input(body)
         environ[PART_INDEX_KEY] = index
         if request.group is not None:
             environ[MEMBER_INDEX_KEY] = index - request.group.first
-        # The part's own headers, each replacing the batch request's of the same name.
-        items, says_length, dropped = self._header_items(request.headers)
-        environ.update(items)
-        for key in dropped:
-            environ.pop(key, None)
-        if says_length or request.body:
-            environ["CONTENT_LENGTH"] = str(len(request.body))
+        if says_length or body:
+            environ["CONTENT_LENGTH"] = str(len(body))
         return environ
 
-    def _header_items(self, headers: Headers) -> tuple[dict[str, str], bool, tuple[str, ...]]:
-        """The environ items of a part's own headers, whether they say a Content-Length, and
-        the keys of the batch request's headers they void (part_headers.voided).
+    def _headed(self, headers: Headers) -> tuple[WSGIEnvironment, bool]:
+        """What every part sending ``headers`` starts from: the batch's shared items, the
+        part's own headers each replacing the batch request's of the same name, less the
+        batch request's headers they void (part_headers.voided); and whether they say a
+        Content-Length.
 
         In an environ a repeated header is one key, its values joined (PEP 3333). The parts
         of a batch repeat their header blocks (the parser gives each distinct block once):
@@ -185,8 +184,11 @@ class Dispatcher:
         for name, value in fields:
             key = _environ_key(name)
             items[key] = f"{items[key]}, {value}" if key in items else value
-        dropped = tuple(_environ_key(name) for name in voided(name for name, _ in fields))
-        known = (items, length is not None, dropped)
+        headed = self._base.copy()
+        headed.update(items)
+        for name in voided(name for name, _ in fields):
+            headed.pop(_environ_key(name), None)
+        known = (headed, length is not None)
         if len(self._known_headers) < _KNOWN_HEADER_BLOCKS:
             self._known_headers[headers] = known
         return known
