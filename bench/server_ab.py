@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Rounds per N in each process (round 0 warms up and is dropped).
-ROUNDS = {100: 40, 1000: 8}
+ROUNDS = {100: 40, 1000: 12}
 
 
 def _trivial_app(environ: WSGIEnvironment, start: StartResponse) -> Iterable[bytes]:
