@@ -547,52 +547,6 @@ def test_serialise_response_refuses_invalid_status(status: int) -> None:
         serialise_response(SubResponse(status, "X", (), b""))
 
 
-HEADS = [
-    (SubResponse(200, "OK", (), b""), False),
-    (SubResponse(200, "OK", (("Content-Type", "a/b"), ("Content-Length", "2")), b"{}"), False),
-    (SubResponse(200, "OK", (("Content-Type", "a/b"), ("Content-Length", "2")), b"{}"), True),
-    (SubResponse(200, "OK", (("Content-Type", "a/b"), ("Content-Length", "2")), b"{1234}"), False),
-    (SubResponse(200, "OK", (("Content-Length", "1"), ("content-length", "9")), b"ab"), True),
-    (SubResponse(200, "OK", (("Content-Length", "x"),), b"ab"), True),
-    (SubResponse(304, "", (("ETag", '"v1"'), ("Content-Length", "42")), b""), False),
-    (SubResponse(204, "", (("Connection", "close"), ("X-Kept", "yes")), b""), False),
-    (SubResponse(200, "OK", (("X-A", "1"),), bytearray(b"abc")), False),
-]
-
-
-@pytest.mark.parametrize("seen_first", [False, True])
-def test_response_heads_of_a_batch_are_as_each_alone(seen_first: bool) -> None:
-    # Why: a writer encodes each header block once per batch (issue 14, third round); the
-    # Content-Length and the body are each response's own.
-    seen: dict[Headers, tuple[bytes, str | None]] = {}
-    if seen_first:  # every block already known, from responses with other bodies
-        for response, head in HEADS:
-            http1.response_head(response._replace(body=b"-" * 7), head=not head, seen=seen)
-    for _ in range(2):
-        for response, head in HEADS:
-            alone = http1.response_head(response, head=head)
-            assert http1.response_head(response, head=head, seen=seen) == alone
-            pieces = serialise_response(response, head=head)
-            assert b"".join((alone[0], alone[1], b"\r\n", alone[2])) == pieces
-    assert len(seen) == len({response.headers for response, _ in HEADS})
-
-
-def test_a_response_head_that_cannot_be_sent_is_refused_each_time() -> None:
-    seen: dict[Headers, tuple[bytes, str | None]] = {}
-    for _ in range(2):
-        with pytest.raises(ValueError, match="CR, LF or NUL"):
-            http1.response_head(SubResponse(200, "OK", (("X-A", "a\nb"),), b""), seen=seen)
-    assert seen == {}
-
-
-def test_a_response_head_with_headers_in_a_list_is_not_remembered() -> None:
-    seen: dict[Headers, tuple[bytes, str | None]] = {}
-    headers = [("X-A", "1")]
-    response = SubResponse(200, "OK", headers, b"ab")  # type: ignore[arg-type]
-    assert http1.response_head(response, seen=seen)[1] == b"X-A: 1\r\nContent-Length: 2\r\n"
-    assert seen == {}
-
-
 # --------------------------------------------------------------------------------------------
 # parse_response and serialise_request
 

@@ -8,7 +8,6 @@ Only a block that fails is walked line by line, to unfold it or to say which lin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from .errors import LimitExceeded, MalformedBatch
 from .model import Headers, Limits
@@ -170,7 +169,7 @@ def _show(line: str) -> str:
 TOKEN_PATTERN = re.compile(_TOKEN_TEXT)
 
 
-def encode_fields(fields: Iterable[tuple[str, str]]) -> bytes:
+def encode_fields(fields: Headers) -> bytes:
     """``name: value`` CRLF for each field; ValueError names a field that could inject."""
     lines = []
     for field in fields:

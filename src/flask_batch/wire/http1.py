@@ -261,19 +261,14 @@ def serialise_response(response: SubResponse, *, head: bool = False) -> bytes:
 
 
 def response_head(
-    response: SubResponse,
-    *,
-    head: bool = False,
-    seen: dict[Headers, tuple[bytes, str | None]] | None = None,
+    response: SubResponse, *, head: bool = False
 ) -> tuple[bytes, bytes, bytes | bytearray]:
     """The status line, the header lines, and the body to send after a blank line.
 
     In pieces, so that a writer copies them once, into its part. Raises ValueError for what
-    cannot be framed safely (see :func:`response_fields`). ``seen``: the header blocks
-    already encoded (all but their Content-Length), by the response's headers: one batch's
-    answers repeat theirs; it is filled in.
+    cannot be framed safely (see :func:`response_fields`).
     """
-    _check_status(response.status)
+    fields, body = response_fields(response, head=head)
     key = (response.status, response.reason)
     status_line = _STATUS_LINES.get(key)
     if status_line is None:
@@ -281,23 +276,7 @@ def response_head(
         status_line = b"HTTP/1.1 %d %s\r\n" % (response.status, reason)
         if len(_STATUS_LINES) < 1024:
             _STATUS_LINES[key] = status_line  # a few statuses recur in every answer
-    headers = response.headers
-    try:
-        known = None if seen is None else seen.get(headers)
-    except TypeError:  # headers in a list: not a key
-        known = seen = None
-    if known is None:
-        fields, length = _sent_fields(headers)
-        known = (encode_fields(fields), length)
-        if seen is not None and len(seen) < _SEEN_FIELDS:
-            seen[headers] = known
-    lines, length = known
-    keep_length = head or response.status == 304
-    if not (keep_length and length is not None and length.isascii() and length.isdigit()):
-        length = str(len(response.body))
-    # The last field, as encode_fields writes it: a length is ASCII digits.
-    lines += b"Content-Length: " + length.encode() + CRLF
-    return status_line, lines, b"" if keep_length else response.body
+    return status_line, encode_fields(fields), body
 
 
 #: Status lines already checked and encoded, by (status, reason phrase); bounded.
@@ -313,32 +292,21 @@ def response_fields(
     the body is empty and the Content-Length the application gave (the size of the
     representation) is kept.
     """
-    _check_status(response.status)
+    if not 100 <= response.status <= 999:
+        raise ValueError(f"invalid status code {response.status}")
     keep_length = head or response.status == 304
-    fields, length = _sent_fields(response.headers)
-    if not (keep_length and length is not None and length.isascii() and length.isdigit()):
-        length = str(len(response.body))
-    fields.append(("Content-Length", length))
-    return tuple(fields), b"" if keep_length else response.body
-
-
-def _check_status(status: int) -> None:
-    if not 100 <= status <= 999:
-        raise ValueError(f"invalid status code {status}")
-
-
-def _sent_fields(headers: Headers) -> tuple[list[tuple[str, str]], str | None]:
-    """The fields of ``headers`` that go out as they are (no hop-by-hop header, no
-    Content-Length), and the (last) Content-Length the application gave."""
     length: str | None = None
     fields = []
-    for field in headers:
+    for field in response.headers:
         lowered = field[0].lower()
         if lowered == "content-length":
             length = field[1]
         elif lowered not in HOP_BY_HOP:
             fields.append(field)
-    return fields, length
+    if not (keep_length and length is not None and length.isascii() and length.isdigit()):
+        length = str(len(response.body))
+    fields.append(("Content-Length", length))
+    return tuple(fields), b"" if keep_length else response.body
 
 
 def serialise_request(

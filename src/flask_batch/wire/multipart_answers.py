@@ -16,7 +16,7 @@ from .errors import BatchError, MalformedBatch
 from .fields import BLANK_LINE, CRLF, encode_text
 from .http1 import ResponseHead, parse_response, parse_response_head, response_head
 from .media_type import boundary_of, multipart_type, new_boundary, odata_boundary
-from .model import UNLIMITED, Group, Headers, Part, SubRequest, SubResponse
+from .model import UNLIMITED, Group, Part, SubRequest, SubResponse
 from .multipart import MultipartReader, encode_close
 from .multipart_requests import changeset_boundary
 
@@ -80,9 +80,6 @@ class ResponseWriter:
         self._left = 0  # its members not written yet
         self._member_opening = b""  # its members' delimiter and headers
         self._changeset_close = b""  # its close delimiter
-        # The answers' header blocks encoded so far (response_head): per batch, as its parser's
-        # are, so that no batch learns from timing what another answered.
-        self._seen_fields: dict[Headers, tuple[bytes, str | None]] = {}
 
     @property
     def content_type(self) -> str:
@@ -100,9 +97,7 @@ class ResponseWriter:
         self, response: SubResponse, request: SubRequest
     ) -> tuple[bytes, bytes | bytearray, bytes]:
         """:meth:`part` as its head, the response's body itself (not copied) and its tail."""
-        status_line, field_lines, body = response_head(
-            response, head=request.method == "HEAD", seen=self._seen_fields
-        )
+        status_line, field_lines, body = response_head(response, head=request.method == "HEAD")
         content_id = response_content_id(request.content_id)
         id_line = b""
         if content_id is not None:
