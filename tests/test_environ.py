@@ -269,3 +269,73 @@ def test_a_pinned_header_is_refused_in_every_part_that_repeats_it() -> None:
     for index in range(3):
         with pytest.raises(PartRefused, match="X-Forwarded-User"):
             dispatcher.environ(sub("/x", "GET", block), index)
+
+
+class RecordingApp:
+    """A WSGI application that keeps the environ of each call (its input read out)."""
+
+    def __init__(self) -> None:
+        self.environs: list[dict[str, Any]] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen = dict(environ)
+        seen["wsgi.input"] = environ["wsgi.input"].read()
+        self.environs.append(seen)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+
+def in_order_batch() -> list[SubRequest]:
+    block = (("Accept", "application/json"),)
+    return [
+        sub(f"/items/{i}", "PATCH" if i % 2 else "GET", block, b"{}" if i % 2 else b"")
+        for i in range(40)
+    ]
+
+
+def test_parts_called_in_order_get_the_environs_they_get_one_at_a_time() -> None:
+    # Why: their environs are built ahead, 16 at once (issue 14, third round);
+    # parts that do not run (settled, groups), a refused one and a request resolved anew
+    # (a reference: flask_batch.references) on the way.
+    requests = in_order_batch()
+    requests[5] = sub("/batch", "POST")  # a nested batch: refused
+    resolved = {18: sub("/items/resolved", "GET")}
+    called = [0, 1, 2, 5, 7, 17, 18, 19, 33, 34, 39]
+    ahead, alone = RecordingApp(), RecordingApp()
+    in_order = Dispatcher(ahead, outer_environ(), in_order=requests)
+    one_at_a_time = Dispatcher(alone, outer_environ())
+    for index in called:
+        request = resolved.get(index, requests[index])
+        assert in_order(request, index) == one_at_a_time(request, index)
+    assert ahead.environs == alone.environs
+    assert [e["PATH_INFO"] for e in ahead.environs][5] == "/items/resolved"
+    assert len(ahead.environs) == len(called) - 1  # the refused part never ran
+
+
+class FailingRules(HeaderRules):
+    """Header rules that fail on one header, as a bug would."""
+
+    def own_fields(
+        self, headers: Iterable[tuple[str, str]], body_length: int
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        if ("X-Fail", "1") in tuple(headers):
+            raise RuntimeError("the rules failed")
+        return super().own_fields(headers, body_length)
+
+
+def test_an_environ_that_fails_ahead_fails_at_its_own_call() -> None:
+    requests = in_order_batch()
+    requests[3] = sub("/x", "GET", (("X-Fail", "1"),))
+    app = RecordingApp()
+    dispatcher = Dispatcher(app, outer_environ(), FailingRules(), in_order=requests)
+    for index in range(3):
+        assert dispatcher(requests[index], index).status == 200
+    with pytest.raises(RuntimeError, match="the rules failed"):
+        dispatcher(requests[3], 3)
+    assert dispatcher(requests[4], 4).status == 200
+    assert [e["PATH_INFO"] for e in app.environs] == [
+        "/items/0",
+        "/items/1",
+        "/items/2",
+        "/items/4",
+    ]

@@ -246,6 +246,8 @@ class Schedule:
         """Dispatch part ``index`` now, its references resolved from ``answers`` (by default
         the batch's); an exception becomes its 500 answer."""
         try:
+            if self._resolve is None and self.observer is None:
+                return dispatch(self.requests[index], index)  # the common case, at once
             request = self._resolved(index, answers)
             if isinstance(request, SubResponse):
                 return request
@@ -356,12 +358,15 @@ class Schedule:
         a large answer's body in slices of its own, read in place (never copied whole);
         ``ending`` goes out with the last chunk."""
         small: list[bytes | bytearray] = []
-        while self._written < self._end and self.answers[self._written] is not None:
-            head, body, tail = self.write_next()
+        answers = self.answers
+        while self._written < self._end and answers[self._written] is not None:
+            head, body, tail = self.write(self._written)
+            self._written += 1
+            if self._opening:  # the opening goes out with the first part
+                head = self._opening + head
+                self._opening = b""
             if len(body) < LARGE_BODY:  # copied once, with the parts around it
-                small.append(head)
-                small.append(body)
-                small.append(tail)
+                small += (head, body, tail)
             else:
                 small.append(head)
                 yield b"".join(small)
@@ -373,15 +378,6 @@ class Schedule:
             small.append(ending)
         if small and (chunk := b"".join(small)):
             yield chunk
-
-    def write_next(self) -> Pieces:
-        """The next part of the answer, which must be answered (the opening goes first)."""
-        head, body, tail = self.write(self._written)
-        if self._opening:
-            head = self._opening + head
-            self._opening = b""
-        self._written += 1
-        return head, body, tail
 
     def close(self) -> Iterator[bytes]:
         """The rest of the answer once every part is answered: the parts held back, the end."""

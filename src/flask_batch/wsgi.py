@@ -90,6 +90,7 @@ class BatchEndpoint:
             concurrent=workers > 1,
             endpoint_takes=self.settings.routing.takes,
             trace_fields=trace.fields,
+            in_order=() if workers > 1 else requests,
         )
         pool = self.pool() if workers > 1 else None
         body = stream_answers(

@@ -16,7 +16,7 @@ import functools
 import io
 import select
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from .answers import AnswerBody, answer_too_large
@@ -54,6 +54,9 @@ _SHARED_KEYS = (
     "wsgi.run_once",
 )
 
+#: Parts whose environs are built together, ahead of their calls, when the parts of a batch
+#: run one after another (:meth:`Dispatcher.__call__`).
+_PREPARED_PARTS = 16
 #: Distinct header blocks a batch's dispatcher remembers (a block past them is worked out for
 #: each part that sends it).
 _KNOWN_HEADER_BLOCKS = 64
@@ -72,6 +75,7 @@ class Dispatcher:
         concurrent: bool = False,
         endpoint_takes: Callable[[str, str], bool] | None = None,
         trace_fields: Iterable[tuple[str, str]] = (),
+        in_order: Sequence[SubRequest] = (),
     ) -> None:
         self._app = app
         self._own_fields = header_rules.own_fields
@@ -91,11 +95,40 @@ class Dispatcher:
             script_name.encode("latin-1"),
             endpoint_takes,
         )
-        # The environ items of the header blocks seen in this batch (_header_items).
-        self._known_headers: dict[Headers, tuple[dict[str, str], bool, tuple[str, ...]]] = {}
+        # What the parts sending each header block seen in this batch start from (_headed).
+        self._known_headers: dict[Headers, tuple[WSGIEnvironment, bool]] = {}
+        # The batch's requests, when its parts are called one after another in request order
+        # (empty: in any order, from any thread), and the environs (or refusals) built ahead.
+        self._in_order = in_order
+        self._prepared: dict[int, WSGIEnvironment | SubResponse] = {}
 
     def __call__(self, request: SubRequest, index: int) -> SubResponse:
+        if self._in_order:
+            prepared = self._prepared
+            if index not in prepared:
+                prepared.clear()  # parts before this one that did not run (settled, groups)
+                self._prepare(index)
+            environ = prepared.pop(index, None)
+            # Unless references were resolved into a request of its own (flask_batch.references).
+            if environ is not None and request is self._in_order[index]:
+                if isinstance(environ, SubResponse):
+                    return environ  # a refusal's answer
+                return contextvars.Context().run(call_app, self._app, environ, self._answer_limit)
         return self.run_in(contextvars.Context(), request, index)
+
+    def _prepare(self, first: int) -> None:
+        """Build the environs of _PREPARED_PARTS parts from ``first`` at once, ahead of their
+        calls: run together, between two application calls, their steps cost less than each
+        built alone (docs/performance.md, "Issue 14, third round"). Building an environ has no
+        effect beyond it; one that raises ends the run, and raises again at its own call."""
+        requests, prepared = self._in_order, self._prepared
+        for index in range(first, min(first + _PREPARED_PARTS, len(requests))):
+            try:
+                prepared[index] = self.environ(requests[index], index)
+            except PartRefused as refusal:
+                prepared[index] = refusal.answer()
+            except Exception:  # raised again as the part runs (Schedule.call answers it 500)
+                return
 
     def member(self, request: SubRequest, index: int) -> SubResponse:
         """Run a member of an atomic group in a copy of the current context: the group's,
@@ -116,28 +149,27 @@ class Dispatcher:
         have built it, and where the part is in its batch (and group)."""
         route = self._router.route(request.target, request.method)
         raw_path, query = route.raw_path, route.query
-        request_uri = f"{raw_path}?{query}" if query else raw_path
-        environ = self._base.copy()
+        # The batch's shared items with the part's own headers (_headed).
+        headed, says_length = self._headed(request.headers)
+        environ = headed.copy()
         environ["REQUEST_METHOD"] = request.method
         environ["PATH_INFO"] = route.local.decode("latin-1")
         environ["QUERY_STRING"] = query
-        environ["REQUEST_URI"] = environ["RAW_URI"] = request_uri
-        environ["wsgi.input"] = _input(request.body)
+        environ["REQUEST_URI"] = environ["RAW_URI"] = f"{raw_path}?{query}" if query else raw_path
+        body = request.body
+        environ["wsgi.input"] = io.BytesIO(body) if type(body) is bytes else _input(body)
         environ[PART_INDEX_KEY] = index
         if request.group is not None:
             environ[MEMBER_INDEX_KEY] = index - request.group.first
-        # The part's own headers, each replacing the batch request's of the same name.
-        items, says_length, dropped = self._header_items(request.headers)
-        environ.update(items)
-        for key in dropped:
-            environ.pop(key, None)
-        if says_length or request.body:
-            environ["CONTENT_LENGTH"] = str(len(request.body))
+        if says_length or body:
+            environ["CONTENT_LENGTH"] = str(len(body))
         return environ
 
-    def _header_items(self, headers: Headers) -> tuple[dict[str, str], bool, tuple[str, ...]]:
-        """The environ items of a part's own headers, whether they say a Content-Length, and
-        the keys of the batch request's headers they void (part_headers.voided).
+    def _headed(self, headers: Headers) -> tuple[WSGIEnvironment, bool]:
+        """What every part sending ``headers`` starts from: the batch's shared items, the
+        part's own headers each replacing the batch request's of the same name, less the
+        batch request's headers they void (part_headers.voided); and whether they say a
+        Content-Length.
 
         In an environ a repeated header is one key, its values joined (PEP 3333). The parts
         of a batch repeat their header blocks (the parser gives each distinct block once):
@@ -152,8 +184,11 @@ class Dispatcher:
         for name, value in fields:
             key = _environ_key(name)
             items[key] = f"{items[key]}, {value}" if key in items else value
-        dropped = tuple(_environ_key(name) for name in voided(name for name, _ in fields))
-        known = (items, length is not None, dropped)
+        headed = self._base.copy()
+        headed.update(items)
+        for name in voided(name for name, _ in fields):
+            headed.pop(_environ_key(name), None)
+        known = (headed, length is not None)
         if len(self._known_headers) < _KNOWN_HEADER_BLOCKS:
             self._known_headers[headers] = known
         return known
@@ -268,12 +303,25 @@ def call_app(
     app: WSGIApplication, environ: WSGIEnvironment, limit: int = DEFAULT_LIMITS.max_answer_part_size
 ) -> SubResponse:
     """Run ``app`` on ``environ`` and collect its whole response, up to ``limit`` bytes of
-    body: a larger one is not read further, and stands as a 502."""
+    body: a larger one is not read further, and stands as a 502.
+
+    Most answers are one chunk: it is kept as it is, and an :class:`AnswerBody` is made only
+    for a second chunk or a ``write()``.
+    """
     started: list[Any] = []
-    body = AnswerBody(limit)
+    first = b""  # the body so far, while it is one chunk within the limit
+    body: AnswerBody | None = None
+
+    def gathered() -> AnswerBody:
+        nonlocal body, first
+        if body is None:
+            body = AnswerBody(limit)
+            body.add(first)  # within the limit
+            first = b""
+        return body
 
     def write(chunk: bytes) -> None:
-        if not body.add(chunk):
+        if not gathered().add(chunk):
             raise _AnswerTooLarge
 
     def start_response(
@@ -292,7 +340,9 @@ def call_app(
         for chunk in iterable:
             if not isinstance(chunk, bytes):
                 raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
-            if not body.add(chunk):
+            if body is None and not first and len(chunk) <= limit:
+                first = chunk
+            elif not gathered().add(chunk):
                 break  # not read further: closing the iterable stops a streaming answer
     finally:
         close = getattr(iterable, "close", None)
@@ -301,7 +351,22 @@ def call_app(
     if not started:
         raise RuntimeError("the application did not call start_response")
     status, headers = started
-    if body.over:
-        return answer_too_large("max_answer_part_size", limit)
-    code, _, reason = status.partition(" ")
-    return SubResponse(int(code), reason, tuple(headers), body.value)
+    value: bytes | bytearray = first
+    if body is not None:
+        if body.over:
+            return answer_too_large("max_answer_part_size", limit)
+        value = body.value
+    known = _STATUSES.get(status)
+    if known is None:
+        code, _, reason = status.partition(" ")
+        known = (int(code), reason)
+        if len(_STATUSES) < _KNOWN_STATUSES:
+            _STATUSES[status] = known
+    return _new_tuple(SubResponse, (*known, tuple(headers), value))
+
+
+#: Status lines the applications gave, read (a few recur in every batch); bounded.
+_STATUSES: dict[str, tuple[int, str]] = {}
+_KNOWN_STATUSES = 256
+#: Makes a named tuple without the Python-level ``__new__`` its class has (SubResponse).
+_new_tuple = tuple.__new__
