@@ -226,6 +226,42 @@ def test_parts_with_the_same_headers_each_get_their_own_scope_headers() -> None:
     assert len(parts._merged) <= asgi_parts._MERGED_BLOCKS
 
 
+def test_parts_answering_alike_each_get_their_own_answer_headers() -> None:
+    # A batch decodes each distinct header block of its answers once (bounded); a block that
+    # cannot be a key (pairs as lists, a bytearray value) is decoded each time.
+    shapes: list[list[Any]] = [
+        [(b"content-type", b"text/plain"), (b"x-n", b"same")],
+        [[b"content-type", b"text/plain"], [b"x-n", b"list"]],
+        [(b"content-type", bytearray(b"text/plain")), (b"x-n", b"mutable")],
+    ]
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        index = scope["flask_batch.part_index"]
+        headers = shapes[index] if index < len(shapes) else [(b"x-n", b"%d" % index)]
+        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    parts = Parts(app, http_scope("POST", "/batch"))
+
+    async def answers() -> list[Any]:
+        count = asgi_parts._MERGED_BLOCKS + 10
+        return [await parts(sub("GET", "/x"), index) for index in [*range(count), 0, 1, 2]]
+
+    found = run(answers())
+    expected = [("content-type", "text/plain")]
+    assert [answer.headers for answer in found[:3]] == [
+        (*expected, ("x-n", "same")),
+        (*expected, ("x-n", "list")),
+        (*expected, ("x-n", "mutable")),
+    ]
+    assert found[-3:] == found[:3]
+    assert all(a.status == 201 and a.reason == "Created" for a in found)
+    assert [a.headers for a in found[3:-3]] == [
+        (("x-n", str(index)),) for index in range(3, asgi_parts._MERGED_BLOCKS + 10)
+    ]
+    assert len(parts._decoded) <= asgi_parts._MERGED_BLOCKS
+
+
 def test_a_scope_without_host_takes_the_server_address() -> None:
     outer = http_scope("POST", "/batch", server=("example.com", 8080))
     outer["headers"] = []

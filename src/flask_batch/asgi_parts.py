@@ -118,6 +118,7 @@ class Parts:
             + traced
         )
         self._merged: dict[Headers, tuple[list[tuple[bytes, bytes]], bool]] = {}
+        self._decoded: dict[tuple[Any, ...], Headers] = {}
         self._state: dict[str, Any] = dict(outer.get("state") or {})
         base: dict[str, Any] = {key: outer[key] for key in _SHARED_KEYS if key in outer}
         base.update({"type": "http", "scheme": scheme, PART_KEY: True})
@@ -163,7 +164,7 @@ class Parts:
             else:  # the application works on after its response (background tasks)
                 self._lingering.add(task)
                 task.add_done_callback(self._forget)
-            return exchange.response(self._answer_limit)
+            return exchange.response(self._answer_limit, self._decoded)
         if not task.done():  # it ended its response early; let it finish, then judge
             await asyncio.wait({task})
         if task.cancelled():  # by the application itself: only the batch cancels its parts
@@ -190,7 +191,7 @@ class Parts:
             logger.exception("a part's application raised after its response")
         if not exchange.complete:
             raise RuntimeError("the application returned without completing its response")
-        return exchange.response(self._answer_limit)
+        return exchange.response(self._answer_limit, self._decoded)
 
     def scope(self, request: SubRequest, index: int) -> Scope:
         """The ASGI scope of ``request``, part ``index`` of the batch, as a server would have
@@ -362,15 +363,28 @@ class _Exchange:
         if self._receive_wakeup is not None:
             self._receive_wakeup.set()
 
-    def response(self, limit: int) -> SubResponse:
+    def response(self, limit: int, decoded: dict[tuple[Any, ...], Headers]) -> SubResponse:
+        """The part's answer; ``decoded``: the header blocks of the batch's answers already
+        decoded (parts answer alike: each distinct block is decoded once, then shared)."""
         assert self.status is not None
         if self.answer.over:
             return answer_too_large("max_answer_part_size", limit)
-        # (bytes and bytearray decode alike; a list comprehension is about twice as quick as
-        # a generator here.)
-        headers = tuple(
-            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.headers]
-        )
+        block = tuple(self.headers)
+        try:
+            headers = decoded.get(block)
+            keyed = True
+        except TypeError:  # a pair that is a list, a bytearray: not a key, decoded each time
+            headers, keyed = None, False
+        if headers is None:
+            # (bytes and bytearray decode alike; a list comprehension is about twice as
+            # quick as a generator here.)
+            headers = tuple(
+                [(name.decode("latin-1"), value.decode("latin-1")) for name, value in block]
+            )
+            if keyed:
+                if len(decoded) >= _MERGED_BLOCKS:
+                    decoded.clear()
+                decoded[block] = headers
         return SubResponse(self.status, reason_phrase(self.status), headers, self.answer.value)
 
 
