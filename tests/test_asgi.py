@@ -125,6 +125,21 @@ def test_without_root_path_in_path_parts_follow_the_same_convention() -> None:
     assert b"outside this application's root /ap i" in answers[2].body
 
 
+@pytest.mark.parametrize(
+    ("target", "path", "raw_path", "query"),
+    [
+        ("/plain/x?q=1", "/plain/x", b"/plain/x", b"q=1"),  # nothing to decode
+        ("/a%20b/c%2Fd", "/a b/c/d", b"/a%20b/c%2Fd", b""),
+        ("/caf\xe9/x?q=\xe9", "/caf\xe9/x", b"/caf\xe9/x", b"q=\xe9"),  # sent unencoded
+    ],
+)
+def test_a_part_path_is_its_raw_path_decoded(
+    target: str, path: str, raw_path: bytes, query: bytes
+) -> None:
+    scope = _scope_of(http_scope("POST", "/batch"), sub("GET", target))
+    assert (scope["path"], scope["raw_path"], scope["query_string"]) == (path, raw_path, query)
+
+
 def test_route_path_follows_the_servers_convention() -> None:
     assert route_path({"path": "/api/batch", "root_path": "/api"}) == "/batch"
     assert route_path({"path": "/batch", "root_path": "/api"}) == "/batch"

@@ -197,17 +197,24 @@ class Parts:
         """The ASGI scope of ``request``, part ``index`` of the batch, as a server would have
         built it, and where the part is in its batch (and group)."""
         route = self._router.route(request.target, request.method)
-        if self._root_in_path:
-            path, raw_path = route.path, route.raw_path
-        else:
-            path, raw_path = route.local, _skip_decoded(route.raw_path, self._root_length)
-        headers, says_length = self._headers_of(request.headers)
-        if says_length or request.body:
+        raw = route.raw_path
+        if not self._root_in_path:
+            path = route.local.decode("utf-8", "replace")
+            raw_path = _skip_decoded(raw, self._root_length).encode("latin-1")
+        elif "%" in raw or not raw.isascii():
+            path, raw_path = route.path.decode("utf-8", "replace"), raw.encode("latin-1")
+        else:  # nothing to decode: the path is the raw path, its bytes the route's
+            path, raw_path = raw, route.path
+        # Each distinct header block of the batch worked out once: a list to copy, and
+        # whether it said a Content-Length.
+        block = self._merged.get(request.headers) or self._merge(request.headers)
+        headers = block[0].copy()
+        if block[1] or request.body:
             headers.append((b"content-length", b"%d" % len(request.body)))
         scope = self._base.copy()
         scope["method"] = request.method
-        scope["path"] = path.decode("utf-8", "replace")
-        scope["raw_path"] = raw_path.encode("latin-1")
+        scope["path"] = path
+        scope["raw_path"] = raw_path
         scope["query_string"] = route.query.encode("latin-1")
         scope["headers"] = headers
         scope["state"] = self._state.copy()
@@ -216,23 +223,21 @@ class Parts:
             scope[MEMBER_INDEX_KEY] = index - request.group.first
         return scope
 
-    def _headers_of(self, own: Headers) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """A part's scope headers for its own ``own`` (a new list, without Content-Length),
-        and whether it said a Content-Length. Parts repeat their header blocks: each distinct
-        one is worked out once per batch."""
-        known = self._merged.get(own)
-        if known is None:
-            fields, length = self._own_fields(own, 0)  # raises PartRefused (not kept)
-            headers = self._headers
-            if fields:  # each replaces the batch request's of the same name
-                mine = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
-                replaced = {name for name, _ in mine}
-                replaced.update(name.encode("latin-1") for name in voided(n for n, _ in fields))
-                headers = [field for field in headers if field[0] not in replaced] + mine
-            if len(self._merged) >= _MERGED_BLOCKS:
-                self._merged.clear()
-            known = self._merged[own] = (headers, length is not None)
-        return known[0].copy(), known[1]
+    def _merge(self, own: Headers) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """The scope headers of a part whose own are ``own`` (without Content-Length; the
+        caller copies them), and whether it said a Content-Length; kept for the parts that
+        repeat the block (bounded)."""
+        fields, length = self._own_fields(own, 0)  # raises PartRefused (not kept)
+        headers = self._headers
+        if fields:  # each replaces the batch request's of the same name
+            mine = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
+            replaced = {name for name, _ in mine}
+            replaced.update(name.encode("latin-1") for name in voided(n for n, _ in fields))
+            headers = [field for field in headers if field[0] not in replaced] + mine
+        if len(self._merged) >= _MERGED_BLOCKS:
+            self._merged.clear()
+        merged = self._merged[own] = (headers, length is not None)
+        return merged
 
     async def finish(self) -> None:
         """Wait for the work parts do after their responses (cancelled if this is)."""
