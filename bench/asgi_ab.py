@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import gc
 import json
 import os
@@ -43,6 +44,8 @@ def child(rounds: int) -> dict[str, list[float]]:
             (b - a) / N * 1e6 for a, b in zip(cost.direct, cost.batch, strict=True)
         ]
         found[f"{framework} a"] = [a / N * 1e6 for a in cost.direct]
+        found[f"{framework} b"] = [b / N * 1e6 for b in cost.batch]
+        found[f"{framework} a, a task per call"] = asyncio.run(_direct_in_tasks(framework, rounds))
     middleware = BatchMiddleware(asgi_cost.trivial_app, max_parts=N, max_body_size=64 * 1024 * 1024)
     body = batch_body(calls(N))
 
@@ -58,6 +61,26 @@ def child(rounds: int) -> dict[str, list[float]]:
 
     found["trivial batch"] = asyncio.run(trivial())
     return found
+
+
+async def _direct_in_tasks(framework: str, rounds: int) -> list[float]:
+    """``bench.asgi_cost``'s direct calls (a), each run as a server runs a request: as a task
+    of its own, in an empty context (uvicorn makes one per request); µs a call, per round.
+    Not part of ``make bench``'s floor: what that floor leaves out (docs/performance.md)."""
+    app = asgi_cost.APPS[framework]()
+    work = calls(N)
+    loop = asyncio.get_running_loop()
+    spent = []
+    for round_ in range(rounds + 1):  # round 0 warms up and is dropped
+        requests = [asgi_cost.call_request(call) for call in work]
+        gc.collect()
+        start = time.thread_time()
+        for request in requests:
+            call = asgi_cost.dispatch(app, request)
+            await loop.create_task(call, context=contextvars.Context())
+        if round_:
+            spent.append((time.thread_time() - start) / N * 1e6)
+    return spent
 
 
 def _run(tree: Path, rounds: int) -> dict[str, list[float]]:
@@ -107,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| {N} parts, CPU time | old | new |\n|---|---:|---:|")
     for name, old in sides["old"].items():
         print(f"| {name} | {_summary(old)} | {_summary(sides['new'][name])} |")
+    for framework in ("starlette", "fastapi"):
+        ratios = [
+            statistics.median(side[f"{framework} b"])
+            / statistics.median(side[f"{framework} a, a task per call"])
+            for side in (sides["old"], sides["new"])
+        ]
+        name = f"{framework} b / (a, a task per call), medians"
+        print(f"| {name} | {ratios[0]:.2f} | {ratios[1]:.2f} |")
     return 0
 
 

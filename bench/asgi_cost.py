@@ -329,7 +329,7 @@ def breakdown_steps(n: int) -> dict[str, Callable[[], Awaitable[object]]]:
             done.append(exchange)
         return done
 
-    answers = [exchange.response(limit) for exchange in asyncio.run(exchanged())]
+    answers = [exchange.response(limit, {}) for exchange in asyncio.run(exchanged())]
 
     async def turns() -> None:
         for _ in range(n):
@@ -361,8 +361,9 @@ def breakdown_steps(n: int) -> dict[str, Callable[[], Awaitable[object]]]:
             parts.scope(request, index)
 
     async def convert(exchanges: list[_Exchange]) -> None:
+        decoded: dict[tuple[Any, ...], Any] = {}  # per batch, as Parts keeps it
         for exchange in exchanges:
-            exchange.response(limit)
+            exchange.response(limit, decoded)
 
     async def write() -> None:
         schedule = Schedule(requests, [()] * n, first.writer, DEFAULT_POLICY)

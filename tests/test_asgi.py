@@ -125,6 +125,21 @@ def test_without_root_path_in_path_parts_follow_the_same_convention() -> None:
     assert b"outside this application's root /ap i" in answers[2].body
 
 
+@pytest.mark.parametrize(
+    ("target", "path", "raw_path", "query"),
+    [
+        ("/plain/x?q=1", "/plain/x", b"/plain/x", b"q=1"),  # nothing to decode
+        ("/a%20b/c%2Fd", "/a b/c/d", b"/a%20b/c%2Fd", b""),
+        ("/caf\xe9/x?q=\xe9", "/caf\xe9/x", b"/caf\xe9/x", b"q=\xe9"),  # sent unencoded
+    ],
+)
+def test_a_part_path_is_its_raw_path_decoded(
+    target: str, path: str, raw_path: bytes, query: bytes
+) -> None:
+    scope = _scope_of(http_scope("POST", "/batch"), sub("GET", target))
+    assert (scope["path"], scope["raw_path"], scope["query_string"]) == (path, raw_path, query)
+
+
 def test_route_path_follows_the_servers_convention() -> None:
     assert route_path({"path": "/api/batch", "root_path": "/api"}) == "/batch"
     assert route_path({"path": "/batch", "root_path": "/api"}) == "/batch"
@@ -224,6 +239,42 @@ def test_parts_with_the_same_headers_each_get_their_own_scope_headers() -> None:
         scope = parts.scope(sub("GET", "/x", b"", (("X-N", str(index)),)), index)
         assert scope["headers"][-1] == (b"x-n", str(index).encode())
     assert len(parts._merged) <= asgi_parts._MERGED_BLOCKS
+
+
+def test_parts_answering_alike_each_get_their_own_answer_headers() -> None:
+    # A batch decodes each distinct header block of its answers once (bounded); a block that
+    # cannot be a key (pairs as lists, a bytearray value) is decoded each time.
+    shapes: list[list[Any]] = [
+        [(b"content-type", b"text/plain"), (b"x-n", b"same")],
+        [[b"content-type", b"text/plain"], [b"x-n", b"list"]],
+        [(b"content-type", bytearray(b"text/plain")), (b"x-n", b"mutable")],
+    ]
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        index = scope["flask_batch.part_index"]
+        headers = shapes[index] if index < len(shapes) else [(b"x-n", b"%d" % index)]
+        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    parts = Parts(app, http_scope("POST", "/batch"))
+
+    async def answers() -> list[Any]:
+        count = asgi_parts._MERGED_BLOCKS + 10
+        return [await parts(sub("GET", "/x"), index) for index in [*range(count), 0, 1, 2]]
+
+    found = run(answers())
+    expected = [("content-type", "text/plain")]
+    assert [answer.headers for answer in found[:3]] == [
+        (*expected, ("x-n", "same")),
+        (*expected, ("x-n", "list")),
+        (*expected, ("x-n", "mutable")),
+    ]
+    assert found[-3:] == found[:3]
+    assert all(a.status == 201 and a.reason == "Created" for a in found)
+    assert [a.headers for a in found[3:-3]] == [
+        (("x-n", str(index)),) for index in range(3, asgi_parts._MERGED_BLOCKS + 10)
+    ]
+    assert len(parts._decoded) <= asgi_parts._MERGED_BLOCKS
 
 
 def test_a_scope_without_host_takes_the_server_address() -> None:

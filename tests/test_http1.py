@@ -11,6 +11,7 @@ status line with a reason, an exact Content-Length, no hop-by-hop headers, no he
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -521,6 +522,35 @@ def test_304_keeps_app_content_length_with_empty_body() -> None:
     assert serialise_response(response) == (
         b'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 42\r\n\r\n'
     )
+
+
+def test_a_header_block_answered_again_is_framed_for_each_answer() -> None:
+    # Each distinct header block is encoded once (bounded); every answer still gets its own
+    # exact length, and what it sends under HEAD, 304 or in a list of fields, as the first.
+    block = (("Content-Type", "text/plain"), ("Content-Length", "3"), ("Connection", "close"))
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+    for body in (b"abc", b"abcde", b""):
+        data = serialise_response(SubResponse(200, "OK", block, body))
+        assert data == head + b"%d\r\n\r\n" % len(body) + body
+        assert serialise_response(SubResponse(200, "OK", block, body), head=True) == (
+            head + b"3\r\n\r\n"
+        )
+    listed: Any = [block[0], ("X-N", "1")]  # a list: not a key
+    assert serialise_response(SubResponse(304, "", listed, b"")) == (
+        b"HTTP/1.1 304 Not Modified\r\nContent-Type: text/plain\r\nX-N: 1\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    bad = (("Content-Type", "text/plain"), ("X-A", "a\r\nX-Injected: 1"))
+    for _ in range(2):  # refused every time, never kept
+        with pytest.raises(ValueError, match="CR, LF or NUL"):
+            serialise_response(SubResponse(200, "OK", bad, b""))
+    for index in range(1030):
+        data = serialise_response(SubResponse(200, "OK", (("X-N", str(index)),), b""))
+        assert data == b"HTTP/1.1 200 OK\r\nX-N: %d\r\nContent-Length: 0\r\n\r\n" % index
+    assert len(http1._BLOCK_LINES) <= 1024
+    large = (("X-Large", "x" * 4000),)
+    serialise_response(SubResponse(200, "OK", large, b""))
+    assert large not in http1._BLOCK_LINES
 
 
 @pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\rb", "a\x00b"])

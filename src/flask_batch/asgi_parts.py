@@ -118,6 +118,7 @@ class Parts:
             + traced
         )
         self._merged: dict[Headers, tuple[list[tuple[bytes, bytes]], bool]] = {}
+        self._decoded: dict[tuple[Any, ...], Headers] = {}
         self._state: dict[str, Any] = dict(outer.get("state") or {})
         base: dict[str, Any] = {key: outer[key] for key in _SHARED_KEYS if key in outer}
         base.update({"type": "http", "scheme": scheme, PART_KEY: True})
@@ -163,7 +164,7 @@ class Parts:
             else:  # the application works on after its response (background tasks)
                 self._lingering.add(task)
                 task.add_done_callback(self._forget)
-            return exchange.response(self._answer_limit)
+            return exchange.response(self._answer_limit, self._decoded)
         if not task.done():  # it ended its response early; let it finish, then judge
             await asyncio.wait({task})
         if task.cancelled():  # by the application itself: only the batch cancels its parts
@@ -190,23 +191,30 @@ class Parts:
             logger.exception("a part's application raised after its response")
         if not exchange.complete:
             raise RuntimeError("the application returned without completing its response")
-        return exchange.response(self._answer_limit)
+        return exchange.response(self._answer_limit, self._decoded)
 
     def scope(self, request: SubRequest, index: int) -> Scope:
         """The ASGI scope of ``request``, part ``index`` of the batch, as a server would have
         built it, and where the part is in its batch (and group)."""
         route = self._router.route(request.target, request.method)
-        if self._root_in_path:
-            path, raw_path = route.path, route.raw_path
-        else:
-            path, raw_path = route.local, _skip_decoded(route.raw_path, self._root_length)
-        headers, says_length = self._headers_of(request.headers)
-        if says_length or request.body:
+        raw = route.raw_path
+        if not self._root_in_path:
+            path = route.local.decode("utf-8", "replace")
+            raw_path = _skip_decoded(raw, self._root_length).encode("latin-1")
+        elif "%" in raw or not raw.isascii():
+            path, raw_path = route.path.decode("utf-8", "replace"), raw.encode("latin-1")
+        else:  # nothing to decode: the path is the raw path, its bytes the route's
+            path, raw_path = raw, route.path
+        # Each distinct header block of the batch worked out once: a list to copy, and
+        # whether it said a Content-Length.
+        block = self._merged.get(request.headers) or self._merge(request.headers)
+        headers = block[0].copy()
+        if block[1] or request.body:
             headers.append((b"content-length", b"%d" % len(request.body)))
         scope = self._base.copy()
         scope["method"] = request.method
-        scope["path"] = path.decode("utf-8", "replace")
-        scope["raw_path"] = raw_path.encode("latin-1")
+        scope["path"] = path
+        scope["raw_path"] = raw_path
         scope["query_string"] = route.query.encode("latin-1")
         scope["headers"] = headers
         scope["state"] = self._state.copy()
@@ -215,23 +223,21 @@ class Parts:
             scope[MEMBER_INDEX_KEY] = index - request.group.first
         return scope
 
-    def _headers_of(self, own: Headers) -> tuple[list[tuple[bytes, bytes]], bool]:
-        """A part's scope headers for its own ``own`` (a new list, without Content-Length),
-        and whether it said a Content-Length. Parts repeat their header blocks: each distinct
-        one is worked out once per batch."""
-        known = self._merged.get(own)
-        if known is None:
-            fields, length = self._own_fields(own, 0)  # raises PartRefused (not kept)
-            headers = self._headers
-            if fields:  # each replaces the batch request's of the same name
-                mine = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
-                replaced = {name for name, _ in mine}
-                replaced.update(name.encode("latin-1") for name in voided(n for n, _ in fields))
-                headers = [field for field in headers if field[0] not in replaced] + mine
-            if len(self._merged) >= _MERGED_BLOCKS:
-                self._merged.clear()
-            known = self._merged[own] = (headers, length is not None)
-        return known[0].copy(), known[1]
+    def _merge(self, own: Headers) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """The scope headers of a part whose own are ``own`` (without Content-Length; the
+        caller copies them), and whether it said a Content-Length; kept for the parts that
+        repeat the block (bounded)."""
+        fields, length = self._own_fields(own, 0)  # raises PartRefused (not kept)
+        headers = self._headers
+        if fields:  # each replaces the batch request's of the same name
+            mine = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
+            replaced = {name for name, _ in mine}
+            replaced.update(name.encode("latin-1") for name in voided(n for n, _ in fields))
+            headers = [field for field in headers if field[0] not in replaced] + mine
+        if len(self._merged) >= _MERGED_BLOCKS:
+            self._merged.clear()
+        merged = self._merged[own] = (headers, length is not None)
+        return merged
 
     async def finish(self) -> None:
         """Wait for the work parts do after their responses (cancelled if this is)."""
@@ -362,15 +368,28 @@ class _Exchange:
         if self._receive_wakeup is not None:
             self._receive_wakeup.set()
 
-    def response(self, limit: int) -> SubResponse:
+    def response(self, limit: int, decoded: dict[tuple[Any, ...], Headers]) -> SubResponse:
+        """The part's answer; ``decoded``: the header blocks of the batch's answers already
+        decoded (parts answer alike: each distinct block is decoded once, then shared)."""
         assert self.status is not None
         if self.answer.over:
             return answer_too_large("max_answer_part_size", limit)
-        # (bytes and bytearray decode alike; a list comprehension is about twice as quick as
-        # a generator here.)
-        headers = tuple(
-            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.headers]
-        )
+        block = tuple(self.headers)
+        try:
+            headers = decoded.get(block)
+            keyed = True
+        except TypeError:  # a pair that is a list, a bytearray: not a key, decoded each time
+            headers, keyed = None, False
+        if headers is None:
+            # (bytes and bytearray decode alike; a list comprehension is about twice as
+            # quick as a generator here.)
+            headers = tuple(
+                [(name.decode("latin-1"), value.decode("latin-1")) for name, value in block]
+            )
+            if keyed:
+                if len(decoded) >= _MERGED_BLOCKS:
+                    decoded.clear()
+                decoded[block] = headers
         return SubResponse(self.status, reason_phrase(self.status), headers, self.answer.value)
 
 

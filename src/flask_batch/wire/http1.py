@@ -266,9 +266,16 @@ def response_head(
     """The status line, the header lines, and the body to send after a blank line.
 
     In pieces, so that a writer copies them once, into its part. Raises ValueError for what
-    cannot be framed safely (see :func:`response_fields`).
+    cannot be framed safely (see :func:`response_fields`): the same fields as
+    :func:`response_fields`, each header block encoded once (:func:`_block_lines`).
     """
-    fields, body = response_fields(response, head=head)
+    _check_status(response.status)
+    keep_length = head or response.status == 304
+    lines, given = _block_lines(response.headers)
+    if keep_length and given is not None and given.isascii() and given.isdigit():
+        lines += b"Content-Length: " + given.encode("ascii") + CRLF
+    else:
+        lines += b"Content-Length: %d\r\n" % len(response.body)
     key = (response.status, response.reason)
     status_line = _STATUS_LINES.get(key)
     if status_line is None:
@@ -276,11 +283,36 @@ def response_head(
         status_line = b"HTTP/1.1 %d %s\r\n" % (response.status, reason)
         if len(_STATUS_LINES) < 1024:
             _STATUS_LINES[key] = status_line  # a few statuses recur in every answer
-    return status_line, encode_fields(fields), body
+    return status_line, lines, b"" if keep_length else response.body
 
 
 #: Status lines already checked and encoded, by (status, reason phrase); bounded.
 _STATUS_LINES: dict[tuple[int, str], bytes] = {}
+
+
+def _block_lines(headers: Headers) -> tuple[bytes, str | None]:
+    """The lines of ``headers`` but Content-Length and the hop-by-hop ones, and the
+    Content-Length they give. Parts answer alike (their headers differ in the length, if at
+    all): each distinct block is checked and encoded once (bounded, short blocks only)."""
+    try:
+        known = _BLOCK_LINES.get(headers)
+    except TypeError:  # a list of fields: not a key, encoded each time
+        fields, given = _kept_fields(headers)
+        return encode_fields(tuple(fields)), given
+    if known is None:
+        fields, given = _kept_fields(headers)
+        known = (encode_fields(tuple(fields)), given)
+        if len(known[0]) <= _SHORT_BLOCK:
+            if len(_BLOCK_LINES) >= 1024:
+                _BLOCK_LINES.clear()  # unique values fill it: start afresh
+            _BLOCK_LINES[headers] = known
+    return known
+
+
+#: Header blocks already checked and encoded (:func:`_block_lines`), bounded: at most 1,024
+#: of them, each at most _SHORT_BLOCK bytes encoded.
+_BLOCK_LINES: dict[Headers, tuple[bytes, str | None]] = {}
+_SHORT_BLOCK = 2048
 
 
 def response_fields(
@@ -292,21 +324,32 @@ def response_fields(
     the body is empty and the Content-Length the application gave (the size of the
     representation) is kept.
     """
-    if not 100 <= response.status <= 999:
-        raise ValueError(f"invalid status code {response.status}")
+    _check_status(response.status)
     keep_length = head or response.status == 304
+    fields, length = _kept_fields(response.headers)
+    if not (keep_length and length is not None and length.isascii() and length.isdigit()):
+        length = str(len(response.body))
+    fields.append(("Content-Length", length))
+    return tuple(fields), b"" if keep_length else response.body
+
+
+def _check_status(status: int) -> None:
+    if not 100 <= status <= 999:
+        raise ValueError(f"invalid status code {status}")
+
+
+def _kept_fields(headers: Headers) -> tuple[list[tuple[str, str]], str | None]:
+    """The fields of ``headers`` sent on (not Content-Length, not hop-by-hop), and the last
+    Content-Length they give."""
     length: str | None = None
     fields = []
-    for field in response.headers:
+    for field in headers:
         lowered = field[0].lower()
         if lowered == "content-length":
             length = field[1]
         elif lowered not in HOP_BY_HOP:
             fields.append(field)
-    if not (keep_length and length is not None and length.isascii() and length.isdigit()):
-        length = str(len(response.body))
-    fields.append(("Content-Length", length))
-    return tuple(fields), b"" if keep_length else response.body
+    return fields, length
 
 
 def serialise_request(
