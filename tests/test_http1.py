@@ -28,7 +28,8 @@ from flask_batch.wire.http1 import (
     serialise_request,
     serialise_response,
 )
-from flask_batch.wire.model import Headers, Limits, SubResponse
+from flask_batch.wire.model import Headers, Limits, SubRequest, SubResponse
+from flask_batch.wire.multipart_answers import ResponseWriter
 
 from .properties import PROPERTY
 
@@ -525,32 +526,54 @@ def test_304_keeps_app_content_length_with_empty_body() -> None:
 
 
 def test_a_header_block_answered_again_is_framed_for_each_answer() -> None:
-    # Each distinct header block is encoded once (bounded); every answer still gets its own
-    # exact length, and what it sends under HEAD, 304 or in a list of fields, as the first.
+    # A writer encodes each distinct header block once (in its own bounded table); every
+    # answer still gets its own exact length, and what it sends under HEAD, 304 or in a list
+    # of fields, as the first.
+    seen: http1.EncodedBlocks = {}
+
+    def framed(response: SubResponse, *, head: bool = False) -> bytes:
+        status_line, lines, body = http1.response_head(response, head=head, seen=seen)
+        assert b"".join((status_line, lines, b"\r\n", body)) == serialise_response(
+            response, head=head
+        )
+        return b"".join((status_line, lines, b"\r\n", body))
+
     block = (("Content-Type", "text/plain"), ("Content-Length", "3"), ("Connection", "close"))
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
     for body in (b"abc", b"abcde", b""):
-        data = serialise_response(SubResponse(200, "OK", block, body))
-        assert data == head + b"%d\r\n\r\n" % len(body) + body
-        assert serialise_response(SubResponse(200, "OK", block, body), head=True) == (
-            head + b"3\r\n\r\n"
+        assert (
+            framed(SubResponse(200, "OK", block, body)) == head + b"%d\r\n\r\n" % len(body) + body
         )
+        assert framed(SubResponse(200, "OK", block, body), head=True) == head + b"3\r\n\r\n"
+    assert list(seen) == [block]
     listed: Any = [block[0], ("X-N", "1")]  # a list: not a key
-    assert serialise_response(SubResponse(304, "", listed, b"")) == (
+    assert framed(SubResponse(304, "", listed, b"")) == (
         b"HTTP/1.1 304 Not Modified\r\nContent-Type: text/plain\r\nX-N: 1\r\n"
         b"Content-Length: 0\r\n\r\n"
     )
     bad = (("Content-Type", "text/plain"), ("X-A", "a\r\nX-Injected: 1"))
     for _ in range(2):  # refused every time, never kept
         with pytest.raises(ValueError, match="CR, LF or NUL"):
-            serialise_response(SubResponse(200, "OK", bad, b""))
-    for index in range(1030):
-        data = serialise_response(SubResponse(200, "OK", (("X-N", str(index)),), b""))
+            framed(SubResponse(200, "OK", bad, b""))
+    assert bad not in seen
+    for index in range(100):
+        data = framed(SubResponse(200, "OK", (("X-N", str(index)),), b""))
         assert data == b"HTTP/1.1 200 OK\r\nX-N: %d\r\nContent-Length: 0\r\n\r\n" % index
-    assert len(http1._BLOCK_LINES) <= 1024
-    large = (("X-Large", "x" * 4000),)
-    serialise_response(SubResponse(200, "OK", large, b""))
-    assert large not in http1._BLOCK_LINES
+    assert len(seen) == http1._SEEN_BLOCKS
+
+
+def test_each_answer_writer_keeps_its_own_header_blocks() -> None:
+    # Per batch, as the parser's table: an answer's header values (a session cookie) do not
+    # outlive its batch in the process, and no batch's timing tells what another answered.
+    cookie = (("Set-Cookie", "session=secret"),)
+    first, second = ResponseWriter(), ResponseWriter()
+    request = SubRequest("GET", "/a", (), b"")
+    first.part(SubResponse(200, "OK", cookie, b""), request)
+    assert list(first._encoded_blocks) == [cookie]
+    assert second._encoded_blocks == {}
+    assert b"Set-Cookie: session=secret" in second.part(
+        SubResponse(200, "OK", cookie, b""), request
+    )
 
 
 @pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\rb", "a\x00b"])

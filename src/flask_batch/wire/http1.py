@@ -260,18 +260,23 @@ def serialise_response(response: SubResponse, *, head: bool = False) -> bytes:
     return b"".join((status_line, field_lines, CRLF, body))
 
 
+#: Header blocks checked and encoded (the lines, the Content-Length given), by block.
+EncodedBlocks = dict[Headers, tuple[bytes, str | None]]
+
+
 def response_head(
-    response: SubResponse, *, head: bool = False
+    response: SubResponse, *, head: bool = False, seen: EncodedBlocks | None = None
 ) -> tuple[bytes, bytes, bytes | bytearray]:
     """The status line, the header lines, and the body to send after a blank line.
 
     In pieces, so that a writer copies them once, into its part. Raises ValueError for what
     cannot be framed safely (see :func:`response_fields`): the same fields as
-    :func:`response_fields`, each header block encoded once (:func:`_block_lines`).
+    :func:`response_fields`. ``seen``: the header blocks a writer encoded so far, filled in
+    (:func:`_block_lines`).
     """
     _check_status(response.status)
     keep_length = head or response.status == 304
-    lines, given = _block_lines(response.headers)
+    lines, given = _block_lines(response.headers, seen)
     if keep_length and given is not None and given.isascii() and given.isdigit():
         lines += b"Content-Length: " + given.encode("ascii") + CRLF
     else:
@@ -290,29 +295,26 @@ def response_head(
 _STATUS_LINES: dict[tuple[int, str], bytes] = {}
 
 
-def _block_lines(headers: Headers) -> tuple[bytes, str | None]:
+def _block_lines(headers: Headers, seen: EncodedBlocks | None) -> tuple[bytes, str | None]:
     """The lines of ``headers`` but Content-Length and the hop-by-hop ones, and the
-    Content-Length they give. Parts answer alike (their headers differ in the length, if at
-    all): each distinct block is checked and encoded once (bounded, short blocks only)."""
+    Content-Length they give. A batch's parts answer alike (their headers differ in the
+    length, if at all): each distinct block is checked and encoded once per writer, in
+    ``seen`` (bounded). Per batch, as the parser's table: no answer's header values (a
+    ``Set-Cookie``) outlive their batch in the process."""
     try:
-        known = _BLOCK_LINES.get(headers)
+        known = None if seen is None else seen.get(headers)
     except TypeError:  # a list of fields: not a key, encoded each time
-        fields, given = _kept_fields(headers)
-        return encode_fields(tuple(fields)), given
+        known = seen = None
     if known is None:
         fields, given = _kept_fields(headers)
         known = (encode_fields(tuple(fields)), given)
-        if len(known[0]) <= _SHORT_BLOCK:
-            if len(_BLOCK_LINES) >= 1024:
-                _BLOCK_LINES.clear()  # unique values fill it: start afresh
-            _BLOCK_LINES[headers] = known
+        if seen is not None and len(seen) < _SEEN_BLOCKS:
+            seen[headers] = known
     return known
 
 
-#: Header blocks already checked and encoded (:func:`_block_lines`), bounded: at most 1,024
-#: of them, each at most _SHORT_BLOCK bytes encoded.
-_BLOCK_LINES: dict[Headers, tuple[bytes, str | None]] = {}
-_SHORT_BLOCK = 2048
+#: Distinct header blocks a writer remembers (a block past them is encoded each time).
+_SEEN_BLOCKS = 64
 
 
 def response_fields(

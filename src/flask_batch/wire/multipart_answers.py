@@ -14,7 +14,13 @@ from typing import NamedTuple
 
 from .errors import BatchError, MalformedBatch
 from .fields import BLANK_LINE, CRLF, encode_text
-from .http1 import ResponseHead, parse_response, parse_response_head, response_head
+from .http1 import (
+    EncodedBlocks,
+    ResponseHead,
+    parse_response,
+    parse_response_head,
+    response_head,
+)
 from .media_type import boundary_of, multipart_type, new_boundary, odata_boundary
 from .model import UNLIMITED, Group, Part, SubRequest, SubResponse
 from .multipart import MultipartReader, encode_close
@@ -80,6 +86,7 @@ class ResponseWriter:
         self._left = 0  # its members not written yet
         self._member_opening = b""  # its members' delimiter and headers
         self._changeset_close = b""  # its close delimiter
+        self._encoded_blocks: EncodedBlocks = {}  # the answers' header blocks (response_head)
 
     @property
     def content_type(self) -> str:
@@ -97,7 +104,9 @@ class ResponseWriter:
         self, response: SubResponse, request: SubRequest
     ) -> tuple[bytes, bytes | bytearray, bytes]:
         """:meth:`part` as its head, the response's body itself (not copied) and its tail."""
-        status_line, field_lines, body = response_head(response, head=request.method == "HEAD")
+        status_line, field_lines, body = response_head(
+            response, head=request.method == "HEAD", seen=self._encoded_blocks
+        )
         content_id = response_content_id(request.content_id)
         id_line = b""
         if content_id is not None:
