@@ -16,10 +16,7 @@ import asyncio
 import contextvars
 import gc
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -83,21 +80,6 @@ async def _direct_in_tasks(framework: str, rounds: int) -> list[float]:
     return spent
 
 
-def _run(tree: Path, rounds: int) -> dict[str, list[float]]:
-    """One process of the version in ``tree`` (its ``bench.asgi_cost`` too: it follows the
-    middleware's internals)."""
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "src"), str(tree)])}
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", str(rounds), str(tree / "src")],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=environment,
-    )
-    found: dict[str, list[float]] = json.loads(done.stdout)
-    return found
-
-
 def _summary(values: list[float]) -> str:
     ordered = sorted(values)
     tenth = len(ordered) // 10
@@ -110,23 +92,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("new", type=Path, nargs="?", default=ROOT, help="the code after")
     parser.add_argument("--pairs", type=int, default=10, help="processes of each version")
     parser.add_argument("--rounds", type=int, default=8, help="rounds in each process")
-    parser.add_argument("--child", nargs=2, metavar=("ROUNDS", "SRC"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", type=int, metavar="ROUNDS", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        rounds, source = args.child
-        if not flask_batch.__file__ or not flask_batch.__file__.startswith(source):
-            raise SystemExit(f"flask_batch came from {flask_batch.__file__}, not {source}")
-        print(json.dumps(child(int(rounds))))
+    if args.child is not None:
+        print(json.dumps({"flask_batch": flask_batch.__file__, **child(args.child)}))
         return 0
-    if args.old is None:
-        parser.error("the tree of the code before is needed")
-    sides: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
-    for pair in range(args.pairs):
-        order = ("old", "new") if pair % 2 == 0 else ("new", "old")
-        for side in order:
-            for name, values in _run(getattr(args, side).resolve(), args.rounds).items():
-                sides[side].setdefault(name, []).extend(values)
-        print(f"pair {pair + 1} of {args.pairs}", file=sys.stderr)
+    # The parent's alone: a child runs with an older tree's bench, which may lack bench.ab.
+    from bench.ab import alternate, measure_in  # noqa: PLC0415
+
+    found = alternate(args, lambda tree: measure_in(__file__, tree, str(args.rounds)))
+    # A value a round: per measure, every round of every process.
+    sides = {
+        side: {name: [v for f in runs for v in f[name]] for name in runs[0]}
+        for side, runs in found.items()
+    }
     print(f"| {N} parts, CPU time | old | new |\n|---|---:|---:|")
     for name, old in sides["old"].items():
         print(f"| {name} | {_summary(old)} | {_summary(sides['new'][name])} |")

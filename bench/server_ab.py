@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterable
 from functools import partial
@@ -81,20 +78,6 @@ def child(ns: list[int]) -> dict[str, float]:
     return found
 
 
-def _run(tree: Path, ns: list[int]) -> dict[str, float]:
-    """One process of the version in ``tree`` (its ``bench`` helpers too)."""
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "src"), str(tree)])}
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", str(tree / "src"), *map(str, ns)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=environment,
-    )
-    found: dict[str, float] = json.loads(done.stdout)
-    return found
-
-
 def _summary(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
@@ -105,24 +88,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("new", type=Path, nargs="?", default=ROOT, help="the code after")
     parser.add_argument("--pairs", type=int, default=6, help="processes of each version")
     parser.add_argument("--n", type=int, nargs="+", default=list(ROUNDS))
-    parser.add_argument("--child", nargs="+", metavar="ARG", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs="+", metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        source, *ns = args.child
-        if not flask_batch.__file__ or not flask_batch.__file__.startswith(source):
-            raise SystemExit(f"flask_batch came from {flask_batch.__file__}, not {source}")
-        print(json.dumps(child([int(n) for n in ns])))
+        figures = child([int(n) for n in args.child])
+        print(json.dumps({"flask_batch": flask_batch.__file__, **figures}))
         return 0
-    if args.old is None:
-        parser.error("the tree of the code before is needed")
-    sides: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
-    for pair in range(args.pairs):
-        order = ("old", "new") if pair % 2 == 0 else ("new", "old")
-        for side in order:
-            for name, value in _run(getattr(args, side).resolve(), args.n).items():
-                sides[side].setdefault(name, []).append(value)
-        latest = {side: {k: v[-1] for k, v in found.items()} for side, found in sides.items()}
-        print(f"pair {pair + 1} of {args.pairs}: {json.dumps(latest)}", file=sys.stderr)
+    # The parent's alone: a child runs with an older tree's bench, which may lack bench.ab.
+    from bench.ab import alternate, measure_in  # noqa: PLC0415
+
+    found = alternate(args, lambda tree: measure_in(__file__, tree, *map(str, args.n)))
+    # One value a process: per measure, every process's.
+    sides = {
+        side: {name: [f[name] for f in runs] for name in runs[0]} for side, runs in found.items()
+    }
     print(f"| process CPU time, {args.pairs} processes each | old | new |\n|---|---:|---:|")
     for name, old in sides["old"].items():
         print(f"| {name} | {_summary(old)} | {_summary(sides['new'][name])} |")

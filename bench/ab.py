@@ -1,0 +1,59 @@
+"""Two versions of the code side by side, each in processes of its own, old and new
+alternating: the A/B that docs/performance.md asks of every change. Each version is a tree
+holding ``src/`` and ``bench/`` (a ``git worktree``, or ``git archive REV src bench``
+unpacked), so that a measure follows the internals of the code it measures.
+
+A script built on it (``bench.asgi_ab``, ``bench.server_ab``) runs itself with ``--child``
+in each process (:func:`measure_in`), with the tree's code first on the path, and prints its
+figures as JSON with the file ``flask_batch`` was imported from, which is checked to be the
+tree's. A child imports nothing from this module (an older tree has none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: The figures of one process: per measure, one value or one value a round.
+Found = dict[str, Any]
+
+
+def measure_in(script: str, tree: Path, *arguments: str) -> Found:
+    """Run ``script --child ARGUMENTS...`` with ``tree``'s code (and its ``bench``) first on
+    the path; what it printed, read as JSON, less the ``flask_batch`` it names (refused if it
+    is not the tree's)."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "src"), str(tree)])}
+    done = subprocess.run(
+        [sys.executable, script, "--child", *arguments],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=environment,
+    )
+    found: Found = json.loads(done.stdout)
+    source = found.pop("flask_batch")
+    if not source.startswith(str(tree / "src")):
+        raise SystemExit(f"flask_batch came from {source}, not {tree / 'src'}")
+    return found
+
+
+def alternate(
+    arguments: argparse.Namespace, measure: Callable[[Path], Found]
+) -> dict[str, list[Found]]:
+    """``measure`` the trees ``arguments.old`` and ``arguments.new`` in ``arguments.pairs``
+    rounds, the order swapped every round; every process's figures, by side."""
+    if arguments.old is None:
+        raise SystemExit("the tree of the code before is needed")
+    trees = {"old": arguments.old.resolve(), "new": arguments.new.resolve()}
+    found: dict[str, list[Found]] = {"old": [], "new": []}
+    for pair in range(arguments.pairs):
+        for side in ("old", "new") if pair % 2 == 0 else ("new", "old"):
+            found[side].append(measure(trees[side]))
+        print(f"pair {pair + 1} of {arguments.pairs}", file=sys.stderr)
+    return found
