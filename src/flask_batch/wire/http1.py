@@ -19,6 +19,7 @@ __all__ = [
     "MAX_CHUNKS",
     "REQUEST_LINE",
     "SUPPORTED_VERSIONS",
+    "EncodedBlocks",
     "ResponseHead",
     "parse_request",
     "parse_response",
