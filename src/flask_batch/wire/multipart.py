@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from enum import Enum, auto
 
 from .errors import LimitExceeded, MalformedBatch
@@ -85,7 +86,7 @@ class MultipartReader:
         self._dropped = 0  # of those blanks, how many the preamble no longer holds
         self._possible: re.Pattern[bytes] | None = None  # see _possible_delimiter
         self._next_part_offset = 0  # in DELIMITED: where the next part's headers begin
-        self._looked_at = (0, 0)  # see look_at_whole_part: the next part's offset, the work
+        self._looked_at = (0, 0)  # see read_whole_parts: the next part's offset, the work
         self._too_large = False  # bytes past max_body_size arrived
         self._final = False  # end() was called
         #: The work meter: bytes examined so far. Every search adds the bytes it looked at,
@@ -221,42 +222,60 @@ class MultipartReader:
         self._next_part_offset = after + 2
         return Part(headers, bytes(buffer[content_start:end]))
 
-    def look_at_whole_part(
-        self, head: re.Pattern[bytes]
-    ) -> tuple[bytearray, re.Match[bytes], int] | None:
-        """A look at the next part, without reading it, for a reader that knows the shape its
-        parts usually have (:class:`~.multipart_requests.RequestReader`): when ``head``
-        matches from the part's first byte (within ``max_header_size``), its group 1 being
-        the part's headers and their blank line, and the part is wholly in the buffer with
-        nothing about it unusual (as :meth:`_whole_part` sees it).
+    def read_whole_parts(
+        self,
+        head: re.Pattern[bytes],
+        take: Callable[[bytearray, re.Match[bytes], int], bool],
+        most: int,
+    ) -> int:
+        """Read the next parts, at most ``most``, for a reader that knows the shape its parts
+        usually have (:class:`~.multipart_requests.RequestReader`), in one tight loop: while
+        ``head`` matches from a part's first byte (within ``max_header_size``), its group 1
+        being the part's headers and their blank line, and the part is wholly in the buffer
+        with nothing about it unusual (as :meth:`_whole_part` sees it), and ``take`` takes it.
 
-        Returns the buffer (read it at once, keep nothing of it), the match, and where the
-        part's content ends; :meth:`skip_part` then goes past the part. None: nothing was
-        read, and :meth:`next_part` reads the part as usual.
+        ``take(buffer, match, end)`` (``end``: where the part's content ends) reads the part
+        at once, keeping nothing of the buffer, and says whether it did; a part it does not
+        take is left unread, for :meth:`next_part`. Returns how many parts were taken.
         """
-        if self._state is not _State.DELIMITED or self._parts >= self._limits.max_parts:
-            return None
+        if self._state is not _State.DELIMITED:
+            return 0
+        limits = self._limits
+        most = min(most, limits.max_parts - self._parts)
         buffer = self._buffer
         start = self._next_part_offset
-        match = head.match(buffer, start, start + self._header_reach)
-        if match is None:
-            return None
-        content_start = match.end(1)
+        reach = self._header_reach
         delimiter = self._delimiter
-        found = buffer.find(delimiter, content_start - 1)
-        after = found + len(delimiter)
-        if found < 0 or not buffer.startswith(CRLF, after):
-            return None
-        end = found - 1 if found > content_start and buffer[found - 1] == 0x0D else found
-        end = max(end, content_start)
-        if end - start > self._limits.max_part_size or end - content_start >= _HAND_OVER_FROM:
-            return None
-        # As _whole_part counts: the delimiter searched for, the head read.
-        self._looked_at = (after + 2, after + match.end() - 2 * start)
-        return buffer, match, end
+        width = len(delimiter)
+        largest = limits.max_part_size
+        match_head, find, startswith = head.match, buffer.find, buffer.startswith
+        skip = self.skip_part
+        taken = 0
+        while taken < most:
+            match = match_head(buffer, start, start + reach)
+            if match is None:
+                break
+            content_start = match.end(1)
+            found = find(delimiter, content_start - 1)
+            after = found + width
+            if found < 0 or not startswith(CRLF, after):
+                break
+            # (A delimiter right after the part's headers ends it before its HTTP head does:
+            # ``take`` refuses that, as it does every head that runs past its part.)
+            end = found - 1 if found > content_start and buffer[found - 1] == 0x0D else found
+            if end - start > largest or end - content_start >= _HAND_OVER_FROM:
+                break
+            if not take(buffer, match, end):
+                break
+            taken += 1
+            # As _whole_part counts: the delimiter searched for, the head read.
+            self._looked_at = (after + 2, after + match.end() - 2 * start)
+            skip()
+            start = after + 2
+        return taken
 
     def skip_part(self) -> None:
-        """Go past the part :meth:`look_at_whole_part` last returned (read by its caller)."""
+        """Go past the part :meth:`read_whole_parts` last read."""
         self._next_part_offset, looked_at = self._looked_at
         self._parts += 1
         self.scanned += looked_at

@@ -55,6 +55,8 @@ _SHAPED_FIELDS = 4
 _BLANKS = b" \t"
 #: The body of a shaped part whose headers say no Content-Length: it runs to the part's end.
 _TO_PART_END = -1
+#: Makes a SubRequest without the Python-level ``__new__`` of a named tuple (one a part).
+_new_request = tuple.__new__
 #: Header blocks one batch keeps the framing of: a bound on its memory.
 _FRAMINGS = 256
 
@@ -131,47 +133,58 @@ class RequestReader:
     def _read_shaped(self, shape: re.Pattern[bytes]) -> None:
         """Read the next parts in one pass each while they have the usual shape
         (:data:`_SHAPED_PART`) and nothing about them needs a closer look, into the requests
-        the general way reads from them. It stops, having read nothing of it, at a part the
-        general way must read (to a request, or to the error that refuses it).
-        ``tests/test_shaped_parts.py`` holds the two ways equal over every input of the
-        parser's tests, the hostile ones and the fuzzer's corpus among them.
+        the general way reads from them, in one loop (:meth:`MultipartReader.read_whole_parts`).
+        It stops, having read nothing of it, at a part the general way must read (to a
+        request, or to the error that refuses it). ``tests/test_shaped_parts.py`` holds the
+        two ways equal over every input of the parser's tests, the hostile ones and the
+        fuzzer's corpus among them.
         """
-        look, skip = self._reader.look_at_whole_part, self._reader.skip_part
-        requests, framings = self._requests, self._framings
-        # Once a changeset was read, its members count toward max_parts too.
-        most = sys.maxsize if self._member_limits is None else self._limits.max_parts
-        while len(requests) < most and (seen := look(shape)) is not None:
-            buffer, match, end = seen
+        requests, framings, framing_of = self._requests, self._framings, self._framing
+        append = requests.append
+
+        def take(buffer: bytearray, match: re.Match[bytes], end: int) -> bool:
             body_start = match.end()
             if body_start > end:
-                return  # the HTTP head runs past the part: it has no blank line
+                return False  # the HTTP head runs past the part: it has no blank line
             content_id, depends_on, method, target, version, block = match.group(2, 3, 4, 5, 6, 7)
             if version is not None and version not in SUPPORTED_VERSIONS:
-                return
-            framing = framings.get(block) or self._framing(block)
+                return False
+            framing = framings.get(block) or framing_of(block)
             if framing is None:
-                return
+                return False
             headers, length = framing
             if length == _TO_PART_END:
-                body = bytes(buffer[body_start:end])
+                body = bytes(buffer[body_start:end]) if body_start < end else b""
                 if not body.strip(b"\r\n"):
                     body = b""  # blank lines alone are no body
             elif body_start + length == end:
                 body = bytes(buffer[body_start:end])
             else:
-                return  # too long for its part, or followed by more bytes
-            skip()
-            self._parts += 1
-            requests.append(
-                SubRequest(
-                    method.decode("ascii"),
-                    target.decode("ascii"),
-                    headers,
-                    body,
-                    None if content_id is None else content_id.rstrip(_BLANKS).decode("latin-1"),
-                    () if depends_on is None else _ids(depends_on.decode("latin-1")),
+                return False  # too long for its part, or followed by more bytes
+            append(
+                _new_request(
+                    SubRequest,
+                    (
+                        method.decode("ascii"),
+                        target.decode("ascii"),
+                        headers,
+                        body,
+                        None
+                        if content_id is None
+                        else content_id.rstrip(_BLANKS).decode("latin-1"),
+                        () if depends_on is None else _ids(depends_on.decode("latin-1")),
+                        None,
+                        None,
+                    ),
                 )
             )
+            return True
+
+        # Once a changeset was read, its members count toward max_parts too.
+        most = (
+            sys.maxsize if self._member_limits is None else self._limits.max_parts - len(requests)
+        )
+        self._parts += self._reader.read_whole_parts(shape, take, most)
 
     def _framing(self, block: bytes) -> tuple[Headers, int] | None:
         """The fields of a shaped part's HTTP header block, and its body's length (or
