@@ -226,6 +226,30 @@ def test_batches_of_mutated_parts_read_alike(
     assert_same(CONTENT_TYPE, [body[at : at + chunk] for at in range(0, len(body), chunk)], chosen)
 
 
+CHANGESET = part(
+    b"Content-Type: multipart/mixed; boundary=cs\r\n",
+    b"".join(
+        part(
+            b"Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n",
+            b"DELETE /items/%d HTTP/1.1\r\n\r\n" % member,
+        ).replace(b"--b", b"--cs")
+        for member in (1, 2)
+    )
+    + b"--cs--",
+)
+
+
+@pytest.mark.parametrize("max_parts", range(1, 10))
+def test_parts_after_a_changeset_count_its_members_alike(max_parts: int) -> None:
+    """Once a changeset was read, its members count toward ``max_parts``: the parts read in
+    one loop after it stop where the general way refuses the batch (8 requests here)."""
+    body = FIRST + CHANGESET + TEMPLATES["patch"] * 2 + TEMPLATES["odata-get"] * 2 + LAST
+    limits = Limits(max_parts=max_parts)
+    for chunks in chunkings(body, (len(FIRST) + len(CHANGESET) + 1,)):
+        result = assert_same(CONTENT_TYPE, chunks, limits)
+        assert (len(result) == 8) is (max_parts >= 8), result[:1]
+
+
 # --------------------------------------------------------------------------------------------
 # It is used, and keeps the reader's work meter
 
