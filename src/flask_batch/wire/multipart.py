@@ -235,8 +235,10 @@ class MultipartReader:
         with nothing about it unusual (as :meth:`_whole_part` sees it), and ``take`` takes it.
 
         ``take(buffer, match, end)`` (``end``: where the part's content ends) reads the part
-        at once, keeping nothing of the buffer, and says whether it did; a part it does not
-        take is left unread, for :meth:`next_part`. Returns how many parts were taken.
+        at once, keeping nothing of the buffer, and says whether it did; a part it declines
+        is left unread, for :meth:`next_part`. :meth:`skip_part` goes past each part taken,
+        so the reader is where it should be whatever ``take`` raises. Returns how many parts
+        were taken.
         """
         if self._state is not _State.DELIMITED:
             return 0
@@ -261,7 +263,7 @@ class MultipartReader:
             if found < 0 or not startswith(CRLF, after):
                 break
             # (A delimiter right after the part's headers ends it before its HTTP head does:
-            # ``take`` refuses that, as it does every head that runs past its part.)
+            # ``take`` declines that, as it does every head that runs past its part.)
             end = found - 1 if found > content_start and buffer[found - 1] == 0x0D else found
             if end - start > largest or end - content_start >= _HAND_OVER_FROM:
                 break
