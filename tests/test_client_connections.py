@@ -24,7 +24,7 @@ from flask import Flask, Response, jsonify, request
 from requests.adapters import HTTPAdapter
 
 from flask_batch import add_batch_route
-from flask_batch.client import Batching, Retry, close_shared_connections
+from flask_batch.client import Batching, BatchNotSent, Retry, close_shared_connections
 from flask_batch.client._core.limits import KnownLimits
 from flask_batch.client._core.model import PreparedBatch, Reply
 from flask_batch.client._core.options import DEFAULT_CONCURRENCY
@@ -219,6 +219,21 @@ def test_the_environment_is_read_once_per_send_and_each_send_reads_it(
         Batching(f"{served.base}/batch", timeout=10, retries=0) as s,
     ):
         s.get(f"{served.base}/echo/0")
+
+
+def test_a_send_whose_environment_cannot_be_read_says_so_on_each_response(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, _, _ = server
+
+    def unreadable(session: requests.Session, *arguments: Any) -> dict[str, Any]:
+        raise OSError("the CA bundle cannot be read")
+
+    monkeypatch.setattr(requests.Session, "merge_environment_settings", unreadable)
+    with pytest.raises(OSError, match="CA bundle"), Batching(f"{served.base}/batch") as s:
+        answer = s.get(f"{served.base}/echo/0")
+    with pytest.raises(BatchNotSent, match="could not be sent: the CA bundle cannot be read"):
+        answer.json()
 
 
 def _counted(method: Any, name: str, calls: dict[str, int]) -> Any:

@@ -388,8 +388,8 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             return []
         queue = [item for item, _ in queued]
         run = self._run(queue)
-        self._environment = self._environment_settings()
         try:
+            self._environment = self._environment_settings()
             drive(
                 run,
                 functools.partial(self._post, queue),
