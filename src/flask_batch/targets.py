@@ -17,7 +17,7 @@ from typing import NamedTuple
 from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
 from .wire.errors import problem_response
-from .wire.model import SubResponse
+from .wire.model import SubResponse, filled_tuple
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -81,10 +81,6 @@ class Route(NamedTuple):
     local: bytes
 
 
-#: Makes a Route without the Python-level ``__new__`` of a named tuple (one a part).
-_new_route = tuple.__new__
-
-
 class Router:
     """Resolves and confines the request-targets of one batch's parts.
 
@@ -140,8 +136,8 @@ class Router:
                     f"{raw_path} is outside this application's root "
                     f"{root.decode('utf-8', 'replace')}",
                 )
-            return _new_route(Route, (raw_path, query, path, path[len(root) :]))
-        return _new_route(Route, (raw_path, query, path, path))
+            return filled_tuple(Route, (raw_path, query, path, path[len(root) :]))
+        return filled_tuple(Route, (raw_path, query, path, path))
 
     def _resolve(self, target: str) -> tuple[str, str]:
         """The raw (still percent-encoded) path and query string a request-target names.

@@ -28,7 +28,7 @@ from .part_headers import (
     voided,
 )
 from .targets import MEMBER_INDEX_KEY, PART_INDEX_KEY, PART_KEY, PartRefused, Router, server_host
-from .wire.model import DEFAULT_LIMITS, Headers, SubRequest, SubResponse
+from .wire.model import DEFAULT_LIMITS, Headers, SubRequest, SubResponse, filled_tuple
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo, WriteableBuffer
@@ -362,11 +362,9 @@ def call_app(
         known = (int(code), reason)
         if len(_STATUSES) < _KNOWN_STATUSES:
             _STATUSES[status] = known
-    return _new_tuple(SubResponse, (*known, tuple(headers), value))
+    return filled_tuple(SubResponse, (*known, tuple(headers), value))
 
 
 #: Status lines the applications gave, read (a few recur in every batch); bounded.
 _STATUSES: dict[str, tuple[int, str]] = {}
 _KNOWN_STATUSES = 256
-#: Makes a named tuple without the Python-level ``__new__`` its class has (SubResponse).
-_new_tuple = tuple.__new__

@@ -22,6 +22,7 @@ __all__ = [
     "Part",
     "SubRequest",
     "SubResponse",
+    "filled_tuple",
     "first_header",
     "option",
 ]
@@ -138,6 +139,12 @@ class Part(NamedTuple):
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
         return first_header(self.headers, name)
+
+
+#: A named tuple of ``cls`` from every one of its fields in order (``filled_tuple(cls, (...))``),
+#: without the Python-level ``__new__`` a named tuple's class has: its defaults are not
+#: applied, so every field must be given. For the few made once a part on the hot paths.
+filled_tuple = tuple.__new__
 
 
 class SubRequest(NamedTuple):

@@ -20,7 +20,7 @@ from .errors import BatchError, LimitExceeded, MalformedBatch
 from .fields import CRLF, FIELD_VALUE, HTTP_FIELD_LINES, encode_fields, number, parse_fields
 from .http1 import REQUEST_LINE, SUPPORTED_VERSIONS, parse_request, serialise_request
 from .media_type import boundary_of, boundary_param, multipart_type, parse_media_type
-from .model import Group, Headers, Limits, Part, SubRequest
+from .model import Group, Headers, Limits, Part, SubRequest, filled_tuple
 from .multipart import MultipartReader, encode_close, encode_part
 
 __all__ = [
@@ -55,8 +55,6 @@ _SHAPED_FIELDS = 4
 _BLANKS = b" \t"
 #: The body of a shaped part whose headers say no Content-Length: it runs to the part's end.
 _TO_PART_END = -1
-#: Makes a SubRequest without the Python-level ``__new__`` of a named tuple (one a part).
-_new_request = tuple.__new__
 #: Header blocks one batch keeps the framing of: a bound on its memory.
 _FRAMINGS = 256
 
@@ -162,7 +160,7 @@ class RequestReader:
             else:
                 return False  # too long for its part, or followed by more bytes
             append(
-                _new_request(
+                filled_tuple(
                     SubRequest,
                     (
                         method.decode("ascii"),
