@@ -29,8 +29,10 @@ def measure_in(script: str, tree: Path, *arguments: str) -> Found:
     the path; what it printed, read as JSON, less the ``flask_batch`` it names (refused if it
     is not the tree's)."""
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "src"), str(tree)])}
+    # -P: the script's own folder (bench/) is not put first on the path, where
+    # bench/profile.py would stand in for the standard library's profile.
     done = subprocess.run(
-        [sys.executable, script, "--child", *arguments],
+        [sys.executable, "-P", script, "--child", *arguments],
         capture_output=True,
         text=True,
         check=True,

@@ -276,11 +276,13 @@ def pack(
     max_body_size: int,
     overhead: int,
     separator: int = 0,
+    first_only: bool = False,
 ) -> list[list[int]]:
     """Groups packed, in order, into batches of at most ``max_parts`` parts and
     ``max_body_size`` bytes; a batch's body is ``overhead`` plus its parts' ``sizes``, with
     ``separator`` bytes between parts. A group is never split: one that alone exceeds a
-    limit gets a batch of its own (the caller decides whether to send it).
+    limit gets a batch of its own (the caller decides whether to send it). ``first_only``:
+    stop once the first batch is closed (the groups after it are not looked at).
     """
     batches: list[list[int]] = []
     current: list[int] = []
@@ -295,6 +297,8 @@ def pack(
         )
         if current and not fits:
             batches.append(current)
+            if first_only:
+                return batches
             current, current_size = [], overhead
         if not current:
             size -= separator

@@ -47,10 +47,11 @@ Rules, in one place:
 
 from __future__ import annotations
 
+import heapq
 import json
 import random as _random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from enum import Enum, auto
 from typing import Generic
 
@@ -184,12 +185,22 @@ class Run(Generic[OuterT]):
             group = item.request.group  # its first member: group_members checked where it is
             first = item.index if group is None else group.first
             self._links[item.index] = item.depends_on + ((first,) if first != item.index else ())
+        #: Whether any request must go with another (a dependency, a group): if not, each is
+        #: a group of its own, and a batch is the next ready requests in order.
+        self._linked = any(self._links.values())
+        #: No request before this index waits to go for the first time: where a look for
+        #: waiting ones starts.
+        self._fresh = 0
+        #: Requests put back to wait (a retry, a re-split); some may have gone again since.
+        self._put_back: set[int] = set()
+        #: Requests without their final result yet.
+        self._unfinished = len(self._items)
 
     # -- what the driver asks -------------------------------------------------------------
 
     @property
     def done(self) -> bool:
-        return all(item.state is _State.DONE for item in self._items)
+        return self._unfinished == 0
 
     @property
     def timeout(self) -> float | None:
@@ -213,8 +224,7 @@ class Run(Generic[OuterT]):
             return False
         if self._waiting_groups():  # whether the endpoint takes them, and how many members
             return True
-        waiting = [item.index for item in self._items if item.state is _State.WAITING]
-        return len(self._pack(waiting)) > 1
+        return len(self._pack([item.index for item in self._waiting()])) > 1
 
     def next_batch(self) -> PreparedBatch | None:
         """The next batch to send now, or None (everything ready is in flight or done, or
@@ -227,7 +237,7 @@ class Run(Generic[OuterT]):
             ready = self._ready()
             if not ready:
                 return None
-            indices = self._pack(ready)[0]
+            indices = self._pack(ready, first_only=True)[0]
             unsendable = self._unsendable(indices)
             if unsendable is None:
                 return self._prepare(indices)
@@ -287,7 +297,7 @@ class Run(Generic[OuterT]):
     def pause(self) -> float:
         """Seconds to wait before :meth:`next_batch` has something again. Call it only when
         the run is not :attr:`done` and nothing is in flight, then sleep, then :meth:`waited`."""
-        waiting = [item.not_before for item in self._items if item.state is _State.WAITING]
+        waiting = [item.not_before for item in self._waiting()]
         if not waiting:  # pragma: no cover - a run that is not done has something waiting
             raise RuntimeError("the batch run stalled")
         self._due = min(waiting)
@@ -298,7 +308,10 @@ class Run(Generic[OuterT]):
         although none of them has come back yet, or None (nothing could go before one does)."""
         if self._full():
             return None
-        waiting = [item.index for item in self._items if item.state is _State.WAITING]
+        if not self._linked:
+            due = [item.not_before for item in self._waiting()]
+            return max(0.0, min(due) - self.now()) if due else None
+        waiting = [item.index for item in self._waiting()]
         due = [
             max(self._items[index].not_before for index in group)
             for group in groups_of(waiting, self._links)
@@ -318,10 +331,41 @@ class Run(Generic[OuterT]):
     def _full(self) -> bool:
         return self.concurrency is not None and self._in_flight >= self.concurrency
 
+    def _waiting(self) -> Iterator[_Item]:
+        """The waiting requests, in order: those put back to wait, then those not sent yet.
+        What went before the first of these is not looked at again, so that sending a long
+        queue batch by batch looks at each request about once, not once a batch (a retry
+        waiting for seconds does not hold the look back either)."""
+        items = self._items
+        again = sorted(i for i in self._put_back if items[i].state is _State.WAITING)
+        put_back = self._put_back = set(again)
+        fresh, end = self._fresh, len(items)
+        while fresh < end and (items[fresh].state is not _State.WAITING or fresh in put_back):
+            fresh += 1
+        self._fresh = fresh
+        waiting = (
+            index
+            for index in range(fresh, end)
+            if items[index].state is _State.WAITING and index not in put_back
+        )
+        for index in heapq.merge(again, waiting) if again else waiting:
+            yield items[index]
+
     def _ready(self) -> list[int]:
-        """Waiting requests that may go now, whole dependency groups only."""
+        """Waiting requests that may go now, whole dependency groups only; without links
+        between requests, only as many as the next batch can take (:meth:`_most_parts` and
+        one more, which :func:`.limits.pack` needs to close it)."""
         now = self.now()
-        waiting = [item.index for item in self._items if item.state is _State.WAITING]
+        if not self._linked:
+            most = self._most_parts() + 1 if self.split else None
+            alone = []
+            for item in self._waiting():
+                if item.not_before <= now:
+                    alone.append(item.index)
+                    if len(alone) == most:
+                        break
+            return alone
+        waiting = [item.index for item in self._waiting()]
         ready = []
         for group in groups_of(waiting, self._links):
             if all(self._items[i].not_before <= now and self._deps_settled(i) for i in group):
@@ -366,29 +410,36 @@ class Run(Generic[OuterT]):
                     f"endpoint takes at most {max_group_size} requests in a group"
                 )
         if refused:
-            waiting = [item.index for item in self._items if item.state is _State.WAITING]
-            self._doom(refused, waiting, None)
+            self._doom(refused, [item.index for item in self._waiting()], None)
 
     def _sent(self, item: _Item) -> Sent:
         request = item.request
         return Sent(item.content_id, request.group, request.method, request.target)
 
-    def _pack(self, indices: list[int]) -> list[list[int]]:
+    def _most_parts(self) -> int:
+        """The parts a batch may have now: the endpoint's limit, or the cap a 413 set."""
+        max_parts = self.limits.max_parts
+        return max_parts if self._cap is None else min(max_parts, self._cap)
+
+    def _pack(self, indices: list[int], *, first_only: bool = False) -> list[list[int]]:
+        """``indices`` cut into batches; ``first_only``: the first batch is all that is
+        needed, and the rest may be left unpacked."""
         if not indices:
             return []
-        groups = groups_of(indices, {i: self._pending_deps(i) for i in indices})
+        if self._linked:
+            groups = groups_of(indices, {i: self._pending_deps(i) for i in indices})
+        else:
+            groups = [[index] for index in indices]
         if not self.split:
             return [[index for group in groups for index in group]]
-        max_parts = self.limits.max_parts
-        if self._cap is not None:
-            max_parts = min(max_parts, self._cap)
         return pack(
             groups,
             self._sizes(indices),
-            max_parts=max_parts,
+            max_parts=self._most_parts(),
             max_body_size=self.limits.max_body_size,
             overhead=self.format.overhead,
             separator=self.format.separator,
+            first_only=first_only,
         )
 
     def _sizes(self, indices: list[int]) -> dict[int, int]:
@@ -630,6 +681,7 @@ class Run(Generic[OuterT]):
         for item in items:
             item.state = _State.WAITING
             item.not_before = not_before
+            self._put_back.add(item.index)
 
     def _outer_failure(
         self,
@@ -702,6 +754,8 @@ class Run(Generic[OuterT]):
             self._finish(item, Failed(reason, outer, error, item.attempts))
 
     def _finish(self, item: _Item, result: Result[object]) -> None:
+        if item.state is not _State.DONE:
+            self._unfinished -= 1
         item.state = _State.DONE
         item.result = result
 

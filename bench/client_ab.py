@@ -1,0 +1,88 @@
+"""Two versions of the ``Batching`` client side by side on long queues: ``send_batch()``'s own
+CPU time per call (``bench.profile.client_cost``'s *send*: the server's time taken out) for a
+queue cut into batches of 100, at several lengths, each version in its own processes, old
+and new alternating (docs/performance.md, "A long queue, planned in linear work").
+
+``python -m bench.client_ab OLD [NEW]``: each is a tree holding ``src/`` and ``bench/`` (a
+``git worktree``, or ``git archive REV src bench`` unpacked); NEW is this checkout by default.
+The batches go one at a time (``concurrency=1``) to the application in-process, so that the
+server's time, measured by the adapter, can be taken out exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import flask_batch
+from bench.profile import InProcess
+from bench.server_cost import bench_app
+from bench.workload import calls
+from flask_batch.client import Batching
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Queue lengths, and the rounds of each in a process (round 0 warms up and is dropped).
+ROUNDS = {100: 8, 1000: 6, 5000: 3, 20000: 1}
+BASE = "http://localhost"
+
+
+def child(ns: list[int]) -> dict[str, float]:
+    """One process's figures, of the version on ``sys.path``: µs of CPU per call that
+    ``send_batch()`` spends beyond the server, at each queue length (median of the rounds)."""
+    app = bench_app()
+    found: dict[str, float] = {}
+    for n in ns:
+        work = calls(n)
+        spent = []
+        for round_ in range(ROUNDS.get(n, 2) + 1):
+            adapter = InProcess(app)
+            session = Batching(BASE + "/batch", max_parts=100, concurrency=1, discover=False)
+            session.mount("http://", adapter)
+            for call in work:
+                session.request(call.method, BASE + call.path, json=call.body)
+            start = time.process_time()
+            responses = session.send_batch()
+            seconds = time.process_time() - start - adapter.seconds
+            if any(r.status_code != 200 for r in responses):
+                raise AssertionError("the in-process batch failed")
+            session.close()
+            if round_:
+                spent.append(seconds / n * 1e6)
+        found[f"send, µs a call, N = {n}"] = statistics.median(spent)
+    return found
+
+
+def _summary(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} ({min(values):.1f}-{max(values):.1f})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.client_ab", description=__doc__)
+    parser.add_argument("old", type=Path, nargs="?", help="the tree of the code before")
+    parser.add_argument("new", type=Path, nargs="?", default=ROOT, help="the code after")
+    parser.add_argument("--pairs", type=int, default=4, help="processes of each version")
+    parser.add_argument("--n", type=int, nargs="+", default=list(ROUNDS))
+    parser.add_argument("--child", nargs="+", metavar="N", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        figures = child([int(n) for n in args.child])
+        print(json.dumps({"flask_batch": flask_batch.__file__, **figures}))
+        return 0
+    # The parent's alone: a child runs with an older tree's bench, which may lack bench.ab.
+    from bench.ab import alternate, measure_in  # noqa: PLC0415
+
+    found = alternate(args, lambda tree: measure_in(__file__, tree, *map(str, args.n)))
+    sides = {
+        side: {name: [f[name] for f in runs] for name in runs[0]} for side, runs in found.items()
+    }
+    print(f"| process CPU time, {args.pairs} processes each | old | new |\n|---|---:|---:|")
+    for name, old in sides["old"].items():
+        print(f"| {name} | {_summary(old)} | {_summary(sides['new'][name])} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
