@@ -171,23 +171,7 @@ TOKEN_PATTERN = re.compile(_TOKEN_TEXT)
 
 def encode_fields(fields: Headers) -> bytes:
     """``name: value`` CRLF for each field; ValueError names a field that could inject."""
-    lines = []
-    for field in fields:
-        line = _ENCODED.get(field)
-        if line is None:
-            line = encode_field(*field) + CRLF
-            if len(field[1]) <= 200:
-                if len(_ENCODED) >= 4096:
-                    # Unique values (a client's Content-IDs) fill it: start afresh, so the
-                    # fields that do recur are learnt again.
-                    _ENCODED.clear()
-                _ENCODED[field] = line  # the same fields recur in every answer
-        lines.append(line)
-    return b"".join(lines)
-
-
-#: Fields already checked and encoded (bounded: short values, a few thousand entries).
-_ENCODED: dict[tuple[str, str], bytes] = {}
+    return b"".join([encode_field(name, value) + CRLF for name, value in fields])
 
 
 def encode_field(name: str, value: str) -> bytes:

@@ -21,6 +21,7 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "EncodedBlocks",
     "ResponseHead",
+    "encoded_block",
     "parse_request",
     "parse_response",
     "parse_response_head",
@@ -273,11 +274,11 @@ def response_head(
     In pieces, so that a writer copies them once, into its part. Raises ValueError for what
     cannot be framed safely (see :func:`response_fields`): the same fields as
     :func:`response_fields`. ``seen``: the header blocks a writer encoded so far, filled in
-    (:func:`_block_lines`).
+    (:func:`encoded_block`).
     """
     _check_status(response.status)
     keep_length = head or response.status == 304
-    lines, given = _block_lines(response.headers, seen)
+    lines, given = encoded_block(response.headers, seen)
     if keep_length and given is not None and given.isascii() and given.isdigit():
         lines += b"Content-Length: " + given.encode("ascii") + CRLF
     else:
@@ -296,12 +297,12 @@ def response_head(
 _STATUS_LINES: dict[tuple[int, str], bytes] = {}
 
 
-def _block_lines(headers: Headers, seen: EncodedBlocks | None) -> tuple[bytes, str | None]:
+def encoded_block(headers: Headers, seen: EncodedBlocks | None) -> tuple[bytes, str | None]:
     """The lines of ``headers`` but Content-Length and the hop-by-hop ones, and the
-    Content-Length they give. A batch's parts answer alike (their headers differ in the
-    length, if at all): each distinct block is checked and encoded once per writer, in
-    ``seen`` (bounded). Per batch, as the parser's table: no answer's header values (a
-    ``Set-Cookie``) outlive their batch in the process."""
+    Content-Length they give; ValueError for a field that could inject. A batch's parts
+    answer alike (their headers differ in the length, if at all): each distinct block is
+    checked and encoded once per writer, in ``seen`` (bounded). Per batch, as the parser's
+    table: no answer's header values (a ``Set-Cookie``) outlive their batch in the process."""
     try:
         known = None if seen is None else seen.get(headers)
     except TypeError:  # a list of fields: not a key, encoded each time

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from .errors import MalformedBatch, reason_phrase
 from .fields import encode_fields
-from .http1 import response_fields
+from .http1 import EncodedBlocks, encoded_block, response_fields
 from .json_bodies import (
     MEDIA_TYPE,
     body_media_type,
@@ -30,7 +30,7 @@ from .jsontext import (
     Member,
     Span,
 )
-from .model import SubRequest, SubResponse, first_header
+from .model import Headers, SubRequest, SubResponse, first_header
 
 __all__ = [
     "JSON_DIALECTS",
@@ -66,6 +66,7 @@ class JsonResponseWriter:
         self._spell: Callable[[str], str] = canonical_name if dialect == "graph" else str.lower
         self._graph = dialect == "graph"
         self._written = 0
+        self._checked_blocks: EncodedBlocks = {}  # the answers' header blocks, checked
 
     def start(self) -> bytes:
         return b'{"responses":['
@@ -81,7 +82,8 @@ class JsonResponseWriter:
         application wrote it (checked, not rebuilt: no copy, and no object per bracket); a
         text or binary one is encoded into a string."""
         fields, body = response_fields(response, head=request.method == "HEAD")
-        encode_fields(fields)  # the same checks as on the wire: no CR, LF or NUL
+        # The same checks as on the wire (no CR, LF or NUL), once per header block a batch.
+        encoded_block(response.headers, self._checked_blocks)
         headers: dict[str, str | list[str]] = {}
         spell = self._spell
         for name, value in fields:
@@ -199,10 +201,11 @@ def _responses(text: JsonText, start: int) -> tuple[list[tuple[str | None, SubRe
     if text.byte(start) != OPEN_ARRAY:
         raise TypeError('"responses" is not an array')
     answers = []
+    checked: set[Headers] = set()  # header blocks of this answer's responses, checked
     more, position = text.first_element(start)
     while more:
         members, end = _members(text, position)
-        answers.append(_response(text, members))
+        answers.append(_response(text, members, checked))
         more, position = text.next_element(end)
     return answers, position
 
@@ -220,8 +223,11 @@ def _members(text: JsonText, start: int) -> tuple[dict[bytes, Span], int]:
     return members, member
 
 
-def _response(text: JsonText, members: dict[bytes, Span]) -> tuple[str | None, SubResponse]:
-    """One response of an answer; an error for anything HTTP could not have carried."""
+def _response(
+    text: JsonText, members: dict[bytes, Span], checked: set[Headers]
+) -> tuple[str | None, SubResponse]:
+    """One response of an answer; an error for anything HTTP could not have carried.
+    ``checked``: the header blocks found sound so far in this answer (filled in, bounded)."""
 
     def value(name: bytes, default: Any = None) -> Any:
         span = members.get(name)
@@ -240,8 +246,12 @@ def _response(text: JsonText, members: dict[bytes, Span]) -> tuple[str | None, S
     ]
     if not all(isinstance(item, str) for _, item in fields):
         raise TypeError("a header value is not a string")
-    encode_fields(tuple(fields))  # ValueError: a name or value HTTP cannot carry
-    content_type = first_header(tuple(fields), "content-type")
+    block = tuple(fields)
+    if block not in checked:
+        encode_fields(block)  # ValueError: a name or value HTTP cannot carry
+        if len(checked) < _CHECKED_BLOCKS:
+            checked.add(block)
+    content_type = first_header(block, "content-type")
     body = b""
     span = members.get(b"body")
     if span is not None:
@@ -268,3 +278,8 @@ _QUOTE = ord('"')
 
 def _as_list(value: str | list[str]) -> list[str]:
     return value if isinstance(value, list) else [value]
+
+
+#: Distinct header blocks one answer's reading remembers as checked (past them, each is
+#: checked again): a bound on its memory.
+_CHECKED_BLOCKS = 64

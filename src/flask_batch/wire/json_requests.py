@@ -151,8 +151,9 @@ class _Reading:
         #: The request being read (1-based), None outside the requests.
         self.part: int | None = None
         # The requests of a batch tend to repeat their headers: each distinct "headers"
-        # object is read once. Per batch, so that no batch learns from timing what another sent.
-        self._seen_headers: dict[bytes, Headers] = {}
+        # object is read once, with the size of its header lines. Per batch, so that no batch
+        # learns from timing what another sent.
+        self._seen_headers: dict[bytes, tuple[Headers, int]] = {}
         # Longer JSON strings cannot fit in a header block: refused before they are decoded.
         self._string_budget = _ESCAPED * limits.max_header_size
 
@@ -280,9 +281,9 @@ class _Reading:
                 target = quote(target, safe=_URL_SAFE)
             except UnicodeEncodeError:  # a lone surrogate escape has no UTF-8 form
                 raise MalformedBatch('"url" is not valid Unicode', part=index) from None
-        headers = self._headers(spans[_HEADERS], index)
+        headers, lines = self._headers(spans[_HEADERS], index)
         # The HTTP head it would have in multipart: request line, header lines, blank line.
-        head = len(f"{method} {target} HTTP/1.1\r\n\r\n") + len(encode_fields(headers))
+        head = len(f"{method} {target} HTTP/1.1\r\n\r\n") + lines
         if head > limits.max_header_size:
             raise _head_too_large(limits, index)
         depends_on = self._depends_on(spans[_DEPENDS_ON], spans[_DEPENDS_ON_SNAKE], index)
@@ -311,11 +312,12 @@ class _Reading:
             raise too_large(self.limits, index)
         return self.text.text(start + 1, end - 1)
 
-    def _headers(self, span: Span, index: int) -> Headers:
-        """The fields of a "headers" object of strings, counted before they are decoded."""
+    def _headers(self, span: Span, index: int) -> tuple[Headers, int]:
+        """The fields of a "headers" object of strings, counted before they are decoded, and
+        the bytes of their header lines in an HTTP head."""
         start, end = span
         if start < 0:
-            return ()
+            return (), 0
         text = self.text
         limits = self.limits
         key = text.raw(start, end) if end - start <= _HEADERS_KEPT else b""
@@ -343,12 +345,12 @@ class _Reading:
             fields.append((name, text.text(*value_span)))
         headers = tuple(fields)
         try:
-            encode_fields(headers)
+            lines = len(encode_fields(headers))
         except ValueError as error:
             raise MalformedBatch(str(error), part=index) from None
         if key and len(self._seen_headers) < _SEEN_HEADERS:
-            self._seen_headers[key] = headers
-        return headers
+            self._seen_headers[key] = headers, lines
+        return headers, lines
 
     def _depends_on(self, span: Span, snake_span: Span, index: int) -> tuple[str, ...]:
         if span[0] >= 0 and snake_span[0] >= 0:
