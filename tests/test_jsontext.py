@@ -17,7 +17,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flask_batch.wire.jsontext import MAX_DEPTH, InvalidJson, JsonText, Member, NotUtf8
+from flask_batch.wire.jsontext import (
+    MAX_DEPTH,
+    InvalidJson,
+    JsonText,
+    Member,
+    NotUtf8,
+    ascii_value_span,
+)
 
 from .properties import PROPERTY
 
@@ -53,6 +60,18 @@ def strict(data: bytes) -> bool:
 
 def nested(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
+
+
+def span(data: bytes) -> tuple[int, int] | None:
+    """Where the one value of ``data`` is, white space around it left out, as a
+    :class:`JsonText` finds it; None if ``data`` is not one value."""
+    try:
+        text = JsonText(data)
+        start = text.space(text.start)
+        end = text.value_end(start)
+    except (InvalidJson, NotUtf8):
+        return None
+    return (start, end) if text.space(end) == len(data) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,6 +241,51 @@ def test_accepts_exactly_what_a_strict_parser_accepts(
     except UnicodeDecodeError:
         return
     assert accepts(bytes(data)) == strict(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b" ",
+        b"\x00",
+        b"\x00\x00\x00[",  # what looks like UTF-32
+        b"[\x00]",
+        b' {"a": [1, 2.5e-3, "x\\u00e9"], "b": null} \r\n',
+        b"\t1\t",
+        b"1 2",
+        b"[] x",
+        b"\x0b1",  # a vertical tab is not JSON's white space
+        nested(MAX_DEPTH),
+        nested(MAX_DEPTH + 1),
+        b'{"a":' * (MAX_DEPTH + 1) + b"1" + b"}" * (MAX_DEPTH + 1),
+        b'"\\ud800"',
+    ],
+)
+def test_an_ascii_value_is_found_where_the_text_finds_it(data: bytes) -> None:
+    # The answer writer's short way for ASCII bodies (json_bodies.json_value_span).
+    assert ascii_value_span(data) == span(data)
+
+
+@PROPERTY
+@given(
+    value=JSON_VALUES,
+    edits=st.lists(
+        st.tuples(st.integers(min_value=0), st.sampled_from(list(b'[]{},:"\\ \t\x000aex-'))),
+        max_size=3,
+    ),
+    cuts=st.lists(st.integers(min_value=0), max_size=2),
+)
+def test_ascii_value_span_agrees_with_the_text_on_any_ascii(
+    value: Any, edits: list[tuple[int, int]], cuts: list[int]
+) -> None:
+    data = bytearray(json.dumps(value).encode())  # ensure_ascii: ASCII
+    for at, byte in edits:
+        data.insert(at % (len(data) + 1), byte)
+    for at in cuts:
+        if data:
+            del data[at % len(data)]
+    assert ascii_value_span(bytes(data)) == span(bytes(data))
 
 
 # --------------------------------------------------------------------------------------------

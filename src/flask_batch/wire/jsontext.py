@@ -42,6 +42,7 @@ __all__ = [
     "Member",
     "NotUtf8",
     "Span",
+    "ascii_value_span",
     "object_pattern",
     "value_pattern",
 ]
@@ -184,6 +185,22 @@ def _member_matcher() -> re.Pattern[bytes]:
 
 
 _SPACE = re.compile(_WS)
+
+
+def ascii_value_span(data: bytes | bytearray) -> tuple[int, int] | None:
+    """Where the one JSON value of ASCII ``data`` starts and ends, without the white space
+    around it; None if it holds anything else. What a :class:`JsonText` of it finds, in three
+    matches: ASCII is UTF-8 already, with no byte order mark to skip, and a NUL (what the
+    text's look for UTF-16 and UTF-32 refuses) can be neither white space nor in a value."""
+    size = len(data)
+    start = _SPACE.match(data, 0, size).end()  # type: ignore[union-attr]  # matches always
+    value = _value_matcher(False).match(data, start, size)
+    if value is None:
+        return None
+    end = value.end()
+    return (start, end) if _SPACE.match(data, end, size).end() == size else None  # type: ignore[union-attr]
+
+
 _INSIDE = rb'"(' + _CONTENTS + rb')"'  # a string, its inside captured
 _FIRST_MEMBER = re.compile(rb"\{" + _WS + _INSIDE + _WS + rb":" + _WS)
 _NEXT_MEMBER = re.compile(_WS + rb"," + _WS + _INSIDE + _WS + rb":" + _WS)
