@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable
@@ -59,3 +60,18 @@ def alternate(
             found[side].append(measure(trees[side]))
         print(f"pair {pair + 1} of {arguments.pairs}", file=sys.stderr)
     return found
+
+
+def table(heading: str, found: dict[str, list[Found]], digits: int) -> str:
+    """``found`` (one value a process and measure) as a Markdown table under ``heading``: per
+    measure and side, the median of the processes' values and their range."""
+
+    def summary(values: list[float]) -> str:
+        middle, low, high = statistics.median(values), min(values), max(values)
+        return f"{middle:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
+
+    rows = [f"| {heading} | old | new |", "|---|---:|---:|"]
+    for name in found["old"][0]:
+        old, new = ([f[name] for f in found[side]] for side in ("old", "new"))
+        rows.append(f"| {name} | {summary(old)} | {summary(new)} |")
+    return "\n".join(rows)

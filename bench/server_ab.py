@@ -78,10 +78,6 @@ def child(ns: list[int]) -> dict[str, float]:
     return found
 
 
-def _summary(values: list[float]) -> str:
-    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.server_ab", description=__doc__)
     parser.add_argument("old", type=Path, nargs="?", help="the tree of the code before")
@@ -95,16 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"flask_batch": flask_batch.__file__, **figures}))
         return 0
     # The parent's alone: a child runs with an older tree's bench, which may lack bench.ab.
-    from bench.ab import alternate, measure_in  # noqa: PLC0415
+    from bench.ab import alternate, measure_in, table  # noqa: PLC0415
 
     found = alternate(args, lambda tree: measure_in(__file__, tree, *map(str, args.n)))
-    # One value a process: per measure, every process's.
-    sides = {
-        side: {name: [f[name] for f in runs] for name in runs[0]} for side, runs in found.items()
-    }
-    print(f"| process CPU time, {args.pairs} processes each | old | new |\n|---|---:|---:|")
-    for name, old in sides["old"].items():
-        print(f"| {name} | {_summary(old)} | {_summary(sides['new'][name])} |")
+    print(table(f"process CPU time, {args.pairs} processes each", found, digits=3))
     return 0
 
 
