@@ -681,6 +681,11 @@ def test_a_response_has_every_attribute_requests_response_sets() -> None:
     assert (ours.history, ours.cookies.keys(), ours.elapsed) == ([], [], timedelta(0))
     assert ours.url is None  # as requests leaves a response its adapter did not set
     assert pickle.loads(pickle.dumps(ours)).json() == {}  # unpickled, not pending again
+    # Filled, it is still a RequestsBatchResponse, but no read goes through the pending
+    # guard (a Python call per attribute read: docs/performance.md).
+    assert isinstance(ours, RequestsBatchResponse)
+    assert type(ours).__getattribute__ is object.__getattribute__
+    assert RequestsBatchResponse.__getattribute__ is not object.__getattribute__
 
 
 class _Recording(RequestsAdapter):
