@@ -106,6 +106,21 @@ def test_the_members_bytes_joined_in_order_are_the_changeset_part() -> None:
     assert pieces[2].endswith(b"--changeset_77162fcd--\r\n")
 
 
+@pytest.mark.parametrize("member", [False, True])
+@pytest.mark.parametrize("field", ["content_id", "depends_on"])
+def test_a_part_header_that_could_inject_a_line_is_refused(member: bool, field: str) -> None:
+    # A part's MIME lines are written from constants, but its Content-ID and Depends-On are
+    # the caller's: checked as every header is.
+    value = "1\r\nX-Injected: yes"
+    group = GROUP if member else None
+    if field == "content_id":
+        request = SubRequest("GET", "/x", (), b"", value, group=group)
+    else:
+        request = SubRequest("GET", "/x", (), b"", "1", depends_on=(value,), group=group)
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        encode_request(request, "batch", opens_group=member)
+
+
 def test_the_server_reads_the_changeset_as_the_group_it_was() -> None:
     read = read_requests("multipart/mixed; boundary=batch", [MULTIPART], Limits())
     assert [(r.method, r.target, r.content_id, r.depends_on) for r in read] == [

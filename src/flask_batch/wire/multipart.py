@@ -565,13 +565,15 @@ def _blanks_end(buffer: bytearray, position: int, run: int) -> tuple[int, int]:
     return end, end - start
 
 
-def encode_part(boundary: str, headers: Headers, *content: bytes) -> bytes:
+def encode_part(boundary: str, headers: Headers | bytes, *content: bytes) -> bytes:
     """One part: delimiter line, headers, blank line, the content pieces joined, CRLF.
 
-    Content comes in pieces so that a message's head and body are copied once, here.
+    ``headers``: the fields, or their lines already encoded (and checked). Content comes in
+    pieces so that a message's head and body are copied once, here.
     """
     delimiter = b"--" + boundary.encode("ascii") + CRLF
-    return b"".join((delimiter, encode_fields(headers), CRLF, *content, CRLF))
+    lines = headers if isinstance(headers, bytes) else encode_fields(headers)
+    return b"".join((delimiter, lines, CRLF, *content, CRLF))
 
 
 def encode_close(boundary: str) -> bytes:

@@ -17,7 +17,16 @@ import sys
 from collections.abc import Iterable, Sequence
 
 from .errors import BatchError, LimitExceeded, MalformedBatch
-from .fields import CRLF, FIELD_VALUE, HTTP_FIELD_LINES, encode_fields, number, parse_fields
+from .fields import (
+    CRLF,
+    FIELD_VALUE,
+    HTTP_FIELD_LINES,
+    encode_field,
+    encode_fields,
+    encode_text,
+    number,
+    parse_fields,
+)
 from .http1 import REQUEST_LINE, SUPPORTED_VERSIONS, parse_request, serialise_request
 from .media_type import boundary_of, boundary_param, multipart_type, parse_media_type
 from .model import Group, Headers, Limits, Part, SubRequest, filled_tuple
@@ -347,17 +356,22 @@ def changeset_boundary(content_type: str | None, index: int) -> str | None:
     return None
 
 
-def _part_headers(
+def _part_head(
     content_id: str | None, depends_on: tuple[str, ...] = (), *, member: bool = False
-) -> Headers:
-    headers: Headers = (("Content-Type", "application/http"),)
-    if member:  # as OData's clients write a changeset's members
-        headers += (("Content-Transfer-Encoding", "binary"),)
+) -> bytes:
+    """The MIME header lines of a request's part: the constant ones as they are, the
+    Content-ID and Depends-On encoded and checked (no CR, LF or NUL)."""
+    # As OData's clients write a changeset's members.
+    head = _MEMBER_HEAD if member else _PART_HEAD
     if content_id is not None:
-        headers += (("Content-ID", content_id),)
+        head += b"Content-ID: " + encode_text(content_id, "Content-ID") + CRLF
     if depends_on:
-        headers += (("Depends-On", ", ".join(depends_on)),)
-    return headers
+        head += encode_field("Depends-On", ", ".join(depends_on)) + CRLF
+    return head
+
+
+_PART_HEAD = b"Content-Type: application/http\r\n"
+_MEMBER_HEAD = _PART_HEAD + b"Content-Transfer-Encoding: binary\r\n"
 
 
 def encode_request(
@@ -382,13 +396,13 @@ def encode_request(
     )
     group = request.group
     if group is None:
-        return encode_part(boundary, _part_headers(request.content_id, request.depends_on), message)
+        return encode_part(boundary, _part_head(request.content_id, request.depends_on), message)
     head = b""
     if opens_group:
         delimiter = b"--" + boundary.encode("ascii") + CRLF
         head = delimiter + encode_fields((("Content-Type", multipart_type(group.name)),)) + CRLF
-    headers = _part_headers(request.content_id, request.depends_on, member=True)
-    member = encode_part(group.name, headers, message)
+    member_head = _part_head(request.content_id, request.depends_on, member=True)
+    member = encode_part(group.name, member_head, message)
     # The changeset's close delimiter; the CRLF after it begins the batch's next delimiter.
     tail = b"--" + group.name.encode("ascii") + b"--" + CRLF if closes_group else b""
     return head + member + tail
