@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+#: This checkout: the code after, by default.
+ROOT = Path(__file__).resolve().parent.parent
 #: The figures of one process: per measure, one value or one value a round.
 Found = dict[str, Any]
 
@@ -75,3 +77,27 @@ def table(heading: str, found: dict[str, list[Found]], digits: int) -> str:
         old, new = ([f[name] for f in found[side]] for side in ("old", "new"))
         rows.append(f"| {name} | {summary(old)} | {summary(new)} |")
     return "\n".join(rows)
+
+
+def compare(
+    script: str,
+    argv: list[str] | None,
+    *,
+    prog: str,
+    description: str | None,
+    ns: list[int],
+    pairs: int,
+    digits: int,
+) -> int:
+    """The parent of an A/B script that measures at queue or batch sizes ``ns``: its command
+    line (``OLD [NEW] [--pairs P] [--n N...]``), the processes of ``script`` alternated
+    (each ``script --child N...``), and the table of what they found."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("old", type=Path, nargs="?", help="the tree of the code before")
+    parser.add_argument("new", type=Path, nargs="?", default=ROOT, help="the code after")
+    parser.add_argument("--pairs", type=int, default=pairs, help="processes of each version")
+    parser.add_argument("--n", type=int, nargs="+", default=ns)
+    arguments = parser.parse_args(argv)
+    found = alternate(arguments, lambda tree: measure_in(script, tree, *map(str, arguments.n)))
+    print(table(f"process CPU time, {arguments.pairs} processes each", found, digits))
+    return 0

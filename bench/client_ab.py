@@ -11,11 +11,10 @@ server's time, measured by the adapter, can be taken out exactly.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
+import sys
 import time
-from pathlib import Path
 
 import flask_batch
 from bench.profile import InProcess
@@ -23,7 +22,6 @@ from bench.server_cost import bench_app
 from bench.workload import calls
 from flask_batch.client import Batching
 
-ROOT = Path(__file__).resolve().parent.parent
 #: Queue lengths, and the rounds of each in a process (round 0 warms up and is dropped).
 ROUNDS = {100: 8, 1000: 6, 5000: 3, 20000: 1}
 BASE = "http://localhost"
@@ -56,23 +54,23 @@ def child(ns: list[int]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.client_ab", description=__doc__)
-    parser.add_argument("old", type=Path, nargs="?", help="the tree of the code before")
-    parser.add_argument("new", type=Path, nargs="?", default=ROOT, help="the code after")
-    parser.add_argument("--pairs", type=int, default=4, help="processes of each version")
-    parser.add_argument("--n", type=int, nargs="+", default=list(ROUNDS))
-    parser.add_argument("--child", nargs="+", metavar="N", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        figures = child([int(n) for n in args.child])
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["--child"]:  # one process's figures, of the tree on its path
+        figures = child([int(n) for n in arguments[1:]])
         print(json.dumps({"flask_batch": flask_batch.__file__, **figures}))
         return 0
     # The parent's alone: a child runs with an older tree's bench, which may lack bench.ab.
-    from bench.ab import alternate, measure_in, table  # noqa: PLC0415
+    from bench.ab import compare  # noqa: PLC0415
 
-    found = alternate(args, lambda tree: measure_in(__file__, tree, *map(str, args.n)))
-    print(table(f"process CPU time, {args.pairs} processes each", found, digits=1))
-    return 0
+    return compare(
+        __file__,
+        arguments,
+        prog="python -m bench.client_ab",
+        description=__doc__,
+        ns=list(ROUNDS),
+        pairs=4,
+        digits=1,
+    )
 
 
 if __name__ == "__main__":

@@ -12,13 +12,12 @@ medians. On a shared machine single rounds spread widely: compare medians of man
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Iterable
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import flask_batch
@@ -37,7 +36,6 @@ from flask_batch.wsgi import BatchMiddleware
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-ROOT = Path(__file__).resolve().parent.parent
 #: Rounds per N in each process (round 0 warms up and is dropped).
 ROUNDS = {100: 40, 1000: 12}
 
@@ -79,23 +77,23 @@ def child(ns: list[int]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.server_ab", description=__doc__)
-    parser.add_argument("old", type=Path, nargs="?", help="the tree of the code before")
-    parser.add_argument("new", type=Path, nargs="?", default=ROOT, help="the code after")
-    parser.add_argument("--pairs", type=int, default=6, help="processes of each version")
-    parser.add_argument("--n", type=int, nargs="+", default=list(ROUNDS))
-    parser.add_argument("--child", nargs="+", metavar="N", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        figures = child([int(n) for n in args.child])
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["--child"]:  # one process's figures, of the tree on its path
+        figures = child([int(n) for n in arguments[1:]])
         print(json.dumps({"flask_batch": flask_batch.__file__, **figures}))
         return 0
     # The parent's alone: a child runs with an older tree's bench, which may lack bench.ab.
-    from bench.ab import alternate, measure_in, table  # noqa: PLC0415
+    from bench.ab import compare  # noqa: PLC0415
 
-    found = alternate(args, lambda tree: measure_in(__file__, tree, *map(str, args.n)))
-    print(table(f"process CPU time, {args.pairs} processes each", found, digits=3))
-    return 0
+    return compare(
+        __file__,
+        arguments,
+        prog="python -m bench.server_ab",
+        description=__doc__,
+        ns=list(ROUNDS),
+        pairs=6,
+        digits=3,
+    )
 
 
 if __name__ == "__main__":
