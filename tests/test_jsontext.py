@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flask_batch.wire.json_bodies import _finite, _refuse_constant, loads_strict
 from flask_batch.wire.jsontext import (
     MAX_DEPTH,
     InvalidJson,
@@ -266,6 +267,33 @@ def test_an_ascii_value_is_found_where_the_text_finds_it(data: bytes) -> None:
 @given(data=mangled(b'[]{},:"\\ \t\x000aex-'))
 def test_ascii_value_span_agrees_with_the_text_on_any_ascii(data: bytes) -> None:
     assert ascii_value_span(data) == span(data)
+
+
+def _outcome(read: Any, data: bytes | str) -> tuple[str, Any]:
+    try:
+        return "read", read(data)
+    except (ValueError, TypeError, RecursionError) as error:
+        return type(error).__name__, str(error)
+
+
+@PROPERTY
+@given(
+    data=mangled(b'[]{},:"\\ 01aex-NIf')
+    | st.binary(max_size=40)
+    | st.text(max_size=20)
+    | st.sampled_from(["\ufeff1", b"\xef\xbb\xbf1", '"\\ud800"', "NaN", "1e999", b"\xff"])
+    | st.builds(
+        lambda text, encoding: text.encode(encoding),
+        st.text(max_size=10),
+        st.sampled_from(["utf-8", "utf-16", "utf-32-le", "utf-8-sig"]),
+    )
+)
+def test_loads_strict_reads_as_json_loads_with_its_options(data: bytes | str) -> None:
+    # json_bodies.loads_strict keeps one decoder instead of json.loads building one per call.
+    def reference(value: bytes | str) -> Any:
+        return json.loads(value, parse_constant=_refuse_constant, parse_float=_finite)
+
+    assert _outcome(loads_strict, data) == _outcome(reference, data)
 
 
 # --------------------------------------------------------------------------------------------

@@ -88,8 +88,17 @@ def body_media_type(
 
 
 def loads_strict(data: bytes | bytearray | str) -> Any:
-    """Strict JSON (RFC 8259): NaN, Infinity and numbers beyond a double are refused."""
-    return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite)
+    """Strict JSON (RFC 8259): NaN, Infinity and numbers beyond a double are refused.
+
+    What ``json.loads(data, parse_constant=..., parse_float=...)`` reads, with one decoder
+    made once (``json.loads`` builds one whenever an option is given: 3 of its 4 µs for a
+    short value): bytes decoded as it decodes them, a str with a byte order mark refused as
+    it refuses it."""
+    if isinstance(data, str):
+        if data.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
+        return _STRICT.decode(data)
+    return _STRICT.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
 
 
 def dumps_compact(value: Any) -> bytes:
@@ -111,6 +120,9 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text} is beyond a double's range")
     return value
+
+
+_STRICT = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
 
 
 def is_base64url_type(content_type: str | None) -> bool:
