@@ -18,9 +18,31 @@ from bench.workload import calls
 
 
 def test_the_cpu_time_read_is_the_processs_own_and_grows_with_its_work() -> None:
-    before = floor.cpu_seconds(os.getpid())
-    sum(i * i for i in range(300_000))
-    assert floor.cpu_seconds(os.getpid()) > before
+    # Another process, single-threaded: the test run's own threads come and go (live servers
+    # of other tests), and one that ends takes its time out of the sum.
+    work = (
+        "import sys, time\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "sum(i * i for i in range(300_000))\n"
+        "print('done', flush=True)\n"
+        "sys.stdin.readline()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", work], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        assert process.stdout.readline() == "ready\n"
+        before = floor.cpu_seconds(process.pid)
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == "done\n"
+        after = floor.cpu_seconds(process.pid)
+        process.stdin.write("end\n")
+        process.stdin.flush()
+    assert after > before
+    assert floor.cpu_seconds(None) == 0.0
 
 
 def test_the_worker_is_the_child_of_the_master() -> None:
