@@ -169,6 +169,9 @@ class Api:
             return Reply(200, spelt, [b"spelt"])
         if seen.path == "/ok":
             return Reply(200, text, [b"ok"])
+        if seen.path == "/credentials":  # the token of its Authorization, back as a cookie
+            token = seen.headers.get("authorization", "").split()[-1]
+            return Reply(200, [*text, ("Set-Cookie", f"token={token}")], [b"credentials"])
         if seen.path == SHARED:  # the application's own view at the shared route's path
             return Reply(200, text, [b"the application's own"])
         if seen.path.startswith("/service/"):  # the service of OData's examples
