@@ -21,7 +21,13 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from flask_batch import add_batch_route
-from flask_batch.wire.json_answers import JsonDialect, JsonResponseWriter, canonical_name
+from flask_batch.wire.errors import MalformedBatch
+from flask_batch.wire.json_answers import (
+    JsonDialect,
+    JsonResponseWriter,
+    canonical_name,
+    read_json_responses,
+)
 from flask_batch.wire.model import SubRequest, SubResponse
 
 from .batching import problem
@@ -938,3 +944,32 @@ def test_graph_is_the_default_and_other_dialects_are_refused() -> None:
 )
 def test_canonical_names(name: str, spelt: str) -> None:
     assert canonical_name(name) == spelt
+
+
+def test_the_json_writer_checks_each_header_block_once_a_batch_and_a_bad_one_every_time() -> None:
+    # The writer remembers the header blocks it found sound (per batch, 64 at most): past
+    # that bound, and for a block that could inject, every answer is checked again.
+    writer = JsonResponseWriter()
+    request = SubRequest("GET", "/a", (), b"", "1")
+    bad = (("X-A", "a\r\nX-Injected: 1"),)
+    for index in range(100):  # distinct blocks: the table fills, then stops growing
+        writer.part(SubResponse(200, "OK", (("X-N", str(index)),), b""), request)
+    assert len(writer._checked_blocks) == 64
+    for _ in range(2):  # refused every time, never kept
+        with pytest.raises(ValueError, match="CR, LF or NUL"):
+            writer.part(SubResponse(200, "OK", bad, b""), request)
+    assert bad not in writer._checked_blocks
+
+
+def test_the_json_answer_reader_checks_every_header_block_past_its_bound() -> None:
+    # The clients' reader remembers the blocks it found sound in one answer (64 at most);
+    # a block that could inject is refused wherever it comes, after 100 distinct ones too.
+    def entry(index: int, value: str) -> dict[str, Any]:
+        return {"id": str(index), "status": 200, "headers": {"X-N": value}}
+
+    sound = [entry(index, str(index)) for index in range(100)]
+    read = read_json_responses(json.dumps({"responses": sound * 2}).encode())
+    assert [answer.headers for _, answer in read][-1] == (("X-N", "99"),)
+    injected = json.dumps({"responses": [*sound, entry(100, "a\r\nX-Injected: 1")]})
+    with pytest.raises(MalformedBatch, match="CR, LF or NUL"):
+        read_json_responses(injected.encode())
