@@ -88,6 +88,7 @@ def compare(
     ns: list[int],
     pairs: int,
     digits: int,
+    measure: str = "process CPU time",
 ) -> int:
     """The parent of an A/B script that measures at queue or batch sizes ``ns``: its command
     line (``OLD [NEW] [--pairs P] [--n N...]``), the processes of ``script`` alternated
@@ -99,5 +100,5 @@ def compare(
     parser.add_argument("--n", type=int, nargs="+", default=ns)
     arguments = parser.parse_args(argv)
     found = alternate(arguments, lambda tree: measure_in(script, tree, *map(str, arguments.n)))
-    print(table(f"process CPU time, {arguments.pairs} processes each", found, digits))
+    print(table(f"{measure}, {arguments.pairs} processes each", found, digits))
     return 0

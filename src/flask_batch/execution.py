@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
 from concurrent.futures import Executor
@@ -36,7 +37,15 @@ from .transactions import AsyncTransactionHook, TransactionHook
 from .wire.formats import Writer
 from .wire.model import SubRequest, SubResponse, option
 
-__all__ = ["AHEAD", "HOLD_WAIT", "RUNNER_TURN", "Execution", "astream_answers", "stream_answers"]
+__all__ = [
+    "AHEAD",
+    "HOLD_WAIT",
+    "RUNNER_TURN",
+    "WIDEN_AFTER",
+    "Execution",
+    "astream_answers",
+    "stream_answers",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +168,9 @@ def stream_answers(
     yield from _PoolRun(schedule, executor, dispatch, member, gone).answer()
 
 
-#: Parts a runner runs before it goes back to the end of the pool's queue, so that the
-#: batches sharing a pool take turns (a handful of parts each, not a whole batch each).
+#: Parts a runner runs before it goes back to the end of the pool's queue, if another
+#: runner waits there, so that the batches sharing a pool take turns (a handful of parts
+#: each, not a whole batch each).
 RUNNER_TURN = 16
 #: Parts that may start while the answer is away being sent: a client that reads slowly
 #: holds the batch back, as it holds back a batch run one part after another.
@@ -169,6 +179,46 @@ AHEAD = HOLD_PARTS
 #: quick parts may take (QUICK_PART measured the same, and wakes the server's thread more
 #: when parts are slow: docs/performance.md).
 HOLD_WAIT = HOLD_PARTS * QUICK_PART
+#: Seconds a batch on the pool must have waited before it widens to all its workers: its
+#: parts' wall time beyond their runner's CPU time, the last few parts' weighing most, and
+#: at least as long as they computed. A batch starts on one runner: parts that only compute
+#: gain nothing from more runners, as the GIL lets one run at a time, and pay for their
+#: turns at it, up to 1.6 times the one-runner time at 1,000 parts (docs/performance.md).
+#: Parts that wait (for a database, another service) let the others run beside them.
+WIDEN_AFTER = QUICK_PART / 2
+#: What each part's end keeps of the batch's record of waiting and running: the last eight
+#: parts or so are what count, so a batch that turns to waiting late still widens.
+_KEEP = 7 / 8
+#: Threads' CPU clocks, readable from another thread. Where there are none (macOS, Windows)
+#: a batch on the pool uses all its workers from its start.
+_CPU_CLOCKS = hasattr(time, "pthread_getcpuclockid")
+
+
+def _waits(waited: float, ran: float) -> bool:
+    """Whether a batch that waited ``waited`` seconds of the ``ran`` its parts ran is worth
+    more runners."""
+    return waited >= WIDEN_AFTER and 2 * waited >= ran
+
+
+class _Queued:
+    """Runners handed to each pool and not yet started, across the batches sharing it. A
+    runner whose turn is over goes on while none waits: going to the end of an empty queue
+    costs a pool thread's wakeup and a turn at the GIL (docs/performance.md)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: weakref.WeakKeyDictionary[Executor, int] = weakref.WeakKeyDictionary()
+
+    def add(self, pool: Executor, change: int) -> None:
+        with self._lock:
+            self._counts[pool] = self._counts.get(pool, 0) + change
+
+    def waiting(self, pool: Executor) -> bool:
+        with self._lock:
+            return self._counts.get(pool, 0) > 0
+
+
+_queued = _Queued()
 
 
 class _PoolRun:
@@ -176,6 +226,12 @@ class _PoolRun:
     none is ready, instead of a future and a wakeup of the server's thread per part (the
     handoff cost more than half a Flask call). The server's thread only writes the answer:
     woken when answers are worth sending (:meth:`Schedule.release`) or nothing runs.
+
+    The batch starts on one runner and widens to ``policy.workers`` once its parts are seen
+    to wait (:func:`_waits`): by the runner as each part ends, and by the server's thread at
+    a part that has run QUICK_PART (its wait for answers times out then), and again at
+    twice its age while the part computes. Parts that answer quickly are never looked at:
+    their answers wake the server's thread first.
 
     Every change to the schedule is made under one lock, so the answer is written from a
     consistent state; a part itself runs outside it.
@@ -195,6 +251,14 @@ class _PoolRun:
         self.member = member
         self.client_gone = gone
         self.workers = schedule.policy.workers
+        # Runners the batch may use now: 1, then all its workers once its parts wait.
+        self.width = 1 if _CPU_CLOCKS else self.workers
+        # While the width is 1: the recent parts' time waiting and running (_KEEP), and the
+        # running part's start in wall time and in its runner's CPU time (on that runner's
+        # clock), and when the server's thread looks at it next.
+        self.waited = self.ran = 0.0
+        self.since = self.since_cpu = self.look_at = 0.0
+        self.cpu_clock = 0
         self.lock = threading.Condition(threading.Lock())
         self.ready: deque[int] = deque()  # started by the schedule, not yet taken by a runner
         self.running = 0  # parts (or groups) running
@@ -215,11 +279,23 @@ class _PoolRun:
                 self._fill()
             while not schedule.done:
                 with lock:
+                    held_until = None  # what is held back waits for more until then
                     while not (self.wake or self.error or self._idle):
-                        # What is held back waits HOLD_WAIT at most for more to go with it.
-                        self.untimed = not schedule.holding
-                        if not lock.wait(None if self.untimed else HOLD_WAIT):
-                            break
+                        now = time.perf_counter()
+                        timeout = None
+                        if schedule.holding:
+                            if held_until is None:
+                                held_until = now + HOLD_WAIT
+                            timeout = held_until - now
+                            if timeout <= 0:
+                                break
+                        if self.width == 1:
+                            left = self._look(now)
+                            if left is None:  # the batch waits: what is held goes now
+                                break
+                            timeout = left if timeout is None else min(timeout, left)
+                        self.untimed = timeout is None
+                        lock.wait(timeout)
                     self.wake = self.untimed = False
                     if self.error is not None:
                         raise self.error
@@ -246,6 +322,22 @@ class _PoolRun:
                 self.started_away = 0
             yield chunk
 
+    def _look(self, now: float) -> float | None:
+        """Seconds from ``now`` until the running part is worth a look, or None: the batch
+        waits, and now uses all its workers (under the lock, while the width is 1)."""
+        if not self.running:  # a part handed to the runner starts about now
+            return QUICK_PART
+        if now < self.look_at:
+            return self.look_at - now
+        age = now - self.since
+        computed = time.clock_gettime(self.cpu_clock) - self.since_cpu
+        if _waits(self.waited + age - computed, self.ran + age):
+            self.width = self.workers
+            self._fill()
+            return None
+        self.look_at = now + age  # it computes: look again at twice its age
+        return age
+
     @property
     def _idle(self) -> bool:
         return self.running == 0 and not self.ready
@@ -254,7 +346,7 @@ class _PoolRun:
         """Start what may start, and enough runners for it (under the lock)."""
         if self.closed:
             return
-        room = self.workers
+        room = self.width
         if self.away:
             room = min(room, self.running + len(self.ready) + AHEAD - self.started_away)
         started = self.schedule.startable(self.running + len(self.ready), room)
@@ -263,20 +355,40 @@ class _PoolRun:
             if self.away:
                 self.started_away += len(started)
         while self.runners < self.running + len(self.ready):
-            self.executor.submit(self._runner)
+            _queued.add(self.executor, 1)
+            try:
+                self.executor.submit(self._runner)
+            except BaseException:
+                _queued.add(self.executor, -1)
+                raise
             self.runners += 1
 
     def _runner(self) -> None:
-        """Run ready parts one after another, for a turn of RUNNER_TURN parts at most."""
-        lock = self.lock
+        """Run ready parts one after another, in turns of RUNNER_TURN parts."""
+        lock, pool = self.lock, self.executor
+        _queued.add(pool, -1)
+        clock = time.pthread_getcpuclockid(threading.get_ident()) if _CPU_CLOCKS else 0
+        # When the last part ended (or the runner started), in wall and CPU time.
+        mark = time.perf_counter()
+        mark_cpu = time.clock_gettime(clock) if _CPU_CLOCKS else 0.0
         try:
-            for _ in range(RUNNER_TURN):
+            taken = 0
+            while True:
+                if taken == RUNNER_TURN:
+                    if _queued.waiting(pool):  # to the end of the pool's queue (below)
+                        break
+                    taken = 0
+                taken += 1
                 with lock:
                     if self.closed or not self.ready:
                         self.runners -= 1
                         return
                     index = self.ready.popleft()
                     self.running += 1
+                    narrow = self.width == 1
+                    if narrow:  # what the server's thread looks at (_look)
+                        self.since, self.since_cpu, self.cpu_clock = mark, mark_cpu, clock
+                        self.look_at = mark + QUICK_PART
                 started = time.perf_counter()
                 if index in self.schedule.groups:
                     result: SubResponse | GroupOutcome = run_group(
@@ -284,12 +396,21 @@ class _PoolRun:
                     )
                 else:
                     result = self.schedule.run(index, self.dispatch)
+                ended = time.perf_counter()
                 with lock:
                     self.running -= 1
-                    self._record(index, result, time.perf_counter() - started)
+                    if narrow and self.width == 1:
+                        cpu = time.clock_gettime(clock)
+                        self.waited = self.waited * _KEEP + (ended - mark) - (cpu - mark_cpu)
+                        self.ran = self.ran * _KEEP + (ended - mark)
+                        if _waits(self.waited, self.ran):
+                            self.width = self.workers
+                        mark_cpu = cpu
+                    self._record(index, result, ended - started)
+                mark = ended
             with lock:
                 self.runners -= 1
-                self._fill()  # a runner whose turn is over goes to the end of the pool's queue
+                self._fill()  # its turn is over: the runner goes to the end of the queue
         except BaseException as error:  # the pool is shutting down, say: the answer stops
             with lock:
                 self.error = error
