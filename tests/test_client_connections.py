@@ -24,7 +24,13 @@ from flask import Flask, Response, jsonify, request
 from requests.adapters import HTTPAdapter
 
 from flask_batch import add_batch_route
-from flask_batch.client import Batching, BatchNotSent, Retry, close_shared_connections
+from flask_batch.client import (
+    Batching,
+    BatchNotSent,
+    Retry,
+    close_shared_connections,
+    forget_endpoints,
+)
 from flask_batch.client._core.limits import KnownLimits
 from flask_batch.client._core.model import PreparedBatch, Reply
 from flask_batch.client._core.options import DEFAULT_CONCURRENCY
@@ -34,7 +40,7 @@ from flask_batch.client.httpx import ATTEMPTS, AsyncBatchTransport, BatchTranspo
 from flask_batch.wire.model import SubRequest
 from tests.child import run_in_child
 from tests.fake_batch import BASE, BATCH_URL, FakeEndpoint, RequestsAdapter
-from tests.servers import Served, keep_alive_server
+from tests.servers import Served, keep_alive_server, live_server
 from tests.test_client_retry import attempts
 
 #: Seconds a server-side wait may take: only a client that never sends what it waits for
@@ -473,3 +479,91 @@ def test_a_retry_is_due_while_another_batch_is_in_flight() -> None:
     assert run.wake_in() == 0.0
     assert [batch.items for batch in sent(run)] == [(0,)]  # with the second still out
     assert second.items == (1,)
+
+
+# -- the discovery beside the first batches --------------------------------------------------
+
+
+class HeldDescription:
+    """Holds the batch endpoint's description (its ``GET``) until a batch (a ``POST``) came
+    in: a client that waits for the description before sending anything waits ``STUCK``
+    seconds, and ``seen`` says so."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.posted = threading.Event()
+        self.seen: list[bool] = []
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/batch":
+            if environ["REQUEST_METHOD"] == "POST":
+                self.posted.set()
+            elif environ["REQUEST_METHOD"] == "GET":
+                self.seen.append(self.posted.wait(STUCK))
+        return self.app(environ, start_response)
+
+    def reset(self) -> None:
+        forget_endpoints()
+        self.posted.clear()
+        self.seen.clear()
+
+
+@pytest.fixture(scope="module")
+def held() -> Iterator[tuple[str, HeldDescription]]:
+    app = Flask(__name__)
+    add_batch_route(app, "/batch", "batch", max_parts=100)
+
+    @app.route("/echo/<int:n>")
+    def echo(n: int) -> Response:
+        return jsonify(n=n)
+
+    wrapped = HeldDescription(app)
+    with live_server(wrapped) as base:
+        yield base, wrapped
+
+
+def test_a_new_process_sends_its_first_batches_beside_the_discovery(
+    held: tuple[str, HeldDescription],
+) -> None:
+    base, endpoint = held
+    endpoint.reset()
+    with Batching(f"{base}/batch", timeout=30) as s:
+        answers = [s.get(f"{base}/echo/{n}") for n in range(250)]
+    assert [answer.json() for answer in answers] == [{"n": n} for n in range(250)]
+    assert endpoint.seen == [True]
+    assert s.limits.document is not None  # what it said is known for the next run
+
+
+def test_the_httpx_transports_send_their_first_batches_beside_the_discovery(
+    held: tuple[str, HeldDescription],
+) -> None:
+    base, endpoint = held
+    endpoint.reset()
+    transport = BatchTransport(f"{base}/batch")
+    with httpx.Client(transport=transport, timeout=30) as client, transport.batch(client) as batch:
+        answers = [batch.get(f"{base}/echo/{n}") for n in range(250)]
+    assert [answer.json() for answer in answers] == [{"n": n} for n in range(250)]
+    assert endpoint.seen == [True]
+
+    async def send() -> list[httpx.Response]:
+        transport = AsyncBatchTransport(f"{base}/batch")
+        async with httpx.AsyncClient(transport=transport, timeout=30) as client:
+            return await transport.send_all(
+                [client.build_request("GET", f"{base}/echo/{n}") for n in range(250)]
+            )
+
+    endpoint.reset()
+    answered = asyncio.run(send())
+    assert [answer.json() for answer in answered] == [{"n": n} for n in range(250)]
+    assert endpoint.seen == [True]
+
+
+def test_the_run_keeps_a_slot_for_the_discovery_beside_its_batches() -> None:
+    run: Run[None] = Run(parts(1000), concurrency=3)
+    assert run.needs_discovery()  # 10 batches under the assumed 100 parts
+    assert run.discover_beside()
+    first = sent(run)
+    assert [len(batch.items) for batch in first] == [100, 100]  # the third slot: discovery
+    run.discovered({"max_parts": 300})
+    assert [len(batch.items) for batch in sent(run)] == [300]
+    assert not Run(parts(1000), concurrency=1).discover_beside()

@@ -19,7 +19,7 @@ import requests
 from flask import Flask, Response, jsonify, request
 
 from flask_batch import add_batch_route
-from flask_batch.client import BatchFailed, Batching, BatchResponse
+from flask_batch.client import BatchFailed, Batching, BatchResponse, forget_endpoints
 from flask_batch.client._core.formats import Format, JsonFormat, MultipartFormat
 from flask_batch.client._core.limits import KnownLimits, groups_of, pack, read_too_large
 from flask_batch.client._core.run import Run
@@ -418,13 +418,33 @@ def test_answers_reach_their_callers_across_batches_of_a_real_server(
 
 def test_discovery_against_a_real_server(real: tuple[str, dict[str, int]]) -> None:
     base, counts = real
+    forget_endpoints()
     with Batching(f"{base}/batch/large", timeout=10) as s:
         queued = [s.get(f"{base}/echo/{n}") for n in range(250)]
     assert [r.json()["n"] for r in queued] == list(range(250))
     assert counts["GET /batch/large"] == 1
-    assert counts["POST /batch/large"] == 1
+    # The batches went beside the discovery, packed under the limits assumed until it
+    # answers (the server's defaults: 100 parts); the next run knows the endpoint's 300.
+    assert counts["POST /batch/large"] == 3
     assert s.limits.document is not None
     assert s.limits.document["max_parts"] == 300
+    with Batching(f"{base}/batch/large", timeout=10) as s:
+        queued = [s.get(f"{base}/echo/{n}") for n in range(250)]
+    assert [r.json()["n"] for r in queued] == list(range(250))
+    assert (counts["GET /batch/large"], counts["POST /batch/large"]) == (1, 4)
+
+
+def test_with_one_batch_at_a_time_the_discovery_goes_first(
+    real: tuple[str, dict[str, int]],
+) -> None:
+    base, counts = real
+    forget_endpoints()
+    before = counts.get("POST /batch/large", 0)
+    with Batching(f"{base}/batch/large", timeout=10) as s:
+        s.concurrency = 1
+        queued = [s.get(f"{base}/echo/{n}") for n in range(250)]
+    assert [r.json()["n"] for r in queued] == list(range(250))
+    assert counts["POST /batch/large"] - before == 1  # all 250 in one, as discovered
 
 
 def test_split_batches_can_be_in_flight_at_once(real: tuple[str, dict[str, int]]) -> None:

@@ -668,7 +668,8 @@ def test_async_discovery_happens_once_and_sizes_the_batches() -> None:
     gather(transport, *(("GET", f"/{n}") for n in range(150)))
     gather(transport, *(("GET", f"/{n}") for n in range(150)))
     assert endpoint.discoveries == 1
-    assert [len(batch) for batch in endpoint.batches] == [150, 150]
+    # The first batches went beside the discovery, cut under the 100 parts assumed until then.
+    assert [len(batch) for batch in endpoint.batches] == [100, 50, 150]
 
 
 def test_async_windows_needing_discovery_at_once_ask_once() -> None:
@@ -676,7 +677,8 @@ def test_async_windows_needing_discovery_at_once_ask_once() -> None:
     transport = async_transport(endpoint, sleep, max_batch=150)
     responses = gather(transport, *(("GET", f"/{n}") for n in range(300)))
     assert endpoint.discoveries == 1
-    assert [len(batch) for batch in endpoint.batches] == [150, 150]
+    # Each window's batches went beside the discovery (the second's waited on the first's).
+    assert sorted(len(batch) for batch in endpoint.batches) == [50, 50, 100, 100]
     assert [r.json()["path"] for r in responses] == [f"/{n}" for n in range(300)]
 
 

@@ -295,12 +295,19 @@ def drive(
 ) -> None:
     """Run ``run`` to the end: ``post(batch, deadline)`` sends one batch (from this thread
     when it is the only one to go, else in a pool's threads, as many at once as the run gives
-    out), ``discover(deadline)`` fetches the endpoint's description (None if it fails),
-    ``sleep`` waits. Each is given up at its deadline (the smallest timeout of the requests
+    out), ``discover(deadline)`` fetches the endpoint's description (None if it fails; in a
+    pool thread beside the first batches when the run says they may go meanwhile), ``sleep``
+    waits. Each is given up at its deadline (the smallest timeout of the requests
     concerned); a batch given up is lost with ``timed_out(message)``.
     """
+    pool: ThreadPoolExecutor | None = None
+    discovery: Future[object] | None = None
     if discover is not None and run.needs_discovery():
-        run.limits.discovered(call_within(run.timeout, discover, lambda: None))
+        if run.discover_beside():
+            pool = ThreadPoolExecutor(run.concurrency, thread_name_prefix="flask-batch")
+            discovery = pool.submit(call_within, run.timeout, discover, lambda: None)
+        else:
+            run.discovered(call_within(run.timeout, discover, lambda: None))
 
     def bounded(batch: PreparedBatch) -> Reply[OuterT] | Lost:
         return call_within(
@@ -309,27 +316,33 @@ def drive(
             lambda: Lost(timed_out(batch.overdue())),
         )
 
-    pool: ThreadPoolExecutor | None = None
     in_flight: dict[Future[Reply[OuterT] | Lost], PreparedBatch] = {}
     try:
         while not run.done:
             batches = []
             while (batch := run.next_batch()) is not None:
                 batches.append(batch)
-            if len(batches) == 1 and not in_flight:  # alone: from this thread, no pool
-                run.feed(batches[0], bounded(batches[0]))
+            if len(batches) == 1 and not in_flight and discovery is None:
+                run.feed(batches[0], bounded(batches[0]))  # alone: from this thread, no pool
                 continue
             for batch in batches:
                 if pool is None:
                     pool = ThreadPoolExecutor(run.concurrency, thread_name_prefix="flask-batch")
                 in_flight[pool.submit(bounded, batch)] = batch
-            if in_flight:  # until one comes back, or a retry is due
-                done, _ = wait(in_flight, run.wake_in(), FIRST_COMPLETED)
+            if in_flight or discovery is not None:  # until one comes back, or a retry is due
+                waited: set[Future[Any]] = {*in_flight, *([discovery] if discovery else [])}
+                done, _ = wait(waited, run.wake_in(), FIRST_COMPLETED)
                 for future in done:
-                    run.feed(in_flight.pop(future), future.result())
+                    if future is discovery:
+                        run.discovered(discovery.result())
+                        discovery = None
+                    else:
+                        run.feed(in_flight.pop(future), future.result())
                 continue
             sleep(run.pause())
             run.waited()
+        if discovery is not None:  # the answers came first: what it says is for the next run
+            run.discovered(discovery.result())
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -347,11 +360,23 @@ async def drive_async(
     """:func:`drive` on an event loop: the batches in flight are tasks, cancelled at their
     deadline. Runs that share their limits share the lock ``discovering``: one discovery at
     a time, and the first one counts."""
-    if discover is not None and run.needs_discovery():
+
+    async def discovery() -> None:
+        """Ask for the description and take it, under the lock: a run that held it before
+        may have asked already (then what it found is taken again)."""
+        assert discover is not None
         async with discovering or contextlib.nullcontext():
             if run.limits.discoverable:
-                described = await call_within_async(run.timeout, discover, lambda: None)
-                run.limits.discovered(described)
+                run.discovered(await call_within_async(run.timeout, discover, lambda: None))
+            else:
+                run.discovered(run.limits.document)
+
+    beside: asyncio.Task[None] | None = None
+    if discover is not None and run.needs_discovery():
+        if run.discover_beside():
+            beside = asyncio.ensure_future(discovery())
+        else:
+            await discovery()
 
     async def bounded(batch: PreparedBatch) -> Reply[OuterT] | Lost:
         return await call_within_async(
@@ -365,17 +390,24 @@ async def drive_async(
         while not run.done:
             while (batch := run.next_batch()) is not None:
                 in_flight[asyncio.ensure_future(bounded(batch))] = batch
-            if in_flight:  # until one comes back, or a retry is due
+            if in_flight or beside is not None:  # until one comes back, or a retry is due
+                waited: set[asyncio.Future[Any]] = {*in_flight, *([beside] if beside else [])}
                 done, _ = await asyncio.wait(
-                    in_flight, timeout=run.wake_in(), return_when=asyncio.FIRST_COMPLETED
+                    waited, timeout=run.wake_in(), return_when=asyncio.FIRST_COMPLETED
                 )
-                for task in done:
+                if beside is not None and beside in done:
+                    beside.result()  # it took what it found
+                    beside = None
+                for task in [task for task in in_flight if task in done]:
                     run.feed(in_flight.pop(task), task.result())
                 continue
             await sleep(run.pause())
             run.waited()
+        if beside is not None:  # the answers came first: what it says is for the next run
+            await beside
     finally:
-        for task in in_flight:
-            task.cancel()
-        if in_flight:
-            await asyncio.gather(*in_flight, return_exceptions=True)
+        pending: list[asyncio.Future[Any]] = [*in_flight, *([beside] if beside else [])]
+        for running in pending:
+            running.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

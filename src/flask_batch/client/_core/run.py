@@ -43,6 +43,9 @@ Rules, in one place:
 - A batch's exchange (connect, send, the whole answer) ends by a deadline: the smallest
   timeout of the requests it carries (:attr:`.model.PreparedBatch.timeout`), which the
   driver keeps.
+- While the endpoint's description is on its way, it holds one of the ``concurrency``
+  slots, and the first batches go in the others, cut to the limits known or assumed until
+  then (:meth:`Run.discover_beside`); not with one slot, nor beside an atomic group.
 """
 
 from __future__ import annotations
@@ -156,6 +159,9 @@ class Run(Generic[OuterT]):
         self.concurrency = concurrency
         #: Batches given out by :meth:`next_batch` and not fed back yet.
         self._in_flight = 0
+        #: The endpoint's description is being fetched beside the batches: it takes one of
+        #: the :attr:`concurrency` slots (:meth:`discover_beside`).
+        self._discovering = False
         self._clock = clock
         self._random = random
         self._skew = 0.0
@@ -225,6 +231,26 @@ class Run(Generic[OuterT]):
         if self._waiting_groups():  # whether the endpoint takes them, and how many members
             return True
         return len(self._pack([item.index for item in self._waiting()])) > 1
+
+    def discover_beside(self) -> bool:
+        """The driver is about to fetch the endpoint's description (:meth:`needs_discovery`):
+        whether batches may go meanwhile. If so, the discovery takes one of the
+        :attr:`concurrency` slots until :meth:`discovered`, and the first batches go
+        beside it, packed under the limits known or assumed until then (the server's
+        defaults): a new process's queue then waits one round trip less, and its other
+        connections open meanwhile. Limits lower than assumed cost what they would without
+        a discovery: a ``413`` before anything ran, and the batch re-split. Not with one slot,
+        nor when the queue holds an atomic group: a route that takes none would refuse the
+        whole batch, where asked first the client fails only the group."""
+        if self.concurrency == 1 or self._waiting_groups():
+            return False
+        self._discovering = True
+        return True
+
+    def discovered(self, document: object) -> None:
+        """What the discovery answered (None: it failed); it is not tried again."""
+        self._discovering = False
+        self.limits.discovered(document)
 
     def next_batch(self) -> PreparedBatch | None:
         """The next batch to send now, or None (everything ready is in flight or done, or
@@ -329,7 +355,9 @@ class Run(Generic[OuterT]):
     # -- sending --------------------------------------------------------------------------
 
     def _full(self) -> bool:
-        return self.concurrency is not None and self._in_flight >= self.concurrency
+        return (
+            self.concurrency is not None and self._in_flight + self._discovering >= self.concurrency
+        )
 
     def _waiting(self) -> Iterator[_Item]:
         """The waiting requests, in order: those put back to wait, then those not sent yet.
