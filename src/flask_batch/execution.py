@@ -364,22 +364,38 @@ class _PoolRun:
             self.runners += 1
 
     def _runner(self) -> None:
-        """Run ready parts one after another, in turns of RUNNER_TURN parts."""
-        lock, pool = self.lock, self.executor
+        """Run ready parts one after another, in turns of RUNNER_TURN parts. What a part
+        answered is recorded, and the next part taken, under one hold of the lock."""
+        lock, pool, schedule = self.lock, self.executor, self.schedule
         _queued.add(pool, -1)
         clock = time.pthread_getcpuclockid(threading.get_ident()) if _CPU_CLOCKS else 0
         # When the last part ended (or the runner started), in wall and CPU time.
         mark = time.perf_counter()
         mark_cpu = time.clock_gettime(clock) if _CPU_CLOCKS else 0.0
+        ran: tuple[int, SubResponse | GroupOutcome, float] | None = None  # the last part
+        narrow = False
+        taken = 0
         try:
-            taken = 0
             while True:
-                if taken == RUNNER_TURN:
-                    if _queued.waiting(pool):  # to the end of the pool's queue (below)
-                        break
-                    taken = 0
-                taken += 1
                 with lock:
+                    if ran is not None:
+                        index, result, ended = ran
+                        self.running -= 1
+                        if narrow and self.width == 1:
+                            cpu = time.clock_gettime(clock)
+                            self.waited = self.waited * _KEEP + (ended - mark) - (cpu - mark_cpu)
+                            self.ran = self.ran * _KEEP + (ended - mark)
+                            if _waits(self.waited, self.ran):
+                                self.width = self.workers
+                            mark_cpu = cpu
+                        self._record(index, result, ended - mark)
+                        mark = ended
+                        if taken == RUNNER_TURN:
+                            if _queued.waiting(pool):  # to the end of the pool's queue
+                                self.runners -= 1
+                                self._fill()
+                                return
+                            taken = 0
                     if self.closed or not self.ready:
                         self.runners -= 1
                         return
@@ -389,28 +405,12 @@ class _PoolRun:
                     if narrow:  # what the server's thread looks at (_look)
                         self.since, self.since_cpu, self.cpu_clock = mark, mark_cpu, clock
                         self.look_at = mark + QUICK_PART
-                started = time.perf_counter()
-                if index in self.schedule.groups:
-                    result: SubResponse | GroupOutcome = run_group(
-                        self.schedule, index, self.member, self._group_gone
-                    )
+                taken += 1
+                if index in schedule.groups:
+                    result = run_group(schedule, index, self.member, self._group_gone)
                 else:
-                    result = self.schedule.run(index, self.dispatch)
-                ended = time.perf_counter()
-                with lock:
-                    self.running -= 1
-                    if narrow and self.width == 1:
-                        cpu = time.clock_gettime(clock)
-                        self.waited = self.waited * _KEEP + (ended - mark) - (cpu - mark_cpu)
-                        self.ran = self.ran * _KEEP + (ended - mark)
-                        if _waits(self.waited, self.ran):
-                            self.width = self.workers
-                        mark_cpu = cpu
-                    self._record(index, result, ended - started)
-                mark = ended
-            with lock:
-                self.runners -= 1
-                self._fill()  # its turn is over: the runner goes to the end of the queue
+                    result = schedule.run(index, self.dispatch)
+                ran = index, result, time.perf_counter()
         except BaseException as error:  # the pool is shutting down, say: the answer stops
             with lock:
                 self.error = error

@@ -189,7 +189,8 @@ class Schedule:
         waiting = self._waiting
         while waiting and running + len(start) < workers:
             index = waiting.popleft()
-            if not all(self.answers[i] is not None for i in self._waits_for[index]):
+            waits_for = self._waits_for[index]
+            if waits_for and not all(self.answers[i] is not None for i in waits_for):
                 still_waiting.append(index)
                 continue
             settled = None if index in self.groups else self.settle(index)
