@@ -290,3 +290,22 @@ def test_answers_held_back_go_out_while_a_long_part_computes() -> None:
         else:
             raise AssertionError("no answer of the quick parts")
         assert b"".join(answer)  # the rest
+
+
+def test_nothing_polls_while_the_batch_waits_for_a_thread_of_the_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pool's one thread is busy for 200 ms: the batch's runner waits in its queue, and
+    # the server's thread waits for it without waking every millisecond to look.
+    waits: list[float | None] = []
+
+    class Counted(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(timeout)
+            return super().wait(timeout)
+
+    monkeypatch.setattr(threading, "Condition", Counted)  # the batch's, made as it starts
+    with CountingPool(1) as pool:
+        pool.submit(time.sleep, 0.2)
+        assert answered(run(3, pool)) == [(str(i), i) for i in range(3)]
+    assert len(waits) < 10, waits

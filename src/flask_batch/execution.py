@@ -231,7 +231,8 @@ class _PoolRun:
     to wait (:func:`_waits`): by the runner as each part ends, and by the server's thread at
     a part that has run QUICK_PART (its wait for answers times out then), and again at
     twice its age while the part computes. Parts that answer quickly are never looked at:
-    their answers wake the server's thread first.
+    their answers wake the server's thread first. Nothing polls while no part runs (the
+    runner waits for a thread of a busy pool, say).
 
     Every change to the schedule is made under one lock, so the answer is written from a
     consistent state; a part itself runs outside it.
@@ -289,7 +290,7 @@ class _PoolRun:
                             timeout = held_until - now
                             if timeout <= 0:
                                 break
-                        if self.width == 1:
+                        if self.width == 1 and self.running:
                             left = self._look(now)
                             if left is None:  # the batch waits: what is held goes now
                                 break
@@ -324,9 +325,9 @@ class _PoolRun:
 
     def _look(self, now: float) -> float | None:
         """Seconds from ``now`` until the running part is worth a look, or None: the batch
-        waits, and now uses all its workers (under the lock, while the width is 1)."""
-        if not self.running:  # a part handed to the runner starts about now
-            return QUICK_PART
+        waits, and now uses all its workers (under the lock, while the width is 1 and a part
+        runs; a part handed to the runner and not yet taken is not looked at: the runner
+        wakes the server's thread as it takes it, if that thread waits with no timeout)."""
         if now < self.look_at:
             return self.look_at - now
         age = now - self.since
@@ -372,21 +373,18 @@ class _PoolRun:
         # When the last part ended (or the runner started), in wall and CPU time.
         mark = time.perf_counter()
         mark_cpu = time.clock_gettime(clock) if _CPU_CLOCKS else 0.0
-        ran: tuple[int, SubResponse | GroupOutcome, float] | None = None  # the last part
+        last: tuple[int, SubResponse | GroupOutcome, float] | None = None  # part, answer, end
         narrow = False
         taken = 0
         try:
             while True:
                 with lock:
-                    if ran is not None:
-                        index, result, ended = ran
+                    if last is not None:
+                        index, result, ended = last
                         self.running -= 1
                         if narrow and self.width == 1:
                             cpu = time.clock_gettime(clock)
-                            self.waited = self.waited * _KEEP + (ended - mark) - (cpu - mark_cpu)
-                            self.ran = self.ran * _KEEP + (ended - mark)
-                            if _waits(self.waited, self.ran):
-                                self.width = self.workers
+                            self._account(ended - mark, cpu - mark_cpu)
                             mark_cpu = cpu
                         self._record(index, result, ended - mark)
                         mark = ended
@@ -402,20 +400,37 @@ class _PoolRun:
                     index = self.ready.popleft()
                     self.running += 1
                     narrow = self.width == 1
-                    if narrow:  # what the server's thread looks at (_look)
-                        self.since, self.since_cpu, self.cpu_clock = mark, mark_cpu, clock
-                        self.look_at = mark + QUICK_PART
+                    if narrow:
+                        self._watch(mark, mark_cpu, clock)
                 taken += 1
                 if index in schedule.groups:
                     result = run_group(schedule, index, self.member, self._group_gone)
                 else:
                     result = schedule.run(index, self.dispatch)
-                ran = index, result, time.perf_counter()
+                last = index, result, time.perf_counter()
         except BaseException as error:  # the pool is shutting down, say: the answer stops
             with lock:
                 self.error = error
                 self.closed = True
                 lock.notify()
+
+    def _watch(self, since: float, since_cpu: float, clock: int) -> None:
+        """A runner takes a part while the width is 1, at ``since`` (``since_cpu`` on its
+        thread's CPU ``clock``): what the server's thread looks at (:meth:`_look`), and
+        wakes for if it waits with no timeout (under the lock)."""
+        self.since, self.since_cpu, self.cpu_clock = since, since_cpu, clock
+        self.look_at = since + QUICK_PART
+        if self.untimed:
+            self.untimed = False
+            self.lock.notify()
+
+    def _account(self, ran: float, computed: float) -> None:
+        """A part ran ``ran`` seconds, ``computed`` of them on its runner's CPU: the batch's
+        record of waiting and running, and its width (under the lock, while it is 1)."""
+        self.waited = self.waited * _KEEP + ran - computed
+        self.ran = self.ran * _KEEP + ran
+        if _waits(self.waited, self.ran):
+            self.width = self.workers
 
     def _record(self, index: int, result: SubResponse | GroupOutcome, seconds: float) -> None:
         """What part (or group) ``index`` answered (under the lock)."""
