@@ -10,10 +10,14 @@ through the ``requests`` client against the scripted endpoint and a real server.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 import requests
 from flask import Flask, Response, jsonify, request
@@ -23,6 +27,7 @@ from flask_batch.client import BatchFailed, Batching, BatchResponse, forget_endp
 from flask_batch.client._core.formats import Format, JsonFormat, MultipartFormat
 from flask_batch.client._core.limits import KnownLimits, groups_of, pack, read_too_large
 from flask_batch.client._core.run import Run
+from flask_batch.client.httpx import AsyncBatchTransport
 from flask_batch.wire.model import SubRequest
 from tests.fake_batch import BASE, BATCH_URL, FakeEndpoint, RequestsAdapter, status, too_large
 from tests.servers import live_server
@@ -371,6 +376,76 @@ def test_split_false_sends_one_batch_whatever_its_size() -> None:
     with session(endpoint, split=False, max_parts=2) as s:
         [s.get(f"{BASE}/{i}") for i in range(5)]
     assert [len(batch) for batch in endpoint.batches] == [5]
+
+
+class LateDescription(RequestsAdapter):
+    """The fake endpoint, its description answered only once ``batches`` batches were, and
+    a while after: the discovery beside them comes back last."""
+
+    def __init__(self, endpoint: FakeEndpoint, batches: int) -> None:
+        super().__init__(endpoint)
+        self.batches = batches
+        self.answered = threading.Semaphore(0)
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        if request.method == "GET":
+            for _ in range(self.batches):
+                assert self.answered.acquire(timeout=5)
+            time.sleep(0.2)  # the run has fed them all by then
+            return super().send(request, **kwargs)
+        response = super().send(request, **kwargs)
+        self.answered.release()
+        return response
+
+
+def test_a_description_that_comes_back_after_the_batches_serves_the_next_run() -> None:
+    forget_endpoints()
+    endpoint = FakeEndpoint(description={"max_parts": 300})
+    s = Batching(BATCH_URL, concurrency=6)
+    s.mount(BASE, LateDescription(endpoint, batches=3))
+    with s:
+        responses = [s.get(f"{BASE}/{i}") for i in range(250)]
+    assert paths(responses) == [f"/{i}" for i in range(250)]
+    assert [len(batch) for batch in endpoint.batches] == [100, 100, 50]
+    assert s.limits.document == {"max_parts": 300}
+    s = Batching(BATCH_URL, concurrency=6)
+    s.mount(BASE, RequestsAdapter(endpoint))
+    with s:
+        [s.get(f"{BASE}/{i}") for i in range(250)]
+    assert [len(batch) for batch in endpoint.batches][3:] == [250]
+    assert endpoint.discoveries == 1
+
+
+def test_the_async_transport_takes_a_description_that_comes_back_after_the_batches() -> None:
+    forget_endpoints()
+    endpoint = FakeEndpoint(description={"max_parts": 300})
+    answered = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal answered
+        if request.method == "GET":
+            while answered < 3:
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.2)  # the run has fed them all by then
+            return endpoint.httpx_handler(request)
+        response = endpoint.httpx_handler(request)
+        answered += 1
+        return response
+
+    async def send(count: int) -> list[httpx.Response]:
+        transport = AsyncBatchTransport(BATCH_URL, transport=httpx.MockTransport(handler))
+        async with httpx.AsyncClient(transport=transport) as client:
+            return await transport.send_all(
+                [client.build_request("GET", f"{BASE}/{i}") for i in range(count)]
+            )
+
+    responses = asyncio.run(send(250))
+    assert [r.json()["path"] for r in responses] == [f"/{i}" for i in range(250)]
+    asyncio.run(send(250))
+    assert [len(batch) for batch in endpoint.batches] == [100, 100, 50, 250]
+    assert endpoint.discoveries == 1
 
 
 # -- against a real server ---------------------------------------------------------------------

@@ -301,13 +301,13 @@ def drive(
     concerned); a batch given up is lost with ``timed_out(message)``.
     """
     pool: ThreadPoolExecutor | None = None
-    discovery: Future[object] | None = None
-    if discover is not None and run.needs_discovery():
-        if run.discover_beside():
+
+    def submit(call: Callable[..., ResultT], *arguments: Any) -> Future[ResultT]:
+        """``call(*arguments)`` in the run's pool, made when first needed."""
+        nonlocal pool
+        if pool is None:
             pool = ThreadPoolExecutor(run.concurrency, thread_name_prefix="flask-batch")
-            discovery = pool.submit(call_within, run.timeout, discover, lambda: None)
-        else:
-            run.discovered(call_within(run.timeout, discover, lambda: None))
+        return pool.submit(call, *arguments)
 
     def bounded(batch: PreparedBatch) -> Reply[OuterT] | Lost:
         return call_within(
@@ -316,8 +316,14 @@ def drive(
             lambda: Lost(timed_out(batch.overdue())),
         )
 
+    discovery: Future[object] | None = None
     in_flight: dict[Future[Reply[OuterT] | Lost], PreparedBatch] = {}
     try:
+        if discover is not None and run.needs_discovery():
+            if run.discover_beside():
+                discovery = submit(call_within, run.timeout, discover, lambda: None)
+            else:
+                run.discovered(call_within(run.timeout, discover, lambda: None))
         while not run.done:
             batches = []
             while (batch := run.next_batch()) is not None:
@@ -326,9 +332,7 @@ def drive(
                 run.feed(batches[0], bounded(batches[0]))  # alone: from this thread, no pool
                 continue
             for batch in batches:
-                if pool is None:
-                    pool = ThreadPoolExecutor(run.concurrency, thread_name_prefix="flask-batch")
-                in_flight[pool.submit(bounded, batch)] = batch
+                in_flight[submit(bounded, batch)] = batch
             if in_flight or discovery is not None:  # until one comes back, or a retry is due
                 waited: set[Future[Any]] = {*in_flight, *([discovery] if discovery else [])}
                 done, _ = wait(waited, run.wake_in(), FIRST_COMPLETED)
