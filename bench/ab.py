@@ -3,15 +3,19 @@ alternating: the A/B that docs/performance.md asks of every change. Each version
 holding ``src/`` and ``bench/`` (a ``git worktree``, or ``git archive REV src bench``
 unpacked), so that a measure follows the internals of the code it measures.
 
-A script built on it (``bench.asgi_ab``, ``bench.server_ab``) runs itself with ``--child``
-in each process (:func:`measure_in`), with the tree's code first on the path, and prints its
-figures as JSON with the file ``flask_batch`` was imported from, which is checked to be the
-tree's. A child imports nothing from this module (an older tree has none).
+A script built on it (``bench.server_ab``, ``bench.pool_ab``, ...) has a function
+``child(arguments)`` that measures the code on the path and returns its figures. Each process
+runs this file as a script (:func:`measure_in`), with the tree's code first on the path: it
+loads the script by its file, this checkout's, calls ``child``, and prints the figures as
+JSON with the file ``flask_batch`` was imported from, checked to be the tree's. So only the
+modules a ``child`` imports (``bench.workload``, ``bench.parallel``, ...) come from the older
+tree, never this one or the scripts, which an older tree may lack.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -28,14 +32,14 @@ Found = dict[str, Any]
 
 
 def measure_in(script: str, tree: Path, *arguments: str) -> Found:
-    """Run ``script --child ARGUMENTS...`` with ``tree``'s code (and its ``bench``) first on
-    the path; what it printed, read as JSON, less the ``flask_batch`` it names (refused if it
-    is not the tree's)."""
+    """``child(ARGUMENTS)`` of ``script`` in a process of its own, with ``tree``'s code (and
+    its ``bench``) first on the path; the figures it returned, less the ``flask_batch`` they
+    name (refused if it is not the tree's)."""
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "src"), str(tree)])}
-    # -P: the script's own folder (bench/) is not put first on the path, where
-    # bench/profile.py would stand in for the standard library's profile.
+    # -P: this file's folder (bench/) is not put first on the path, where bench/profile.py
+    # would stand in for the standard library's profile.
     done = subprocess.run(
-        [sys.executable, "-P", script, "--child", *arguments],
+        [sys.executable, "-P", __file__, "--child", script, *arguments],
         capture_output=True,
         text=True,
         check=True,
@@ -46,6 +50,20 @@ def measure_in(script: str, tree: Path, *arguments: str) -> Found:
     if not source.startswith(str(tree / "src")):
         raise SystemExit(f"flask_batch came from {source}, not {tree / 'src'}")
     return found
+
+
+def _child(script: str, arguments: list[str]) -> None:
+    """In a measuring process: ``script``'s ``child(arguments)``, printed as JSON with the
+    file ``flask_batch`` was imported from."""
+    spec = importlib.util.spec_from_file_location("ab_child", script)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{script} cannot be loaded")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    figures = module.child(arguments)
+    import flask_batch  # noqa: PLC0415  # the tree's, as the child's own imports
+
+    print(json.dumps({"flask_batch": flask_batch.__file__, **figures}))
 
 
 def alternate(
@@ -102,3 +120,7 @@ def compare(
     found = alternate(arguments, lambda tree: measure_in(script, tree, *map(str, arguments.n)))
     print(table(f"{measure}, {arguments.pairs} processes each", found, digits))
     return 0
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
+    _child(sys.argv[2], sys.argv[3:])

@@ -15,12 +15,10 @@ import argparse
 import asyncio
 import contextvars
 import gc
-import json
 import statistics
 import time
 from pathlib import Path
 
-import flask_batch
 from bench import asgi_cost
 from bench.workload import batch_body, calls
 from flask_batch.asgi import BatchMiddleware
@@ -29,9 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 N = 1000
 
 
-def child(rounds: int) -> dict[str, list[float]]:
-    """One process's rounds, of the version on ``sys.path``: per measure, one value a round
-    (b/a, and b - a, a and the trivial batch in µs a part)."""
+def child(arguments: list[str]) -> dict[str, list[float]]:
+    """One process's ``arguments[0]`` rounds, of the version on ``sys.path``: per measure,
+    one value a round (b/a, and b - a, a and the trivial batch in µs a part)."""
+    rounds = int(arguments[0])
     asgi_cost.clock = time.thread_time
     found: dict[str, list[float]] = {}
     for framework in ("starlette", "fastapi"):
@@ -92,12 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("new", type=Path, nargs="?", default=ROOT, help="the code after")
     parser.add_argument("--pairs", type=int, default=10, help="processes of each version")
     parser.add_argument("--rounds", type=int, default=8, help="rounds in each process")
-    parser.add_argument("--child", type=int, metavar="ROUNDS", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child is not None:
-        print(json.dumps({"flask_batch": flask_batch.__file__, **child(args.child)}))
-        return 0
-    # The parent's alone: a child runs with an older tree's bench, which may lack bench.ab.
+    # Here, not above: a child loads this file with an older tree's bench (bench.ab).
     from bench.ab import alternate, measure_in  # noqa: PLC0415
 
     found = alternate(args, lambda tree: measure_in(__file__, tree, str(args.rounds)))

@@ -11,12 +11,9 @@ server's time, measured by the adapter, can be taken out exactly.
 
 from __future__ import annotations
 
-import json
 import statistics
-import sys
 import time
 
-import flask_batch
 from bench.profile import InProcess
 from bench.server_cost import bench_app
 from bench.workload import calls
@@ -27,9 +24,10 @@ ROUNDS = {100: 8, 1000: 6, 5000: 3, 20000: 1}
 BASE = "http://localhost"
 
 
-def child(ns: list[int]) -> dict[str, float]:
+def child(arguments: list[str]) -> dict[str, float]:
     """One process's figures, of the version on ``sys.path``: µs of CPU per call that
     ``send_batch()`` spends beyond the server, at each queue length (median of the rounds)."""
+    ns = [int(n) for n in arguments]
     app = bench_app()
     found: dict[str, float] = {}
     for n in ns:
@@ -54,17 +52,12 @@ def child(ns: list[int]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else argv
-    if arguments[:1] == ["--child"]:  # one process's figures, of the tree on its path
-        figures = child([int(n) for n in arguments[1:]])
-        print(json.dumps({"flask_batch": flask_batch.__file__, **figures}))
-        return 0
-    # The parent's alone: a child runs with an older tree's bench, which may lack bench.ab.
+    # Here, not above: a child loads this file with an older tree's bench (bench.ab).
     from bench.ab import compare  # noqa: PLC0415
 
     return compare(
         __file__,
-        arguments,
+        argv,
         prog="python -m bench.client_ab",
         description=__doc__,
         ns=list(ROUNDS),

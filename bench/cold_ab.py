@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import statistics
-import sys
 from pathlib import Path
 
-import flask_batch
 from bench.e2e import async_batched, batched
 from bench.workload import calls
 
@@ -28,9 +25,10 @@ RTT_MS = 50.0
 RUNS = 3
 
 
-def child(base: str) -> dict[str, float]:
-    """One process's figures, of the version on ``sys.path``: ms, median of RUNS cold runs."""
-    work = calls(N)
+def child(arguments: list[str]) -> dict[str, float]:
+    """One process's figures, of the version on ``sys.path``, against the proxy at the base
+    URL ``arguments[0]``: ms, median of RUNS cold runs."""
+    base, work = arguments[0], calls(N)
     return {
         name: statistics.median(scenario(base, work, "cold") for _ in range(RUNS)) * 1000
         for name, scenario in (("Batching", batched), ("AsyncBatchTransport", async_batched))
@@ -44,11 +42,7 @@ def _measure(base: str, tree: Path) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else argv
-    if arguments[:1] == ["--child"]:  # one process's figures, of the tree on its path
-        print(json.dumps({"flask_batch": flask_batch.__file__, **child(arguments[1])}))
-        return 0
-    # The parent's alone: a child runs with an older tree's bench, which may lack bench.ab.
+    # Here, not above: a child loads this file with an older tree's bench (bench.ab).
     from bench.ab import ROOT, alternate, table  # noqa: PLC0415
     from bench.e2e import proxying, serving  # noqa: PLC0415
 
@@ -56,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("old", type=Path, nargs="?", help="the tree of the code before")
     parser.add_argument("new", type=Path, nargs="?", default=ROOT, help="the code after")
     parser.add_argument("--pairs", type=int, default=4, help="processes of each version")
-    parsed = parser.parse_args(arguments)
+    parsed = parser.parse_args(argv)
     with serving("gunicorn") as (port, _):
         for network, options in (("slow start", ("--slow-start",)), ("latency only", ())):
             with proxying(port, RTT_MS, *options) as (proxied, _):

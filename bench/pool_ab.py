@@ -11,14 +11,11 @@ checkout by default. ``--n`` gives the batch sizes of the W4/W1 rounds.
 
 from __future__ import annotations
 
-import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
 
-import flask_batch
 from bench.parallel import check, mixed_calls, parallel_app, wait_calls, waits_ms
 from bench.server_cost import batch_environ, run_batch
 from bench.workload import batch_body, calls
@@ -36,8 +33,9 @@ def timed(run: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def child(ns: list[int]) -> dict[str, float]:
+def child(arguments: list[str]) -> dict[str, float]:
     """One process's figures, of the version on ``sys.path`` (medians of the rounds)."""
+    ns = [int(n) for n in arguments]
     apps = {workers: parallel_app(workers) for workers in (1, 4, 20)}
     found: dict[str, float] = {}
     for name, work in (("wait20", wait_calls(waits_ms())), ("mixed100", mixed_calls())):
@@ -66,17 +64,12 @@ def child(ns: list[int]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else argv
-    if arguments[:1] == ["--child"]:  # one process's figures, of the tree on its path
-        figures = child([int(n) for n in arguments[1:]])
-        print(json.dumps({"flask_batch": flask_batch.__file__, **figures}))
-        return 0
-    # The parent's alone: a child runs with an older tree's bench, which may lack bench.ab.
+    # Here, not above: a child loads this file with an older tree's bench (bench.ab).
     from bench.ab import compare  # noqa: PLC0415
 
     return compare(
         __file__,
-        arguments,
+        argv,
         prog="python -m bench.pool_ab",
         description=__doc__,
         ns=list(ROUNDS),

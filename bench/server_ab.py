@@ -12,15 +12,12 @@ medians. On a shared machine single rounds spread widely: compare medians of man
 
 from __future__ import annotations
 
-import json
 import statistics
-import sys
 import time
 from collections.abc import Iterable
 from functools import partial
 from typing import TYPE_CHECKING
 
-import flask_batch
 from bench.server_cost import (
     batch_environ,
     bench_app,
@@ -46,9 +43,10 @@ def _trivial_app(environ: WSGIEnvironment, start: StartResponse) -> Iterable[byt
     return [b"{}"]
 
 
-def child(ns: list[int]) -> dict[str, float]:
+def child(arguments: list[str]) -> dict[str, float]:
     """One process's figures, of the version on ``sys.path``: b/a at each N (medians), and
     the batch against the trivial application in µs a part (the best round)."""
+    ns = [int(n) for n in arguments]
     clock = time.process_time
     app = bench_app()
     found: dict[str, float] = {}
@@ -77,17 +75,12 @@ def child(ns: list[int]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else argv
-    if arguments[:1] == ["--child"]:  # one process's figures, of the tree on its path
-        figures = child([int(n) for n in arguments[1:]])
-        print(json.dumps({"flask_batch": flask_batch.__file__, **figures}))
-        return 0
-    # The parent's alone: a child runs with an older tree's bench, which may lack bench.ab.
+    # Here, not above: a child loads this file with an older tree's bench (bench.ab).
     from bench.ab import compare  # noqa: PLC0415
 
     return compare(
         __file__,
-        arguments,
+        argv,
         prog="python -m bench.server_ab",
         description=__doc__,
         ns=list(ROUNDS),
