@@ -408,7 +408,8 @@ def test_a_description_that_comes_back_after_the_batches_serves_the_next_run() -
     with s:
         responses = [s.get(f"{BASE}/{i}") for i in range(250)]
     assert paths(responses) == [f"/{i}" for i in range(250)]
-    assert [len(batch) for batch in endpoint.batches] == [100, 100, 50]
+    # The three went at once, from the pool's threads: in any order.
+    assert sorted(len(batch) for batch in endpoint.batches) == [50, 100, 100]
     assert s.limits.document == {"max_parts": 300}
     s = Batching(BATCH_URL, concurrency=6)
     s.mount(BASE, RequestsAdapter(endpoint))
