@@ -32,9 +32,10 @@ from flask_batch.wire.fields import TOKEN, encode_fields
 from flask_batch.wire.formats import Metered
 from flask_batch.wire.http1 import (
     HOP_BY_HOP,
+    check_status,
+    kept_fields,
     parse_request,
     parse_response,
-    response_fields,
     serialise_request,
 )
 from flask_batch.wire.json_answers import JsonResponseWriter, canonical_name, read_json_responses
@@ -821,10 +822,23 @@ def _json_pair(cursor: Cursor, number: int) -> tuple[SubRequest, SubResponse]:
     return request, SubResponse(status, "", fields, cursor.take(_body_size(cursor.byte())))
 
 
+def _sent_fields(response: SubResponse, *, head: bool) -> tuple[Headers, bytes | bytearray]:
+    """The reference for what every writer sends for ``response``: its fields less
+    Content-Length and the hop-by-hop ones, then the exact Content-Length (the one given,
+    for a HEAD request and a 304, which send no body); ValueError for a status HTTP cannot
+    carry."""
+    check_status(response.status)
+    fields, given = kept_fields(response.headers)
+    keep = head or response.status == 304
+    if not (keep and given and given.isascii() and given.isdigit()):
+        given = str(len(response.body))
+    return (*fields, ("Content-Length", given)), b"" if keep else response.body
+
+
 def _sendable(response: SubResponse, request: SubRequest) -> bool:
     """Whether ``response`` can be sent at all (a status and fields HTTP can carry)."""
     try:
-        encode_fields(response_fields(response, head=request.method == "HEAD")[0])
+        encode_fields(_sent_fields(response, head=request.method == "HEAD")[0])
     except ValueError:
         return False
     return True
@@ -868,7 +882,7 @@ def _check_json_answers(pairs: Sequence[tuple[SubRequest, SubResponse]]) -> None
 def _check_json_answer(
     request: SubRequest, response: SubResponse, request_id: str | None, got: SubResponse
 ) -> None:
-    fields, body = response_fields(response, head=request.method == "HEAD")
+    fields, body = _sent_fields(response, head=request.method == "HEAD")
     grouped: dict[str, list[str]] = {}
     # Names equal but for case travel as one list, at the first one's place, spelt as usual.
     for name, value in fields:

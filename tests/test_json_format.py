@@ -22,13 +22,23 @@ from werkzeug.test import TestResponse
 
 from flask_batch import add_batch_route
 from flask_batch.wire.errors import MalformedBatch
+from flask_batch.wire.fields import encode_fields
+from flask_batch.wire.http1 import HOP_BY_HOP
 from flask_batch.wire.json_answers import (
     JsonDialect,
     JsonResponseWriter,
     canonical_name,
     read_json_responses,
 )
-from flask_batch.wire.model import SubRequest, SubResponse
+from flask_batch.wire.json_bodies import (
+    body_media_type,
+    body_to_string,
+    dumps_compact,
+    is_base64url_type,
+    is_json,
+    json_value_span,
+)
+from flask_batch.wire.model import Group, SubRequest, SubResponse
 
 from .batching import problem
 from .json_batching import (
@@ -954,11 +964,11 @@ def test_the_json_writer_checks_each_header_block_once_a_batch_and_a_bad_one_eve
     bad = (("X-A", "a\r\nX-Injected: 1"),)
     for index in range(100):  # distinct blocks: the table fills, then stops growing
         writer.part(SubResponse(200, "OK", (("X-N", str(index)),), b""), request)
-    assert len(writer._checked_blocks) == 64
+    assert len(writer._blocks) == 64
     for _ in range(2):  # refused every time, never kept
         with pytest.raises(ValueError, match="CR, LF or NUL"):
             writer.part(SubResponse(200, "OK", bad, b""), request)
-    assert bad not in writer._checked_blocks
+    assert bad not in writer._blocks
 
 
 def test_the_json_answer_reader_checks_every_header_block_past_its_bound() -> None:
@@ -973,3 +983,120 @@ def test_the_json_answer_reader_checks_every_header_block_past_its_bound() -> No
     injected = json.dumps({"responses": [*sound, entry(100, "a\r\nX-Injected: 1")]})
     with pytest.raises(MalformedBatch, match="CR, LF or NUL"):
         read_json_responses(injected.encode())
+
+
+def _reference_answer(
+    response: SubResponse, request: SubRequest, dialect: JsonDialect, first: bool
+) -> bytes:
+    """What the JSON writer writes for ``response``, the long way: a dict of the whole
+    answer made for each part and encoded by ``json``, as it was written before the writer
+    worked each header block out once (the reference of the test below)."""
+    if not 100 <= response.status <= 999:
+        raise ValueError(f"invalid status code {response.status}")
+    given, fields = None, []
+    for name, value in response.headers:
+        if name.lower() == "content-length":
+            given = value
+        elif name.lower() not in HOP_BY_HOP:
+            fields.append((name, value))
+    encode_fields(tuple(fields))  # the wire's checks: no CR, LF or NUL, Latin-1
+    keep = request.method == "HEAD" or response.status == 304
+    length = given if keep and given and given.isascii() and given.isdigit() else None
+    fields.append(("Content-Length", length or str(len(response.body))))
+    body = b"" if keep else response.body
+    spell = canonical_name if dialect == "graph" else str.lower
+    headers: dict[str, Any] = {}
+    for name, value in fields:
+        before = headers.get(spell(name))
+        headers[spell(name)] = (
+            value if before is None else [*([before] if isinstance(before, str) else before), value]
+        )
+    item: dict[str, Any] = {"id": request.content_id}
+    if request.group is not None:
+        item["atomicityGroup"] = request.group.name
+    item.update(status=response.status, headers=headers)
+    content_type = next((v for n, v in fields if n.lower() == "content-type"), None)
+    as_written = b""
+    if body:
+        span = json_value_span(body) if is_json(body_media_type(content_type)[0]) else None
+        if span is not None:
+            as_written = bytes(body[span[0] : span[1]])
+        else:
+            binary = is_base64url_type(content_type)
+            item["body"], encoded = body_to_string(
+                body, content_type, standard_base64=dialect == "graph" and binary
+            )
+            if encoded and not binary:
+                item["bodyEncoding"] = "base64url"
+    encoded_item = dumps_compact(item)
+    if as_written:
+        encoded_item = encoded_item[:-1] + b',"body":' + as_written + b"}"
+    return (b"" if first else b",") + encoded_item
+
+
+_ANSWERS = [
+    SubResponse(
+        200, "OK", (("Content-Type", "application/json"), ("Content-Length", "7")), b'{"a":1}'
+    ),
+    SubResponse(200, "OK", (("content-type", "application/json"),), b' [1, {"b": null}] \n'),
+    SubResponse(201, "Created", (("Content-Type", "application/json"),), b'{"a": 1} trailing'),
+    SubResponse(
+        200, "OK", (("Content-Type", "application/vnd.api+json; charset=utf-8"),), '"é"'.encode()
+    ),
+    SubResponse(
+        200, "OK", (("Content-Type", "text/plain; charset=latin-1"),), "café".encode("latin-1")
+    ),
+    SubResponse(200, "OK", (("Content-Type", "text/plain"),), b"\xff not utf-8"),
+    SubResponse(200, "OK", (("Content-Type", "image/png"),), bytes(range(256))),
+    SubResponse(200, "OK", (), b"untyped"),
+    SubResponse(204, "No Content", (("X-Trace", "abc"), ("Connection", "close")), b""),
+    SubResponse(304, "Not Modified", (("ETag", '"v1"'), ("Content-Length", "1234")), b""),
+    SubResponse(
+        200, "OK", (("Content-Length", "1234"), ("content-type", "application/json")), b"[]"
+    ),
+    SubResponse(
+        200, "OK", (("Set-Cookie", "a=1"), ("set-cookie", "b=2"), ("SET-COOKIE", "c=3")), b"x"
+    ),
+    SubResponse(
+        200,
+        "OK",
+        (("X-Odd", 'q"uote\\back'), ("X-Latin", "naïve"), ("www-authenticate", "Basic")),
+        b"",
+    ),
+    SubResponse(200, "OK", [("Content-Type", "application/json")], b"{}"),  # type: ignore[arg-type]  # a list: not a key
+    SubResponse(200, "OK", (("Content-Type", "application/json"), ("Content-Length", "x")), b"1"),
+    SubResponse(999, "", (), b""),
+    SubResponse(99, "", (), b""),
+    SubResponse(200, "OK", (("X-A", "a\r\nX-Injected: 1"),), b""),
+    SubResponse(200, "OK", (("X-Snow", "☃"),), b""),
+]
+_GROUP = Group('g "1"', 2, 0)
+_REQUESTS = [
+    SubRequest("GET", "/", (), b"", "1"),
+    SubRequest("HEAD", "/", (), b"", 'id with "quotes" and \\'),
+    SubRequest("POST", "/", (), b"", "ünï\u2028", group=_GROUP),
+    SubRequest("GET", "/", (), b"", "\x7f\x01"),
+    SubRequest("GET", "/", (), b"", None),
+]
+
+
+@pytest.mark.parametrize("dialect", ["graph", "odata"])
+def test_the_json_writer_writes_what_the_whole_answer_encoded_by_json_would(
+    dialect: JsonDialect,
+) -> None:
+    # Each header block is worked out once and each part's answer put together from it:
+    # byte for byte what encoding each whole answer with json gave, every field and body
+    # kind, HEAD and 304 lengths, groups, ids to escape, and the same refusals.
+    writer = JsonResponseWriter(dialect)
+    first = True
+    for _ in range(2):  # the second time round, from the blocks worked out the first
+        for sub_request in _REQUESTS:
+            for response in _ANSWERS:
+                try:
+                    expected = _reference_answer(response, sub_request, dialect, first)
+                except ValueError as refusal:
+                    with pytest.raises(ValueError, match=str(refusal).split(" ", 1)[1]):
+                        writer.part(response, sub_request)
+                    continue
+                assert writer.part(response, sub_request) == expected, (response, sub_request)
+                first = False

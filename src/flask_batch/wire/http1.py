@@ -21,11 +21,12 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "EncodedBlocks",
     "ResponseHead",
+    "check_status",
     "encoded_block",
+    "kept_fields",
     "parse_request",
     "parse_response",
     "parse_response_head",
-    "response_fields",
     "response_head",
     "serialise_request",
     "serialise_response",
@@ -272,11 +273,13 @@ def response_head(
     """The status line, the header lines, and the body to send after a blank line.
 
     In pieces, so that a writer copies them once, into its part. Raises ValueError for what
-    cannot be framed safely (see :func:`response_fields`): the same fields as
-    :func:`response_fields`. ``seen``: the header blocks a writer encoded so far, filled in
-    (:func:`encoded_block`).
+    cannot be framed safely: a status that is not three digits, a field that could inject
+    (:func:`encoded_block`); hop-by-hop fields are dropped and the Content-Length is exact
+    but for a HEAD request and a 304, whose body is empty and whose Content-Length is the
+    one the application gave (the size of the representation). ``seen``: the header blocks
+    a writer encoded so far, filled in (:func:`encoded_block`).
     """
-    _check_status(response.status)
+    check_status(response.status)
     keep_length = head or response.status == 304
     lines, given = encoded_block(response.headers, seen)
     if keep_length and given is not None and given.isascii() and given.isdigit():
@@ -308,7 +311,7 @@ def encoded_block(headers: Headers, seen: EncodedBlocks | None) -> tuple[bytes, 
     except TypeError:  # a list of fields: not a key, encoded each time
         known = seen = None
     if known is None:
-        fields, given = _kept_fields(headers)
+        fields, given = kept_fields(headers)
         known = (encode_fields(tuple(fields)), given)
         if seen is not None and len(seen) < _SEEN_BLOCKS:
             seen[headers] = known
@@ -319,30 +322,13 @@ def encoded_block(headers: Headers, seen: EncodedBlocks | None) -> tuple[bytes, 
 _SEEN_BLOCKS = 64
 
 
-def response_fields(
-    response: SubResponse, *, head: bool = False
-) -> tuple[Headers, bytes | bytearray]:
-    """The header fields and body to send for ``response``, in any batch format.
-
-    Hop-by-hop headers are dropped and Content-Length is exact. For a HEAD request and a 304
-    the body is empty and the Content-Length the application gave (the size of the
-    representation) is kept.
-    """
-    _check_status(response.status)
-    keep_length = head or response.status == 304
-    fields, length = _kept_fields(response.headers)
-    if not (keep_length and length is not None and length.isascii() and length.isdigit()):
-        length = str(len(response.body))
-    fields.append(("Content-Length", length))
-    return tuple(fields), b"" if keep_length else response.body
-
-
-def _check_status(status: int) -> None:
+def check_status(status: int) -> None:
+    """ValueError for a status that cannot be sent (not three digits)."""
     if not 100 <= status <= 999:
         raise ValueError(f"invalid status code {status}")
 
 
-def _kept_fields(headers: Headers) -> tuple[list[tuple[str, str]], str | None]:
+def kept_fields(headers: Headers) -> tuple[list[tuple[str, str]], str | None]:
     """The fields of ``headers`` sent on (not Content-Length, not hop-by-hop), and the last
     Content-Length they give."""
     length: str | None = None

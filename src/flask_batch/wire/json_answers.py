@@ -6,12 +6,13 @@ clients) reads one from its raw bytes, a JSON body byte for byte as the server w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Literal
 
 from .errors import MalformedBatch, reason_phrase
 from .fields import encode_fields
-from .http1 import EncodedBlocks, encoded_block, response_fields
+from .http1 import check_status, encoded_block, kept_fields
 from .json_bodies import (
     MEDIA_TYPE,
     body_media_type,
@@ -66,7 +67,7 @@ class JsonResponseWriter:
         self._spell: Callable[[str], str] = canonical_name if dialect == "graph" else str.lower
         self._graph = dialect == "graph"
         self._written = 0
-        self._checked_blocks: EncodedBlocks = {}  # the answers' header blocks, checked
+        self._blocks: dict[Headers, _Block] = {}  # the answers' header blocks, worked out
 
     def start(self) -> bytes:
         return b'{"responses":['
@@ -80,45 +81,99 @@ class JsonResponseWriter:
     ) -> tuple[bytes, bytes | bytearray, bytes]:
         """:meth:`part` as its head, the body and its tail. A JSON body goes in as the
         application wrote it (checked, not rebuilt: no copy, and no object per bracket); a
-        text or binary one is encoded into a string."""
-        fields, body = response_fields(response, head=request.method == "HEAD")
-        # The same checks as on the wire (no CR, LF or NUL), once per header block a batch.
-        encoded_block(response.headers, self._checked_blocks)
-        headers: dict[str, str | list[str]] = {}
-        spell = self._spell
-        for name, value in fields:
-            spelt = spell(name)
-            previous = headers.get(spelt)
-            # A repeated header (several Set-Cookie) becomes a list: nothing is lost.
-            headers[spelt] = value if previous is None else [*_as_list(previous), value]
-        item: dict[str, Any] = {"id": request.content_id, "status": response.status}
-        if request.group is not None:  # every member's answer names its group (19.6)
-            item = {"id": request.content_id, "atomicityGroup": request.group.name, **item}
-        item["headers"] = headers
-        as_written: bytes | bytearray = b""  # a JSON body, as the application wrote it
-        if body:
-            content_type = first_header(fields, "content-type")
-            span = json_value_span(body) if is_json(body_media_type(content_type)[0]) else None
-            if span is not None:
-                as_written = body if span == (0, len(body)) else body[span[0] : span[1]]
-            else:
-                binary = is_base64url_type(content_type)
-                # Graph's binary bodies are padded standard base64; its Python client
-                # decodes no other (base64url's "-" and "_" it drops, silently).
-                item["body"], encoded = body_to_string(
-                    body, content_type, standard_base64=self._graph and binary
-                )
-                if encoded and not binary:
-                    item["bodyEncoding"] = "base64url"  # not what its type says: say so
-        encoded_item = dumps_compact(item)  # before counting it: a failure here writes nothing
+        text or binary one is encoded into a string. The header block is worked out once
+        per distinct block of the batch (:class:`_Block`): parts answer alike."""
+        status = response.status
+        check_status(status)
+        block = self._block(response.headers)
+        body = response.body
+        if request.method == "HEAD" or status == 304:  # no body; the length it stands for
+            given = block.given_length
+            length = given if given and given.isascii() and given.isdigit() else str(len(body))
+            body = b""
+        else:
+            length = str(len(body))
+        group = request.group  # every member's answer names its group (OData 19.6)
+        head = b'{"id":%s%s,"status":%d,"headers":%s%s"}' % (
+            _json_string(request.content_id),
+            b"" if group is None else b',"atomicityGroup":' + _json_string(group.name),
+            status,
+            block.encoded,
+            length.encode("ascii"),
+        )
         separator = b"," if self._written else b""
+        if not body:
+            self._written += 1
+            return separator + head + b"}", b"", b""
+        span = json_value_span(body) if block.json_body else None
+        if span is not None:
+            as_written = body if span == (0, len(body)) else body[span[0] : span[1]]
+            self._written += 1
+            return separator + head + b',"body":', as_written, b"}"
+        binary = block.binary_body
+        # Graph's binary bodies are padded standard base64; its Python client decodes no
+        # other (base64url's "-" and "_" it drops, silently).
+        text, encoded = body_to_string(
+            body, block.content_type, standard_base64=self._graph and binary
+        )
+        marker = b',"bodyEncoding":"base64url"' if encoded and not binary else b""
+        tail = b',"body":' + dumps_compact(text) + marker + b"}"  # not what its type says: say so
         self._written += 1
-        if not as_written:
-            return separator + encoded_item, b"", b""
-        return separator + encoded_item[:-1] + b',"body":', as_written, b"}"
+        return separator + head + tail, b"", b""
+
+    def _block(self, headers: Headers) -> _Block:
+        """What every part answered with ``headers`` shares, worked out once per distinct
+        block (bounded, per batch as the multipart writer's: no answer's header values
+        outlive their batch); ValueError for a field that could inject."""
+        try:
+            block = self._blocks.get(headers)
+        except TypeError:  # a list of fields: not a key, worked out each time
+            return _Block(headers, self._spell)
+        if block is None:
+            block = _Block(headers, self._spell)
+            if len(self._blocks) < _KNOWN_BLOCKS:
+                self._blocks[headers] = block
+        return block
 
     def close(self) -> bytes:
         return b"]}"
+
+
+class _Block:
+    """A header block of the answers, as a JSON answer carries it: checked as on the wire
+    (no CR, LF or NUL: :func:`~.http1.encoded_block`), hop-by-hop fields and Content-Length
+    dropped, names spelt in the dialect, repeated names made one list (several Set-Cookie:
+    nothing is lost), encoded up to where each part's own Content-Length goes last; and what
+    decides how a body goes: its Content-Type."""
+
+    __slots__ = ("binary_body", "content_type", "encoded", "given_length", "json_body")
+
+    def __init__(self, headers: Headers, spell: Callable[[str], str]) -> None:
+        encoded_block(headers, None)
+        fields, self.given_length = kept_fields(headers)
+        spelt: dict[str, str | list[str]] = {}
+        for name, value in fields:
+            key = spell(name)
+            previous = spelt.get(key)
+            spelt[key] = value if previous is None else [*_as_list(previous), value]
+        spelt[spell("Content-Length")] = ""  # each part's own, written in its place
+        self.encoded = dumps_compact(spelt)[:-2]  # up to its value: ...,"Content-Length":"
+        self.content_type = first_header(tuple(fields), "content-type")
+        self.json_body = is_json(body_media_type(self.content_type)[0])
+        self.binary_body = is_base64url_type(self.content_type)
+
+
+#: Distinct header blocks a writer remembers (a block past them is worked out each time).
+_KNOWN_BLOCKS = 64
+#: An id that JSON carries as it is, between quotes: printable ASCII but '"' and "\\".
+_PLAIN_STRING = re.compile(r"[ !#-\[\]-~]*+")
+
+
+def _json_string(value: str | None) -> bytes:
+    """``value`` as a JSON string (null for None), as :func:`dumps_compact` writes it."""
+    if value is not None and _PLAIN_STRING.fullmatch(value):
+        return b'"' + value.encode("ascii") + b'"'
+    return dumps_compact(value)
 
 
 def canonical_name(name: str) -> str:
