@@ -44,7 +44,7 @@ from .jsontext import (
     object_pattern,
     value_pattern,
 )
-from .model import Headers, Limits, SubRequest, first_header
+from .model import Headers, Limits, SubRequest, filled_tuple, first_header
 
 __all__ = [
     "MAX_MEMBERS",
@@ -153,7 +153,7 @@ class _Reading:
         # The requests of a batch tend to repeat their headers: each distinct "headers"
         # object is read once, with the size of its header lines. Per batch, so that no batch
         # learns from timing what another sent.
-        self._seen_headers: dict[bytes, tuple[Headers, int]] = {}
+        self._seen_headers: dict[bytes, tuple[Headers, int, _BodyType]] = {}
         # Longer JSON strings cannot fit in a header block: refused before they are decoded.
         self._string_budget = _ESCAPED * limits.max_header_size
 
@@ -281,9 +281,10 @@ class _Reading:
                 target = quote(target, safe=_URL_SAFE)
             except UnicodeEncodeError:  # a lone surrogate escape has no UTF-8 form
                 raise MalformedBatch('"url" is not valid Unicode', part=index) from None
-        headers, lines = self._headers(spans[_HEADERS], index)
-        # The HTTP head it would have in multipart: request line, header lines, blank line.
-        head = len(f"{method} {target} HTTP/1.1\r\n\r\n") + lines
+        headers, lines, body_type = self._headers(spans[_HEADERS], index)
+        # The HTTP head it would have in multipart: request line, header lines, blank line
+        # ("{method} {target} HTTP/1.1\r\n\r\n": both are ASCII by now).
+        head = len(method) + len(target) + 14 + lines
         if head > limits.max_header_size:
             raise _head_too_large(limits, index)
         depends_on = self._depends_on(spans[_DEPENDS_ON], spans[_DEPENDS_ON_SNAKE], index)
@@ -291,14 +292,21 @@ class _Reading:
         if spans[_GROUP][0] >= 0:
             group = self._string(spans[_GROUP], "atomicityGroup", index, _part_head_too_large)
         # Its MIME headers in multipart: "Content-ID: <id>", "Depends-On: <ids>", blank line.
-        part_head = len(f"Content-ID: {request_id}\r\n\r\n".encode("utf-8", "surrogatepass"))
+        part_head = 16 + (  # "Content-ID: {request_id}\r\n\r\n"
+            len(request_id)
+            if request_id.isascii()
+            else len(request_id.encode("utf-8", "surrogatepass"))
+        )
         if depends_on:
             line = f"Depends-On: {', '.join(depends_on)}\r\n"
             part_head += len(line.encode("utf-8", "surrogatepass"))
         if part_head > limits.max_header_size:
             raise _part_head_too_large(limits, index)
-        body, invalid_reason = self._body(spans[_BODY], headers, index)
-        request = SubRequest(method, target, headers, body, request_id, depends_on, invalid_reason)
+        body, invalid_reason = self._body(spans[_BODY], body_type, index)
+        request: SubRequest = filled_tuple(
+            SubRequest,
+            (method, target, headers, body, request_id, depends_on, invalid_reason, None),
+        )
         return request, group
 
     def _string(
@@ -312,12 +320,13 @@ class _Reading:
             raise too_large(self.limits, index)
         return self.text.text(start + 1, end - 1)
 
-    def _headers(self, span: Span, index: int) -> tuple[Headers, int]:
-        """The fields of a "headers" object of strings, counted before they are decoded, and
-        the bytes of their header lines in an HTTP head."""
+    def _headers(self, span: Span, index: int) -> tuple[Headers, int, _BodyType]:
+        """The fields of a "headers" object of strings, counted before they are decoded, the
+        bytes of their header lines in an HTTP head, and what their Content-Type says of a
+        body."""
         start, end = span
         if start < 0:
-            return (), 0
+            return (), 0, _UNTYPED
         text = self.text
         limits = self.limits
         key = text.raw(start, end) if end - start <= _HEADERS_KEPT else b""
@@ -348,9 +357,10 @@ class _Reading:
             lines = len(encode_fields(headers))
         except ValueError as error:
             raise MalformedBatch(str(error), part=index) from None
+        known = headers, lines, _BodyType(first_header(headers, "content-type"))
         if key and len(self._seen_headers) < _SEEN_HEADERS:
-            self._seen_headers[key] = headers, lines
-        return headers, lines
+            self._seen_headers[key] = known
+        return known
 
     def _depends_on(self, span: Span, snake_span: Span, index: int) -> tuple[str, ...]:
         if span[0] >= 0 and snake_span[0] >= 0:
@@ -363,23 +373,22 @@ class _Reading:
             raise _part_head_too_large(self.limits, index)
         return tuple(self.text.text(*span) for span in spans)
 
-    def _body(self, span: Span, headers: Headers, index: int) -> tuple[bytes, str | None]:
+    def _body(self, span: Span, body_type: _BodyType, index: int) -> tuple[bytes, str | None]:
         """The body a request's "body" stands for by its Content-Type, and why it cannot be
         read if it cannot (the request is then answered 400, the others run)."""
         start, end = span
         if start < 0:
             return b"", None
         text = self.text
-        content_type = first_header(headers, "content-type")
         # "body": null is the JSON value null under a JSON type, and no body otherwise.
         null = end - start == 4 and text.data[start:end] == b"null"
-        if null and not is_json(body_media_type(content_type)[0]):
+        if null and not body_type.loosely_json:
             return b"", None
-        if content_type is None:
+        if body_type.content_type is None:
             return b"", "a request with a body needs a Content-Type header"
         limit = self.limits.max_part_size
         try:
-            media_type, params = body_media_type(content_type, strict=True)
+            media_type, params = body_type.media()
             if is_json(media_type):
                 if end - start > limit:
                     raise _body_too_large(self.limits, index)
@@ -399,6 +408,35 @@ class _Reading:
         if len(body) > limit:
             raise _body_too_large(self.limits, index)
         return body, None
+
+
+class _BodyType:
+    """What a request's Content-Type says of its body, worked out once per distinct
+    "headers" object of a batch (:meth:`_Reading._headers`): requests repeat theirs."""
+
+    __slots__ = ("_media", "content_type", "loosely_json")
+
+    def __init__(self, content_type: str | None) -> None:
+        self.content_type = content_type
+        #: Whether it is a JSON type (an unreadable one is not): "body": null is then a value.
+        self.loosely_json = is_json(body_media_type(content_type)[0])
+        self._media: tuple[str, dict[str, str]] | str | None = None
+
+    def media(self) -> tuple[str, dict[str, str]]:
+        """The media type and its parameters; ValueError if the Content-Type is unreadable."""
+        media = self._media
+        if media is None:
+            try:
+                media = body_media_type(self.content_type, strict=True)
+            except ValueError as error:
+                media = str(error)
+            self._media = media
+        if isinstance(media, str):
+            raise ValueError(media)
+        return media
+
+
+_UNTYPED = _BodyType(None)
 
 
 #: Bodies this large are kept out of Python's heap while they are read (:class:`_MappedBody`).
