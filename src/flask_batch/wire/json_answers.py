@@ -116,8 +116,9 @@ class JsonResponseWriter:
         text, encoded = body_to_string(
             body, block.content_type, standard_base64=self._graph and binary
         )
+        # A body that is not what its type says (a JSON type's that is not JSON): say so.
         marker = b',"bodyEncoding":"base64url"' if encoded and not binary else b""
-        tail = b',"body":' + dumps_compact(text) + marker + b"}"  # not what its type says: say so
+        tail = b',"body":' + dumps_compact(text) + marker + b"}"
         self._written += 1
         return separator + head + tail, b"", b""
 
