@@ -18,9 +18,12 @@ from typing import Any
 import pytest
 from flask import Flask, Response, abort, request
 from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from flask_batch import add_batch_route
+from flask_batch.wire import json_answers
 from flask_batch.wire.errors import MalformedBatch
 from flask_batch.wire.fields import encode_fields
 from flask_batch.wire.http1 import HOP_BY_HOP
@@ -52,6 +55,7 @@ from .json_batching import (
     strict_loads,
     url64,
 )
+from .properties import PROPERTY
 
 ALL_BYTES = bytes(range(256))
 #: A batch request that asks for OData's dialect (json_dialect="auto", the default).
@@ -1100,3 +1104,95 @@ def test_the_json_writer_writes_what_the_whole_answer_encoded_by_json_would(
                     continue
                 assert writer.part(response, sub_request) == expected, (response, sub_request)
                 first = False
+
+
+def _read_both_ways(answer: bytes) -> tuple[object, object]:
+    """``read_json_responses(answer)`` with its short way for the usual shape of a response,
+    and member by member only; each a result or the error it raised."""
+
+    def outcome() -> object:
+        try:
+            return read_json_responses(answer)
+        except MalformedBatch as error:
+            return ("refused", error.detail)
+
+    usual = outcome()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(json_answers, "_usual_response", lambda text, start: None)
+        by_members = outcome()
+    return usual, by_members
+
+
+_RESPONSES_READ = [
+    b'{"id":"1","status":200,"headers":{"Content-Type":"application/json"},"body":{"a":[1]}}',
+    b'{ "id" : "2" , "status" : 201 , "headers" : { } }',
+    b'{"id":"3","atomicityGroup":"g","status":204,"headers":{"X-A":"1","X-A":"2"}}',
+    b'{"id":"\\u00e9\\ud800","status":200,"headers":{"content-type":"text/plain"},"body":"caf\\u00e9"}',
+    b'{"id":"5","status":200,"headers":{"Content-Type":"image/png"},"body":"AAEC"}',
+    b'{"id":"6","status":200,"headers":{"Content-Type":"application/json"},'
+    b'"body":"bm90IGpzb24","bodyEncoding":"base64url"}',
+    b'{"id":"7","status":200,"headers":{},"body":[1, {"b": null}] }',
+    b'{"id":"8","status":200,"headers":{},"body":"AAEC"}',
+    b'{"id":"9","status":99,"headers":{}}',
+    b'{"id":"10","status":-200,"headers":{}}',
+    b'{"id":"11","status":200.0,"headers":{}}',
+    b'{"id":12,"status":200,"headers":{}}',
+    b'{"status":200,"id":"13","headers":{}}',
+    b'{"id":"14","status":200,"headers":{"Set-Cookie":["a=1","b=2"]}}',
+    b'{"id":"15","status":200,"headers":{"X-A":"a\\r\\nX-B: 1"}}',
+    b'{"id":"16","status":200,"headers":{},"body":{"a":1},"extra":true}',
+    b'{"id":"17","status":200,"headers":{},"body":{"a":1},"bodyEncoding":7}',
+    b'{"id":"18","status":200,"headers":{},"body":{"a":1,}}',
+    b'{"id":"19","status":200,"headers":{},"body":' + b"[" * 65 + b"]" * 65 + b"}",
+    b'{"id":"20","status":200,"headers":{}}  ',
+    b'{"id":"21","status":200,"headers":{},"body":{"a":1}',
+]
+
+
+@pytest.mark.parametrize("response", _RESPONSES_READ)
+def test_a_json_answer_reads_alike_the_short_way_and_member_by_member(response: bytes) -> None:
+    # The clients read a response of the usual shape (id, status, headers, body, in order)
+    # in two matches: the same answers, and the same refusals, as member by member.
+    answer = b'{"responses": [' + response + b", " + response + b"]}"
+    usual, by_members = _read_both_ways(answer)
+    assert usual == by_members
+
+
+@PROPERTY
+@given(
+    responses=st.lists(
+        st.fixed_dictionaries(
+            {
+                "id": st.text(max_size=6) | st.integers(),
+                "status": st.sampled_from([200, 204, 404, 99, 1000]),
+                "headers": st.dictionaries(
+                    st.sampled_from(["Content-Type", "X-A", "content-type", "Set-Cookie"]),
+                    st.sampled_from(["application/json", "text/plain", "image/png", "a\u00e9"])
+                    | st.lists(st.text(max_size=3), max_size=2),
+                    max_size=3,
+                ),
+            },
+            optional={
+                "atomicityGroup": st.text(max_size=3),
+                "body": st.recursive(
+                    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                    lambda inner: (
+                        st.lists(inner, max_size=3)
+                        | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+                    ),
+                    max_leaves=8,
+                ),
+                "bodyEncoding": st.sampled_from(["base64url", "other"]),
+            },
+        ),
+        max_size=4,
+    ),
+    indent=st.sampled_from([None, 1]),
+    ascii_only=st.booleans(),
+)
+def test_any_json_answer_reads_alike_both_ways(
+    responses: list[dict[str, Any]], indent: int | None, ascii_only: bool
+) -> None:
+    answer = json.dumps({"responses": responses}, indent=indent, ensure_ascii=ascii_only)
+    usual, by_members = _read_both_ways(answer.encode())
+    assert usual == by_members

@@ -21,12 +21,16 @@ from .json_bodies import (
     is_base64url_type,
     is_json,
     json_value_span,
+    loads_read,
     loads_strict,
     string_to_body,
 )
 from .jsontext import (
     OPEN_ARRAY,
     OPEN_OBJECT,
+    STRING,
+    STRINGS_OBJECT,
+    InvalidJson,
     JsonText,
     Member,
     Span,
@@ -257,13 +261,67 @@ def _responses(text: JsonText, start: int) -> tuple[list[tuple[str | None, SubRe
     if text.byte(start) != OPEN_ARRAY:
         raise TypeError('"responses" is not an array')
     answers = []
-    checked: set[Headers] = set()  # header blocks of this answer's responses, checked
+    # Header blocks of this answer's responses, checked; what each Content-Type says.
+    checked: set[Headers] = set()
+    json_types: dict[str | None, bool] = {}
     more, position = text.first_element(start)
     while more:
-        members, end = _members(text, position)
-        answers.append(_response(text, members, checked))
+        read = _usual_response(text, position)
+        if read is None:  # another shape: member by member
+            members, end = _members(text, position)
+            read = _decoded(text, members), end
+        (status, headers, request_id, body, marked), end = read
+        answers.append(
+            _response(text, status, headers, request_id, body, marked, checked, json_types)
+        )
         more, position = text.next_element(end)
     return answers, position
+
+
+#: A response as this package's server, Microsoft Graph and OData services write one: "id",
+#: its "atomicityGroup" if any, "status" (an integer), "headers" (an object of strings), in
+#: this order, then the end of the object (group 4) or "body" (its value follows).
+_USUAL_HEAD = re.compile(
+    rb'\{[ \t\n\r]*+"id"[ \t\n\r]*+:[ \t\n\r]*+(' + STRING + rb")[ \t\n\r]*+"
+    rb'(?:,[ \t\n\r]*+"atomicityGroup"[ \t\n\r]*+:[ \t\n\r]*+' + STRING + rb"[ \t\n\r]*+)?+"
+    rb',[ \t\n\r]*+"status"[ \t\n\r]*+:[ \t\n\r]*+(-?+(?:0|[1-9][0-9]*+))[ \t\n\r]*+'
+    rb',[ \t\n\r]*+"headers"[ \t\n\r]*+:[ \t\n\r]*+(' + STRINGS_OBJECT + rb")[ \t\n\r]*+"
+    rb'(?:(\})|,[ \t\n\r]*+"body"[ \t\n\r]*+:[ \t\n\r]*+)'
+)
+#: After the body's value: its "bodyEncoding" if any (group 1), and the end of the object.
+_USUAL_TAIL = re.compile(
+    rb'[ \t\n\r]*+(?:,[ \t\n\r]*+"bodyEncoding"[ \t\n\r]*+:[ \t\n\r]*+(' + STRING + rb")"
+    rb"[ \t\n\r]*+)?+\}"
+)
+
+#: What a response says, decoded: status, headers, id, where its body is, and whether it is
+#: marked base64url.
+_Decoded = tuple[Any, Any, Any, "Span | None", bool]
+
+
+def _usual_response(text: JsonText, start: int) -> tuple[_Decoded, int] | None:
+    """The response at ``start`` read in two matches and the body's, if it has the usual
+    shape (:data:`_USUAL_HEAD`), and where it ends; None for any other shape. What it
+    decodes is what :func:`_decoded` decodes of the same members."""
+    head = text.match(_USUAL_HEAD, start, charge_failure=False)
+    if head is None:
+        return None
+    body: Span | None = None
+    marked = False
+    end = head.end()
+    if head.start(4) < 0:  # a body follows
+        try:
+            body_end = text.value_end(end)
+        except InvalidJson:
+            return None  # refused as the members are read, with the reason where it fails
+        tail = text.match(_USUAL_TAIL, body_end, charge_failure=False)
+        if tail is None:
+            return None
+        body, end = (end, body_end), tail.end()
+        marked = tail.start(1) >= 0 and text.text(tail.start(1) + 1, tail.end(1) - 1) == "base64url"
+    headers = loads_read(text.raw(*head.span(3)))
+    request_id = text.text(head.start(1) + 1, head.end(1) - 1)
+    return (int(head.group(2)), headers, request_id, body, marked), end
 
 
 def _members(text: JsonText, start: int) -> tuple[dict[bytes, Span], int]:
@@ -279,20 +337,34 @@ def _members(text: JsonText, start: int) -> tuple[dict[bytes, Span], int]:
     return members, member
 
 
-def _response(
-    text: JsonText, members: dict[bytes, Span], checked: set[Headers]
-) -> tuple[str | None, SubResponse]:
-    """One response of an answer; an error for anything HTTP could not have carried.
-    ``checked``: the header blocks found sound so far in this answer (filled in, bounded)."""
+def _decoded(text: JsonText, members: dict[bytes, Span]) -> _Decoded:
+    """What the response of ``members`` (:func:`_members`) says, decoded as ``json`` does:
+    status, headers, id, where its body is, whether it is marked base64url."""
 
     def value(name: bytes, default: Any = None) -> Any:
         span = members.get(name)
         return default if span is None else loads_strict(text.raw(*span))
 
-    status = value(b"status")
+    body = members.get(b"body")
+    marked = body is not None and value(b"bodyEncoding") == "base64url"
+    return value(b"status"), value(b"headers", {}), value(b"id"), body, marked
+
+
+def _response(  # noqa: PLR0917 (what a response says, decoded)
+    text: JsonText,
+    status: Any,
+    headers: Any,
+    request_id: Any,
+    span: Span | None,
+    marked: bool,
+    checked: set[Headers],
+    json_types: dict[str | None, bool],
+) -> tuple[str | None, SubResponse]:
+    """One response of an answer (:data:`_Decoded`); an error for anything HTTP could not
+    have carried. ``checked``: the header blocks found sound so far in this answer, and
+    ``json_types``: whether each Content-Type seen is JSON's (both filled in, bounded)."""
     if type(status) is not int or not 100 <= status <= 999:
         raise TypeError(f"status {status!r} is not an HTTP status")
-    headers = value(b"headers", {})
     if not isinstance(headers, dict):
         raise TypeError('"headers" is not an object')
     fields = [
@@ -309,20 +381,22 @@ def _response(
             checked.add(block)
     content_type = first_header(block, "content-type")
     body = b""
-    span = members.get(b"body")
     if span is not None:
-        marked = value(b"bodyEncoding") == "base64url"
         # No content-type means application/json in OData (JSON Format 4.01, 19.3); an
         # untyped string stays base64url, as Microsoft Graph sends binary bodies.
         untyped_json = content_type is None and text.byte(span[0]) != _QUOTE
-        if not marked and (untyped_json or is_json(body_media_type(content_type)[0])):
+        json_type = json_types.get(content_type)
+        if json_type is None:
+            json_type = is_json(body_media_type(content_type)[0])
+            if len(json_types) < _CHECKED_BLOCKS:
+                json_types[content_type] = json_type
+        if not marked and (untyped_json or json_type):
             body = text.raw(*span)  # the JSON text itself, as the server wrote it
         else:
             body = string_to_body(loads_strict(text.raw(*span)), None if marked else content_type)
         # The length is that of the body that arrived (a JSON body may be spaced otherwise).
         fields = [f for f in fields if f[0].lower() != "content-length"]
         fields.append(("Content-Length", str(len(body))))
-    request_id = value(b"id")
     return (
         None if request_id is None else str(request_id),
         SubResponse(status, reason_phrase(status), tuple(fields), body),

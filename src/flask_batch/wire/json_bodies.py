@@ -31,6 +31,7 @@ __all__ = [
     "is_base64url_type",
     "is_json",
     "json_value_span",
+    "loads_read",
     "loads_strict",
     "string_to_body",
 ]
@@ -99,6 +100,12 @@ def loads_strict(data: bytes | bytearray | str) -> Any:
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
         return _STRICT.decode(data)
     return _STRICT.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
+
+
+def loads_read(data: bytes) -> Any:
+    """:func:`loads_strict` of a value a :class:`~.jsontext.JsonText` has read (strict JSON,
+    UTF-8 already): decoded without looking for another encoding first."""
+    return _STRICT.decode(data.decode("utf-8", "surrogatepass"))
 
 
 def dumps_compact(value: Any) -> bytes:
