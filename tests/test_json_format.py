@@ -975,6 +975,24 @@ def test_the_json_writer_checks_each_header_block_once_a_batch_and_a_bad_one_eve
     assert bad not in writer._blocks
 
 
+def test_the_json_answer_reader_reads_every_body_by_its_type_past_its_bound() -> None:
+    # What each Content-Type says is remembered for one answer (64 types at most): the
+    # bodies after that bound are read by their type all the same, JSON or text.
+    def entry(index: int) -> dict[str, Any]:
+        body: object = {"n": index}
+        content_type = f"application/x-{index}+json"
+        if index % 2:
+            body, content_type = f"text {index}", f"text/x-{index}"
+        headers = {"Content-Type": content_type}
+        return {"id": str(index), "status": 200, "headers": headers, "body": body}
+
+    read = read_json_responses(json.dumps({"responses": [entry(i) for i in range(200)]}).encode())
+    for index, (request_id, answer) in enumerate(read):
+        assert request_id == str(index)
+        expected = f"text {index}" if index % 2 else json.dumps({"n": index})
+        assert answer.body == expected.encode()
+
+
 def test_the_json_answer_reader_checks_every_header_block_past_its_bound() -> None:
     # The clients' reader remembers the blocks it found sound in one answer (64 at most);
     # a block that could inject is refused wherever it comes, after 100 distinct ones too.

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from .errors import MalformedBatch, reason_phrase
 from .fields import encode_fields
-from .http1 import check_status, encoded_block, kept_fields
+from .http1 import check_status, kept_fields
 from .json_bodies import (
     MEDIA_TYPE,
     body_media_type,
@@ -146,7 +146,7 @@ class JsonResponseWriter:
 
 class _Block:
     """A header block of the answers, as a JSON answer carries it: checked as on the wire
-    (no CR, LF or NUL: :func:`~.http1.encoded_block`), hop-by-hop fields and Content-Length
+    (no CR, LF or NUL: :func:`~.fields.encode_fields`), hop-by-hop fields and Content-Length
     dropped, names spelt in the dialect, repeated names made one list (several Set-Cookie:
     nothing is lost), encoded up to where each part's own Content-Length goes last; and what
     decides how a body goes: its Content-Type."""
@@ -154,8 +154,8 @@ class _Block:
     __slots__ = ("binary_body", "content_type", "encoded", "given_length", "json_body")
 
     def __init__(self, headers: Headers, spell: Callable[[str], str]) -> None:
-        encoded_block(headers, None)
         fields, self.given_length = kept_fields(headers)
+        encode_fields(tuple(fields))  # ValueError: a field that could inject
         spelt: dict[str, str | list[str]] = {}
         for name, value in fields:
             key = spell(name)
@@ -270,10 +270,8 @@ def _responses(text: JsonText, start: int) -> tuple[list[tuple[str | None, SubRe
         if read is None:  # another shape: member by member
             members, end = _members(text, position)
             read = _decoded(text, members), end
-        (status, headers, request_id, body, marked), end = read
-        answers.append(
-            _response(text, status, headers, request_id, body, marked, checked, json_types)
-        )
+        decoded, end = read
+        answers.append(_response(text, decoded, checked, json_types))
         more, position = text.next_element(end)
     return answers, position
 
@@ -296,7 +294,7 @@ _USUAL_TAIL = re.compile(
 
 #: What a response says, decoded: status, headers, id, where its body is, and whether it is
 #: marked base64url.
-_Decoded = tuple[Any, Any, Any, "Span | None", bool]
+_Decoded = tuple[Any, Any, Any, Span | None, bool]
 
 
 def _usual_response(text: JsonText, start: int) -> tuple[_Decoded, int] | None:
@@ -350,19 +348,17 @@ def _decoded(text: JsonText, members: dict[bytes, Span]) -> _Decoded:
     return value(b"status"), value(b"headers", {}), value(b"id"), body, marked
 
 
-def _response(  # noqa: PLR0917 (what a response says, decoded)
+def _response(
     text: JsonText,
-    status: Any,
-    headers: Any,
-    request_id: Any,
-    span: Span | None,
-    marked: bool,
+    decoded: _Decoded,
     checked: set[Headers],
     json_types: dict[str | None, bool],
 ) -> tuple[str | None, SubResponse]:
-    """One response of an answer (:data:`_Decoded`); an error for anything HTTP could not
-    have carried. ``checked``: the header blocks found sound so far in this answer, and
-    ``json_types``: whether each Content-Type seen is JSON's (both filled in, bounded)."""
+    """One response of an answer, from what it says (:data:`_Decoded`); an error for
+    anything HTTP could not have carried. ``checked``: the header blocks found sound so far
+    in this answer, and ``json_types``: whether each Content-Type seen is JSON's (both filled
+    in, bounded)."""
+    status, headers, request_id, span, marked = decoded
     if type(status) is not int or not 100 <= status <= 999:
         raise TypeError(f"status {status!r} is not an HTTP status")
     if not isinstance(headers, dict):
