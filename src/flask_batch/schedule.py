@@ -142,6 +142,9 @@ class Schedule:
         #: Who logs and signals each part written (None: nobody listens).
         self.observer = observer
         self.answers: list[SubResponse | None] = [None] * len(requests)
+        # Once written, an answer is read again for its status only (whether a dependency
+        # failed), unless a reference may read its headers or body (flush).
+        self._keeps_written = resolve is not None
         self.stopped = False
         self._end = len(requests)  # the parts the answer holds (end_on_error cuts it short)
         # No deadline and not stopped: too_late() is None without a look at the clock.
@@ -360,8 +363,10 @@ class Schedule:
         ``ending`` goes out with the last chunk."""
         small: list[bytes | bytearray] = []
         answers = self.answers
-        while self._written < self._end and answers[self._written] is not None:
+        while self._written < self._end and (answer := answers[self._written]) is not None:
             head, body, tail = self.write(self._written)
+            if not self._keeps_written:
+                answers[self._written] = _outcome(answer.status)
             self._written += 1
             if self._opening:  # the opening goes out with the first part
                 head = self._opening + head
@@ -426,6 +431,25 @@ class Schedule:
 
 #: A part the answer leaves out (a member of a failed changeset answered by one part).
 _NOTHING: Pieces = (b"", b"", b"")
+
+
+def _outcome(status: int) -> SubResponse:
+    """What a batch keeps of an answer once it is written: its status, for the parts that
+    depend on it. The rest goes, so a batch holds only the answers it has not written yet:
+    memory bounded by what is pending rather than by the whole answer, and each part's
+    objects freed for the next part to reuse while they are still in the CPU's cache
+    (docs/performance.md, "Issue 14, seventh round")."""
+    outcome = _OUTCOMES.get(status)
+    if outcome is None:
+        outcome = SubResponse(status, "", (), b"")
+        if len(_OUTCOMES) < _KNOWN_OUTCOMES:
+            _OUTCOMES[status] = outcome
+    return outcome
+
+
+#: The stand-ins of written answers, by status (a few recur in every batch); bounded.
+_OUTCOMES: dict[int, SubResponse] = {}
+_KNOWN_OUTCOMES = 64
 
 
 def _unit_start(group: Group | None, index: int) -> bool:

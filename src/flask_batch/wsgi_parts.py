@@ -17,7 +17,7 @@ import io
 import select
 import socket
 from collections.abc import Callable, Iterable, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from .answers import AnswerBody, answer_too_large
 from .part_headers import (
@@ -299,59 +299,76 @@ class _AnswerTooLarge(Exception):
     """Raised from ``write()`` (PEP 3333's legacy writer) past the part's answer limit."""
 
 
+class _Answer:
+    """One part's answer as the application gives it: its ``start_response``, its
+    ``write()`` (PEP 3333's legacy writer) and the body so far, up to ``limit`` bytes.
+
+    Most answers are one chunk: it is kept as it is, and an :class:`AnswerBody` is made only
+    for a second chunk or a ``write()``. One object with its state in slots costs a part
+    less than three closures and their cells (docs/performance.md, "Issue 14, seventh
+    round").
+    """
+
+    __slots__ = ("body", "first", "headers", "limit", "status")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.first = b""  # the body so far, while it is one chunk within the limit
+        self.body: AnswerBody | None = None
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        if exc_info is not None and exc_info[1] is not None and self.status is not None:
+            raise exc_info[1].with_traceback(exc_info[2])
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def add(self, chunk: bytes) -> bool:
+        """Take the next chunk of the body; False once it is over the limit."""
+        body = self.body
+        if body is None:
+            if not self.first and len(chunk) <= self.limit:
+                self.first = chunk
+                return True
+            body = self.body = AnswerBody(self.limit)
+            body.add(self.first)  # within the limit
+            self.first = b""
+        return body.add(chunk)
+
+    def write(self, chunk: bytes) -> None:
+        if not self.add(chunk):
+            raise _AnswerTooLarge
+
+
 def call_app(
     app: WSGIApplication, environ: WSGIEnvironment, limit: int = DEFAULT_LIMITS.max_answer_part_size
 ) -> SubResponse:
     """Run ``app`` on ``environ`` and collect its whole response, up to ``limit`` bytes of
-    body: a larger one is not read further, and stands as a 502.
-
-    Most answers are one chunk: it is kept as it is, and an :class:`AnswerBody` is made only
-    for a second chunk or a ``write()``.
-    """
-    started: list[Any] = []
-    first = b""  # the body so far, while it is one chunk within the limit
-    body: AnswerBody | None = None
-
-    def gathered() -> AnswerBody:
-        nonlocal body, first
-        if body is None:
-            body = AnswerBody(limit)
-            body.add(first)  # within the limit
-            first = b""
-        return body
-
-    def write(chunk: bytes) -> None:
-        if not gathered().add(chunk):
-            raise _AnswerTooLarge
-
-    def start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
-    ) -> Callable[[bytes], object]:
-        if exc_info is not None and exc_info[1] is not None and started:
-            raise exc_info[1].with_traceback(exc_info[2])
-        started[:] = (status, headers)
-        return write
-
+    body: a larger one is not read further, and stands as a 502."""
+    answer = _Answer(limit)
     try:
-        iterable = app(environ, start_response)
+        iterable = app(environ, answer.start_response)
     except _AnswerTooLarge:
         return answer_too_large("max_answer_part_size", limit)
     try:
         for chunk in iterable:
             if not isinstance(chunk, bytes):
                 raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")
-            if body is None and not first and len(chunk) <= limit:
-                first = chunk
-            elif not gathered().add(chunk):
+            if not answer.add(chunk):
                 break  # not read further: closing the iterable stops a streaming answer
     finally:
         close = getattr(iterable, "close", None)
         if close is not None:
             close()
-    if not started:
+    status = answer.status
+    if status is None:
         raise RuntimeError("the application did not call start_response")
-    status, headers = started
-    value: bytes | bytearray = first
+    body = answer.body
+    value: bytes | bytearray = answer.first
     if body is not None:
         if body.over:
             return answer_too_large("max_answer_part_size", limit)
@@ -362,7 +379,7 @@ def call_app(
         known = (int(code), reason)
         if len(_STATUSES) < _KNOWN_STATUSES:
             _STATUSES[status] = known
-    return filled_tuple(SubResponse, (*known, tuple(headers), value))
+    return filled_tuple(SubResponse, (*known, tuple(answer.headers), value))
 
 
 #: Status lines the applications gave, read (a few recur in every batch); bounded.

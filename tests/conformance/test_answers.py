@@ -4,17 +4,19 @@ the rest of the batch goes on; a streaming answer is not read past the bound."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import tracemalloc
 
 import pytest
 
 from flask_batch.wire.json_requests import encode_json_requests
-from flask_batch.wire.model import SubResponse
+from flask_batch.wire.model import MIB, SubResponse
 from flask_batch.wire.multipart_requests import encode_requests
 
 from ..batching import sub
 from .conftest import Server
-from .wire import BOUNDARY, batch, post
+from .wire import BOUNDARY, MULTIPART, batch, connect, head, post
 
 ROUTE = "/batch/answers"  # max_answer_part_size=1000, max_answer_size=2500
 
@@ -86,3 +88,34 @@ def test_a_batch_answer_is_streamed_and_never_stored(server: Server) -> None:
     assert answer.header("Cache-Control") == "no-store"
     assert answer.header("Content-Length") is None  # sent as the parts run
     assert [(r.status, r.body) for r in answer.parts()] == [(200, b"ok"), (200, b"ok")]
+
+
+def _drained(base: str, route: str, data: bytes) -> tuple[int, int]:
+    """POST ``data`` and read the answer as it comes, keeping none of it: its status and
+    size, so that what the batch holds is all the memory measured."""
+    fields = [("Content-Type", MULTIPART), ("Content-Length", str(len(data)))]
+    with connect(base) as sock:
+        sock.sendall(head(base, "POST", route, fields) + data)
+        response = http.client.HTTPResponse(sock, method="POST")
+        response.begin()
+        size = 0
+        while piece := response.read(64 * 1024):
+            size += len(piece)
+        response.close()
+    return response.status, size
+
+
+def test_a_written_answer_is_let_go_as_the_batch_goes_on(server: Server) -> None:
+    # Once written, a part's answer is kept for its status only (its dependents read it):
+    # 32 answers of 1 MiB never take 32 MiB together (what else the servers hold at once
+    # comes and goes: 2 to 10 MiB, whatever the number of parts).
+    parts = 32
+    data = encode_requests([sub("GET", f"/sized?size={MIB}&chunk={MIB}")] * parts, BOUNDARY)
+    tracemalloc.start()  # the server runs in this process: its allocations are traced too
+    try:
+        status, size = _drained(server.base, "/batch", data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (status, size > parts * MIB) == (200, True)
+    assert peak < 16 * MIB, f"{peak / MIB:.1f} MiB held at once"
