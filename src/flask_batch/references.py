@@ -44,6 +44,8 @@ class Resolver:
     ) -> None:
         self._requests = requests
         self._references = references
+        #: The requests some reference names: their answers stay whole once written.
+        self.referenced = frozenset(r.earlier for found in references for r in found)
         self._router = router
         #: The path a request's URL reference led to, by its index: what a reference to it
         #: stands for when its answer has no Location.

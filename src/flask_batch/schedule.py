@@ -12,6 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -82,9 +83,16 @@ class Policy:
     transaction: TransactionHook | AsyncTransactionHook | None = None
 
 
-#: Request ``index`` as it goes to the application, its references resolved from the answers
-#: given, or the answer of one that cannot be (flask_batch.references).
-Resolve = Callable[[int, Answers], SubRequest | SubResponse]
+class Resolve(Protocol):
+    """Resolves the references of a batch's requests (flask_batch.references.Resolver)."""
+
+    @property
+    def referenced(self) -> AbstractSet[int]:
+        """The parts some reference names: their answers are kept whole once written."""
+
+    def __call__(self, index: int, answers: Answers) -> SubRequest | SubResponse:
+        """Request ``index`` as it goes to the application, its references resolved from
+        ``answers``, or the answer of one that cannot be."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +151,8 @@ class Schedule:
         self.observer = observer
         self.answers: list[SubResponse | None] = [None] * len(requests)
         # Once written, an answer is read again for its status only (whether a dependency
-        # failed), unless a reference may read its headers or body (flush).
-        self._keeps_written = resolve is not None
+        # failed), unless a reference reads its headers or body (flush).
+        self._referenced = resolve.referenced if resolve is not None else frozenset()
         self.stopped = False
         self._end = len(requests)  # the parts the answer holds (end_on_error cuts it short)
         # No deadline and not stopped: too_late() is None without a look at the clock.
@@ -363,9 +371,10 @@ class Schedule:
         ``ending`` goes out with the last chunk."""
         small: list[bytes | bytearray] = []
         answers = self.answers
+        referenced = self._referenced
         while self._written < self._end and (answer := answers[self._written]) is not None:
             head, body, tail = self.write(self._written)
-            if not self._keeps_written:
+            if not referenced or self._written not in referenced:
                 answers[self._written] = _outcome(answer.status)
             self._written += 1
             if self._opening:  # the opening goes out with the first part

@@ -173,6 +173,23 @@ def test_if_match_refers_to_the_etag_an_earlier_part_answered(server: Server) ->
     assert seen(second)["headers"]["if-match"] == '"seen"'
 
 
+def test_a_reference_reads_an_answer_written_long_before(server: Server) -> None:
+    # A written answer is let go (its status kept) unless a reference names it: 40 parts
+    # between the two, more than the answers held back before one chunk goes out.
+    between = [request(f"g{k}", "GET", f"/service/Items({k})") for k in range(40)]
+    found = responses(
+        send_json(
+            server,
+            request("1", "POST", "/service/Items?id=9"),
+            *between,
+            request("2", "GET", "$1", headers={"If-Match": "$1"}, dependsOn=["1"]),
+        )
+    )
+    assert statuses(found) == [201] + [200] * 41
+    assert found[-1]["body"]["path"] == "/service/Items(9)"
+    assert found[-1]["body"]["headers"]["if-match"] == '"item-9"'
+
+
 def test_if_none_match_refers_to_the_etag_of_a_created_entity(server: Server) -> None:
     found = responses(
         send_json(
