@@ -86,6 +86,7 @@ class MultipartReader:
         self._dropped = 0  # of those blanks, how many the preamble no longer holds
         self._possible: re.Pattern[bytes] | None = None  # see _possible_delimiter
         self._next_part_offset = 0  # in DELIMITED: where the next part's headers begin
+        self._preamble_looked_at = (-1, False)  # the bytes received, and end(), at that look
         self._looked_at = (0, 0)  # see read_whole_parts: the next part's offset, the work
         self._too_large = False  # bytes past max_body_size arrived
         self._final = False  # end() was called
@@ -233,6 +234,8 @@ class MultipartReader:
         ``head`` matches from a part's first byte (within ``max_header_size``), its group 1
         being the part's headers and their blank line, and the part is wholly in the buffer
         with nothing about it unusual (as :meth:`_whole_part` sees it), and ``take`` takes it.
+        The first part is read so once the preamble is behind; the last, followed by the close
+        delimiter, ends the loop and leaves the reader in the epilogue.
 
         ``take(buffer, match, end)`` (``end``: where the part's content ends) reads the part
         at once, keeping nothing of the buffer, and says whether it did; a part it declines
@@ -240,6 +243,8 @@ class MultipartReader:
         so the reader is where it should be whatever ``take`` raises. Returns how many parts
         were taken.
         """
+        if self._state is _State.PREAMBLE and not self._skip_preamble(self._final):
+            return 0
         if self._state is not _State.DELIMITED:
             return 0
         limits = self._limits
@@ -260,7 +265,10 @@ class MultipartReader:
             content_start = match.end(1)
             found = find(delimiter, content_start - 1)
             after = found + width
-            if found < 0 or not startswith(CRLF, after):
+            if found < 0:
+                break
+            closing = startswith(b"--", after)  # the close delimiter: the last part
+            if not closing and not startswith(CRLF, after):
                 break
             # (A delimiter right after the part's headers ends it before its HTTP head does:
             # ``take`` declines that, as it does every head that runs past its part.)
@@ -273,6 +281,10 @@ class MultipartReader:
             # As _whole_part counts: the delimiter searched for, the head read.
             self._looked_at = (after + 2, after + match.end() - 2 * start)
             skip()
+            if closing:  # what follows is the epilogue, as _read_content leaves it
+                self._state = _State.EPILOGUE
+                buffer.clear()
+                break
             start = after + 2
         return taken
 
@@ -406,14 +418,20 @@ class MultipartReader:
         self._scan = 0
 
     def _skip_preamble(self, final: bool) -> bool:
+        """Go past the preamble to the first delimiter, leaving the first part to be read
+        like any other (:meth:`read_whole_parts` too); False until that delimiter has come."""
+        if self._preamble_looked_at == (self._received, final):
+            return False  # nothing new since the last look: it would find nothing more
         delimiter = self._next_delimiter(final)
         if delimiter is not None:
             if delimiter[1] is True:
                 raise MalformedBatch(
                     f"{self._noun} has no parts: it starts with the close delimiter"
                 )
-            self._start_part(delimiter[1])
+            self._state = _State.DELIMITED
+            self._next_part_offset = delimiter[1]
             return True
+        self._preamble_looked_at = (self._received, final)
         # The preamble is dropped as it comes: only what may still be a delimiter is kept.
         buffer = self._buffer
         if self._pending:
