@@ -339,3 +339,35 @@ def test_parts_at_the_edges_of_the_shape_read_alike(name: str) -> None:
     for limits in (Limits(), EXACT, Limits(max_headers=4, max_header_size=60)):
         for chunks in chunkings(body, (len(FIRST) + 40,)):
             assert_same(CONTENT_TYPE, chunks, limits)
+
+
+#: What may follow a batch's last part: the close delimiter and an epilogue, padding, nothing;
+#: or no close delimiter at all (refused, both ways alike).
+ENDINGS = {
+    "close": b"--b--",
+    "close-crlf": b"--b--\r\n",
+    "close-padding-epilogue": b"--b-- \t\r\nan epilogue --b\r\n",
+    "half-close": b"--b-",
+    "no-close": b"--b",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "ending"), list(itertools.product(sorted(EDGES), sorted(ENDINGS)))
+)
+def test_a_first_and_last_part_at_the_edges_read_alike(name: str, ending: str) -> None:
+    # The one-pass reading starts past the preamble and takes a last part up to the close
+    # delimiter: each edge alone, and as the first and the last part of two.
+    for body in (
+        EDGES[name] + ENDINGS[ending],
+        b"a preamble\r\n" + EDGES[name] + EDGES[name] + ENDINGS[ending],
+    ):
+        exact = Limits(max_body_size=len(body), max_parts=body.count(b"--b\r\n"))
+        for limits in (
+            Limits(),
+            EXACT,
+            exact,
+            dataclasses.replace(exact, max_body_size=len(body) - 3),
+        ):
+            for chunks in chunkings(body, (12, len(body) - 3)):
+                assert_same(CONTENT_TYPE, chunks, limits)
