@@ -1,6 +1,7 @@
 """The client's reader of multipart batch answers: the one-pass reading of the answer this
 package's server writes gives what the general reader gives, for any bytes; anything else
-goes the general way."""
+goes the general way. Read as it arrives (:class:`AnswerStream`), in any pieces, an answer
+gives the same answers, each as soon as its part is complete, and fails where it fails."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from flask_batch.wire import http1, multipart_answers
 from flask_batch.wire.errors import BatchError
 from flask_batch.wire.media_type import boundary_of
 from flask_batch.wire.model import Group, SubRequest, SubResponse
-from flask_batch.wire.multipart_answers import ReadAnswer, ResponseWriter, read_answers
+from flask_batch.wire.multipart_answers import (
+    AnswerStream,
+    ReadAnswer,
+    ResponseWriter,
+    read_answers,
+)
 
 from .properties import PROPERTY
 
@@ -48,6 +54,32 @@ def _outcome(content_type: str, body: bytes | bytearray) -> object:
 def _general(content_type: str, body: bytes) -> object:
     """What the general reader makes of ``body`` (it reads all but bytes)."""
     return _outcome(content_type, bytearray(body))
+
+
+def _streamed(content_type: str, body: bytes, sizes: list[int]) -> object:
+    """The answers ``body`` gives read as it arrives, in pieces of ``sizes`` (in turn), or
+    ``"error"``; each piece gives the answers it completed, in order."""
+    stream = AnswerStream(content_type)
+    given: list[ReadAnswer] = []
+    at = turn = 0
+    while at < len(body):
+        size = sizes[turn % len(sizes)]
+        turn += 1
+        given += stream.feed(body[at : at + size])
+        at += size
+        assert given == stream.answers
+    try:
+        answers = stream.close()
+    except BatchError:
+        return "error"
+    assert answers[: len(given)] == given
+    return answers
+
+
+def _alike_streamed(content_type: str, body: bytes, sizes: list[int]) -> None:
+    """Read as it arrives, ``body`` gives what :func:`read_answers` gives, or fails too."""
+    whole = _outcome(content_type, body)
+    assert _streamed(content_type, body, sizes) == ("error" if isinstance(whole, tuple) else whole)
 
 
 @pytest.mark.parametrize("odata", [False, True])
@@ -188,15 +220,19 @@ _AFTER_DELIMITER = [b"", b"-", b"x", b" \r\n", b"\t\n", b"\n", b"--", b"\r\n", b
         ),
         max_size=3,
     ),
+    sizes=st.lists(st.integers(1, 80), min_size=1, max_size=5),
 )
 def test_any_answer_is_read_as_the_general_reader_reads_it(
+    *,
     responses: list[tuple[int, bytes, str | None]],
     grouped: bool,
     odata: bool,
     flat: bool,
     edits: list[tuple[float, int, bytes]],
+    sizes: list[int],
 ) -> None:
-    """Answers the server writes (changesets too), edited: cut, or with framing inserted."""
+    """Answers the server writes (changesets too), edited: cut, or with framing inserted;
+    read whole, and as they arrive in pieces of ``sizes``."""
     group = Group("g", 2, 0) if grouped and len(responses) >= 2 else None
     pairs = [
         (
@@ -214,3 +250,62 @@ def test_any_answer_is_read_as_the_general_reader_reads_it(
             inserted = b"\r\n--" + boundary + snippet[len(_DELIMITER) :]
         body = body[:place] + inserted + body[place + cut :]
     assert _outcome(content_type, body) == _general(content_type, body)
+    _alike_streamed(content_type, body, sizes)
+
+
+def test_an_answer_is_read_as_soon_as_its_part_is_complete() -> None:
+    """Fed up to the last part's end, every answer but the last is out; the last comes with
+    the next delimiter, and the close delimiter ends the reading."""
+    content_type, body = _answer(_calls(5))
+    last = body.rindex(b"\r\n--")  # before the close delimiter
+    fourth_end = body.rindex(b"\r\n--", 0, last)
+    stream = AnswerStream(content_type)
+    assert [a.content_id for a in stream.feed(body[:fourth_end])] == [
+        f"<run+{n}>" for n in range(3)
+    ]
+    assert [a.content_id for a in stream.feed(body[fourth_end:last])] == ["<run+3>"]
+    assert [a.content_id for a in stream.feed(body[last:])] == ["<run+4>"]
+    assert stream.close() == read_answers(content_type, body)
+
+
+@pytest.mark.parametrize("odata", [False, True])
+@pytest.mark.parametrize("sizes", [[1], [7], [1, 200, 3], [10**6]])
+def test_the_servers_answer_read_as_it_arrives_is_read_alike(odata: bool, sizes: list[int]) -> None:
+    group = Group("g", 2, 40)
+    pairs = _calls(40) + [
+        (
+            SubRequest("POST", "/", (), b"", f"<g+{n}>", group=group),
+            SubResponse(201, "Created", JSON, b"{}"),
+        )
+        for n in range(2)
+    ]
+    content_type, body = _answer(pairs, odata=odata)
+    _alike_streamed(content_type, body, sizes)
+    assert len(read_answers(content_type, body)) == 42
+
+
+@pytest.mark.parametrize(
+    ("body", "part"),
+    [
+        # The first part's response is refused as soon as it is read, before the body ends.
+        (b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 2x OK\r\n\r\n\r\n--b\r\n", 1),
+        (b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n\r\n\r\n--b\r\n", 2),
+        (b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", 1),
+    ],
+)
+def test_an_answer_read_as_it_arrives_fails_where_it_goes_wrong(body: bytes, part: int) -> None:
+    """Nothing is raised while feeding; closing raises the first error, and what was read
+    before it stays read."""
+    stream = AnswerStream("multipart/mixed; boundary=b")
+    for byte in range(len(body)):
+        stream.feed(body[byte : byte + 1])
+    with pytest.raises(BatchError) as raised:
+        stream.close()
+    assert raised.value.part == part
+    assert len(stream.answers) == part - 1
+    assert stream.feed(b"\r\n--b--") == []  # stopped at the error
+
+
+def test_an_answer_without_a_boundary_cannot_be_read_as_it_arrives() -> None:
+    with pytest.raises(BatchError):
+        AnswerStream("multipart/mixed")

@@ -181,6 +181,8 @@ class Schedule:
         self._answered_bytes = 0  # bytes of answer bodies written (max_answer_size)
         # The opening goes out with the first part: the status line waits for an answer.
         self._opening = writer.start()
+        # The next part's opening, sent ahead with the parts before it (flush).
+        self._sent_ahead = b""
 
     @property
     def done(self) -> bool:
@@ -368,12 +370,22 @@ class Schedule:
     def flush(self, ending: bytes = b"") -> Iterator[bytes]:
         """The parts that can be written now, in request order: the small ones as one chunk,
         a large answer's body in slices of its own, read in place (never copied whole);
-        ``ending`` goes out with the last chunk."""
+        ``ending`` goes out with the last chunk.
+
+        When more parts are to come, the next one's opening goes out too, if it is certain
+        (the writer's ``next_opening``, a multipart delimiter line): a client reads a part
+        as ended only once the delimiter after it has arrived, so it reads the parts flushed
+        now while the next ones run. The answer's bytes are the same; only where its chunks
+        end moves."""
         small: list[bytes | bytearray] = []
         answers = self.answers
         referenced = self._referenced
         while self._written < self._end and (answer := answers[self._written]) is not None:
             head, body, tail = self.write(self._written)
+            if self._sent_ahead and head:  # (a member left out of its group's answer has none)
+                assert head.startswith(self._sent_ahead), "the part sent ahead is not this one"
+                head = head[len(self._sent_ahead) :]
+                self._sent_ahead = b""
             if not referenced or self._written not in referenced:
                 answers[self._written] = _outcome(answer.status)
             self._written += 1
@@ -389,6 +401,12 @@ class Schedule:
                 yield from slices(body)
         if self._written == self._end:
             self.tally.complete = True  # every part is written: the tally is final
+        elif small and not self._sent_ahead:
+            # A part that fails later may end the answer (end_on_error), but only after
+            # itself: whatever comes, another part is written.
+            self._sent_ahead = self.writer.next_opening
+            if self._sent_ahead:
+                small.append(self._sent_ahead)
         if ending:
             small.append(ending)
         if small and (chunk := b"".join(small)):

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import tracemalloc
+import uuid
 
 import pytest
 
 from flask_batch.wire.json_requests import encode_json_requests
 from flask_batch.wire.model import MIB, SubResponse
+from flask_batch.wire.multipart_answers import AnswerStream
 from flask_batch.wire.multipart_requests import encode_requests
 
 from ..batching import sub
 from .conftest import Server
-from .wire import BOUNDARY, MULTIPART, batch, connect, head, post
+from .wire import BOUNDARY, MULTIPART, batch, connect, exchange, head, post
 
 ROUTE = "/batch/answers"  # max_answer_part_size=1000, max_answer_size=2500
 
@@ -119,3 +122,36 @@ def test_a_written_answer_is_let_go_as_the_batch_goes_on(server: Server) -> None
         tracemalloc.stop()
     assert (status, size > parts * MIB) == (200, True)
     assert peak < 16 * MIB, f"{peak / MIB:.1f} MiB held at once"
+
+
+def test_an_answer_sent_is_readable_before_the_next_part_ends(server: Server) -> None:
+    # A client knows a part has ended only once it has the delimiter after it: the server
+    # sends that delimiter with the parts it flushes. Here the second part waits for a
+    # meeting the test joins only once it has read the first answer off the wire: were the
+    # delimiter held back with the second part, the first answer could not be read, and the
+    # second part would give up waiting only after 10 s.
+    meeting = uuid.uuid4().hex
+    data = encode_requests(
+        [sub("GET", "/slow?s=0.01"), sub("GET", f"/meet?name={meeting}&n=2")], BOUNDARY
+    )
+    fields = [("Content-Type", MULTIPART), ("Content-Length", str(len(data)))]
+    started = time.monotonic()
+    with connect(server.base) as sock:
+        sock.sendall(head(server.base, "POST", "/batch", fields) + data)
+        response = http.client.HTTPResponse(sock, method="POST")
+        response.begin()
+        stream = AnswerStream(response.getheader("Content-Type"))
+        while not stream.answers and (piece := response.read1(65536)):
+            stream.feed(piece)
+        assert [(a.response.status, a.response.body) for a in stream.answers] == [(200, b"slow")]
+        joined = exchange(server.base, head(server.base, "GET", f"/meet?name={meeting}&n=2"), "GET")
+        assert joined.status == 200
+        while piece := response.read1(65536):
+            stream.feed(piece)
+        answers = stream.close()
+        response.close()
+    assert [(a.response.status, a.response.body) for a in answers] == [
+        (200, b"slow"),
+        (200, b"met"),
+    ]
+    assert time.monotonic() - started < 5  # the second part did not wait its 10 s out

@@ -64,6 +64,8 @@ class JsonResponseWriter:
     content_type = MEDIA_TYPE
     #: A failed group's members are answered each in turn (OData JSON 4.01 section 19.6).
     collapses_failed_groups = False
+    #: Nothing is sent ahead: the JSON format is read whole.
+    next_opening = b""
 
     def __init__(self, dialect: JsonDialect = "graph") -> None:
         if dialect not in JSON_DIALECTS:

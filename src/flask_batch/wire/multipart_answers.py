@@ -27,6 +27,7 @@ from .multipart import MultipartReader, encode_close
 from .multipart_requests import changeset_boundary
 
 __all__ = [
+    "AnswerStream",
     "ReadAnswer",
     "ResponseWriter",
     "read_answers",
@@ -91,6 +92,14 @@ class ResponseWriter:
     @property
     def content_type(self) -> str:
         return multipart_type(self.boundary)
+
+    @property
+    def next_opening(self) -> bytes:
+        """The delimiter line the next part begins with, outside a changeset: a reader knows a
+        part has ended only once it has read the delimiter after it, so the schedule sends
+        that line with the parts it flushes (``Schedule.flush``). Inside a changeset, the
+        next member begins with the changeset's own: nothing is certain."""
+        return self._delimiter if self._group is None else b""
 
     def start(self) -> bytes:
         return b""  # no preamble
@@ -173,29 +182,91 @@ def read_answers(content_type: str | None, body: bytes) -> list[ReadAnswer]:
     reader = MultipartReader(body_boundary, UNLIMITED)
     answers: list[ReadAnswer] = []
     for index, part in enumerate(reader.feed(body) + reader.close(), start=1):
-        boundary = _answered_changeset(part, index)
-        if boundary is None:
-            response = parse_response(part.content, index)
-            answers.append(ReadAnswer(_answered_id(part), response, index, False))
-            continue
-        nested = MultipartReader(boundary, UNLIMITED, "the changeset answer")
+        answers += _answers_in(part, index, None)
+    return answers
+
+
+class AnswerStream:
+    """:func:`read_answers` as the body arrives: :meth:`feed` takes each piece and gives the
+    answers whose parts it completed, so that a client reads an answer while the server is
+    still writing the next ones (docs/performance.md, "Answers read as they arrive").
+
+    Nothing is raised while feeding: an error stops the reading, and :meth:`close` raises it
+    (the same :class:`~.errors.BatchError`, at the first part the body is wrong in; the
+    whole-body :func:`read_answers` names a framing error first). Work stays linear in the
+    body: it is the general reader's, fed piece by piece.
+    """
+
+    def __init__(self, content_type: str | None) -> None:
+        """``BatchError`` at once if ``content_type`` names no multipart boundary."""
+        self._reader = MultipartReader(boundary_of(content_type), UNLIMITED)
+        self._parts = 0
+        self._heads: dict[bytes, ResponseHead] = {}
+        self._error: BatchError | None = None
+        #: Every answer read so far, in order.
+        self.answers: list[ReadAnswer] = []
+
+    def feed(self, data: bytes) -> list[ReadAnswer]:
+        """Take the next bytes of the body; the answers they completed."""
+        if self._error is not None:
+            return []
+        self._reader.push(data)
+        return self._read()
+
+    def close(self) -> list[ReadAnswer]:
+        """The body ended: every answer in it (:attr:`answers`), or its error."""
+        if self._error is None:
+            self._reader.end()
+            self._read()
+        if self._error is not None:
+            raise self._error
+        return self.answers
+
+    def _read(self) -> list[ReadAnswer]:
+        found: list[ReadAnswer] = []
         try:
-            if isinstance(part.content, bytearray):
-                nested.adopt(part.content)  # a large one: its buffer, not a copy of it
-            else:
-                nested.push(part.content)
-            nested.end()
-            member = 0
-            while (inner := nested.next_part()) is not None:
-                member += 1
-                if _answered_changeset(inner, member) is not None:
-                    raise MalformedBatch(
-                        "a changeset's answer cannot contain another changeset", part=member
-                    )
-                response = parse_response(inner.content, member)
-                answers.append(ReadAnswer(_answered_id(inner), response, index, True))
+            while (part := self._reader.next_part()) is not None:
+                self._parts += 1
+                found += _answers_in(part, self._parts, self._heads)
         except BatchError as error:
-            raise error.inside(index) from None
+            self._error = error
+        self.answers += found
+        return found
+
+
+def _answers_in(
+    part: Part, index: int, heads: dict[bytes, ResponseHead] | None
+) -> list[ReadAnswer]:
+    """The answers part ``index`` of a batch answer holds: one, or a changeset's members
+    (``heads``: the response heads read so far, see :func:`_plain_response`; None: each head
+    read in full, as the general reading does)."""
+    boundary = _answered_changeset(part, index)
+    if boundary is None:
+        content = part.content
+        if heads is not None and type(content) is bytes:
+            response = _plain_response(content, 0, len(content), index, heads)
+        else:  # a large one, in the reader's buffer: read as it is, not copied to bytes
+            response = parse_response(content, index)
+        return [ReadAnswer(_answered_id(part), response, index, False)]
+    answers: list[ReadAnswer] = []
+    nested = MultipartReader(boundary, UNLIMITED, "the changeset answer")
+    try:
+        if isinstance(part.content, bytearray):
+            nested.adopt(part.content)  # a large one: its buffer, not a copy of it
+        else:
+            nested.push(part.content)
+        nested.end()
+        member = 0
+        while (inner := nested.next_part()) is not None:
+            member += 1
+            if _answered_changeset(inner, member) is not None:
+                raise MalformedBatch(
+                    "a changeset's answer cannot contain another changeset", part=member
+                )
+            response = parse_response(inner.content, member)
+            answers.append(ReadAnswer(_answered_id(inner), response, index, True))
+    except BatchError as error:
+        raise error.inside(index) from None
     return answers
 
 
