@@ -26,7 +26,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Generic, TypeVar
 
 from ._core.limits import EndpointKnowledge, endpoint_of
-from ._core.model import Lost, OuterT, PreparedBatch, Reply
+from ._core.model import Arrival, Lost, OuterT, PreparedBatch, Reply
 from ._core.run import Run
 
 ResultT = TypeVar("ResultT")
@@ -42,12 +42,17 @@ class Overdue(Exception):
     passed (the call is then late, as if it had not ended)."""
 
 
-def read_within(pieces: Iterable[bytes], deadline: float | None) -> bytes:
+def read_within(
+    pieces: Iterable[bytes], deadline: float | None, arrival: Arrival | None = None
+) -> bytes:
     """A body read piece by piece as it arrives; :class:`Overdue` once ``deadline`` (monotonic
-    seconds) has passed, so a server that trickles an answer cannot hold a reader forever."""
+    seconds) has passed, so a server that trickles an answer cannot hold a reader forever.
+    Each piece goes to ``arrival`` too: its answers are read while the next piece comes."""
     body = []
     for piece in pieces:
         body.append(piece)
+        if arrival is not None:
+            arrival.feed(piece)
         if deadline is not None and time.monotonic() > deadline:
             raise Overdue
     return b"".join(body)

@@ -15,7 +15,7 @@ import httpx
 
 from ..wire.model import Headers, SubRequest
 from ._core.formats import Format
-from ._core.model import Answered, Failed, PreparedBatch, Reply, smallest
+from ._core.model import Answered, Arrival, Failed, PreparedBatch, Reply, smallest
 from ._core.outcome import AsyncSentBatch, SentBatch
 from ._core.pending import BatchResponse
 from ._core.queueing import (
@@ -241,8 +241,11 @@ def _shared_headers(parts: Sequence[Headers]) -> list[tuple[bytes, bytes]]:
     return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in shared]
 
 
-def reply(response: httpx.Response, body: bytes, started: float) -> Reply[httpx.Response]:
-    """What the batch endpoint answered to a batch sent at ``started`` (a perf_counter)."""
+def reply(
+    response: httpx.Response, body: bytes, started: float, arrival: Arrival | None = None
+) -> Reply[httpx.Response]:
+    """What the batch endpoint answered to a batch sent at ``started`` (a perf_counter);
+    ``arrival``: its body read as it arrived."""
     response.elapsed = timedelta(seconds=time.perf_counter() - started)
     return Reply(
         response.status_code,
@@ -252,6 +255,7 @@ def reply(response: httpx.Response, body: bytes, started: float) -> Reply[httpx.
         body,
         response,
         response.headers.get("Accept-Encoding"),
+        arrival,
     )
 
 

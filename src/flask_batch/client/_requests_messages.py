@@ -29,7 +29,7 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from ..wire.fields import number
 from ..wire.model import Headers, SubRequest, SubResponse
-from ._core.model import Failed, Reply, smallest
+from ._core.model import Arrival, Failed, Reply, smallest
 from ._core.pending import BatchResponse
 from ._core.queueing import NOT_CARRIED, Changeset
 from ._core.report import BatchFailed, summary
@@ -230,34 +230,39 @@ def forget_body(response: RequestsBatchResponse) -> None:
     response._content_consumed = False
 
 
-def fill(
-    response: RequestsBatchResponse,
-    queued: Queued,
-    answer: SubResponse,
-    *,
-    elapsed: timedelta,
-    session_cookies: RequestsCookieJar,
-) -> None:
-    """Make the pending ``response`` to ``queued`` the ``answer``, as ``requests`` would
-    have built it (``HTTPAdapter.build_response``, then ``Session.send``'s read)."""
+class Filling(NamedTuple):
+    """What filling a pending response with ``answer`` sets in it (:func:`filling`)."""
+
+    answer: SubResponse
+    elapsed: timedelta
+    #: The response's attributes, by name.
+    attributes: dict[str, Any]
+    #: Whether the answer sets cookies: the jars take them as the response is filled.
+    sets_cookies: bool
+
+
+def filling(queued: Queued, answer: SubResponse, elapsed: timedelta) -> Filling:
+    """What :func:`fill` sets in the response to ``queued`` for ``answer``. It makes new
+    objects and changes none, so it may be worked out ahead, in the thread that reads the
+    batch answer while the rest of it arrives (``Batching._post``)."""
     request = queued.request
     stream = queued.arguments.stream
     fields = _joined(answer.headers)
-    response._pending = None
-    response.__class__ = _Filled  # before filling it, which reads many of its attributes
-    response.status_code = answer.status
-    response.reason = answer.reason
-    response.headers = CaseInsensitiveDict(fields.values())
     content_type = fields.get("content-type")
-    response.encoding = _encoding(None if content_type is None else content_type[1])
-    response.elapsed = elapsed
+    attributes: dict[str, Any] = {
+        "status_code": answer.status,
+        "reason": answer.reason,
+        "headers": CaseInsensitiveDict(fields.values()),
+        "encoding": _encoding(None if content_type is None else content_type[1]),
+        "elapsed": elapsed,
+    }
     known, length = _known_length(fields, answer.status, request.method)
     if stream or not known:
         raw = _raw(answer, request)
-        response.raw = raw
+        attributes["_raw"], attributes["_unread"] = raw, None
         length = raw.length_remaining
     else:
-        response._unread = (answer, request)  # ``raw`` is made when read, if ever
+        attributes["_unread"] = (answer, request)  # ``raw`` is made when read, if ever
     if (
         answer.status  # requests leaves the content of a status 0 unset (None)
         and not stream  # streamed: read from raw, as plain requests would
@@ -268,13 +273,35 @@ def fill(
         # return the body unchanged: it is the content, read now as Session.send reads a
         # response it does not stream, without that pass through urllib3. Otherwise
         # ``content`` reads ``raw``, and fails as plain requests would.
-        response._content = bytes(answer.body)  # read from the wire: bytes, not copied
-        response._content_consumed = True
+        attributes["_content"] = bytes(answer.body)  # read from the wire: bytes, not copied
+        attributes["_content_consumed"] = True
     # A jar takes cookies only from these headers: without them, there is nothing to do.
-    if "set-cookie" in fields or "set-cookie2" in fields:
+    sets_cookies = "set-cookie" in fields or "set-cookie2" in fields
+    return Filling(answer, elapsed, attributes, sets_cookies)
+
+
+def fill(
+    response: RequestsBatchResponse,
+    queued: Queued,
+    answer: SubResponse,
+    *,
+    elapsed: timedelta,
+    session_cookies: RequestsCookieJar,
+    ahead: Filling | None = None,
+) -> None:
+    """Make the pending ``response`` to ``queued`` the ``answer``, as ``requests`` would
+    have built it (``HTTPAdapter.build_response``, then ``Session.send``'s read); ``ahead``:
+    its :func:`filling`, if it was worked out ahead (used only if it is this answer's)."""
+    if ahead is None or ahead.answer is not answer or ahead.elapsed != elapsed:
+        ahead = filling(queued, answer, elapsed)
+    response._pending = None
+    response.__class__ = _Filled  # before filling it: no read goes through the guard
+    response.__dict__.update(ahead.attributes)
+    if ahead.sets_cookies:
         message = http.client.HTTPMessage()
         for name, value in answer.headers:
             message[name] = value
+        request = queued.request
         for jar in (response.cookies, session_cookies):
             jar.extract_cookies(MockResponse(message), MockRequest(request))  # type: ignore[arg-type]
 
@@ -334,8 +361,11 @@ def _header_dict(fields: Headers) -> HTTPHeaderDict:
     return headers
 
 
-def reply(response: requests.Response, body: bytes) -> Reply[requests.Response]:
-    """What the batch endpoint answered, for the run."""
+def reply(
+    response: requests.Response, body: bytes, arrival: Arrival | None = None
+) -> Reply[requests.Response]:
+    """What the batch endpoint answered, for the run (``arrival``: its body read as it
+    arrived)."""
     return Reply(
         response.status_code,
         response.reason or "",
@@ -344,6 +374,7 @@ def reply(response: requests.Response, body: bytes) -> Reply[requests.Response]:
         body,
         response,
         response.headers.get("Accept-Encoding"),
+        arrival,
     )
 
 

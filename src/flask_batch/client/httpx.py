@@ -55,6 +55,7 @@ from ._core.outcome import AsyncSentBatch, SentBatch
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
 from ._core.queueing import Changeset
 from ._core.report import BatchFailed
+from ._core.run import Run
 from ._drivers import KEPT_CONNECTIONS, SharedPools, drive, drive_async, read_within
 from ._httpx_base import TransportBase
 from ._httpx_messages import (
@@ -408,7 +409,7 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
         run = self._run(entries)
         await drive_async(
             run,
-            functools.partial(self._post, entries),
+            functools.partial(self._post, entries, run),
             discover=functools.partial(self._discover, entries),
             discovering=self._discovery_lock(),
             sleep=self._sleep,
@@ -457,15 +458,40 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
                 entry.future.set_exception(failure([(entry.request, result)], 1, []))
 
     async def _post(
-        self, entries: Sequence[Entry], batch: PreparedBatch, deadline: float | None
+        self,
+        entries: Sequence[Entry],
+        run: Run[httpx.Response],
+        batch: PreparedBatch,
+        deadline: float | None,
     ) -> Reply[httpx.Response] | Lost:
+        """POST one batch and read its answer as it arrives: a request whose answer is final
+        on its own gets it at once (:meth:`Run.settle_early`), so that its caller goes on
+        while the server still answers the others."""
         request = outer_request(self.batch_url, entries, deadline, batch)
         started = time.perf_counter()
+        arrival = None
         try:
-            response = await self._fetch(request)
+            response = await self._transport.handle_async_request(request)
+            try:
+                arrival = run.arrival(
+                    batch, response.status_code, response.headers.get("Content-Type")
+                )
+                if arrival is None:
+                    await response.aread()
+                else:
+                    pieces = []
+                    async for piece in response.aiter_bytes():  # decoded, as aread() does
+                        pieces.append(piece)
+                        if answers := arrival.feed(piece):
+                            settled = run.settle_early(arrival, answers, response)
+                            _resolve(entries, settled)
+                    response._content = b"".join(pieces)  # what aread() keeps
+            finally:
+                await response.aclose()
         except httpx.TransportError as error:
             return Lost(error, sent_nothing=isinstance(error, SENT_NOTHING))
-        return reply(response, response.content, started)
+        response.request = request
+        return reply(response, response.content, started, arrival)
 
     async def _discover(self, entries: Sequence[Entry], deadline: float | None) -> object:
         try:
@@ -494,6 +520,18 @@ class _Window:
     size: int
     entries: list[Entry] = field(default_factory=list)
     full: bool = False
+
+
+def _resolve(
+    entries: Sequence[Entry], settled: Sequence[tuple[int, Answered[httpx.Response]]]
+) -> None:
+    """Give the callers of the ``settled`` requests their answers now (a request of
+    ``send_all``, with no caller waiting alone, gets its answer with the others)."""
+    for index, result in settled:
+        entry = entries[index]
+        if not _abandoned(entry):
+            assert entry.future is not None
+            entry.future.set_result(response_of(result, entry.request))
 
 
 def _abandoned(entry: Entry) -> bool:

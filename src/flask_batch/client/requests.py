@@ -26,8 +26,18 @@ from requests.hooks import default_hooks, dispatch_hook
 
 from ..observe import FAILURES_HEADER
 from ..wire.model import SubRequest
+from ..wire.multipart_answers import ReadAnswer
 from ._core.limits import description
-from ._core.model import Answered, Failed, Lost, PreparedBatch, Reply, Result, smallest
+from ._core.model import (
+    Answered,
+    Arrival,
+    Failed,
+    Lost,
+    PreparedBatch,
+    Reply,
+    Result,
+    smallest,
+)
 from ._core.options import ClientOptions, Options
 from ._core.outcome import SentBatch, attempt_of, outers_of, reported_failures
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
@@ -40,6 +50,7 @@ from ._core.queueing import (
     reference_target,
 )
 from ._core.report import BatchFailed
+from ._core.run import Run
 from ._drivers import (
     KEPT_CONNECTIONS,
     KNOWN_ENDPOINTS,
@@ -49,6 +60,7 @@ from ._drivers import (
     remaining,
 )
 from ._requests_messages import (
+    Filling,
     Phases,
     Queued,
     RequestsBatchFailed,
@@ -56,6 +68,7 @@ from ._requests_messages import (
     TransportArguments,
     failure,
     fill,
+    filling,
     forget_body,
     part_of,
     phases,
@@ -388,11 +401,13 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
             return []
         queue = [item for item, _ in queued]
         run = self._run(queue)
+        #: How each response is filled, worked out as its answer arrived (``_post``).
+        ahead: dict[int, Filling] = {}
         try:
             self._environment = self._environment_settings()
             drive(
                 run,
-                functools.partial(self._post, queue),
+                functools.partial(self._post, queue, run, ahead),
                 discover=functools.partial(self._discover, queue),
                 sleep=self._sleep,
                 timed_out=requests.Timeout,
@@ -405,13 +420,20 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         finally:
             self._environment = None
         results = run.results()
-        for (item, response), result in zip(queued, results, strict=True):
+        for index, ((item, response), result) in enumerate(zip(queued, results, strict=True)):
             if isinstance(result, Answered):
                 outer = result.outer
                 elapsed = outer.elapsed if outer is not None else timedelta(0)
                 if response._pending is None:  # answered before: sent again by retry_failed()
                     forget_body(response)
-                fill(response, item, result.response, elapsed=elapsed, session_cookies=self.cookies)
+                fill(
+                    response,
+                    item,
+                    result.response,
+                    elapsed=elapsed,
+                    session_cookies=self.cookies,
+                    ahead=ahead.get(index),
+                )
             elif response._pending is not None:  # one sent again keeps its last answer
                 response._pending = result.reason
             response.attempts = result.attempts
@@ -422,23 +444,49 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         return results
 
     def _post(
-        self, queue: list[Queued], batch: PreparedBatch, deadline: float | None
+        self,
+        queue: list[Queued],
+        run: Run[requests.Response],
+        ahead: dict[int, Filling],
+        batch: PreparedBatch,
+        deadline: float | None,
     ) -> Reply[requests.Response] | Lost:
-        """POST one batch; a lost connection or a timeout is an outcome, not an exception."""
+        """POST one batch; a lost connection or a timeout is an outcome, not an exception.
+
+        Its answer is read as it arrives (:meth:`Run.arrival`), and how each response would be
+        filled with its answer is worked out then, into ``ahead``, while the server still
+        writes the next answers. This may run in a thread of the driver's, so it changes
+        nothing shared: the run decides what the answers mean once the exchange is back, and
+        :meth:`_send` fills the responses then."""
         request = self._own_request("POST", data=batch.body, headers=dict(batch.headers))
+
+        def arriving(response: requests.Response) -> Arrival | None:
+            arrival = run.arrival(batch, response.status_code, response.headers.get("Content-Type"))
+            if arrival is not None:
+                elapsed = response.elapsed
+
+                def work_out(answers: list[ReadAnswer]) -> None:
+                    for answer in answers:
+                        index = run.whose(answer)
+                        if index is not None and index in arrival.items:
+                            ahead[index] = filling(queue[index], answer.response, elapsed)
+
+                arrival.then = work_out
+            return arrival
+
         try:
-            response, body = self._exchange(
-                request, phases(queue[index] for index in batch.items), deadline
+            response, body, arrival = self._exchange(
+                request, phases(queue[index] for index in batch.items), deadline, arriving
             )
         except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as error:
             return Lost(error, sent_nothing=sent_nothing(error))
-        return reply(response, body)
+        return reply(response, body, arrival)
 
     def _discover(self, queue: list[Queued], deadline: float | None) -> object:
         """The endpoint's description (GET on the batch URL), or None if that fails."""
         request = self._own_request("GET", headers={"Accept": "application/json"})
         try:
-            response, body = self._exchange(request, phases(queue), deadline)
+            response, body, _ = self._exchange(request, phases(queue), deadline)
         except (requests.RequestException, ValueError):
             return None
         return description(response.status_code, body)
@@ -456,11 +504,16 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         return request
 
     def _exchange(
-        self, request: requests.PreparedRequest, timeouts: Phases, deadline: float | None
-    ) -> tuple[requests.Response, bytes]:
+        self,
+        request: requests.PreparedRequest,
+        timeouts: Phases,
+        deadline: float | None,
+        arriving: Callable[[requests.Response], Arrival | None] | None = None,
+    ) -> tuple[requests.Response, bytes, Arrival | None]:
         """Send a request of the session's own and read its whole answer by ``deadline``: each
         wait is bounded by the time left, and the answer is read in pieces with the deadline
-        checked after each (``Overdue`` once it passed)."""
+        checked after each (``Overdue`` once it passed), each piece also given to the
+        :class:`Arrival` that ``arriving`` makes of the answer's head, if any."""
         left = remaining(deadline)
         timeout = (smallest([timeouts[0], left]), smallest([timeouts[1], left]))
         response = requests.Session.send(
@@ -469,13 +522,14 @@ class Batching(requests.Session, ClientOptions[requests.Response]):
         try:
             if isinstance(response._content, bytes) or not hasattr(response.raw, "read1"):
                 # Read already (an adapter that does not stream), or not urllib3's: as it comes.
-                return response, response.content
-            body = read_within(pieces(response.raw), deadline)
+                return response, response.content, None
+            arrival = None if arriving is None else arriving(response)
+            body = read_within(pieces(response.raw), deadline, arrival)
         finally:
             response.close()  # the connection goes back to the pool only if read to its end
         response._content = body
         response._content_consumed = True  # type: ignore[attr-defined]  # not in the stubs
-        return response, body
+        return response, body, arrival
 
     def get_adapter(self, url: str) -> BaseAdapter:
         """The adapter for ``url`` (the batch URL): a shared one, whose connections outlive

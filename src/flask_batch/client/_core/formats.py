@@ -17,13 +17,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar, Literal
 
+from ...wire.errors import BatchError
 from ...wire.formats import JSON, MULTIPART
 from ...wire.json_answers import read_json_responses
 from ...wire.json_requests import encode_json_request, join_json_requests
 from ...wire.media_type import new_boundary
 from ...wire.model import Headers, SubRequest
 from ...wire.multipart import encode_close
-from ...wire.multipart_answers import ReadAnswer, read_answers
+from ...wire.multipart_answers import AnswerStream, ReadAnswer, read_answers
 from ...wire.multipart_requests import encode_request
 
 #: What a client's ``format=`` option may say.
@@ -80,6 +81,12 @@ class Format(ABC):
         """Every answer of a batch answer, with where it came;
         :class:`~flask_batch.wire.errors.MalformedBatch` if it cannot be read."""
 
+    def stream(self, content_type: str | None) -> AnswerStream | None:
+        """A reader of a batch answer as it arrives (:meth:`read`, piece by piece), or None
+        if the format is read whole (or ``content_type`` says too little to stream it: the
+        whole reading then says what is wrong)."""
+        return None
+
 
 class MultipartFormat(Format):
     """The Google/OData ``multipart/mixed`` format."""
@@ -128,6 +135,12 @@ class MultipartFormat(Format):
 
     def read(self, content_type: str | None, body: bytes) -> list[ReadAnswer]:
         return read_answers(content_type, body)
+
+    def stream(self, content_type: str | None) -> AnswerStream | None:
+        try:
+            return AnswerStream(content_type)
+        except BatchError:
+            return None
 
 
 class JsonFormat(Format):

@@ -3,11 +3,12 @@ batch to send, what came back for it, and each request's final result."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ...wire.model import SubResponse
+from ...wire.multipart_answers import AnswerStream, ReadAnswer
 
 #: The front end's own response object (``requests.Response``, ``httpx.Response``).
 OuterT = TypeVar("OuterT")
@@ -40,6 +41,35 @@ class PreparedBatch:
         return f"the batch exchange took longer than its timeout ({self.timeout:g} s)"
 
 
+class Arrival:
+    """A batch's answer as its body arrives (:meth:`.run.Run.arrival`): its answers read as
+    their bytes come in, while the server is still writing the next ones. It holds nothing of
+    the run's, so a driver may feed it from a thread of its own; what it read is acted on by
+    the run, in the run's thread (:meth:`.run.Run.settle_early`, :meth:`.run.Run.feed`)."""
+
+    __slots__ = ("items", "settling", "stream", "then")
+
+    def __init__(self, stream: AnswerStream, items: tuple[int, ...]) -> None:
+        self.stream = stream
+        #: What the front end does with the answers each piece completed, in the thread that
+        #: feeds them (work done ahead that changes nothing shared: ``Batching`` works out
+        #: how it fills each response), or None.
+        self.then: Callable[[list[ReadAnswer]], object] | None = None
+        #: The requests the batch carries (indices in the run).
+        self.items = frozenset(items)
+        #: Whether its answers may still be taken as final on their own as they come: not
+        #: after one the run could not place (then the whole answer decides, as it arrived).
+        self.settling = True
+
+    def feed(self, data: bytes) -> list[ReadAnswer]:
+        """The answers the next bytes of the body completed (nothing is raised: an answer
+        that cannot be read fails when the run reads the rest, :meth:`AnswerStream.close`)."""
+        answers = self.stream.feed(data)
+        if answers and self.then is not None:
+            self.then(answers)
+        return answers
+
+
 @dataclass(frozen=True, slots=True)
 class Reply(Generic[OuterT]):
     """What the batch endpoint answered to a :class:`PreparedBatch`."""
@@ -53,6 +83,9 @@ class Reply(Generic[OuterT]):
     outer: OuterT
     #: The codings the endpoint says it takes in batch bodies (its ``Accept-Encoding``).
     accept_encoding: str | None = None
+    #: The body, read as it arrived (its answers are read from this, not from :attr:`body`);
+    #: None if it was read whole.
+    arrival: Arrival | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,11 @@ Rules, in one place:
   failure stayed applied). A group larger than the endpoint's known ``max_group_size`` or
   ``max_parts``, or for an endpoint that says it refuses groups, is never sent. Which answer
   is whose: :mod:`.matching`.
+- An answer is read as it arrives. A request alone (in no atomic group) whose answer is
+  final on its own (a status the policy does not retry, and not ``424``) may be settled
+  then (:meth:`Run.settle_early`, which the event-loop driver uses: the caller's task goes
+  on while the rest of the answer comes); what comes after cannot take it back. Everything
+  else is decided once the whole answer is in, as if it had been read at once.
 - A batch's exchange (connect, send, the whole answer) ends by a deadline: the smallest
   timeout of the requests it carries (:attr:`.model.PreparedBatch.timeout`), which the
   driver keeps.
@@ -54,9 +59,10 @@ import heapq
 import json
 import random as _random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import replace
 from enum import Enum, auto
-from typing import Generic
+from typing import Any, Generic
 
 from ...wire.content_coding import gzip_body
 from ...wire.errors import MalformedBatch
@@ -74,9 +80,17 @@ from .limits import (
     read_too_large,
 )
 from .matching import Sent, match, repeated_id, request_ids, stopped_at
-from .model import Answered, Failed, Lost, OuterT, PreparedBatch, Reply, Result, smallest
+from .model import Answered, Arrival, Failed, Lost, OuterT, PreparedBatch, Reply, Result, smallest
 from .policy import Retry, parse_retry_after
-from .report import NO_PART, media_type_of, not_a_batch_answer, said, status_line, stopped
+from .report import (
+    BATCH_ANSWER_STATUSES,
+    NO_PART,
+    media_type_of,
+    not_a_batch_answer,
+    said,
+    status_line,
+    stopped,
+)
 
 #: A batch body larger than this goes in gzip where the endpoint takes it: one TCP segment's
 #: payload (RFC 6928's 1,460 less options), below which compressing saves no round trip.
@@ -115,7 +129,7 @@ class _Item:
         self.not_before = 0.0
         self.last: SubResponse | None = None
         self.last_outer: object = None
-        self.result: Result[object] | None = None
+        self.result: Result[Any] | None = None
 
 
 class Run(Generic[OuterT]):
@@ -181,6 +195,10 @@ class Run(Generic[OuterT]):
                 self.format.check(requests[index], in_group=True)
         for item, content_id in zip(self._items, request_ids(requests, self.format), strict=True):
             item.content_id = content_id
+        #: Each request by its id: whose an answer read as it arrives is.
+        self._by_id = {item.content_id: item.index for item in self._items}
+        #: Requests settled while their batch's answer arrived, that batch not fed back yet.
+        self._early: set[int] = set()
         for item in self._items:
             item.encoded = self._encode(item, item.depends_on)
         self._depends_on = {item.index: item.depends_on for item in self._items}
@@ -206,7 +224,10 @@ class Run(Generic[OuterT]):
 
     @property
     def done(self) -> bool:
-        return self._unfinished == 0
+        """Every request has its final result, and no batch is still arriving (one whose
+        requests were all settled as it arrived is read to its end: its connection is then
+        kept)."""
+        return self._unfinished == 0 and self._in_flight == 0
 
     @property
     def timeout(self) -> float | None:
@@ -218,7 +239,7 @@ class Run(Generic[OuterT]):
         results: list[Result[OuterT]] = []
         for item in self._items:
             assert item.result is not None, "the run is not done"
-            results.append(item.result)  # type: ignore[arg-type]  # it holds the driver's OuterT
+            results.append(item.result)
         return results
 
     def needs_discovery(self) -> bool:
@@ -270,11 +291,67 @@ class Run(Generic[OuterT]):
             for index in indices:
                 self._give_up(self._items[index], unsendable)
 
+    def arrival(
+        self, batch: PreparedBatch, status: int, content_type: str | None
+    ) -> Arrival | None:
+        """How to read the body of ``batch``'s answer as it arrives, given its status and
+        media type, or None to read it whole (not a batch answer, or a format read whole).
+        It changes nothing in the run: a driver may call it from a thread of its own."""
+        if status not in BATCH_ANSWER_STATUSES:
+            return None
+        if media_type_of(content_type) != self.format.answer_type:
+            return None
+        stream = self.format.stream(content_type)
+        return None if stream is None else Arrival(stream, batch.items)
+
+    def whose(self, answer: ReadAnswer) -> int | None:
+        """The request ``answer`` names by the id it echoes, if any (what :meth:`feed` will
+        make of it may still differ: an atomic group's answer, an id answered twice). It
+        changes nothing in the run."""
+        return None if answer.content_id is None else self._by_id.get(answer.content_id)
+
+    def settle_early(
+        self, arrival: Arrival, answers: Sequence[ReadAnswer], outer: OuterT
+    ) -> list[tuple[int, Answered[OuterT]]]:
+        """Take the ``answers`` just read of a batch's answer (``arrival``, ``outer`` the
+        front end's response to it) that are final on their own, before the rest arrives;
+        the requests they settled (index, result), in order.
+
+        That is an answer to a request alone, by the id it echoes, with a status the policy
+        does not retry and not ``424`` (what :meth:`feed` would decide of it). Once an answer
+        cannot be placed so (no id, an id of no request of the batch, an id answered
+        already), nothing more is settled early: the whole answer decides the rest."""
+        settled: list[tuple[int, Answered[OuterT]]] = []
+        statuses = self.retry.statuses
+        for answer in answers:
+            if not arrival.settling:
+                break
+            index = self.whose(answer)
+            if index is None or index not in arrival.items or index in self._early:
+                arrival.settling = False
+                break
+            item = self._items[index]
+            status = answer.response.status
+            if item.request.group is not None or status in statuses or status == 424:
+                continue
+            item.attempts += 1
+            item.last, item.last_outer = answer.response, outer
+            result = Answered(answer.response, item.attempts, outer)
+            self._finish(item, result)
+            self._early.add(index)
+            settled.append((index, result))
+        return settled
+
     def feed(self, batch: PreparedBatch, outcome: Reply[OuterT] | Lost) -> None:
         """What came back for ``batch``."""
+        settled = self._early.intersection(batch.items)
         for index in batch.items:
-            assert self._items[index].state is _State.IN_FLIGHT, "fed twice"
+            assert self._items[index].state is _State.IN_FLIGHT or index in settled, "fed twice"
         self._in_flight -= 1
+        whole = batch
+        if settled:  # final already: the rest of the batch is what is decided now
+            self._early -= settled
+            batch = replace(batch, items=tuple(i for i in batch.items if i not in settled))
         if isinstance(outcome, Lost):
             self._outer_failure(
                 batch,
@@ -309,7 +386,10 @@ class Run(Generic[OuterT]):
             )
             return
         try:
-            answers = self.format.read(outcome.content_type, outcome.body)
+            if outcome.arrival is not None:
+                answers = outcome.arrival.stream.close()
+            else:
+                answers = self.format.read(outcome.content_type, outcome.body)
         except MalformedBatch as error:
             self._unusable(batch, f"the batch answer is malformed: {error}", outcome.outer)
             return
@@ -318,7 +398,7 @@ class Run(Generic[OuterT]):
             name = self.format.id_name
             self._unusable(batch, f"the server answered {name} {repeated} twice", outcome.outer)
             return
-        self._answered(batch, answers, outcome.outer)
+        self._answered(whole, answers, outcome.outer, settled)
 
     def pause(self) -> float:
         """Seconds to wait before :meth:`next_batch` has something again. Call it only when
@@ -553,7 +633,16 @@ class Run(Generic[OuterT]):
             retry_after=None,
         )
 
-    def _answered(self, batch: PreparedBatch, answers: list[ReadAnswer], outer: OuterT) -> None:
+    def _answered(
+        self,
+        batch: PreparedBatch,
+        answers: list[ReadAnswer],
+        outer: OuterT,
+        settled: Collection[int] = (),
+    ) -> None:
+        """Decide each request of ``batch`` by ``answers``, but those ``settled`` already as
+        the answer arrived (matched again alike, so that a failure the batch stopped at is
+        named whichever way it was settled)."""
         items = [self._items[index] for index in batch.items]
         matched = match([self._sent(item) for item in items], answers)
         found_units = units([item.request.group for item in items])
@@ -564,6 +653,8 @@ class Run(Generic[OuterT]):
         not_run: list[_Item] = []  # after the failure the batch stopped at
         statuses = self.retry.statuses
         for number, unit in enumerate(found_units):
+            if len(unit) == 1 and items[unit[0]].index in settled:
+                continue
             if len(unit) == 1 and (stop is None or number <= stop):
                 # A request alone, answered with what is never retried: final at once (what
                 # _again would say), without the lists a group needs. Most requests are.
@@ -781,7 +872,7 @@ class Run(Generic[OuterT]):
         else:
             self._finish(item, Failed(reason, outer, error, item.attempts))
 
-    def _finish(self, item: _Item, result: Result[object]) -> None:
+    def _finish(self, item: _Item, result: Result[Any]) -> None:
         if item.state is not _State.DONE:
             self._unfinished -= 1
         item.state = _State.DONE
