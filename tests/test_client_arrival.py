@@ -177,6 +177,16 @@ def test_settling_stops_at_an_id_answered_twice_and_the_rest_fails() -> None:
     assert [_described(r) for r in results[1:]] == [_described(r) for r in whole[1:]]
 
 
+def test_an_answer_to_a_request_answered_before_in_its_batch_is_not_settled() -> None:
+    """A second answer naming a request (the first one retried, or not) is the same doubt as
+    any id answered twice: settling stops there, and the whole answer fails the request."""
+    requests_ = _requests(2)
+    content_type, body = _answer([(requests_[0], 503), (requests_[0], 200), (requests_[1], 200)])
+    results, settled = _arriving(requests_, content_type, body, 1)
+    assert settled == []
+    assert all(isinstance(result, Failed) and "twice" in result.reason for result in results)
+
+
 def test_a_batch_stopped_at_a_failure_settled_early_says_so() -> None:
     """An OData batch stops at its first failure: the requests after it are told they never
     ran, at that failure, though it was settled as it arrived."""

@@ -47,7 +47,7 @@ class Arrival:
     the run's, so a driver may feed it from a thread of its own; what it read is acted on by
     the run, in the run's thread (:meth:`.run.Run.settle_early`, :meth:`.run.Run.feed`)."""
 
-    __slots__ = ("items", "settling", "stream", "then")
+    __slots__ = ("items", "seen", "settling", "stream", "then")
 
     def __init__(self, stream: AnswerStream, items: tuple[int, ...]) -> None:
         self.stream = stream
@@ -57,6 +57,8 @@ class Arrival:
         self.then: Callable[[list[ReadAnswer]], object] | None = None
         #: The requests the batch carries (indices in the run).
         self.items = frozenset(items)
+        #: Those answered so far (settled or not): a second answer naming one is a warning.
+        self.seen: set[int] = set()
         #: Whether its answers may still be taken as final on their own as they come: not
         #: after one the run could not place (then the whole answer decides, as it arrived).
         self.settling = True

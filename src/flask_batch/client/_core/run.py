@@ -327,9 +327,10 @@ class Run(Generic[OuterT]):
             if not arrival.settling:
                 break
             index = self.whose(answer)
-            if index is None or index not in arrival.items or index in self._early:
+            if index is None or index not in arrival.items or index in arrival.seen:
                 arrival.settling = False
                 break
+            arrival.seen.add(index)
             item = self._items[index]
             status = answer.response.status
             if item.request.group is not None or status in statuses or status == 424:
