@@ -44,6 +44,7 @@ from flask_batch.wire.json_requests import JsonRequestReader, encode_json_reques
 from flask_batch.wire.media_type import boundary_of, parse_media_type
 from flask_batch.wire.model import KIB, MIB, UNLIMITED, Headers, Limits, SubRequest, SubResponse
 from flask_batch.wire.multipart_answers import (
+    AnswerStream,
     ReadAnswer,
     ResponseWriter,
     read_answers,
@@ -265,6 +266,12 @@ def check_reader(cursor: Cursor) -> None:
         raise Finding(
             f"the answer reads {answered!r} in one pass, {answered_generally!r} in general"
         )
+    # Read as it arrives, in the same pieces: the same answers, or a failure too (which
+    # error comes first may differ: the whole reading names a framing error first).
+    for chunks in chunkings:
+        streamed = _streamed_answers(content_type, chunks)
+        if streamed != (None if isinstance(answered, tuple) else answered):
+            raise Finding(f"the answer reads {answered!r} whole, {streamed!r} as it arrives")
 
 
 def _answers(content_type: str, body: bytes | bytearray) -> list[ReadAnswer] | tuple[Refused, str]:
@@ -273,6 +280,25 @@ def _answers(content_type: str, body: bytes | bytearray) -> list[ReadAnswer] | t
         return read_answers(content_type, body)  # type: ignore[arg-type]  # a bytearray too
     except BatchError as error:
         return refused(error), str(error)
+
+
+def _streamed_answers(content_type: str, chunks: Iterable[bytes]) -> list[ReadAnswer] | None:
+    """The answers read as they arrive in ``chunks`` (None: refused), each piece's answers
+    in order and none lost when the reading closes."""
+    try:
+        stream = AnswerStream(content_type)
+    except BatchError:
+        return None
+    given: list[ReadAnswer] = []
+    for chunk in chunks:
+        given += stream.feed(chunk)
+    try:
+        answers = stream.close()
+    except BatchError:
+        return None
+    if answers[: len(given)] != given:
+        raise Finding(f"{given!r} were given as the answer arrived, then {answers!r}")
+    return answers
 
 
 def _check_within(requests: tuple[SubRequest, ...], limits: Limits, size: int) -> None:
