@@ -31,7 +31,7 @@ from flask_batch.client._core.run import Run
 from flask_batch.client.httpx import AsyncBatchTransport
 from flask_batch.wire.model import Group, SubRequest, SubResponse
 from flask_batch.wire.multipart_answers import ResponseWriter
-from tests.servers import live_server
+from tests.servers import live_server, trickling_server
 
 from .properties import PROPERTY
 
@@ -346,3 +346,44 @@ def test_batching_fills_each_response_with_what_it_worked_out_as_the_answer_arri
     assert answers[1].json() == {"released": True}
     assert len(worked_out) == 3  # once each, as the answer arrived
     assert isinstance(answers[0], requests.Response)
+
+
+#: A batch answer whose first part comes whole, then nothing but a byte every 30 ms.
+_FIRST_THEN_STALL = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: multipart/mixed; boundary=b\r\n"
+    b"Content-Length: 100000\r\n\r\n"
+    b"--b\r\nContent-Type: application/http\r\nContent-ID: first\r\n\r\n"
+    b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"first": true}\r\n'
+    b"--b\r\n",
+    b" " * 100,
+)
+
+
+def test_an_answer_settled_stands_when_its_batch_then_times_out() -> None:
+    """The first request has its answer as soon as it arrived; the batch's deadline then
+    fails the second, whose answer never comes (read whole, both would fail)."""
+    from flask_batch.client.httpx import HttpxBatchFailed  # noqa: PLC0415
+
+    async def main(base: str) -> HttpxBatchFailed:
+        transport = AsyncBatchTransport(f"{base}/batch", retries=0, discover=False)
+        timeout = dict.fromkeys(("connect", "read", "write", "pool"), 0.5)
+        requests_ = [
+            httpx.Request(
+                "GET",
+                f"{base}/{name}",
+                extensions={"flask_batch.content_id": name, "timeout": timeout},
+            )
+            for name in ("first", "second")
+        ]
+        with pytest.raises(HttpxBatchFailed) as raised:
+            await transport.send_all(requests_)
+        await transport.aclose()
+        return raised.value
+
+    with trickling_server(*_FIRST_THEN_STALL, 0.03) as server:
+        failed = asyncio.run(main(server.base))
+    assert "took longer than its timeout" in str(failed)
+    first, second = failed.responses
+    assert first is not None
+    assert (first.status_code, first.json()) == (200, {"first": True})
+    assert second is None

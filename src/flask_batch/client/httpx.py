@@ -44,6 +44,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Unpack, cast
 
 import httpx
@@ -472,6 +473,9 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
         arrival = None
         try:
             response = await self._transport.handle_async_request(request)
+            # Until the answer ends (reply()): what an answer settled early took, if the rest
+            # of its batch never comes.
+            response.elapsed = timedelta(seconds=time.perf_counter() - started)
             try:
                 arrival = run.arrival(
                     batch, response.status_code, response.headers.get("Content-Type")
