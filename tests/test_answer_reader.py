@@ -309,3 +309,38 @@ def test_an_answer_read_as_it_arrives_fails_where_it_goes_wrong(body: bytes, par
 def test_an_answer_without_a_boundary_cannot_be_read_as_it_arrives() -> None:
     with pytest.raises(BatchError):
         AnswerStream("multipart/mixed")
+
+
+def _shaped_answer(shape: str, size: int) -> bytes:
+    """An answer of about ``size`` bytes, of a shape that could make a reader look again."""
+    part = b"--b\r\nContent-Type: application/http\r\n"
+    head = b"\r\nHTTP/1.1 200 OK\r\n\r\n"
+    if shape == "one large part":
+        return part + head + b"x" * size + b"\r\n--b--"
+    if shape == "many parts":
+        one = part + head + b"ok\r\n"
+        return one * (size // len(one)) + b"--b--"
+    if shape == "near delimiters":  # "\n--" again and again, never "\n--b"
+        return part + head + b"\n--a" * (size // 4) + b"\r\n--b--"
+    # "long headers": a Content-ID past what the one pass looks at, then the general reader
+    one = part + b"Content-ID: " + b"i" * 2000 + b"\r\n" + head + b"ok\r\n"
+    return one * (size // len(one)) + b"--b--"
+
+
+_SHAPES = ["one large part", "many parts", "near delimiters", "long headers"]
+
+
+@pytest.mark.parametrize("shape", _SHAPES)
+def test_reading_as_it_arrives_works_linearly(shape: str) -> None:
+    """Fed a byte at a time, the reading looks at each byte a bounded number of times,
+    whatever the size (its work meter, as the request reader's in test_linear_time.py)."""
+    per_byte = []
+    for size in (16 * 1024, 64 * 1024):
+        body = _shaped_answer(shape, size)
+        stream = AnswerStream("multipart/mixed; boundary=b")
+        for at in range(len(body)):
+            stream.feed(body[at : at + 1])
+        assert stream.close() == read_answers("multipart/mixed; boundary=b", body)
+        per_byte.append(stream.scanned / len(body))
+    assert max(per_byte) < 8, per_byte
+    assert per_byte[1] < per_byte[0] * 1.5 + 0.5, per_byte  # does not grow with the size

@@ -186,46 +186,168 @@ def read_answers(content_type: str | None, body: bytes) -> list[ReadAnswer]:
     return answers
 
 
+#: The longest part header block the one pass over an arriving answer looks for: a longer
+#: one (a Content-ID of hundreds of bytes) is read the general way.
+_PLAIN_HEADERS_MOST = 1024
+
+
 class AnswerStream:
     """:func:`read_answers` as the body arrives: :meth:`feed` takes each piece and gives the
     answers whose parts it completed, so that a client reads an answer while the server is
     still writing the next ones (docs/performance.md, "Answers read as they arrive").
 
-    Nothing is raised while feeding: an error stops the reading, and :meth:`close` raises it
-    (the same :class:`~.errors.BatchError`, at the first part the body is wrong in; the
-    whole-body :func:`read_answers` names a framing error first). Work stays linear in the
-    body: it is the general reader's, fed piece by piece.
+    An answer shaped as this package's server writes one is read in one pass, as
+    :func:`_read_plain` reads it whole; at the first part of another shape (or with an
+    error), the general reader takes over from that part's delimiter. Nothing is raised
+    while feeding: an error stops the reading, and :meth:`close` raises it (the same
+    :class:`~.errors.BatchError`, at the first part the body is wrong in; the whole-body
+    :func:`read_answers` names a framing error first). Every search resumes where the last
+    one stopped, so the work stays linear in the body, however it is cut.
     """
 
     def __init__(self, content_type: str | None) -> None:
         """``BatchError`` at once if ``content_type`` names no multipart boundary."""
-        self._reader = MultipartReader(boundary_of(content_type), UNLIMITED)
+        self._boundary = boundary_of(content_type)
+        self._delimiter = b"\n--" + self._boundary.encode("ascii")
+        # The one pass: the bytes from the start of the part it reads next (the whole body
+        # until the opening delimiter line is read), where its headers end (0: not found
+        # yet) and where the searches for their end and for the part's end resume.
+        self._buffer = bytearray()
+        self._opened = False
+        self._content_id: bytes | None = None  # the part's, as its headers give it
+        self._content_start = 0
+        self._header_scan = 0
+        self._scan = 0
+        self._ended = False  # the one pass read the close delimiter: what follows is epilogue
+        #: The general reading, once it took over; the parts read before it did.
+        self._reader: MultipartReader | None = None
+        self._before = 0
         self._parts = 0
         self._heads: dict[bytes, ResponseHead] = {}
         self._error: BatchError | None = None
         #: Every answer read so far, in order.
         self.answers: list[ReadAnswer] = []
+        #: The one pass's work meter, as :attr:`MultipartReader.scanned`: the bytes its
+        #: searches looked at (the general reading counts its own).
+        self.looked_at = 0
+
+    @property
+    def scanned(self) -> int:
+        """The work done so far: the one pass's and the general reading's."""
+        return self.looked_at + (0 if self._reader is None else self._reader.scanned)
 
     def feed(self, data: bytes) -> list[ReadAnswer]:
         """Take the next bytes of the body; the answers they completed."""
-        if self._error is not None:
+        if self._error is not None or self._ended:
             return []
-        self._reader.push(data)
-        return self._read()
+        if self._reader is not None:
+            self._reader.push(data)
+            return self._general()
+        self._buffer += data
+        found = self._one_pass()
+        if self._reader is not None:  # taken over: the general reading reads the rest
+            found += self._general()
+        return found
 
     def close(self) -> list[ReadAnswer]:
         """The body ended: every answer in it (:attr:`answers`), or its error."""
-        if self._error is None:
+        if self._error is None and not self._ended:
+            if self._reader is None:  # cut before the close delimiter: the general reading says so
+                self._take_over()
+            assert self._reader is not None
             self._reader.end()
-            self._read()
+            self._general()
         if self._error is not None:
             raise self._error
         return self.answers
 
-    def _read(self) -> list[ReadAnswer]:
+    def _one_pass(self) -> list[ReadAnswer]:
+        """The parts the buffer completes, read as :func:`_read_plain` reads them; the
+        general reading takes over at the first part of another shape."""
+        buffer, delimiter = self._buffer, self._delimiter
+        found: list[ReadAnswer] = []
+        while True:
+            if not self._opened:  # the body opens with a delimiter line, no preamble
+                opening = delimiter[1:] + CRLF
+                if len(buffer) < len(opening) and opening.startswith(buffer):
+                    return found
+                if not buffer.startswith(opening):
+                    return self._take_over(found)
+                del buffer[: len(opening)]
+                self._opened = True
+            if not self._content_start:  # the part's headers end with a blank line
+                blank = buffer.find(b"\r\n\r\n", self._header_scan, _PLAIN_HEADERS_MOST)
+                self.looked_at += (blank + 4 if blank >= 0 else len(buffer)) - self._header_scan
+                if blank < 0:
+                    if len(buffer) >= _PLAIN_HEADERS_MOST:
+                        return self._take_over(found)
+                    self._header_scan = max(0, len(buffer) - 3)
+                    return found
+                headers = _PLAIN_PART_HEADERS.match(buffer)
+                if headers is None or headers.end() != blank + 4:
+                    return self._take_over(found)
+                self._content_start, self._content_id = headers.end(), headers.group(1)
+                self._scan = self._content_start - 1  # its LF may begin an empty part's end
+            content_start = self._content_start
+            at = buffer.find(delimiter, self._scan)
+            self.looked_at += (at + len(delimiter) if at >= 0 else len(buffer)) - self._scan
+            if at < 0:
+                self._scan = max(self._scan, len(buffer) - len(delimiter) + 1)
+                return found
+            after = at + len(delimiter)
+            if len(buffer) < after + 2:  # what follows the boundary decides what it is
+                self._scan = at
+                return found
+            closes = buffer[after : after + 2] == b"--"
+            if not closes and buffer[after : after + 2] != CRLF:
+                return self._take_over(found)
+            end = at - 1 if at > content_start and buffer[at - 1] == 0x0D else at
+            content = bytes(buffer[content_start : max(end, content_start)])
+            try:
+                response = _plain_response(content, 0, len(content), self._parts + 1, self._heads)
+            except MalformedBatch:  # the general reading says what is wrong, in body order
+                return self._take_over(found)
+            self._parts += 1
+            named = self._content_id
+            answer = ReadAnswer(
+                request_content_id(None if named is None else named.decode("latin-1")),
+                response,
+                self._parts,
+                False,
+            )
+            found.append(answer)
+            self.answers.append(answer)
+            if closes:
+                self._ended = True
+                buffer.clear()
+                return found
+            del buffer[: after + 2]  # up to the next part's headers
+            self._content_start = self._header_scan = self._scan = 0
+
+    def _take_over(self, found: list[ReadAnswer] | None = None) -> list[ReadAnswer]:
+        """The general reading goes on from the part the one pass stopped at: its delimiter
+        line (as the one pass read it) and what came after it."""
+        reader = MultipartReader(self._boundary, UNLIMITED)
+        if self._opened:
+            reader.push(self._delimiter[1:] + CRLF)
+        reader.push(bytes(self._buffer))
+        self._buffer = bytearray()
+        self._reader, self._before = reader, self._parts
+        return found or []
+
+    def _general(self) -> list[ReadAnswer]:
+        assert self._reader is not None
         found: list[ReadAnswer] = []
         try:
-            while (part := self._reader.next_part()) is not None:
+            while True:
+                try:
+                    part = self._reader.next_part()
+                except BatchError as error:  # it counts from the part it took over at
+                    if error.part is not None:
+                        error.at(error.part + self._before, error.member)
+                    raise
+                if part is None:
+                    break
                 self._parts += 1
                 found += _answers_in(part, self._parts, self._heads)
         except BatchError as error:
