@@ -344,3 +344,23 @@ def test_reading_as_it_arrives_works_linearly(shape: str) -> None:
         per_byte.append(stream.scanned / len(body))
     assert max(per_byte) < 8, per_byte
     assert per_byte[1] < per_byte[0] * 1.5 + 0.5, per_byte  # does not grow with the size
+
+
+@pytest.mark.parametrize(("extra", "in_one_pass"), [(-1, True), (0, True), (1, False)])
+@pytest.mark.parametrize("sizes", [[1], [10**6]])
+def test_part_headers_at_the_one_pass_limit(
+    extra: int, in_one_pass: bool, sizes: list[int]
+) -> None:
+    """A part's header block as long as the one pass looks for is read in one pass; a byte
+    longer, the general reader takes over; both read what the whole reading does."""
+    most = multipart_answers._PLAIN_HEADERS_MOST
+    prefix = b"Content-Type: application/http\r\nContent-ID: "
+    content_id = b"i" * (most - len(prefix) - 4 + extra)
+    one = b"--b\r\n" + prefix + content_id + b"\r\n\r\nHTTP/1.1 200 OK\r\n\r\nok\r\n"
+    body = one * 3 + b"--b--"
+    _alike_streamed("multipart/mixed; boundary=b", body, sizes)
+    stream = AnswerStream("multipart/mixed; boundary=b")
+    for at in range(0, len(body), sizes[0]):
+        stream.feed(body[at : at + sizes[0]])
+    assert [a.content_id for a in stream.close()] == [content_id.decode()] * 3
+    assert (stream._reader is None) is in_one_pass

@@ -49,8 +49,9 @@ from typing import Unpack, cast
 
 import httpx
 
+from ..wire.multipart_answers import ReadAnswer
 from ._core.limits import description
-from ._core.model import Answered, Lost, PreparedBatch, Reply, Result
+from ._core.model import Answered, Arrival, Lost, PreparedBatch, Reply, Result
 from ._core.options import Options
 from ._core.outcome import AsyncSentBatch, SentBatch
 from ._core.pending import BatchNotSent, BatchResponse, UnsentRequestsWarning
@@ -467,53 +468,62 @@ class AsyncBatchTransport(TransportBase, httpx.AsyncBaseTransport):
     ) -> Reply[httpx.Response] | Lost:
         """POST one batch and read its answer as it arrives: a request whose answer is final
         on its own gets it at once (:meth:`Run.settle_early`), so that its caller goes on
-        while the server still answers the others."""
+        while the server still answers the others (the run is the event loop's: it is
+        safe to settle here)."""
+
+        def arriving(response: httpx.Response) -> Arrival | None:
+            arrival = run.arrival(batch, response.status_code, response.headers.get("Content-Type"))
+            if arrival is not None:
+
+                def settle(answers: list[ReadAnswer]) -> None:
+                    _resolve(entries, run.settle_early(arrival, answers, response))
+
+                arrival.then = settle
+            return arrival
+
         request = outer_request(self.batch_url, entries, deadline, batch)
         started = time.perf_counter()
-        arrival = None
         try:
-            response = await self._transport.handle_async_request(request)
-            # Until the answer ends (reply()): what an answer settled early took, if the rest
-            # of its batch never comes.
-            response.elapsed = timedelta(seconds=time.perf_counter() - started)
-            try:
-                arrival = run.arrival(
-                    batch, response.status_code, response.headers.get("Content-Type")
-                )
-                if arrival is None:
-                    await response.aread()
-                else:
-                    pieces = []
-                    async for piece in response.aiter_bytes():  # decoded, as aread() does
-                        pieces.append(piece)
-                        if answers := arrival.feed(piece):
-                            settled = run.settle_early(arrival, answers, response)
-                            _resolve(entries, settled)
-                    response._content = b"".join(pieces)  # what aread() keeps
-            finally:
-                await response.aclose()
+            response, arrival = await self._fetch(request, arriving)
         except httpx.TransportError as error:
             return Lost(error, sent_nothing=isinstance(error, SENT_NOTHING))
-        response.request = request
         return reply(response, response.content, started, arrival)
 
     async def _discover(self, entries: Sequence[Entry], deadline: float | None) -> object:
         try:
-            response = await self._fetch(outer_request(self.batch_url, entries, deadline))
+            response, _ = await self._fetch(outer_request(self.batch_url, entries, deadline))
         except (httpx.HTTPError, ValueError):
             return None
         return description(response.status_code, response.content)
 
-    async def _fetch(self, request: httpx.Request) -> httpx.Response:
+    async def _fetch(
+        self,
+        request: httpx.Request,
+        arriving: Callable[[httpx.Response], Arrival | None] | None = None,
+    ) -> tuple[httpx.Response, Arrival | None]:
         """Send a request of the transport's own (a batch, a discovery) and read its whole
-        answer (its deadline cancels it)."""
+        answer (its deadline cancels it), each piece, decoded as ``aread()`` decodes it, also
+        given to the :class:`Arrival` that ``arriving`` makes of the answer's head, if any."""
+        started = time.perf_counter()
         response = await self._transport.handle_async_request(request)
+        # Until the answer ends (reply() says how long the whole took): what an answer
+        # settled early took, if the rest of its batch never comes.
+        response.elapsed = timedelta(seconds=time.perf_counter() - started)
+        arrival = None
         try:
-            await response.aread()
+            arrival = None if arriving is None else arriving(response)
+            if arrival is None:
+                await response.aread()
+            else:
+                pieces = []
+                async for piece in response.aiter_bytes():
+                    pieces.append(piece)
+                    arrival.feed(piece)
+                response._content = b"".join(pieces)  # what aread() keeps
         finally:
             await response.aclose()
         response.request = request
-        return response
+        return response, arrival
 
 
 @dataclass

@@ -225,29 +225,30 @@ class AnswerStream:
         self._parts = 0
         self._heads: dict[bytes, ResponseHead] = {}
         self._error: BatchError | None = None
+        self._looked_at = 0  # the bytes the one pass's searches looked at
         #: Every answer read so far, in order.
         self.answers: list[ReadAnswer] = []
-        #: The one pass's work meter, as :attr:`MultipartReader.scanned`: the bytes its
-        #: searches looked at (the general reading counts its own).
-        self.looked_at = 0
 
     @property
     def scanned(self) -> int:
-        """The work done so far: the one pass's and the general reading's."""
-        return self.looked_at + (0 if self._reader is None else self._reader.scanned)
+        """The work meter (as :attr:`MultipartReader.scanned`): the one pass's searches and
+        the general reading's work."""
+        return self._looked_at + (0 if self._reader is None else self._reader.scanned)
 
     def feed(self, data: bytes) -> list[ReadAnswer]:
         """Take the next bytes of the body; the answers they completed."""
+        read = len(self.answers)
         if self._error is not None or self._ended:
             return []
-        if self._reader is not None:
+        if self._reader is None:
+            self._buffer += data
+            if not self._one_pass():  # the general reading reads the rest
+                self._take_over()
+        else:
             self._reader.push(data)
-            return self._general()
-        self._buffer += data
-        found = self._one_pass()
-        if self._reader is not None:  # taken over: the general reading reads the rest
-            found += self._general()
-        return found
+        if self._reader is not None:
+            self._general()
+        return self.answers[read:]
 
     def close(self) -> list[ReadAnswer]:
         """The body ended: every answer in it (:attr:`answers`), or its error."""
@@ -261,70 +262,66 @@ class AnswerStream:
             raise self._error
         return self.answers
 
-    def _one_pass(self) -> list[ReadAnswer]:
-        """The parts the buffer completes, read as :func:`_read_plain` reads them; the
-        general reading takes over at the first part of another shape."""
+    def _one_pass(self) -> bool:
+        """Read the parts the buffer completes into :attr:`answers`, as :func:`_read_plain`
+        reads them; False at the first part of another shape, where the general reading is
+        to take over."""
         buffer, delimiter = self._buffer, self._delimiter
-        found: list[ReadAnswer] = []
-        while True:
+        while not self._ended:
             if not self._opened:  # the body opens with a delimiter line, no preamble
                 opening = delimiter[1:] + CRLF
                 if len(buffer) < len(opening) and opening.startswith(buffer):
-                    return found
+                    return True
                 if not buffer.startswith(opening):
-                    return self._take_over(found)
+                    return False
                 del buffer[: len(opening)]
                 self._opened = True
             if not self._content_start:  # the part's headers end with a blank line
                 blank = buffer.find(b"\r\n\r\n", self._header_scan, _PLAIN_HEADERS_MOST)
-                self.looked_at += (blank + 4 if blank >= 0 else len(buffer)) - self._header_scan
+                self._looked_at += (blank + 4 if blank >= 0 else len(buffer)) - self._header_scan
                 if blank < 0:
-                    if len(buffer) >= _PLAIN_HEADERS_MOST:
-                        return self._take_over(found)
                     self._header_scan = max(0, len(buffer) - 3)
-                    return found
+                    return len(buffer) < _PLAIN_HEADERS_MOST
                 headers = _PLAIN_PART_HEADERS.match(buffer)
                 if headers is None or headers.end() != blank + 4:
-                    return self._take_over(found)
+                    return False
                 self._content_start, self._content_id = headers.end(), headers.group(1)
                 self._scan = self._content_start - 1  # its LF may begin an empty part's end
-            content_start = self._content_start
             at = buffer.find(delimiter, self._scan)
-            self.looked_at += (at + len(delimiter) if at >= 0 else len(buffer)) - self._scan
+            self._looked_at += (at + len(delimiter) if at >= 0 else len(buffer)) - self._scan
             if at < 0:
                 self._scan = max(self._scan, len(buffer) - len(delimiter) + 1)
-                return found
+                return True
             after = at + len(delimiter)
             if len(buffer) < after + 2:  # what follows the boundary decides what it is
                 self._scan = at
-                return found
-            closes = buffer[after : after + 2] == b"--"
-            if not closes and buffer[after : after + 2] != CRLF:
-                return self._take_over(found)
-            end = at - 1 if at > content_start and buffer[at - 1] == 0x0D else at
-            content = bytes(buffer[content_start : max(end, content_start)])
+                return True
+            closes = buffer.startswith(b"--", after)
+            if not closes and not buffer.startswith(CRLF, after):
+                return False
+            content = bytes(buffer[self._content_start : at])
             try:
-                response = _plain_response(content, 0, len(content), self._parts + 1, self._heads)
+                answer = _plain_answer(
+                    content,
+                    0,
+                    len(content),
+                    content_id=self._content_id,
+                    index=self._parts + 1,
+                    heads=self._heads,
+                )
             except MalformedBatch:  # the general reading says what is wrong, in body order
-                return self._take_over(found)
+                return False
             self._parts += 1
-            named = self._content_id
-            answer = ReadAnswer(
-                request_content_id(None if named is None else named.decode("latin-1")),
-                response,
-                self._parts,
-                False,
-            )
-            found.append(answer)
             self.answers.append(answer)
-            if closes:
+            if closes:  # what follows is epilogue
                 self._ended = True
                 buffer.clear()
-                return found
-            del buffer[: after + 2]  # up to the next part's headers
-            self._content_start = self._header_scan = self._scan = 0
+            else:
+                del buffer[: after + 2]  # up to the next part's headers
+                self._content_start = self._header_scan = self._scan = 0
+        return True
 
-    def _take_over(self, found: list[ReadAnswer] | None = None) -> list[ReadAnswer]:
+    def _take_over(self) -> None:
         """The general reading goes on from the part the one pass stopped at: its delimiter
         line (as the one pass read it) and what came after it."""
         reader = MultipartReader(self._boundary, UNLIMITED)
@@ -333,11 +330,11 @@ class AnswerStream:
         reader.push(bytes(self._buffer))
         self._buffer = bytearray()
         self._reader, self._before = reader, self._parts
-        return found or []
 
-    def _general(self) -> list[ReadAnswer]:
+    def _general(self) -> None:
+        """Read the parts the general reading completes into :attr:`answers` (an error stops
+        the reading)."""
         assert self._reader is not None
-        found: list[ReadAnswer] = []
         try:
             while True:
                 try:
@@ -347,13 +344,11 @@ class AnswerStream:
                         error.at(error.part + self._before, error.member)
                     raise
                 if part is None:
-                    break
+                    return
                 self._parts += 1
-                found += _answers_in(part, self._parts, self._heads)
+                self.answers += _answers_in(part, self._parts, self._heads)
         except BatchError as error:
             self._error = error
-        self.answers += found
-        return found
 
 
 def _answers_in(
@@ -436,18 +431,35 @@ def _read_plain(boundary: str, body: bytes) -> list[ReadAnswer] | None:
             closes = body.startswith(b"--", after)
             if found < 0 or not (closes or body.startswith(CRLF, after)):
                 return None
-            end = found - 1 if found > content_start and body[found - 1] == 0x0D else found
-            response = _plain_response(body, content_start, max(end, content_start), index, heads)
             content_id = part_headers.group(1)
-            answered = request_content_id(
-                None if content_id is None else content_id.decode("latin-1")
+            answers.append(
+                _plain_answer(
+                    body, content_start, found, content_id=content_id, index=index, heads=heads
+                )
             )
-            answers.append(ReadAnswer(answered, response, index, False))
             if closes:
                 return answers
             start = after + 2
     except MalformedBatch:
         return None
+
+
+def _plain_answer(
+    body: bytes,
+    start: int,
+    delimiter: int,
+    *,
+    content_id: bytes | None,
+    index: int,
+    heads: dict[bytes, ResponseHead],
+) -> ReadAnswer:
+    """The answer of part ``index``, whose content starts at ``start`` and ends where the
+    delimiter found at ``delimiter`` begins (with the CR before it), under ``content_id``
+    (as its part headers give it)."""
+    end = delimiter - 1 if delimiter > start and body[delimiter - 1] == 0x0D else delimiter
+    response = _plain_response(body, start, max(end, start), index, heads)
+    answered = request_content_id(None if content_id is None else content_id.decode("latin-1"))
+    return ReadAnswer(answered, response, index, False)
 
 
 def _plain_response(

@@ -52,8 +52,9 @@ class Arrival:
     def __init__(self, stream: AnswerStream, items: tuple[int, ...]) -> None:
         self.stream = stream
         #: What the front end does with the answers each piece completed, in the thread that
-        #: feeds them (work done ahead that changes nothing shared: ``Batching`` works out
-        #: how it fills each response), or None.
+        #: feeds them, or None: off the run's thread, work that changes nothing shared
+        #: (``Batching`` works out how it fills each response); in it, settling them early
+        #: (the async transport, on the run's event loop).
         self.then: Callable[[list[ReadAnswer]], object] | None = None
         #: The requests the batch carries (indices in the run).
         self.items = frozenset(items)
