@@ -195,6 +195,24 @@ def test_the_limit_targets_need_the_direct_cost_of_the_same_run() -> None:
     assert texts == ["issue 14: cold, 50 ms, N = 100, slow start: HTTP/2 / batch >= 3"]
 
 
+def test_the_client_cost_target_names_the_speed_of_the_machine_it_ran_on() -> None:
+    # A bound in µs is met or missed with the machine's speed: the row says Flask's own call
+    # in the same run (a direct cost of 7.3 ms for 100 calls), and is absent with no profile.
+    profile = {"client": {"n": 100, "default": {"queue_us": 14.2, "send_us": 29.1}}}
+    server = {"costs": [{"n": 100, "direct": [0.0072, 0.0073, 0.0090]}]}
+    (row,) = report.client_cost_targets(profile, server)
+    assert row.measured == (
+        "43 µs (queue 14, send 29; Flask's own call in this run: 73 µs; see Where the batch "
+        "endpoint's time goes)"
+    )
+    assert row.ok
+    slow = {"client": {"n": 100, "default": {"queue_us": 39.0, "send_us": 63.0}}}
+    (row,) = report.client_cost_targets(slow, None)
+    assert row.measured == "102 µs (queue 39, send 63; see Where the batch endpoint's time goes)"
+    assert not row.ok
+    assert report.client_cost_targets(None, server) == []
+
+
 def test_flights_counts_the_round_trips_slow_start_needs() -> None:
     assert [report.flights(size) for size in (1, IW, IW + 1, 3 * IW, 3 * IW + 1)] == [1, 1, 2, 2, 3]
 
