@@ -1077,9 +1077,9 @@ def section_profile(profile: Any) -> list[str]:
         "## Where the batch endpoint's time goes",
         "",
         f"Each step of answering a {n:,}-part batch, timed alone (medians, µs per part, no "
-        "profiler; `bench/profile.py`). The steps add up to less than the whole: the rest "
-        "is streaming the answer through Flask's response, and garbage collection of the "
-        "batch's live objects.",
+        'profiler; `bench/profile.py`; a row "of it" is a share of the row above it). The '
+        "steps add up to less than the whole: the rest is streaming the answer through "
+        "Flask's response, and garbage collection of the batch's live objects.",
         "",
     ]
     components = profile.get("components")
