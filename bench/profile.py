@@ -19,6 +19,7 @@ import io
 import json
 import os
 import pstats
+import re
 import sys
 import time
 from collections import defaultdict
@@ -166,7 +167,7 @@ def components(n: int = N, rounds: int = 9) -> dict[str, float] | str:
         writer = ResponseWriter()
         buffer, match = bytearray(body), _SHAPED_PART.match
         delimiter = b"--" + boundary_of(content_type).encode("ascii") + b"\r\n"
-        part_starts = [offset + len(delimiter) for offset in _occurrences(bytes(buffer), delimiter)]
+        part_starts = [found.end() for found in re.finditer(re.escape(delimiter), body)]
         if len(part_starts) != n or not all(match(buffer, start) for start in part_starts):
             return "not measured: the workload's parts no longer have the one-pass shape"
 
@@ -213,15 +214,6 @@ def components(n: int = N, rounds: int = 9) -> dict[str, float] | str:
         return {name: median(values) for name, values in samples.items()}
     except (AttributeError, TypeError) as error:
         return f"not measured: the package's internals changed ({error})"
-
-
-def _occurrences(data: bytes, needle: bytes) -> list[int]:
-    """Where ``needle`` starts in ``data``, each time."""
-    found, at = [], data.find(needle)
-    while at >= 0:
-        found.append(at)
-        at = data.find(needle, at + len(needle))
-    return found
 
 
 class InProcess(BaseAdapter):
