@@ -240,6 +240,8 @@ def multipart_fake_batch(mode: str) -> Response:
         del answers[1]
     elif mode == "malformed":
         answers[-1] = (answers[-1][0], b"this is not an HTTP response")
+    elif mode == "two-lengths":  # the last answer's framing is unknown: which length is it?
+        answers[-1] = (answers[-1][0], b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n{}")
     elif mode == "odd-framing":
         answers = [(answer[0], odd) for answer, odd in zip(answers, ODD, strict=True)]
     else:

@@ -167,6 +167,13 @@ def test_a_near_delimiter_is_content(near: bytes) -> None:
         # The body's end is refused before the empty part's response (read after all parts).
         (b"--b\r\nContent-Type: application/http\r\n\r\n\r\n--b\r\n", 2),
         (b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n\r\n\r\n--b\r\n", 2),
+        # Content-Lengths that differ: refused in the one pass and the general reading alike.
+        (
+            b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n"
+            b"Content-Length: 1\r\n\r\nx\r\n--b\r\nContent-Type: application/http\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx\r\n--b--",
+            2,
+        ),
     ],
 )
 def test_an_error_is_the_general_readers(body: bytes, part: int) -> None:
@@ -291,6 +298,13 @@ def test_the_servers_answer_read_as_it_arrives_is_read_alike(odata: bool, sizes:
         (b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 2x OK\r\n\r\n\r\n--b\r\n", 1),
         (b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n\r\n\r\n--b\r\n", 2),
         (b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", 1),
+        # Content-Lengths that differ: refused in the one pass and the general reading alike.
+        (
+            b"--b\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 200 OK\r\n"
+            b"Content-Length: 1\r\n\r\nx\r\n--b\r\nContent-Type: application/http\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx\r\n--b--",
+            2,
+        ),
     ],
 )
 def test_an_answer_read_as_it_arrives_fails_where_it_goes_wrong(body: bytes, part: int) -> None:

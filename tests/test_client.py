@@ -832,6 +832,18 @@ def test_a_malformed_answer_raises_batch_failed(server: Server) -> None:
             _ = r.status_code
 
 
+def test_an_answer_whose_content_lengths_differ_fails_the_batch_clearly(server: Server) -> None:
+    # urllib3 refuses such a response (InvalidHeader), which escaped send_batch while the
+    # responses were filled; now the answer is refused as it is read, like any malformed one.
+    queued: list[requests.Response] = []
+    with pytest.raises(BatchFailed, match="part 3: conflicting Content-Length values") as info:
+        _send_three(server, "/fake/two-lengths", queued)
+    assert info.value.requests == [r.request for r in queued]
+    for r in queued:
+        with pytest.raises(BatchNotSent, match="malformed"):
+            _ = r.status_code
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -399,9 +399,29 @@ def parse_response_head(data: bytes | bytearray, part: int | None) -> tuple[Resp
     match = _STATUS_LINE.fullmatch(status_line)
     if match is None:
         raise MalformedBatch(f"invalid HTTP status line {status_line[:80]!r}", part=part)
-    length = next((v for k, v in headers if k.lower() == "content-length"), None)
+    length = _response_length(headers, part)
     reason = (match.group(2) or b"").decode("latin-1")
     head = ResponseHead(
         int(match.group(1)), reason, headers, None if length is None else number(length)
     )
     return head, body_start
+
+
+def _response_length(headers: Headers, part: int | None) -> str | None:
+    """A response's Content-Length, as it says it; MalformedBatch if its values differ (in
+    several fields, or in one field's list), which leaves its framing unknown (RFC 9112
+    section 6.3), as the request reader refuses them in a part."""
+    length: str | None = None
+    for name, value in headers:
+        if name.lower() != "content-length":
+            continue
+        for item in value.split(","):
+            said = item.strip()
+            if length is None:
+                length = said
+            elif said != length:
+                raise MalformedBatch(
+                    f"conflicting Content-Length values {length[:20]!r} and {said[:20]!r}",
+                    part=part,
+                )
+    return length
