@@ -822,22 +822,19 @@ def test_a_url_that_is_not_a_batch_endpoint_is_said_in_one_line(
     assert str(unsent.value) == message
 
 
-def test_a_malformed_answer_raises_batch_failed(server: Server) -> None:
+@pytest.mark.parametrize(
+    ("route", "said"),
+    [
+        ("/fake/malformed", "malformed"),
+        # urllib3 refuses such a response (InvalidHeader), which escaped send_batch while
+        # the responses were filled; now the answer is refused as it is read.
+        ("/fake/two-lengths", "part 3: conflicting Content-Length values"),
+    ],
+)
+def test_a_malformed_answer_raises_batch_failed(server: Server, route: str, said: str) -> None:
     queued: list[requests.Response] = []
-    with pytest.raises(BatchFailed, match="malformed") as info:
-        _send_three(server, "/fake/malformed", queued)
-    assert info.value.requests == [r.request for r in queued]
-    for r in queued:
-        with pytest.raises(BatchNotSent, match="malformed"):
-            _ = r.status_code
-
-
-def test_an_answer_whose_content_lengths_differ_fails_the_batch_clearly(server: Server) -> None:
-    # urllib3 refuses such a response (InvalidHeader), which escaped send_batch while the
-    # responses were filled; now the answer is refused as it is read, like any malformed one.
-    queued: list[requests.Response] = []
-    with pytest.raises(BatchFailed, match="part 3: conflicting Content-Length values") as info:
-        _send_three(server, "/fake/two-lengths", queued)
+    with pytest.raises(BatchFailed, match=said) as info:
+        _send_three(server, route, queued)
     assert info.value.requests == [r.request for r in queued]
     for r in queued:
         with pytest.raises(BatchNotSent, match="malformed"):
